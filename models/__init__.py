@@ -1,0 +1,1 @@
+"""Things with weights or fitted state: the ASR loader, the topic model, sentiment."""

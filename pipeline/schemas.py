@@ -1,0 +1,192 @@
+"""Every table of DESIGN.md, declared once. Writers, DuckDB DDL, docs and tests derive from here.
+
+Tables keyed by call carry `call_date`, which is also their hive partition
+(`parquet/<table>/call_date=YYYY-MM-DD/`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    description: str
+
+    @property
+    def partitioned(self) -> bool:
+        return "call_date" in self.schema.names
+
+
+WORD = pa.struct([
+    ("word", pa.string()),
+    ("start_s", pa.float64()),
+    ("end_s", pa.float64()),
+    ("probability", pa.float32()),
+])
+
+EVIDENCE = pa.struct([
+    ("utt_idx", pa.int32()),
+    ("start_s", pa.float64()),
+    ("text", pa.string()),
+])
+
+_TABLES = [
+    Table("calls", pa.schema([
+        ("call_id", pa.string()),
+        ("source_path", pa.string()),      # relative to the input (or transcripts) folder
+        ("audio_sha256", pa.string()),
+        ("file_size", pa.int64()),         # with file_mtime: finds stored recordings without re-hashing
+        ("file_mtime", pa.float64()),
+        ("started_at", pa.timestamp("us")),
+        ("call_date", pa.date32()),
+        ("duration_s", pa.float64()),
+        ("channels", pa.int8()),
+        ("sample_rate", pa.int32()),
+        ("agent_channel", pa.string()),    # left | right | mono
+        ("agent_id", pa.string()),
+        ("queue", pa.string()),
+        ("direction", pa.string()),
+        ("asr_model", pa.string()),        # model name, or 'transcript' when imported
+        ("status", pa.string()),           # ok | no_speech
+        ("run_id", pa.string()),
+        ("extra", pa.string()),            # other metadata columns, as JSON
+    ]), ("call_id",), "One row per call."),
+    Table("utterances", pa.schema([
+        ("call_id", pa.string()),
+        ("utt_idx", pa.int32()),
+        ("speaker", pa.string()),          # agent | customer | unknown
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("text", pa.string()),
+        ("words", pa.list_(WORD)),
+        ("confidence", pa.float32()),      # mean word probability; null for imported transcripts
+        ("sentiment", pa.float32()),
+        ("call_date", pa.date32()),
+    ]), ("call_id", "utt_idx"), "One speaker turn, in time order within the call."),
+    Table("call_metrics", pa.schema([
+        ("call_id", pa.string()),
+        ("agent_talk_s", pa.float64()),
+        ("customer_talk_s", pa.float64()),
+        ("talk_ratio", pa.float64()),
+        ("silence_s", pa.float64()),
+        ("max_silence_s", pa.float64()),
+        ("overlap_s", pa.float64()),
+        ("interruptions", pa.int32()),
+        ("sentiment_start", pa.float32()),
+        ("sentiment_end", pa.float32()),
+        ("call_date", pa.date32()),
+    ]), ("call_id",), "Talk time, silence, overlap and sentiment per call."),
+    Table("signal_hits", pa.schema([
+        ("call_id", pa.string()),
+        ("signal_id", pa.string()),
+        ("utt_idx", pa.int32()),
+        ("start_s", pa.float64()),
+        ("speaker", pa.string()),
+        ("matched_text", pa.string()),
+        ("category", pa.string()),
+        ("call_date", pa.date32()),
+    ]), ("call_id", "signal_id", "utt_idx", "start_s"), "Where a configured signal fired."),
+    Table("call_categories", pa.schema([
+        ("call_id", pa.string()),
+        ("category_id", pa.string()),
+        ("call_date", pa.date32()),
+    ]), ("call_id", "category_id"), "Call-level categories over signals."),
+    Table("topics", pa.schema([
+        ("model_version", pa.string()),
+        ("topic_id", pa.int32()),
+        ("label", pa.string()),
+        ("top_terms", pa.list_(pa.string())),
+        ("size", pa.int64()),
+        ("first_seen", pa.date32()),
+    ]), ("model_version", "topic_id"), "Discovered topics per fitted model."),
+    Table("utterance_topics", pa.schema([
+        ("call_id", pa.string()),
+        ("utt_idx", pa.int32()),
+        ("topic_id", pa.int32()),
+        ("weight", pa.float32()),
+        ("call_date", pa.date32()),
+    ]), ("call_id", "utt_idx"), "The topic of each untagged utterance."),
+    Table("topic_trends", pa.schema([
+        ("topic_id", pa.int32()),
+        ("day", pa.date32()),
+        ("utterances", pa.int64()),
+        ("calls", pa.int64()),
+        ("share", pa.float64()),
+        ("baseline_share", pa.float64()),
+        ("z", pa.float64()),
+        ("emerging", pa.bool_()),
+    ]), ("topic_id", "day"), "Per topic per day, against its trailing baseline."),
+    Table("scorecards", pa.schema([
+        ("call_id", pa.string()),
+        ("rubric_id", pa.string()),
+        ("rubric_version", pa.int32()),
+        ("points", pa.float64()),
+        ("max_points", pa.float64()),
+        ("pct", pa.float64()),
+        ("passed", pa.bool_()),
+        ("auto_failed", pa.bool_()),
+        ("call_date", pa.date32()),
+    ]), ("call_id", "rubric_id", "rubric_version"), "One QA scorecard per call and rubric version."),
+    Table("scorecard_items", pa.schema([
+        ("call_id", pa.string()),
+        ("rubric_id", pa.string()),
+        ("rubric_version", pa.int32()),
+        ("criterion_id", pa.string()),
+        ("result", pa.string()),           # pass | fail | na
+        ("points", pa.float64()),
+        ("max_points", pa.float64()),
+        ("evidence", EVIDENCE),
+        ("call_date", pa.date32()),
+    ]), ("call_id", "rubric_id", "rubric_version", "criterion_id"), "Each criterion's result with evidence."),
+    Table("flags", pa.schema([
+        ("call_id", pa.string()),
+        ("flag_id", pa.string()),
+        ("severity", pa.string()),
+        ("reason", pa.string()),
+        ("created_run", pa.string()),
+        ("call_date", pa.date32()),
+    ]), ("call_id", "flag_id"), "Why a call is worth a coach's time."),
+    Table("runs", pa.schema([
+        ("run_id", pa.string()),
+        ("started_at", pa.timestamp("us")),
+        ("finished_at", pa.timestamp("us")),
+        ("status", pa.string()),           # ok | partial (some calls failed)
+        ("config_hash", pa.string()),
+        ("found", pa.int64()),             # recordings and transcripts discovered
+        ("skipped", pa.int64()),           # already stored
+        ("transcribed", pa.int64()),
+        ("imported", pa.int64()),          # from the transcripts folder
+        ("utterances", pa.int64()),
+        ("failed", pa.int64()),
+        ("notes", pa.list_(pa.string())),
+    ]), ("run_id",), "One row per finished nightly run."),
+    Table("failures", pa.schema([
+        ("run_id", pa.string()),
+        ("source_path", pa.string()),
+        ("stage", pa.string()),
+        ("error", pa.string()),            # one line a human understands
+    ]), ("run_id", "source_path", "stage"), "What could not be processed, and why."),
+]
+
+TABLES: dict[str, Table] = {t.name: t for t in _TABLES}
+
+
+def empty(name: str) -> pa.Table:
+    return TABLES[name].schema.empty_table()
+
+
+def conform(name: str, data: pa.Table | list[dict]) -> pa.Table:
+    """Rows or a table -> exactly the declared schema (column order and types); missing columns are null."""
+    schema = TABLES[name].schema
+    if isinstance(data, list):
+        return pa.Table.from_pylist(data, schema=schema)
+    columns = [
+        data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(len(data), f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)

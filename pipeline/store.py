@@ -1,0 +1,292 @@
+"""The only module that touches Parquet or DuckDB files.
+
+Layout under the output folder:
+
+    parquet/<table>/call_date=YYYY-MM-DD/part-<run>-<n>.parquet   the data (source of truth)
+    parquet/_manifest.json                                        which part files are committed
+    callintel.duckdb                                              tables + views, rebuilt from the parts
+    runs/<run_id>.json                                            run summaries
+    .lock                                                         one writer at a time
+
+Why a manifest: a commit writes its part files under temporary names, renames
+them, and only then atomically replaces the manifest. A run killed at any point
+leaves either the old manifest or the new one; part files no manifest names are
+debris and are removed by the next writer. Readers only ever see committed parts.
+
+Why the DuckDB file is copied and swapped: DuckDB allows one writing process per
+file, and analysts keep it open read-only. Publishing builds `callintel.duckdb.next`
+and `os.replace`s it over the old file, so open readers keep their snapshot and
+new ones see the new data; the nightly run never waits for them.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.schemas import TABLES, conform
+
+DB_NAME = "callintel.duckdb"
+MANIFEST_VERSION = 1
+
+
+class StoreError(Exception):
+    """A problem with the output folder; the message says what to do."""
+
+
+class StoreBusy(StoreError):
+    pass
+
+
+def _fingerprint() -> str:
+    # Any schema change rebuilds the DuckDB tables from Parquet on the next publish.
+    return json.dumps({name: str(t.schema) for name, t in TABLES.items()}, sort_keys=True)
+
+
+def _exec(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list:
+    # DuckDB 2 refuses new work on a connection while a result is unread: always consume it.
+    return con.execute(sql, params).fetchall()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Store:
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        self.parquet = self.out / "parquet"
+        self.db_path = self.out / DB_NAME
+        self.runs_dir = self.out / "runs"
+        self._manifest_path = self.parquet / "_manifest.json"
+        self._lock_fh = None
+
+    # ---------- reading committed data ----------
+
+    def manifest(self) -> dict[str, list[str]]:
+        if not self._manifest_path.exists():
+            return {name: [] for name in TABLES}
+        try:
+            data = json.loads(self._manifest_path.read_text())
+            parts = data["parts"]
+        except (ValueError, KeyError) as exc:
+            raise StoreError(f"{self._manifest_path}: unreadable manifest ({exc}); restore it from backup") from None
+        return {name: list(parts.get(name, [])) for name in TABLES}
+
+    def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        """Committed rows of a table, with exactly its declared schema (or the given columns)."""
+        files = [str(self.parquet / table / p) for p in self.manifest()[table]]
+        if not files:
+            full = TABLES[table].schema.empty_table()
+        else:
+            query = (
+                "SELECT * FROM read_parquet($files, hive_partitioning=true, union_by_name=true, "
+                "hive_types={'call_date': DATE})" if TABLES[table].partitioned else
+                "SELECT * FROM read_parquet($files, union_by_name=true)"
+            )
+            with duckdb.connect() as con:
+                full = conform(table, con.sql(query, params={"files": files}).to_arrow_table())
+        return full.select(columns) if columns else full
+
+    # ---------- one writer at a time ----------
+
+    @contextlib.contextmanager
+    def lock(self, wait_s: float = 0) -> Iterator[None]:
+        """Hold the output folder for writing; a second writer waits up to wait_s, then refuses."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        fh = open(self.out / ".lock", "a+")
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    fh.close()
+                    raise StoreBusy(
+                        f"{self.out}: another callintel run is writing here ({holder}); "
+                        "wait for it to finish, or use a different --out"
+                    ) from None
+                time.sleep(0.5)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}, started {datetime.now():%Y-%m-%d %H:%M:%S}")
+        fh.flush()
+        self._lock_fh = fh
+        try:
+            self._recover()
+            yield
+        finally:
+            self._lock_fh = None
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+    def _require_lock(self) -> None:
+        if self._lock_fh is None:
+            raise RuntimeError("Store writes need `with store.lock():`")
+
+    def _recover(self) -> None:
+        """Remove what a killed writer left behind: uncommitted parts and temporary files."""
+        committed = {(t, p) for t, parts in self.manifest().items() for p in parts}
+        if self.parquet.exists():
+            for path in self.parquet.rglob("*"):
+                if path.is_file() and path != self._manifest_path:
+                    rel = path.relative_to(self.parquet)
+                    table, part = rel.parts[0], "/".join(rel.parts[1:])
+                    if (table, part) not in committed:
+                        path.unlink()
+        for leftover in (self.out / (DB_NAME + ".next"), self._manifest_path.with_name("_manifest.json.tmp")):
+            leftover.unlink(missing_ok=True)
+
+    # ---------- writing ----------
+
+    def commit(self, run_id: str, seq: int, tables: dict[str, pa.Table],
+               remove: dict[str, list[str]] | None = None) -> None:
+        """Append rows (and optionally drop whole part files) as one atomic step."""
+        self._require_lock()
+        manifest = self.manifest()
+        for name, rows in tables.items():
+            rows = conform(name, rows)
+            if len(rows):
+                manifest[name] += self._write_parts(name, rows, f"part-{run_id}-{seq:05d}.parquet")
+        for name, parts in (remove or {}).items():
+            drop = set(parts)
+            manifest[name] = [p for p in manifest[name] if p not in drop]
+        self.parquet.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self._manifest_path, json.dumps(
+            {"version": MANIFEST_VERSION, "parts": manifest}, indent=1).encode())
+        for name, parts in (remove or {}).items():
+            for part in parts:
+                (self.parquet / name / part).unlink(missing_ok=True)
+
+    def _write_parts(self, name: str, rows: pa.Table, filename: str) -> list[str]:
+        groups = [(None, rows)]
+        if TABLES[name].partitioned:
+            days = pc.unique(rows.column("call_date")).to_pylist()
+            if None in days:
+                raise ValueError(f"{name}: rows without call_date cannot be stored")
+            groups = [(day, rows.filter(pc.equal(rows.column("call_date"), day)).drop_columns(["call_date"]))
+                      for day in sorted(days)]
+        written = []
+        for day, group in groups:
+            rel = f"call_date={day.isoformat()}/{filename}" if day else filename
+            path = self.parquet / name / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            pq.write_table(group, tmp, compression="zstd")
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            written.append(rel)
+        return written
+
+    # ---------- run summaries ----------
+
+    def write_summary(self, summary: dict) -> Path:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        path = self.runs_dir / f"{summary['run_id']}.json"
+        _write_atomic(path, json.dumps(summary, indent=2, default=str).encode())
+        return path
+
+    def stale_summaries(self) -> list[dict]:
+        """Summaries of runs that were killed before they finished (only meaningful under the lock)."""
+        self._require_lock()
+        stale = []
+        for path in sorted(self.runs_dir.glob("*.json")) if self.runs_dir.exists() else []:
+            try:
+                summary = json.loads(path.read_text())
+            except ValueError:
+                continue
+            if summary.get("status") == "running":
+                stale.append(summary)
+        return stale
+
+    # ---------- DuckDB ----------
+
+    def publish(self, views: dict[str, str] | None = None) -> bool:
+        """Bring callintel.duckdb up to the manifest; returns False when it already was."""
+        self._require_lock()
+        manifest = self.manifest()
+        if self.db_path.exists() and self._db_current(manifest, views or {}):
+            return False
+        tmp = self.out / (DB_NAME + ".next")
+        tmp.unlink(missing_ok=True)
+        if self.db_path.exists():
+            shutil.copyfile(self.db_path, tmp)
+        with duckdb.connect(str(tmp)) as con:
+            self._sync_tables(con, manifest)
+            for name, sql in (views or {}).items():
+                _exec(con, f"CREATE OR REPLACE VIEW {name} AS {sql}")
+            _exec(con, "CREATE OR REPLACE TABLE _callintel_meta AS SELECT $f AS fingerprint, $v AS views",
+                        {"f": _fingerprint(), "v": json.dumps(views or {}, sort_keys=True)})
+            _exec(con, "CHECKPOINT")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.db_path)
+        return True
+
+    def _db_current(self, manifest: dict[str, list[str]], views: dict[str, str]) -> bool:
+        try:
+            with duckdb.connect(str(self.db_path), read_only=True) as con:
+                meta = _exec(con, "SELECT fingerprint, views FROM _callintel_meta")[0]
+                loaded = _exec(con, "SELECT table_name, part FROM _loaded_parts")
+        except duckdb.Error:
+            return False
+        want = {(t, p) for t, parts in manifest.items() for p in parts}
+        return meta == (_fingerprint(), json.dumps(views, sort_keys=True)) and set(loaded) == want
+
+    def _sync_tables(self, con: duckdb.DuckDBPyConnection, manifest: dict[str, list[str]]) -> None:
+        _exec(con, "CREATE TABLE IF NOT EXISTS _loaded_parts (table_name VARCHAR, part VARCHAR)")
+        try:
+            old = _exec(con, "SELECT fingerprint FROM _callintel_meta")[0][0]
+        except duckdb.Error:
+            old = None
+        if old != _fingerprint():
+            for name in TABLES:
+                _exec(con, f"DROP TABLE IF EXISTS {name}")
+            _exec(con, "DELETE FROM _loaded_parts")
+        for name, table in TABLES.items():
+            con.register("_empty", table.schema.empty_table())
+            _exec(con, f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM _empty")
+            con.unregister("_empty")
+            loaded = {r[0] for r in _exec(
+                con, "SELECT part FROM _loaded_parts WHERE table_name = $t", {"t": name})}
+            want = manifest[name]
+            if loaded - set(want):
+                # Parts were replaced (re-tagging, forgetting): reload this table whole.
+                _exec(con, f"DELETE FROM {name}")
+                _exec(con, "DELETE FROM _loaded_parts WHERE table_name = $t", {"t": name})
+                loaded = set()
+            new = [p for p in want if p not in loaded]
+            if new:
+                files = [str(self.parquet / name / p) for p in new]
+                hive = ", hive_partitioning=true, hive_types={'call_date': DATE}" if table.partitioned else ""
+                _exec(con, f"INSERT INTO {name} BY NAME SELECT * FROM read_parquet($files, "
+                            f"union_by_name=true{hive})", {"files": files})
+                _exec(con, "INSERT INTO _loaded_parts SELECT $t, unnest($p::VARCHAR[])", {"t": name, "p": new})
+
+    def connect_read_only(self) -> duckdb.DuckDBPyConnection:
+        """What analyst commands use: the published file, opened read-only."""
+        if not self.db_path.exists():
+            raise StoreError(f"{self.db_path}: no database yet; run `callintel run` first")
+        return duckdb.connect(str(self.db_path), read_only=True)

@@ -1,0 +1,112 @@
+"""Ready-made transcripts (one JSON file per call) for centres with their own ASR.
+
+Format (DESIGN.md, Inputs):
+    {"call_id": "c-0001", "started_at": "2026-11-20T09:14:00", "agent_id": "a_ruiz",
+     "queue": "billing", "direction": "inbound",
+     "utterances": [{"speaker": "agent", "start_s": 0.4, "end_s": 3.1, "text": "Thank you for calling ..."}]}
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.config import format_validation_error
+from pipeline.ingest import failure, parse_timestamp
+
+
+class _Utterance(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    speaker: Literal["agent", "customer", "unknown"]
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    text: str
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end_s < self.start_s:
+            raise ValueError("end_s is before start_s")
+        return self
+
+
+class _Transcript(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    call_id: str = Field(min_length=1)
+    started_at: datetime
+    agent_id: str | None = None
+    queue: str | None = None
+    direction: str | None = None
+    utterances: list[_Utterance]
+
+    @field_validator("started_at", mode="before")
+    @classmethod
+    def _timestamp(cls, value):
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO-8601 timestamp string")
+        try:
+            return parse_timestamp(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO-8601 timestamp") from None
+
+
+@dataclass
+class TranscriptCall:
+    call: dict          # a `calls` row
+    utterances: list[dict]
+
+
+def load_transcript(path: Path, rel: str) -> TranscriptCall:
+    """One JSON file -> a call and its utterances; ValueError names the file and the field."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{rel}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{rel}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{rel}: must be a JSON object with call_id, started_at and utterances")
+    try:
+        doc = _Transcript.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(format_validation_error(rel, exc)) from None
+    turns = sorted(doc.utterances, key=lambda u: (u.start_s, u.end_s))
+    utterances = [
+        {"call_id": doc.call_id, "utt_idx": i, "speaker": u.speaker, "start_s": u.start_s, "end_s": u.end_s,
+         "text": " ".join(u.text.split()), "words": [], "confidence": None, "call_date": doc.started_at.date()}
+        for i, u in enumerate(turns)
+    ]
+    extra = doc.model_extra or {}
+    call = {
+        "call_id": doc.call_id, "source_path": rel, "started_at": doc.started_at,
+        "call_date": doc.started_at.date(), "duration_s": max((u.end_s for u in turns), default=0.0),
+        "agent_id": doc.agent_id, "queue": doc.queue, "direction": doc.direction,
+        "asr_model": "transcript", "status": "ok" if utterances else "no_speech",
+        "extra": json.dumps(extra, sort_keys=True, default=str) if extra else None,
+    }
+    return TranscriptCall(call, utterances)
+
+
+def load_transcripts(folder: Path, known_ids: set[str], since=None) -> tuple[list[TranscriptCall], int, int, list[dict]]:
+    """New transcripts in folder -> (calls, found, skipped, failures)."""
+    files = sorted(p for p in folder.rglob("*.json") if p.is_file())
+    calls, skipped, failures, seen = [], 0, [], {}
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        try:
+            item = load_transcript(path, rel)
+        except (ValueError, OSError) as exc:
+            failures.append(failure(rel, "ingest", exc))
+            continue
+        call_id = item.call["call_id"]
+        if call_id in known_ids or (since and item.call["call_date"] < since):
+            skipped += 1
+        elif call_id in seen:
+            failures.append(failure(rel, "ingest", f"{rel}: duplicate call_id {call_id!r} (also in {seen[call_id]})"))
+        else:
+            seen[call_id] = rel
+            calls.append(item)
+    return calls, len(files), skipped, failures
