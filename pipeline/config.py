@@ -172,10 +172,10 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(format_validation_error(str(path), exc)) from None
     base = path.resolve().parent
     return cfg.model_copy(update={
-        "input": base / cfg.input,
-        "transcripts": base / cfg.transcripts if cfg.transcripts else None,
-        "out": base / cfg.out,
-        "signals": base / cfg.signals,
+        "input": (base / cfg.input).resolve(),
+        "transcripts": (base / cfg.transcripts).resolve() if cfg.transcripts else None,
+        "out": (base / cfg.out).resolve(),
+        "signals": (base / cfg.signals).resolve(),
         "source": str(path),
     })
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,8 @@ def _transcribe_stream(path: str, channel: int | None, speaker: str) -> tuple[li
         audio = decode(Path(path), channel)
     except Exception as exc:  # PyAV raises many kinds for broken files
         raise ValueError(f"cannot decode audio: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(audio) == 0:
+        raise ValueError("cannot decode audio: no samples (truncated or corrupt file)")
     return transcribe_words(_MODEL, audio, _OPTS, speaker), len(audio) / SAMPLE_RATE
 
 
@@ -195,7 +198,7 @@ class Transcriber:
             stream_words, seconds = future.result()
             words[job.call_id] += stream_words
             duration[job.call_id] = max(duration[job.call_id], seconds)
-        except cf.process.BrokenProcessPool:
+        except BrokenProcessPool:
             errors[job.call_id] = "the transcription worker crashed (out of memory?); it is retried next run"
             self._pool = None
         except Exception as exc:

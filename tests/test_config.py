@@ -1,0 +1,57 @@
+"""callintel.yaml is validated before any work; errors name file, key path and problem."""
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from pipeline.config import Config, ConfigError, load_config, with_overrides
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "callintel.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_is_valid_and_matches_defaults():
+    cfg = load_config(ROOT / "callintel.yaml")
+    assert cfg.input == ROOT / "data/demo" and cfg.out == ROOT / "data/out"
+    assert cfg.asr == Config().asr and cfg.schedule.cron == "0 2 * * *"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("asr:\n  beam_size: 0\n", "asr.beam_size: must be >= 1"),
+    ("asr:\n  pause_s: -1\n", "asr.pause_s: must be > 0"),
+    ("asr:\n  beamsize: 5\n", "asr.beamsize: unknown key"),
+    ("channels:\n  agent: middle\n", "channels.agent: must be one of 'left' or 'right'"),
+    ("schedule:\n  cron: every night\n", "schedule.cron: not a valid cron expression"),
+    ("schedule:\n  timezone: Mars/Olympus\n", "schedule.timezone: unknown time zone 'Mars/Olympus'"),
+    ("commit_every: lots\n", "commit_every: input should be a valid integer"),
+    ("- just\n- a list\n", "(top level): must be a mapping"),
+    ("asr: [unclosed\n", "not valid YAML at line 2"),
+])
+def test_errors_name_file_key_and_problem(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_paths_resolve_against_the_config_folder(tmp_path):
+    cfg = load_config(write(tmp_path, "input: calls\nout: ../results\n"))
+    assert cfg.input == tmp_path / "calls"
+    assert cfg.out == tmp_path.parent / "results"
+
+
+def test_overrides_resolve_against_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = with_overrides(Config(), input="rec", workers=3, out=None)
+    assert cfg.input == tmp_path / "rec" and cfg.workers() == 3 and cfg.out == Path("data/out")
+
+
+def test_hash_changes_with_what_affects_output_only():
+    base = Config()
+    assert base.hash() != base.model_copy(update={"asr": base.asr.model_copy(update={"beam_size": 1})}).hash()
+    assert base.hash() == with_overrides(base, workers=7).hash()

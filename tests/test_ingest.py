@@ -1,0 +1,106 @@
+"""Discovery, metadata and probing: new calls found once, bad inputs become one-line failures."""
+import os
+import shutil
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from conftest import JFK, write_wav
+from pipeline.ingest import discover, plan_recordings, probe, read_metadata, sha256
+
+NOTHING_KNOWN = pd.DataFrame({"call_id": [], "source_path": [], "file_size": [], "file_mtime": []})
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "2026-11-09").mkdir()
+    shutil.copy(JFK, tmp_path / "2026-11-09" / "a.flac")
+    write_wav(tmp_path / "b.WAV", JFK, rate=8000, channels=1)
+    (tmp_path / ".hidden").mkdir()
+    shutil.copy(JFK, tmp_path / ".hidden" / "c.flac")
+    (tmp_path / "notes.txt").write_text("not audio")
+    return tmp_path
+
+
+def test_discovery_is_recursive_sorted_and_skips_hidden_and_non_audio(folder):
+    assert [p.relative_to(folder).as_posix() for p in discover(folder)] == ["2026-11-09/a.flac", "b.WAV"]
+
+
+def test_probe_reads_channels_rate_and_duration():
+    assert probe(JFK) == (2, 44100, 11.0)
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("empty.wav", b"", r"empty file \(0 bytes\)"),
+    ("noise.wav", os.urandom(4096), "cannot decode audio"),
+    ("notes.mp3", b"Meeting notes: call the customer back on Tuesday.\n" * 40, "cannot decode audio"),
+])
+def test_bad_audio_gets_a_readable_reason(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=reason) as err:
+        probe(path)
+    assert "\n" not in str(err.value)
+
+
+def test_call_id_comes_from_metadata_else_the_audio_hash(folder):
+    (folder / "metadata.csv").write_text(
+        "file,call_id,started_at,agent_id,queue,agent_channel,campaign\n"
+        "2026-11-09/a.flac,c-0001,2026-11-09T09:14:00,a_ruiz,billing,right,spring\n")
+    plan = plan_recordings(folder, NOTHING_KNOWN, "left")
+    a, b = plan.jobs
+    assert (a.call_id, a.started_at, a.agent_id, a.queue, a.agent_channel, a.extra) == (
+        "c-0001", datetime(2026, 11, 9, 9, 14), "a_ruiz", "billing", "right", {"campaign": "spring"})
+    assert b.call_id == sha256(folder / "b.WAV")[:16] and b.agent_channel == "mono"  # one channel: no agent side
+    assert plan.found == 2 and plan.skipped == 0 and plan.failures == []
+
+
+def test_stored_calls_are_skipped_without_rehashing(folder):
+    first = plan_recordings(folder, NOTHING_KNOWN, "left")
+    known = pd.DataFrame([{"call_id": j.call_id, "source_path": j.source_path, "file_size": j.file_size,
+                           "file_mtime": j.file_mtime} for j in first.jobs])
+    again = plan_recordings(folder, known, "left")
+    assert again.jobs == [] and again.skipped == 2
+
+
+def test_the_same_audio_twice_is_stored_once(folder):
+    shutil.copy(JFK, folder / "copy.flac")
+    plan = plan_recordings(folder, NOTHING_KNOWN, "left")
+    assert len(plan.jobs) == 2
+    assert [f["source_path"] for f in plan.failures] == ["copy.flac"]
+    assert "same call_id" in plan.failures[0]["error"]
+
+
+def test_since_leaves_older_calls_for_later(folder):
+    (folder / "metadata.csv").write_text("file,started_at\n2026-11-09/a.flac,2026-11-09T09:00:00\n"
+                                         "b.WAV,2026-11-20T09:00:00\n")
+    plan = plan_recordings(folder, NOTHING_KNOWN, "left", since=datetime(2026, 11, 15).date())
+    assert [j.source_path for j in plan.jobs] == ["b.WAV"] and plan.skipped == 1
+
+
+def test_bad_metadata_rows_fail_alone_and_say_why(folder):
+    (folder / "metadata.csv").write_text(
+        "file,call_id,started_at,agent_channel\n"
+        "2026-11-09/a.flac,c-1,2026-11-09T09:00:00,left\n"
+        "missing.wav,c-2,,\n"
+        "../../etc/passwd,c-3,,\n"
+        "b.WAV,c-4,yesterday,\n"
+        "b.WAV,c-1,,\n"
+        "b.WAV,c-6,,centre\n")
+    rows, failures = read_metadata(folder)
+    assert [f["error"] for f in failures] == [
+        "metadata.csv line 3: file 'missing.wav' not found",
+        "metadata.csv line 4: file '../../etc/passwd' is outside the input folder",
+        "metadata.csv line 5: started_at 'yesterday' is not an ISO-8601 timestamp",
+        "metadata.csv line 6: duplicate call_id 'c-1' (first on line 2)",
+        "metadata.csv line 7: agent_channel 'centre' must be left, right or mono",
+    ]
+    assert [r["call_id"] for r in rows.values()] == ["c-1"]
+
+
+def test_unreadable_metadata_holds_the_folder_back(folder):
+    (folder / "metadata.csv").write_text("name,started\nx,y\n")
+    plan = plan_recordings(folder, NOTHING_KNOWN, "left")
+    assert plan.jobs == []
+    assert plan.failures[0]["error"] == "metadata.csv: no 'file' column; it names each recording"

@@ -1,0 +1,52 @@
+"""Ready-made transcripts: the DESIGN.md JSON format, validated with errors that name the field."""
+import json
+from datetime import datetime
+
+from pipeline.transcripts import load_transcripts
+
+GOOD = {"call_id": "c-0001", "started_at": "2026-11-20T09:14:00", "agent_id": "a_ruiz", "queue": "billing",
+        "direction": "inbound", "crm_case": "X-12",
+        "utterances": [{"speaker": "customer", "start_s": 3.5, "end_s": 5.0, "text": "Hi,  I need help."},
+                       {"speaker": "agent", "start_s": 0.4, "end_s": 3.1, "text": "Thank you for calling."}]}
+
+
+def write(folder, name, doc):
+    (folder / name).write_text(doc if isinstance(doc, str) else json.dumps(doc))
+
+
+def test_valid_transcript_becomes_a_call_in_time_order(tmp_path):
+    write(tmp_path, "c-0001.json", GOOD)
+    calls, found, skipped, failures = load_transcripts(tmp_path, set())
+    assert (found, skipped, failures) == (1, 0, [])
+    call, utts = calls[0].call, calls[0].utterances
+    assert call["call_id"] == "c-0001" and call["started_at"] == datetime(2026, 11, 20, 9, 14)
+    assert call["asr_model"] == "transcript" and call["duration_s"] == 5.0
+    assert json.loads(call["extra"]) == {"crm_case": "X-12"}
+    assert [(u["utt_idx"], u["speaker"], u["text"]) for u in utts] == [
+        (0, "agent", "Thank you for calling."), (1, "customer", "Hi, I need help.")]
+
+
+def test_known_calls_are_skipped(tmp_path):
+    write(tmp_path, "c-0001.json", GOOD)
+    calls, found, skipped, _ = load_transcripts(tmp_path, {"c-0001"})
+    assert (calls, found, skipped) == ([], 1, 1)
+
+
+def test_bad_files_fail_alone_with_the_field_named(tmp_path):
+    write(tmp_path, "a.json", GOOD)
+    write(tmp_path, "b.json", '{"call_id": "c-2", "utterances": [')
+    write(tmp_path, "c.json", {**GOOD, "call_id": "c-3", "utterances": [{"speaker": "agent", "end_s": 1, "text": "x"}]})
+    write(tmp_path, "d.json", {**GOOD, "call_id": "c-4", "started_at": "last tuesday"})
+    write(tmp_path, "e.json", {**GOOD, "call_id": "c-5", "utterances": [{"speaker": "bot", "start_s": 0, "end_s": 1, "text": "x"}]})
+    write(tmp_path, "f.json", {**GOOD})
+    write(tmp_path, "g.json", [1, 2])
+    calls, found, _, failures = load_transcripts(tmp_path, set())
+    assert [c.call["call_id"] for c in calls] == ["c-0001"] and found == 7
+    assert [f["error"] for f in failures] == [
+        "b.json: not valid JSON (line 1 column 35: Expecting value)",
+        "c.json: utterances[0].start_s: required",
+        "d.json: started_at: 'last tuesday' is not an ISO-8601 timestamp",
+        "e.json: utterances[0].speaker: must be one of 'agent', 'customer' or 'unknown'",
+        "f.json: duplicate call_id 'c-0001' (also in a.json)",
+        "g.json: must be a JSON object with call_id, started_at and utterances",
+    ]
