@@ -159,7 +159,8 @@ def check(config_path) -> None:
 @click.argument("query")
 @config_option
 @out_option
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="How rows are printed.")
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Rows shown as a table.")
 def sql(query, config_path, out, fmt, limit) -> None:
     """Run a read-only SQL query on the DuckDB file (tables and views of DESIGN.md).

@@ -1,0 +1,68 @@
+"""The command line: examples in every --help, one-line errors, exit codes of DESIGN.md."""
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT
+from pipeline.cli import cli
+from pipeline.store import Store
+
+COMMANDS = sorted(cli.commands)
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    assert "Example:" in result.output and f"callintel {command}" in result.output
+
+
+def test_every_option_has_help_text():
+    for name, command in cli.commands.items():
+        for param in command.params:
+            if param.param_type_name == "option" and param.name != "help":
+                assert param.help, f"callintel {name} {param.opts[0]} has no help text"
+
+
+def test_readme_documents_every_command():
+    readme = (ROOT / "README.md").read_text()
+    assert [c for c in COMMANDS if f"callintel {c}" not in readme] == []
+
+
+def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "callintel.yaml").write_text("out: results\nasr:\n  beam_size: 0\n")
+    result = invoke("run", "--config", str(tmp_path / "callintel.yaml"))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"Error: {tmp_path / 'callintel.yaml'}: asr.beam_size: must be >= 1"]
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_input_folder_is_a_usage_error(tmp_path):
+    result = invoke("run", "--input", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
+    assert result.exit_code == 2 and "input folder" in result.output and "does not exist" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_validates_without_writing(tmp_path):
+    result = invoke("check", "--config", str(ROOT / "callintel.yaml"))
+    assert result.exit_code == 0 and result.output.startswith("config OK")
+    (tmp_path / "callintel.yaml").write_text("signals: nowhere\ninput: .\n")
+    bad = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
+    assert bad.exit_code == 2 and "signals: folder" in bad.output
+
+
+def test_sql_is_read_only_and_reports_errors_in_one_line(tmp_path):
+    missing = invoke("sql", "SELECT 1", "--out", str(tmp_path))
+    assert missing.exit_code == 2 and "run `callintel run` first" in missing.output
+    store = Store(tmp_path)
+    with store.lock():
+        store.publish()
+    ok = invoke("sql", "SELECT count(*) AS n FROM calls", "--out", str(tmp_path), "--format", "csv")
+    assert ok.exit_code == 0 and ok.output == "n\n0\n"
+    write = invoke("sql", "DROP TABLE calls", "--out", str(tmp_path))
+    assert write.exit_code == 2 and "read-only" in write.output and len(write.output.strip().splitlines()) == 1
+    typo = invoke("sql", "SELEC 1", "--out", str(tmp_path))
+    assert typo.exit_code == 2 and typo.output.startswith("Error: query failed:")

@@ -1,0 +1,142 @@
+"""The nightly Prefect flow end to end on real files: idempotent, failure-tolerant, kill-safe."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import JFK, ROOT, write_wav
+from pipeline.store import Store
+
+CALLINTEL = str(Path(sys.executable).with_name("callintel"))
+
+
+def recordings(folder: Path, n: int = 3) -> Path:
+    """n distinct calls (speech offset differs) at telephone rate, one mono; plus metadata.csv."""
+    folder.mkdir(parents=True)
+    lines = ["file,call_id,started_at,agent_id,queue,agent_channel"]
+    for i in range(n):
+        name = f"day{i % 2}/call{i}.wav"
+        (folder / name).parent.mkdir(exist_ok=True)
+        write_wav(folder / name, JFK, rate=8000, channels=1 if i == 0 else 2, offset_s=0.5 * i)
+        lines.append(f"{name},c-{i},2026-11-{9 + i % 2:02d}T10:00:00,a_{i % 2},billing,")
+    (folder / "metadata.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def transcripts(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "t-1.json").write_text(json.dumps({
+        "call_id": "t-1", "started_at": "2026-11-10T11:00:00", "utterances": [
+            {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Thanks for calling, this is Sam."},
+            {"speaker": "customer", "start_s": 2.4, "end_s": 4.0, "text": "Hi, my app keeps crashing."}]}))
+    (folder / "t-2.json").write_text('{"call_id": "t-2", "utterances": [}')
+    return folder
+
+
+def table_rows(out: Path, table: str, order: str) -> list:
+    with Store(out).connect_read_only() as con:
+        return con.execute(f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY {order}").fetchall() \
+            if table == "calls" else con.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+
+
+def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect_harness):
+    import flows
+
+    inp = recordings(tmp_path / "rec")
+    (inp / "broken.wav").write_bytes(b"")
+    tx = transcripts(tmp_path / "tx")
+    out = tmp_path / "out"
+    first = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(out), workers=2, progress=False)
+    assert first["counts"] == {"found": 6, "skipped": 0, "transcribed": 3, "imported": 1,
+                               "utterances": first["counts"]["utterances"], "failed": 2}
+    assert sorted((f["source_path"], f["stage"]) for f in first["failures"]) == [
+        ("broken.wav", "ingest"), ("t-2.json", "ingest")]
+    assert first["status"] == "partial"
+
+    store = Store(out)
+    calls = store.read("calls").to_pandas().set_index("call_id")
+    assert sorted(calls.index) == ["c-0", "c-1", "c-2", "t-1"]
+    assert calls.loc["c-0", "agent_channel"] == "mono" and calls.loc["c-1", "agent_channel"] == "left"
+    assert calls.loc["t-1", "asr_model"] == "transcript" and calls.loc["c-1", "asr_model"] == "tiny.en"
+    utts = store.read("utterances").to_pandas()
+    assert set(utts.loc[utts.call_id == "c-0", "speaker"]) == {"unknown"}
+    assert set(utts.loc[utts.call_id == "c-1", "speaker"]) == {"agent"}  # speech on the left = agent
+    assert list(utts.loc[utts.call_id == "t-1", "speaker"]) == ["agent", "customer"]
+    assert len(utts) == first["counts"]["utterances"]
+
+    with store.connect_read_only() as con:
+        assert con.execute("SELECT count(*) FROM utterances").fetchone()[0] == len(utts)
+        assert con.execute("SELECT count(*) FROM failures").fetchone()[0] == 2
+        run = con.execute("SELECT status, transcribed, imported FROM runs").fetchall()
+    assert run == [("partial", 3, 1)]
+
+    parts_before = store.manifest()
+    second = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(out), workers=2, progress=False)
+    assert (second["counts"]["transcribed"], second["counts"]["imported"], second["counts"]["skipped"]) == (0, 0, 4)
+    after = store.manifest()
+    for table in ("calls", "utterances"):
+        assert after[table] == parts_before[table]
+    assert len(after["runs"]) == len(parts_before["runs"]) + 1
+
+
+def test_a_killed_run_rerun_ends_with_the_rows_of_an_uninterrupted_one(tmp_path, prefect_harness):
+    import flows
+    from prefect.settings import PREFECT_API_URL
+
+    inp = recordings(tmp_path / "rec", n=4)
+    clean = tmp_path / "clean"
+    flows.nightly(input=str(inp), out=str(clean), workers=1, progress=False)
+
+    (tmp_path / "callintel.yaml").write_text("commit_every: 1\n")
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}  # reuse the harness server: no 15 s start-up
+    cmd = [CALLINTEL, "run", "--config", str(tmp_path / "callintel.yaml"), "--input", str(inp),
+           "--out", str(killed), "--workers", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = killed / "parquet" / "_manifest.json"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.exists() and json.loads(manifest.read_text())["parts"].get("calls"):
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    committed = len(Store(killed).read("calls"))
+    assert 1 <= committed < 4, "the kill should land after the first commit and before the last"
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    for table, order in (("calls", "call_id"), ("utterances", "call_id, utt_idx")):
+        assert table_rows(killed, table, order) == table_rows(clean, table, order)
+    with Store(killed).connect_read_only() as con:
+        statuses = sorted(r[0] for r in con.execute("SELECT status FROM runs").fetchall())
+    assert statuses == ["interrupted", "ok"]
+
+
+def test_deployment_runs_nightly_on_the_configured_cron(tmp_path):
+    import flows
+    import tzlocal
+    from pipeline.config import load_config
+
+    path = tmp_path / "callintel.yaml"
+    path.write_text("schedule:\n  cron: '30 1 * * 1-5'\n")
+    dep = flows.deployment(load_config(path), str(path))
+    (schedule,) = dep.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("30 1 * * 1-5", tzlocal.get_localzone_name())
+    assert dep.name == "nightly" and dep.parameters == {"config": str(path)}
+    default = flows.deployment(load_config(ROOT / "callintel.yaml"), None)
+    assert default.schedules[0].schedule.cron == "0 2 * * *"
+
+
+def test_only_flows_py_imports_prefect():
+    sources = [p for d in ("pipeline", "models", "bench") for p in (ROOT / d).rglob("*.py")]
+    offenders = [p.name for p in sources if re.search(r"^\s*(import|from)\s+prefect", p.read_text(), re.M)]
+    assert sources and offenders == []
+    assert re.search(r"^from prefect import", (ROOT / "flows.py").read_text(), re.M)
