@@ -138,21 +138,81 @@ def serve(config_path) -> None:
     flows.serve_nightly(config_path)
 
 
+signals_option = click.option("--signals", "signals_dir", type=click.Path(file_okay=False),
+                              help="Signals folder (default from config: signals/).")
+
+
+def _tagger(cfg: Config):
+    from pipeline.signals import load_signals
+    from pipeline.tag import Tagger
+
+    try:
+        return Tagger(load_signals(cfg.signals))
+    except ConfigError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
 @cli.command()
 @config_option
-def check(config_path) -> None:
-    """Validate callintel.yaml and the signals folder; write nothing.
+@signals_option
+def check(config_path, signals_dir) -> None:
+    """Validate callintel.yaml and the signals folder, and test every signal on its examples; write nothing.
 
     \b
     Example:
       callintel check --config callintel.yaml
     """
-    cfg = _config(config_path)
+    cfg = _config(config_path, signals=signals_dir)
     _check_inputs(cfg)
-    if not cfg.signals.is_dir():
-        raise UsageProblem(f"{cfg.source}: signals: folder {cfg.signals} does not exist")
+    tagger = _tagger(cfg)
+    problems = tagger.check_examples()
+    if problems:
+        raise UsageProblem(f"{len(problems)} signal example(s) do not hold:\n  " + "\n  ".join(problems))
+    lib = tagger.library
     click.echo(f"config OK ({cfg.source}, hash {cfg.hash()}): input {cfg.input}, out {cfg.out}, "
                f"model {cfg.asr.model}, schedule '{cfg.schedule.cron}'")
+    click.echo(f"signals OK ({cfg.signals}, hash {lib.hash}): {len(lib.signals)} signals, "
+               f"{len(lib.categories)} categories, every example and counter-example holds")
+
+
+@cli.group()
+def signals() -> None:
+    """Try the signal library on your own text.
+
+    \b
+    Example:
+      callintel signals test "I want to cancel my subscription" --speaker customer
+    """
+
+
+@signals.command("test")
+@click.argument("text")
+@click.option("--speaker", type=click.Choice(["agent", "customer", "unknown"]),
+              help="Who says it (default: ignore each signal's speaker scope).")
+@config_option
+@signals_option
+def signals_test(text, speaker, config_path, signals_dir) -> None:
+    """Show which signals fire on TEXT, on which words, and why a negated one did not.
+
+    \b
+    Example:
+      callintel signals test "I don't want to cancel, just fix the app" --speaker customer
+    """
+    tagger = _tagger(_config(config_path, signals=signals_dir))
+    hits, negated = tagger.match(text, speaker)
+    lib = tagger.library
+    for hit in hits:
+        s = lib.signal(hit.signal_id)
+        window = f", only {s.window}" if s.window else ""
+        click.echo(f"fires    {hit.signal_id:<24} on {hit.matched_text!r} (speaker {s.speaker}{window})")
+    for n in negated:
+        click.echo(f"negated  {n.signal_id:<24} on {n.matched_text!r}: negation cue {n.cue!r} before it "
+                   "(set `negation: ignore` to count it anyway)")
+    if not hits and not negated:
+        click.echo("no signal fires")
+    present = {h.signal_id for h in hits}
+    for category in tagger.categories(present):
+        click.echo(f"category {category.id}")
 
 
 @cli.command()

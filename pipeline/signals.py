@@ -1,0 +1,197 @@
+"""Signals and categories: the YAML under `signals/`, validated into typed objects once.
+
+An error names the file and key path, e.g.
+`signals/churn.yaml: signals[3].window.first_s: must be > 0`, and nothing is written.
+Rubrics (`rubric:`) and flag rules (`flags:`) live in the same folder and are read by
+their own stages; this loader only checks they are there in the right shape.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.config import ConfigError, format_validation_error, read_yaml
+
+ID = r"^[a-z][a-z0-9_]*$"
+PATTERN_KEYS_ON_TEXT = {"LEMMA": "NORM", "ORTH": "LOWER", "TEXT": "LOWER"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Window(_Strict):
+    first_s: float | None = Field(None, gt=0)
+    last_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.first_s is None) == (self.last_s is None):
+            raise ValueError("give exactly one of first_s or last_s")
+        return self
+
+
+class Signal(_Strict):
+    id: str = Field(pattern=ID)
+    description: str = ""
+    category: str | None = Field(None, pattern=ID)
+    speaker: Literal["agent", "customer", "any"] = "any"
+    phrases: list[str] = []
+    patterns: list[list[dict]] = []
+    regex: list[str] = []
+    window: Window | None = None
+    negation: Literal["exclude", "ignore"] = "exclude"
+    examples: list[str] = []
+    counter_examples: list[str] = []
+
+    @field_validator("phrases")
+    @classmethod
+    def _phrases(cls, value: list[str]) -> list[str]:
+        for i, phrase in enumerate(value):
+            if not re.search(r"\w", phrase):
+                raise ValueError(f"phrase {i} has no words")
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, value: list[str]) -> list[str]:
+        for i, expr in enumerate(value):
+            try:
+                re.compile(expr)
+            except re.error as exc:
+                raise ValueError(f"regex {i} does not compile ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_match(self):
+        if not (self.phrases or self.patterns or self.regex):
+            raise ValueError("needs at least one of phrases, patterns or regex")
+        return self
+
+    def token_patterns(self) -> list[list[dict]]:
+        """Patterns as the Matcher sees them: on our lower-cased, lemma-normalised tokens."""
+        return [[_on_norms(token) for token in pattern] for pattern in self.patterns]
+
+
+def _on_norms(token: dict) -> dict:
+    out = {}
+    for key, value in token.items():
+        key = key.upper() if isinstance(key, str) else key
+        new_key = PATTERN_KEYS_ON_TEXT.get(key, key)
+        out[new_key] = _lower(value) if new_key != key or key in ("LOWER", "NORM") else value
+    return out
+
+
+def _lower(value):
+    if isinstance(value, str):
+        return value.lower()
+    if isinstance(value, dict):
+        return {k: _lower(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower(v) for v in value]
+    return value
+
+
+class Category(_Strict):
+    id: str = Field(pattern=ID)
+    description: str = ""
+    all: list[str] = []
+    any: list[str] = []
+    none: list[str] = []
+
+    @model_validator(mode="after")
+    def _has_rule(self):
+        if not (self.all or self.any):
+            raise ValueError("needs `all` or `any` (a category of only `none` would match almost every call)")
+        return self
+
+    def applies(self, present: set[str]) -> bool:
+        return (all(s in present for s in self.all) and (not self.any or any(s in present for s in self.any))
+                and not any(s in present for s in self.none))
+
+
+class _File(_Strict):
+    signals: list[Signal] = []
+    categories: list[Category] = []
+    rubric: dict | None = None
+    flags: list[dict] | None = None
+
+
+@dataclass(frozen=True)
+class SignalSet:
+    signals: tuple[Signal, ...]
+    categories: tuple[Category, ...]
+    sources: dict[str, str]          # signal/category id -> "file: signals[i]"
+    hash: str
+
+    def signal(self, signal_id: str) -> Signal:
+        return next(s for s in self.signals if s.id == signal_id)
+
+
+def load_signals(folder: str | Path) -> SignalSet:
+    """Every `*.yaml` in folder -> one validated SignalSet (an empty folder is valid: nothing is tagged).
+
+    Example:
+        >>> lib = load_signals("signals")
+        >>> lib.signal("cancel_intent").speaker
+        'customer'
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: signals folder does not exist")
+    signals, categories, sources = [], [], {}
+    for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+        doc = _parse(path)
+        for kind, items in (("signals", doc.signals), ("categories", doc.categories)):
+            for i, item in enumerate(items):
+                where = f"{path}: {kind}[{i}]"
+                if item.id in sources:
+                    raise ConfigError(f"{where}.id: {item.id!r} is already defined at {sources[item.id]}")
+                sources[item.id] = where
+        signals += doc.signals
+        categories += doc.categories
+    _check_patterns(signals, sources)
+    _check_references(categories, {s.id for s in signals}, sources)
+    payload = json.dumps([[s.model_dump(mode="json") for s in signals],
+                          [c.model_dump(mode="json") for c in categories]], sort_keys=True)
+    return SignalSet(tuple(signals), tuple(categories), sources, hashlib.sha256(payload.encode()).hexdigest()[:16])
+
+
+def _parse(path: Path) -> _File:
+    raw = read_yaml(path)
+    if raw is None:
+        return _File()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: (top level): must be a mapping with signals, categories, rubric or flags")
+    try:
+        return _File.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(str(path), exc)) from None
+
+
+def _check_patterns(signals: list[Signal], sources: dict[str, str]) -> None:
+    import spacy
+    from spacy.matcher import Matcher
+
+    matcher = Matcher(spacy.blank("en").vocab, validate=True)
+    for signal in signals:
+        for i, pattern in enumerate(signal.token_patterns()):
+            try:
+                matcher.add(f"{signal.id}.{i}", [pattern])
+            except Exception as exc:  # spaCy raises MatcherError/ValueError with a multi-line table
+                detail = " ".join(str(exc).split())[:300]
+                raise ConfigError(f"{sources[signal.id]}.patterns[{i}]: not a valid spaCy token pattern ({detail})") from None
+
+
+def _check_references(categories: list[Category], known: set[str], sources: dict[str, str]) -> None:
+    for category in categories:
+        for rule in ("all", "any", "none"):
+            for j, name in enumerate(getattr(category, rule)):
+                if name not in known:
+                    raise ConfigError(f"{sources[category.id]}.{rule}[{j}]: unknown signal {name!r}")
