@@ -18,15 +18,19 @@ from prefect import flow, serve, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 
-from pipeline import ingest, transcripts  # noqa: E402
+from pipeline import ingest, tag, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.runs import Run, transcript_rows  # noqa: E402
+from pipeline.signals import load_signals  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.transcribe import AsrOptions, Transcriber  # noqa: E402
+from pipeline.views import VIEWS  # noqa: E402
 
 # Tasks wrap the pure stages; inputs are large in-memory tables, so no result caching.
 plan_recordings = task(ingest.plan_recordings, name="ingest", cache_policy=NO_CACHE)
 load_transcripts = task(transcripts.load_transcripts, name="import-transcripts", cache_policy=NO_CACHE)
+tag_calls = task(tag.tag_calls, name="tag", cache_policy=NO_CACHE)
+UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
 
 
 @task(name="transcribe", cache_policy=NO_CACHE)
@@ -46,41 +50,73 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
     """One nightly run: new recordings and transcripts in, Parquet + DuckDB out; returns the run summary."""
     cfg = with_overrides(load_config(config), input=input, transcripts=transcripts_dir, out=out,
                          signals=signals, workers=workers)
+    tagger = tag.Tagger(load_signals(cfg.signals))
     store = Store(cfg.out)
     with store.lock():
         _close_interrupted(store)
-        run = Run(cfg.hash())
+        run = Run(cfg.hash(), tagger.library.hash)
         store.write_summary(run.summary())
+        writer = _Writer(store, run, tagger)
+        _retag_archive(writer)
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
-        seq = _import_transcripts(cfg, store, run, known, since)
+        _import_transcripts(cfg, writer, known, since)
         plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store))
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
         run.notes += plan.notes
         run.add_failures(plan.failures)
-        _transcribe(cfg, store, run, plan.jobs, seq, progress)
+        _transcribe(cfg, writer, plan.jobs, progress)
         run.finish()
         store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures})
-        store.publish()
+        store.publish(VIEWS)
         return store_summary(store, run)
 
 
-def _import_transcripts(cfg: Config, store: Store, run: Run, known: pd.DataFrame, since) -> int:
+class _Writer:
+    """Commits whole calls: the call, its utterances and its tags land together or not at all."""
+
+    def __init__(self, store: Store, run: Run, tagger: tag.Tagger):
+        self.store, self.run, self.tagger, self.seq = store, run, tagger, 1
+
+    def calls(self, calls: list[dict], utterances: list[dict]) -> None:
+        durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
+        hits, categories = tag_calls(self.tagger, utterances, durations)
+        self.commit({"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories})
+        self.run.counts["utterances"] += len(utterances)
+        self.run.counts["tagged"] += len(calls)
+
+    def commit(self, tables: dict, remove: dict | None = None) -> None:
+        self.store.commit(self.run.run_id, self.seq, tables, remove,
+                          meta={"signals_hash": self.tagger.library.hash})
+        self.seq += 1
+
+
+def _retag_archive(writer: _Writer) -> None:
+    """signals/ changed since the stored calls were tagged: re-tag them all from stored text, no ASR."""
+    store, library = writer.store, writer.tagger.library
+    if store.meta().get("signals_hash") == library.hash or not store.manifest()["calls"]:
+        return
+    utterances = store.read("utterances", UTTERANCE_COLUMNS).to_pylist()
+    calls = store.read("calls", ["call_id", "duration_s"]).to_pylist()
+    hits, categories = tag_calls(writer.tagger, utterances, {c["call_id"]: c["duration_s"] for c in calls})
+    old = store.manifest()
+    writer.commit({"signal_hits": hits, "call_categories": categories},
+                  remove={"signal_hits": old["signal_hits"], "call_categories": old["call_categories"]})
+    writer.run.counts["retagged"] = len(calls)
+    writer.run.notes.append(f"signals changed (now {library.hash}): re-tagged {len(calls)} stored calls")
+
+
+def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since) -> None:
     if not cfg.transcripts:
-        return 1
+        return
+    run = writer.run
     calls, found, skipped, failures = load_transcripts(cfg.transcripts, set(known["call_id"]), since)
     run.counts["found"] += found
     run.counts["skipped"] += skipped
     run.add_failures(failures)
-    seq = 1
     for chunk in _chunks(calls, cfg.commit_every):
-        call_rows = [{**c.call, "run_id": run.run_id} for c in chunk]
-        utterance_rows = [u for c in chunk for u in c.utterances]
-        store.commit(run.run_id, seq, {"calls": call_rows, "utterances": utterance_rows})
-        seq += 1
+        writer.calls([{**c.call, "run_id": run.run_id} for c in chunk], [u for c in chunk for u in c.utterances])
         run.counts["imported"] += len(chunk)
-        run.counts["utterances"] += len(utterance_rows)
-    return seq
 
 
 def _transcript_ids(store: Store) -> set[str]:
@@ -88,9 +124,10 @@ def _transcript_ids(store: Store) -> set[str]:
     return set(calls.loc[calls["asr_model"] == "transcript", "call_id"])
 
 
-def _transcribe(cfg: Config, store: Store, run: Run, jobs: list, seq: int, progress: bool | None) -> None:
+def _transcribe(cfg: Config, writer: _Writer, jobs: list, progress: bool | None) -> None:
     if not jobs:
         return
+    run = writer.run
     opts = AsrOptions.from_config(cfg.asr)
     by_id = {job.call_id: job for job in jobs}
     with Transcriber(opts, workers=min(cfg.workers(), 2 * len(jobs)), progress=progress) as transcriber:
@@ -105,11 +142,9 @@ def _transcribe(cfg: Config, store: Store, run: Run, jobs: list, seq: int, progr
                 call, rows = transcript_rows(job, result, run.run_id, opts.model)
                 calls.append(call)
                 utterances += rows
-            store.commit(run.run_id, seq, {"calls": calls, "utterances": utterances})
-            seq += 1
+            writer.calls(calls, utterances)
             run.add_failures(failures)
             run.counts["transcribed"] += len(calls)
-            run.counts["utterances"] += len(utterances)
 
 
 def _close_interrupted(store: Store) -> None:

@@ -31,6 +31,13 @@ def _config(path: str | None, **overrides) -> Config:
 
 
 def _check_inputs(cfg: Config) -> None:
+    """Everything a run needs, checked before any work so a mistake writes nothing."""
+    from pipeline.signals import load_signals
+
+    try:
+        load_signals(cfg.signals)
+    except ConfigError as exc:
+        raise UsageProblem(str(exc)) from None
     if not cfg.input.is_dir() and not (cfg.transcripts and cfg.transcripts.is_dir()):
         raise UsageProblem(f"input folder {cfg.input} does not exist; give --input DIR (recordings) "
                            "or --transcripts DIR")

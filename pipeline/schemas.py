@@ -163,6 +163,9 @@ _TABLES = [
         ("imported", pa.int64()),          # from the transcripts folder
         ("utterances", pa.int64()),
         ("failed", pa.int64()),
+        ("signals_hash", pa.string()),     # version of signals/ this run tagged with
+        ("tagged", pa.int64()),            # new calls tagged
+        ("retagged", pa.int64()),          # stored calls re-tagged because signals/ changed
         ("notes", pa.list_(pa.string())),
     ]), ("run_id",), "One row per finished nightly run."),
     Table("failures", pa.schema([

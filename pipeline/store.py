@@ -89,6 +89,12 @@ class Store:
             raise StoreError(f"{self._manifest_path}: unreadable manifest ({exc}); restore it from backup") from None
         return {name: list(parts.get(name, [])) for name in TABLES}
 
+    def meta(self) -> dict:
+        """Facts committed with the data, e.g. the signals hash the stored signal_hits were tagged with."""
+        if not self._manifest_path.exists():
+            return {}
+        return json.loads(self._manifest_path.read_text()).get("meta", {})
+
     def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
         """Committed rows of a table, with exactly its declared schema (or the given columns)."""
         files = [str(self.parquet / table / p) for p in self.manifest()[table]]
@@ -161,10 +167,11 @@ class Store:
     # ---------- writing ----------
 
     def commit(self, run_id: str, seq: int, tables: dict[str, pa.Table],
-               remove: dict[str, list[str]] | None = None) -> None:
-        """Append rows (and optionally drop whole part files) as one atomic step."""
+               remove: dict[str, list[str]] | None = None, meta: dict | None = None) -> None:
+        """Append rows, drop whole part files and update meta, as one atomic step."""
         self._require_lock()
         manifest = self.manifest()
+        meta = {**self.meta(), **(meta or {})}
         for name, rows in tables.items():
             rows = conform(name, rows)
             if len(rows):
@@ -174,7 +181,7 @@ class Store:
             manifest[name] = [p for p in manifest[name] if p not in drop]
         self.parquet.mkdir(parents=True, exist_ok=True)
         _write_atomic(self._manifest_path, json.dumps(
-            {"version": MANIFEST_VERSION, "parts": manifest}, indent=1).encode())
+            {"version": MANIFEST_VERSION, "meta": meta, "parts": manifest}, indent=1).encode())
         for name, parts in (remove or {}).items():
             for part in parts:
                 (self.parquet / name / part).unlink(missing_ok=True)

@@ -82,7 +82,7 @@ class Tagger:
     def __init__(self, library: SignalSet):
         self.library = library
         self.nlp = spacy.blank("en")
-        self._by_id = {s.id: s for s in library.signals}
+        self.by_id = {s.id: s for s in library.signals}
         self._lexicon(library)
         self.phrases = PhraseMatcher(self.nlp.vocab, attr="NORM")
         self.patterns = Matcher(self.nlp.vocab)
@@ -138,8 +138,8 @@ class Tagger:
             return [], []
         hits, negated, seen = [], [], set()
         words = None
-        for signal_id, start, end in sorted(spans, key=lambda x: (x[1], x[0])):
-            signal = self._by_id[signal_id]
+        for signal_id, start, end in sorted(spans, key=lambda x: (x[1], x[1] - x[2], x[0])):  # longest first
+            signal = self.by_id[signal_id]
             if signal_id in seen or (speaker is not None and signal.speaker not in ("any", speaker)):
                 continue
             words = words or _Words(doc, original)
@@ -238,3 +238,36 @@ def _values(value) -> list[str]:
     if isinstance(value, dict):
         return [v for vs in value.values() if isinstance(vs, list) for v in vs if isinstance(v, str)]
     return []
+
+
+def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float]) -> tuple[list[dict], list[dict]]:
+    """The `signal_hits` and `call_categories` rows of whole calls (every utterance of each call given).
+
+    utterances need call_id, utt_idx, speaker, start_s, text, call_date; durations maps call_id to seconds.
+    """
+    hits, present, dates = [], {}, {}
+    for u in utterances:
+        present.setdefault(u["call_id"], set())
+        dates[u["call_id"]] = u["call_date"]
+    texts, speakers = [u["text"] or "" for u in utterances], [u["speaker"] for u in utterances]
+    for i, found in tagger.match_many(texts, speakers):
+        u = utterances[i]
+        for hit in found:
+            signal = tagger.by_id[hit.signal_id]
+            if not _in_window(signal.window, u["start_s"], durations.get(u["call_id"], 0.0)):
+                continue
+            hits.append({"call_id": u["call_id"], "signal_id": hit.signal_id, "utt_idx": u["utt_idx"],
+                         "start_s": u["start_s"], "speaker": u["speaker"], "matched_text": hit.matched_text,
+                         "category": signal.category, "call_date": u["call_date"]})
+            present[u["call_id"]].add(hit.signal_id)
+    categories = [{"call_id": call_id, "category_id": c.id, "call_date": dates[call_id]}
+                  for call_id, ids in present.items() for c in tagger.categories(ids)]
+    return hits, categories
+
+
+def _in_window(window, start_s: float, duration_s: float) -> bool:
+    if window is None:
+        return True
+    if window.first_s is not None:
+        return start_s <= window.first_s
+    return start_s >= duration_s - window.last_s

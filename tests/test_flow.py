@@ -53,9 +53,10 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     (inp / "broken.wav").write_bytes(b"")
     tx = transcripts(tmp_path / "tx")
     out = tmp_path / "out"
-    first = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(out), workers=2, progress=False)
-    assert first["counts"] == {"found": 6, "skipped": 0, "transcribed": 3, "imported": 1,
-                               "utterances": first["counts"]["utterances"], "failed": 2}
+    first = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(out), workers=2, progress=False,
+                          signals=str(ROOT / "signals"))
+    assert first["counts"] == {"found": 6, "skipped": 0, "transcribed": 3, "imported": 1, "tagged": 4,
+                               "retagged": 0, "utterances": first["counts"]["utterances"], "failed": 2}
     assert sorted((f["source_path"], f["stage"]) for f in first["failures"]) == [
         ("broken.wav", "ingest"), ("t-2.json", "ingest")]
     assert first["status"] == "partial"
@@ -78,7 +79,8 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     assert run == [("partial", 3, 1)]
 
     parts_before = store.manifest()
-    second = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(out), workers=2, progress=False)
+    second = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(out), workers=2, progress=False,
+                           signals=str(ROOT / "signals"))
     assert (second["counts"]["transcribed"], second["counts"]["imported"], second["counts"]["skipped"]) == (0, 0, 4)
     after = store.manifest()
     for table in ("calls", "utterances"):
@@ -92,9 +94,9 @@ def test_a_killed_run_rerun_ends_with_the_rows_of_an_uninterrupted_one(tmp_path,
 
     inp = recordings(tmp_path / "rec", n=4)
     clean = tmp_path / "clean"
-    flows.nightly(input=str(inp), out=str(clean), workers=1, progress=False)
+    flows.nightly(input=str(inp), out=str(clean), workers=1, progress=False, signals=str(ROOT / "signals"))
 
-    (tmp_path / "callintel.yaml").write_text("commit_every: 1\n")
+    (tmp_path / "callintel.yaml").write_text(f"commit_every: 1\nsignals: {ROOT / 'signals'}\n")
     killed = tmp_path / "killed"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}  # reuse the harness server: no 15 s start-up
     cmd = [CALLINTEL, "run", "--config", str(tmp_path / "callintel.yaml"), "--input", str(inp),
@@ -113,7 +115,8 @@ def test_a_killed_run_rerun_ends_with_the_rows_of_an_uninterrupted_one(tmp_path,
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    for table, order in (("calls", "call_id"), ("utterances", "call_id, utt_idx")):
+    for table, order in (("calls", "call_id"), ("utterances", "call_id, utt_idx"),
+                         ("signal_hits", "call_id, utt_idx, signal_id")):
         assert table_rows(killed, table, order) == table_rows(clean, table, order)
     with Store(killed).connect_read_only() as con:
         statuses = sorted(r[0] for r in con.execute("SELECT status FROM runs").fetchall())
@@ -140,3 +143,31 @@ def test_only_flows_py_imports_prefect():
     offenders = [p.name for p in sources if re.search(r"^\s*(import|from)\s+prefect", p.read_text(), re.M)]
     assert sources and offenders == []
     assert re.search(r"^from prefect import", (ROOT / "flows.py").read_text(), re.M)
+
+
+def test_changed_signals_retag_the_archive_without_transcribing(tmp_path, prefect_harness):
+    import flows
+
+    tx = transcripts(tmp_path / "tx")
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    (signals / "lib.yaml").write_text("signals:\n  - id: greeting\n    speaker: agent\n    phrases: [thanks for calling]\n")
+    out = tmp_path / "out"
+    first = flows.nightly(input=str(tmp_path / "none"), transcripts_dir=str(tx), out=str(out), signals=str(signals))
+    assert (first["counts"]["imported"], first["counts"]["tagged"], first["counts"]["retagged"]) == (1, 1, 0)
+    assert Store(out).read("signal_hits").column("signal_id").to_pylist() == ["greeting"]
+
+    (signals / "lib.yaml").write_text("signals:\n  - id: app_crash\n    speaker: customer\n"
+                                      "    patterns: [[{LEMMA: app}, {OP: '?'}, {LEMMA: crash}]]\n"
+                                      "categories:\n  - id: product_issue\n    any: [app_crash]\n")
+    second = flows.nightly(input=str(tmp_path / "none"), transcripts_dir=str(tx), out=str(out), signals=str(signals))
+    assert (second["counts"]["imported"], second["counts"]["transcribed"], second["counts"]["retagged"]) == (0, 0, 1)
+    hits = Store(out).read("signal_hits").to_pylist()
+    assert [(h["call_id"], h["signal_id"], h["utt_idx"], h["matched_text"]) for h in hits] == [
+        ("t-1", "app_crash", 1, "app keeps crashing")]
+    with Store(out).connect_read_only() as con:
+        assert con.execute("SELECT category_id FROM call_categories").fetchall() == [("product_issue",)]
+        versions = con.execute("SELECT signals_hash, tagged, retagged FROM runs ORDER BY started_at, run_id").fetchall()
+        trends = con.execute("SELECT signal_id, day, calls, total_calls, share FROM signal_trends").fetchall()
+    assert [v[1:] for v in versions] == [(1, 0), (0, 1)] and versions[0][0] != versions[1][0]
+    assert [(t[0], str(t[1]), t[2], t[3], t[4]) for t in trends] == [("app_crash", "2026-11-10", 1, 1, 1.0)]

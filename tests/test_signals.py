@@ -1,0 +1,186 @@
+"""Signal grammar, lemma/ASR-robust matching, speaker scope, windows, negation, categories."""
+import pytest
+
+from pipeline.config import ConfigError
+from pipeline.signals import load_signals
+from pipeline.tag import Tagger, normalise, tag_calls
+
+LIBRARY = """
+signals:
+  - id: cancel_intent
+    category: churn_risk
+    speaker: customer
+    phrases: [cancel my subscription, close my account, want to cancel, cancel]
+    patterns:
+      - [{LEMMA: end}, {OP: "?"}, {LEMMA: {IN: [contract, plan]}}]
+  - id: repeat_caller
+    speaker: customer
+    phrases: [third time I have called, call three times]
+  - id: disclosure
+    speaker: agent
+    phrases: [this call may be recorded]
+    window: {first_s: 30}
+    negation: ignore
+  - id: goodbye
+    phrases: [goodbye]
+    window: {last_s: 20}
+  - id: order_number
+    regex: ['\\border (?:number )?\\d{6}\\b']
+    negation: ignore
+  - id: retention_offer
+    speaker: agent
+    phrases: [offer you a discount]
+categories:
+  - id: unsaved_churn
+    all: [cancel_intent]
+    none: [retention_offer]
+  - id: saved_churn
+    all: [cancel_intent, retention_offer]
+"""
+
+
+@pytest.fixture(scope="module")
+def tagger(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("signals")
+    (folder / "lib.yaml").write_text(LIBRARY)
+    return Tagger(load_signals(folder))
+
+
+def fired(tagger, text, speaker="customer"):
+    return {h.signal_id: h.matched_text for h in tagger.match(text, speaker)[0]}
+
+
+@pytest.mark.parametrize("text, matched", [
+    ("I'm cancelling my subscriptions", "cancelling my subscriptions"),
+    ("Cancelled my subscription!", "Cancelled my subscription"),
+    ("i wanna cancel", "wanna cancel"),
+    ("CLOSE MY ACCOUNT please", "CLOSE MY ACCOUNT"),
+    ("I'd like to end the contract", "end the contract"),
+    ("I'm ending my plan", "ending my plan"),
+])
+def test_phrases_and_patterns_match_on_lemmas_case_and_punctuation_free(tagger, text, matched):
+    assert fired(tagger, text)["cancel_intent"] == matched
+
+
+def test_asr_forms_digits_and_contractions(tagger):
+    assert fired(tagger, "this is the 3rd time ive called")["repeat_caller"] == "3rd time ive called"
+    assert fired(tagger, "I've called 3 times")["repeat_caller"] == "called 3 times"
+    assert "order_number" in fired(tagger, "my order number 123456 hasn't come")
+    assert "order_number" not in fired(tagger, "my order number 12345 hasn't come")
+
+
+@pytest.mark.parametrize("text", [
+    "I don't want to cancel",
+    "I'm not going to cancel",
+    "no need to cancel",
+    "i dont want to cancel my subscription",
+    "I never said I wanted to cancel",
+    "I do not want to close my account",
+])
+def test_negated_mentions_do_not_fire(tagger, text):
+    hits, negated = tagger.match(text, "customer")
+    assert "cancel_intent" not in {h.signal_id for h in hits}
+    assert [n.signal_id for n in negated] == ["cancel_intent"]
+
+
+@pytest.mark.parametrize("text", [
+    "I want to cancel, I don't want this anymore",
+    "No, I want to cancel",
+    "I'm not happy. I want to cancel",
+    "im not happy i want to cancel",
+    "I don't know why but I want to cancel",
+    "why can't I cancel my subscription",
+])
+def test_negation_stays_in_its_clause(tagger, text):
+    assert "cancel_intent" in fired(tagger, text)
+
+
+def test_negation_ignore_counts_negated_mentions(tagger):
+    assert "disclosure" in fired(tagger, "this call may be recorded, don't worry", "agent")
+    assert "disclosure" in fired(tagger, "not that this call may be recorded", "agent")
+
+
+def test_speaker_scope(tagger):
+    assert "cancel_intent" not in fired(tagger, "do you want to cancel", "agent")
+    assert "disclosure" not in fired(tagger, "this call may be recorded", "customer")
+    assert "goodbye" in fired(tagger, "goodbye", "agent") and "goodbye" in fired(tagger, "goodbye", "customer")
+
+
+def utt(call, idx, speaker, start, text):
+    return {"call_id": call, "utt_idx": idx, "speaker": speaker, "start_s": start, "text": text,
+            "call_date": "2026-11-09"}
+
+
+def test_windows_and_categories_per_call(tagger):
+    utterances = [
+        utt("a", 0, "agent", 2.0, "Hello, this call may be recorded"),
+        utt("a", 1, "customer", 10.0, "I want to cancel my subscription"),
+        utt("a", 2, "agent", 20.0, "I can offer you a discount"),
+        utt("a", 3, "agent", 50.0, "Goodbye"),
+        utt("b", 0, "agent", 31.0, "this call may be recorded"),  # after the first 30 s
+        utt("b", 1, "customer", 40.0, "cancel it all"),
+        utt("b", 2, "customer", 41.0, "goodbye"),                 # 59 s before the end of a 100 s call
+    ]
+    hits, categories = tag_calls(tagger, utterances, {"a": 60.0, "b": 100.0})
+    assert sorted((h["call_id"], h["signal_id"], h["utt_idx"]) for h in hits) == [
+        ("a", "cancel_intent", 1), ("a", "disclosure", 0), ("a", "goodbye", 3), ("a", "retention_offer", 2),
+        ("b", "cancel_intent", 1)]
+    assert {h["category"] for h in hits if h["signal_id"] == "cancel_intent"} == {"churn_risk"}
+    assert sorted((c["call_id"], c["category_id"]) for c in categories) == [("a", "saved_churn"), ("b", "unsaved_churn")]
+
+
+def test_one_hit_per_signal_per_utterance(tagger):
+    hits, _ = tagger.match("cancel, cancel, I want to cancel my subscription", "customer")
+    assert [h.signal_id for h in hits] == ["cancel_intent"]
+
+
+def test_normalise_keeps_apostrophes_and_drops_punctuation():
+    assert normalise("Hi!  It’s £25.50, OK?") == "hi it's 25 50 ok"
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("signals:\n  - id: a\n    phrases: [x]\n    window: {first_s: 0}\n", "signals[0].window.first_s: must be > 0"),
+    ("signals:\n  - id: a\n    phrases: [x]\n  - id: b\n    phrases: [y]\n    window: {first_s: -3}\n",
+     "signals[1].window.first_s: must be > 0"),
+    ("signals:\n  - id: a\n    phrases: [x]\n    window: {first_s: 5, last_s: 5}\n",
+     "signals[0].window: give exactly one of first_s or last_s"),
+    ("signals:\n  - id: Bad-Id\n    phrases: [x]\n", "signals[0].id: string should match pattern"),
+    ("signals:\n  - id: a\n    speaker: robot\n    phrases: [x]\n", "signals[0].speaker: must be one of"),
+    ("signals:\n  - id: a\n", "signals[0]: needs at least one of phrases, patterns or regex"),
+    ("signals:\n  - id: a\n    regex: ['(unclosed']\n", "signals[0].regex: regex 0 does not compile"),
+    ("signals:\n  - id: a\n    phrases: [x]\n    negation: maybe\n", "signals[0].negation: must be one of"),
+    ("signals:\n  - id: a\n    phrases: [x]\n    patterns: [[{LEMMA: {NOPE: [a]}}]]\n",
+     "signals[0].patterns[0]: not a valid spaCy token pattern"),
+    ("signals:\n  - id: a\n    phrases: [x]\ncategories:\n  - id: c\n    all: [a, b]\n",
+     "categories[0].all[1]: unknown signal 'b'"),
+    ("signals:\n  - id: a\n    phrases: [x]\n  - id: a\n    phrases: [y]\n", "signals[1].id: 'a' is already defined"),
+    ("signal:\n  - id: a\n", "signal: unknown key"),
+])
+def test_config_errors_name_file_and_key(tmp_path, yaml_text, message):
+    (tmp_path / "lib.yaml").write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_signals(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 'lib.yaml'}: ") and message in str(err.value)
+
+
+def test_an_empty_folder_is_a_valid_library(tmp_path):
+    lib = load_signals(tmp_path)
+    assert lib.signals == () and Tagger(lib).match("I want to cancel") == ([], [])
+
+
+def test_hash_follows_content(tmp_path):
+    (tmp_path / "lib.yaml").write_text("signals:\n  - id: a\n    phrases: [x]\n")
+    first = load_signals(tmp_path).hash
+    (tmp_path / "lib.yaml").write_text("signals:\n  - id: a\n    phrases: [x, y]\n")
+    assert load_signals(tmp_path).hash != first
+
+
+def test_check_examples_lists_every_broken_example(tmp_path):
+    (tmp_path / "lib.yaml").write_text(
+        "signals:\n  - id: cancel\n    speaker: customer\n    phrases: [cancel]\n"
+        "    examples: [I want to cancel, I don't want to cancel]\n"
+        "    counter_examples: [no cancellations here, please cancel it]\n")
+    problems = Tagger(load_signals(tmp_path)).check_examples()
+    assert len(problems) == 2
+    assert "example does not match (negated by \"n't\"): \"I don't want to cancel\"" in problems[0]
+    assert "counter-example matches on 'cancel': 'please cancel it'" in problems[1]
