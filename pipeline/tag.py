@@ -90,7 +90,8 @@ class Tagger:
             if s.phrases:
                 self.phrases.add(s.id, list(self.nlp.tokenizer.pipe(normalise(p) for p in s.phrases)))
             if s.patterns:
-                self.patterns.add(s.id, s.token_patterns())
+                self.patterns.add(s.id, [self._canonical(p) for p in s.token_patterns()])
+        self._anchors = self._pattern_anchors(library)
         self._regex = [(s.id, re.compile(r)) for s in library.signals for r in s.regex]
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
 
@@ -115,25 +116,52 @@ class Tagger:
             rules[text] = [{**t, NORM: canonical.get(t[NORM], t[NORM])} if NORM in t else t for t in tokens]
         self.nlp.tokenizer.rules = rules
 
+    def _pattern_anchors(self, library: SignalSet) -> PhraseMatcher | None:
+        """spaCy's Matcher walks every token in Python; run it only on utterances holding a word a pattern needs.
+
+        Each pattern's anchor is its first required token with fixed NORM values. None when a pattern has none
+        (then every utterance goes through the Matcher).
+        """
+        words = set()
+        for pattern in (self._canonical(p) for s in library.signals for p in s.token_patterns()):
+            anchor = next((t for t in pattern if t.get("OP") in (None, "+") and _values(t.get("NORM"))), None)
+            if anchor is None:
+                return None
+            words |= set(_values(anchor["NORM"]))
+        matcher = PhraseMatcher(self.nlp.vocab, attr="NORM")
+        matcher.add("anchor", [self.nlp.make_doc(w) for w in sorted(words)])
+        return matcher
+
+    def _canonical(self, pattern: list[dict]) -> list[dict]:
+        """NORM values as lemmas, the way the lexicon normalises text ({LEMMA: plans} means plan)."""
+        def canon(value):
+            if isinstance(value, str):
+                return self.nlp.vocab[value].norm_
+            if isinstance(value, dict):
+                return {k: [canon(x) for x in v] if isinstance(v, list) else v for k, v in value.items()}
+            return value
+        return [{**t, "NORM": canon(t["NORM"])} if "NORM" in t else t for t in pattern]
+
     def match(self, text: str, speaker: str | None = None) -> tuple[list[Hit], list[Negated]]:
         """Signals that fire in one utterance for this speaker (None: any scope), and those a negation suppressed."""
-        return self._match_doc(self.nlp.tokenizer(normalise(text)), text, speaker)
+        norm = normalise(text)
+        return self._match_doc(self.nlp.tokenizer(norm), norm, text, speaker)
 
     def match_many(self, texts: list[str], speakers: list[str], batch_size: int = 2000):
         """Yield (index, hits) for utterances with at least one hit; negated ones are dropped."""
-        norms = (normalise(t) for t in texts)
+        norms = [normalise(t) for t in texts]
         for i, doc in enumerate(self.nlp.tokenizer.pipe(norms, batch_size=batch_size)):
             if len(doc):
-                hits, _ = self._match_doc(doc, texts[i], speakers[i])
+                hits, _ = self._match_doc(doc, norms[i], texts[i], speakers[i])
                 if hits:
                     yield i, hits
 
-    def _match_doc(self, doc, original: str, speaker: str) -> tuple[list[Hit], list[Negated]]:
+    def _match_doc(self, doc, norm: str, original: str, speaker: str | None) -> tuple[list[Hit], list[Negated]]:
         spans = [(self._ids[k], s, e) for k, s, e in self.phrases(doc)]
-        if self.patterns:
+        if self.patterns and (self._anchors is None or self._anchors(doc)):
             spans += [(self._ids[k], s, e) for k, s, e in self.patterns(doc)]
         if self._regex:
-            spans += self._regex_spans(doc)
+            spans += self._regex_spans(doc, norm)
         if not spans:
             return [], []
         hits, negated, seen = [], [], set()
@@ -142,7 +170,7 @@ class Tagger:
             signal = self.by_id[signal_id]
             if signal_id in seen or (speaker is not None and signal.speaker not in ("any", speaker)):
                 continue
-            words = words or _Words(doc, original)
+            words = words or _Words(doc, norm, original)
             text = words.original(start, end)
             cue = self._negation(doc, start, words) if signal.negation == "exclude" else None
             if cue:
@@ -153,10 +181,10 @@ class Tagger:
                 hits.append(Hit(signal_id, text, start))
         return hits, negated
 
-    def _regex_spans(self, doc) -> list[tuple[str, int, int]]:
+    def _regex_spans(self, doc, norm: str) -> list[tuple[str, int, int]]:
         spans = []
         for signal_id, expr in self._regex:
-            for m in expr.finditer(doc.text):
+            for m in expr.finditer(norm):
                 span = doc.char_span(m.start(), m.end(), alignment_mode="expand")
                 if span is not None:
                     spans.append((signal_id, span.start, span.end))
@@ -202,14 +230,14 @@ class Tagger:
 class _Words:
     """Maps tokens of the normalised text back to the original words and punctuation."""
 
-    def __init__(self, doc, original: str):
-        self.doc = doc
+    def __init__(self, doc, norm: str, original: str):
+        self.doc, self.norm = doc, norm
         self.items = [(m.group(), m.start(), m.end()) for m in WORD_OR_MARK.finditer(original.replace("\u2019", "'"))]
         self.word_pos = [k for k, (w, _, _) in enumerate(self.items) if w not in ",.;:!?"]
         self.original_text = original
 
     def _word_of(self, token_index: int) -> int:
-        return self.doc.text.count(" ", 0, self.doc[token_index].idx)
+        return self.norm.count(" ", 0, self.doc[token_index].idx)
 
     def original(self, start: int, end: int) -> str:
         first, last = self._word_of(start), self._word_of(end - 1)
