@@ -18,9 +18,7 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import wave
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,7 @@ TRIM_LEVEL = 10 ** (-50 / 20)
 # espeak-ng peaks near full scale; real telephone speech sits well below it.
 SPEECH_GAIN = 0.5
 OUT_RATE = 8000
+RESOLUTION_BITS = 12
 
 
 class ScriptError(ValueError):
@@ -132,35 +131,38 @@ def place_lines(call: dict, script: dict) -> tuple[list[dict], int]:
     return placed, rate
 
 
-def mix_channels(call: dict, placed: list[dict], rate: int, script: dict) -> np.ndarray:
-    """(samples, 2) float array: each speaker on its own channel, with line noise."""
-    length = int(round((max(p["end_s"] for p in placed) + script["defaults"]["tail_s"]) * rate))
-    stereo = np.zeros((length, 2), dtype=np.float64)
+def mix_channels(call: dict, placed: list[dict], rate: int, tail_s: float) -> np.ndarray:
+    """(samples, 2) int16 array with each speaker on its own channel."""
+    length = int(round((max(p["end_s"] for p in placed) + tail_s) * rate))
+    stereo = np.zeros((length, 2), dtype=np.float32)
     agent_col = CHANNELS.index(call["agent_channel"])
     for p in placed:
         col = agent_col if p["line"]["speaker"] == "agent" else 1 - agent_col
         first = int(round(p["start_s"] * rate))
         stereo[first: first + len(p["audio"]), col] += SPEECH_GAIN * p["audio"]
-    # Seeded by the call id so every run adds the same noise.
-    rng = np.random.default_rng(zlib.crc32(call["call_id"].encode()))
-    stereo += rng.normal(0.0, 10 ** (script["synthesis"]["noise_dbfs"] / 20), stereo.shape)
-    return np.clip(stereo, -1.0, 32767 / 32768)
+    return np.round(np.clip(stereo, -1.0, 1.0) * 32767).astype("<i2")
 
 
-def write_flac(stereo: np.ndarray, rate: int, band_hz: list[int], path: Path) -> None:
+def to_telephone(stereo: np.ndarray, rate: int, band_hz: list[int]) -> np.ndarray:
+    """Resample to 8 kHz, band-limit, and keep 12 bits of resolution."""
+    raw = ["-t", "raw", "-e", "signed", "-b", "16", "-c", "2"]
+    # -R and -D keep sox from seeding dither with the clock, so reruns give the same bytes.
+    # sox's rate and sinc effects compensate their own delay, so line times stay exact.
+    cmd = ["sox", "-R", "-D", "-V1", *raw, "-r", str(rate), "-", *raw, "-r", str(OUT_RATE), "-",
+           "sinc", f"{band_hz[0]}-{band_hz[1]}"]
+    out = subprocess.run(cmd, input=stereo.tobytes(), capture_output=True, check=True).stdout
+    samples = np.frombuffer(out, dtype="<i2").astype(np.int32)
+    # A G.711 line carries about 12-13 bits; with the low bits zero FLAC stores
+    # speech in roughly half the space, which keeps the demo a few MB in git.
+    step = 2 ** (16 - RESOLUTION_BITS)
+    return np.clip(np.round(samples / step) * step, -32768, 32767).astype("<i2")
+
+
+def write_flac(samples: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "mix.wav"
-        with wave.open(str(raw), "wb") as writer:
-            writer.setnchannels(2)
-            writer.setsampwidth(2)
-            writer.setframerate(rate)
-            writer.writeframes(np.round(stereo * 32767).astype("<i2").tobytes())
-        # -R and -D keep sox from seeding dither with the clock, so reruns give the same bytes.
-        # sox's rate and sinc effects compensate their own delay, so line times stay exact.
-        cmd = ["sox", "-R", "-D", "-V1", str(raw), "-r", str(OUT_RATE), "-b", "16", "-c", "2",
-               str(path), "sinc", f"{band_hz[0]}-{band_hz[1]}"]
-        subprocess.run(cmd, check=True)
+    cmd = ["sox", "-R", "-D", "-V1", "-t", "raw", "-e", "signed", "-b", "16", "-c", "2",
+           "-r", str(OUT_RATE), "-", "-C", "8", str(path)]
+    subprocess.run(cmd, input=samples.tobytes(), check=True)
 
 
 def audio_path(call: dict) -> str:
@@ -185,8 +187,8 @@ def write_metadata(calls: list[dict], path: Path) -> None:
 
 def render_call(call: dict, script: dict, audio_dir: Path, transcripts_dir: Path) -> float:
     placed, rate = place_lines(call, script)
-    stereo = mix_channels(call, placed, rate, script)
-    write_flac(stereo, rate, script["synthesis"]["band_hz"], audio_dir / audio_path(call))
+    stereo = mix_channels(call, placed, rate, script["defaults"]["tail_s"])
+    write_flac(to_telephone(stereo, rate, script["synthesis"]["band_hz"]), audio_dir / audio_path(call))
     text = json.dumps(transcript(call, placed), indent=2, ensure_ascii=False) + "\n"
     (transcripts_dir / f"{call['call_id']}.json").write_text(text, encoding="utf-8")
     return len(stereo) / rate
