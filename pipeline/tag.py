@@ -15,7 +15,8 @@ nobody, without, neither, nor) comes at most 6 tokens before it, in the same
 clause. A clause ends at , . ; : ! ? in the original text, at a conjunction
 (but, and, so, because, though, although, however, anyway, actually, just), or at
 a new subject pronoun ("I'm not happy I want to cancel" still fires) unless it follows
-a reporting verb ("I never said I wanted to cancel" does not). "no" before a pronoun or
+a reporting verb ("I never said I wanted to cancel" does not), or at "this is"/"that's"/
+"it's" ("a service that doesn't work this is ridiculous" still fires). "no" before a pronoun or
 "thanks"/"problem"/"worries" is an interjection, and "n't" before a pronoun a question
 ("why can't I cancel"), not cues.
 """
@@ -39,6 +40,8 @@ NOT_A_CUE_AFTER_NO = {"i", "you", "we", "they", "he", "she", "it", "thanks", "th
 CLAUSE_WORDS = {"but", "and", "so", "because", "cause", "though", "although", "however", "anyway", "actually",
                 "just", "otherwise", "instead"}
 SUBJECTS = {"i", "you", "we", "they", "he", "she"}
+DEMONSTRATIVES = {"this", "that", "it"}      # "... doesn't work this is ridiculous": a new clause
+COPULAS = {"is", "'s", "s", "was"}
 REPORTING = {"say", "said", "think", "thought", "mean", "meant", "tell", "told", "know", "knew"}
 SCOPE = 6
 LEMMA_PREFERENCE = ("VERB", "NOUN", "ADJ", "ADV", "PROPN", "AUX")
@@ -191,12 +194,16 @@ class Tagger:
         return spans
 
     def _negation(self, doc, start: int, words: _Words) -> str | None:
+        if doc[start].lower_ in CLAUSE_WORDS:  # the match itself opens a clause: "..., just cancel it"
+            return None
         for i in range(start - 1, max(-1, start - 1 - SCOPE), -1):
             norm = doc[i].norm_
             lower = doc[i].lower_
             if lower in CLAUSE_WORDS or words.clause_break(i, start):
                 return None
             if lower in SUBJECTS and i > 0 and doc[i - 1].norm_ != "not" and doc[i - 1].lower_ not in REPORTING:
+                return None
+            if lower in DEMONSTRATIVES and i + 1 < start and doc[i + 1].lower_ in COPULAS:
                 return None
             if lower in NEGATION_CUES or norm == "not":
                 following = doc[i + 1].lower_ if i + 1 < len(doc) else ""

@@ -90,6 +90,8 @@ def test_negated_mentions_do_not_fire(tagger, text):
     "im not happy i want to cancel",
     "I don't know why but I want to cancel",
     "why can't I cancel my subscription",
+    "I don't care about the fee, just cancel",
+    "a plan that doesn't work this is why I want to cancel",
 ])
 def test_negation_stays_in_its_clause(tagger, text):
     assert "cancel_intent" in fired(tagger, text)
