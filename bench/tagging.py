@@ -43,7 +43,24 @@ AGENT = [
     "I can see the payment went through on the third", "I'll call you back tomorrow morning",
     "right", "so what I'm going to do is raise a ticket", "can you confirm the last four digits of the card",
 ]
+# Most turns in a real call carry no signal: the generator draws a signal-bearing line a quarter of the time.
+NEUTRAL_CUSTOMER = [
+    "yes that's right", "okay", "mm hmm", "it's on the account under my wife's name", "about two weeks ago",
+    "I'm not sure let me check", "the one ending in {n}", "it was on the {d} I think", "yeah go ahead",
+    "that's the old address we moved in {m}", "I use it mostly for work", "hang on a second",
+    "the router is in the living room", "I tried turning it off and on again", "it's the {m} bill",
+    "my son set it up for me", "so what happens now", "right okay", "and how long will that take",
+    "I got a text message saying it was sent", "the order number is {n}", "is that the one with the data",
+]
+NEUTRAL_AGENT = [
+    "okay let me just pull that up", "bear with me one moment", "I can see that here", "right",
+    "so the account was opened in {m}", "and is that the mobile ending {n}", "perfect", "lovely",
+    "I'm just going to check a couple of things", "so what that means is", "the system shows it was sent on the {d}",
+    "that should take effect from the next billing cycle", "okay and can you see a green light on the router",
+    "so I've added a note to the account", "you'll get a text to confirm", "let me read that back to you",
+]
 FILLERS = ["", "", "", "so ", "um ", "okay ", "yeah ", "well "]
+MONTHS = ["january", "march", "june", "september", "november"]
 
 
 def utterances(n: int, seed: int = 7) -> list[dict]:
@@ -51,9 +68,11 @@ def utterances(n: int, seed: int = 7) -> list[dict]:
     rows = []
     for i in range(n):
         speaker = "agent" if i % 2 == 0 else "customer"
-        text = rng.choice(FILLERS) + rng.choice(AGENT if speaker == "agent" else CUSTOMER)
+        signal_lines, neutral = (AGENT, NEUTRAL_AGENT) if speaker == "agent" else (CUSTOMER, NEUTRAL_CUSTOMER)
+        text = rng.choice(FILLERS) + rng.choice(signal_lines if rng.random() < 0.25 else neutral)
         if rng.random() < 0.3:
-            text += " " + rng.choice(AGENT if speaker == "agent" else CUSTOMER)
+            text += " " + rng.choice(neutral)
+        text = text.format(n=rng.randint(1000, 9999), d=rng.randint(1, 28), m=rng.choice(MONTHS))
         rows.append({"call_id": f"c{i // 40}", "utt_idx": i % 40, "speaker": speaker, "start_s": (i % 40) * 6.0,
                      "text": text, "call_date": "2026-11-09"})
     return rows

@@ -30,6 +30,7 @@ from lemminflect import getAllInflections, getAllLemmas
 from spacy.attrs import NORM, ORTH
 from spacy.matcher import Matcher, PhraseMatcher
 
+from pipeline.prefilter import RegexPrefilter
 from pipeline.signals import Category, SignalSet
 
 NON_WORD = re.compile(r"[^\w']+")
@@ -88,14 +89,16 @@ class Tagger:
         self.by_id = {s.id: s for s in library.signals}
         self._lexicon(library)
         self.phrases = PhraseMatcher(self.nlp.vocab, attr="NORM")
-        self.patterns = Matcher(self.nlp.vocab)
+        self.patterns: dict[str, Matcher] = {}
         for s in library.signals:
             if s.phrases:
                 self.phrases.add(s.id, list(self.nlp.tokenizer.pipe(normalise(p) for p in s.phrases)))
             if s.patterns:
-                self.patterns.add(s.id, [self._canonical(p) for p in s.token_patterns()])
-        self._anchors = self._pattern_anchors(library)
+                self.patterns[s.id] = Matcher(self.nlp.vocab)
+                self.patterns[s.id].add(s.id, [self._canonical(p) for p in s.token_patterns()])
+        self._anchors, self._unanchored = self._pattern_anchors(library)
         self._regex = [(s.id, re.compile(r)) for s in library.signals for r in s.regex]
+        self._regex_filter = RegexPrefilter([expr for _, expr in self._regex])
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
 
     def _lexicon(self, library: SignalSet) -> None:
@@ -119,21 +122,33 @@ class Tagger:
             rules[text] = [{**t, NORM: canonical.get(t[NORM], t[NORM])} if NORM in t else t for t in tokens]
         self.nlp.tokenizer.rules = rules
 
-    def _pattern_anchors(self, library: SignalSet) -> PhraseMatcher | None:
-        """spaCy's Matcher walks every token in Python; run it only on utterances holding a word a pattern needs.
+    def _pattern_anchors(self, library: SignalSet) -> tuple[list[PhraseMatcher], set[str]]:
+        """spaCy's Matcher walks every token in Python: run a signal's patterns only where they can match.
 
-        Each pattern's anchor is its first required token with fixed NORM values. None when a pattern has none
-        (then every utterance goes through the Matcher).
+        A pattern's anchor is its rarest required token with fixed NORM or LOWER values (fewest stop words,
+        then fewest values); a PhraseMatcher finds anchors at tokenizer speed. Signals with a pattern that has
+        no anchor are returned apart and always run.
         """
-        words = set()
-        for pattern in (self._canonical(p) for s in library.signals for p in s.token_patterns()):
-            anchor = next((t for t in pattern if t.get("OP") in (None, "+") and _values(t.get("NORM"))), None)
-            if anchor is None:
-                return None
-            words |= set(_values(anchor["NORM"]))
-        matcher = PhraseMatcher(self.nlp.vocab, attr="NORM")
-        matcher.add("anchor", [self.nlp.make_doc(w) for w in sorted(words)])
-        return matcher
+        stop = self.nlp.Defaults.stop_words
+        words: dict[str, dict[str, set[str]]] = {"NORM": {}, "LOWER": {}}
+        unanchored = set()
+        for s in library.signals:
+            for pattern in (self._canonical(p) for p in s.token_patterns()):
+                anchors = [(attr, _values(t[attr])) for t in pattern for attr in ("NORM", "LOWER")
+                           if t.get("OP") in (None, "+") and _values(t.get(attr))]
+                if not anchors:
+                    unanchored.add(s.id)
+                    continue
+                attr, values = min(anchors, key=lambda a: (sum(v in stop for v in a[1]) / len(a[1]), len(a[1])))
+                words[attr].setdefault(s.id, set()).update(values)
+        matchers = []
+        for attr, by_signal in words.items():
+            if by_signal:
+                matcher = PhraseMatcher(self.nlp.vocab, attr=attr)
+                for signal_id, values in by_signal.items():
+                    matcher.add(signal_id, [self.nlp.make_doc(w) for w in sorted(values)])
+                matchers.append(matcher)
+        return matchers, unanchored
 
     def _canonical(self, pattern: list[dict]) -> list[dict]:
         """NORM values as lemmas, the way the lexicon normalises text ({LEMMA: plans} means plan)."""
@@ -161,8 +176,10 @@ class Tagger:
 
     def _match_doc(self, doc, norm: str, original: str, speaker: str | None) -> tuple[list[Hit], list[Negated]]:
         spans = [(self._ids[k], s, e) for k, s, e in self.phrases(doc)]
-        if self.patterns and (self._anchors is None or self._anchors(doc)):
-            spans += [(self._ids[k], s, e) for k, s, e in self.patterns(doc)]
+        if self.patterns:
+            candidates = self._unanchored | {self._ids[k] for m in self._anchors for k, _, _ in m(doc)}
+            for signal_id in candidates:
+                spans += [(signal_id, s, e) for _, s, e in self.patterns[signal_id](doc)]
         if self._regex:
             spans += self._regex_spans(doc, norm)
         if not spans:
@@ -186,7 +203,8 @@ class Tagger:
 
     def _regex_spans(self, doc, norm: str) -> list[tuple[str, int, int]]:
         spans = []
-        for signal_id, expr in self._regex:
+        for index in self._regex_filter.candidates(norm):
+            signal_id, expr = self._regex[index]
             for m in expr.finditer(norm):
                 span = doc.char_span(m.start(), m.end(), alignment_mode="expand")
                 if span is not None:

@@ -1,0 +1,496 @@
+"""Take PII and card data out of transcript text before anything is written.
+
+Whisper writes numbers in every shape ("4242 4242", "424242424242 4242", "four two",
+"forty two", "double four", "oh"), so they are not matched with digit regexes: number
+words and digits joined only by spaces, punctuation or fillers ("um", "slash") form a
+*run*; the run is spelled out as digits, each remembering the characters it came
+from, and the digits are judged. Spans are character offsets in the original text.
+
+A cue is a word that says what a run is; the *nearest* decides: the last cue before
+the run, else one right after it ("... is my order number"), else the last one of the
+context (the previous utterance: the agent's question). Classes: card (card, credit,
+debit, visa, amex, long number; not "SIM card"), cvv (expiry/expires, security code,
+CVV, digits on the back), ssn (social, SSN), phone (phone, mobile, cell, call me,
+reach you), id (order, account, reference, tracking, ticket, invoice, confirmation,
+policy, zip, case/member/claim... number). Money runs ("$", "dollars") are skipped.
+
+- card: with a card cue, any run of >= 13 digits, Luhn or not (ASR mishears digits;
+  for PCI over-redaction is the cheap error). Without: 13-19 digits, Luhn-valid (a
+  leading "oh" may be an interjection). A longer run (card, expiry and CVV read
+  together) yields a Luhn-valid 13-19 digit window starting and ending at a digit-group
+  boundary (starting 2-6, 16 long, first preferred), unless an id cue is nearest. Up
+  to 8 digits after the card in its run go with it; more are judged on their own.
+- expiry/CVV, redacted as card: 2-8 digits with a cvv cue nearest (with a month name
+  just before: "September twenty seven"); 3-8 digits at most 3 words after a card.
+- ssn: 9 digits with an ssn cue, or written NNN-NN-NNNN.
+- dob, only with a DOB cue (birth, born, birthday, DOB) in the utterance or context,
+  since a delivery date is not PII: "the fourth of March, nineteen eighty six",
+  "March 4th 1986", "March 1986", "4 March 86", "04/03/1986", "1986-03-04", and runs
+  of 6 or 8 digits that read as a date.
+- phone: 10 digits, 11 starting 1 or 0 (UK), 12 starting 44 (+44); not with an id cue.
+- email: written, and spoken: "anna dot brooks at gmail dot com", "j underscore smith
+  at outlook dot co dot uk" (the last label must be a common TLD).
+Kept: prices, times, zip codes, short runs, dates without a DOB cue, non-Luhn
+card-length runs without a card cue.
+
+Across turns (redact_utterances): consecutive turns of one speaker - the other speaker
+silent or only backchannelling ("mhm", "okay") between - are also searched joined, and
+a span crossing a turn boundary is redacted in each turn it touches: a card, phone or
+date read over several turns (Whisper turns end at pauses) goes.
+"""
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from dataclasses import dataclass
+from typing import Collection
+
+ENTITIES = ("card", "ssn", "phone", "email", "dob")
+PRIORITY = {kind: rank for rank, kind in enumerate(ENTITIES)}  # overlapping spans keep the kind ranked first
+
+UNITS = dict(zip("zero one two three four five six seven eight nine".split(), "0123456789"), oh="0", o="0")
+TEENS = {w: str(10 + i) for i, w in enumerate(
+    "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split())}
+TENS = {w: str(2 + i) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+SCALE = {"hundred", "thousand"}
+MULT = {"double": 2, "triple": 3}
+FILLERS = {"um", "uh", "er", "erm", "ah", "hmm", "slash", "dash"}
+NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | SCALE | set(MULT)
+ORDINALS = {w: 1 + i for i, w in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth".split())} | {"thirtieth": 30}
+MONTHS = set("january february march april may june july august september october november december "
+             "jan feb mar apr jun jul aug sep sept oct nov dec".split())
+CUE_WORDS = {**dict.fromkeys("expiry expires expire expired expiring expiration exp cvv cvc cv2 csc".split(), "cvv"),
+             **dict.fromkeys("card cards credit debit visa mastercard amex".split(), "card"),
+             **dict.fromkeys("social ssn".split(), "ssn"),
+             **dict.fromkeys("phone phones mobile cell telephone landline".split(), "phone"),
+             **dict.fromkeys("order account reference ref tracking ticket invoice confirmation policy zip postcode "
+                             "postal".split(), "id"),
+             **dict.fromkeys("birth birthday birthdate born dob".split(), "dob")}
+CUE_PAIRS = {("security", "code"): "cvv", ("american", "express"): "card", ("long", "number"): "card",
+             ("contact", "number"): "phone", ("d", "o"): "dob"}
+CUE_PAIRS |= {(a, b): "phone" for a in ("call", "reach", "text", "ring") for b in ("me", "you", "him", "her", "us")}
+CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booking transaction serial routing".split()
+              for b in ("number", "no", "id", "code")}
+CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back"}
+QUICK_WORDS = NUMBER_WORDS | set(ORDINALS) | {"at"}
+BACKCHANNEL = set("ok okay mhm mm hmm mmhmm mm-hmm uh-huh uh huh yes yeah yep yup right sure go on ahead got it "
+                  "alright thanks thank you great perfect".split())
+
+TOKEN = re.compile(r"\[(?:CARD|SSN|PHONE|EMAIL|DOB)\]|\d+(?:st|nd|rd|th)?|[^\W\d_]+(?:'[^\W\d_]+)?", re.I)
+GAP = re.compile(r"[\s,.;:/()+\u2026\u2013\u2014-]*")   # what may sit between the numbers of one run
+TIGHT = re.compile(r"[ \t-]*")                          # "forty two" / "forty-two" is 42; "forty, two" is 40 2
+DIGIT_OR_AT = re.compile(r"[\d@]")
+PUNCTUATION = str.maketrans(dict.fromkeys(",.;:!?()[]/\"'\u2026-", " "))
+DAY_DIGITS = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?")
+SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
+DATE_WRITTEN = re.compile(r"\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|(?:19|20)\d\d-\d{1,2}-\d{1,2})\b")
+MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence|percent|%)", re.I)
+CUE_AFTER = re.compile(r"[\s,]*(?:(?:is|was|that's|its|it's|as|for|on|of|my|your|the)\s+){0,3}")
+SPOKEN_EMAIL = re.compile(
+    r"(?<![\w'])(?:[a-z0-9]\s){0,3}[a-z0-9]+(?:(?:\s*[._-]\s*|\s+(?:dot|underscore|dash|hyphen)\s+)[a-z0-9]+)*"
+    r"(?:\s+(?:" + "|".join(NUMBER_WORDS - SCALE - set(MULT)) + r"))*\s+(?:at|@)\s+[a-z0-9]+(?:(?:\s*\.\s*|\s+dot\s+)[a-z0-9]+)*(?:\s*\.\s*|\s+dot\s+)"
+    r"(?:com|net|org|edu|gov|io|co|uk|us|ca|au|de|fr|ie|nz|info|biz|me)\b", re.I)
+WRITTEN_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+@dataclass(frozen=True)
+class Span:
+    kind: str
+    start: int
+    end: int
+
+
+class _Tokens:
+    """Words of a text (lower-cased) with their character offsets; placeholders are opaque words."""
+
+    def __init__(self, text: str):
+        found = list(TOKEN.finditer(text))
+        self.text = text
+        self.words = [m.group().lower() for m in found] + [""] * 4  # padding: look-ahead needs no bounds checks
+        self.starts = [m.start() for m in found]
+        self.ends = [m.end() for m in found]
+
+
+def luhn(digits: str) -> bool:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = (ord(c) - 48) * (1 + i % 2)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "") -> list[Span]:
+    """Non-overlapping PII spans of text, sorted; context is the previous utterance of the call.
+
+    Example:
+        >>> find_pii("it's 4111 1111 1111 1111")
+        [Span(kind='card', start=5, end=24)]
+    """
+    if not text or not (DIGIT_OR_AT.search(text) or not QUICK_WORDS.isdisjoint(_words(text))):
+        return []  # most turns: no digit, no number word, no "at"
+    tok = _Tokens(text)
+    cues, context_cues = _cues(tok.words), _cues(TOKEN.findall(context.lower()) + [""] * 4) if context else []
+    dob_cue = any(kind == "dob" for kind, _ in cues + context_cues)
+    found = _emails(text)
+    if dob_cue:
+        found += _dates(tok, found)
+    context_cue = next((kind for kind, _ in reversed(context_cues) if kind != "dob"), None)
+    found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], context_cue, dob_cue)
+    return _merge([s for s in found if s.kind in entities])
+
+
+def redact_text(text: str, entities: Collection[str] = ENTITIES, context: str = "") -> tuple[str, list[Span]]:
+    """text with each span replaced by what it was ("[CARD]"), and the spans (offsets in text).
+
+    Example:
+        >>> redact_text("call me on 206 555 0142")[0]
+        'call me on [PHONE]'
+    """
+    spans = find_pii(text, entities, context)
+    return _apply(text, spans), spans
+
+
+def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITIES) -> tuple[list[dict], Counter]:
+    """New utterance dicts of one call with text and words redacted, and a Counter of kinds redacted.
+
+    Words covering a span become one word ("[CARD]", first start_s, last end_s, min probability
+    or None); spans are widened to whole words so text stays " ".join(words). A span split over
+    turns counts once.
+    """
+    texts = [u.get("text") or "" for u in utterances]
+    found = [find_pii(t, entities, texts[i - 1] if i else "") for i, t in enumerate(texts)]
+    continued: list[list[int]] = [[] for _ in texts]
+    for block in _turn_blocks(utterances, texts):
+        for i, span, is_continuation in _cross_turn(block, texts, entities):
+            found[i].append(span)
+            if is_continuation:
+                continued[i].append(span.start)
+    rows, counts = [], Counter()
+    for i, utterance in enumerate(utterances):
+        row, spans = _redact_row(utterance, texts[i], _merge(found[i]))
+        rows.append(row)
+        counts.update(s.kind for s in spans if not any(s.start <= c < s.end for c in continued[i]))
+    return rows, counts
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+def _numbers(tok: _Tokens, taken: list[Span], cues, context_cue: str | None, dob_cue: bool) -> list[Span]:
+    spans, last_card = [], None
+    for run in _runs(tok, _covered(tok, taken)):
+        digits = _spell(tok, run)
+        if not digits or _is_money(tok.text, digits[0][1], digits[-1][2]):
+            continue
+        end = digits[-1][2]
+        cue = _nearest(cues, tok, run[0], run[-1]) or context_cue
+        hits = _classify(digits, cue, tok.text, dob_cue, lead_oh=tok.words[run[0]] in ("oh", "o"))
+        if not hits and last_card and run[0] - last_card[1] <= 4 and 3 <= len(digits) <= 8:
+            spans[last_card[0]] = Span("card", spans[last_card[0]].start, end)  # expiry/CVV right after a card
+            last_card = (last_card[0], run[-1])
+            continue
+        last_card = None
+        for kind, a, b in hits:
+            head, first = run[0] - 1, digits[a][1]
+            if kind == "card" and cue == "cvv" and a == 0 and head >= 0 and tok.words[head] in MONTHS:
+                first = tok.starts[head]  # "September twenty seven"
+            spans.append(Span(kind, first - (tok.text[first - 1:first] in ("+", "(")), digits[b - 1][2]))
+            if kind == "card" and b == len(digits):
+                last_card = (len(spans) - 1, run[-1])
+    return spans
+
+
+def _runs(tok: _Tokens, blocked: set[int]) -> list[list[int]]:
+    """Token indices of maximal runs of number words/digits joined only by GAP characters or fillers."""
+    runs, run = [], []
+    for i, w in enumerate(tok.words[:len(tok.starts)]):
+        joinable = bool(run) and run[-1] == i - 1 and GAP.fullmatch(tok.text, tok.ends[i - 1], tok.starts[i])
+        number = w.isdigit() or w in NUMBER_WORDS
+        if i not in blocked and (number or (joinable and w in FILLERS)):
+            if run and not joinable:
+                runs.append(run)
+                run = []
+            run.append(i)
+        elif run:
+            runs.append(run)
+            run = []
+    runs.append(run)
+    return [r[:max(k for k, i in enumerate(r) if tok.words[i] not in FILLERS) + 1] for r in runs if r]
+
+
+def _spell(tok: _Tokens, run: list[int]) -> list[tuple[str, int, int, bool]]:
+    """The digits a run says: (digit, start char, end char, first digit of its group)."""
+    ws = [tok.words[k] for k in run] + ["", ""]
+    tight = [bool(TIGHT.fullmatch(tok.text, tok.ends[a], tok.starts[b])) for a, b in zip(run, run[1:])] + [False]
+    out, i = [], 0
+    while i < len(run):
+        w, start = ws[i], tok.starts[run[i]]
+        if w.isdigit():
+            out += [(c, start + j, start + j + 1, j == 0) for j, c in enumerate(w)]
+            i += 1
+            continue
+        single = UNITS.get(ws[i + 1]) or (ws[i + 1] if len(ws[i + 1]) == 1 and ws[i + 1].isdigit() else "")
+        said, used = (single * MULT[w], 2) if w in MULT and single else _words_value(ws, i, tight)
+        end = tok.ends[run[i + used - 1]]
+        out += [(c, start, end, j == 0) for j, c in enumerate(said)]
+        i += used
+    return out
+
+
+def _words_value(ws: list[str], i: int, tight: list[bool]) -> tuple[str, int]:
+    """Digits said by the number words at ws[i:], and how many words that took."""
+    w, nxt = ws[i], ws[i + 1]
+    if w in TENS:
+        if tight[i] and UNITS.get(nxt, "0") != "0":
+            return TENS[w] + UNITS[nxt], 2
+        return TENS[w] + "0", 1
+    head = TEENS.get(w) or UNITS.get(w, "")
+    if head and head != "0" and nxt in SCALE:
+        zeros = 2 if nxt == "hundred" else 3
+        after = ws[i + 2]
+        # "eight hundred five five five" is 800 555 (how phone numbers are read); "two thousand five" is 2005
+        if after in TEENS or after in TENS or (zeros == 3 and after in UNITS):
+            tail, used = _words_value(ws, i + 2, tight)
+            return head + tail.zfill(zeros), used + 2
+        return head + "0" * zeros, 2
+    return head, 1  # fillers, bare scale words and multipliers say no digit
+
+
+def _classify(ds, cue, text, dob_cue, lead_oh) -> list[tuple[str, int, int]]:
+    """(kind, first digit, end digit) of what a run of digits is; see the module docstring."""
+    digits = "".join(d[0] for d in ds)
+    n = len(digits)
+    if n >= 13:
+        hit = (0, n) if cue == "card" else _card_window(ds, digits, cue, lead_oh)
+        if hit:
+            a, b = hit
+            b = n if n - b <= 8 else b
+            shift = [(k, x + b, y + b) for k, x, y in _classify(ds[b:], cue, text, dob_cue, False)] if b < n else []
+            return (_classify(ds[:a], cue, text, dob_cue, False) if a else []) + [("card", a, b)] + shift
+    raw = text[ds[0][1]:ds[-1][2]]
+    if n == 9 and (cue == "ssn" or SSN_WRITTEN.fullmatch(raw)):
+        return [("ssn", 0, n)]
+    if dob_cue and n in (6, 8) and _is_date(digits):
+        return [("dob", 0, n)]
+    if cue == "cvv" and 2 <= n <= 8:
+        return [("card", 0, n)]
+    if cue != "id" and (n == 10 or (n == 11 and digits[0] in "01") or (n == 12 and digits.startswith("44"))):
+        return [("phone", 0, n)]
+    return []
+
+
+def _card_window(ds, digits: str, cue: str | None, lead_oh: bool) -> tuple[int, int] | None:
+    n = len(digits)
+    if n <= 19:
+        if luhn(digits):
+            return 0, n
+        return (1, n) if lead_oh and n > 13 and luhn(digits[1:]) else None
+    if cue == "id":
+        return None
+    starts = [i for i, d in enumerate(ds) if d[3]]
+    ends = set(starts) | {n}
+    windows = [(a, a + k) for a in starts for k in range(13, 20) if a + k in ends and luhn(digits[a:a + k])]
+    # a real card starts 2-6 and is mostly 16 (Amex 15) long: that beats a chance Luhn window over other numbers
+    return min(windows, key=lambda w: (digits[w[0]] not in "23456", abs(w[1] - w[0] - 16), w[0]), default=None)
+
+
+def _is_date(digits: str) -> bool:
+    def ok(d, m, y):
+        return 1 <= int(d) <= 31 and 1 <= int(m) <= 12 and (len(y) == 2 or 1900 <= int(y) <= 2030)
+    if len(digits) == 6:
+        return ok(digits[:2], digits[2:4], digits[4:]) or ok(digits[2:4], digits[:2], digits[4:])
+    head, mid, tail = digits[:2], digits[2:4], digits[4:]
+    return ok(head, mid, tail) or ok(mid, head, tail) or ok(digits[6:], digits[4:6], digits[:4])
+
+
+def _is_money(text: str, start: int, end: int) -> bool:
+    return text[:start].rstrip().endswith(("$", "£", "€")) or bool(MONEY_AFTER.match(text, end))
+
+
+def _cues(ws: list[str]) -> list[tuple[str, int]]:
+    """(class, word index) of every cue word; see the module docstring."""
+    found = []
+    for i, w in enumerate(ws):
+        if w in CUE_HEADS:
+            kind = CUE_PAIRS.get((w, ws[i + 1])) or CUE_WORDS.get(w)
+            if w == "back" and ws[i - 2:i] == ["on", "the"] and ws[i - 3] in ("digits", "numbers", "code"):
+                kind = "cvv"  # "the three digits on the back"
+            elif (w in ("card", "cards") and ws[i - 1] in ("sim", "id")) or (w == "order" and ws[i - 1] == "in"):
+                kind = None
+            if kind:
+                found.append((kind, i))
+    return found
+
+
+def _nearest(cues, tok: _Tokens, first: int, last: int) -> str | None:
+    """Class of the last cue before words first..last, else of one right after them ("... is my order number")."""
+    before = [kind for kind, i in cues if i < first]
+    if before:
+        return before[-1]
+    after = next(((kind, i) for kind, i in cues if i > last), None)
+    if after and CUE_AFTER.match(tok.text, tok.ends[last]).end() >= tok.starts[after[1]]:
+        return after[0]
+    return None
+
+
+# --- dates and emails ----------------------------------------------------------------------
+
+def _dates(tok: _Tokens, taken: list[Span]) -> list[Span]:
+    spans = [Span("dob", m.start(), m.end()) for m in DATE_WRITTEN.finditer(tok.text)]
+    blocked = _covered(tok, taken + spans)
+    ws, i = tok.words, 0
+    while i < len(tok.starts):
+        j = 0 if i in blocked else _date_end(ws, i)
+        if j > i:
+            spans.append(Span("dob", tok.starts[i], tok.ends[min(j, len(tok.starts)) - 1]))
+        i = max(j, i + 1)
+    return spans
+
+
+def _date_end(ws: list[str], i: int) -> int:
+    """End of a date starting at word i, else 0: "fourth of March[,] nineteen eighty six", "4 March 86",
+    "March 4th 1986", "March the fourth", "March 1986" (the longest reading wins)."""
+    if ws[i] in MONTHS:
+        k = i + 1 + (ws[i + 1] in ("the", "of"))
+        day, year = _day(ws, k, cardinal=True), _year(ws, k)
+        return max(k + day + _year(ws, k + day) if day else 0, k + year if year else 0)
+    day = _day(ws, i, cardinal=False)
+    k = i + day + (ws[i + day] == "of")
+    return k + 1 + _year(ws, k + 1) if day and ws[k] in MONTHS else 0
+
+
+def _day(ws: list[str], i: int, cardinal: bool) -> int:
+    w, nxt = ws[i], ws[i + 1]
+    if w in ORDINALS:
+        return 1
+    if w in ("twenty", "thirty") and ORDINALS.get(nxt, 99) < 10:
+        return 2
+    match = DAY_DIGITS.fullmatch(w)
+    if match:
+        return int(1 <= int(match.group(1)) <= 31)
+    if cardinal and w in ("twenty", "thirty"):
+        return 1 + (UNITS.get(nxt, "0") != "0")
+    return int(cardinal and (w in TEENS or UNITS.get(w, "0") != "0"))
+
+
+def _year(ws: list[str], i: int) -> int:
+    """How many words from i say a year: 1986, nineteen eighty six, two thousand and one, eighty six."""
+    w, nxt, third = ws[i], ws[i + 1], ws[i + 2]
+    if w.isdigit():
+        return int(len(w) == 2 or (len(w) == 4 and w[:2] in ("19", "20")))
+    if w == "two" and nxt == "thousand":
+        tail = _small(ws, i + 3) if third == "and" else _small(ws, i + 2)
+        return 2 + (tail + (third == "and") if tail else 0)
+    if w in ("eighteen", "nineteen", "twenty"):
+        if nxt == "hundred" or nxt in TEENS:
+            return 2
+        if nxt in ("oh", "o", "zero") and UNITS.get(third, "0") != "0":
+            return 3
+        if nxt in TENS:
+            return 2 + (UNITS.get(third, "0") != "0")
+    return _small(ws, i) if w in TENS else 0
+
+
+def _small(ws: list[str], i: int) -> int:
+    """Words saying a number 1-99 at i (teen, tens [unit], or unit), else 0."""
+    if ws[i] in TENS:
+        return 1 + (UNITS.get(ws[i + 1], "0") != "0")
+    return int(ws[i] in TEENS or UNITS.get(ws[i], "0") != "0")
+
+
+def _emails(text: str) -> list[Span]:
+    spans = [Span("email", m.start(), m.end()) for m in WRITTEN_EMAIL.finditer(text)]
+    if " at " in text.lower() or "@" in text:
+        spans += [Span("email", m.start(), m.end()) for m in SPOKEN_EMAIL.finditer(text)]
+    return spans
+
+
+# --- spans, turns and words ----------------------------------------------------------------
+
+def _words(text: str) -> list[str]:
+    return text.lower().translate(PUNCTUATION).split()
+
+
+def _covered(tok: _Tokens, spans: list[Span]) -> set[int]:
+    return {i for s in spans for i in range(bisect_right(tok.ends, s.start), bisect_left(tok.starts, s.end))}
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    merged: list[Span] = []
+    for s in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if merged and s.start < merged[-1].end:
+            last = merged[-1]
+            kind = min(last.kind, s.kind, key=PRIORITY.get)
+            merged[-1] = Span(kind, last.start, max(last.end, s.end))
+        elif s.end > s.start:
+            merged.append(s)
+    return merged
+
+
+def _apply(text: str, spans: list[Span]) -> str:
+    out, pos = [], 0
+    for s in spans:
+        out += [text[pos:s.start], f"[{s.kind.upper()}]"]
+        pos = s.end
+    return "".join(out) + text[pos:]
+
+
+def _turn_blocks(utterances: list[dict], texts: list[str]) -> list[list[int]]:
+    """Runs of one speaker's turns; the other speaker's pure backchannel ("mhm", "okay") between is skipped."""
+    blocks, block = [], []
+    for i, utterance in enumerate(utterances):
+        if block and utterance.get("speaker") == utterances[block[-1]].get("speaker"):
+            block.append(i)
+        elif block and len(texts[i]) < 30 and set(_words(texts[i])) <= BACKCHANNEL:
+            continue
+        else:
+            blocks.append(block)
+            block = [i]
+    return [b for b in blocks + [block] if len(b) > 1]
+
+
+def _cross_turn(block: list[int], texts: list[str], entities):
+    """(utterance index, span part, is a continuation) for spans of the joined block that cross a turn."""
+    offsets, pos = [], 0
+    for i in block:
+        offsets.append(pos)
+        pos += len(texts[i]) + 1
+    context = texts[block[0] - 1] if block[0] else ""
+    for span in find_pii("\n".join(texts[i] for i in block), entities, context):
+        parts = [(i, off) for i, off in zip(block, offsets) if span.start < off + len(texts[i]) and span.end > off]
+        for n, (i, off) in enumerate(parts if len(parts) > 1 else []):
+            yield i, Span(span.kind, max(span.start - off, 0), min(span.end - off, len(texts[i]))), n > 0
+
+
+def _redact_row(utterance: dict, text: str, spans: list[Span]) -> tuple[dict, list[Span]]:
+    row = dict(utterance)
+    words = [dict(w) for w in utterance.get("words") or []]
+    if spans and words:
+        spans, words = _redact_words(words, text, spans)
+    if spans:
+        row["text"] = _apply(text, spans)
+    if "words" in utterance:
+        row["words"] = words
+    return row, spans
+
+
+def _redact_words(words: list[dict], text: str, spans: list[Span]) -> tuple[list[Span], list[dict]]:
+    """Spans widened to whole words, and the words with each span's words merged into one."""
+    if " ".join(w["word"] for w in words) != text:
+        raise ValueError("utterance words do not spell its text, so they cannot be redacted safely")
+    starts, pos = [], 0
+    for w in words:
+        starts.append(pos)
+        pos += len(w["word"]) + 1
+    bounds = [(bisect_right(starts, s.start) - 1, bisect_left(starts, s.end) - 1) for s in spans]
+    wide = _merge([Span(s.kind, starts[a], starts[b] + len(words[b]["word"])) for s, (a, b) in zip(spans, bounds)])
+    out, done = [], 0
+    for s in wide:
+        a, b = bisect_right(starts, s.start) - 1, bisect_left(starts, s.end) - 1
+        probs = [w.get("probability") for w in words[a:b + 1]]
+        out += words[done:a] + [{"word": f"[{s.kind.upper()}]", "start_s": words[a]["start_s"],
+                                 "end_s": words[b]["end_s"], "probability": None if None in probs else min(probs)}]
+        done = b + 1
+    return wide, out + words[done:]

@@ -1,0 +1,67 @@
+"""Demo calls through the real model: agent and customer turns in the script's order, words close to it."""
+import json
+
+import jiwer
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+from pipeline.ingest import plan_recordings
+from pipeline.transcribe import AsrOptions, Transcriber
+
+DEMO = ROOT / "data/demo"
+SCRIPT = {c["call_id"]: c for c in yaml.safe_load((ROOT / "data/demo_script.yaml").read_text())["calls"]}
+NOTHING = pd.DataFrame({"call_id": [], "source_path": [], "file_size": [], "file_mtime": []})
+DIGITS = "zero one two three four five six seven eight nine".split()
+
+
+def norm(text: str) -> str:
+    import re
+    text = re.sub(r"\d", lambda m: f" {DIGITS[int(m.group())]} ", text.lower())
+    return " ".join(re.findall(r"[a-z']+", text))
+
+
+def script_turns(call_id: str) -> list[dict]:
+    return json.loads((ROOT / f"data/demo_transcripts/{call_id}.json").read_text())["utterances"]
+
+
+@pytest.fixture(scope="module")
+def transcribed():
+    """c-0001 (agent on the left) and c-0008 (agent on the right, per metadata.csv)."""
+    jobs = [j for j in plan_recordings(DEMO, NOTHING, "left").jobs if j.call_id in ("c-0001", "c-0008")]
+    with Transcriber(AsrOptions(), workers=2, progress=False) as tr:
+        return {r.call_id: r for r in tr.run(jobs)}
+
+
+def test_demo_metadata_matches_the_script():
+    jobs = {j.call_id: j for j in plan_recordings(DEMO, NOTHING, "left").jobs}
+    assert sorted(jobs) == sorted(SCRIPT)
+    for call_id, job in jobs.items():
+        assert job.channels == 2 and job.sample_rate == 8000
+        assert job.agent_channel == SCRIPT[call_id]["agent_channel"]
+        assert job.started_at.isoformat() == SCRIPT[call_id]["started_at"]
+
+
+@pytest.mark.parametrize("call_id", ["c-0001", "c-0008"])
+def test_turns_come_out_in_the_scripts_order_by_speaker(transcribed, call_id):
+    result = transcribed[call_id]
+    truth = script_turns(call_id)
+    # Every utterance is attributed to the speaker whose scripted line it falls in.
+    def speaker_at(t):
+        return next((u["speaker"] for u in truth if u["start_s"] - 0.5 <= t <= u["end_s"] + 0.5), None)
+    attributed = [speaker_at((u["start_s"] + u["end_s"]) / 2) == u["speaker"] for u in result.utterances]
+    assert sum(attributed) / len(attributed) >= 0.95
+    # Collapsing consecutive turns of one speaker, the sequences of speakers are identical.
+    def collapse(speakers):
+        return [s for i, s in enumerate(speakers) if i == 0 or s != speakers[i - 1]]
+    assert collapse([u["speaker"] for u in result.utterances]) == collapse([u["speaker"] for u in truth])
+
+
+@pytest.mark.parametrize("call_id", ["c-0001", "c-0008"])
+def test_words_are_close_to_the_script(transcribed, call_id):
+    result = transcribed[call_id]
+    for speaker in ("agent", "customer"):
+        said = norm(" ".join(u["text"] for u in script_turns(call_id) if u["speaker"] == speaker))
+        heard = norm(" ".join(u["text"] for u in result.utterances if u["speaker"] == speaker))
+        assert jiwer.wer(said, heard) <= 0.2, (speaker, heard)

@@ -1,0 +1,254 @@
+"""Redaction takes every card, SSN, phone, email and date of birth out, and nothing else.
+
+The corpus (tests/data/redaction_cases.yaml) says, for each utterance, the exact
+substrings that must go; the expected output is the text with each one replaced by
+"[KIND]", so span boundaries are pinned too. Near-misses must come back unchanged.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.redact import ENTITIES, Span, find_pii, luhn, redact_text, redact_utterances
+
+CASES = yaml.safe_load((Path(__file__).parent / "data" / "redaction_cases.yaml").read_text())["cases"]
+DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
+TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+NUMBER_WORDS = set(DIGIT_WORDS + TEENS + TENS[2:]) | {"oh", "o", "double", "triple", "hundred", "thousand"} | set(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth fourteenth "
+    "fifteenth sixteenth seventeenth eighteenth nineteenth twentieth thirtieth".split())
+
+
+def expected_output(case: dict) -> str:
+    text = case["text"]
+    for secret in case["expect"]:
+        assert secret["secret"] in text, f"corpus error: {secret['secret']!r} not in {text!r}"
+        text = text.replace(secret["secret"], f"[{secret['kind'].upper()}]", 1)
+    return text
+
+
+def secret_spans(case: dict) -> list[Span]:
+    """Where each secret sits in the original text (searched left to right, like expected_output)."""
+    spans, pos = [], 0
+    for secret in case["expect"]:
+        start = case["text"].index(secret["secret"], pos)
+        spans.append(Span(secret["kind"], start, start + len(secret["secret"])))
+        pos = start + len(secret["secret"])
+    return spans
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["text"][:60] for c in CASES])
+def test_corpus_case(case):
+    out, spans = redact_text(case["text"], context=case.get("context", ""))
+    assert out == expected_output(case)
+    assert spans == secret_spans(case)
+
+
+def test_corpus_is_big_and_varied():
+    kinds = [s["kind"] for c in CASES for s in c["expect"]]
+    assert len(CASES) >= 80
+    assert set(kinds) == set(ENTITIES)
+    assert sum(not c["expect"] for c in CASES) >= 20  # near-misses
+
+
+def test_corpus_recall_and_precision():
+    secrets = found = true_found = 0
+    near_miss_spans = 0
+    for case in CASES:
+        truth = secret_spans(case)
+        spans = find_pii(case["text"], context=case.get("context", ""))
+        secrets += len(truth)
+        found += len(spans)
+        true_found += sum(any(t.kind == s.kind and t.start < s.end and s.start < t.end for t in truth) for s in spans)
+        near_miss_spans += 0 if truth else len(spans)
+        covered = [any(s.kind == t.kind and s.start <= t.start and t.end <= s.end for s in spans) for t in truth]
+        assert all(covered), case["text"]
+    assert true_found == found  # precision 1.0
+    assert near_miss_spans == 0
+    assert found == secrets  # recall 1.0 (every secret covered, above) with one span per secret
+
+
+def test_entities_limit_what_is_redacted():
+    text = "Card 4111 1111 1111 1111, email anna.brooks@gmail.com"
+    assert redact_text(text, entities=("email",))[0] == "Card 4111 1111 1111 1111, email [EMAIL]"
+    assert redact_text(text, entities=("card",))[0] == "Card [CARD], email anna.brooks@gmail.com"
+
+
+def test_dob_needs_a_cue_in_text_or_context():
+    text = "The fourth of March, nineteen eighty six."
+    assert redact_text(text)[0] == text
+    assert redact_text(text, context="And your date of birth?")[0] == "The [DOB]."
+
+
+def test_a_non_luhn_run_is_a_card_only_with_a_card_cue():
+    assert redact_text("it's 4242 4242 4242 4241")[0] == "it's 4242 4242 4242 4241"
+    assert redact_text("it's 4242 4242 4242 4241", context="what's the card number?")[0] == "it's [CARD]"
+
+
+# --- redact_utterances ---------------------------------------------------------------------
+
+def utterance(speaker: str, text: str, t0: float) -> dict:
+    words = [{"word": w, "start_s": round(t0 + i * 0.4, 1), "end_s": round(t0 + i * 0.4 + 0.3, 1),
+              "probability": 0.9 - i / 100} for i, w in enumerate(text.split(" "))]
+    return {"speaker": speaker, "start_s": t0, "end_s": words[-1]["end_s"], "text": text, "words": words}
+
+
+def test_words_of_a_card_become_one_word_with_its_times():
+    call = [utterance("agent", "What's the card number?", 0.0),
+            utterance("customer", "It's 4111 1111 1111 1111, thanks.", 2.0)]
+    rows, counts = redact_utterances(call)
+    assert rows[1]["text"] == "It's [CARD] thanks."
+    assert rows[1]["words"] == [
+        call[1]["words"][0],
+        {"word": "[CARD]", "start_s": 2.4, "end_s": 3.9, "probability": 0.86},
+        call[1]["words"][5],
+    ]
+    assert rows[1]["text"] == " ".join(w["word"] for w in rows[1]["words"])
+    assert rows[0] == call[0]
+    assert counts == {"card": 1}
+
+
+def test_inputs_are_untouched():
+    call = [utterance("customer", "my email is anna.brooks@gmail.com", 0.0)]
+    call[0]["words"][3]["probability"] = None
+    before = copy.deepcopy(call)
+    rows, _ = redact_utterances(call)
+    assert call == before
+    assert rows[0]["words"][3] == {"word": "[EMAIL]", "start_s": 1.2, "end_s": 1.5, "probability": None}
+    assert rows[0] is not call[0] and rows[0]["words"][0] is not call[0]["words"][0]
+
+
+def test_card_split_over_two_turns_of_one_speaker():
+    call = [utterance("agent", "Go ahead with the card number.", 0.0),
+            utterance("customer", "It's 4242 4242", 3.0),
+            utterance("customer", "4242 4242.", 5.0),
+            utterance("agent", "Thank you.", 7.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows] == ["Go ahead with the card number.", "It's [CARD]", "[CARD]", "Thank you."]
+    assert rows[1]["words"][1] == {"word": "[CARD]", "start_s": 3.4, "end_s": 4.1, "probability": 0.88}
+    assert counts == {"card": 1}
+
+
+def test_card_split_over_turns_with_a_backchannel_between():
+    call = [utterance("customer", "four one one one, one one one one", 0.0),
+            utterance("agent", "Mhm.", 4.0),
+            utterance("customer", "one one one one, one one one one", 5.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows] == ["[CARD]", "Mhm.", "[CARD]"]
+    assert counts == {"card": 1}
+
+
+def test_context_is_the_previous_utterance():
+    call = [utterance("agent", "And your date of birth?", 0.0),
+            utterance("customer", "The second of October, nineteen ninety.", 2.0),
+            utterance("customer", "And the third of November is my delivery date.", 5.0)]
+    rows, counts = redact_utterances(call)
+    assert rows[1]["text"] == "The [DOB]"
+    assert rows[2]["text"] == call[2]["text"]
+    assert counts == {"dob": 1}
+
+
+def test_utterances_without_words_are_redacted_on_text():
+    rows, counts = redact_utterances([{"speaker": "customer", "text": "call me on 206 555 0142", "words": []}])
+    assert rows == [{"speaker": "customer", "text": "call me on [PHONE]", "words": []}]
+    assert counts == {"phone": 1}
+
+
+def test_words_that_do_not_spell_the_text_are_refused():
+    bad = utterance("customer", "it's 4111 1111 1111 1111", 0.0)
+    bad["words"] = bad["words"][:2]
+    with pytest.raises(ValueError, match="do not spell"):
+        redact_utterances([bad])
+
+
+# --- properties ----------------------------------------------------------------------------
+
+@st.composite
+def luhn_number(draw) -> str:
+    body = draw(st.text("0123456789", min_size=15, max_size=15))
+    number = next(body + d for d in "0123456789" if luhn(body + d))
+    return number
+
+
+@st.composite
+def spoken(draw, number: str) -> str:
+    """number read the way tiny.en writes it: groups of 1-5, each as digits, digit words or pair words."""
+    groups, i = [], 0
+    while i < len(number):
+        size = draw(st.integers(1, 5))
+        groups.append(number[i:i + size])
+        i += size
+    parts = [render_group(draw, g, last=k == len(groups) - 1) for k, g in enumerate(groups)]
+    seps = draw(st.lists(st.sampled_from([" ", ", ", ". ", "-", " - ", "... ", " \u2026 ", ","]),
+                         min_size=len(parts), max_size=len(parts)))
+    return "".join(p + s for p, s in zip(parts, seps))[:-len(seps[-1])]
+
+
+def render_group(draw, group: str, last: bool) -> str:
+    style = draw(st.sampled_from(["digits", "words", "pair"]))
+    if style == "digits":
+        return group
+    if style == "pair" and len(group) == 2 and group[0] != "0" and (group[1] != "0" or last):
+        # "forty" then "two" would be heard as 42: a bare tens word ends the number
+        if group[0] == "1":
+            return TEENS[int(group[1])]
+        return TENS[int(group[0])] + ("" if group[1] == "0" else draw(st.sampled_from([" ", "-"])) + DIGIT_WORDS[
+            int(group[1])])
+    words, i = [], 0
+    while i < len(group):
+        same = len(group) - i - len(group[i:].lstrip(group[i]))
+        repeat = draw(st.integers(1, min(same, 3)))
+        word = draw(st.sampled_from(["oh", "zero"])) if group[i] == "0" else DIGIT_WORDS[int(group[i])]
+        words.append({1: word, 2: f"double {word}", 3: f"triple {word}"}[repeat] if repeat > 1 else word)
+        i += repeat
+    return " ".join(words)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(st.data(), luhn_number(), st.sampled_from(["", "sure it's ", "the number is ", "okay so "]),
+       st.sampled_from(["", ".", " thanks", ", is that okay?"]))
+def test_any_rendering_of_a_luhn_valid_number_is_redacted(data, number, prefix, suffix):
+    said = data.draw(spoken(number))
+    out, _ = redact_text(prefix + said + suffix)
+    assert out == prefix + "[CARD]" + suffix
+    assert not re.search(r"\d{4}", out)
+
+
+VOCAB = ["card", "number", "is", "my", "the", "of", "date", "birth", "born", "phone", "order", "social", "expiry",
+         "security", "code", "at", "dot", "com", "gmail", "underscore", "March", "July", "oh", "double", "forty",
+         "two", "nineteen", "eighty", "six", "first", "fourth", "1986", "4242", "4111", "1111", "555", "0142",
+         "123-45-6789", "$", "@", "[CARD]", "[DOB]", "thanks", "slash", "um", "hundred", "thousand", "and", "+44"]
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.lists(st.one_of(st.sampled_from(VOCAB), st.text(max_size=4)), max_size=30),
+       st.lists(st.sampled_from([" ", ", ", ". ", "-", "/", "\n", ""]), min_size=30, max_size=30),
+       st.sampled_from(["", "What's your date of birth?", "And the card number?", "the order number please"]))
+def test_redaction_never_raises_and_is_idempotent(words, seps, context):
+    text = "".join(w + s for w, s in zip(words, seps))
+    once, _ = redact_text(text, context=context)
+    assert redact_text(once, context=context)[0] == once
+
+
+PLAIN = ["card", "number", "please", "the", "my", "date", "birth", "born", "birthday", "phone", "social", "security",
+         "expiry", "code", "cvv", "order", "account", "March", "May", "July", "email", "gmail", "com", "dollars",
+         "mobile", "visa", "zip", "call", "me", "sure", "it's", "I'm", "okay", "back", "digits", "on"]
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(st.lists(st.one_of(st.sampled_from(PLAIN), st.from_regex(r"[A-Za-z']{1,8}", fullmatch=True)), max_size=25),
+       st.lists(st.sampled_from([" ", ", ", ". ", "? ", " - "]), min_size=25, max_size=25),
+       st.sampled_from(["", "Can I have your date of birth?", "What's the card number?"]))
+def test_text_without_numbers_or_email_shapes_is_unchanged(words, seps, context):
+    text = "".join(w + s for w, s in zip(words, seps))
+    lowered = set(re.findall(r"[a-z']+", text.lower()))
+    if lowered & (NUMBER_WORDS | {"at"}):
+        return  # outside the property: number words or a spoken "at"
+    assert redact_text(text, context=context) == (text, [])
