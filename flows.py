@@ -5,6 +5,7 @@ the Store does all file I/O; this module only wires them and schedules the run.
 """
 from __future__ import annotations
 
+import itertools
 import os
 
 # No network here: Prefect's telemetry would log an error on every run.
@@ -18,7 +19,7 @@ from prefect import flow, serve, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 
-from pipeline import ingest, tag, transcripts  # noqa: E402
+from pipeline import ingest, redact, tag, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.runs import Run, transcript_rows  # noqa: E402
 from pipeline.signals import load_signals  # noqa: E402
@@ -30,6 +31,17 @@ from pipeline.views import VIEWS  # noqa: E402
 plan_recordings = task(ingest.plan_recordings, name="ingest", cache_policy=NO_CACHE)
 load_transcripts = task(transcripts.load_transcripts, name="import-transcripts", cache_policy=NO_CACHE)
 tag_calls = task(tag.tag_calls, name="tag", cache_policy=NO_CACHE)
+
+
+@task(name="redact", cache_policy=NO_CACHE)
+def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict], int]:
+    """PII out of every utterance (and its words), call by call, before anything is written."""
+    out, found = [], 0
+    for _, turns in itertools.groupby(utterances, key=lambda u: u["call_id"]):
+        clean, counts = redact.redact_utterances(list(turns), entities)
+        out += clean
+        found += sum(counts.values())
+    return out, found
 UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
 
 
@@ -56,7 +68,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         _close_interrupted(store)
         run = Run(cfg.hash(), tagger.library.hash)
         store.write_summary(run.summary())
-        writer = _Writer(store, run, tagger)
+        writer = _Writer(store, run, tagger, cfg.redaction.entities)
         _retag_archive(writer)
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
         _import_transcripts(cfg, writer, known, since)
@@ -75,10 +87,12 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
 class _Writer:
     """Commits whole calls: the call, its utterances and its tags land together or not at all."""
 
-    def __init__(self, store: Store, run: Run, tagger: tag.Tagger):
-        self.store, self.run, self.tagger, self.seq = store, run, tagger, 1
+    def __init__(self, store: Store, run: Run, tagger: tag.Tagger, entities: list[str]):
+        self.store, self.run, self.tagger, self.entities, self.seq = store, run, tagger, entities, 1
 
     def calls(self, calls: list[dict], utterances: list[dict]) -> None:
+        utterances, found = redact_calls(utterances, self.entities)
+        self.run.counts["redacted"] += found
         durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
         hits, categories = tag_calls(self.tagger, utterances, durations)
         self.commit({"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories})

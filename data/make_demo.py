@@ -28,8 +28,8 @@ HERE = Path(__file__).resolve().parent
 SPEAKERS = ("agent", "customer")
 CHANNELS = ("left", "right")
 METADATA_COLUMNS = ["file", "call_id", "started_at", "agent_id", "queue", "direction", "agent_channel"]
-# Below this (about -50 dBFS) espeak-ng output is its own padding, not speech.
-TRIM_LEVEL = 10 ** (-50 / 20)
+# Below this (-40 dBFS) espeak-ng output is its own padding, not speech.
+TRIM_LEVEL = 10 ** (-40 / 20)
 # espeak-ng peaks near full scale; real telephone speech sits well below it.
 SPEECH_GAIN = 0.5
 OUT_RATE = 8000
@@ -117,10 +117,11 @@ def place_lines(call: dict, script: dict) -> tuple[list[dict], int]:
     transcript's start_s is exactly where the speech begins in the file.
     """
     synth, defaults = script["synthesis"], script["defaults"]
+    voices = {**synth["voices"], **call.get("voices", {})}
     cursor, placed, rate = defaults["lead_in_s"], [], None
     for i, line in enumerate(call["lines"]):
         who = line["speaker"]
-        audio, rate = synthesise(line["text"], synth["voices"][who], synth["rate_wpm"][who], synth["word_gap_ms"])
+        audio, rate = synthesise(line["text"], voices[who], synth["rate_wpm"][who], synth["word_gap_ms"])
         gap = line.get("gap_s", defaults["gap_s"]) if placed else 0.0
         start = round(cursor + gap, 3)
         if placed and start < placed[-1]["start_s"]:

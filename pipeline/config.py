@@ -42,6 +42,14 @@ class AsrConfig(_Strict):
     cpu_threads: int = Field(1, ge=0, le=64)
 
 
+PII = Literal["card", "ssn", "phone", "email", "dob"]
+
+
+class RedactionConfig(_Strict):
+    # Which kinds of personal data are taken out of every stored text; card numbers should never be dropped.
+    entities: list[PII] = ["card", "ssn", "phone", "email", "dob"]
+
+
 class ChannelsConfig(_Strict):
     agent: Literal["left", "right"] = "left"
 
@@ -85,6 +93,7 @@ class Config(_Strict):
     commit_every: int = Field(25, ge=1, le=10_000)
     asr: AsrConfig = AsrConfig()
     channels: ChannelsConfig = ChannelsConfig()
+    redaction: RedactionConfig = RedactionConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     runner: RunnerConfig = RunnerConfig()
     source: str = Field("<defaults>", exclude=True)

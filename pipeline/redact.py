@@ -259,18 +259,25 @@ def _words_value(ws: list[str], i: int, tight: list[bool]) -> tuple[str, int]:
 
 
 def _classify(ds, cue, text, dob_cue, lead_oh) -> list[tuple[str, int, int]]:
-    """(kind, first digit, end digit) of what a run of digits is; see the module docstring."""
-    digits = "".join(d[0] for d in ds)
+    """(kind, first digit, end digit) of what a run of digits says; see the module docstring."""
+    found, base = [], 0
+    while ds:  # a loop, not recursion, over the cards of a run: Whisper can loop "0, 0, 0, ..." for minutes
+        digits = "".join(d[0] for d in ds)
+        n = len(digits)
+        hit = None if n < 13 else (0, n) if cue == "card" else _card_window(ds, digits, cue, lead_oh)
+        if not hit:
+            return found + [(k, base + a, base + b) for k, a, b in _not_card(ds, digits, cue, text, dob_cue)]
+        a, b = hit[0], n if n - hit[1] <= 8 else hit[1]
+        # digits before the card hold only worse-ranked card windows (see _card_window): shallow recursion
+        found += [(k, base + x, base + y) for k, x, y in _classify(ds[:a], cue, text, dob_cue, False)]
+        found.append(("card", base + a, base + b))
+        ds, base, lead_oh = ds[b:], base + b, False
+    return found
+
+
+def _not_card(ds, digits: str, cue: str | None, text: str, dob_cue: bool) -> list[tuple[str, int, int]]:
     n = len(digits)
-    if n >= 13:
-        hit = (0, n) if cue == "card" else _card_window(ds, digits, cue, lead_oh)
-        if hit:
-            a, b = hit
-            b = n if n - b <= 8 else b
-            shift = [(k, x + b, y + b) for k, x, y in _classify(ds[b:], cue, text, dob_cue, False)] if b < n else []
-            return (_classify(ds[:a], cue, text, dob_cue, False) if a else []) + [("card", a, b)] + shift
-    raw = text[ds[0][1]:ds[-1][2]]
-    if n == 9 and (cue == "ssn" or SSN_WRITTEN.fullmatch(raw)):
+    if n == 9 and (cue == "ssn" or SSN_WRITTEN.fullmatch(text, ds[0][1], ds[-1][2])):
         return [("ssn", 0, n)]
     if dob_cue and n in (6, 8) and _is_date(digits):
         return [("dob", 0, n)]

@@ -8,7 +8,7 @@ from datetime import datetime
 from pipeline.ingest import CallJob, call_row
 from pipeline.transcribe import CallTranscript
 
-COUNTS = ("found", "skipped", "transcribed", "imported", "utterances", "failed", "tagged", "retagged")
+COUNTS = ("found", "skipped", "transcribed", "imported", "utterances", "failed", "redacted", "tagged", "retagged")
 
 
 @dataclass

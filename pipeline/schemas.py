@@ -163,6 +163,7 @@ _TABLES = [
         ("imported", pa.int64()),          # from the transcripts folder
         ("utterances", pa.int64()),
         ("failed", pa.int64()),
+        ("redacted", pa.int64()),          # PII spans taken out of the text before it was stored
         ("signals_hash", pa.string()),     # version of signals/ this run tagged with
         ("tagged", pa.int64()),            # new calls tagged
         ("retagged", pa.int64()),          # stored calls re-tagged because signals/ changed

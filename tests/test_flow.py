@@ -35,9 +35,24 @@ def transcripts(folder: Path) -> Path:
     (folder / "t-1.json").write_text(json.dumps({
         "call_id": "t-1", "started_at": "2026-11-10T11:00:00", "utterances": [
             {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Thanks for calling, this is Sam."},
-            {"speaker": "customer", "start_s": 2.4, "end_s": 4.0, "text": "Hi, my app keeps crashing."}]}))
+            {"speaker": "customer", "start_s": 2.4, "end_s": 4.0, "text": "Hi, my app keeps crashing."},
+            {"speaker": "customer", "start_s": 4.5, "end_s": 9.0,
+             "text": "Take the payment on my card, four one one one, one one one one, 1111 1111."}]}))
     (folder / "t-2.json").write_text('{"call_id": "t-2", "utterances": [}')
     return folder
+
+
+def assert_no_leak(out: Path, secrets: list[str]) -> None:
+    """No secret in any stored value (Parquet is compressed, so read it back) nor in any plain file."""
+    from pipeline.schemas import TABLES
+
+    store = Store(out)
+    for name in TABLES:
+        text = json.dumps(store.read(name).to_pylist(), default=str).lower()
+        assert not [s for s in secrets if s in text], name
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".html", ".csv", ".txt"):
+            assert not [s for s in secrets if s in path.read_text().lower()], path
 
 
 def table_rows(out: Path, table: str, order: str) -> list:
@@ -56,7 +71,8 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     first = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(out), workers=2, progress=False,
                           signals=str(ROOT / "signals"))
     assert first["counts"] == {"found": 6, "skipped": 0, "transcribed": 3, "imported": 1, "tagged": 4,
-                               "retagged": 0, "utterances": first["counts"]["utterances"], "failed": 2}
+                               "retagged": 0, "utterances": first["counts"]["utterances"], "failed": 2,
+                               "redacted": 1}
     assert sorted((f["source_path"], f["stage"]) for f in first["failures"]) == [
         ("broken.wav", "ingest"), ("t-2.json", "ingest")]
     assert first["status"] == "partial"
@@ -69,7 +85,9 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     utts = store.read("utterances").to_pandas()
     assert set(utts.loc[utts.call_id == "c-0", "speaker"]) == {"unknown"}
     assert set(utts.loc[utts.call_id == "c-1", "speaker"]) == {"agent"}  # speech on the left = agent
-    assert list(utts.loc[utts.call_id == "t-1", "speaker"]) == ["agent", "customer"]
+    assert list(utts.loc[utts.call_id == "t-1", "speaker"]) == ["agent", "customer", "customer"]
+    assert utts.loc[utts.call_id == "t-1", "text"].iloc[2] == "Take the payment on my card, [CARD]."
+    assert_no_leak(out, ["4111", "four one one one", "1111"])
     assert len(utts) == first["counts"]["utterances"]
 
     with store.connect_read_only() as con:
