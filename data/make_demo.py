@@ -2,7 +2,8 @@
 """Render the scripted demo calls in data/demo_script.yaml to audio and transcripts.
 
 Writes, deterministically (same bytes on every run):
-  data/demo/<YYYY-MM-DD>/call-NNNN.flac   stereo, 8 kHz, 16-bit, one speaker per channel
+  data/demo/<YYYY-MM-DD>/call-NNNN.flac   stereo, 8 kHz, 16-bit FLAC (12 bits used, as on a
+                                          phone line), one speaker per channel
   data/demo/metadata.csv                  file, call_id, started_at, agent_id, queue, direction, agent_channel
   data/demo_transcripts/<call_id>.json    the script as a transcript, with the exact
                                           start/end (s) of each line as placed in the audio

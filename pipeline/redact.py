@@ -15,11 +15,12 @@ reach you), id (order, account, reference, tracking, ticket, invoice, confirmati
 policy, zip, case/member/claim... number). Money runs ("$", "dollars") are skipped.
 
 - card: with a card cue, any run of >= 13 digits, Luhn or not (ASR mishears digits;
-  for PCI over-redaction is the cheap error). Without: 13-19 digits, Luhn-valid (a
-  leading "oh" may be an interjection). A longer run (card, expiry and CVV read
-  together) yields a Luhn-valid 13-19 digit window starting and ending at a digit-group
-  boundary (starting 2-6, 16 long, first preferred), unless an id cue is nearest. Up
-  to 8 digits after the card in its run go with it; more are judged on their own.
+  for PCI over-redaction is the cheap error). Else a run of 13-19 digits that is
+  Luhn-valid, whatever its cue (a leading "oh" may be an interjection). In a longer run
+  (card, expiry and CVV read together), unless an id cue is nearest (tracking numbers
+  are long): Luhn-valid 13-19 digit windows that start and end at a digit-group
+  boundary, best first (starting 2-6, 16 long, earliest), never overlapping. Up to 8
+  digits after a card in its run go with it; more are judged on their own.
 - expiry/CVV, redacted as card: 2-8 digits with a cvv cue nearest (with a month name
   just before: "September twenty seven"); 3-8 digits at most 3 words after a card.
 - ssn: 9 digits with an ssn cue, or written NNN-NN-NNNN.
@@ -37,6 +38,12 @@ Across turns (redact_utterances): consecutive turns of one speaker - the other s
 silent or only backchannelling ("mhm", "okay") between - are also searched joined, and
 a span crossing a turn boundary is redacted in each turn it touches: a card, phone or
 date read over several turns (Whisper turns end at pauses) goes.
+
+Known limits: a card read in pieces with words other than fillers between them in one
+turn ("4242 4242 and 4242 4242"), or glued to other digits in a run of <= 19 digits
+with no card cue, is missed; 7-digit local numbers, extensions and non-US/UK phone
+formats are not phones; a birth year alone is no date; a non-DOB date in the turn
+after a DOB question is redacted; a 13-19 digit Luhn-valid identifier is a card.
 """
 from __future__ import annotations
 
@@ -85,15 +92,17 @@ TIGHT = re.compile(r"[ \t-]*")                          # "forty two" / "forty-t
 DIGIT_OR_AT = re.compile(r"[\d@]")
 PUNCTUATION = str.maketrans(dict.fromkeys(",.;:!?()[]/\"'\u2026-", " "))
 DAY_DIGITS = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?")
+AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 DATE_WRITTEN = re.compile(r"\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|(?:19|20)\d\d-\d{1,2}-\d{1,2})\b")
 MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence|percent|%)", re.I)
-CUE_AFTER = re.compile(r"[\s,]*(?:(?:is|was|that's|its|it's|as|for|on|of|my|your|the)\s+){0,3}")
+CUE_AFTER = re.compile(r"[\s,]*(?:(?:is|was|that's|its|it's|my|your|the)\s+){0,3}")
 SPOKEN_EMAIL = re.compile(
-    r"(?<![\w'])(?:[a-z0-9]\s){0,3}[a-z0-9]+(?:(?:\s*[._-]\s*|\s+(?:dot|underscore|dash|hyphen)\s+)[a-z0-9]+)*"
-    r"(?:\s+(?:" + "|".join(NUMBER_WORDS - SCALE - set(MULT)) + r"))*\s+(?:at|@)\s+[a-z0-9]+(?:(?:\s*\.\s*|\s+dot\s+)[a-z0-9]+)*(?:\s*\.\s*|\s+dot\s+)"
+    r"(?<![\w'.-])(?:[a-z0-9]\s){0,3}[a-z0-9]+(?:(?:\s*[._-]\s*|\s+(?:dot|underscore|dash|hyphen)\s+)[a-z0-9]+)*"
+    r"(?:\s+(?:" + "|".join(sorted(NUMBER_WORDS - SCALE - set(MULT))) + r"))*"  # "jsmith eighty four at ..."
+    r"\s+(?:at|@)\s+[a-z0-9]+(?:(?:\s*\.\s*|\s+dot\s+)[a-z0-9]+)*(?:\s*\.\s*|\s+dot\s+)"
     r"(?:com|net|org|edu|gov|io|co|uk|us|ca|au|de|fr|ie|nz|info|biz|me)\b", re.I)
-WRITTEN_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+WRITTEN_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 @dataclass(frozen=True)
@@ -181,23 +190,23 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
 def _numbers(tok: _Tokens, taken: list[Span], cues, context_cue: str | None, dob_cue: bool) -> list[Span]:
     spans, last_card = [], None
     for run in _runs(tok, _covered(tok, taken)):
-        digits = _spell(tok, run)
-        if not digits or _is_money(tok.text, digits[0][1], digits[-1][2]):
-            continue
-        end = digits[-1][2]
+        ds = _spell(tok, run)
+        end = ds[-1][2] if ds else 0
+        if not ds or tok.text[:ds[0][1]].rstrip().endswith(("$", "£", "€")) or MONEY_AFTER.match(tok.text, end):
+            continue  # money
         cue = _nearest(cues, tok, run[0], run[-1]) or context_cue
-        hits = _classify(digits, cue, tok.text, dob_cue, lead_oh=tok.words[run[0]] in ("oh", "o"))
-        if not hits and last_card and run[0] - last_card[1] <= 4 and 3 <= len(digits) <= 8:
+        hits = _classify(ds, cue, tok.text, dob_cue, lead_oh=tok.words[run[0]] in ("oh", "o"))
+        if not hits and last_card and run[0] - last_card[1] <= 4 and 3 <= len(ds) <= 8:
             spans[last_card[0]] = Span("card", spans[last_card[0]].start, end)  # expiry/CVV right after a card
             last_card = (last_card[0], run[-1])
             continue
         last_card = None
         for kind, a, b in hits:
-            head, first = run[0] - 1, digits[a][1]
+            head, first = run[0] - 1, ds[a][1]
             if kind == "card" and cue == "cvv" and a == 0 and head >= 0 and tok.words[head] in MONTHS:
                 first = tok.starts[head]  # "September twenty seven"
-            spans.append(Span(kind, first - (tok.text[first - 1:first] in ("+", "(")), digits[b - 1][2]))
-            if kind == "card" and b == len(digits):
+            spans.append(Span(kind, first - (tok.text[first - 1:first] in ("+", "(")), ds[b - 1][2]))
+            if kind == "card" and b == len(ds):
                 last_card = (len(spans) - 1, run[-1])
     return spans
 
@@ -258,49 +267,55 @@ def _words_value(ws: list[str], i: int, tight: list[bool]) -> tuple[str, int]:
     return head, 1  # fillers, bare scale words and multipliers say no digit
 
 
-def _classify(ds, cue, text, dob_cue, lead_oh) -> list[tuple[str, int, int]]:
+def _classify(ds, cue, text: str, dob_cue: bool, lead_oh: bool) -> list[tuple[str, int, int]]:
     """(kind, first digit, end digit) of what a run of digits says; see the module docstring."""
-    found, base = [], 0
-    while ds:  # a loop, not recursion, over the cards of a run: Whisper can loop "0, 0, 0, ..." for minutes
-        digits = "".join(d[0] for d in ds)
-        n = len(digits)
-        hit = None if n < 13 else (0, n) if cue == "card" else _card_window(ds, digits, cue, lead_oh)
-        if not hit:
-            return found + [(k, base + a, base + b) for k, a, b in _not_card(ds, digits, cue, text, dob_cue)]
-        a, b = hit[0], n if n - hit[1] <= 8 else hit[1]
-        # digits before the card hold only worse-ranked card windows (see _card_window): shallow recursion
-        found += [(k, base + x, base + y) for k, x, y in _classify(ds[:a], cue, text, dob_cue, False)]
-        found.append(("card", base + a, base + b))
-        ds, base, lead_oh = ds[b:], base + b, False
-    return found
-
-
-def _not_card(ds, digits: str, cue: str | None, text: str, dob_cue: bool) -> list[tuple[str, int, int]]:
+    digits = "".join(d[0] for d in ds)
     n = len(digits)
-    if n == 9 and (cue == "ssn" or SSN_WRITTEN.fullmatch(text, ds[0][1], ds[-1][2])):
-        return [("ssn", 0, n)]
+    if n >= 13 and cue == "card":
+        cards = [(0, n)]
+    elif 13 <= n <= 19:
+        cards = [(0, n)] if luhn(digits) else [(1, n)] if lead_oh and n > 13 and luhn(digits[1:]) else []
+    else:
+        cards = _card_windows(ds, digits) if n > 19 and cue != "id" else []
+    found, lo = [], 0
+    for a, b in cards:
+        found += _not_card(digits[lo:a], lo, cue, text[ds[lo][1]:ds[a - 1][2]] if a > lo else "", dob_cue)
+        found.append(("card", a, b))
+        lo = b
+    return found + _not_card(digits[lo:], lo, cue, text[ds[lo][1]:ds[-1][2]] if lo < n else "", dob_cue)
+
+
+def _card_windows(ds, digits: str) -> list[tuple[int, int]]:
+    """Cards in a run longer than a card: Luhn-valid windows of 13-19 digits that start and end where a digit
+    group does, best first and never overlapping; up to 8 digits after a card (expiry, CVV) go with it."""
+    n = len(digits)
+    bounds = {i for i, d in enumerate(ds) if d[3]} | {n}
+    windows = [(a, a + k) for a in sorted(bounds) for k in range(13, 20) if a + k in bounds and luhn(digits[a:a + k])]
+    # a real card starts 2-6 and is mostly 16 long (Amex 15): that beats a chance Luhn window over other numbers
+    windows.sort(key=lambda w: (digits[w[0]] not in "23456", abs(w[1] - w[0] - 16), w[0]))
+    taken, cards = bytearray(n), []
+    for a, b in windows:
+        if not any(taken[a:b]):
+            taken[a:b] = b"\1" * (b - a)
+            cards.append((a, b))
+    cards.sort()
+    nexts = [a for a, _ in cards[1:]] + [n]
+    return [(a, nxt if nxt - b <= 8 else b) for (a, b), nxt in zip(cards, nexts)]
+
+
+def _not_card(digits: str, lo: int, cue: str | None, raw: str, dob_cue: bool) -> list[tuple[str, int, int]]:
+    n = len(digits)
+    if n == 9 and (cue == "ssn" or SSN_WRITTEN.fullmatch(raw)):
+        return [("ssn", lo, lo + n)]
     if dob_cue and n in (6, 8) and _is_date(digits):
-        return [("dob", 0, n)]
+        return [("dob", lo, lo + n)]
     if cue == "cvv" and 2 <= n <= 8:
-        return [("card", 0, n)]
-    if cue != "id" and (n == 10 or (n == 11 and digits[0] in "01") or (n == 12 and digits.startswith("44"))):
-        return [("phone", 0, n)]
+        return [("card", lo, lo + n)]
+    if cue == "id" or AMOUNT.fullmatch(raw):  # "1,234,567,890" is a number, not a phone
+        return []
+    if n == 10 or (n == 11 and digits[0] in "01") or (n == 12 and digits.startswith("44")):
+        return [("phone", lo, lo + n)]
     return []
-
-
-def _card_window(ds, digits: str, cue: str | None, lead_oh: bool) -> tuple[int, int] | None:
-    n = len(digits)
-    if n <= 19:
-        if luhn(digits):
-            return 0, n
-        return (1, n) if lead_oh and n > 13 and luhn(digits[1:]) else None
-    if cue == "id":
-        return None
-    starts = [i for i, d in enumerate(ds) if d[3]]
-    ends = set(starts) | {n}
-    windows = [(a, a + k) for a in starts for k in range(13, 20) if a + k in ends and luhn(digits[a:a + k])]
-    # a real card starts 2-6 and is mostly 16 (Amex 15) long: that beats a chance Luhn window over other numbers
-    return min(windows, key=lambda w: (digits[w[0]] not in "23456", abs(w[1] - w[0] - 16), w[0]), default=None)
 
 
 def _is_date(digits: str) -> bool:
@@ -310,10 +325,6 @@ def _is_date(digits: str) -> bool:
         return ok(digits[:2], digits[2:4], digits[4:]) or ok(digits[2:4], digits[:2], digits[4:])
     head, mid, tail = digits[:2], digits[2:4], digits[4:]
     return ok(head, mid, tail) or ok(mid, head, tail) or ok(digits[6:], digits[4:6], digits[:4])
-
-
-def _is_money(text: str, start: int, end: int) -> bool:
-    return text[:start].rstrip().endswith(("$", "£", "€")) or bool(MONEY_AFTER.match(text, end))
 
 
 def _cues(ws: list[str]) -> list[tuple[str, int]]:
@@ -377,9 +388,7 @@ def _day(ws: list[str], i: int, cardinal: bool) -> int:
     match = DAY_DIGITS.fullmatch(w)
     if match:
         return int(1 <= int(match.group(1)) <= 31)
-    if cardinal and w in ("twenty", "thirty"):
-        return 1 + (UNITS.get(nxt, "0") != "0")
-    return int(cardinal and (w in TEENS or UNITS.get(w, "0") != "0"))
+    return _small(ws, i) if cardinal else 0  # "March four", "March twenty one"
 
 
 def _year(ws: list[str], i: int) -> int:
@@ -408,10 +417,10 @@ def _small(ws: list[str], i: int) -> int:
 
 
 def _emails(text: str) -> list[Span]:
-    spans = [Span("email", m.start(), m.end()) for m in WRITTEN_EMAIL.finditer(text)]
-    if " at " in text.lower() or "@" in text:
-        spans += [Span("email", m.start(), m.end()) for m in SPOKEN_EMAIL.finditer(text)]
-    return spans
+    found = list(WRITTEN_EMAIL.finditer(text)) if "@" in text else []
+    if "@" in text or " at " in text.lower():
+        found += SPOKEN_EMAIL.finditer(text)
+    return [Span("email", m.start(), m.end()) for m in found]
 
 
 # --- spans, turns and words ----------------------------------------------------------------
