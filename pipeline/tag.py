@@ -45,6 +45,7 @@ DEMONSTRATIVES = {"this", "that", "it"}      # "... doesn't work this is ridicul
 COPULAS = {"is", "'s", "s", "was"}
 REPORTING = {"say", "said", "think", "thought", "mean", "meant", "tell", "told", "know", "knew"}
 SCOPE = 6
+ANCHOR = "anchor:"  # phrase-matcher keys of pattern anchors, apart from the signals' own phrases
 LEMMA_PREFERENCE = ("VERB", "NOUN", "ADJ", "ADV", "PROPN", "AUX")
 NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
            "sixteen seventeen eighteen nineteen twenty").split()
@@ -96,10 +97,11 @@ class Tagger:
             if s.patterns:
                 self.patterns[s.id] = Matcher(self.nlp.vocab)
                 self.patterns[s.id].add(s.id, [self._canonical(p) for p in s.token_patterns()])
-        self._anchors, self._unanchored = self._pattern_anchors(library)
+        self._unanchored = self._add_pattern_anchors(library)
         self._regex = [(s.id, re.compile(r)) for s in library.signals for r in s.regex]
         self._regex_filter = RegexPrefilter([expr for _, expr in self._regex])
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
+        self._anchor_ids = {self.nlp.vocab.strings[ANCHOR + s.id]: s.id for s in library.signals}
 
     def _lexicon(self, library: SignalSet) -> None:
         for text, (a, a_norm, b, b_norm) in SPOKEN.items():
@@ -122,33 +124,28 @@ class Tagger:
             rules[text] = [{**t, NORM: canonical.get(t[NORM], t[NORM])} if NORM in t else t for t in tokens]
         self.nlp.tokenizer.rules = rules
 
-    def _pattern_anchors(self, library: SignalSet) -> tuple[list[PhraseMatcher], set[str]]:
+    def _add_pattern_anchors(self, library: SignalSet) -> set[str]:
         """spaCy's Matcher walks every token in Python: run a signal's patterns only where they can match.
 
         A pattern's anchor is its rarest required token with fixed NORM or LOWER values (fewest stop words,
-        then fewest values); a PhraseMatcher finds anchors at tokenizer speed. Signals with a pattern that has
-        no anchor are returned apart and always run.
+        then fewest values). Anchors join the phrase matcher under their own keys, so one pass at tokenizer
+        speed finds both; an anchor is only a necessary condition, so matching it on NORM (a superset of LOWER)
+        is safe. Returns the signals with a pattern that has no anchor: they always run.
         """
         stop = self.nlp.Defaults.stop_words
-        words: dict[str, dict[str, set[str]]] = {"NORM": {}, "LOWER": {}}
         unanchored = set()
         for s in library.signals:
+            words = set()
             for pattern in (self._canonical(p) for p in s.token_patterns()):
-                anchors = [(attr, _values(t[attr])) for t in pattern for attr in ("NORM", "LOWER")
+                anchors = [_values(t[attr]) for t in pattern for attr in ("NORM", "LOWER")
                            if t.get("OP") in (None, "+") and _values(t.get(attr))]
                 if not anchors:
                     unanchored.add(s.id)
                     continue
-                attr, values = min(anchors, key=lambda a: (sum(v in stop for v in a[1]) / len(a[1]), len(a[1])))
-                words[attr].setdefault(s.id, set()).update(values)
-        matchers = []
-        for attr, by_signal in words.items():
-            if by_signal:
-                matcher = PhraseMatcher(self.nlp.vocab, attr=attr)
-                for signal_id, values in by_signal.items():
-                    matcher.add(signal_id, [self.nlp.make_doc(w) for w in sorted(values)])
-                matchers.append(matcher)
-        return matchers, unanchored
+                words |= set(min(anchors, key=lambda vs: (sum(v in stop for v in vs) / len(vs), len(vs))))
+            if words:
+                self.phrases.add(ANCHOR + s.id, [self.nlp.make_doc(w) for w in sorted(words)])
+        return unanchored
 
     def _canonical(self, pattern: list[dict]) -> list[dict]:
         """NORM values as lemmas, the way the lexicon normalises text ({LEMMA: plans} means plan)."""
@@ -175,9 +172,10 @@ class Tagger:
                     yield i, hits
 
     def _match_doc(self, doc, norm: str, original: str, speaker: str | None) -> tuple[list[Hit], list[Negated]]:
-        spans = [(self._ids[k], s, e) for k, s, e in self.phrases(doc)]
+        found = self.phrases(doc)
+        spans = [(self._ids[k], s, e) for k, s, e in found if k in self._ids]
         if self.patterns:
-            candidates = self._unanchored | {self._ids[k] for m in self._anchors for k, _, _ in m(doc)}
+            candidates = self._unanchored | {self._anchor_ids[k] for k, _, _ in found if k in self._anchor_ids}
             for signal_id in candidates:
                 spans += [(signal_id, s, e) for _, s, e in self.patterns[signal_id](doc)]
         if self._regex:
