@@ -21,6 +21,7 @@ from tqdm import tqdm
 from models import asr
 
 SAMPLE_RATE = 16_000
+SEED = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def decode(path: Path, channel: int | None) -> np.ndarray:
 
 
 def transcribe_words(model, audio: np.ndarray, opts: AsrOptions, speaker: str) -> list[Word]:
+    # Whisper falls back to sampling when a decode loops; a fixed seed per stream makes the same recording give
+    # the same words in every run and on every worker (re-runs and resumed runs must agree).
+    import ctranslate2
+
+    ctranslate2.set_random_seed(SEED)
     segments, _ = model.transcribe(
         audio, beam_size=opts.beam_size, vad_filter=opts.vad_filter, word_timestamps=True,
         condition_on_previous_text=opts.condition_on_previous_text, language=opts.language,
