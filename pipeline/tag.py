@@ -100,8 +100,9 @@ class Tagger:
         self._unanchored = self._add_pattern_anchors(library)
         self._regex = [(s.id, re.compile(r)) for s in library.signals for r in s.regex]
         self._regex_filter = RegexPrefilter([expr for _, expr in self._regex])
+        self._for_speaker = {who: {s.id for s in library.signals if s.speaker in ("any", who)}
+                             for who in ("agent", "customer", "unknown")}
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
-        self._anchor_ids = {self.nlp.vocab.strings[ANCHOR + s.id]: s.id for s in library.signals}
 
     def _lexicon(self, library: SignalSet) -> None:
         for text, (a, a_norm, b, b_norm) in SPOKEN.items():
@@ -127,24 +128,28 @@ class Tagger:
     def _add_pattern_anchors(self, library: SignalSet) -> set[str]:
         """spaCy's Matcher walks every token in Python: run a signal's patterns only where they can match.
 
-        A pattern's anchor is its rarest required token with fixed NORM or LOWER values (fewest stop words,
-        then fewest values). Anchors join the phrase matcher under their own keys, so one pass at tokenizer
-        speed finds both; an anchor is only a necessary condition, so matching it on NORM (a superset of LOWER)
-        is safe. Returns the signals with a pattern that has no anchor: they always run.
+        A pattern's anchors are its two rarest required tokens with fixed NORM or LOWER values (fewest stop
+        words, then fewest values); the pattern can only match where both occur. Anchors join the phrase
+        matcher under their own keys, so one pass at tokenizer speed finds them with the phrases; an anchor is
+        only a necessary condition, so matching it on NORM (a superset of LOWER) is safe. Returns the signals
+        with a pattern that has no anchor: they always run.
         """
         stop = self.nlp.Defaults.stop_words
-        unanchored = set()
+        unanchored, self._pattern_keys = set(), []
         for s in library.signals:
-            words = set()
-            for pattern in (self._canonical(p) for p in s.token_patterns()):
-                anchors = [_values(t[attr]) for t in pattern for attr in ("NORM", "LOWER")
-                           if t.get("OP") in (None, "+") and _values(t.get(attr))]
-                if not anchors:
+            for i, pattern in enumerate(self._canonical(p) for p in s.token_patterns()):
+                tokens = [_values(t[attr]) for t in pattern for attr in ("NORM", "LOWER")
+                          if t.get("OP") in (None, "+") and _values(t.get(attr))]
+                if not tokens:
                     unanchored.add(s.id)
                     continue
-                words |= set(min(anchors, key=lambda vs: (sum(v in stop for v in vs) / len(vs), len(vs))))
-            if words:
-                self.phrases.add(ANCHOR + s.id, [self.nlp.make_doc(w) for w in sorted(words)])
+                rarest = sorted(tokens, key=lambda vs: (sum(v in stop for v in vs) / len(vs), len(vs)))[:2]
+                keys = []
+                for k, values in enumerate(rarest):
+                    key = f"{ANCHOR}{s.id}.{i}.{k}"
+                    self.phrases.add(key, [self.nlp.make_doc(w) for w in sorted(set(values))])
+                    keys.append(self.nlp.vocab.strings[key])
+                self._pattern_keys.append((s.id, frozenset(keys)))
         return unanchored
 
     def _canonical(self, pattern: list[dict]) -> list[dict]:
@@ -172,14 +177,16 @@ class Tagger:
                     yield i, hits
 
     def _match_doc(self, doc, norm: str, original: str, speaker: str | None) -> tuple[list[Hit], list[Negated]]:
+        allowed = self._for_speaker.get(speaker)  # None: every signal; else only those in this speaker's scope
         found = self.phrases(doc)
         spans = [(self._ids[k], s, e) for k, s, e in found if k in self._ids]
         if self.patterns:
-            candidates = self._unanchored | {self._anchor_ids[k] for k, _, _ in found if k in self._anchor_ids}
-            for signal_id in candidates:
+            present = {k for k, _, _ in found}
+            candidates = self._unanchored | {sid for sid, keys in self._pattern_keys if keys <= present}
+            for signal_id in candidates if allowed is None else candidates & allowed:
                 spans += [(signal_id, s, e) for _, s, e in self.patterns[signal_id](doc)]
         if self._regex:
-            spans += self._regex_spans(doc, norm)
+            spans += self._regex_spans(doc, norm, allowed)
         if not spans:
             return [], []
         hits, negated, seen = [], [], set()
@@ -199,10 +206,12 @@ class Tagger:
                 hits.append(Hit(signal_id, text, start))
         return hits, negated
 
-    def _regex_spans(self, doc, norm: str) -> list[tuple[str, int, int]]:
+    def _regex_spans(self, doc, norm: str, allowed: set[str] | None) -> list[tuple[str, int, int]]:
         spans = []
         for index in self._regex_filter.candidates(norm):
             signal_id, expr = self._regex[index]
+            if allowed is not None and signal_id not in allowed:
+                continue
             for m in expr.finditer(norm):
                 span = doc.char_span(m.start(), m.end(), alignment_mode="expand")
                 if span is not None:
