@@ -34,6 +34,8 @@ def _check_inputs(cfg: Config) -> None:
     """Everything a run needs, checked before any work so a mistake writes nothing."""
     from pipeline.signals import load_signals
 
+    if not cfg.signals.is_dir():
+        raise UsageProblem(f"{cfg.source}: signals: folder {cfg.signals} does not exist (an empty folder is valid)")
     try:
         load_signals(cfg.signals)
     except ConfigError as exc:
