@@ -20,12 +20,14 @@ policy, zip, case/member/claim... number). Money runs ("$", "dollars") are skipp
   (card, expiry and CVV read together), unless an id cue is nearest (tracking numbers
   are long): Luhn-valid 13-19 digit windows that start and end at a digit-group
   boundary, best first (starting 2-6, 16 long, earliest), never overlapping. Up to 8
-  digits after a card in its run go with it; more are judged on their own.
+  digits after a card in its run go with it; more are judged on their own. A run of 20+
+  digits with no such window (Whisper looping on a card: "4424242424...") goes whole.
 - expiry/CVV, redacted as card: 2-8 digits with a cvv cue nearest (with a month name
   just before: "September twenty seven"); 3-8 digits at most 3 words after a card.
 - ssn: 9 digits with an ssn cue, or written NNN-NN-NNNN.
-- dob, only with a DOB cue (birth, born, birthday, DOB) in the utterance or context,
-  since a delivery date is not PII: "the fourth of March, nineteen eighty six",
+- dob, with a DOB cue (birth, born, birthday, DOB) in the utterance or context, since
+  a delivery date is not PII; without one, only a date whose year is an adult's birth
+  year (1900-2012), because ASR often loses the question: "the fourth of March, nineteen eighty six",
   "March 4th 1986", "March 1986", "4 March 86", "04/03/1986", "1986-03-04", and runs
   of 6 or 8 digits that read as a date.
 - phone: 10 digits, 11 starting 1 or 0 (UK), 12 starting 44 (+44); not with an id cue.
@@ -97,6 +99,14 @@ def luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+# A date with an adult's birth year is a date of birth even when ASR lost the question that asked for it
+# ("can I have your birth date" heard as "bird eight"): calls rarely name other dates that far back.
+BIRTH_YEAR = re.compile(
+    r"\b(?:19\d\d|200\d|201[0-2])\b|\bnineteen (?:hundred|oh|o|zero|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)\b|"
+    r"\btwo thousand(?: and)? (?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b")
+
+
 def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "") -> list[Span]:
     """Non-overlapping PII spans of text, sorted; context is the previous utterance of the call.
 
@@ -110,8 +120,8 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
     cues, context_cues = _cues(tok.words), _cues(TOKEN.findall(context.lower()) + [""] * 4) if context else []
     dob_cue = any(kind == "dob" for kind, _ in cues + context_cues)
     found = [Span("email", a, b) for a, b in emails(text)]
-    if dob_cue:
-        found += [Span("dob", a, b) for a, b in dates(tok, [(s.start, s.end) for s in found])]
+    found += [Span("dob", a, b) for a, b in dates(tok, [(s.start, s.end) for s in found])
+              if dob_cue or BIRTH_YEAR.search(text[a:b].lower())]
     context_cue = next((kind for kind, _ in reversed(context_cues) if kind != "dob"), None)
     found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], context_cue, dob_cue)
     return _merge([s for s in found if s.kind in entities])
@@ -187,6 +197,10 @@ def _classify(ds, cue, text: str, dob_cue: bool, lead_oh: bool) -> list[tuple[st
         cards = [(0, n)] if luhn(digits) else [(1, n)] if lead_oh and n > 13 and luhn(digits[1:]) else []
     else:
         cards = _card_windows(ds, digits) if n > 19 and cue != "id" else []
+        if n > 19 and cue != "id" and not cards:
+            # 20+ digits with no card at a group boundary: Whisper looping on a card read aloud ("4424242424...");
+            # no identifier said on a call is that long, so the whole run goes
+            cards = [(0, n)]
     found, lo = [], 0
     for a, b in cards:
         found += _not_card(digits[lo:a], lo, cue, text[ds[lo][1]:ds[a - 1][2]] if a > lo else "", dob_cue)

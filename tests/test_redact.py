@@ -85,10 +85,20 @@ def test_entities_limit_what_is_redacted():
     assert redact_text(text, entities=("card",))[0] == "Card [CARD], email anna.brooks@gmail.com"
 
 
-def test_dob_needs_a_cue_in_text_or_context():
-    text = "The fourth of March, nineteen eighty six."
-    assert redact_text(text)[0] == text
-    assert redact_text(text, context="And your date of birth?")[0] == "The [DOB]."
+def test_dob_needs_a_cue_unless_the_year_is_an_adults_birth_year():
+    recent = "It arrives on the fourth of March."
+    assert redact_text(recent)[0] == recent
+    assert redact_text(recent, context="And your date of birth?")[0] == "It arrives on the [DOB]."
+    assert redact_text("The update came out on March 3rd 2026.")[0] == "The update came out on March 3rd 2026."
+    # Whisper lost the question ("birth date" heard as something else): the year still says what it is.
+    assert redact_text("The fourth of March, nineteen eighty six.")[0] == "The [DOB]."
+    assert redact_text("Sure, it's the fourth of March 1986 and the postcode")[0] == "Sure, it's the [DOB] and the postcode"
+
+
+def test_a_card_number_whisper_looped_on_is_redacted_whole():
+    """Seen on the demo call c-0001: the card "four two four two ..." came out as one 45-digit block."""
+    looped = "put it on my new mirror, number 442424242424242424242424242424242424242424242,"
+    assert redact_text(looped)[0] == "put it on my new mirror, number [CARD],"
 
 
 def test_a_non_luhn_run_is_a_card_only_with_a_card_cue():
