@@ -22,6 +22,15 @@ def norm(text: str) -> str:
     return " ".join(re.findall(r"[a-z']+", text))
 
 
+def year_digits(spoken) -> str:
+    """ "nineteen eighty six" -> "1986", "two thousand and one" -> "2001" (the demo's birth years)."""
+    tens = {w: i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split())}
+    if spoken.group(3):
+        return f"20{DIGITS.index(spoken.group(3)):02d}"
+    unit = DIGITS.index(spoken.group(2)) if spoken.group(2) in DIGITS else 0
+    return f"19{tens[spoken.group(1)]}{unit}"
+
+
 def script_turns(call_id: str) -> list[dict]:
     return json.loads((ROOT / f"data/demo_transcripts/{call_id}.json").read_text())["utterances"]
 
@@ -80,3 +89,25 @@ def test_words_are_close_to_the_script(transcribed, call_id):
         said = norm(" ".join(t["text"] for t in plain if t["speaker"] == speaker))
         heard = norm(" ".join(u["text"] for u in result.utterances if u["speaker"] == speaker and in_plain_line(u)))
         assert jiwer.wer(said, heard) <= 0.3, (speaker, heard)
+
+
+def test_no_card_number_or_birth_date_survives_redaction_from_audio(transcribed):
+    """The secrets come from the script: its card lines' digits and its birth years must not be stored."""
+    import re
+
+    from pipeline.redact import redact_utterances
+
+    for call_id, result in transcribed.items():
+        clean, found = redact_utterances([dict(u, call_id=call_id) for u in result.utterances])
+        stored = norm(" ".join(u["text"] for u in clean)).replace(" ", "")
+        for line in SCRIPT[call_id]["lines"]:
+            digits = "".join(str(DIGITS.index(w)) for w in norm(line["text"]).split() if w in DIGITS)
+            if "card" in line.get("pii", []):
+                chunks = {digits[i:i + 4] for i in range(0, 16, 4)}
+                assert not [c for c in chunks if norm(c).replace(" ", "") in stored], (call_id, line["text"])
+            if "dob" in line.get("pii", []):
+                spoken = re.search(r"nineteen (\w+)(?: (\w+))?|two thousand(?: and)? (\w+)", norm(line["text"]))
+                assert spoken, line["text"]
+                for form in (spoken.group(), norm(year_digits(spoken))):  # as said, or as Whisper writes it
+                    assert form.replace(" ", "") not in stored, (call_id, line["text"])
+        assert found["dob"] >= 1
