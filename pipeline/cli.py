@@ -14,6 +14,7 @@ from models.asr import ModelNotFound, resolve
 from pipeline.config import Config, ConfigError, load_config, with_overrides
 from pipeline.store import Store, StoreBusy, StoreError
 
+SIGNALS_QUERY = "SELECT signal_id, count(DISTINCT call_id) AS calls FROM signal_hits GROUP BY 1 ORDER BY 2 DESC"
 EXAMPLE_QUERY = "SELECT call_date, count(*) AS calls, round(sum(duration_s)/60) AS minutes FROM calls GROUP BY 1 ORDER BY 1"
 
 
@@ -114,7 +115,9 @@ def _print_summary(summary: dict) -> None:
     echo(f"callintel run {summary['run_id']}: {summary['status']}")
     echo(f"  found       {c['found']} recordings/transcripts ({c['skipped']} already stored or before --since)")
     echo(f"  new calls   {c['transcribed'] + c['imported']} ({c['transcribed']} transcribed, {c['imported']} imported)")
-    echo(f"  utterances  {c['utterances']}")
+    echo(f"  utterances  {c['utterances']} ({c['redacted']} pieces of personal data redacted)")
+    retag = f", {c['retagged']} stored calls re-tagged" if c["retagged"] else ""
+    echo(f"  signals     {c['tagged']} calls tagged with library {summary['signals_hash']}{retag}")
     echo(f"  failures    {c['failed']}")
     for f in summary["failures"][:20]:
         echo(f"    {f['source_path']} [{f['stage']}]: {f['error']}")
@@ -123,8 +126,9 @@ def _print_summary(summary: dict) -> None:
     echo(f"  database    {summary['database']}")
     echo(f"  summary     {summary['summary_path']}")
     echo()
-    echo("Try:")
+    echo("Try (after `. .venv/bin/activate` if callintel is not on your PATH):")
     echo(f'  callintel sql "{EXAMPLE_QUERY}"' + (f" --out {summary['out']}" if summary["out"] else ""))
+    echo(f'  callintel sql "{SIGNALS_QUERY}"' + (f" --out {summary['out']}" if summary["out"] else ""))
 
 
 @cli.command()
