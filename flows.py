@@ -34,14 +34,24 @@ tag_calls = task(tag.tag_calls, name="tag", cache_policy=NO_CACHE)
 
 
 @task(name="redact", cache_policy=NO_CACHE)
-def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict], int]:
-    """PII out of every utterance (and its words), call by call, before anything is written."""
-    out, found = [], 0
-    for _, turns in itertools.groupby(utterances, key=lambda u: u["call_id"]):
-        clean, counts = redact.redact_utterances(list(turns), entities)
+def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict], int, dict[str, str]]:
+    """PII out of every utterance (and its words), call by call, before anything is written.
+
+    Returns the clean utterances, how many spans were redacted, and the calls that could not be redacted
+    (call_id -> reason): those are not stored at all, rather than stored with their PII.
+    """
+    out, found, failed = [], 0, {}
+    for call_id, turns in itertools.groupby(utterances, key=lambda u: u["call_id"]):
+        try:
+            clean, counts = redact.redact_utterances(list(turns), entities)
+        except ValueError as exc:
+            failed[call_id] = f"redaction failed, call not stored: {exc}"
+            continue
         out += clean
         found += sum(counts.values())
-    return out, found
+    return out, found, failed
+
+
 UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
 
 
@@ -90,14 +100,20 @@ class _Writer:
     def __init__(self, store: Store, run: Run, tagger: tag.Tagger, entities: list[str]):
         self.store, self.run, self.tagger, self.entities, self.seq = store, run, tagger, entities, 1
 
-    def calls(self, calls: list[dict], utterances: list[dict]) -> None:
-        utterances, found = redact_calls(utterances, self.entities)
+    def calls(self, calls: list[dict], utterances: list[dict]) -> list[dict]:
+        """Redact, tag and commit whole calls; returns the calls stored."""
+        utterances, found, failed = redact_calls(utterances, self.entities)
         self.run.counts["redacted"] += found
+        if failed:
+            self.run.add_failures([ingest.failure(c["source_path"], "redact", failed[c["call_id"]])
+                                   for c in calls if c["call_id"] in failed])
+            calls = [c for c in calls if c["call_id"] not in failed]
         durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
         hits, categories = tag_calls(self.tagger, utterances, durations)
         self.commit({"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories})
         self.run.counts["utterances"] += len(utterances)
         self.run.counts["tagged"] += len(calls)
+        return calls
 
     def commit(self, tables: dict, remove: dict | None = None) -> None:
         self.store.commit(self.run.run_id, self.seq, tables, remove,
@@ -129,8 +145,8 @@ def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since
     run.counts["skipped"] += skipped
     run.add_failures(failures)
     for chunk in _chunks(calls, cfg.commit_every):
-        writer.calls([{**c.call, "run_id": run.run_id} for c in chunk], [u for c in chunk for u in c.utterances])
-        run.counts["imported"] += len(chunk)
+        stored = writer.calls([{**c.call, "run_id": run.run_id} for c in chunk], [u for c in chunk for u in c.utterances])
+        run.counts["imported"] += len(stored)
 
 
 def _transcript_ids(store: Store) -> set[str]:
@@ -156,9 +172,9 @@ def _transcribe(cfg: Config, writer: _Writer, jobs: list, progress: bool | None)
                 call, rows = transcript_rows(job, result, run.run_id, opts.model)
                 calls.append(call)
                 utterances += rows
-            writer.calls(calls, utterances)
+            stored = writer.calls(calls, utterances)
             run.add_failures(failures)
-            run.counts["transcribed"] += len(calls)
+            run.counts["transcribed"] += len(stored)
 
 
 def _close_interrupted(store: Store) -> None:

@@ -189,3 +189,17 @@ def test_changed_signals_retag_the_archive_without_transcribing(tmp_path, prefec
         trends = con.execute("SELECT signal_id, day, calls, total_calls, share FROM signal_trends").fetchall()
     assert [v[1:] for v in versions] == [(1, 0), (0, 1)] and versions[0][0] != versions[1][0]
     assert [(t[0], str(t[1]), t[2], t[3], t[4]) for t in trends] == [("app_crash", "2026-11-10", 1, 1, 1.0)]
+
+
+def test_a_call_that_cannot_be_redacted_is_not_stored_and_the_rest_are():
+    import flows
+    from pipeline.redact import ENTITIES
+
+    good = {"call_id": "a", "utt_idx": 0, "text": "my card is 4111 1111 1111 1111",
+            "words": [{"word": w, "start_s": i, "end_s": i + 0.5, "probability": 0.9}
+                      for i, w in enumerate("my card is 4111 1111 1111 1111".split())]}
+    broken = {"call_id": "b", "utt_idx": 0, "text": "call me on 206 555 0142",
+              "words": [{"word": "something", "start_s": 0, "end_s": 1, "probability": 0.9}]}  # words != text
+    clean, found, failed = flows.redact_calls.fn([good, broken], list(ENTITIES))
+    assert [u["call_id"] for u in clean] == ["a"] and clean[0]["text"] == "my card is [CARD]" and found == 1
+    assert list(failed) == ["b"] and failed["b"].startswith("redaction failed, call not stored")
