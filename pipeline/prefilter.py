@@ -92,12 +92,16 @@ def required_literals(expression: str) -> set[str] | None:
 
 
 class RegexPrefilter:
-    """Which of a list of compiled expressions can match a text."""
+    """Which of a list of compiled expressions can match a text, and which extra keys' words it contains.
 
-    def __init__(self, expressions: list[re.Pattern]):
+    `extra` maps a literal to keys (strings) reported when the literal occurs anywhere in the text; the tagger
+    uses it for the anchor words of token patterns, so one scan serves both.
+    """
+
+    def __init__(self, expressions: list[re.Pattern], extra: dict[str, set[str]] | None = None):
         self.always = []
         self.automaton = ahocorasick.Automaton()
-        owners: dict[str, set[int]] = {}
+        owners: dict[str, set] = {literal: set(keys) for literal, keys in (extra or {}).items() if literal}
         for index, expr in enumerate(expressions):
             literals = None if expr.flags & re.IGNORECASE else required_literals(expr.pattern)
             if literals is None:
@@ -111,7 +115,8 @@ class RegexPrefilter:
             self.automaton.make_automaton()
         self.has_words = bool(owners)
 
-    def candidates(self, text: str) -> set[int]:
+    def candidates(self, text: str) -> set:
+        """Indexes of expressions worth running (ints) and extra keys whose literal occurs (strings)."""
         found = set(self.always)
         if self.has_words:
             for _, indexes in self.automaton.iter(text):

@@ -45,7 +45,6 @@ DEMONSTRATIVES = {"this", "that", "it"}      # "... doesn't work this is ridicul
 COPULAS = {"is", "'s", "s", "was"}
 REPORTING = {"say", "said", "think", "thought", "mean", "meant", "tell", "told", "know", "knew"}
 SCOPE = 6
-ANCHOR = "anchor:"  # phrase-matcher keys of pattern anchors, apart from the signals' own phrases
 LEMMA_PREFERENCE = ("VERB", "NOUN", "ADJ", "ADV", "PROPN", "AUX")
 NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
            "sixteen seventeen eighteen nineteen twenty").split()
@@ -97,9 +96,9 @@ class Tagger:
             if s.patterns:
                 self.patterns[s.id] = Matcher(self.nlp.vocab)
                 self.patterns[s.id].add(s.id, [self._canonical(p) for p in s.token_patterns()])
-        self._unanchored = self._add_pattern_anchors(library)
+        self._unanchored, anchor_literals = self._pattern_anchors(library)
         self._regex = [(s.id, re.compile(r)) for s in library.signals for r in s.regex]
-        self._regex_filter = RegexPrefilter([expr for _, expr in self._regex])
+        self._regex_filter = RegexPrefilter([expr for _, expr in self._regex], anchor_literals)
         self._for_speaker = {who: {s.id for s in library.signals if s.speaker in ("any", who)}
                              for who in ("agent", "customer", "unknown")}
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
@@ -117,40 +116,48 @@ class Tagger:
                 canonical.setdefault(form, lemma)
         canonical.update({str(i): w for i, w in enumerate(NUMBERS)})
         canonical.update({f"{i}{s}": w for i, (w, s) in enumerate(zip(ORDINALS, "th st nd rd th th th th th th".split()))})
+        self._forms: dict[str, set[str]] = {}
         for form, lemma in canonical.items():
             self.nlp.vocab[form].norm_ = lemma
+            self._forms.setdefault(lemma, set()).add(form)
         # Tokenizer exceptions ("gonna" -> "gon"+"na") carry their own norms: map them the same way.
         rules = {}
         for text, tokens in self.nlp.tokenizer.rules.items():
             rules[text] = [{**t, NORM: canonical.get(t[NORM], t[NORM])} if NORM in t else t for t in tokens]
+            for t in rules[text]:
+                if NORM in t:
+                    self._forms.setdefault(t[NORM], set()).add(t[ORTH])
         self.nlp.tokenizer.rules = rules
 
-    def _add_pattern_anchors(self, library: SignalSet) -> set[str]:
+    def _pattern_anchors(self, library: SignalSet) -> tuple[set[str], dict[str, set[str]]]:
         """spaCy's Matcher walks every token in Python: run a signal's patterns only where they can match.
 
         A pattern's anchors are its two rarest required tokens with fixed NORM or LOWER values (fewest stop
-        words, then fewest values); the pattern can only match where both occur. Anchors join the phrase
-        matcher under their own keys, so one pass at tokenizer speed finds them with the phrases; an anchor is
-        only a necessary condition, so matching it on NORM (a superset of LOWER) is safe. Returns the signals
-        with a pattern that has no anchor: they always run.
+        words, then fewest values); the pattern can only match where both occur. Each anchor becomes the set
+        of surface forms that give its values (every inflection of a lemma), found by the same single
+        Aho-Corasick scan as the regex literals; a substring hit is only a necessary condition, which is all a
+        prefilter needs. Returns the signals with a pattern that has no anchor (they always run) and the
+        literal -> anchor-key map.
         """
         stop = self.nlp.Defaults.stop_words
-        unanchored, self._pattern_keys = set(), []
+        unanchored, literals, self._pattern_keys = set(), {}, []
         for s in library.signals:
             for i, pattern in enumerate(self._canonical(p) for p in s.token_patterns()):
-                tokens = [_values(t[attr]) for t in pattern for attr in ("NORM", "LOWER")
+                tokens = [(attr, _values(t[attr])) for t in pattern for attr in ("NORM", "LOWER")
                           if t.get("OP") in (None, "+") and _values(t.get(attr))]
                 if not tokens:
                     unanchored.add(s.id)
                     continue
-                rarest = sorted(tokens, key=lambda vs: (sum(v in stop for v in vs) / len(vs), len(vs)))[:2]
+                rarest = sorted(tokens, key=lambda a: (sum(v in stop for v in a[1]) / len(a[1]), len(a[1])))[:2]
                 keys = []
-                for k, values in enumerate(rarest):
-                    key = f"{ANCHOR}{s.id}.{i}.{k}"
-                    self.phrases.add(key, [self.nlp.make_doc(w) for w in sorted(set(values))])
-                    keys.append(self.nlp.vocab.strings[key])
+                for k, (attr, values) in enumerate(rarest):
+                    key = f"{s.id}.{i}.{k}"
+                    for v in values:
+                        for form in ({v} | self._forms.get(v, set())) if attr == "NORM" else {v}:
+                            literals.setdefault(form, set()).add(key)
+                    keys.append(key)
                 self._pattern_keys.append((s.id, frozenset(keys)))
-        return unanchored
+        return unanchored, literals
 
     def _canonical(self, pattern: list[dict]) -> list[dict]:
         """NORM values as lemmas, the way the lexicon normalises text ({LEMMA: plans} means plan)."""
@@ -178,15 +185,14 @@ class Tagger:
 
     def _match_doc(self, doc, norm: str, original: str, speaker: str | None) -> tuple[list[Hit], list[Negated]]:
         allowed = self._for_speaker.get(speaker)  # None: every signal; else only those in this speaker's scope
-        found = self.phrases(doc)
-        spans = [(self._ids[k], s, e) for k, s, e in found if k in self._ids]
+        spans = [(self._ids[k], s, e) for k, s, e in self.phrases(doc)]
+        present = self._regex_filter.candidates(norm)
         if self.patterns:
-            present = {k for k, _, _ in found}
             candidates = self._unanchored | {sid for sid, keys in self._pattern_keys if keys <= present}
             for signal_id in candidates if allowed is None else candidates & allowed:
                 spans += [(signal_id, s, e) for _, s, e in self.patterns[signal_id](doc)]
         if self._regex:
-            spans += self._regex_spans(doc, norm, allowed)
+            spans += self._regex_spans(doc, norm, allowed, present)
         if not spans:
             return [], []
         hits, negated, seen = [], [], set()
@@ -206,9 +212,11 @@ class Tagger:
                 hits.append(Hit(signal_id, text, start))
         return hits, negated
 
-    def _regex_spans(self, doc, norm: str, allowed: set[str] | None) -> list[tuple[str, int, int]]:
+    def _regex_spans(self, doc, norm: str, allowed: set[str] | None, present: set) -> list[tuple[str, int, int]]:
         spans = []
-        for index in self._regex_filter.candidates(norm):
+        for index in present:
+            if not isinstance(index, int):
+                continue  # an anchor key, not an expression
             signal_id, expr = self._regex[index]
             if allowed is not None and signal_id not in allowed:
                 continue
