@@ -203,3 +203,34 @@ def test_a_call_that_cannot_be_redacted_is_not_stored_and_the_rest_are():
     clean, found, failed = flows.redact_calls.fn([good, broken], list(ENTITIES))
     assert [u["call_id"] for u in clean] == ["a"] and clean[0]["text"] == "my card is [CARD]" and found == 1
     assert list(failed) == ["b"] and failed["b"].startswith("redaction failed, call not stored")
+
+
+def test_serve_registers_the_nightly_deployment_on_its_cron(tmp_path, prefect_harness):
+    """`callintel serve` for real: it registers `nightly/nightly` with the configured cron, then keeps serving."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    (tmp_path / "signals").mkdir()
+    (tmp_path / "rec").mkdir()
+    config = tmp_path / "callintel.yaml"
+    config.write_text("input: rec\nschedule:\n  cron: '15 3 * * *'\n  timezone: Europe/London\n")
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    proc = subprocess.Popen([CALLINTEL, "serve", "--config", str(config)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deployment, deadline = None, time.monotonic() + 120
+        while deployment is None and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1)
+            with get_client(sync_client=True) as client:
+                try:
+                    deployment = client.read_deployment_by_name("nightly/nightly")
+                except Exception:  # not registered yet
+                    deployment = None
+        assert deployment is not None, proc.stdout.read() if proc.poll() is not None else "not registered in 120 s"
+        (schedule,) = deployment.schedules
+        assert (schedule.schedule.cron, schedule.schedule.timezone) == ("15 3 * * *", "Europe/London")
+        assert deployment.parameters == {"config": str(config)}
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
