@@ -82,7 +82,8 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         _retag_archive(writer)
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
         _import_transcripts(cfg, writer, known, since)
-        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store))
+        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store),
+                               forgotten=store.forgotten())
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
         run.notes += plan.notes
@@ -139,8 +140,9 @@ def _retag_archive(writer: _Writer) -> None:
 def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since) -> None:
     if not cfg.transcripts:
         return
-    run = writer.run
-    calls, found, skipped, failures = load_transcripts(cfg.transcripts, set(known["call_id"]), since)
+    run, store = writer.run, writer.store
+    calls, found, skipped, failures = load_transcripts(cfg.transcripts, set(known["call_id"]), since,
+                                                       store.forgotten())
     run.counts["found"] += found
     run.counts["skipped"] += skipped
     run.add_failures(failures)

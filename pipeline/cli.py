@@ -264,6 +264,68 @@ def sql(query, config_path, out, fmt, limit) -> None:
             click.echo(f"... {len(frame) - limit} more rows (use --limit or --format csv)")
 
 
+@cli.command()
+@click.option("--call-id", "call_ids", multiple=True, help="A call to delete (repeatable).")
+@click.option("--agent", help="Delete every call of this agent.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Delete every call on or after DATE.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+@out_option
+def forget(call_ids, agent, since, yes, config_path, out) -> None:
+    """Delete calls from every table, Parquet partition and HTML page (a data-subject request).
+
+    The deletion is recorded in the `deletions` table (who and when, not what), and a
+    forgotten call is never stored again even if its recording is still in the input folder.
+
+    \b
+    Example:
+      callintel forget --call-id c-0004
+      callintel forget --agent a_ruiz --since 2026-11-01 --yes
+    """
+    import getpass
+    from datetime import datetime
+
+    import pyarrow.compute as pc
+
+    if not (call_ids or agent or since):
+        raise UsageProblem("say what to forget: --call-id ID, --agent ID and/or --since DATE")
+    store = Store(_config(config_path, out=out).out)
+    try:
+        with store.lock():
+            calls = store.read("calls", ["call_id", "agent_id", "call_date"])
+            mask = pc.is_in(calls["call_id"], _strings(call_ids)) if call_ids else None
+            for extra in ([pc.equal(calls["agent_id"], agent)] if agent else []) + (
+                    [pc.greater_equal(calls["call_date"], since.date())] if since else []):
+                mask = extra if mask is None else pc.and_(mask, extra)
+            chosen = set(calls.filter(pc.fill_null(mask, False))["call_id"].to_pylist())
+            if not chosen:
+                raise UsageProblem("no stored call matches; nothing was deleted")
+            if not yes and not click.confirm(f"Delete {len(chosen)} call(s) from every table?", default=False):
+                raise UsageProblem("nothing was deleted")
+            kind = ",".join(k for k, v in (("call_id", call_ids), ("agent", agent), ("since", since)) if v)
+            stamp = datetime.now().replace(microsecond=0)
+            run_id = f"forget-{stamp:%Y%m%dT%H%M%S}"
+            rows = store.forget(run_id, chosen, {"deletion_id": run_id, "deleted_at": stamp,
+                                                 "deleted_by": getpass.getuser(), "selection": kind,
+                                                 "calls": len(chosen)})
+            store.publish(_views(), fresh=True)
+    except StoreBusy as exc:
+        raise UsageProblem(str(exc)) from None
+    click.echo(f"forgot {len(chosen)} call(s): {rows} rows removed from every table; recorded as {run_id}")
+
+
+def _strings(values) -> object:
+    import pyarrow as pa
+
+    return pa.array(list(values), pa.string())
+
+
+def _views() -> dict:
+    from pipeline.views import VIEWS
+
+    return VIEWS
+
+
 def main() -> None:
     cli(prog_name="callintel")
 

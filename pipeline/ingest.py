@@ -78,6 +78,11 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def call_digest(call_id: str) -> str:
+    """How a forgotten call is remembered: enough to refuse it again, not enough to say which it was."""
+    return hashlib.sha256(f"callintel-forgotten:{call_id}".encode()).hexdigest()
+
+
 def probe(path: Path) -> tuple[int, int, float]:
     """(channels, sample_rate, duration_s) from the container, or ValueError with a readable reason."""
     if path.stat().st_size == 0:
@@ -152,8 +157,10 @@ def _metadata_row(record: dict, root: Path, where: str) -> tuple[str | None, dic
 
 
 def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: str,
-                    since: date | None = None, exclude_ids: set[str] = frozenset()) -> Plan:
-    """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls."""
+                    since: date | None = None, exclude_ids: set[str] = frozenset(),
+                    forgotten: set[str] = frozenset()) -> Plan:
+    """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls;
+    `forgotten` holds digests of calls deleted on request, which are never stored again."""
     metadata, failures = read_metadata(folder)
     if failures and not metadata and failures[0]["source_path"].startswith("metadata."):
         # Without readable metadata the call ids would be wrong; process nothing until it is fixed.
@@ -176,6 +183,9 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             continue
         if job.call_id in known_ids or (since and job.call_date < since):
             skipped += 1
+        elif forgotten and call_digest(job.call_id) in forgotten:
+            skipped += 1
+            notes.append(f"{rel}: deleted on request (callintel forget); not stored again")
         elif job.call_id in exclude_ids:
             skipped += 1
             notes.append(f"{rel}: call {job.call_id} also came as a transcript; the transcript was used")

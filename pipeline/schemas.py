@@ -177,6 +177,15 @@ _TABLES = [
     ]), ("run_id", "source_path", "stage"), "What could not be processed, and why."),
 ]
 
+_TABLES.append(Table("deletions", pa.schema([
+    ("deletion_id", pa.string()),
+    ("deleted_at", pa.timestamp("us")),
+    ("deleted_by", pa.string()),           # the OS user who ran `callintel forget`
+    ("selection", pa.string()),            # which kind of selection (call_id / agent / since), not its values
+    ("calls", pa.int64()),
+    ("rows", pa.int64()),
+]), ("deletion_id",), "Data-subject deletions: who and when, never what."))
+
 TABLES: dict[str, Table] = {t.name: t for t in _TABLES}
 
 

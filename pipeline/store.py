@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.ingest import call_digest
 from pipeline.schemas import TABLES, conform
 
 DB_NAME = "callintel.duckdb"
@@ -207,6 +208,36 @@ class Store:
             written.append(rel)
         return written
 
+    def forget(self, run_id: str, call_ids: set[str], record: dict) -> int:
+        """Remove every row of these calls from every table in one atomic commit; returns rows removed.
+
+        Tables holding them are rewritten without them. `record` is the `deletions` row (who/when, not what);
+        the ids are kept only as SHA-256 digests in the manifest, so ingest can refuse to store them again.
+        """
+        self._require_lock()
+        manifest, keep, remove, removed = self.manifest(), {}, {}, 0
+        for name, table in TABLES.items():
+            if "call_id" not in table.schema.names or not manifest[name]:
+                continue
+            rows = self.read(name)
+            hit = pc.is_in(rows.column("call_id"), pa.array(sorted(call_ids), pa.string()))
+            if not pc.any(hit).as_py():
+                continue
+            removed += pc.sum(hit).as_py()
+            keep[name], remove[name] = rows.filter(pc.invert(hit)), manifest[name]
+        forgotten = sorted(set(self.meta().get("forgotten", [])) | {call_digest(c) for c in call_ids})
+        self.commit(run_id, 1, {**keep, "deletions": [{**record, "rows": removed}]}, remove,
+                    meta={"forgotten": forgotten})
+        pages = self.out / "scorecards"
+        for page in (pages.glob("*/*.html") if pages.exists() else []):
+            if page.stem in call_ids:
+                page.unlink()
+        return removed
+
+    def forgotten(self) -> set[str]:
+        """Digests of forgotten call ids (see ingest.call_digest)."""
+        return set(self.meta().get("forgotten", []))
+
     # ---------- run summaries ----------
 
     def write_summary(self, summary: dict) -> Path:
@@ -230,15 +261,19 @@ class Store:
 
     # ---------- DuckDB ----------
 
-    def publish(self, views: dict[str, str] | None = None) -> bool:
-        """Bring callintel.duckdb up to the manifest; returns False when it already was."""
+    def publish(self, views: dict[str, str] | None = None, fresh: bool = False) -> bool:
+        """Bring callintel.duckdb up to the manifest; returns False when it already was.
+
+        fresh builds the file anew instead of updating a copy: after a deletion, since DuckDB leaves deleted
+        rows' bytes in freed blocks of the file.
+        """
         self._require_lock()
         manifest = self.manifest()
-        if self.db_path.exists() and self._db_current(manifest, views or {}):
+        if not fresh and self.db_path.exists() and self._db_current(manifest, views or {}):
             return False
         tmp = self.out / (DB_NAME + ".next")
         tmp.unlink(missing_ok=True)
-        if self.db_path.exists():
+        if self.db_path.exists() and not fresh:
             shutil.copyfile(self.db_path, tmp)
         with duckdb.connect(str(tmp)) as con:
             self._sync_tables(con, manifest)

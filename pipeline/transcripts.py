@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config import format_validation_error
-from pipeline.ingest import failure, parse_timestamp
+from pipeline.ingest import call_digest, failure, parse_timestamp
 
 
 class _Utterance(BaseModel):
@@ -90,8 +90,9 @@ def load_transcript(path: Path, rel: str) -> TranscriptCall:
     return TranscriptCall(call, utterances)
 
 
-def load_transcripts(folder: Path, known_ids: set[str], since=None) -> tuple[list[TranscriptCall], int, int, list[dict]]:
-    """New transcripts in folder -> (calls, found, skipped, failures)."""
+def load_transcripts(folder: Path, known_ids: set[str], since=None,
+                     forgotten: set[str] = frozenset()) -> tuple[list[TranscriptCall], int, int, list[dict]]:
+    """New transcripts in folder -> (calls, found, skipped, failures); forgotten calls are skipped."""
     files = sorted(p for p in folder.rglob("*.json") if p.is_file())
     calls, skipped, failures, seen = [], 0, [], {}
     for path in files:
@@ -102,7 +103,8 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None) -> tuple[lis
             failures.append(failure(rel, "ingest", exc))
             continue
         call_id = item.call["call_id"]
-        if call_id in known_ids or (since and item.call["call_date"] < since):
+        if call_id in known_ids or (since and item.call["call_date"] < since) or (
+                forgotten and call_digest(call_id) in forgotten):
             skipped += 1
         elif call_id in seen:
             failures.append(failure(rel, "ingest", f"{rel}: duplicate call_id {call_id!r} (also in {seen[call_id]})"))

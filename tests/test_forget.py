@@ -1,0 +1,58 @@
+"""`callintel forget`: a data-subject request removes a call everywhere, records who/when, and sticks."""
+import json
+
+from click.testing import CliRunner
+
+from conftest import ROOT
+from pipeline.cli import cli
+from pipeline.schemas import TABLES
+from pipeline.store import Store
+
+
+def transcript(folder, call_id, agent, day, text):
+    (folder / f"{call_id}.json").write_text(json.dumps({
+        "call_id": call_id, "started_at": f"2026-11-{day}T10:00:00", "agent_id": agent, "utterances": [
+            {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Thanks for calling, my name is Sam."},
+            {"speaker": "customer", "start_s": 2.5, "end_s": 5.0, "text": text}]}))
+
+
+def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, prefect_harness):
+    import flows
+
+    tx = tmp_path / "tx"
+    tx.mkdir()
+    transcript(tx, "keep-1", "a_chen", "09", "I want to cancel my subscription")
+    transcript(tx, "gone-1", "a_ruiz", "10", "I want to cancel my subscription, I'm Jo Bloggs")
+    out = tmp_path / "out"
+    run = dict(input=str(tmp_path / "none"), transcripts_dir=str(tx), out=str(out), signals=str(ROOT / "signals"))
+    flows.nightly(**run)
+    store = Store(out)
+    assert "gone-1" in store.read("signal_hits").column("call_id").to_pylist()
+
+    result = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--out", str(out)], input="y\n",
+                                catch_exceptions=False)
+    assert result.exit_code == 0 and "forgot 1 call(s)" in result.output
+    for name, table in TABLES.items():
+        if "call_id" in table.schema.names:
+            assert "gone-1" not in store.read(name).column("call_id").to_pylist(), name
+    assert store.read("calls").column("call_id").to_pylist() == ["keep-1"]
+    with store.connect_read_only() as con:
+        assert con.execute("SELECT count(*) FROM utterances WHERE call_id = 'gone-1'").fetchone()[0] == 0
+        deletion = con.execute("SELECT selection, calls, rows, deleted_by FROM deletions").fetchall()
+    assert deletion[0][:2] == ("call_id", 1) and deletion[0][2] >= 3 and deletion[0][3]
+    raw = " ".join(p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet")
+    assert "Bloggs" not in raw
+
+    again = flows.nightly(**run)  # the transcript is still in the folder
+    assert again["counts"]["imported"] == 0 and store.read("calls").column("call_id").to_pylist() == ["keep-1"]
+
+
+def test_forget_by_agent_and_since_needs_a_match_and_a_selection(tmp_path):
+    runner = CliRunner()
+    empty = runner.invoke(cli, ["forget", "--out", str(tmp_path)])
+    assert empty.exit_code == 2 and "say what to forget" in empty.output
+    store = Store(tmp_path)
+    with store.lock():
+        store.publish()
+    none = runner.invoke(cli, ["forget", "--agent", "a_nobody", "--since", "2026-11-01", "--yes", "--out", str(tmp_path)])
+    assert none.exit_code == 2 and "no stored call matches; nothing was deleted" in none.output
