@@ -68,13 +68,13 @@ def _chunks(items: list, size: int):
 @flow(name="nightly", log_prints=True)
 def nightly(config: str | None = None, input: str | None = None, transcripts_dir: str | None = None,
             out: str | None = None, signals: str | None = None, since: date | None = None,
-            workers: int | None = None, progress: bool | None = None) -> dict:
+            workers: int | None = None, progress: bool | None = None, wait_s: float = 0) -> dict:
     """One nightly run: new recordings and transcripts in, Parquet + DuckDB out; returns the run summary."""
     cfg = with_overrides(load_config(config), input=input, transcripts=transcripts_dir, out=out,
                          signals=signals, workers=workers)
     tagger = tag.Tagger(load_signals(cfg.signals))
     store = Store(cfg.out)
-    with store.lock():
+    with store.lock(wait_s):
         _close_interrupted(store)
         run = Run(cfg.hash(), tagger.library.hash)
         store.write_summary(run.summary())

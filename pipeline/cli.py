@@ -81,8 +81,10 @@ def cli() -> None:
 @click.option("--signals", "signals_dir", type=click.Path(file_okay=False), help="Signals/rubric/flags folder.")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only calls started on or after DATE.")
 @click.option("--workers", type=click.IntRange(min=1), help="Transcription processes (default: one per core).")
+@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Seconds to wait for another run writing to the same --out before giving up.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, workers, quiet) -> None:
+def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, workers, wait_s, quiet) -> None:
     """Run the nightly flow once over new recordings and transcripts.
 
     Already stored calls are skipped, so running it again is cheap and safe.
@@ -101,7 +103,7 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
         summary = flows.nightly(config=config_path, input=str(cfg.input), out=str(cfg.out),
                                 transcripts_dir=str(cfg.transcripts) if cfg.transcripts else None,
                                 signals=str(cfg.signals), since=since.date() if since else None,
-                                workers=cfg.workers(), progress=False if quiet else None)
+                                workers=cfg.workers(), progress=False if quiet else None, wait_s=wait_s)
     except StoreBusy as exc:
         raise UsageProblem(str(exc)) from None
     _print_summary(summary)

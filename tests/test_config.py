@@ -2,6 +2,9 @@
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT
 from pipeline.config import Config, ConfigError, load_config, with_overrides
@@ -55,3 +58,25 @@ def test_hash_changes_with_what_affects_output_only():
     base = Config()
     assert base.hash() != base.model_copy(update={"asr": base.asr.model_copy(update={"beam_size": 1})}).hash()
     assert base.hash() == with_overrides(base, workers=7).hash()
+
+
+KEYS = ["input", "out", "signals", "transcripts", "commit_every", "asr", "beam_size", "pause_s", "cron", "schedule",
+        "channels", "agent", "redaction", "entities", "runner", "workers", "bogus"]
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 50) | st.floats(allow_nan=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=4))
+def test_any_yaml_document_loads_or_fails_in_one_line(tmp_path, doc):
+    """Whatever a person writes, the loader answers with a Config or one line naming the file; nothing else."""
+    path = tmp_path / "callintel.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        cfg = load_config(path)
+    except ConfigError as exc:
+        assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+    else:
+        assert isinstance(cfg, Config) and cfg.out.is_absolute()

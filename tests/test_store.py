@@ -110,6 +110,26 @@ def test_second_writer_is_refused_with_a_clear_message(tmp_path):
         pass
 
 
+def test_second_writer_can_wait_for_the_first(tmp_path):
+    import threading
+
+    first, second = Store(tmp_path), Store(tmp_path)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with first.lock():
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(5)
+    threading.Timer(1.0, release.set).start()
+    with second.lock(wait_s=30):  # gets the folder once the first lets go, about a second later
+        assert release.is_set()
+    thread.join()
+
+
 def test_publish_is_incremental_and_never_blocked_by_readers(tmp_path):
     store = Store(tmp_path)
     with store.lock():
