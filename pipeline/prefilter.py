@@ -94,31 +94,40 @@ def required_literals(expression: str) -> set[str] | None:
 class RegexPrefilter:
     """Which of a list of compiled expressions can match a text, and which extra keys' words it contains.
 
-    `extra` maps a literal to keys (strings) reported when the literal occurs anywhere in the text; the tagger
-    uses it for the anchor words of token patterns, so one scan serves both.
+    Answers are bitmasks (bit i: expression i; then one bit per extra key, see `key_bit`), since OR-ing ints
+    per literal found is the cheapest bookkeeping in the per-utterance hot path. `extra` maps a literal to keys
+    reported when the literal occurs anywhere in the text; the tagger uses it for the anchor words of token
+    patterns, so one scan serves both.
     """
 
     def __init__(self, expressions: list[re.Pattern], extra: dict[str, set[str]] | None = None):
-        self.always = []
-        self.automaton = ahocorasick.Automaton()
-        owners: dict[str, set] = {literal: set(keys) for literal, keys in (extra or {}).items() if literal}
+        keys = sorted({k for ks in (extra or {}).values() for k in ks})
+        self.key_bit = {k: 1 << (len(expressions) + j) for j, k in enumerate(keys)}
+        self.expression_bits = (1 << len(expressions)) - 1
+        self.always = 0
+        owners: dict[str, int] = {}
+        for literal, ks in (extra or {}).items():
+            if literal:
+                for k in ks:
+                    owners[literal] = owners.get(literal, 0) | self.key_bit[k]
         for index, expr in enumerate(expressions):
             literals = None if expr.flags & re.IGNORECASE else required_literals(expr.pattern)
             if literals is None:
-                self.always.append(index)
+                self.always |= 1 << index
             else:
                 for literal in literals:
-                    owners.setdefault(literal, set()).add(index)
-        for literal, indexes in owners.items():
-            self.automaton.add_word(literal, frozenset(indexes))
+                    owners[literal] = owners.get(literal, 0) | 1 << index
+        self.automaton = ahocorasick.Automaton()
+        for literal, bits in owners.items():
+            self.automaton.add_word(literal, bits)
         if owners:
             self.automaton.make_automaton()
         self.has_words = bool(owners)
 
-    def candidates(self, text: str) -> set:
-        """Indexes of expressions worth running (ints) and extra keys whose literal occurs (strings)."""
-        found = set(self.always)
+    def candidates(self, text: str) -> int:
+        """Bitmask of expressions worth running and of extra keys whose literal occurs."""
+        found = self.always
         if self.has_words:
-            for _, indexes in self.automaton.iter(text):
-                found |= indexes
+            for _, bits in self.automaton.iter(text):
+                found |= bits
         return found

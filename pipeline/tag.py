@@ -45,6 +45,7 @@ DEMONSTRATIVES = {"this", "that", "it"}      # "... doesn't work this is ridicul
 COPULAS = {"is", "'s", "s", "was"}
 REPORTING = {"say", "said", "think", "thought", "mean", "meant", "tell", "told", "know", "knew"}
 SCOPE = 6
+ANCHORS = 2  # anchor tokens per pattern, rarest first; all must occur for the pattern to run
 LEMMA_PREFERENCE = ("VERB", "NOUN", "ADJ", "ADV", "PROPN", "AUX")
 NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
            "sixteen seventeen eighteen nineteen twenty").split()
@@ -99,6 +100,9 @@ class Tagger:
         self._unanchored, anchor_literals = self._pattern_anchors(library)
         self._regex = [(s.id, re.compile(r)) for s in library.signals for r in s.regex]
         self._regex_filter = RegexPrefilter([expr for _, expr in self._regex], anchor_literals)
+        bit = self._regex_filter.key_bit
+        self._pattern_masks = [(sid, sum(bit[k] for k in keys)) for sid, keys in self._pattern_keys]
+        self._anchor_bits = sum(bit.values())
         self._for_speaker = {who: {s.id for s in library.signals if s.speaker in ("any", who)}
                              for who in ("agent", "customer", "unknown")}
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
@@ -148,7 +152,7 @@ class Tagger:
                 if not tokens:
                     unanchored.add(s.id)
                     continue
-                rarest = sorted(tokens, key=lambda a: (sum(v in stop for v in a[1]) / len(a[1]), len(a[1])))[:2]
+                rarest = sorted(tokens, key=lambda a: (sum(v in stop for v in a[1]) / len(a[1]), len(a[1])))[:ANCHORS]
                 keys = []
                 for k, (attr, values) in enumerate(rarest):
                     key = f"{s.id}.{i}.{k}"
@@ -156,7 +160,7 @@ class Tagger:
                         for form in ({v} | self._forms.get(v, set())) if attr == "NORM" else {v}:
                             literals.setdefault(form, set()).add(key)
                     keys.append(key)
-                self._pattern_keys.append((s.id, frozenset(keys)))
+                self._pattern_keys.append((s.id, keys))
         return unanchored, literals
 
     def _canonical(self, pattern: list[dict]) -> list[dict]:
@@ -171,24 +175,31 @@ class Tagger:
 
     def match(self, text: str, speaker: str | None = None) -> tuple[list[Hit], list[Negated]]:
         """Signals that fire in one utterance for this speaker (None: any scope), and those a negation suppressed."""
-        norm = normalise(text)
-        return self._match_doc(self.nlp.tokenizer(norm), norm, text, speaker)
+        norm, doc = normalise(text), None
+        doc = self.nlp.tokenizer(norm)
+        return self._match_doc(doc, norm, text, speaker, self.phrases(doc), self._regex_filter.candidates(norm))
 
     def match_many(self, texts: list[str], speakers: list[str], batch_size: int = 2000):
         """Yield (index, hits) for utterances with at least one hit; negated ones are dropped."""
         norms = [normalise(t) for t in texts]
+        scan, phrases = self._regex_filter.candidates, self.phrases
+        expressions, masks = self._regex_filter.expression_bits, [mask for _, mask in self._pattern_masks]
         for i, doc in enumerate(self.nlp.tokenizer.pipe(norms, batch_size=batch_size)):
-            if len(doc):
-                hits, _ = self._match_doc(doc, norms[i], texts[i], speakers[i])
+            found, present = phrases(doc), scan(norms[i])
+            # most turns stop here: no phrase, no expression worth running, no pattern with all its anchors
+            if found or present & expressions or self._unanchored or any(present & m == m for m in masks):
+                hits, _ = self._match_doc(doc, norms[i], texts[i], speakers[i], found, present)
                 if hits:
                     yield i, hits
 
-    def _match_doc(self, doc, norm: str, original: str, speaker: str | None) -> tuple[list[Hit], list[Negated]]:
+    def _match_doc(self, doc, norm: str, original: str, speaker: str | None, found: list,
+                   present: int) -> tuple[list[Hit], list[Negated]]:
         allowed = self._for_speaker.get(speaker)  # None: every signal; else only those in this speaker's scope
-        spans = [(self._ids[k], s, e) for k, s, e in self.phrases(doc)]
-        present = self._regex_filter.candidates(norm)
+        spans = [(self._ids[k], s, e) for k, s, e in found]
         if self.patterns:
-            candidates = self._unanchored | {sid for sid, keys in self._pattern_keys if keys <= present}
+            candidates = set(self._unanchored)
+            if present & self._anchor_bits:
+                candidates |= {sid for sid, mask in self._pattern_masks if present & mask == mask}
             for signal_id in candidates if allowed is None else candidates & allowed:
                 spans += [(signal_id, s, e) for _, s, e in self.patterns[signal_id](doc)]
         if self._regex:
@@ -212,12 +223,13 @@ class Tagger:
                 hits.append(Hit(signal_id, text, start))
         return hits, negated
 
-    def _regex_spans(self, doc, norm: str, allowed: set[str] | None, present: set) -> list[tuple[str, int, int]]:
+    def _regex_spans(self, doc, norm: str, allowed: set[str] | None, present: int) -> list[tuple[str, int, int]]:
         spans = []
-        for index in present:
-            if not isinstance(index, int):
-                continue  # an anchor key, not an expression
-            signal_id, expr = self._regex[index]
+        bits = present & self._regex_filter.expression_bits
+        while bits:
+            low = bits & -bits
+            bits ^= low
+            signal_id, expr = self._regex[low.bit_length() - 1]
             if allowed is not None and signal_id not in allowed:
                 continue
             for m in expr.finditer(norm):
