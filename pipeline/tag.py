@@ -97,12 +97,11 @@ class Tagger:
             if s.patterns:
                 self.patterns[s.id] = Matcher(self.nlp.vocab)
                 self.patterns[s.id].add(s.id, [self._canonical(p) for p in s.token_patterns()])
-        self._unanchored, anchor_literals = self._pattern_anchors(library)
+        self._unanchored, anchor_literals, pattern_keys = self._pattern_anchors(library)
         self._regex = [(s.id, re.compile(r)) for s in library.signals for r in s.regex]
         self._regex_filter = RegexPrefilter([expr for _, expr in self._regex], anchor_literals)
         bit = self._regex_filter.key_bit
-        self._pattern_masks = [(sid, sum(bit[k] for k in keys)) for sid, keys in self._pattern_keys]
-        self._anchor_bits = sum(bit.values())
+        self._pattern_masks = [(sid, sum(bit[k] for k in keys)) for sid, keys in pattern_keys]
         self._for_speaker = {who: {s.id for s in library.signals if s.speaker in ("any", who)}
                              for who in ("agent", "customer", "unknown")}
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
@@ -133,18 +132,18 @@ class Tagger:
                     self._forms.setdefault(t[NORM], set()).add(t[ORTH])
         self.nlp.tokenizer.rules = rules
 
-    def _pattern_anchors(self, library: SignalSet) -> tuple[set[str], dict[str, set[str]]]:
+    def _pattern_anchors(self, library: SignalSet) -> tuple[set[str], dict[str, set[str]], list]:
         """spaCy's Matcher walks every token in Python: run a signal's patterns only where they can match.
 
         A pattern's anchors are its two rarest required tokens with fixed NORM or LOWER values (fewest stop
         words, then fewest values); the pattern can only match where both occur. Each anchor becomes the set
         of surface forms that give its values (every inflection of a lemma), found by the same single
         Aho-Corasick scan as the regex literals; a substring hit is only a necessary condition, which is all a
-        prefilter needs. Returns the signals with a pattern that has no anchor (they always run) and the
-        literal -> anchor-key map.
+        prefilter needs. Returns the signals with a pattern that has no anchor (they always run), the
+        literal -> anchor-key map, and each pattern's (signal id, anchor keys).
         """
         stop = self.nlp.Defaults.stop_words
-        unanchored, literals, self._pattern_keys = set(), {}, []
+        unanchored, literals, pattern_keys = set(), {}, []
         for s in library.signals:
             for i, pattern in enumerate(self._canonical(p) for p in s.token_patterns()):
                 tokens = [(attr, _values(t[attr])) for t in pattern for attr in ("NORM", "LOWER")
@@ -160,8 +159,8 @@ class Tagger:
                         for form in ({v} | self._forms.get(v, set())) if attr == "NORM" else {v}:
                             literals.setdefault(form, set()).add(key)
                     keys.append(key)
-                self._pattern_keys.append((s.id, keys))
-        return unanchored, literals
+                pattern_keys.append((s.id, keys))
+        return unanchored, literals, pattern_keys
 
     def _canonical(self, pattern: list[dict]) -> list[dict]:
         """NORM values as lemmas, the way the lexicon normalises text ({LEMMA: plans} means plan)."""
@@ -175,32 +174,34 @@ class Tagger:
 
     def match(self, text: str, speaker: str | None = None) -> tuple[list[Hit], list[Negated]]:
         """Signals that fire in one utterance for this speaker (None: any scope), and those a negation suppressed."""
-        norm, doc = normalise(text), None
+        norm = normalise(text)
         doc = self.nlp.tokenizer(norm)
-        return self._match_doc(doc, norm, text, speaker, self.phrases(doc), self._regex_filter.candidates(norm))
+        present = self._regex_filter.candidates(norm)
+        return self._match_doc(doc, norm, text, speaker, self.phrases(doc), present, self._patterns_for(present))
 
     def match_many(self, texts: list[str], speakers: list[str], batch_size: int = 2000):
         """Yield (index, hits) for utterances with at least one hit; negated ones are dropped."""
         norms = [normalise(t) for t in texts]
-        scan, phrases = self._regex_filter.candidates, self.phrases
-        expressions, masks = self._regex_filter.expression_bits, [mask for _, mask in self._pattern_masks]
+        scan, phrases, expressions = self._regex_filter.candidates, self.phrases, self._regex_filter.expression_bits
         for i, doc in enumerate(self.nlp.tokenizer.pipe(norms, batch_size=batch_size)):
             found, present = phrases(doc), scan(norms[i])
+            patterns = self._patterns_for(present)
             # most turns stop here: no phrase, no expression worth running, no pattern with all its anchors
-            if found or present & expressions or self._unanchored or any(present & m == m for m in masks):
-                hits, _ = self._match_doc(doc, norms[i], texts[i], speakers[i], found, present)
+            if found or present & expressions or patterns:
+                hits, _ = self._match_doc(doc, norms[i], texts[i], speakers[i], found, present, patterns)
                 if hits:
                     yield i, hits
 
-    def _match_doc(self, doc, norm: str, original: str, speaker: str | None, found: list,
-                   present: int) -> tuple[list[Hit], list[Negated]]:
+    def _patterns_for(self, present: int) -> set[str]:
+        """Signals whose token patterns can match, given the prefilter's bitmask for the utterance."""
+        return self._unanchored | {sid for sid, mask in self._pattern_masks if present & mask == mask}
+
+    def _match_doc(self, doc, norm: str, original: str, speaker: str | None, found: list, present: int,
+                   patterns: set[str]) -> tuple[list[Hit], list[Negated]]:
         allowed = self._for_speaker.get(speaker)  # None: every signal; else only those in this speaker's scope
         spans = [(self._ids[k], s, e) for k, s, e in found]
-        if self.patterns:
-            candidates = set(self._unanchored)
-            if present & self._anchor_bits:
-                candidates |= {sid for sid, mask in self._pattern_masks if present & mask == mask}
-            for signal_id in candidates if allowed is None else candidates & allowed:
+        if patterns:
+            for signal_id in patterns if allowed is None else patterns & allowed:
                 spans += [(signal_id, s, e) for _, s, e in self.patterns[signal_id](doc)]
         if self._regex:
             spans += self._regex_spans(doc, norm, allowed, present)
