@@ -284,10 +284,8 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
       callintel forget --call-id c-0004
       callintel forget --agent a_ruiz --since 2026-11-01 --yes
     """
-    import getpass
-    from datetime import datetime
-
-    import pyarrow.compute as pc
+    from pipeline.forget import deletion_record, select_calls
+    from pipeline.views import VIEWS
 
     if not (call_ids or agent or since):
         raise UsageProblem("say what to forget: --call-id ID, --agent ID and/or --since DATE")
@@ -295,37 +293,18 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
     try:
         with store.lock():
             calls = store.read("calls", ["call_id", "agent_id", "call_date"])
-            mask = pc.is_in(calls["call_id"], _strings(call_ids)) if call_ids else None
-            for extra in ([pc.equal(calls["agent_id"], agent)] if agent else []) + (
-                    [pc.greater_equal(calls["call_date"], since.date())] if since else []):
-                mask = extra if mask is None else pc.and_(mask, extra)
-            chosen = set(calls.filter(pc.fill_null(mask, False))["call_id"].to_pylist())
+            chosen = select_calls(calls, call_ids, agent, since.date() if since else None)
             if not chosen:
                 raise UsageProblem("no stored call matches; nothing was deleted")
             if not yes and not click.confirm(f"Delete {len(chosen)} call(s) from every table?", default=False):
                 raise UsageProblem("nothing was deleted")
-            kind = ",".join(k for k, v in (("call_id", call_ids), ("agent", agent), ("since", since)) if v)
-            stamp = datetime.now().replace(microsecond=0)
-            run_id = f"forget-{stamp:%Y%m%dT%H%M%S}"
-            rows = store.forget(run_id, chosen, {"deletion_id": run_id, "deleted_at": stamp,
-                                                 "deleted_by": getpass.getuser(), "selection": kind,
-                                                 "calls": len(chosen)})
-            store.publish(_views(), fresh=True)
+            record = deletion_record(len(chosen), call_id=call_ids, agent=agent, since=since)
+            rows = store.forget(record["deletion_id"], chosen, record)
+            store.publish(VIEWS, fresh=True)
     except StoreBusy as exc:
         raise UsageProblem(str(exc)) from None
-    click.echo(f"forgot {len(chosen)} call(s): {rows} rows removed from every table; recorded as {run_id}")
-
-
-def _strings(values) -> object:
-    import pyarrow as pa
-
-    return pa.array(list(values), pa.string())
-
-
-def _views() -> dict:
-    from pipeline.views import VIEWS
-
-    return VIEWS
+    click.echo(f"forgot {len(chosen)} call(s): {rows} rows removed from every table; "
+               f"recorded as {record['deletion_id']}")
 
 
 def main() -> None:

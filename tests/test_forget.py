@@ -56,3 +56,20 @@ def test_forget_by_agent_and_since_needs_a_match_and_a_selection(tmp_path):
         store.publish()
     none = runner.invoke(cli, ["forget", "--agent", "a_nobody", "--since", "2026-11-01", "--yes", "--out", str(tmp_path)])
     assert none.exit_code == 2 and "no stored call matches; nothing was deleted" in none.output
+
+
+def test_selectors_combine_and_every_one_must_hold():
+    from datetime import date
+
+    import pyarrow as pa
+
+    from pipeline.forget import deletion_record, select_calls
+
+    calls = pa.table({"call_id": ["a", "b", "c"], "agent_id": ["x", "y", None],
+                      "call_date": [date(2026, 11, 9), date(2026, 11, 20), date(2026, 11, 21)]})
+    assert select_calls(calls, agent="y") == {"b"}
+    assert select_calls(calls, since=date(2026, 11, 20)) == {"b", "c"}
+    assert select_calls(calls, ("a", "c"), since=date(2026, 11, 20)) == {"c"}
+    assert select_calls(calls) == set()
+    record = deletion_record(2, call_id=("a", "c"), agent=None, since=date(2026, 11, 20))
+    assert record["selection"] == "call_id,since" and record["calls"] == 2 and "a" not in str(record.values())
