@@ -42,12 +42,27 @@ def transcripts(folder: Path) -> Path:
 
 
 def assert_no_leak(out: Path, secrets: list[str]) -> None:
-    """No secret in any stored value (Parquet is compressed, so read it back) nor in any plain file."""
+    """No secret in any stored text (Parquet is compressed, so read it back) nor in any plain file.
+
+    Only string values are searched: numbers (file times) and generated ids (hashes, run ids) can hold any
+    digit string by chance, so the secrets are the card's forms as the input spelled them.
+    """
     from pipeline.schemas import TABLES
+
+    def strings(value):
+        if isinstance(value, str):
+            yield value.lower()
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from strings(v)
 
     store = Store(out)
     for name in TABLES:
-        text = json.dumps(store.read(name).to_pylist(), default=str).lower()
+        text = "\n".join(strings(store.read(name).drop_columns(
+            [c for c in ("audio_sha256", "run_id", "created_run") if c in TABLES[name].schema.names]).to_pylist()))
         assert not [s for s in secrets if s in text], name
     for path in out.rglob("*"):
         if path.is_file() and path.suffix in (".json", ".html", ".csv", ".txt"):
@@ -86,7 +101,7 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     assert set(utts.loc[utts.call_id == "c-1", "speaker"]) == {"agent"}  # speech on the left = agent
     assert list(utts.loc[utts.call_id == "t-1", "speaker"]) == ["agent", "customer", "customer"]
     assert utts.loc[utts.call_id == "t-1", "text"].iloc[2] == "Take the payment on my card, [CARD]."
-    assert_no_leak(out, ["4111", "four one one one", "1111"])
+    assert_no_leak(out, ["four one one one", "one one one one", "1111 1111"])
     assert len(utts) == first["counts"]["utterances"]
 
     with store.connect_read_only() as con:
