@@ -61,7 +61,7 @@ def runs(tok: Tokens, blocked: set[int]) -> list[list[int]]:
     found, run = [], []
     for i, w in enumerate(tok.words[:len(tok.starts)]):
         joinable = bool(run) and run[-1] == i - 1 and GAP.fullmatch(tok.text, tok.ends[i - 1], tok.starts[i])
-        number = w.isdigit() or w in NUMBER_WORDS
+        number = w.isdecimal() or w in NUMBER_WORDS
         if i not in blocked and (number or (joinable and w in FILLERS)):
             if run and not joinable:
                 found.append(run)
@@ -81,11 +81,11 @@ def spell(tok: Tokens, run: list[int]) -> list[tuple[str, int, int, bool]]:
     out, i = [], 0
     while i < len(run):
         w, start = ws[i], tok.starts[run[i]]
-        if w.isdigit():
+        if w.isdecimal():
             out += [(c, start + j, start + j + 1, j == 0) for j, c in enumerate(w)]
             i += 1
             continue
-        single = UNITS.get(ws[i + 1]) or (ws[i + 1] if len(ws[i + 1]) == 1 and ws[i + 1].isdigit() else "")
+        single = UNITS.get(ws[i + 1]) or (ws[i + 1] if len(ws[i + 1]) == 1 and ws[i + 1].isdecimal() else "")
         said, used = (single * MULT[w], 2) if w in MULT and single else _words_value(ws, i, tight)
         end = tok.ends[run[i + used - 1]]
         out += [(c, start, end, j == 0) for j, c in enumerate(said)]
@@ -163,7 +163,7 @@ def _day(ws: list[str], i: int, cardinal: bool) -> int:
 def _year(ws: list[str], i: int) -> int:
     """How many words from i say a year: 1986, nineteen eighty six, two thousand and one, eighty six."""
     w, nxt, third = ws[i], ws[i + 1], ws[i + 2]
-    if w.isdigit():
+    if w.isdecimal():
         return int(len(w) == 2 or (len(w) == 4 and w[:2] in ("19", "20")))
     if w == "two" and nxt == "thousand":
         tail = _small(ws, i + 3) if third == "and" else _small(ws, i + 2)

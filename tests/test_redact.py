@@ -284,3 +284,8 @@ def test_text_without_numbers_or_email_shapes_is_unchanged(words, seps, context)
     if lowered & (NUMBER_WORDS | {"at"}):
         return  # outside the property: number words or a spoken "at"
     assert redact_text(text, context=context) == (text, [])
+
+
+def test_digit_like_symbols_are_not_digits():
+    """Found by hypothesis: '²' passes str.isdigit() but is no digit int() can read; it must not crash the call."""
+    assert redact_text("oh ² 1986") == ("oh ² 1986", [])
