@@ -19,8 +19,9 @@ from prefect import flow, serve, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 
-from pipeline import ingest, redact, tag, transcripts  # noqa: E402
+from pipeline import ingest, qa, redact, scorecard, tag, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
+from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, transcript_rows  # noqa: E402
 from pipeline.signals import load_signals  # noqa: E402
 from pipeline.store import Store  # noqa: E402
@@ -31,6 +32,8 @@ from pipeline.views import VIEWS  # noqa: E402
 plan_recordings = task(ingest.plan_recordings, name="ingest", cache_policy=NO_CACHE)
 load_transcripts = task(transcripts.load_transcripts, name="import-transcripts", cache_policy=NO_CACHE)
 tag_calls = task(tag.tag_calls, name="tag", cache_policy=NO_CACHE)
+enrich = task(qa.add_sentiment, name="enrich", cache_policy=NO_CACHE)
+score_calls = task(qa.assess, name="score", cache_policy=NO_CACHE)
 
 
 @task(name="redact", cache_policy=NO_CACHE)
@@ -72,14 +75,15 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
     """One nightly run: new recordings and transcripts in, Parquet + DuckDB out; returns the run summary."""
     cfg = with_overrides(load_config(config), input=input, transcripts=transcripts_dir, out=out,
                          signals=signals, workers=workers)
-    tagger = tag.Tagger(load_signals(cfg.signals))
+    library = load_signals(cfg.signals)
+    tagger, rules = tag.Tagger(library), load_qa(cfg.signals, library)
     store = Store(cfg.out)
     with store.lock(wait_s):
         _close_interrupted(store)
-        run = Run(cfg.hash(), tagger.library.hash)
+        run = Run(cfg.hash(), library.hash, rules.hash)
         store.write_summary(run.summary())
-        writer = _Writer(store, run, tagger, cfg.redaction.entities)
-        _retag_archive(writer)
+        writer = _Writer(store, run, tagger, rules, cfg.redaction.entities)
+        _rescore_archive(writer, retagged=_retag_archive(writer))
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
         _import_transcripts(cfg, writer, known, since)
         plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store),
@@ -89,6 +93,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         run.notes += plan.notes
         run.add_failures(plan.failures)
         _transcribe(cfg, writer, plan.jobs, progress)
+        _write_pages(cfg, writer)
         run.finish()
         store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures})
         store.publish(VIEWS)
@@ -98,8 +103,9 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
 class _Writer:
     """Commits whole calls: the call, its utterances and its tags land together or not at all."""
 
-    def __init__(self, store: Store, run: Run, tagger: tag.Tagger, entities: list[str]):
-        self.store, self.run, self.tagger, self.entities, self.seq = store, run, tagger, entities, 1
+    def __init__(self, store: Store, run: Run, tagger: tag.Tagger, rules: QaConfig, entities: list[str]):
+        self.store, self.run, self.tagger, self.rules, self.entities, self.seq = store, run, tagger, rules, entities, 1
+        self.pages: set[str] = set()  # calls whose HTML scorecard must be (re)written
 
     def calls(self, calls: list[dict], utterances: list[dict]) -> list[dict]:
         """Redact, tag and commit whole calls; returns the calls stored."""
@@ -109,24 +115,34 @@ class _Writer:
             self.run.add_failures([ingest.failure(c["source_path"], "redact", failed[c["call_id"]])
                                    for c in calls if c["call_id"] in failed])
             calls = [c for c in calls if c["call_id"] not in failed]
+        utterances = enrich(utterances)
         durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
         hits, categories = tag_calls(self.tagger, utterances, durations)
-        self.commit({"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories})
+        scored = score_calls(self.rules, self.tagger.library, calls, utterances, hits, categories, self.run.run_id)
+        self.commit({"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
+                     **scored})
         self.run.counts["utterances"] += len(utterances)
         self.run.counts["tagged"] += len(calls)
+        self._count_scored("scored", scored)
         return calls
+
+    def _count_scored(self, key: str, scored: dict) -> None:
+        cards = {c["call_id"] for c in scored["scorecards"]}
+        self.run.counts[key] += len(cards)
+        self.run.counts["flagged"] += len({f["call_id"] for f in scored["flags"]})
+        self.pages |= cards
 
     def commit(self, tables: dict, remove: dict | None = None) -> None:
         self.store.commit(self.run.run_id, self.seq, tables, remove,
-                          meta={"signals_hash": self.tagger.library.hash})
+                          meta={"signals_hash": self.tagger.library.hash, "qa_hash": self.rules.hash})
         self.seq += 1
 
 
-def _retag_archive(writer: _Writer) -> None:
+def _retag_archive(writer: _Writer) -> bool:
     """signals/ changed since the stored calls were tagged: re-tag them all from stored text, no ASR."""
     store, library = writer.store, writer.tagger.library
     if store.meta().get("signals_hash") == library.hash or not store.manifest()["calls"]:
-        return
+        return False
     utterances = store.read("utterances", UTTERANCE_COLUMNS).to_pylist()
     calls = store.read("calls", ["call_id", "duration_s"]).to_pylist()
     hits, categories = tag_calls(writer.tagger, utterances, {c["call_id"]: c["duration_s"] for c in calls})
@@ -135,6 +151,58 @@ def _retag_archive(writer: _Writer) -> None:
                   remove={"signal_hits": old["signal_hits"], "call_categories": old["call_categories"]})
     writer.run.counts["retagged"] = len(calls)
     writer.run.notes.append(f"signals changed (now {library.hash}): re-tagged {len(calls)} stored calls")
+    return True
+
+
+CALL_COLUMNS = ["call_id", "call_date", "duration_s", "queue", "direction"]
+
+
+def _rescore_archive(writer: _Writer, retagged: bool) -> None:
+    """Rubrics, flag rules or signals changed: re-score every stored call from stored tables, no ASR.
+
+    Scorecards of rubric versions no longer configured are kept. Calls stored without metrics (by an
+    older release) get them now.
+    """
+    store, rules, run = writer.store, writer.rules, writer.run
+    if not store.manifest()["calls"]:
+        return
+    calls = store.read("calls", CALL_COLUMNS).to_pylist()
+    metrics = store.read("call_metrics").to_pylist()
+    missing = {c["call_id"] for c in calls} - {m["call_id"] for m in metrics}
+    if not retagged and not missing and store.meta().get("qa_hash") == rules.hash:
+        return
+    utterances = sorted(store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "sentiment"]).to_pylist(),
+                        key=lambda u: (u["call_id"], u["utt_idx"]))
+    utterances = qa.add_sentiment(utterances)  # only for calls stored before sentiment existed; not written back
+    added = qa.call_metrics([c for c in calls if c["call_id"] in missing],
+                            [u for u in utterances if u["call_id"] in missing])
+    new = score_calls(rules, writer.tagger.library, calls, utterances, store.read("signal_hits").to_pylist(),
+                      store.read("call_categories").to_pylist(), run.run_id, metrics=metrics + added)
+    old = {name: store.read(name).to_pylist() for name in ("scorecards", "scorecard_items", "flags")}
+    tables = qa.rescored(rules, old["scorecards"], old["scorecard_items"], old["flags"], new)
+    manifest = store.manifest()
+    writer.commit({**tables, "call_metrics": added}, remove={name: manifest[name] for name in tables})
+    writer._count_scored("rescored", new)
+    run.notes.append(f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {len(calls)} stored calls")
+
+
+@task(name="scorecard-pages", cache_policy=NO_CACHE)
+def _write_pages(cfg: Config, writer: _Writer) -> None:
+    """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write.
+
+    A page that cannot be rendered is a failure of that call's page only; its data is already stored.
+    """
+    store = writer.store
+    call_ids = writer.pages | store.calls_without_page()
+    failures = []
+    for bundle in scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, call_ids)):
+        call = bundle["call"]
+        try:
+            store.write_page(call, scorecard.render(bundle, cfg.input, store.page_path(call)))
+        except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
+            failures.append(ingest.failure(call["source_path"], "scorecard-page",
+                                           f"HTML scorecard not written ({type(exc).__name__}: {exc})"))
+    writer.run.add_failures(failures)
 
 
 def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since) -> None:

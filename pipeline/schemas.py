@@ -70,17 +70,24 @@ _TABLES = [
     ]), ("call_id", "utt_idx"), "One speaker turn, in time order within the call."),
     Table("call_metrics", pa.schema([
         ("call_id", pa.string()),
+        ("duration_s", pa.float64()),
         ("agent_talk_s", pa.float64()),
         ("customer_talk_s", pa.float64()),
-        ("talk_ratio", pa.float64()),
-        ("silence_s", pa.float64()),
+        ("talk_ratio", pa.float64()),            # agent share of talk time
+        ("silence_s", pa.float64()),             # between the first and the last turn
         ("max_silence_s", pa.float64()),
         ("overlap_s", pa.float64()),
         ("interruptions", pa.int32()),
-        ("sentiment_start", pa.float32()),
-        ("sentiment_end", pa.float32()),
+        ("agent_interruptions", pa.int32()),     # agent started over the customer
+        ("customer_interruptions", pa.int32()),
+        ("agent_wpm", pa.float64()),
+        ("customer_wpm", pa.float64()),
+        ("turns", pa.int32()),
+        ("sentiment_start", pa.float32()),       # customer, first turns
+        ("sentiment_end", pa.float32()),         # customer, last turns
+        ("sentiment_change", pa.float32()),
         ("call_date", pa.date32()),
-    ]), ("call_id",), "Talk time, silence, overlap and sentiment per call."),
+    ]), ("call_id",), "Talk time, silence, overlap, interruptions, pace and sentiment per call (pipeline/metrics.py)."),
     Table("signal_hits", pa.schema([
         ("call_id", pa.string()),
         ("signal_id", pa.string()),
@@ -137,10 +144,12 @@ _TABLES = [
         ("rubric_id", pa.string()),
         ("rubric_version", pa.int32()),
         ("criterion_id", pa.string()),
+        ("question", pa.string()),         # as worded in that rubric version
         ("result", pa.string()),           # pass | fail | na
         ("points", pa.float64()),
         ("max_points", pa.float64()),
-        ("evidence", EVIDENCE),
+        ("evidence", EVIDENCE),            # the utterance that satisfied or broke the criterion
+        ("detail", pa.string()),           # why, in words: "agent_greeting at 2.1 s", "talk_ratio 0.82 > 0.7"
         ("call_date", pa.date32()),
     ]), ("call_id", "rubric_id", "rubric_version", "criterion_id"), "Each criterion's result with evidence."),
     Table("flags", pa.schema([
@@ -167,6 +176,10 @@ _TABLES = [
         ("signals_hash", pa.string()),     # version of signals/ this run tagged with
         ("tagged", pa.int64()),            # new calls tagged
         ("retagged", pa.int64()),          # stored calls re-tagged because signals/ changed
+        ("qa_hash", pa.string()),          # version of the rubrics and flag rules this run scored with
+        ("scored", pa.int64()),            # new calls scored
+        ("rescored", pa.int64()),          # stored calls re-scored because rubrics, flags or signals changed
+        ("flagged", pa.int64()),           # calls of this run (new or re-scored) with at least one flag
         ("notes", pa.list_(pa.string())),
     ]), ("run_id",), "One row per finished nightly run."),
     Table("failures", pa.schema([

@@ -234,6 +234,30 @@ class Store:
                 page.unlink()
         return removed
 
+    def read_calls(self, tables: tuple[str, ...], call_ids: set[str]) -> dict[str, pa.Table]:
+        """Committed rows of these calls in each table."""
+        ids = pa.array(sorted(call_ids), pa.string())
+        return {name: (t := self.read(name)).filter(pc.is_in(t.column("call_id"), ids)) for name in tables}
+
+    # ---------- HTML scorecards ----------
+
+    def page_path(self, call: dict) -> Path:
+        return self.out / "scorecards" / call["call_date"].isoformat() / f"{call['call_id']}.html"
+
+    def write_page(self, call: dict, html: str) -> Path:
+        self._require_lock()
+        path = self.page_path(call)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, html.encode("utf-8"))
+        return path
+
+    def calls_without_page(self) -> set[str]:
+        """Scored calls whose HTML scorecard is missing (a run killed after its commit, or a deleted file)."""
+        if not self.manifest()["scorecards"]:
+            return set()
+        cards = self.read("scorecards", ["call_id", "call_date"]).to_pylist()
+        return {c["call_id"] for c in cards if not self.page_path(c).exists()}
+
     def forgotten(self) -> set[str]:
         """Digests of forgotten call ids (see ingest.call_digest)."""
         return set(self.meta().get("forgotten", []))

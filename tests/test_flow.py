@@ -84,9 +84,10 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     out = tmp_path / "out"
     first = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(out), workers=2, progress=False,
                           signals=str(ROOT / "signals"))
+    # Every call is scored; none of them reads the recording disclosure, so all four are flagged.
     assert first["counts"] == {"found": 6, "skipped": 0, "transcribed": 3, "imported": 1, "tagged": 4,
                                "retagged": 0, "utterances": first["counts"]["utterances"], "failed": 2,
-                               "redacted": 1}
+                               "redacted": 1, "scored": 4, "rescored": 0, "flagged": 4}
     assert sorted((f["source_path"], f["stage"]) for f in first["failures"]) == [
         ("broken.wav", "ingest"), ("t-2.json", "ingest")]
     assert first["status"] == "partial"

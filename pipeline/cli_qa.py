@@ -1,0 +1,79 @@
+"""`callintel scorecard` and `callintel flagged`: what QA managers and coaches read. Read-only on DuckDB."""
+from __future__ import annotations
+
+import click
+
+from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
+                                 query)
+from pipeline.scorecard import PAGE_TABLES, bundles, render, text
+from pipeline.store import Store, StoreError
+
+SEVERITIES = ["high", "medium", "low"]
+FLAGGED_COLUMNS = "call_date, call_id, agent_id, queue, severity, score_pct, auto_failed, flags, reasons"
+
+
+def _bundle(cfg, call_id: str) -> dict:
+    try:
+        with Store(cfg.out).connect_read_only() as con:
+            tables = {name: con.sql(f"SELECT * FROM {name} WHERE call_id = $id", params={"id": call_id}).to_arrow_table()
+                      for name in PAGE_TABLES}
+    except StoreError as exc:
+        raise UsageProblem(str(exc)) from None
+    found = next(bundles(tables), None)
+    if found is None:
+        raise UsageProblem(f"no call {call_id!r} in {cfg.out}; list calls with: callintel sql \"SELECT call_id, "
+                           "call_date, agent_id FROM calls ORDER BY call_date DESC\"")
+    return found
+
+
+@click.command()
+@click.argument("call_id")
+@click.option("--html", is_flag=True, help="Print the path of the call's HTML scorecard (written if missing).")
+@config_option
+@out_option
+def scorecard(call_id, html, config_path, out) -> None:
+    """Show one call's QA scorecard: every criterion with its result, points and evidence.
+
+    \b
+    Example:
+      callintel scorecard c-0004
+      callintel scorecard c-0004 --html     # then open the printed file in a browser
+    """
+    cfg = load_cli_config(config_path, out=out)
+    bundle = _bundle(cfg, call_id)
+    if not html:
+        click.echo(text(bundle))
+        return
+    store = Store(cfg.out)
+    page = store.page_path(bundle["call"])
+    if not page.exists():
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(render(bundle, cfg.input, page), encoding="utf-8")
+    click.echo(str(page))
+
+
+@click.command()
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only calls on or after DATE.")
+@click.option("--agent", help="Only this agent's calls.")
+@click.option("--severity", type=click.Choice(SEVERITIES), help="Only calls flagged this severe or worse.")
+@format_option
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows shown as a table.")
+@config_option
+@out_option
+def flagged(since, agent, severity, fmt, limit, config_path, out) -> None:
+    """List flagged calls worth a coach's time: newest day first, most severe first (the coaching_queue view).
+
+    \b
+    Example:
+      callintel flagged --since 2026-11-16 --severity high
+      callintel flagged --agent a_ruiz --format csv > a_ruiz.csv
+    """
+    cfg = load_cli_config(config_path, out=out)
+    ranks = SEVERITIES[: SEVERITIES.index(severity) + 1] if severity else SEVERITIES
+    frame = query(cfg, f"SELECT {FLAGGED_COLUMNS} FROM coaching_queue WHERE severity IN $ranks "
+                       "AND ($since IS NULL OR call_date >= $since) AND ($agent IS NULL OR agent_id = $agent)",
+                  {"ranks": ranks, "since": since.date() if since else None, "agent": agent})
+    if frame.empty and fmt == "table":
+        click.echo("no flagged calls match")
+        return
+    print_frame(frame, fmt, limit, colwidth=120)

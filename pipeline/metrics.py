@@ -1,0 +1,120 @@
+"""Call metrics from a call's utterances: talk time, silence, overlap, interruptions, pace, sentiment.
+
+Definitions (they are what `call_metrics` means, and what rubric `metric:` conditions test):
+- talk time: the time a speaker's turns cover (their own overlapping turns counted once).
+- talk_ratio: the agent's share of all talk time (agent / (agent + customer)); null without both.
+- silence_s / max_silence_s: time nobody speaks between the first and the last turn; ring-in
+  and hang-up silence are recording artefacts, not silence on the call.
+- overlap_s: time both sides speak at once.
+- interruptions: a turn that starts while the other side is speaking and overlaps it by at least
+  INTERRUPT_MIN_S (shorter overlaps are the ordinary tail of a hand-over). `agent_interruptions`
+  counts the agent interrupting the customer; `customer_interruptions` the reverse.
+- wpm: words spoken per minute of the speaker's talk time.
+- turns: speaker changes + 1 (consecutive turns of one speaker split at a pause are one turn).
+- sentiment_start / sentiment_end: mean VADER score of the customer's first / last turns (a third
+  of them, 1 to 3 turns); sentiment_change = end - start ("did the call end better than it began").
+  Mono calls have no customer label: all turns are used.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+INTERRUPT_MIN_S = 0.3
+SENTIMENT_TURNS = 3
+
+# Numeric per-call values a rubric or flag rule may test (`metric: talk_ratio`).
+METRICS = ("duration_s", "agent_talk_s", "customer_talk_s", "talk_ratio", "silence_s", "max_silence_s",
+           "overlap_s", "interruptions", "agent_interruptions", "customer_interruptions", "agent_wpm",
+           "customer_wpm", "turns", "sentiment_start", "sentiment_end", "sentiment_change")
+
+
+def call_metrics(calls: list[dict], utterances: list[dict]) -> list[dict]:
+    """One `call_metrics` row per call; utterances must be grouped by call and in utt_idx order."""
+    by_call = {cid: list(turns) for cid, turns in itertools.groupby(utterances, key=lambda u: u["call_id"])}
+    return [{"call_id": c["call_id"], "call_date": c["call_date"], "duration_s": c.get("duration_s"),
+             **metrics_of(by_call.get(c["call_id"], []))} for c in calls]
+
+
+def metrics_of(turns: list[dict]) -> dict:
+    agent = _merge([(u["start_s"], u["end_s"]) for u in turns if u["speaker"] == "agent"])
+    customer = _merge([(u["start_s"], u["end_s"]) for u in turns if u["speaker"] == "customer"])
+    speech = _merge([(u["start_s"], u["end_s"]) for u in turns])
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(speech)]
+    agent_s, customer_s = _length(agent), _length(customer)
+    by_agent, by_customer = _interruptions(turns)
+    return {
+        "agent_talk_s": round(agent_s, 3),
+        "customer_talk_s": round(customer_s, 3),
+        "talk_ratio": round(agent_s / (agent_s + customer_s), 4) if agent_s and customer_s else None,
+        "silence_s": round(sum(gaps), 3),
+        "max_silence_s": round(max(gaps, default=0.0), 3),
+        "overlap_s": round(_intersection(agent, customer), 3),
+        "interruptions": by_agent + by_customer,
+        "agent_interruptions": by_agent,
+        "customer_interruptions": by_customer,
+        "agent_wpm": _wpm(turns, "agent", agent_s),
+        "customer_wpm": _wpm(turns, "customer", customer_s),
+        "turns": sum(1 for _ in itertools.groupby(turns, key=lambda u: u["speaker"])),
+        **_sentiment(turns),
+    }
+
+
+def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[list[float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, b) for a, b in merged]
+
+
+def _length(intervals: list[tuple[float, float]]) -> float:
+    return float(sum(b - a for a, b in intervals))
+
+
+def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
+    total, i, j = 0.0, 0, 0
+    while i < len(a) and j < len(b):
+        total += max(0.0, min(a[i][1], b[j][1]) - max(a[i][0], b[j][0]))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return total
+
+
+def _interruptions(turns: list[dict]) -> tuple[int, int]:
+    """(agent interrupting the customer, customer interrupting the agent)."""
+    counts = {"agent": 0, "customer": 0}
+    sides = [u for u in turns if u["speaker"] in counts]
+    for u in sides:
+        for other in sides:
+            if other["speaker"] == u["speaker"] or not other["start_s"] < u["start_s"] < other["end_s"]:
+                continue
+            if min(other["end_s"], u["end_s"]) - u["start_s"] >= INTERRUPT_MIN_S:
+                counts[u["speaker"]] += 1
+                break
+    return counts["agent"], counts["customer"]
+
+
+def _wpm(turns: list[dict], speaker: str, talk_s: float) -> float | None:
+    if talk_s <= 0:
+        return None
+    words = sum(len((u["text"] or "").split()) for u in turns if u["speaker"] == speaker)
+    return round(words / (talk_s / 60.0), 1)
+
+
+def _sentiment(turns: list[dict]) -> dict:
+    scored = [u for u in turns if u.get("sentiment") is not None]
+    customer = [u for u in scored if u["speaker"] == "customer"]
+    side = customer or [u for u in scored if u["speaker"] == "unknown"]
+    if not side:
+        return {"sentiment_start": None, "sentiment_end": None, "sentiment_change": None}
+    n = min(SENTIMENT_TURNS, max(1, len(side) // 3))
+    start = float(np.mean([u["sentiment"] for u in side[:n]]))
+    end = float(np.mean([u["sentiment"] for u in side[-n:]]))
+    return {"sentiment_start": round(start, 3), "sentiment_end": round(end, 3),
+            "sentiment_change": round(end - start, 3)}

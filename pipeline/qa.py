@@ -1,0 +1,55 @@
+"""Enrich, score and flag a batch of calls; re-score the stored archive when the rules change.
+
+Plain functions over rows; the flow decides when to call them and the store writes what
+they return. Re-scoring keeps the scorecards of rubric versions that are no longer
+configured (they stay queryable by version) and replaces those of current versions.
+"""
+from __future__ import annotations
+
+from models.sentiment import sentiment
+from pipeline.flags import flag_calls
+from pipeline.metrics import call_metrics
+from pipeline.rubric import QaConfig
+from pipeline.score import call_facts, score_calls
+from pipeline.signals import SignalSet
+
+
+def add_sentiment(utterances: list[dict]) -> list[dict]:
+    """Each utterance with its VADER score (utterances already scored keep theirs)."""
+    todo = [i for i, u in enumerate(utterances) if u.get("sentiment") is None]
+    scores = sentiment([utterances[i]["text"] for i in todo])
+    out = list(utterances)
+    for i, score in zip(todo, scores):
+        out[i] = {**out[i], "sentiment": score}
+    return out
+
+
+def assess(qa: QaConfig, library: SignalSet, calls: list[dict], utterances: list[dict], hits: list[dict],
+           categories: list[dict], run_id: str, metrics: list[dict] | None = None) -> dict[str, list[dict]]:
+    """call_metrics, scorecards, scorecard_items and flags of calls whose utterances carry sentiment.
+
+    metrics may be given (stored ones, when re-scoring); else they are computed from the utterances.
+    """
+    if metrics is None:
+        metrics = call_metrics(calls, utterances)
+    facts = call_facts(calls, hits, categories, metrics, utterances, library)
+    cards, items = score_calls(qa, facts)
+    flags = flag_calls(qa, facts, cards, items, run_id)
+    return {"call_metrics": metrics, "scorecards": cards, "scorecard_items": items, "flags": flags}
+
+
+def rescored(qa: QaConfig, old_cards: list[dict], old_items: list[dict], old_flags: list[dict],
+             new: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Whole new scorecards/scorecard_items/flags tables after re-scoring every stored call.
+
+    Rows of rubric versions not configured now are kept; a flag that still holds keeps the run that
+    first raised it.
+    """
+    current = {(r.id, r.version) for r in qa.rubrics}
+    keep_cards = [c for c in old_cards if (c["rubric_id"], c["rubric_version"]) not in current]
+    keep_items = [i for i in old_items if (i["rubric_id"], i["rubric_version"]) not in current]
+    first_raised = {(f["call_id"], f["flag_id"]): f["created_run"] for f in old_flags}
+    flags = [{**f, "created_run": first_raised.get((f["call_id"], f["flag_id"]), f["created_run"])}
+             for f in new["flags"]]
+    return {"scorecards": keep_cards + new["scorecards"], "scorecard_items": keep_items + new["scorecard_items"],
+            "flags": flags}

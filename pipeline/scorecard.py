@@ -1,0 +1,108 @@
+"""One call's scorecard, gathered from the stored tables: as text for the terminal, as an HTML page.
+
+The same bundle feeds both, so `callintel scorecard` and the HTML file never disagree.
+"""
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline.flags import SEVERITY_RANK
+from pipeline.score import clock
+
+PAGE_TABLES = ("calls", "utterances", "call_metrics", "signal_hits", "scorecards", "scorecard_items", "flags")
+MARK = {"pass": "✓", "fail": "✗", "na": "–"}
+
+
+def bundles(tables: dict[str, pa.Table]) -> Iterator[dict]:
+    """Per call: its row of `calls` and its rows of every other page table, in time order."""
+    grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for name, table in tables.items():
+        for row in table.to_pylist():
+            grouped[row["call_id"]][name].append(row)
+    for call_id in sorted(grouped):
+        rows = grouped[call_id]
+        if not rows["calls"]:
+            continue
+        yield {
+            "call": rows["calls"][0],
+            "utterances": sorted(rows["utterances"], key=lambda u: u["utt_idx"]),
+            "metrics": (rows["call_metrics"] or [None])[0],
+            "hits": sorted(rows["signal_hits"], key=lambda h: (h["start_s"], h["signal_id"])),
+            "scorecards": sorted(rows["scorecards"], key=lambda c: (c["rubric_id"], -c["rubric_version"])),
+            "items": rows["scorecard_items"],
+            "flags": sorted(rows["flags"], key=lambda f: (SEVERITY_RANK.get(f["severity"], 9), f["flag_id"])),
+        }
+
+
+def audio_href(call: dict, input_dir: Path, page: Path) -> str | None:
+    """The recording, relative to the page so the scorecards folder can be moved with the recordings."""
+    if call.get("asr_model") == "transcript" or not call.get("source_path"):
+        return None
+    recording = Path(input_dir) / call["source_path"]
+    if not recording.exists():
+        return None
+    return urllib.parse.quote(Path(os.path.relpath(recording, page.parent)).as_posix())
+
+
+def render(bundle: dict, input_dir: Path, page: Path) -> str:
+    from pipeline.report import render_scorecard
+
+    return render_scorecard(bundle["call"], bundle["utterances"], bundle["scorecards"], bundle["items"],
+                            bundle["metrics"], bundle["hits"], bundle["flags"], audio_href(bundle["call"], input_dir, page))
+
+
+def text(bundle: dict) -> str:
+    """The scorecard as a QA manager reads it in a terminal."""
+    call, lines = bundle["call"], []
+    started = call["started_at"].strftime("%Y-%m-%d %H:%M") if call.get("started_at") else str(call["call_date"])
+    lines.append(f"Call {call['call_id']}  {started}  agent {call.get('agent_id') or '?'}  "
+                 f"queue {call.get('queue') or '?'}  {call.get('direction') or ''}  {clock(call.get('duration_s') or 0)}")
+    newest = {}
+    for card in bundle["scorecards"]:
+        newest.setdefault(card["rubric_id"], card)
+    if not newest:
+        lines.append("Not scored (no speech, or no rubric applies to this call).")
+    for card in newest.values():
+        lines += _card_lines(card, bundle["items"])
+    lines += _metric_lines(bundle["metrics"])
+    for flag in bundle["flags"]:
+        lines.append(f"Flag [{flag['severity']}] {flag['flag_id']}: {flag['reason']}")
+    return "\n".join(lines)
+
+
+def _card_lines(card: dict, items: list[dict]) -> list[str]:
+    verdict = "AUTO-FAIL" if card["auto_failed"] else ("PASS" if card["passed"] else "FAIL")
+    pct = "n.a." if card["pct"] is None else f"{card['pct']:g}%"
+    out = [f"{card['rubric_id']} v{card['rubric_version']}: {pct}  {verdict}  "
+           f"({card['points']:g} of {card['max_points']:g} points)"]
+    mine = [i for i in items if i["rubric_id"] == card["rubric_id"] and i["rubric_version"] == card["rubric_version"]]
+    width = max((len(i["criterion_id"]) for i in mine), default=0)
+    for item in mine:
+        points = "n.a." if item["result"] == "na" else f"{item['points']:g}/{item['max_points']:g}"
+        evidence = item.get("evidence")
+        quote = f'  "{evidence["text"]}" @{clock(evidence["start_s"])}' if evidence and evidence.get("text") else ""
+        out.append(f"  {MARK[item['result']]} {item['criterion_id']:<{width}}  {points:>6}  {item['detail']}{quote}")
+    return out
+
+
+def _metric_lines(m: dict | None) -> list[str]:
+    if not m:
+        return []
+
+    def num(key, fmt="{:g}"):
+        return "—" if m.get(key) is None else fmt.format(m[key])
+
+    return [
+        f"Talk: agent {clock(m['agent_talk_s'] or 0)}, customer {clock(m['customer_talk_s'] or 0)}, "
+        f"agent share {num('talk_ratio', '{:.0%}')}; silence {num('silence_s')} s (longest {num('max_silence_s')} s); "
+        f"overlap {num('overlap_s')} s; interruptions by agent {num('agent_interruptions')}, "
+        f"by customer {num('customer_interruptions')}; wpm agent {num('agent_wpm')}, customer {num('customer_wpm')}",
+        f"Customer sentiment: {num('sentiment_start', '{:+.2f}')} at the start -> {num('sentiment_end', '{:+.2f}')} "
+        f"at the end ({num('sentiment_change', '{:+.2f}')})",
+    ]

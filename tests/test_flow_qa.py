@@ -1,0 +1,102 @@
+"""QA in the nightly flow: scorecards, flags and pages are stored with the calls; a new rubric version
+re-scores the archive without transcribing, and the old version's scorecards stay queryable."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT
+from pipeline.store import Store
+
+sys.path.insert(0, str(ROOT / "data"))
+import demo_truth  # noqa: E402
+
+CALLINTEL = str(Path(sys.executable).with_name("callintel"))
+CALLS = ["c-0001", "c-0004", "c-0009"]
+
+
+def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
+    tx, signals = tmp_path / "tx", tmp_path / "signals"
+    tx.mkdir()
+    for call_id in CALLS:
+        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
+    shutil.copytree(ROOT / "signals", signals)
+    return tx, signals, tmp_path / "out"
+
+
+def run(tx, signals, out):
+    import flows
+
+    return flows.nightly(input=str(tx.parent / "none"), transcripts_dir=str(tx), out=str(out), signals=str(signals))
+
+
+def expected_pct(call_id: str, dropped: str) -> float:
+    """The script's truth under the default rubric without one criterion."""
+    results = {c: r for c, r in demo_truth.criteria(call_id).items() if c != dropped}
+    points = {c["id"]: c["points"] for c in demo_truth.RUBRIC["criteria"]}
+    if results["no_profanity"] == "fail":
+        return 0.0
+    earned = sum(points[c] for c, r in results.items() if r == "pass")
+    return round(100 * earned / sum(points[c] for c, r in results.items() if r != "na"), 1)
+
+
+def test_scorecards_flags_and_pages_then_a_new_rubric_version_rescores(tmp_path, prefect_harness):
+    tx, signals, out = setup(tmp_path)
+    first = run(tx, signals, out)
+    assert (first["counts"]["imported"], first["counts"]["scored"], first["failures"]) == (3, 3, [])
+    store = Store(out)
+    cards = {c["call_id"]: c for c in store.read("scorecards").to_pylist()}
+    for call_id in CALLS:
+        assert {k: cards[call_id][k] for k in ("pct", "passed", "auto_failed")} == demo_truth.scorecard(call_id)
+        page = out / "scorecards" / str(cards[call_id]["call_date"]) / f"{call_id}.html"
+        assert page.exists() and call_id in page.read_text()
+    flags_v1 = {(f["call_id"], f["flag_id"]): f["created_run"] for f in store.read("flags").to_pylist()}
+    assert {f for f in flags_v1 if f[0] == "c-0009"} >= {("c-0009", "auto_fail"), ("c-0009", "low_qa_score")}
+
+    doc = yaml.safe_load((signals / "rubric.yaml").read_text())
+    doc["rubric"]["version"] = 2
+    doc["rubric"]["criteria"] = [c for c in doc["rubric"]["criteria"] if c["id"] != "resolution_confirmed"]
+    (signals / "rubric.yaml").write_text(yaml.safe_dump(doc))
+    pages_before = {p: p.stat().st_mtime_ns for p in (out / "scorecards").rglob("*.html")}
+    second = run(tx, signals, out)
+    assert (second["counts"]["imported"], second["counts"]["transcribed"], second["counts"]["rescored"]) == (0, 0, 3)
+    with store.connect_read_only() as con:
+        versions = con.execute("SELECT rubric_version, count(*) FROM scorecards GROUP BY 1 ORDER BY 1").fetchall()
+        current = dict(con.execute("SELECT call_id, pct FROM current_scorecards").fetchall())
+        old = dict(con.execute("SELECT call_id, pct FROM scorecards WHERE rubric_version = 1").fetchall())
+        items = con.execute("SELECT count(*) FROM scorecard_items WHERE rubric_version = 2 "
+                            "AND criterion_id = 'resolution_confirmed'").fetchone()[0]
+    assert versions == [(1, 3), (2, 3)] and items == 0
+    assert current == {c: expected_pct(c, "resolution_confirmed") for c in CALLS}
+    assert old == {c: demo_truth.scorecard(c)["pct"] for c in CALLS}
+    flags_v2 = {(f["call_id"], f["flag_id"]): f["created_run"] for f in store.read("flags").to_pylist()}
+    assert all(flags_v2[k] == flags_v1[k] for k in flags_v2 if k in flags_v1)  # still raised by the first run
+    assert all(p.stat().st_mtime_ns > t for p, t in pages_before.items())    # pages show the new version
+
+    parts = store.manifest()
+    third = run(tx, signals, out)
+    assert third["counts"]["rescored"] == 0 and store.manifest()["scorecards"] == parts["scorecards"]
+
+
+def test_scorecard_and_flagged_commands(tmp_path, prefect_harness):
+    tx, signals, out = setup(tmp_path)
+    run(tx, signals, out)
+    shown = subprocess.run([CALLINTEL, "scorecard", "c-0009", "--out", str(out)], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "AUTO-FAIL" in shown.stdout and "✗ no_profanity" in shown.stdout and "hell" in shown.stdout
+    listed = subprocess.run([CALLINTEL, "flagged", "--severity", "high", "--format", "json", "--out", str(out)],
+                            capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    high = {"auto_fail", "low_qa_score", "missing_disclosure", "unverified_account_business"}
+    truth = [c for c in CALLS if demo_truth.flags(c, 0.0) & high]
+    assert sorted(r["call_id"] for r in rows) == sorted(truth)
+    assert [r["call_id"] for r in rows] == sorted(truth, reverse=True)  # newest day first
+    assert next(r for r in rows if r["call_id"] == "c-0009")["auto_failed"] is True
+    agent = subprocess.run([CALLINTEL, "flagged", "--agent", "nobody", "--out", str(out)], capture_output=True, text=True)
+    assert agent.returncode == 0 and "no flagged calls" in agent.stdout
+    page = subprocess.run([CALLINTEL, "scorecard", "c-0001", "--html", "--out", str(out)], capture_output=True, text=True)
+    assert page.returncode == 0 and Path(page.stdout.strip()).exists()

@@ -1,0 +1,138 @@
+"""Call metrics, scorecards and flags on the demo calls equal what their scripts imply (data/demo_truth.py)."""
+import sys
+
+import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from conftest import ROOT
+from pipeline import qa
+from pipeline.metrics import metrics_of
+from pipeline.rubric import load_qa
+from pipeline.signals import load_signals
+from pipeline.tag import Tagger, tag_calls
+from pipeline.transcripts import load_transcripts
+
+sys.path.insert(0, str(ROOT / "data"))
+import demo_truth  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """The demo transcripts through enrich, tag, score and flag, as the nightly run does it."""
+    library = load_signals(ROOT / "signals")
+    rules = load_qa(ROOT / "signals", library)
+    calls, _, _, failures = load_transcripts(ROOT / "data/demo_transcripts", set())
+    assert not failures
+    rows = [c.call for c in calls]
+    utterances = qa.add_sentiment([u for c in calls for u in c.utterances])
+    hits, categories = tag_calls(Tagger(library), utterances, {c["call_id"]: c["duration_s"] for c in rows})
+    return qa.assess(rules, library, rows, utterances, hits, categories, "run-1"), utterances
+
+
+def test_metrics_match_the_scripted_timings(demo):
+    out, _ = demo
+    for row in out["call_metrics"]:
+        truth = demo_truth.timing(row["call_id"])
+        got = {k: row[k] for k in truth}
+        assert got == pytest.approx(truth, abs=1e-6), row["call_id"]
+
+
+def test_talk_time_is_the_time_each_side_speaks(demo):
+    out, _ = demo
+    for row in out["call_metrics"]:
+        ls = demo_truth.lines(row["call_id"])
+        agent = sum(line["end_s"] - line["start_s"] for line in ls if line["speaker"] == "agent")
+        customer = sum(line["end_s"] - line["start_s"] for line in ls if line["speaker"] == "customer")
+        assert row["agent_talk_s"] == pytest.approx(agent, abs=1e-3)
+        assert row["customer_talk_s"] == pytest.approx(customer, abs=1e-3)
+        assert row["talk_ratio"] == pytest.approx(agent / (agent + customer), abs=1e-4)
+        words = sum(len(line["text"].split()) for line in ls if line["speaker"] == "customer")
+        assert row["customer_wpm"] == pytest.approx(words / customer * 60, abs=0.05)
+
+
+def test_every_demo_call_is_scored_as_its_script_implies(demo):
+    out, _ = demo
+    items = {(i["call_id"], i["criterion_id"]): i["result"] for i in out["scorecard_items"]}
+    for card in out["scorecards"]:
+        call_id = card["call_id"]
+        expected = demo_truth.criteria(call_id)
+        assert {c: items[(call_id, c)] for c in expected} == expected, call_id
+        assert {k: card[k] for k in ("pct", "passed", "auto_failed")} == demo_truth.scorecard(call_id), call_id
+        assert (card["rubric_id"], card["rubric_version"]) == ("standard", 1)
+    assert len(out["scorecards"]) == len(demo_truth.call_ids())
+
+
+def test_flags_are_what_the_scripts_imply(demo):
+    out, utterances = demo
+    vader = SentimentIntensityAnalyzer()
+    for call_id in demo_truth.call_ids():
+        customer = [line["text"] for line in demo_truth.lines(call_id) if line["speaker"] == "customer"]
+        n = min(3, max(1, len(customer) // 3))
+        end = sum(vader.polarity_scores(t)["compound"] for t in customer[-n:]) / n
+        got = {f["flag_id"] for f in out["flags"] if f["call_id"] == call_id}
+        assert got == demo_truth.flags(call_id, end), call_id
+
+
+def test_evidence_is_the_utterance_that_decided(demo):
+    out, utterances = demo
+    text = {(u["call_id"], u["utt_idx"]): u["text"] for u in utterances}
+    items = {(i["call_id"], i["criterion_id"]): i for i in out["scorecard_items"]}
+    profanity = items[("c-0009", "no_profanity")]
+    line = next(i for i, line in enumerate(demo_truth.lines("c-0009")) if "agent_profanity" in line["signals"])
+    assert profanity["result"] == "fail" and profanity["evidence"]["utt_idx"] == line
+    assert profanity["evidence"]["text"] == text[("c-0009", line)]
+    greeting = items[("c-0001", "greeting")]
+    assert greeting["result"] == "pass" and greeting["evidence"]["utt_idx"] == 0
+    assert greeting["evidence"]["start_s"] == demo_truth.lines("c-0001")[0]["start_s"]
+    # a pass/fail with nothing said has no utterance to show, but says why
+    assert items[("c-0004", "greeting")]["evidence"] is None
+    assert "agent_greeting" in items[("c-0004", "greeting")]["detail"]
+    # every non-n.a. signal criterion that passed points at a real utterance
+    for item in out["scorecard_items"]:
+        if item["evidence"]:
+            assert text[(item["call_id"], item["evidence"]["utt_idx"])] == item["evidence"]["text"]
+
+
+def test_an_auto_fail_zeroes_the_call_and_is_flagged_with_its_evidence(demo):
+    out, _ = demo
+    card = next(c for c in out["scorecards"] if c["call_id"] == "c-0009")
+    assert card["auto_failed"] and card["pct"] == 0 and card["points"] == 0 and not card["passed"]
+    flag = next(f for f in out["flags"] if f["call_id"] == "c-0009" and f["flag_id"] == "auto_fail")
+    assert flag["severity"] == "high" and "no_profanity" in flag["reason"] and "hell" in flag["reason"]
+
+
+def turn(speaker, start, end, text="word " * 10, sentiment=None):
+    return {"speaker": speaker, "start_s": start, "end_s": end, "text": text.strip(), "sentiment": sentiment}
+
+
+def test_who_interrupted_whom():
+    turns = [turn("customer", 0.0, 10.0), turn("agent", 4.0, 8.0),      # agent talks over the customer
+             turn("customer", 11.0, 12.0), turn("agent", 11.9, 13.0),   # 0.1 s: an ordinary hand-over
+             turn("agent", 14.0, 20.0), turn("customer", 15.0, 17.0)]   # customer cuts in
+    m = metrics_of(turns)
+    assert (m["agent_interruptions"], m["customer_interruptions"], m["interruptions"]) == (1, 1, 2)
+    assert m["overlap_s"] == pytest.approx(4.0 + 0.1 + 2.0)
+    assert m["turns"] == 5 and m["max_silence_s"] == pytest.approx(1.0)  # two agent turns in a row are one
+
+
+def test_sentiment_start_end_and_change_are_the_customers():
+    turns = [turn("customer", 0, 1, sentiment=-0.8), turn("agent", 1, 2, sentiment=0.9),
+             turn("customer", 2, 3, sentiment=-0.4), turn("customer", 3, 4, sentiment=0.1),
+             turn("customer", 4, 5, sentiment=0.5), turn("customer", 5, 6, sentiment=0.7),
+             turn("customer", 6, 7, sentiment=0.9)]
+    m = metrics_of(turns)  # 6 customer turns: the first 2 and the last 2
+    assert m["sentiment_start"] == pytest.approx(-0.6) and m["sentiment_end"] == pytest.approx(0.8)
+    assert m["sentiment_change"] == pytest.approx(1.4)
+
+
+def test_mono_and_silent_calls_have_no_ratio_but_no_errors():
+    mono = metrics_of([turn("unknown", 0, 5, sentiment=0.2), turn("unknown", 6, 8, sentiment=-0.2)])
+    assert mono["talk_ratio"] is None and mono["silence_s"] == pytest.approx(1.0) and mono["sentiment_start"] == 0.2
+    empty = metrics_of([])
+    assert empty["turns"] == 0 and empty["silence_s"] == 0 and empty["sentiment_end"] is None
+
+
+def test_vader_reads_spoken_turns():
+    scored = qa.add_sentiment([{"text": "this is absolutely terrible, I'm furious"}, {"text": "thank you so much, great"},
+                               {"text": "[CARD]"}])
+    assert scored[0]["sentiment"] < -0.5 and scored[1]["sentiment"] > 0.5 and scored[2]["sentiment"] == 0

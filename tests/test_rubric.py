@@ -1,0 +1,112 @@
+"""Rubric and flag grammar: the shipped rubric is a real QA form; every mistake is named by file and key."""
+import shutil
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from pipeline.config import ConfigError
+from pipeline.rubric import load_qa
+from pipeline.score import CallFacts, score_call
+from pipeline.signals import load_signals
+
+LIBRARY = load_signals(ROOT / "signals")
+
+
+def test_the_default_rubric_is_a_contact_centre_qa_form():
+    rules = load_qa(ROOT / "signals", LIBRARY)
+    (rubric,) = rules.rubrics
+    ids = {c.id for c in rubric.criteria}
+    assert 8 <= len(ids) <= 12
+    assert {"greeting", "agent_name", "verify_identity", "empathy", "hold_etiquette", "no_interruptions",
+            "resolution_confirmed", "further_help", "closing", "no_profanity"} <= ids
+    assert all(c.question.endswith("?") or "?" in c.question for c in rubric.criteria)
+    assert [c.id for c in rubric.criteria if c.auto_fail] == ["no_profanity"]
+    assert sum(c.points for c in rubric.criteria) == 100
+    assert {"auto_fail", "low_qa_score", "escalation"} <= {f.id for f in rules.flags}
+
+
+def folder_with(tmp_path, doc: dict, name="rubric.yaml"):
+    signals = tmp_path / "signals"
+    shutil.copytree(ROOT / "signals", signals)
+    (signals / "rubric.yaml").unlink()
+    (signals / "flags.yaml").unlink()
+    (signals / name).write_text(yaml.safe_dump(doc))
+    return signals
+
+
+def rubric(*criteria, **extra):
+    return {"rubric": {"id": "sales", "version": 1, "criteria": list(criteria), **extra}}
+
+
+GOOD = {"id": "greet", "question": "Greeted?", "points": 10, "pass_if": {"signal": "agent_greeting"}}
+
+
+@pytest.mark.parametrize("criterion, message", [
+    ({**GOOD, "pass_if": {"signal": "greting"}}, "rubric.criteria[0].pass_if.signal: unknown signal 'greting'"),
+    ({**GOOD, "pass_if": {"category": "nope"}}, "rubric.criteria[0].pass_if.category: unknown category 'nope'"),
+    ({**GOOD, "pass_if": {"metric": "talk_speed", "lt": 3}}, "rubric.criteria[0].pass_if.metric: unknown metric 'talk_speed'"),
+    ({**GOOD, "na_if": {"all": [{"no_signal": "x_y"}]}}, "rubric.criteria[0].na_if.all[0].no_signal: unknown signal 'x_y'"),
+    ({**GOOD, "pass_if": {"metric": "talk_ratio"}}, "rubric.criteria.0.pass_if: a metric condition needs exactly one of lt, gt, between"),
+    ({**GOOD, "pass_if": {"signal": "agent_greeting", "no_signal": "closing"}}, "needs exactly one of"),
+    ({**GOOD, "pass_if": {"metric": "talk_ratio", "within": {"first_s": 5}, "lt": 1}}, "within only goes with signal"),
+    ({**GOOD, "pass_if": {"score_pct_lt": 50}}, "rubric.criteria[0].pass_if.score_pct_lt: not allowed here"),
+    ({**GOOD, "points": -5}, "rubric.criteria.0.points: must be >= 0"),
+    ({**GOOD, "pass_if": {"signal": "agent_greeting", "within": {"first_s": 0}}}, "first_s: must be > 0"),
+])
+def test_a_mistake_names_the_file_and_key(tmp_path, criterion, message):
+    folder = folder_with(tmp_path, rubric(criterion))
+    with pytest.raises(ConfigError) as err:
+        load_qa(folder, LIBRARY)
+    text = str(err.value).replace("criteria.0", "criteria[0]")
+    assert str(folder / "rubric.yaml") in text and message.replace("criteria.0", "criteria[0]") in text
+
+
+def test_duplicates_and_unknown_criteria_in_flags_are_refused(tmp_path):
+    folder = folder_with(tmp_path, rubric(GOOD, GOOD))
+    with pytest.raises(ConfigError, match="criterion id 'greet' is used twice"):
+        load_qa(folder, LIBRARY)
+    folder = folder_with(tmp_path / "b", {"flags": [{"id": "x", "severity": "high", "when": {"criterion_failed": "nope"}}]})
+    with pytest.raises(ConfigError, match=r"flags\[0\]\.when: criterion_failed: unknown criterion 'nope'"):
+        load_qa(folder, LIBRARY)
+    folder = folder_with(tmp_path / "c", {"flags": [{"id": "x", "severity": "urgent", "when": {"auto_failed": True}}]})
+    with pytest.raises(ConfigError, match=r"flags\.0\.severity|flags\[0\]\.severity"):
+        load_qa(folder, LIBRARY)
+
+
+def test_rubrics_are_chosen_per_queue_with_a_default(tmp_path):
+    folder = folder_with(tmp_path, rubric(GOOD, applies_to={"queue": ["sales"]}), name="sales.yaml")
+    (folder / "rubric.yaml").write_text((ROOT / "signals/rubric.yaml").read_text())
+    rules = load_qa(folder, LIBRARY)
+    assert [r.id for r in rules.rubrics_for({"queue": "sales"})] == ["sales"]
+    assert [r.id for r in rules.rubrics_for({"queue": "billing"})] == ["standard"]
+    assert [r.id for r in rules.rubrics_for({"queue": None})] == ["standard"]
+
+
+def facts(hits, metrics=None, duration=120.0):
+    call = {"call_id": "c", "call_date": None, "duration_s": duration}
+    texts = {h["utt_idx"]: f"utterance {h['utt_idx']}" for h in hits}
+    return CallFacts(call, hits, set(), metrics or {}, texts, LIBRARY)
+
+
+def hit(signal, utt_idx, start_s):
+    return {"signal_id": signal, "utt_idx": utt_idx, "start_s": start_s, "speaker": "agent", "matched_text": signal}
+
+
+def test_windows_na_and_unmeasurable_metrics(tmp_path):
+    folder = folder_with(tmp_path, rubric(
+        {**GOOD, "pass_if": {"signal": "agent_greeting", "within": {"first_s": 15}}},
+        {"id": "close", "points": 10, "pass_if": {"signal": "closing", "within": {"last_s": 30}}},
+        {"id": "ratio", "points": 5, "pass_if": {"metric": "talk_ratio", "between": [0.3, 0.7]}},
+        {"id": "verify", "points": 20, "pass_if": {"signal": "identity_verification"},
+         "na_if": {"metric": "duration_s", "lt": 45}}))
+    (r,) = load_qa(folder, LIBRARY).rubrics
+    card, items = score_call(r, facts([hit("agent_greeting", 3, 20.0), hit("closing", 9, 100.0)],
+                                      {"talk_ratio": None, "duration_s": 120.0}))
+    got = {i["criterion_id"]: (i["result"], i["points"], i["max_points"]) for i in items}
+    assert got == {"greet": ("fail", 0, 10), "close": ("pass", 10, 10), "ratio": ("na", 0, 0), "verify": ("fail", 0, 20)}
+    greet = next(i for i in items if i["criterion_id"] == "greet")
+    assert greet["evidence"]["utt_idx"] == 3 and "outside the first 15 s" in greet["detail"]
+    assert (card["points"], card["max_points"], card["pct"], card["passed"]) == (10, 40, 25.0, False)
+    _, items = score_call(r, facts([], {"talk_ratio": 0.5, "duration_s": 30.0}, duration=30.0))
+    assert {i["criterion_id"]: i["result"] for i in items}["verify"] == "na"
