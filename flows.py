@@ -171,7 +171,8 @@ def _rescore_archive(writer: _Writer, retagged: bool) -> None:
     missing = {c["call_id"] for c in calls} - {m["call_id"] for m in metrics}
     if not retagged and not missing and store.meta().get("qa_hash") == rules.hash:
         return
-    utterances = sorted(store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "sentiment"]).to_pylist(),
+    words = ["words"] if missing else []  # word times only matter for metrics not stored yet
+    utterances = sorted(store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "sentiment"] + words).to_pylist(),
                         key=lambda u: (u["call_id"], u["utt_idx"]))
     utterances = qa.add_sentiment(utterances)  # only for calls stored before sentiment existed; not written back
     added = qa.call_metrics([c for c in calls if c["call_id"] in missing],

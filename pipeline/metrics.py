@@ -6,9 +6,10 @@ Definitions (they are what `call_metrics` means, and what rubric `metric:` condi
 - silence_s / max_silence_s: time nobody speaks between the first and the last turn; ring-in
   and hang-up silence are recording artefacts, not silence on the call.
 - overlap_s: time both sides speak at once.
-- interruptions: a turn that starts while the other side is speaking and overlaps it by at least
-  INTERRUPT_MIN_S (shorter overlaps are the ordinary tail of a hand-over). `agent_interruptions`
-  counts the agent interrupting the customer; `customer_interruptions` the reverse.
+- interruptions: one side starts talking while the other is mid-sentence and the other keeps
+  talking (starts another word INTERRUPT_MIN_S or more later). Shorter overlaps are the ordinary
+  tail of a hand-over. `agent_interruptions` counts the agent interrupting the customer;
+  `customer_interruptions` the reverse.
 - wpm: words spoken per minute of the speaker's talk time.
 - turns: speaker changes + 1 (consecutive turns of one speaker split at a pause are one turn).
 - sentiment_start / sentiment_end: mean VADER score of the customer's first / last turns (a third
@@ -22,6 +23,7 @@ import itertools
 import numpy as np
 
 INTERRUPT_MIN_S = 0.3
+SPURT_GAP_S = 0.8       # the pause that ends a turn (asr.pause_s)
 SENTIMENT_TURNS = 3
 
 # Numeric per-call values a rubric or flag rule may test (`metric: talk_ratio`).
@@ -87,17 +89,40 @@ def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) ->
 
 
 def _interruptions(turns: list[dict]) -> tuple[int, int]:
-    """(agent interrupting the customer, customer interrupting the agent)."""
-    counts = {"agent": 0, "customer": 0}
-    sides = [u for u in turns if u["speaker"] in counts]
-    for u in sides:
-        for other in sides:
-            if other["speaker"] == u["speaker"] or not other["start_s"] < u["start_s"] < other["end_s"]:
-                continue
-            if min(other["end_s"], u["end_s"]) - u["start_s"] >= INTERRUPT_MIN_S:
-                counts[u["speaker"]] += 1
-                break
+    """(agent interrupting the customer, customer interrupting the agent), from word times.
+
+    Whisper stretches the last word of a segment to the segment's end, so turn end times overlap the
+    next speaker's start on most hand-overs. What marks talking over someone is that *they keep starting
+    words*: X starts talking while Y is mid-spurt and Y starts a word INTERRUPT_MIN_S or more later.
+    """
+    spurts = {side: _spurts([u for u in turns if u["speaker"] == side]) for side in ("agent", "customer")}
+    counts = {}
+    for side, other in (("agent", "customer"), ("customer", "agent")):
+        counts[side] = sum(
+            1 for start, _, _ in spurts[side]
+            if any(o_start < start < o_end and o_starts[-1] >= start + INTERRUPT_MIN_S
+                   for o_start, o_end, o_starts in spurts[other]))
     return counts["agent"], counts["customer"]
+
+
+def _spurts(turns: list[dict]) -> list[tuple[float, float, list[float]]]:
+    """One speaker's talk spurts: (start, end, word starts), words closer than SPURT_GAP_S joined."""
+    out: list[tuple[float, float, list[float]]] = []
+    for start, end in sorted(w for u in turns for w in _word_times(u)):
+        if out and start - out[-1][1] <= SPURT_GAP_S:
+            out[-1] = (out[-1][0], max(out[-1][1], end), out[-1][2] + [start])
+        else:
+            out.append((start, end, [start]))
+    return out
+
+
+def _word_times(turn: dict) -> list[tuple[float, float]]:
+    """Word (start, end) times; imported transcripts have none, so words are spread evenly over the turn."""
+    if turn.get("words"):
+        return [(w["start_s"], w["end_s"]) for w in turn["words"]]
+    n = max(1, len((turn.get("text") or "").split()))
+    step = (turn["end_s"] - turn["start_s"]) / n
+    return [(turn["start_s"] + i * step, turn["start_s"] + (i + 1) * step) for i in range(n)]
 
 
 def _wpm(turns: list[dict], speaker: str, talk_s: float) -> float | None:

@@ -136,3 +136,17 @@ def test_vader_reads_spoken_turns():
     scored = qa.add_sentiment([{"text": "this is absolutely terrible, I'm furious"}, {"text": "thank you so much, great"},
                                {"text": "[CARD]"}])
     assert scored[0]["sentiment"] < -0.5 and scored[1]["sentiment"] > 0.5 and scored[2]["sentiment"] == 0
+
+
+def test_a_stretched_last_word_is_not_an_interruption():
+    """Whisper stretches a segment's last word to the segment end; the other side starting inside it is a
+    normal hand-over. Talking over someone means they keep starting words (c-0008 and c-0004 from audio)."""
+    def spoken(speaker, *words):
+        return {"speaker": speaker, "start_s": words[0][0], "end_s": words[-1][1], "text": " ".join("w" * len(words)),
+                "words": [{"word": "w", "start_s": a, "end_s": b, "probability": 0.9} for a, b in words]}
+
+    handover = [spoken("customer", (45.6, 46.0), (46.8, 47.1), (47.1, 47.76)), spoken("agent", (47.27, 47.6), (47.6, 48.0))]
+    assert metrics_of(handover)["agent_interruptions"] == 0
+    cut_in = [spoken("agent", (30.2, 31.2), (31.2, 32.5), (32.5, 32.84)), spoken("customer", (32.83, 33.63), (33.63, 34.0)),
+              spoken("agent", (32.84, 33.46), (33.8, 34.2), (34.24, 34.6))]
+    assert (metrics_of(cut_in)["customer_interruptions"], metrics_of(cut_in)["agent_interruptions"]) == (1, 0)
