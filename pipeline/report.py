@@ -1,0 +1,252 @@
+"""One call's QA scorecard as a self-contained HTML page (no external CSS, JS, fonts or images).
+
+What a QA manager reads: the call's header, the score (with an AUTO-FAIL banner), every
+criterion with its result, points and evidence, the metrics, flags, signals, a sentiment strip
+along the call's timeline and the transcript with the evidence marked. Every time on the page
+is a link to its utterance (`#u<utt_idx>`); with a recording, it also seeks the player there.
+
+Safety: the page is rendered by Jinja2 with autoescaping, so transcript text, evidence, matched
+words and reasons are always text, never markup. The only script is the constant `SCRIPT` below:
+it reads numbers from `data-` attributes and toggles classes, and never writes HTML. A Content
+Security Policy allows that one script by its hash, so even markup that slipped through could not
+run a script of its own.
+
+This module renders; it writes no file (the store does).
+
+Example:
+    >>> html = render_scorecard({"call_id": "c-1"}, [], [], [], None, [], [])
+    >>> html.startswith("<!doctype html>") and "c-1" in html
+    True
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from collections import defaultdict
+
+import jinja2
+from markupsafe import Markup
+
+RESULT_LABEL = {"pass": "Pass", "fail": "Fail", "na": "N/A"}
+SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
+SPEAKER_LABEL = {"agent": "Agent", "customer": "Customer"}
+
+# The page's only script. Clicking a time seeks the recording (the link itself scrolls to the
+# utterance, with or without a recording); while it plays, the utterance being heard is outlined.
+SCRIPT = """
+(function () {
+  document.documentElement.setAttribute("data-js", "ready");
+  var player = document.getElementById("player");
+  if (!player) return;
+  var utts = Array.prototype.slice.call(document.querySelectorAll(".utt[data-start]"));
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("a[data-t]");
+    if (!link) return;
+    player.currentTime = parseFloat(link.getAttribute("data-t"));
+    var playing = player.play();
+    if (playing && playing.catch) playing.catch(function () {});
+  });
+  player.addEventListener("timeupdate", function () {
+    var t = player.currentTime;
+    utts.forEach(function (u) {
+      var on = t >= parseFloat(u.getAttribute("data-start")) && t < parseFloat(u.getAttribute("data-end"));
+      u.classList.toggle("playing", on);
+    });
+  });
+})();
+"""
+SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("pipeline", "templates"),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def clock(seconds: float | None) -> str:
+    """0:07, 12:45, 1:02:03."""
+    if seconds is None:
+        return "—"
+    s = max(0, int(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def secs(seconds: float | None) -> str:
+    """The seconds a time link seeks to, as written in its data-t attribute."""
+    return "0" if seconds is None else f"{max(0.0, float(seconds)):.2f}"
+
+
+def sentiment_colour(score: float | None) -> str:
+    """Red (-1) through grey (0) to green (+1); pale grey when unscored."""
+    if score is None:
+        return "#e3e6ea"
+    grey, end = (0x9a, 0xa3, 0xad), ((0xd1, 0x3b, 0x3b) if score < 0 else (0x23, 0x9b, 0x56))
+    f = min(1.0, abs(float(score))) ** 0.7      # moderate scores still show their side
+    return "#" + "".join(f"{round(g + (e - g) * f):02x}" for g, e in zip(grey, end))
+
+
+def _fmt(value, fmt: str = "{:g}", suffix: str = "") -> str:
+    return "—" if value is None else fmt.format(value) + suffix
+
+
+def _started(call: dict) -> str:
+    started = call.get("started_at")
+    if isinstance(started, dt.datetime):
+        return started.strftime("%Y-%m-%d %H:%M")
+    if started:
+        return str(started).replace("T", " ")[:16]
+    return str(call["call_date"]) if call.get("call_date") else "—"
+
+
+def _duration(call: dict, metrics: dict | None, utterances: list[dict]) -> float | None:
+    for value in (call.get("duration_s"), (metrics or {}).get("duration_s")):
+        if value:
+            return float(value)
+    return max((u["end_s"] for u in utterances if u.get("end_s") is not None), default=None)
+
+
+def _cards(scorecards: list[dict], items: list[dict]) -> list[dict]:
+    """The newest version of each rubric, with its items and a note of the older versions."""
+    by_rubric: dict[str, list[dict]] = defaultdict(list)
+    for card in scorecards:
+        by_rubric[card["rubric_id"]].append(card)
+    out = []
+    for rubric_id in sorted(by_rubric):
+        versions = sorted(by_rubric[rubric_id], key=lambda c: c["rubric_version"], reverse=True)
+        card = versions[0]
+        mine = [i for i in items if i["rubric_id"] == rubric_id and i["rubric_version"] == card["rubric_version"]]
+        pct, auto = card.get("pct"), bool(card.get("auto_failed"))
+        if auto:
+            verdict = "auto-fail"
+        elif pct is None or card.get("passed") is None:
+            verdict = "na"
+        else:
+            verdict = "pass" if card["passed"] else "fail"
+        out.append({
+            **card,
+            "verdict": verdict,
+            "verdict_label": {"auto-fail": "AUTO-FAIL", "na": "Not applicable"}.get(verdict, verdict.upper()),
+            "pct_text": "—" if pct is None else f"{pct:.0f}%" if float(pct).is_integer() else f"{pct:.1f}%",
+            "pct_width": 0 if pct is None else max(0.0, min(100.0, float(pct))),
+            "points_text": f"{_fmt(card.get('points'))} / {_fmt(card.get('max_points'))} points",
+            "counts": {r: sum(1 for i in mine if i["result"] == r) for r in ("pass", "fail", "na")},
+            "items": [_item(i) for i in mine],
+            "older": [{"version": c["rubric_version"], "pct": _fmt(c.get("pct"), "{:.0f}", "%"),
+                       "verdict": "auto-fail" if c.get("auto_failed") else
+                       ("pass" if c.get("passed") else "fail" if c.get("passed") is False else "n.a.")}
+                      for c in versions[1:]],
+        })
+    return out
+
+
+def _item(item: dict) -> dict:
+    evidence = item.get("evidence") or None
+    result = item.get("result") or "na"
+    return {
+        "criterion_id": item["criterion_id"],
+        "question": item.get("question") or item["criterion_id"].replace("_", " ").capitalize(),
+        "result": result,
+        "result_label": RESULT_LABEL.get(result, result),
+        "points": "—" if result == "na" else f"{_fmt(item.get('points'))} / {_fmt(item.get('max_points'))}",
+        "detail": item.get("detail") or "",
+        "evidence": None if not evidence else {
+            "utt_idx": evidence.get("utt_idx"), "text": evidence.get("text") or "",
+            "href": "#transcript" if evidence.get("utt_idx") is None else f"#u{evidence['utt_idx']}",
+            "t": secs(evidence.get("start_s")), "clock": clock(evidence.get("start_s"))},
+    }
+
+
+def _metrics(m: dict | None) -> list[tuple[str, str, str]]:
+    """(label, value, note) tiles; a value not measured shows as —."""
+    m = m or {}
+
+    def pair(a, b, fmt="{:.0f}"):
+        return f"{_fmt(m.get(a), fmt)} / {_fmt(m.get(b), fmt)}"
+
+    start, end, change = m.get("sentiment_start"), m.get("sentiment_end"), m.get("sentiment_change")
+    return [
+        ("Agent talk", clock(m.get("agent_talk_s")), ""),
+        ("Customer talk", clock(m.get("customer_talk_s")), ""),
+        ("Talk ratio", _fmt(m.get("talk_ratio"), "{:.0%}"), "agent share of talk"),
+        ("Silence", _fmt(m.get("silence_s"), "{:.0f}", " s"), "between first and last turn"),
+        ("Longest silence", _fmt(m.get("max_silence_s"), "{:.1f}", " s"), ""),
+        ("Overlap", _fmt(m.get("overlap_s"), "{:.1f}", " s"), "both speaking"),
+        ("Interruptions", pair("agent_interruptions", "customer_interruptions"),
+         f"agent / customer (total {_fmt(m.get('interruptions'))})"),
+        ("Words per minute", pair("agent_wpm", "customer_wpm"), "agent / customer"),
+        ("Turns", _fmt(m.get("turns")), ""),
+        ("Customer sentiment", f"{_fmt(start, '{:+.2f}')} → {_fmt(end, '{:+.2f}')}",
+         f"change {_fmt(change, '{:+.2f}')}"),
+    ]
+
+
+def _strip(utterances: list[dict], duration: float | None) -> dict:
+    """Sentiment cells in a 1000-unit-wide SVG, one lane per side of the call."""
+    lanes = {"agent": 2, "customer": 22, "unknown": 12}
+    end = max([duration or 0.0] + [u.get("end_s") or 0.0 for u in utterances]) or 1.0
+    cells = []
+    for u in utterances:
+        start = u.get("start_s") or 0.0
+        width = max(2.0, ((u.get("end_s") or start) - start) / end * 1000)
+        s = u.get("sentiment")
+        cells.append({
+            "utt_idx": u["utt_idx"], "x": f"{start / end * 1000:.1f}", "y": lanes.get(u.get("speaker"), 12),
+            "w": f"{width:.1f}", "fill": sentiment_colour(s),
+            "title": f"{clock(start)} {u.get('speaker') or 'unknown'}: "
+                     + ("not scored" if s is None else f"sentiment {s:+.2f}"),
+        })
+    ticks = [{"x": f"{f * 100:.0f}", "label": clock(end * f)} for f in (0, 0.25, 0.5, 0.75, 1)]
+    return {"cells": cells, "ticks": ticks}
+
+
+def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict], items: list[dict],
+                     metrics: dict | None, hits: list[dict], flags: list[dict],
+                     audio_href: str | None = None) -> str:
+    """The whole HTML document of one call's scorecard (rows of the tables in pipeline/schemas.py).
+
+    Only the newest version of each rubric is shown in full; older versions are named. Items may
+    carry `question`; evidence is {utt_idx, start_s, text} or None. audio_href, when given, is
+    the recording's URL relative to the page: time links then seek it.
+    """
+    utterances = sorted(utterances, key=lambda u: u["utt_idx"])
+    cards = _cards(scorecards, items)
+    cited: dict[int, list[dict]] = defaultdict(list)
+    for card in cards:
+        for item in card["items"]:
+            if item["evidence"] and item["evidence"]["utt_idx"] is not None:
+                cited[item["evidence"]["utt_idx"]].append(item)
+    hits = sorted(hits, key=lambda h: (h.get("start_s") or 0.0, h["signal_id"]))
+    signals_at: dict[int, list[str]] = defaultdict(list)
+    for hit in hits:
+        if hit["signal_id"] not in signals_at[hit["utt_idx"]]:
+            signals_at[hit["utt_idx"]].append(hit["signal_id"])
+    duration = _duration(call, metrics, utterances)
+    turns = [{
+        **u, "label": SPEAKER_LABEL.get(u.get("speaker"), "Unknown"), "t": secs(u.get("start_s")),
+        "clock": clock(u.get("start_s")), "end": secs(u.get("end_s")), "cited": cited.get(u["utt_idx"], []),
+        "signals": signals_at.get(u["utt_idx"], []), "colour": sentiment_colour(u.get("sentiment")),
+        "sentiment_text": _fmt(u.get("sentiment"), "{:+.2f}"),
+    } for u in utterances]
+    page = _ENV.get_template("scorecard.html.j2").render(
+        call=call,
+        started=_started(call),
+        duration=clock(duration),
+        source="imported transcript" if call.get("asr_model") == "transcript" else (call.get("asr_model") or ""),
+        cards=cards,
+        auto_failed=any(c["auto_failed"] for c in cards),
+        metric_tiles=_metrics(metrics),
+        has_metrics=metrics is not None,
+        talk_ratio=(metrics or {}).get("talk_ratio"),
+        flags=sorted(flags, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), 9), f["flag_id"])),
+        hits=[{**h, "t": secs(h.get("start_s")), "clock": clock(h.get("start_s"))} for h in hits],
+        strip=_strip(utterances, duration),
+        turns=turns,
+        audio_href=audio_href,
+        script=Markup(SCRIPT),
+        csp=f"script-src '{SCRIPT_HASH}'; object-src 'none'; base-uri 'none'; form-action 'none'; "
+            "connect-src 'none'; frame-src 'none'",
+    )
+    return page

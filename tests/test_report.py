@@ -1,0 +1,322 @@
+"""The HTML scorecard, rendered and opened in a real headless browser (Debian `chromium`).
+
+Inputs are the rows the store holds for demo call c-0001 (its transcript, as redacted, with
+sentiment, signal hits, two versions of the standard rubric, metrics and flags), plus one
+hostile utterance: markup in transcript text must reach the page as text and never run.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import shutil
+import struct
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from markupsafe import escape
+
+from pipeline.report import SCRIPT_HASH, render_scorecard
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDING = ROOT / "data" / "demo" / "2026-11-09" / "call-0001.flac"
+HOSTILE = "<script>document.title='pwned'</script><b>bold</b>"
+SENTIMENT = [0.60, 0.10, -0.10, 0.30, 0.20, -0.72, -0.30, 0.00, 0.35, 0.40, 0.81, 0.55, -0.30, 0.70]
+HOSTILE_IDX = len(SENTIMENT)
+# utt_idx each v2 criterion cites as evidence (None: no evidence).
+EVIDENCE = {"greeting": 0, "verify_identity": 4, "empathy": 6, "hold_etiquette": None,
+            "resolution_confirmed": HOSTILE_IDX, "closing": 13, "no_profanity": None}
+
+
+# --- the call's stored rows --------------------------------------------------------------------
+
+def rows(auto_failed: bool = False) -> dict:
+    doc = json.loads((ROOT / "data" / "demo_transcripts" / "c-0001.json").read_text())
+    started = dt.datetime.fromisoformat(doc["started_at"])
+    date = started.date()
+    utterances = [{"call_id": "c-0001", "utt_idx": i, "confidence": None, "words": None, "call_date": date,
+                   "sentiment": s, **u} for i, (u, s) in enumerate(zip(doc["utterances"], SENTIMENT))]
+    utterances[8]["text"] = "Please put it on my new Visa. The number is [CARD], expiry [CARD]."   # as stored
+    utterances[12]["sentiment"] = None                                                          # unscored
+    utterances.append({**utterances[12], "utt_idx": HOSTILE_IDX, "start_s": 95.4, "end_s": 97.0, "text": HOSTILE,
+                       "sentiment": -0.5})
+    call = {"call_id": "c-0001", "source_path": "2026-11-09/call-0001.flac", "started_at": started,
+            "call_date": date, "duration_s": 97.5, "channels": 2, "agent_id": "a_ruiz", "queue": "billing",
+            "direction": "inbound", "asr_model": "tiny.en", "status": "ok"}
+    key = {"call_id": "c-0001", "rubric_id": "standard", "call_date": date}
+    cards = [{**key, "rubric_version": 1, "points": 50.0, "max_points": 70.0, "pct": 71.4, "passed": False,
+              "auto_failed": False},
+             {**key, "rubric_version": 2, "points": 0.0 if auto_failed else 45.0, "max_points": 55.0,
+              "pct": 0.0 if auto_failed else 81.8, "passed": not auto_failed, "auto_failed": auto_failed}]
+    results = {"greeting": "pass", "verify_identity": "pass", "empathy": "pass", "hold_etiquette": "na",
+               "resolution_confirmed": "fail", "closing": "pass", "no_profanity": "fail" if auto_failed else "pass"}
+    points = {"greeting": 10, "verify_identity": 15, "empathy": 10, "hold_etiquette": 5, "resolution_confirmed": 10,
+              "closing": 10, "no_profanity": 0}
+    by_idx = {u["utt_idx"]: u for u in utterances}
+    items = [{**key, "rubric_version": 1, "criterion_id": "legacy_check", "question": "Retired question?",
+              "result": "pass", "points": 5.0, "max_points": 5.0, "evidence": None, "detail": "old"}]
+    for cid, result in results.items():
+        idx = EVIDENCE[cid]
+        u = by_idx.get(idx)
+        items.append({**key, "rubric_version": 2, "criterion_id": cid, "question": f"Question about {cid}?",
+                      "result": result, "points": float(points[cid]) if result == "pass" else 0.0,
+                      "max_points": 0.0 if result == "na" else float(points[cid]),
+                      "evidence": None if u is None else {"utt_idx": idx, "start_s": u["start_s"], "text": u["text"]},
+                      "detail": f"{cid} detail"})
+    metrics = {"call_id": "c-0001", "duration_s": 97.5, "agent_talk_s": 46.2, "customer_talk_s": 33.9,
+               "talk_ratio": 0.577, "silence_s": 7.8, "max_silence_s": 0.6, "overlap_s": 0.0, "interruptions": 0,
+               "agent_interruptions": 0, "customer_interruptions": 0, "agent_wpm": 171.3, "customer_wpm": None,
+               "turns": 13, "sentiment_start": 0.1, "sentiment_end": None, "sentiment_change": None, "call_date": date}
+    hits = [{"call_id": "c-0001", "signal_id": sid, "utt_idx": i, "start_s": by_idx[i]["start_s"],
+             "speaker": by_idx[i]["speaker"], "matched_text": text, "category": cat, "call_date": date}
+            for sid, i, text, cat in [("agent_greeting", 0, "Thank you for calling", "greeting"),
+                                      ("identity_verification", 4, "you're verified", "compliance"),
+                                      ("refund_request", 5, "I want a refund", "billing"),
+                                      ("dissatisfaction", HOSTILE_IDX, HOSTILE, "sentiment")]]
+    flags = [{"call_id": "c-0001", "flag_id": "ended_negative", "severity": "medium",
+              "reason": f"Customer still negative at the end: {HOSTILE}", "created_run": "r1", "call_date": date},
+             {"call_id": "c-0001", "flag_id": "long_silence", "severity": "low", "reason": "max_silence_s 61",
+              "created_run": "r1", "call_date": date},
+             {"call_id": "c-0001", "flag_id": "auto_fail", "severity": "high", "reason": "no_profanity failed",
+              "created_run": "r1", "call_date": date}]
+    return {"call": call, "utterances": utterances, "scorecards": cards, "items": items, "metrics": metrics,
+            "hits": hits, "flags": flags}
+
+
+def render(auto_failed: bool = False, audio_href: str | None = None) -> str:
+    r = rows(auto_failed)
+    return render_scorecard(r["call"], r["utterances"], r["scorecards"], r["items"], r["metrics"], r["hits"],
+                            r["flags"], audio_href=audio_href)
+
+
+# --- the browser --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("the HTML scorecard tests need a real browser: `apt-get install chromium` (Debian package)")
+    return path
+
+
+def browse(chromium: str, page: Path, *args: str) -> str:
+    """Open page in headless chromium with its own profile; what it prints (the DOM for --dump-dom)."""
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+         f"--user-data-dir={page.parent / 'profile'}", "--autoplay-policy=no-user-gesture-required",
+         "--virtual-time-budget=3000", *args, page.as_uri()],
+        check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def open_page(chromium: str, tmp_path: Path, html: str, name: str = "c-0001.html") -> Node:
+    page = tmp_path / name
+    page.write_text(html, encoding="utf-8")
+    return parse(browse(chromium, page, "--dump-dom"))
+
+
+class Node:
+    def __init__(self, tag: str, attrs: dict[str, str], parent: Node | None):
+        self.tag, self.attrs, self.parent, self.children = tag, attrs, parent, []
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def iter(self):
+        for c in self.children:
+            if isinstance(c, Node):
+                yield c
+                yield from c.iter()
+
+    def find_all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Node]:
+        return [n for n in self.iter() if (tag is None or n.tag == tag) and (cls is None or cls in n.classes)
+                and all(n.attrs.get(k.rstrip("_").replace("_", "-")) == v for k, v in attrs.items())]
+
+    def find(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> Node:
+        found = self.find_all(tag, cls, **attrs)
+        assert found, f"no <{tag or '*'}> with class={cls} {attrs}"
+        return found[0]
+
+
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+
+class _Builder(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.root = self.node = Node("#document", {}, None)
+
+    def handle_starttag(self, tag, attrs):
+        node = Node(tag, {k: v or "" for k, v in attrs}, self.node)
+        self.node.children.append(node)
+        if tag not in VOID:
+            self.node = node
+
+    def handle_startendtag(self, tag, attrs):
+        self.node.children.append(Node(tag, {k: v or "" for k, v in attrs}, self.node))
+
+    def handle_endtag(self, tag):
+        node = self.node
+        while node.parent is not None and node.tag != tag:
+            node = node.parent
+        if node.parent is not None:
+            self.node = node.parent
+
+    def handle_data(self, data):
+        self.node.children.append(data)
+
+
+def parse(html: str) -> Node:
+    builder = _Builder()
+    builder.feed(html)
+    builder.close()
+    return builder.root
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dom(chromium, tmp_path_factory) -> Node:
+    return open_page(chromium, tmp_path_factory.mktemp("report"), render())
+
+
+def test_the_page_renders_and_its_own_script_runs(dom):
+    assert dom.find("title").text() == "Scorecard c-0001"
+    assert dom.find("html").attrs.get("data-js") == "ready"      # the one script the CSP allows did run
+    assert len(dom.find_all("script")) == 1
+    assert not dom.find_all("link") and not dom.find_all("img")  # self-contained
+    header = dom.find("dl", "facts").text()
+    for fact in ("2026-11-09 09:14", "a_ruiz", "billing", "inbound", "1:37"):
+        assert fact in header
+
+
+def test_criteria_of_the_newest_rubric_version_with_results_and_points(dom):
+    rows_ = dom.find_all("tr", "crit")
+    assert [r.attrs["data-criterion"] for r in rows_] == list(EVIDENCE)   # v2 only, in rubric order
+    badges = {r.attrs["data-criterion"]: r.find("span", "badge").text() for r in rows_}
+    assert badges == {"greeting": "Pass", "verify_identity": "Pass", "empathy": "Pass", "hold_etiquette": "N/A",
+                      "resolution_confirmed": "Fail", "closing": "Pass", "no_profanity": "Pass"}
+    points = {r.attrs["data-criterion"]: r.find("td", "num").text() for r in rows_}
+    assert points["verify_identity"] == "15 / 15" and points["resolution_confirmed"] == "0 / 10"
+    assert points["hold_etiquette"] == "—"
+    assert "Question about greeting?" in rows_[0].text()
+    assert "legacy_check" not in dom.text() and "Retired question?" not in dom.text()
+    card = dom.find(cls="score-card")
+    assert card.find(cls="pct").text() == "81.8%" and card.find("span", "verdict").text() == "PASS"
+    assert "45 / 55 points" in card.text()
+    assert "v1 71%" in card.find(cls="older").text()
+
+
+def test_evidence_utterances_are_highlighted_and_the_others_are_not(dom):
+    cited = {i for i in EVIDENCE.values() if i is not None}
+    utts = dom.find_all("div", "utt")
+    assert [u.attrs["id"] for u in utts] == [f"u{i}" for i in range(HOSTILE_IDX + 1)]
+    for u in utts:
+        idx = int(u.attrs["id"][1:])
+        assert ("evidence" in u.classes) == (idx in cited), u.attrs["id"]
+        assert bool(u.find_all("mark")) == (idx in cited), u.attrs["id"]
+    assert "Pass · verify_identity" in dom.find(id="u4").text()   # which criterion it is evidence for
+
+
+def test_transcript_text_is_escaped_and_never_runs(dom):
+    assert dom.find("title").text() == "Scorecard c-0001"             # the injected script did not run
+    assert dom.find(id=f"u{HOSTILE_IDX}").find(cls="text").text() == HOSTILE   # shown as literal text
+    assert not [b for b in dom.find_all("b") if b.text() == "bold"]   # no element made from it
+    assert all("pwned" not in s.text() for s in dom.find_all("script"))
+    assert dom.find("tr", "crit", data_criterion="resolution_confirmed").find(cls="evidence-text").text() == HOSTILE
+    assert dom.find("tr", "hit", data_signal="dissatisfaction").find("td", "matched").text() == f"“{HOSTILE}”"
+    assert HOSTILE in dom.find("ul", "flags").text()
+
+
+def test_time_links_carry_the_seconds_and_target_the_utterance(dom):
+    r = rows()
+    starts = {u["utt_idx"]: u["start_s"] for u in r["utterances"]}
+    for u in dom.find_all("div", "utt"):
+        link = u.find("a", "t")
+        idx = int(u.attrs["id"][1:])
+        assert link.attrs["href"] == f"#u{idx}"
+        assert float(link.attrs["data-t"]) == pytest.approx(starts[idx], abs=0.005)
+    assert dom.find(id="u4").find("a", "t").text() == "0:33"
+    evidence = {cid: row.find_all("a", "t") for cid in EVIDENCE
+                for row in [dom.find("tr", "crit", data_criterion=cid)]}
+    for cid, idx in EVIDENCE.items():
+        if idx is None:
+            assert evidence[cid] == []
+        else:
+            [link] = evidence[cid]
+            assert link.attrs["href"] == f"#u{idx}"
+            assert float(link.attrs["data-t"]) == pytest.approx(starts[idx], abs=0.005)
+    ids = {n.attrs["id"] for n in dom.iter() if "id" in n.attrs}
+    assert all(a.attrs["href"][1:] in ids for a in dom.find_all("a") if a.attrs.get("href", "").startswith("#"))
+    assert not dom.find_all("audio")                                  # no recording: times only scroll
+
+
+def test_metrics_flags_signals_and_the_sentiment_strip(dom):
+    tiles = {t.find(cls="k").text(): t.find(cls="v").text() for t in dom.find_all(cls="tile")}
+    assert tiles["Talk ratio"] == "58%" and tiles["Agent talk"] == "0:46" and tiles["Longest silence"] == "0.6 s"
+    assert tiles["Words per minute"] == "171 / —"                     # customer_wpm unknown
+    assert tiles["Customer sentiment"] == "+0.10 → —"
+    assert [f.find(cls="sev").text() for f in dom.find_all("li", "flag")] == ["high", "medium", "low"]
+    assert [h.attrs["data-signal"] for h in dom.find_all("tr", "hit")] == [
+        "agent_greeting", "identity_verification", "refund_request", "dissatisfaction"]
+    cells = {int(c.attrs["data-utt"]): c.attrs["fill"] for c in dom.find_all("rect", "cell")}
+    assert sorted(cells) == list(range(HOSTILE_IDX + 1))              # one cell per utterance
+
+    def rgb(fill):
+        return tuple(int(fill[i:i + 2], 16) for i in (1, 3, 5))
+
+    red, green = rgb(cells[5]), rgb(cells[10])                        # -0.72 and +0.81
+    assert red[0] > red[1] + 60 and green[1] > green[0] + 60
+    assert cells[12] == "#e3e6ea"                                     # not scored
+
+
+def test_auto_fail_banner_appears_only_when_auto_failed(chromium, dom, tmp_path):
+    assert not dom.find_all(id="auto-fail")
+    failed = open_page(chromium, tmp_path, render(auto_failed=True))
+    assert "AUTO-FAIL" in failed.find(id="auto-fail").text()
+    assert failed.find(cls="score-card").find("span", "verdict").text() == "AUTO-FAIL"
+    assert failed.find(cls="score-card").find(cls="pct").text() == "0%"
+    assert failed.find("tr", "crit", data_criterion="no_profanity").find("span", "badge").text() == "Fail"
+
+
+def test_a_time_link_seeks_the_recording_and_scrolls_to_the_utterance(chromium, tmp_path):
+    html = render(audio_href=RECORDING.as_uri())
+    # A probe script clicks the first evidence time once the recording is loaded and notes what happened.
+    # It runs beside the page's own script, so the page's CSP is widened by the probe's hash only.
+    probe = """
+document.getElementById("player").addEventListener("loadedmetadata", function () {
+  document.querySelector("tr.crit[data-criterion=verify_identity] a.t").click();
+  var p = document.getElementById("player");
+  document.body.setAttribute("data-seeked", String(p.currentTime));
+  document.body.setAttribute("data-hash", location.hash);
+});
+"""
+    digest = "sha256-" + base64.b64encode(hashlib.sha256(probe.encode()).digest()).decode()
+    policy = str(escape(f"script-src '{SCRIPT_HASH}'"))                # as written in the meta tag
+    assert policy in html
+    html = html.replace(policy, str(escape(f"script-src '{SCRIPT_HASH}' '{digest}'")))
+    html = html.replace("</body>", f"<script>{probe}</script></body>")
+    dom = open_page(chromium, tmp_path, html)
+    assert dom.find("audio", id="player").attrs["src"] == RECORDING.as_uri()
+    body = dom.find("body")
+    assert float(body.attrs["data-seeked"]) == pytest.approx(33.58, abs=0.01)
+    assert body.attrs["data-hash"] == "#u4"
+
+
+def test_screenshot_is_a_rendered_page(chromium, tmp_path):
+    page = tmp_path / "c-0001.html"
+    page.write_text(render(auto_failed=True), encoding="utf-8")
+    shot = tmp_path / "scorecard.png"
+    browse(chromium, page, f"--screenshot={shot}", "--window-size=1280,2400")
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png[16:24]) == (1280, 2400)
+    assert len(png) > 60_000          # a blank or unstyled page compresses to far less
