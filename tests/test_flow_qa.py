@@ -100,3 +100,27 @@ def test_scorecard_and_flagged_commands(tmp_path, prefect_harness):
     assert agent.returncode == 0 and "no flagged calls" in agent.stdout
     page = subprocess.run([CALLINTEL, "scorecard", "c-0001", "--html", "--out", str(out)], capture_output=True, text=True)
     assert page.returncode == 0 and Path(page.stdout.strip()).exists()
+
+
+def test_agent_scores_per_agent_per_week(tmp_path, prefect_harness):
+    from collections import Counter
+    from datetime import date, timedelta
+
+    tx, signals, out = setup(tmp_path)
+    run(tx, signals, out)
+    calls = {c: json.loads((tx / f"{c}.json").read_text()) for c in CALLS}
+    expected = {}
+    for call_id, doc in calls.items():
+        day = date.fromisoformat(doc["started_at"][:10])
+        expected.setdefault((doc["agent_id"], day - timedelta(days=day.weekday())), []).append(call_id)
+    with Store(out).connect_read_only() as con:
+        rows = con.execute("SELECT agent_id, week, calls, mean_score, pass_rate, auto_fails, most_failed "
+                           "FROM agent_scores").fetchall()
+    assert {(r[0], r[1]) for r in rows} == set(expected)
+    for agent, week, n, mean, pass_rate, auto_fails, most_failed in rows:
+        cards = [demo_truth.scorecard(c) for c in expected[(agent, week)]]
+        assert n == len(cards)
+        assert mean == round(sum(c["pct"] for c in cards) / n, 1)
+        assert pass_rate == sum(c["passed"] for c in cards) / n and auto_fails == sum(c["auto_failed"] for c in cards)
+        fails = Counter(k for c in expected[(agent, week)] for k, r in demo_truth.criteria(c).items() if r == "fail")
+        assert most_failed == sorted(fails, key=lambda k: (-fails[k], k))[:3]
