@@ -11,6 +11,7 @@ import click
 
 from models.asr import ModelNotFound, resolve
 from pipeline.cli_qa import flagged, scorecard
+from pipeline.cli_trends import trends
 from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
                                  query)
 from pipeline.config import Config, ConfigError
@@ -288,6 +289,7 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
 
 cli.add_command(scorecard)
 cli.add_command(flagged)
+cli.add_command(trends)
 
 
 def main() -> None:

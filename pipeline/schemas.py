@@ -118,16 +118,8 @@ _TABLES = [
         ("weight", pa.float32()),
         ("call_date", pa.date32()),
     ]), ("call_id", "utt_idx"), "The topic of each untagged utterance."),
-    Table("topic_trends", pa.schema([
-        ("topic_id", pa.int32()),
-        ("day", pa.date32()),
-        ("utterances", pa.int64()),
-        ("calls", pa.int64()),
-        ("share", pa.float64()),
-        ("baseline_share", pa.float64()),
-        ("z", pa.float64()),
-        ("emerging", pa.bool_()),
-    ]), ("topic_id", "day"), "Per topic per day, against its trailing baseline."),
+    # topic_trends is a DuckDB view over utterance_topics and topics (pipeline/views.py): always
+    # consistent with them, and computed by DuckDB rather than by reloading history.
     Table("scorecards", pa.schema([
         ("call_id", pa.string()),
         ("rubric_id", pa.string()),

@@ -1,14 +1,59 @@
 """Analyst views in the DuckDB file, computed by DuckDB over the stored tables (never in pandas)."""
 
-SIGNAL_TRENDS = """
-WITH days AS (SELECT call_date AS day, count(*) AS total_calls FROM calls GROUP BY 1),
-hits AS (SELECT signal_id, call_date AS day, count(*) AS hits, count(DISTINCT call_id) AS calls
-         FROM signal_hits GROUP BY 1, 2)
-SELECT s.signal_id, d.day, coalesce(h.hits, 0) AS hits, coalesce(h.calls, 0) AS calls, d.total_calls,
-       coalesce(h.calls, 0) / d.total_calls AS share
-FROM (SELECT DISTINCT signal_id FROM signal_hits) s CROSS JOIN days d
-LEFT JOIN hits h ON h.signal_id = s.signal_id AND h.day = d.day
+# Trend statistics, the same for signals and topics (pipeline/topic_trends.py holds the same
+# definitions vectorised in numpy; a test checks both agree):
+# - share: the key's calls / the day's calls; baseline_share: the same pooled over the BASELINE_DAYS
+#   calendar days before (the day excluded), null without calls then;
+# - z: pooled two-proportion z-test of the day against the baseline (defined even when the baseline
+#   never saw the key); null without a baseline, 0 without variation;
+# - emerging: at least MIN_CALLS calls that day, and rising (z >= Z_THRESHOLD) or new (first seen in
+#   the last NEW_DAYS days, after the first day of data). The outlier topic (-1) is never emerging.
+BASELINE_DAYS, Z_THRESHOLD, MIN_CALLS, NEW_DAYS = 7, 3.0, 2, 3
+
+
+def trend_sql(key: str, count: str, events: str, universe: str, first_seen: str) -> str:
+    """Per key per day with calls: events (`count`), calls, share, baseline_share, z, emerging.
+
+    events: rows (key, call_id, call_date); universe: the calls of each day (call_id, call_date);
+    first_seen: rows (key, first_seen).
+    """
+    return f"""
+WITH days AS (SELECT call_date AS day, count(DISTINCT call_id) AS total_calls FROM ({universe}) GROUP BY 1),
+per AS (SELECT {key} AS k, call_date AS day, count(*) AS n, count(DISTINCT call_id) AS calls
+        FROM ({events}) GROUP BY 1, 2),
+grid AS (SELECT k.k, d.day, d.total_calls, coalesce(p.n, 0) AS n, coalesce(p.calls, 0) AS calls
+         FROM (SELECT DISTINCT k FROM per) k CROSS JOIN days d LEFT JOIN per p ON p.k = k.k AND p.day = d.day),
+win AS (SELECT *, coalesce(sum(calls) OVER w, 0) AS calls0, coalesce(sum(total_calls) OVER w, 0) AS total0
+        FROM grid
+        WINDOW w AS (PARTITION BY k ORDER BY day
+                     RANGE BETWEEN INTERVAL {BASELINE_DAYS} DAY PRECEDING AND INTERVAL 1 DAY PRECEDING)),
+seen AS (SELECT {key} AS k, min(first_seen) AS first_seen FROM ({first_seen}) GROUP BY 1),
+stats AS (SELECT w.*, w.calls / w.total_calls AS share,
+                 CASE WHEN w.total0 > 0 THEN w.calls0 / w.total0 END AS baseline_share,
+                 (w.calls + w.calls0) / (w.total_calls + w.total0) AS pooled,
+                 coalesce(s.first_seen, (SELECT min(day) FROM per WHERE per.k = w.k)) AS first_seen
+          FROM win w LEFT JOIN seen s USING (k)),
+z AS (SELECT *, CASE WHEN total0 = 0 THEN NULL WHEN pooled * (1 - pooled) <= 0 THEN 0.0
+                     ELSE (share - baseline_share) / sqrt(pooled * (1 - pooled) * (1 / total_calls + 1 / total0))
+                END AS z
+      FROM stats)
+SELECT k AS {key}, day, n AS {count}, calls, total_calls, share, baseline_share, z,
+       coalesce(calls >= {MIN_CALLS} AND k::VARCHAR != '-1' AND (
+           z >= {Z_THRESHOLD} OR (first_seen > (SELECT min(day) FROM days)
+                                  AND day - first_seen BETWEEN 0 AND {NEW_DAYS - 1})), false) AS emerging
+FROM z
 """
+
+
+# per signal per day: calls with the signal and their share of the day's calls (zero days included)
+SIGNAL_TRENDS = trend_sql("signal_id", "hits", "SELECT signal_id, call_id, call_date FROM signal_hits",
+                          "SELECT call_id, call_date FROM calls",
+                          "SELECT signal_id, min(call_date) AS first_seen FROM signal_hits GROUP BY 1")
+
+# per topic per day: the share of the day's calls that discovery looked at (outliers included)
+TOPIC_TRENDS = trend_sql("topic_id", "utterances", "SELECT topic_id, call_id, call_date FROM utterance_topics",
+                         "SELECT call_id, call_date FROM utterance_topics",
+                         "SELECT topic_id, first_seen FROM topics")
 
 # The newest version of each rubric a call was scored with: older versions stay in `scorecards`
 # for comparison but do not count twice.
@@ -51,8 +96,8 @@ ORDER BY w.week DESC, w.mean_score, w.agent_id
 """
 
 VIEWS = {
-    # per signal per day: calls with the signal and their share of the day's calls (zero days included)
     "signal_trends": SIGNAL_TRENDS,
+    "topic_trends": TOPIC_TRENDS,
     "current_scorecards": CURRENT_SCORECARDS,
     # flagged calls, one row each: newest day first, most severe first within a day
     "coaching_queue": COACHING_QUEUE,

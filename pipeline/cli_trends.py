@@ -1,0 +1,95 @@
+"""`callintel trends`: what is rising, from the signal_trends / topic_trends views. Read-only on DuckDB."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+import pandas as pd
+
+from pipeline.cli_common import UsageProblem, config_option, load_cli_config, out_option, query
+
+TOP = 8
+
+
+def _trends(cfg, topics: bool, days: int) -> pd.DataFrame:
+    if topics:
+        sql = ("SELECT t.topic_id AS key, coalesce(l.label, 'outlier') AS label, t.day, t.calls, t.share, "
+               "t.baseline_share, t.z, t.emerging FROM topic_trends t LEFT JOIN (SELECT topic_id, arg_max(label, "
+               "model_version) AS label FROM topics GROUP BY 1) l USING (topic_id)")
+    else:
+        sql = ("SELECT signal_id AS key, signal_id AS label, day, calls, share, baseline_share, z, emerging "
+               "FROM signal_trends")
+    frame = query(cfg, sql)
+    if frame.empty:
+        return frame
+    frame["day"] = pd.to_datetime(frame["day"]).dt.date
+    return frame[frame["day"] > frame["day"].max() - timedelta(days=days)]
+
+
+def _top_keys(frame: pd.DataFrame) -> list:
+    """Emerging keys first, then the most frequent, at most TOP of them."""
+    emerging = frame.loc[frame["emerging"], "key"].unique().tolist()
+    busiest = frame[frame["key"].astype(str) != "-1"].groupby("key")["calls"].sum().sort_values(ascending=False)
+    keys = emerging + [k for k in busiest.index if k not in emerging and busiest[k] > 0]
+    return keys[:TOP]
+
+
+def _plot(frame: pd.DataFrame, keys: list, path: str, what: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a server
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 5))
+    for key in keys:
+        rows = frame[frame["key"] == key].sort_values("day")
+        label = str(rows["label"].iloc[0])
+        line, = ax.plot(rows["day"], rows["share"], marker="o", label=label, linewidth=2.5 if rows["emerging"].any() else 1.2)
+        hot = rows[rows["emerging"]]
+        ax.scatter(hot["day"], hot["share"], s=160, facecolors="none", edgecolors=line.get_color(), linewidths=2)
+    ax.set_ylabel("share of the day's calls")
+    ax.set_title(f"{what}: share of calls per day (circled: emerging)")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+@click.command()
+@click.option("--days", type=click.IntRange(min=1), default=14, show_default=True, help="How many recent days.")
+@click.option("--topics", "what", flag_value="topics", help="Discovered topics (topic_trends).")
+@click.option("--signals", "what", flag_value="signals", default=True, help="Configured signals (signal_trends; default).")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Also draw the share per day to this PNG file.")
+@config_option
+@out_option
+def trends(days, what, plot, config_path, out) -> None:
+    """What is rising: emerging signals or topics, and calls per day for the busiest ones.
+
+    A key is emerging on a day when at least 2 calls have it and its share of the day's calls is far
+    above its share over the 7 days before (z >= 3), or it is new in the last 3 days.
+
+    \b
+    Example:
+      callintel trends --days 14
+      callintel trends --topics --days 14 --plot trends.png
+    """
+    cfg = load_cli_config(config_path, out=out)
+    frame = _trends(cfg, what == "topics", days)
+    if frame.empty:
+        raise UsageProblem(f"no {what} trends yet in {cfg.out}: run `callintel run` first")
+    hot = frame[frame["emerging"]].sort_values(["day", "z"], ascending=[False, False])
+    click.echo(f"Emerging {what} in the last {days} days:" if len(hot) else f"No emerging {what} in the last {days} days.")
+    for row in hot.itertuples():
+        base = "new" if pd.isna(row.baseline_share) or row.baseline_share == 0 else f"baseline {row.baseline_share:.0%}"
+        z = "" if pd.isna(row.z) else f", z {row.z:.1f}"
+        click.echo(f"  {row.day}  {row.label}: {row.calls} calls, {row.share:.0%} of the day's calls ({base}{z})")
+    keys = _top_keys(frame)
+    table = frame[frame["key"].isin(keys)].pivot_table(index="label", columns="day", values="calls", fill_value=0,
+                                                       aggfunc="sum").astype(int)
+    click.echo(f"\nCalls per day ({what}):")
+    click.echo(table.rename(columns=lambda d: d.strftime("%m-%d")).to_string())
+    if plot:
+        _plot(frame, keys, plot, what)
+        click.echo(f"\nplot: {plot}")
