@@ -1,0 +1,107 @@
+"""The DuckDB half of the store: publishing the committed Parquet parts as one database file.
+
+Part of the store (with pipeline/store.py): the only code that touches Parquet or DuckDB files.
+Why copy-and-swap: see pipeline/store.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import duckdb
+
+from pipeline.schemas import TABLES
+
+DB_NAME = "callintel.duckdb"
+
+
+class StoreError(Exception):
+    """A problem with the output folder; the message says what to do."""
+
+
+def _fingerprint() -> str:
+    # Any schema change rebuilds the DuckDB tables from Parquet on the next publish.
+    return json.dumps({name: str(t.schema) for name, t in TABLES.items()}, sort_keys=True)
+
+
+def _exec(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list:
+    # DuckDB 2 refuses new work on a connection while a result is unread: always consume it.
+    return con.execute(sql, params).fetchall()
+
+
+
+class DatabaseMixin:
+    """Needs self.out, self.db_path, self.parquet, self.manifest() and self._require_lock() (see Store)."""
+
+    def publish(self, views: dict[str, str] | None = None, fresh: bool = False) -> bool:
+        """Bring callintel.duckdb up to the manifest; returns False when it already was.
+
+        fresh builds the file anew instead of updating a copy: after a deletion, since DuckDB leaves deleted
+        rows' bytes in freed blocks of the file.
+        """
+        self._require_lock()
+        manifest = self.manifest()
+        if not fresh and self.db_path.exists() and self._db_current(manifest, views or {}):
+            return False
+        tmp = self.out / (DB_NAME + ".next")
+        tmp.unlink(missing_ok=True)
+        if self.db_path.exists() and not fresh:
+            shutil.copyfile(self.db_path, tmp)
+        with duckdb.connect(str(tmp)) as con:
+            self._sync_tables(con, manifest)
+            for name, sql in (views or {}).items():
+                _exec(con, f"CREATE OR REPLACE VIEW {name} AS {sql}")
+            _exec(con, "CREATE OR REPLACE TABLE _callintel_meta AS SELECT $f AS fingerprint, $v AS views",
+                        {"f": _fingerprint(), "v": json.dumps(views or {}, sort_keys=True)})
+            _exec(con, "CHECKPOINT")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.db_path)
+        return True
+
+    def _db_current(self, manifest: dict[str, list[str]], views: dict[str, str]) -> bool:
+        try:
+            with duckdb.connect(str(self.db_path), read_only=True) as con:
+                meta = _exec(con, "SELECT fingerprint, views FROM _callintel_meta")[0]
+                loaded = _exec(con, "SELECT table_name, part FROM _loaded_parts")
+        except duckdb.Error:
+            return False
+        want = {(t, p) for t, parts in manifest.items() for p in parts}
+        return meta == (_fingerprint(), json.dumps(views, sort_keys=True)) and set(loaded) == want
+
+    def _sync_tables(self, con: duckdb.DuckDBPyConnection, manifest: dict[str, list[str]]) -> None:
+        _exec(con, "CREATE TABLE IF NOT EXISTS _loaded_parts (table_name VARCHAR, part VARCHAR)")
+        try:
+            old = _exec(con, "SELECT fingerprint FROM _callintel_meta")[0][0]
+        except duckdb.Error:
+            old = None
+        if old != _fingerprint():
+            for name in TABLES:
+                _exec(con, f"DROP TABLE IF EXISTS {name}")
+            _exec(con, "DELETE FROM _loaded_parts")
+        for name, table in TABLES.items():
+            con.register("_empty", table.schema.empty_table())
+            _exec(con, f"CREATE TABLE IF NOT EXISTS {name} AS SELECT * FROM _empty")
+            con.unregister("_empty")
+            loaded = {r[0] for r in _exec(
+                con, "SELECT part FROM _loaded_parts WHERE table_name = $t", {"t": name})}
+            want = manifest[name]
+            if loaded - set(want):
+                # Parts were replaced (re-tagging, forgetting): reload this table whole.
+                _exec(con, f"DELETE FROM {name}")
+                _exec(con, "DELETE FROM _loaded_parts WHERE table_name = $t", {"t": name})
+                loaded = set()
+            new = [p for p in want if p not in loaded]
+            if new:
+                files = [str(self.parquet / name / p) for p in new]
+                hive = ", hive_partitioning=true, hive_types={'call_date': DATE}" if table.partitioned else ""
+                _exec(con, f"INSERT INTO {name} BY NAME SELECT * FROM read_parquet($files, "
+                            f"union_by_name=true{hive})", {"files": files})
+                _exec(con, "INSERT INTO _loaded_parts SELECT $t, unnest($p::VARCHAR[])", {"t": name, "p": new})
+
+    def connect_read_only(self) -> duckdb.DuckDBPyConnection:
+        """What analyst commands use: the published file, opened read-only."""
+        if not self.db_path.exists():
+            raise StoreError(f"{self.db_path}: no database yet; run `callintel run` first")
+        return duckdb.connect(str(self.db_path), read_only=True)
