@@ -4,7 +4,8 @@ Most signal regexes need some literal text to be present ("refund", "date of bir
 We read each expression's parse tree once, find a required element whose every
 alternative is plain text, and put those strings in one automaton. Per utterance,
 a single scan tells which expressions are worth running; the rest are skipped.
-Expressions with no such element (or only very short ones) always run.
+Expressions with no such element (or only very short ones) always run. The same scan
+reports extra literals (the texts the tagger's phrases and token patterns need).
 """
 from __future__ import annotations
 
@@ -96,8 +97,8 @@ class RegexPrefilter:
 
     Answers are bitmasks (bit i: expression i; then one bit per extra key, see `key_bit`), since OR-ing ints
     per literal found is the cheapest bookkeeping in the per-utterance hot path. `extra` maps a literal to keys
-    reported when the literal occurs anywhere in the text; the tagger uses it for the anchor words of token
-    patterns, so one scan serves both.
+    reported when the literal occurs anywhere in the text; the tagger uses it for the texts its phrases and
+    token patterns need, so one scan serves all three.
     """
 
     def __init__(self, expressions: list[re.Pattern], extra: dict[str, set[str]] | None = None):

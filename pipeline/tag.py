@@ -1,13 +1,17 @@
 """Find configured signals in utterances, fast enough for millions of turns a night.
 
-How phrases match on lemmas without a tagger pass per utterance: the phrase
-vocabulary is lemmatised once, and the *lexeme* norm of every inflected form of
-every vocabulary word is set to its lemma ("cancelling", "cancelled" -> "cancel").
-Lexemes are shared by every token, so the tokenizer alone yields lemma norms and
-spaCy's PhraseMatcher/Matcher match on NORM at tokenizer speed. The text is
-lower-cased and stripped of punctuation first (same as ASR output), digits get
-word norms ("3" -> "three"), and "gonna"/"wanna" are already split by spaCy's
-tokenizer exceptions into "going"/"want" + "to".
+Phrases and patterns match on lemma norms that the tokenizer alone yields (see
+`pipeline/tag_lexicon.py`), so no tagger pass runs. The text is lower-cased and
+stripped of punctuation first (same as ASR output), digits get word norms ("3" ->
+"three"), and "gonna"/"wanna" are split into "going"/"want" + "to".
+
+Speed: tokenizing is most of the cost, and most turns hold no signal. One
+Aho-Corasick scan of each normalised turn (`pipeline/prefilter.py`) finds the texts
+that the speaker's phrases, patterns and expressions need; a turn without any gets
+no Doc at all, expressions run on the text before any tokenizing, and a pattern's
+Matcher runs only where all its anchors occur. The scan only ever skips work that
+could not match: `match(..., prefilter=False)` gives the same answers, and the tests
+check that.
 
 Negation (signals with `negation: exclude`, the default) is a cue scope, NegEx
 style: a hit is dropped when a negation cue (not, n't, no, never, nothing, none,
@@ -26,14 +30,14 @@ import re
 from dataclasses import dataclass
 
 import spacy
-from lemminflect import getAllInflections, getAllLemmas
-from spacy.attrs import NORM, ORTH
 from spacy.matcher import Matcher, PhraseMatcher
 
 from pipeline.prefilter import RegexPrefilter
-from pipeline.signals import Category, SignalSet
+from pipeline.signals import Category, Signal, SignalSet
+from pipeline.tag_lexicon import Lexicon, normalise
 
-NON_WORD = re.compile(r"[^\w']+")
+__all__ = ["Hit", "Negated", "Tagger", "normalise", "tag_calls"]
+
 WORD_OR_MARK = re.compile(r"[\w']+|[,.;:!?]")
 NEGATION_CUES = {"not", "n't", "no", "never", "nothing", "none", "nobody", "without", "neither", "nor", "cannot"}
 NOT_A_CUE_AFTER_NO = {"i", "you", "we", "they", "he", "she", "it", "thanks", "thank", "problem", "worries",
@@ -45,20 +49,6 @@ DEMONSTRATIVES = {"this", "that", "it"}      # "... doesn't work this is ridicul
 COPULAS = {"is", "'s", "s", "was"}
 REPORTING = {"say", "said", "think", "thought", "mean", "meant", "tell", "told", "know", "knew"}
 SCOPE = 6
-ANCHORS = 2  # anchor tokens per pattern, rarest first; all must occur for the pattern to run
-LEMMA_PREFERENCE = ("VERB", "NOUN", "ADJ", "ADV", "PROPN", "AUX")
-NUMBERS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-           "sixteen seventeen eighteen nineteen twenty").split()
-ORDINALS = ("zeroth first second third fourth fifth sixth seventh eighth ninth tenth").split()
-# Spoken contractions spaCy's English exceptions do not split (it already splits gonna/gotta).
-SPOKEN = {"wanna": ("wan", "want", "na", "to"), "gimme": ("gim", "give", "me", "me"),
-          "lemme": ("lem", "let", "me", "me"), "kinda": ("kin", "kind", "da", "of"),
-          "hafta": ("haf", "have", "ta", "to"), "outta": ("out", "out", "ta", "of")}
-
-
-def normalise(text: str) -> str:
-    """What matching sees: lower case, no punctuation, single spaces (ASR output looks like this)."""
-    return NON_WORD.sub(" ", text.replace("\u2019", "'").lower()).strip()
 
 
 @dataclass(frozen=True)
@@ -88,125 +78,141 @@ class Tagger:
         self.library = library
         self.nlp = spacy.blank("en")
         self.by_id = {s.id: s for s in library.signals}
-        self._lexicon(library)
+        lexicon = Lexicon(self.nlp, library)
         self.phrases = PhraseMatcher(self.nlp.vocab, attr="NORM")
         self.patterns: dict[str, Matcher] = {}
+        literals: dict[str, set[str]] = {}  # text -> the prefilter keys it is evidence for
+        pattern_keys: list[tuple[str, list[str]]] = []
+        self._unanchored: set[str] = set()
         for s in library.signals:
-            if s.phrases:
-                self.phrases.add(s.id, list(self.nlp.tokenizer.pipe(normalise(p) for p in s.phrases)))
-            if s.patterns:
-                self.patterns[s.id] = Matcher(self.nlp.vocab)
-                self.patterns[s.id].add(s.id, [self._canonical(p) for p in s.token_patterns()])
-        self._unanchored, anchor_literals, pattern_keys = self._pattern_anchors(library)
+            self._add_phrases(s, lexicon, literals)
+            pattern_keys += self._add_patterns(s, lexicon, literals)
         self._regex = [(s.id, re.compile(r)) for s in library.signals for r in s.regex]
-        self._regex_filter = RegexPrefilter([expr for _, expr in self._regex], anchor_literals)
-        bit = self._regex_filter.key_bit
-        self._pattern_masks = [(sid, sum(bit[k] for k in keys)) for sid, keys in pattern_keys]
-        self._for_speaker = {who: {s.id for s in library.signals if s.speaker in ("any", who)}
-                             for who in ("agent", "customer", "unknown")}
+        self._filter = RegexPrefilter([expr for _, expr in self._regex], literals)
+        self._masks(library, pattern_keys)
+        # A negation cue is a token whose text is a cue word or whose norm is "not": one of these substrings.
+        cues = sorted(NEGATION_CUES | set(lexicon.surface("not")), key=len, reverse=True)
+        self._cue = re.compile("|".join(map(re.escape, cues)))
+        self._scopes: dict[str | None, tuple[int, frozenset[str]]] = {}
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
 
-    def _lexicon(self, library: SignalSet) -> None:
-        for text, (a, a_norm, b, b_norm) in SPOKEN.items():
-            self.nlp.tokenizer.add_special_case(text, [{ORTH: a, NORM: a_norm}, {ORTH: b, NORM: b_norm}])
-        words = {t.text for s in library.signals for p in s.phrases for t in self.nlp.tokenizer(normalise(p))}
-        words |= {v for s in library.signals for pat in s.token_patterns() for tok in pat
-                  for v in _values(tok.get("NORM"))}
-        canonical = {}
-        for word in sorted(words):
-            lemma = _lemma(word)
-            for form in {word, lemma} | {f for forms in getAllInflections(lemma).values() for f in forms}:
-                canonical.setdefault(form, lemma)
-        canonical.update({str(i): w for i, w in enumerate(NUMBERS)})
-        canonical.update({f"{i}{s}": w for i, (w, s) in enumerate(zip(ORDINALS, "th st nd rd th th th th th th".split()))})
-        self._forms: dict[str, set[str]] = {}
-        for form, lemma in canonical.items():
-            self.nlp.vocab[form].norm_ = lemma
-            self._forms.setdefault(lemma, set()).add(form)
-        # Tokenizer exceptions ("gonna" -> "gon"+"na") carry their own norms: map them the same way.
-        rules = {}
-        for text, tokens in self.nlp.tokenizer.rules.items():
-            rules[text] = [{**t, NORM: canonical.get(t[NORM], t[NORM])} if NORM in t else t for t in tokens]
-            for t in rules[text]:
-                if NORM in t:
-                    self._forms.setdefault(t[NORM], set()).add(t[ORTH])
-        self.nlp.tokenizer.rules = rules
+    def _add_phrases(self, s: Signal, lexicon: Lexicon, literals: dict[str, set[str]]) -> None:
+        """One PhraseMatcher for all signals; the prefilter key `<id>.phrases` says one of s's phrases may occur."""
+        if s.phrases:
+            docs = list(self.nlp.tokenizer.pipe(normalise(p) for p in s.phrases))
+            self.phrases.add(s.id, docs)
+            for text in {t for doc in docs for t in lexicon.phrase_literals(doc)}:
+                literals.setdefault(text, set()).add(f"{s.id}.phrases")
 
-    def _pattern_anchors(self, library: SignalSet) -> tuple[set[str], dict[str, set[str]], list]:
-        """spaCy's Matcher walks every token in Python: run a signal's patterns only where they can match.
+    def _add_patterns(self, s: Signal, lexicon: Lexicon, literals: dict[str, set[str]]) -> list[tuple[str, list[str]]]:
+        """A Matcher per signal, run only where every anchor of one of its patterns occurs: (id, anchor keys)."""
+        if not s.patterns:
+            return []
+        canonical = [lexicon.canonical(p) for p in s.token_patterns()]
+        self.patterns[s.id] = Matcher(self.nlp.vocab)
+        self.patterns[s.id].add(s.id, canonical)
+        keys = []
+        for i, pattern in enumerate(canonical):
+            anchors = lexicon.pattern_anchors(pattern)
+            if not all(anchors):
+                continue  # a token no normalised text can hold: the pattern never matches
+            if not anchors:
+                self._unanchored.add(s.id)
+            for k, texts in enumerate(anchors):
+                for text in texts:
+                    literals.setdefault(text, set()).add(f"{s.id}.{i}.{k}")
+            keys.append((s.id, [f"{s.id}.{i}.{k}" for k in range(len(anchors))]))
+        return keys
 
-        A pattern's anchors are its two rarest required tokens with fixed NORM or LOWER values (fewest stop
-        words, then fewest values); the pattern can only match where both occur. Each anchor becomes the set
-        of surface forms that give its values (every inflection of a lemma), found by the same single
-        Aho-Corasick scan as the regex literals; a substring hit is only a necessary condition, which is all a
-        prefilter needs. Returns the signals with a pattern that has no anchor (they always run), the
-        literal -> anchor-key map, and each pattern's (signal id, anchor keys).
+    def _masks(self, library: SignalSet, pattern_keys: list[tuple[str, list[str]]]) -> None:
+        """Prefilter bits: what each pattern needs, what any phrase needs, and all of a signal's bits."""
+        bit = self._filter.key_bit
+        self._pattern_masks = [(sid, sum(bit[k] for k in keys)) for sid, keys in pattern_keys if keys]
+        self._pattern_bits = sum(mask for _, mask in self._pattern_masks)
+        self._phrase_bits = sum(bit.get(f"{s.id}.phrases", 0) for s in library.signals)
+        self._signal_bits = {s.id: bit.get(f"{s.id}.phrases", 0) for s in library.signals}
+        for index, (sid, _) in enumerate(self._regex):
+            self._signal_bits[sid] |= 1 << index
+        for sid, mask in self._pattern_masks:
+            self._signal_bits[sid] |= mask
+
+    def _scope(self, speaker: str | None) -> tuple[int, frozenset[str]]:
+        """Prefilter bits and unanchored pattern signals of the signals this speaker can fire (None: all)."""
+        if speaker not in self._scopes:
+            ids = [s.id for s in self.library.signals if speaker is None or s.speaker in ("any", speaker)]
+            self._scopes[speaker] = (sum(self._signal_bits[i] for i in ids), frozenset(self._unanchored & set(ids)))
+        return self._scopes[speaker]
+
+    def match(self, text: str, speaker: str | None = None,
+              prefilter: bool = True) -> tuple[list[Hit], list[Negated]]:
+        """Signals that fire in one utterance for this speaker (None: any scope), and those a negation suppressed.
+
+        prefilter=False runs every phrase, pattern and expression on a Doc: slow, the answer the prefilter
+        must never change (the tests compare the two).
         """
-        stop = self.nlp.Defaults.stop_words
-        unanchored, literals, pattern_keys = set(), {}, []
-        for s in library.signals:
-            for i, pattern in enumerate(self._canonical(p) for p in s.token_patterns()):
-                tokens = [(attr, _values(t[attr])) for t in pattern for attr in ("NORM", "LOWER")
-                          if t.get("OP") in (None, "+") and _values(t.get(attr))]
-                if not tokens:
-                    unanchored.add(s.id)
-                    continue
-                rarest = sorted(tokens, key=lambda a: (sum(v in stop for v in a[1]) / len(a[1]), len(a[1])))[:ANCHORS]
-                keys = []
-                for k, (attr, values) in enumerate(rarest):
-                    key = f"{s.id}.{i}.{k}"
-                    for v in values:
-                        for form in ({v} | self._forms.get(v, set())) if attr == "NORM" else {v}:
-                            literals.setdefault(form, set()).add(key)
-                    keys.append(key)
-                pattern_keys.append((s.id, keys))
-        return unanchored, literals, pattern_keys
-
-    def _canonical(self, pattern: list[dict]) -> list[dict]:
-        """NORM values as lemmas, the way the lexicon normalises text ({LEMMA: plans} means plan)."""
-        def canon(value):
-            if isinstance(value, str):
-                return self.nlp.vocab[value].norm_
-            if isinstance(value, dict):
-                return {k: [canon(x) for x in v] if isinstance(v, list) else v for k, v in value.items()}
-            return value
-        return [{**t, "NORM": canon(t["NORM"])} if "NORM" in t else t for t in pattern]
-
-    def match(self, text: str, speaker: str | None = None) -> tuple[list[Hit], list[Negated]]:
-        """Signals that fire in one utterance for this speaker (None: any scope), and those a negation suppressed."""
         norm = normalise(text)
-        doc = self.nlp.tokenizer(norm)
-        present = self._regex_filter.candidates(norm)
-        return self._match_doc(doc, norm, text, speaker, self.phrases(doc), present, self._patterns_for(present))
+        if not prefilter:
+            doc = self.nlp.tokenizer(norm)
+            spans = [(self._ids[k], s, e) for k, s, e in self.phrases(doc)]
+            spans += [(sid, s, e) for sid, matcher in self.patterns.items() for _, s, e in matcher(doc)]
+            spans += self._token_spans(doc, self._regex_matches(norm, -1))
+            return self._resolve(doc, norm, text, speaker, spans)
+        mask, unanchored = self._scope(speaker)
+        return self._match_norm(norm, text, speaker, self._filter.candidates(norm) & mask, unanchored)
 
-    def match_many(self, texts: list[str], speakers: list[str], batch_size: int = 2000):
+    def match_many(self, texts: list[str], speakers: list[str]):
         """Yield (index, hits) for utterances with at least one hit; negated ones are dropped."""
-        norms = [normalise(t) for t in texts]
-        scan, phrases, expressions = self._regex_filter.candidates, self.phrases, self._regex_filter.expression_bits
-        for i, doc in enumerate(self.nlp.tokenizer.pipe(norms, batch_size=batch_size)):
-            found, present = phrases(doc), scan(norms[i])
-            patterns = self._patterns_for(present)
-            # most turns stop here: no phrase, no expression worth running, no pattern with all its anchors
-            if found or present & expressions or patterns:
-                hits, _ = self._match_doc(doc, norms[i], texts[i], speakers[i], found, present, patterns)
+        scan, scope, match = self._filter.candidates, self._scope, self._match_norm
+        for i, text in enumerate(texts):
+            norm = normalise(text)
+            mask, unanchored = scope(speakers[i])
+            present = scan(norm) & mask
+            # most turns stop here: no literal any in-scope phrase, pattern or expression needs is in the text
+            if present or unanchored:
+                hits, _ = match(norm, text, speakers[i], present, unanchored)
                 if hits:
                     yield i, hits
 
-    def _patterns_for(self, present: int) -> set[str]:
-        """Signals whose token patterns can match, given the prefilter's bitmask for the utterance."""
-        return self._unanchored | {sid for sid, mask in self._pattern_masks if present & mask == mask}
+    def _match_norm(self, norm: str, original: str, speaker: str | None, present: int,
+                    unanchored: frozenset[str]) -> tuple[list[Hit], list[Negated]]:
+        """Matching proper, given the prefilter's bits (already limited to the speaker's signals)."""
+        expressions = self._regex_matches(norm, present) if present & self._filter.expression_bits else []
+        patterns = unanchored
+        if present & self._pattern_bits:
+            patterns = unanchored.union(sid for sid, mask in self._pattern_masks if present & mask == mask)
+        phrases = present & self._phrase_bits
+        if not (expressions or patterns or phrases):
+            return [], []  # tokenizing is most of the cost: only turns that can match get a Doc
+        doc = self.nlp.tokenizer(norm)
+        spans = [(self._ids[k], s, e) for k, s, e in self.phrases(doc)] if phrases else []
+        for signal_id in patterns:
+            spans += [(signal_id, s, e) for _, s, e in self.patterns[signal_id](doc)]
+        spans += self._token_spans(doc, expressions)
+        return self._resolve(doc, norm, original, speaker, spans) if spans else ([], [])
 
-    def _match_doc(self, doc, norm: str, original: str, speaker: str | None, found: list, present: int,
-                   patterns: set[str]) -> tuple[list[Hit], list[Negated]]:
-        allowed = self._for_speaker.get(speaker)  # None: every signal; else only those in this speaker's scope
-        spans = [(self._ids[k], s, e) for k, s, e in found]
-        if patterns:
-            for signal_id in patterns if allowed is None else patterns & allowed:
-                spans += [(signal_id, s, e) for _, s, e in self.patterns[signal_id](doc)]
-        if self._regex:
-            spans += self._regex_spans(doc, norm, allowed, present)
-        if not spans:
-            return [], []
+    @staticmethod
+    def _token_spans(doc, char_spans: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+        spans = []
+        for signal_id, start, end in char_spans:
+            span = doc.char_span(start, end, alignment_mode="expand")
+            if span is not None:
+                spans.append((signal_id, span.start, span.end))
+        return spans
+
+    def _regex_matches(self, norm: str, present: int) -> list[tuple[str, int, int]]:
+        """(signal id, start char, end char) of every match of the expressions the prefilter let through."""
+        found = []
+        bits = present & self._filter.expression_bits
+        while bits:
+            low = bits & -bits
+            bits ^= low
+            signal_id, expr = self._regex[low.bit_length() - 1]
+            found += [(signal_id, m.start(), m.end()) for m in expr.finditer(norm)]
+        return found
+
+    def _resolve(self, doc, norm: str, original: str, speaker: str | None,
+                 spans: list) -> tuple[list[Hit], list[Negated]]:
+        """One hit per signal (its first, longest span) unless negated; spans of other speakers' signals dropped."""
         hits, negated, seen = [], [], set()
         words = None
         for signal_id, start, end in sorted(spans, key=lambda x: (x[1], x[1] - x[2], x[0])):  # longest first
@@ -224,22 +230,9 @@ class Tagger:
                 hits.append(Hit(signal_id, text, start))
         return hits, negated
 
-    def _regex_spans(self, doc, norm: str, allowed: set[str] | None, present: int) -> list[tuple[str, int, int]]:
-        spans = []
-        bits = present & self._regex_filter.expression_bits
-        while bits:
-            low = bits & -bits
-            bits ^= low
-            signal_id, expr = self._regex[low.bit_length() - 1]
-            if allowed is not None and signal_id not in allowed:
-                continue
-            for m in expr.finditer(norm):
-                span = doc.char_span(m.start(), m.end(), alignment_mode="expand")
-                if span is not None:
-                    spans.append((signal_id, span.start, span.end))
-        return spans
-
     def _negation(self, doc, start: int, words: _Words) -> str | None:
+        if not self._cue.search(words.norm, 0, doc[start].idx):
+            return None  # most hits: no cue anywhere before them, so no token-by-token scope walk
         if doc[start].lower_ in CLAUSE_WORDS:  # the match itself opens a clause: "..., just cancel it"
             return None
         for i in range(start - 1, max(-1, start - 1 - SCOPE), -1):
@@ -284,41 +277,34 @@ class _Words:
     """Maps tokens of the normalised text back to the original words and punctuation."""
 
     def __init__(self, doc, norm: str, original: str):
-        self.doc, self.norm = doc, norm
-        self.items = [(m.group(), m.start(), m.end()) for m in WORD_OR_MARK.finditer(original.replace("\u2019", "'"))]
-        self.word_pos = [k for k, (w, _, _) in enumerate(self.items) if w not in ",.;:!?"]
-        self.original_text = original
+        self.doc, self.norm, self.original_text = doc, norm, original
+        # Plain ASCII turns (most ASR output) normalise by lower-casing alone: the same words at the same offsets.
+        self.plain = original.isascii() and original.lower() == norm
+        if not self.plain:
+            marks = WORD_OR_MARK.finditer(original.replace("\u2019", "'"))
+            self.items = [(m.group(), m.start(), m.end()) for m in marks]
+            self.word_pos = [k for k, (w, _, _) in enumerate(self.items) if w not in ",.;:!?"]
 
     def _word_of(self, token_index: int) -> int:
         return self.norm.count(" ", 0, self.doc[token_index].idx)
 
     def original(self, start: int, end: int) -> str:
+        if self.plain:
+            first = self.norm.rfind(" ", 0, self.doc[start].idx) + 1
+            last = self.norm.find(" ", self.doc[end - 1].idx)
+            return self.original_text[first:last if last >= 0 else len(self.norm)]
         first, last = self._word_of(start), self._word_of(end - 1)
         if last >= len(self.word_pos):
             return self.doc[start:end].text
         return self.original_text[self.items[self.word_pos[first]][1]:self.items[self.word_pos[last]][2]]
 
     def clause_break(self, token_index: int, start: int) -> bool:
+        if self.plain:
+            return False  # no punctuation
         a, b = self._word_of(token_index), self._word_of(start)
         if b >= len(self.word_pos) or a == b:
             return False
         return any(w in ",.;:!?" for w, _, _ in self.items[self.word_pos[a] + 1:self.word_pos[b]])
-
-
-def _lemma(word: str) -> str:
-    lemmas = getAllLemmas(word)
-    for pos in LEMMA_PREFERENCE:
-        if pos in lemmas:
-            return lemmas[pos][0]
-    return word
-
-
-def _values(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [v for vs in value.values() if isinstance(vs, list) for v in vs if isinstance(v, str)]
-    return []
 
 
 def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float]) -> tuple[list[dict], list[dict]]:
@@ -326,10 +312,9 @@ def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float
 
     utterances need call_id, utt_idx, speaker, start_s, text, call_date; durations maps call_id to seconds.
     """
-    hits, present, dates = [], {}, {}
-    for u in utterances:
-        present.setdefault(u["call_id"], set())
-        dates[u["call_id"]] = u["call_date"]
+    hits = []
+    dates = {u["call_id"]: u["call_date"] for u in utterances}
+    present: dict[str, set[str]] = {call_id: set() for call_id in dates}
     texts, speakers = [u["text"] or "" for u in utterances], [u["speaker"] for u in utterances]
     for i, found in tagger.match_many(texts, speakers):
         u = utterances[i]

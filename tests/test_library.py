@@ -51,3 +51,15 @@ def test_demo_scripts_signals_found_exactly(tagger):
     assert {s: pr for s, pr in per_signal.items() if pr != (1.0, 1.0)} == {}, (
         f"missed: {sorted(truth - found)}; extra: {sorted(found - truth)}")
     assert Counter(t[2] for t in truth)["app_crash"] >= 4  # the rising problem is in the scripts
+
+
+def test_prefilter_never_changes_an_answer(tagger):
+    """Skipping turns that cannot match (see pipeline/tag_lexicon.py) gives the answers of matching every turn."""
+    calls, _, _, _ = load_transcripts(ROOT / "data/demo_transcripts", set())
+    texts = [t for s in tagger.library.signals for t in s.examples + s.counter_examples]
+    texts += [u["text"] for c in calls for u in c.utterances]
+    for text in texts:
+        for variant in (text, text.lower().replace(",", "").replace(".", "").replace("?", ""), text.upper()):
+            for speaker in ("agent", "customer", "unknown"):
+                assert tagger.match(variant, speaker) == tagger.match(variant, speaker, prefilter=False), (
+                    variant, speaker)

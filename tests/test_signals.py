@@ -136,8 +136,72 @@ def test_one_hit_per_signal_per_utterance(tagger):
     assert [h.signal_id for h in hits] == ["cancel_intent"]
 
 
+EDGE_LIBRARY = """
+signals:
+  - id: refund_any
+    patterns:
+      - [{LEMMA: refund}, {LOWER: {NOT_IN: [policy]}}]
+  - id: very_annoyed
+    patterns:
+      - [{LOWER: very, OP: "+"}, {LEMMA: annoy}]
+  - id: not_working
+    phrases: [do not work, can not connect, i am leaving]
+  - id: spoken
+    speaker: customer
+    phrases: [want to leave, third time, give me a call]
+"""
+
+
+@pytest.fixture(scope="module")
+def edge_tagger(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("edge")
+    (folder / "lib.yaml").write_text(EDGE_LIBRARY)
+    return Tagger(load_signals(folder))
+
+
+def variants(text):
+    """The same words the ways ASR and people write them: case, punctuation, curly apostrophes."""
+    words = text.split()
+    return {text, text.upper(), text.capitalize(), ", ".join(words), "".join(words), text.replace("'", "\u2019"),
+            f"um, {text}!", f"{text} and then no, I {text}", text.replace(" ", "  ")}
+
+
+def test_a_negated_value_is_never_an_anchor(edge_tagger):
+    assert "refund_any" in fired(edge_tagger, "can you refund please")
+    assert "refund_any" not in fired(edge_tagger, "the refund policy")
+
+
+@pytest.mark.parametrize("text", [
+    "it doesn't work", "it don't work", "it dont work", "I can't connect", "i cannot connect", "I'm leaving",
+    "im leaving", "I wanna leave", "I want to leave", "3rd time", "the 3rd time", "third time", "gimme a call",
+    "very very annoyed", "VERY ANNOYING", "refund it", "refunded twice", "café refund", "İ want to leave",
+    "naïve refund", "ßtraße very annoyed", "", "   ", "!!!",
+])
+def test_prefilter_never_changes_an_answer(tagger, edge_tagger, text):
+    """Only turns that cannot match are skipped: the answers are those of matching every turn in full."""
+    for t in (tagger, edge_tagger):
+        for variant in variants(text):
+            for speaker in ("agent", "customer", "unknown", None):
+                assert t.match(variant, speaker) == t.match(variant, speaker, prefilter=False), (variant, speaker)
+
+
+def test_prefilter_agrees_on_the_test_library_sentences(tagger):
+    sentences = [
+        "I'm cancelling my subscriptions", "i wanna cancel", "I'd like to end the contract", "I'm ending my plan",
+        "this is the 3rd time ive called", "I've called 3 times", "my order number 123456 hasn't come",
+        "I don't want to cancel", "I never said I wanted to cancel", "why can't I cancel my subscription",
+        "this call may be recorded, don't worry", "I can offer you a discount", "Goodbye",
+    ]
+    for text in sentences:
+        for variant in variants(text):
+            for speaker in ("agent", "customer", None):
+                assert tagger.match(variant, speaker) == tagger.match(variant, speaker, prefilter=False)
+
+
 def test_normalise_keeps_apostrophes_and_drops_punctuation():
     assert normalise("Hi!  It’s £25.50, OK?") == "hi it's 25 50 ok"
+    assert normalise("Thank you for calling") == "thank you for calling"
+    assert normalise(" café,AU lait ") == "café au lait"
 
 
 @pytest.mark.parametrize("yaml_text, message", [
