@@ -1,0 +1,258 @@
+"""Topic discovery on real parts: spaCy's tokenizer, the MiniLM embedding model, scikit-learn.
+
+Truth comes from the inputs: `data/demo_script.yaml` marks the lines about the app crashing
+after an update (`topic:`), hand-written utterances of known topics, and trend tables whose
+counts (and so z-scores) are worked out by hand below.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import date
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from models.topics import TopicModel, TopicModelError
+from pipeline.redact import redact_utterances
+from pipeline.signals import load_signals
+from pipeline.tag import Tagger, tag_calls
+from pipeline.topic_text import is_trivial, lemmatise
+from pipeline.topic_trends import TrendOptions, topic_trends
+from pipeline.topics import (
+    assign_topics,
+    candidate_signal,
+    first_seen,
+    fit_topics,
+    match_topics,
+    select_utterances,
+    topics_table,
+)
+from pipeline.transcripts import load_transcript
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ["The app keeps crashing since the update", "Since I updated the app it crashes every time I open it",
+       "The mobile app crashed again after the latest update", "Your app shuts down as soon as I log in since the update",
+       "After updating the app it just crashes on startup"]
+ROAMING = ["I was charged for roaming on my trip to Spain", "Why do I have roaming charges when I was in France",
+           "There are roaming fees on my bill from my holiday abroad", "I got a huge roaming charge while travelling in Italy",
+           "Roaming charges from my trip to Portugal are on my bill"]
+DELIVERY = ["My new router still has not been delivered", "The router I ordered two weeks ago never arrived",
+            "Where is my router delivery, it is late", "My router order has not arrived yet",
+            "The courier never delivered my router"]
+
+
+def turns(texts: list[str], day: str, call_prefix: str) -> pd.DataFrame:
+    """Selected-turn rows, one call per text."""
+    return pd.DataFrame({"call_id": [f"{call_prefix}{i}" for i in range(len(texts))], "utt_idx": 0,
+                         "call_date": date.fromisoformat(day), "speaker": "customer", "text": texts,
+                         "lemmas": lemmatise(texts)})
+
+
+# --- the demo corpus -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo():
+    """The demo calls as the pipeline stores them (redacted), tagged by the library *without* app_crash:
+    the night before anyone wrote that signal, which is what discovery is for."""
+    calls = [load_transcript(p, p.name) for p in sorted((ROOT / "data/demo_transcripts").glob("*.json"))]
+    utterances = [u for c in calls for u in redact_utterances(c.utterances)[0]]
+    library = load_signals(ROOT / "signals")
+    library = dataclasses.replace(library, signals=tuple(s for s in library.signals if s.id != "app_crash"))
+    hits, _ = tag_calls(Tagger(library), utterances, {c.call["call_id"]: c.call["duration_s"] for c in calls})
+    selected = select_utterances(pd.DataFrame(utterances), pd.DataFrame(hits))
+    model = fit_topics(selected)
+    script = yaml.safe_load((ROOT / "data/demo_script.yaml").read_text())
+    truth = {(call["call_id"], i) for call in script["calls"] for i, line in enumerate(call["lines"])
+             if line.get("topic") == "app crash after update"}
+    return utterances, selected, model, truth
+
+
+def test_discovery_selects_untagged_customer_turns_that_say_something(demo):
+    utterances, selected, _, truth = demo
+    assert set(selected["speaker"]) == {"customer"}
+    texts = set(selected["text"])
+    for trivial in ("Yes, speaking.", "No, that's it.", "Bye.", "It's [CARD].", "The [DOB]."):
+        assert any(u["text"] == trivial for u in utterances) and trivial not in texts
+    # the agent's lines and every line a library signal tags stay out
+    assert "I'm going to place you on hold for a moment while I check with our technical team." not in texts
+    assert not any("supervisor" in t for t in texts)
+    assert len(truth & set(zip(selected["call_id"], selected["utt_idx"]))) >= 5
+
+
+def test_app_crash_lines_form_one_emerging_topic(demo):
+    _, selected, model, truth = demo
+    rows = assign_topics(model, selected)
+    is_crash = [(c, i) in truth for c, i in zip(rows["call_id"], rows["utt_idx"])]
+    crash_topics = set(rows.loc[is_crash, "topic_id"])
+    assert len(crash_topics) == 1 and -1 not in crash_topics
+    topic = crash_topics.pop()
+    assert not (rows.loc[[not x for x in is_crash], "topic_id"] == topic).any()   # and nothing else
+    described = model.topics().set_index("topic_id").loc[topic]
+    assert "app" in described["label"] or "crash" in described["label"]
+    assert len(described["examples"]) == 3
+    assert described["first_seen"] == date(2026, 11, 17)                         # c-0007, the first crash call
+    trends = topic_trends(rows, first_seen(model)).set_index(["topic_id", "day"])
+    assert trends.loc[(topic, date(2026, 11, 17)), "emerging"]
+    assert not trends.loc[topic, "emerging"].drop(date(2026, 11, 17)).any()
+    table = topics_table(model, "m1")
+    assert list(table.columns) == ["model_version", "topic_id", "label", "top_terms", "size", "first_seen"]
+
+
+def test_with_the_full_library_the_crash_lines_are_tagged_and_left_out(demo):
+    utterances, _, _, truth = demo
+    library = load_signals(ROOT / "signals")
+    calls = {u["call_id"] for u in utterances}
+    hits, _ = tag_calls(Tagger(library), utterances, dict.fromkeys(calls, 1000.0))
+    selected = select_utterances(pd.DataFrame(utterances), pd.DataFrame(hits))
+    assert not truth & set(zip(selected["call_id"], selected["utt_idx"]))
+
+
+def test_candidate_signal_loads_and_passes_its_own_examples(demo, tmp_path):
+    _, _, model, _ = demo
+    topic = model.topics().iloc[0]
+    text = candidate_signal(topic, topic["examples"])
+    assert text.startswith("# Generated by callintel")
+    (tmp_path / "candidate.yaml").write_text(text)
+    library = load_signals(tmp_path)
+    (signal,) = library.signals
+    assert signal.speaker == "customer" and signal.examples and (signal.phrases or signal.patterns)
+    assert set(signal.examples) <= set(topic["examples"])
+    assert Tagger(library).check_examples() == []
+
+
+def test_select_speakers_and_trivial_turns():
+    utterances = pd.DataFrame({
+        "call_id": "c", "utt_idx": range(6), "call_date": date(2026, 1, 1),
+        "speaker": ["customer", "customer", "customer", "agent", "customer", "customer"],
+        "text": ["okay thanks", "[CARD]", "Hello?", "Let me check the roaming charges on your bill",
+                 "Why is there a roaming charge on my bill", "I was charged twice this month"]})
+    hits = pd.DataFrame({"call_id": ["c"], "utt_idx": [5]})
+    assert select_utterances(utterances, hits)["utt_idx"].tolist() == [4]
+    assert select_utterances(utterances, hits, speakers=("agent",))["utt_idx"].tolist() == [3]
+    assert is_trivial("yes okay thank you") and is_trivial("It's [CARD].") and not is_trivial(APP[0])
+
+
+# --- the estimator ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def three_topics():
+    return fit_topics(turns(APP + ROAMING + DELIVERY, "2026-03-02", "a"))
+
+
+def test_fit_finds_the_written_topics_with_readable_labels(three_topics):
+    model = three_topics
+    assert model.get_params()["representation"] == "embedding" and model.n_topics_ == 3
+    labels = model.labels_.reshape(3, 5)
+    assert all(len(set(row)) == 1 for row in labels) and len(set(labels[:, 0])) == 3
+    by_topic = dict(zip(model.topic_ids_, model.topic_labels_))
+    assert "app crash" in by_topic[labels[0, 0]] and "roam" in by_topic[labels[1, 0]]
+    assert "router" in by_topic[labels[2, 0]]
+    fresh = TopicModel()
+    texts = APP + ROAMING + DELIVERY
+    np.testing.assert_allclose(fresh.fit_transform(texts), fresh.transform(texts), atol=1e-6)
+
+
+def test_save_load_round_trip_and_version_check(three_topics, tmp_path):
+    path = tmp_path / "topics.joblib"
+    three_topics.save(path)
+    loaded = TopicModel.load(path)
+    texts = APP[:2] + ["where is my parcel", "hello"]
+    assert np.array_equal(loaded.transform(texts), three_topics.transform(texts))
+    assert loaded.topic_ids_.tolist() == three_topics.topic_ids_.tolist()
+    payload = joblib.load(path)
+    payload["format_version"] = 99
+    joblib.dump(payload, path)
+    with pytest.raises(TopicModelError, match="format version 99.*reads version 1"):
+        TopicModel.load(path)
+    (tmp_path / "junk.joblib").write_text("not a model")
+    with pytest.raises(TopicModelError, match="not a topic model"):
+        TopicModel.load(tmp_path / "junk.joblib")
+
+
+def test_refit_on_shuffled_input_keeps_ids(three_topics):
+    rows = turns(APP + ROAMING + DELIVERY, "2026-03-02", "a").sample(frac=1, random_state=7)
+    refit = fit_topics(rows, previous=three_topics)
+    texts = APP + ROAMING + DELIVERY
+    assert refit.predict(texts).tolist() == three_topics.predict(texts).tolist()
+    assert refit.first_seen_ == [three_topics.first_seen_[list(three_topics.topic_ids_).index(t)]
+                                 for t in refit.topic_ids_]
+
+
+def test_a_topic_the_old_model_lacks_gets_a_new_id_and_first_seen():
+    old = fit_topics(turns(APP + ROAMING, "2026-03-02", "a"))
+    window = pd.concat([turns(APP + ROAMING, "2026-03-02", "a"), turns(DELIVERY, "2026-03-05", "b")])
+    new = fit_topics(window, previous=old)
+    assert sorted(new.topic_ids_.tolist()) == [0, 1, 2]
+    assert new.predict(APP).tolist() == old.predict(APP).tolist()
+    assert new.predict(ROAMING).tolist() == old.predict(ROAMING).tolist()
+    assert set(new.predict(DELIVERY)) == {2}
+    assert new.first_seen_[new.topic_ids_.tolist().index(2)] == date(2026, 3, 5)
+    # an id once given is never given again, even after its topic is gone
+    old.next_topic_id_ = 9
+    again = match_topics(fit_topics(window), old)
+    assert sorted(again.topic_ids_.tolist()) == [0, 1, 9]
+
+
+def test_tfidf_representation_and_tiny_inputs():
+    model = TopicModel(representation="tfidf").fit(APP + ROAMING)
+    assert set(model.predict(APP)) == {model.labels_[0]} and model.labels_[0] != -1
+    for representation in ("embedding", "tfidf"):
+        for texts in ([], ["hello"], ["my app crashes", "the app crashed again"]):
+            small = TopicModel(representation=representation).fit(texts)
+            assert small.n_topics_ == 0 and small.predict(["app crash"]).tolist() == [-1]
+            assert small.topics().empty
+        same = TopicModel(representation=representation).fit(["the app crashes after the update"] * 4)
+        assert same.n_topics_ == 1 and same.labels_.tolist() == [0] * 4
+    assert select_utterances(pd.DataFrame(columns=["call_id", "utt_idx", "speaker", "text", "call_date"]),
+                             pd.DataFrame()).empty
+    assert topic_trends(pd.DataFrame(columns=["topic_id", "call_id", "call_date"])).empty
+
+
+# --- trends ----------------------------------------------------------------------------------
+
+def trend_rows() -> pd.DataFrame:
+    """Day 1: calls a1, a2 on topic 7, a3 outlier. Day 2: b1 on 7, b2 outlier.
+    Day 3: c1, c2 (two turns), c3 on topic 5, c4 on 7."""
+    rows = [(7, "a1", 1), (7, "a2", 1), (-1, "a3", 1), (7, "b1", 2), (-1, "b2", 2),
+            (5, "c1", 3), (5, "c2", 3), (5, "c2", 3), (5, "c3", 3), (7, "c4", 3)]
+    return pd.DataFrame([{"topic_id": t, "call_id": c, "call_date": date(2026, 5, d)} for t, c, d in rows])
+
+
+def pooled_z(x, n, x0, n0):
+    p = (x + x0) / (n + n0)
+    return (x / n - x0 / n0) / math.sqrt(p * (1 - p) * (1 / n + 1 / n0))
+
+
+def test_trends_against_counts_worked_by_hand():
+    options = TrendOptions(baseline_days=2, z_threshold=1.5, min_calls=2, new_days=1)
+    trends = topic_trends(trend_rows(), options=options).set_index(["topic_id", "day"])
+    assert len(trends) == 9                                              # 3 topics x 3 days, zeros included
+    day3 = trends.loc[(5, date(2026, 5, 3))]
+    assert (day3["utterances"], day3["calls"]) == (4, 3)
+    assert day3["share"] == 3 / 4 and day3["baseline_share"] == 0 / 5
+    assert day3["z"] == pytest.approx(pooled_z(3, 4, 0, 5)) == pytest.approx(2.3717, abs=1e-4)
+    assert day3["emerging"]
+    seven = trends.loc[7]
+    assert math.isnan(seven.loc[date(2026, 5, 1), "z"]) and math.isnan(seven.loc[date(2026, 5, 1), "baseline_share"])
+    assert seven.loc[date(2026, 5, 2), "z"] == pytest.approx(pooled_z(1, 2, 2, 3))
+    assert seven.loc[date(2026, 5, 3), "baseline_share"] == 3 / 5
+    assert seven.loc[date(2026, 5, 3), "z"] == pytest.approx(pooled_z(1, 4, 3, 5))
+    assert not seven["emerging"].any() and not trends.loc[-1, "emerging"].any()
+
+
+def test_emerging_needs_a_new_topic_or_a_high_z():
+    rows = trend_rows()
+    old = {5: date(2026, 5, 1), 7: date(2026, 5, 1)}   # topic 5 existed before: not new on day 3
+    strict = TrendOptions(baseline_days=2, z_threshold=3.0, min_calls=2, new_days=1)
+    assert not topic_trends(rows, old, strict)["emerging"].any()               # z 2.37 < 3
+    rising = dataclasses.replace(strict, z_threshold=2.0)
+    got = topic_trends(rows, old, rising)
+    assert got.loc[got["emerging"], ["topic_id", "day"]].values.tolist() == [[5, date(2026, 5, 3)]]
+    few = dataclasses.replace(strict, min_calls=4)                           # new, but only 3 calls
+    assert not topic_trends(rows, options=few)["emerging"].any()
+    assert topic_trends(rows, options=strict)["emerging"].sum() == 1         # new on its first day
