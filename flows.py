@@ -19,7 +19,7 @@ from prefect import flow, serve, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 
-from pipeline import ingest, qa, redact, scorecard, tag, transcripts  # noqa: E402
+from pipeline import discover, ingest, qa, redact, scorecard, tag, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, transcript_rows  # noqa: E402
@@ -33,6 +33,8 @@ plan_recordings = task(ingest.plan_recordings, name="ingest", cache_policy=NO_CA
 load_transcripts = task(transcripts.load_transcripts, name="import-transcripts", cache_policy=NO_CACHE)
 tag_calls = task(tag.tag_calls, name="tag", cache_policy=NO_CACHE)
 enrich = task(qa.add_sentiment, name="enrich", cache_policy=NO_CACHE)
+assign_topics = task(discover.assign, name="discover", cache_policy=NO_CACHE)
+fit_topics = task(discover.fit, name="discover-refit", cache_policy=NO_CACHE)
 score_calls = task(qa.assess, name="score", cache_policy=NO_CACHE)
 
 
@@ -82,7 +84,8 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         _close_interrupted(store)
         run = Run(cfg.hash(), library.hash, rules.hash)
         store.write_summary(run.summary())
-        writer = _Writer(store, run, tagger, rules, cfg.redaction.entities)
+        writer = _Writer(store, run, tagger, rules, cfg)
+        writer.topic_model = _load_topic_model(store, run)
         _rescore_archive(writer, retagged=_retag_archive(writer))
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
         _import_transcripts(cfg, writer, known, since)
@@ -93,6 +96,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         run.notes += plan.notes
         run.add_failures(plan.failures)
         _transcribe(cfg, writer, plan.jobs, progress)
+        _discover_topics(cfg, writer)
         _write_pages(cfg, writer)
         run.finish()
         store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures})
@@ -103,8 +107,10 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
 class _Writer:
     """Commits whole calls: the call, its utterances and its tags land together or not at all."""
 
-    def __init__(self, store: Store, run: Run, tagger: tag.Tagger, rules: QaConfig, entities: list[str]):
-        self.store, self.run, self.tagger, self.rules, self.entities, self.seq = store, run, tagger, rules, entities, 1
+    def __init__(self, store: Store, run: Run, tagger: tag.Tagger, rules: QaConfig, cfg: Config):
+        self.store, self.run, self.tagger, self.rules, self.seq = store, run, tagger, rules, 1
+        self.entities, self.topic_options = cfg.redaction.entities, cfg.topics
+        self.topic_model = None  # the current topic model: new calls' turns are assigned to it as they are stored
         self.pages: set[str] = set()  # calls whose HTML scorecard must be (re)written
 
     def calls(self, calls: list[dict], utterances: list[dict]) -> list[dict]:
@@ -119,8 +125,9 @@ class _Writer:
         durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
         hits, categories = tag_calls(self.tagger, utterances, durations)
         scored = score_calls(self.rules, self.tagger.library, calls, utterances, hits, categories, self.run.run_id)
+        topics = assign_topics(self.topic_model, utterances, hits, self.topic_options)
         self.commit({"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
-                     **scored})
+                     "utterance_topics": _arrow(topics), **scored})
         self.run.counts["utterances"] += len(utterances)
         self.run.counts["tagged"] += len(calls)
         self._count_scored("scored", scored)
@@ -132,9 +139,9 @@ class _Writer:
         self.run.counts["flagged"] += len({f["call_id"] for f in scored["flags"]})
         self.pages |= cards
 
-    def commit(self, tables: dict, remove: dict | None = None) -> None:
+    def commit(self, tables: dict, remove: dict | None = None, meta: dict | None = None) -> None:
         self.store.commit(self.run.run_id, self.seq, tables, remove,
-                          meta={"signals_hash": self.tagger.library.hash, "qa_hash": self.rules.hash})
+                          meta={"signals_hash": self.tagger.library.hash, "qa_hash": self.rules.hash, **(meta or {})})
         self.seq += 1
 
 
@@ -185,6 +192,50 @@ def _rescore_archive(writer: _Writer, retagged: bool) -> None:
     writer.commit({**tables, "call_metrics": added}, remove={name: manifest[name] for name in tables})
     writer._count_scored("rescored", new)
     run.notes.append(f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {len(calls)} stored calls")
+
+
+def _load_topic_model(store: Store, run: Run):
+    from models.topics import TopicModel, TopicModelError
+
+    path = store.model_path()
+    if path is None:
+        return None
+    try:
+        return TopicModel.load(path)
+    except (TopicModelError, OSError, ValueError) as exc:
+        run.notes.append(f"topic model not usable ({exc}); refitting")
+        return None
+
+
+def _discover_topics(cfg: Config, writer: _Writer) -> None:
+    """Refit the topic model on the recent window when it is due; new calls were assigned as they were stored."""
+    store, run, library = writer.store, writer.run, writer.tagger.library
+    days = store.read("calls", ["call_date"]).column("call_date")
+    newest = max(days.to_pylist()) if len(days) else None
+    meta = store.meta() if writer.topic_model is not None else {}
+    why = discover.refit_due(meta, newest, library.hash, cfg.topics)
+    if why is None:
+        return
+    start = discover.window_start(newest, cfg.topics)
+    utterances = store.read("utterances", ["call_id", "utt_idx", "speaker", "text", "call_date"], since=start)
+    hits = store.read("signal_hits", ["call_id", "utt_idx"], since=start)
+    model, topics, rows = fit_topics(utterances.to_pandas(), hits.to_pandas(), writer.topic_model, cfg.topics,
+                                     run.run_id)
+    filename = f"topics-{run.run_id}.joblib"
+    store.save_model(filename, model.save)
+    writer.commit({"topics": _arrow(topics), "utterance_topics": _arrow(rows)},
+                  remove={"utterance_topics": store.parts_since("utterance_topics", start)},
+                  meta={"topic_model": filename, "topic_fit_day": newest.isoformat(),
+                        "topic_signals_hash": library.hash, "topic_options": discover.options_hash(cfg.topics)})
+    writer.topic_model = model
+    run.notes.append(f"topic model refit ({why}): {model.n_topics_} topics from {len(rows)} untagged turns "
+                     f"of {start} to {newest}")
+
+
+def _arrow(frame: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else []
 
 
 @task(name="scorecard-pages", cache_policy=NO_CACHE)

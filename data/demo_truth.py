@@ -18,7 +18,7 @@ SCRIPT = yaml.safe_load((HERE / "demo_script.yaml").read_text())
 RUBRIC = yaml.safe_load((HERE.parent / "signals/rubric.yaml").read_text())["rubric"]
 ACCOUNT_BUSINESS = {"cancel_intent", "refund_request", "billing_question", "card_details_request", "payment_taken",
                     "account_update"}
-PROBLEM = {"complaint", "dissatisfaction", "technical_issue", "app_crash", "delivery_problem"}
+PROBLEM = {"complaint", "dissatisfaction", "technical_issue", "delivery_problem"}
 
 
 def call_ids() -> list[str]:

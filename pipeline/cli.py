@@ -11,6 +11,7 @@ import click
 
 from models.asr import ModelNotFound, resolve
 from pipeline.cli_qa import flagged, scorecard
+from pipeline.cli_topics import topics
 from pipeline.cli_trends import trends
 from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
                                  query)
@@ -290,6 +291,7 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
 cli.add_command(scorecard)
 cli.add_command(flagged)
 cli.add_command(trends)
+cli.add_command(topics)
 
 
 def main() -> None:

@@ -78,6 +78,15 @@ class ScheduleConfig(_Strict):
         return value
 
 
+class TopicsConfig(_Strict):
+    """Topic discovery over the turns no signal tagged (see README "Topics")."""
+    speakers: list[Literal["agent", "customer", "unknown"]] = Field(["customer"], min_length=1)  # mono: unknown
+    window_days: int = Field(28, ge=1, le=366)    # the model is fitted on this many days up to the newest call
+    refit_days: int = Field(7, ge=1, le=366)      # refit when the newest call is this much newer than the fit
+    representation: Literal["embedding", "tfidf"] = "embedding"
+    min_topic_size: int = Field(3, ge=2, le=1000)
+
+
 class RunnerConfig(_Strict):
     kind: Literal["local", "dask"] = "local"
     workers: int | None = Field(None, ge=1, le=256)  # None: one per CPU core
@@ -94,6 +103,7 @@ class Config(_Strict):
     asr: AsrConfig = AsrConfig()
     channels: ChannelsConfig = ChannelsConfig()
     redaction: RedactionConfig = RedactionConfig()
+    topics: TopicsConfig = TopicsConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     runner: RunnerConfig = RunnerConfig()
     source: str = Field("<defaults>", exclude=True)

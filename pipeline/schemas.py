@@ -110,6 +110,7 @@ _TABLES = [
         ("top_terms", pa.list_(pa.string())),
         ("size", pa.int64()),
         ("first_seen", pa.date32()),
+        ("examples", pa.list_(pa.string())),   # 3 representative utterances (redacted text)
     ]), ("model_version", "topic_id"), "Discovered topics per fitted model."),
     Table("utterance_topics", pa.schema([
         ("call_id", pa.string()),

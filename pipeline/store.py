@@ -26,7 +26,8 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -81,9 +82,17 @@ class Store(DatabaseMixin):
             return {}
         return json.loads(self._manifest_path.read_text()).get("meta", {})
 
-    def read(self, table: str, columns: list[str] | None = None) -> pa.Table:
-        """Committed rows of a table, with exactly its declared schema (or the given columns)."""
-        files = [str(self.parquet / table / p) for p in self.manifest()[table]]
+    def parts_since(self, table: str, since: date) -> list[str]:
+        """Committed parts of a partitioned table holding calls of `since` or later (one day per part)."""
+        return [p for p in self.manifest()[table] if date.fromisoformat(p.split("/")[0].split("=")[1]) >= since]
+
+    def read(self, table: str, columns: list[str] | None = None, since: date | None = None) -> pa.Table:
+        """Committed rows of a table, with exactly its declared schema (or the given columns).
+
+        since: only calls of that day or later, reading only their partitions.
+        """
+        parts = self.manifest()[table] if since is None else self.parts_since(table, since)
+        files = [str(self.parquet / table / p) for p in parts]
         if not files:
             full = TABLES[table].schema.empty_table()
         else:
@@ -149,6 +158,32 @@ class Store(DatabaseMixin):
                         path.unlink()
         for leftover in (self.out / (DB_NAME + ".next"), self._manifest_path.with_name("_manifest.json.tmp")):
             leftover.unlink(missing_ok=True)
+        self._drop_stale_models()
+
+    def _drop_stale_models(self) -> None:
+        """Model files no commit names: saved by a run killed before its commit, replaced, or forgotten."""
+        models, keep = self.out / "models", self.meta().get("topic_model")
+        for path in models.glob("*") if models.exists() else []:
+            if path.name != keep:
+                path.unlink()
+
+    # ---------- fitted models ----------
+
+    def save_model(self, filename: str, save: Callable[[Path], None]) -> None:
+        """Write a fitted model file; it becomes current when a commit names it in meta (`topic_model`)."""
+        self._require_lock()
+        path = self.out / "models" / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        save(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    def model_path(self) -> Path | None:
+        """The committed topic model file, if any."""
+        name = self.meta().get("topic_model")
+        return self.out / "models" / name if name else None
 
     # ---------- writing ----------
 
@@ -211,8 +246,14 @@ class Store(DatabaseMixin):
             removed += pc.sum(hit).as_py()
             keep[name], remove[name] = rows.filter(pc.invert(hit)), manifest[name]
         forgotten = sorted(set(self.meta().get("forgotten", [])) | {call_digest(c) for c in call_ids})
+        said = set(self.read("utterances", ["call_id", "text"]).filter(
+            pc.is_in(pc.field("call_id"), pa.array(sorted(call_ids), pa.string()))).column("text").to_pylist())
+        if said and manifest["topics"]:
+            keep["topics"], remove["topics"] = self._scrub_examples(said), manifest["topics"]
+        # The topic model holds example turns and centroids of these calls: drop it, the next run refits.
         self.commit(run_id, 1, {**keep, "deletions": [{**record, "rows": removed}]}, remove,
-                    meta={"forgotten": forgotten})
+                    meta={"forgotten": forgotten, "topic_model": None})
+        self._drop_stale_models()
         pages = self.out / "scorecards"
         for page in (pages.glob("*/*.html") if pages.exists() else []):
             if page.stem in call_ids:
@@ -242,6 +283,13 @@ class Store(DatabaseMixin):
             return set()
         cards = self.read("scorecards", ["call_id", "call_date"]).to_pylist()
         return {c["call_id"] for c in cards if not self.page_path(c).exists()}
+
+    def _scrub_examples(self, said: set[str]) -> pa.Table:
+        """`topics` without the forgotten calls' turns among their representative examples."""
+        topics = self.read("topics").to_pylist()
+        for topic in topics:
+            topic["examples"] = [e for e in topic["examples"] or [] if e not in said]
+        return pa.Table.from_pylist(topics, schema=TABLES["topics"].schema)
 
     def forgotten(self) -> set[str]:
         """Digests of forgotten call ids (see ingest.call_digest)."""

@@ -131,10 +131,10 @@ def assign_topics(model: TopicModel, selected: pd.DataFrame) -> pd.DataFrame:
 
 
 def topics_table(model: TopicModel, model_version: str) -> pd.DataFrame:
-    """`topics` rows: model_version, topic_id, label, top_terms, size, first_seen."""
+    """`topics` rows: model_version, topic_id, label, top_terms, size, first_seen, examples."""
     topics = model.topics()
     return topics.assign(model_version=model_version)[
-        ["model_version", "topic_id", "label", "top_terms", "size", "first_seen"]]
+        ["model_version", "topic_id", "label", "top_terms", "size", "first_seen", "examples"]]
 
 
 # --- promotion -------------------------------------------------------------------------------

@@ -1,0 +1,135 @@
+"""Topic discovery in the nightly flow on the demo calls: the app crash nobody configured is found, named,
+emerging on the day it starts, keeps its id across nights, and can be promoted to a signal."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from pipeline.signals import load_signals
+from pipeline.store import Store
+from pipeline.tag import Tagger
+from pipeline.topic_trends import topic_trends
+
+CALLINTEL = str(Path(sys.executable).with_name("callintel"))
+SCRIPT = yaml.safe_load((ROOT / "data/demo_script.yaml").read_text())
+CRASH = {(c["call_id"], i) for c in SCRIPT["calls"] for i, line in enumerate(c["lines"])
+         if line.get("topic") == "app crash after update"}
+START = date(2026, 11, 17)  # c-0007, the first call about it
+
+
+def night(tmp_path: Path, call_ids: list[str], out: Path, refit_days: int = 7) -> dict:
+    import flows
+
+    tx = tmp_path / "tx"
+    tx.mkdir(exist_ok=True)
+    for call_id in call_ids:
+        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
+    config = tmp_path / "callintel.yaml"
+    config.write_text(yaml.safe_dump({"input": "none", "transcripts": "tx", "out": str(out),
+                                      "signals": str(ROOT / "signals"), "topics": {"refit_days": refit_days}}))
+    return flows.nightly(config=str(config))
+
+
+def crash_topic(out: Path) -> tuple[int, set]:
+    """The topic the scripted crash lines were assigned to (exactly one), and the lines in it."""
+    rows = Store(out).read("utterance_topics").to_pylist()
+    ids = {r["topic_id"] for r in rows if (r["call_id"], r["utt_idx"]) in CRASH}
+    assert len(ids) == 1 and -1 not in ids, ids
+    topic = ids.pop()
+    return topic, {(r["call_id"], r["utt_idx"]) for r in rows if r["topic_id"] == topic}
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory, prefect_harness):
+    tmp = tmp_path_factory.mktemp("topics")
+    out = tmp / "out"
+    summary = night(tmp, [c["call_id"] for c in SCRIPT["calls"]], out)
+    assert not summary["failures"]
+    return out
+
+
+def test_the_new_problem_is_one_topic_emerging_the_day_it_starts(demo_out):
+    topic, members = crash_topic(demo_out)
+    assert members <= CRASH and len(members) >= 5            # the crash lines, and nothing else
+    with Store(demo_out).connect_read_only() as con:
+        label, first_seen, examples = con.execute(
+            "SELECT label, first_seen, examples FROM topics WHERE topic_id = $t", {"t": topic}).fetchone()
+        emerging = con.execute("SELECT day FROM topic_trends WHERE emerging AND topic_id = $t", {"t": topic}).fetchall()
+        view = con.execute("SELECT topic_id, day, utterances, calls, share, baseline_share, z, emerging "
+                           "FROM topic_trends ORDER BY 1, 2").fetchall()
+    assert "app" in label and "crash" in label and first_seen == START and len(examples) == 3
+    assert emerging == [(START,)]
+    # the DuckDB view and the numpy definition agree
+    rows = Store(demo_out).read("utterance_topics", ["topic_id", "call_id", "call_date"])
+    ref = topic_trends(rows, {topic: first_seen})
+    expected = [tuple(r) for r in ref.itertuples(index=False)]
+    assert [r[:4] + (r[7],) for r in view] == [r[:4] + (bool(r[7]),) for r in expected]
+    assert [r[4:7] for r in view] == [pytest.approx(tuple(None if x != x else x for x in r[4:7])) for r in expected]
+
+
+def test_trends_command_plot_notebook_and_promote(demo_out, tmp_path):
+    shown = subprocess.run([CALLINTEL, "trends", "--topics", "--plot", str(tmp_path / "t.png"), "--out", str(demo_out)],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert f"{START}  app, " in shown.stdout and "crash" in shown.stdout
+    assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "t.png").stat().st_size > 20_000
+
+    topic, _ = crash_topic(demo_out)
+    signals = tmp_path / "signals"
+    shutil.copytree(ROOT / "signals", signals)
+    made = subprocess.run([CALLINTEL, "topics", "promote", str(topic), "--write", str(signals / "candidate.yaml"),
+                           "--out", str(demo_out)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    library = load_signals(signals)
+    (candidate,) = [s for s in library.signals if s.id not in {t.id for t in load_signals(ROOT / "signals").signals}]
+    assert candidate.speaker == "customer" and candidate.examples and Tagger(library).check_examples() == []
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    book = nbformat.read(ROOT / "notebooks/trends.ipynb", as_version=4)
+    os.environ["CALLINTEL_DB"] = str(demo_out / "callintel.duckdb")
+    try:
+        NotebookClient(book, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        del os.environ["CALLINTEL_DB"]
+    text = json.dumps([o for c in book.cells if c.cell_type == "code" for o in c.outputs])
+    assert "app, update, crash" in text or ("app" in text and "crash" in text)
+    assert "image/png" in text and "Traceback" not in text
+
+
+def test_topic_ids_hold_across_nights_and_refits(tmp_path, prefect_harness):
+    out = tmp_path / "out"
+    night(tmp_path, [c["call_id"] for c in SCRIPT["calls"]], out)
+    topic, members = crash_topic(out)
+    fitted = Store(out).meta()["topic_model"]
+
+    # the next night a new caller says it in words of their own: assigned to the same topic, no refit
+    (tmp_path / "tx" / "n-1.json").write_text(json.dumps({
+        "call_id": "n-1", "started_at": "2026-11-21T09:00:00", "utterances": [
+            {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Skyline Mobile, this is Sam."},
+            {"speaker": "customer", "start_s": 2.5, "end_s": 7.0,
+             "text": "Since the latest update your app just crashes every time I open it on my phone."}]}))
+    second = night(tmp_path, [], out)
+    assert not any("refit" in n for n in second["notes"]) and Store(out).meta()["topic_model"] == fitted
+    assigned = {(r["call_id"], r["utt_idx"]): r["topic_id"] for r in Store(out).read("utterance_topics").to_pylist()}
+    assert assigned[("n-1", 1)] == topic and crash_topic(out)[0] == topic
+
+    third = night(tmp_path, [], out, refit_days=1)                # options changed and due: refit
+    assert any("refit" in n for n in third["notes"]) and Store(out).meta()["topic_model"] != fitted
+    with Store(out).connect_read_only() as con:
+        versions = con.execute("SELECT count(DISTINCT model_version) FROM topics").fetchone()[0]
+        seen = con.execute("SELECT DISTINCT first_seen FROM topics WHERE topic_id = $t", {"t": topic}).fetchall()
+    assert crash_topic(out)[0] == topic and versions == 2 and seen == [(START,)]
+
+    parts = Store(out).manifest()["utterance_topics"]
+    fourth = night(tmp_path, [], out, refit_days=1)               # nothing new: nothing refit or rewritten
+    assert not any("refit" in n for n in fourth["notes"]) and Store(out).manifest()["utterance_topics"] == parts
