@@ -126,8 +126,9 @@ class _Writer:
         hits, categories = tag_calls(self.tagger, utterances, durations)
         scored = score_calls(self.rules, self.tagger.library, calls, utterances, hits, categories, self.run.run_id)
         topics = assign_topics(self.topic_model, utterances, hits, self.topic_options)
+        days = [c["call_date"].isoformat() for c in calls] + [self.store.meta().get("newest_day", "")]
         self.commit({"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
-                     "utterance_topics": _arrow(topics), **scored})
+                     "utterance_topics": _arrow(topics), **scored}, meta={"newest_day": max(days)})
         self.run.counts["utterances"] += len(utterances)
         self.run.counts["tagged"] += len(calls)
         self._count_scored("scored", scored)
@@ -140,8 +141,10 @@ class _Writer:
         self.pages |= cards
 
     def commit(self, tables: dict, remove: dict | None = None, meta: dict | None = None) -> None:
+        # Every commit of this release stores metrics with its calls; older stores were backfilled at the start.
         self.store.commit(self.run.run_id, self.seq, tables, remove,
-                          meta={"signals_hash": self.tagger.library.hash, "qa_hash": self.rules.hash, **(meta or {})})
+                          meta={"signals_hash": self.tagger.library.hash, "qa_hash": self.rules.hash,
+                                "metrics_complete": True, **(meta or {})})
         self.seq += 1
 
 
@@ -171,8 +174,10 @@ def _rescore_archive(writer: _Writer, retagged: bool) -> None:
     older release) get them now.
     """
     store, rules, run = writer.store, writer.rules, writer.run
-    if not store.manifest()["calls"]:
-        return
+    meta = store.meta()
+    if not store.manifest()["calls"] or (not retagged and meta.get("qa_hash") == rules.hash
+                                         and meta.get("metrics_complete")):
+        return  # the usual night: nothing to re-score, and no need to read the archive to know it
     calls = store.read("calls", CALL_COLUMNS).to_pylist()
     metrics = store.read("call_metrics").to_pylist()
     missing = {c["call_id"] for c in calls} - {m["call_id"] for m in metrics}
@@ -210,8 +215,10 @@ def _load_topic_model(store: Store, run: Run):
 def _discover_topics(cfg: Config, writer: _Writer) -> None:
     """Refit the topic model on the recent window when it is due; new calls were assigned as they were stored."""
     store, run, library = writer.store, writer.run, writer.tagger.library
-    days = store.read("calls", ["call_date"]).column("call_date")
-    newest = max(days.to_pylist()) if len(days) else None
+    newest = store.meta().get("newest_day")
+    if newest is None and store.manifest()["calls"]:  # a store written before newest_day was recorded
+        newest = max(store.read("calls", ["call_date"]).column("call_date").to_pylist()).isoformat()
+    newest = date.fromisoformat(newest) if newest else None
     meta = store.meta() if writer.topic_model is not None else {}
     why = discover.refit_due(meta, newest, library.hash, cfg.topics)
     if why is None:
