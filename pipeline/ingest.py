@@ -67,7 +67,23 @@ def discover(folder: Path) -> list[Path]:
 def parse_timestamp(value: str) -> datetime:
     """ISO-8601 -> naive local time (contact centres reason in their own clock)."""
     ts = datetime.fromisoformat(value.strip())
-    return ts.astimezone().replace(tzinfo=None) if ts.tzinfo else ts
+    try:
+        return ts.astimezone().replace(tzinfo=None) if ts.tzinfo else ts
+    except OverflowError:  # "9999-12-31T23:59:59-05:00" has no local time; callers expect ValueError
+        raise ValueError(f"{value!r} is out of range") from None
+
+
+def call_id_problem(call_id: str) -> str | None:
+    """Why an id from metadata or a transcript cannot be a call_id, or None.
+
+    The id names files (the HTML scorecard is <out>/scorecards/<date>/<call_id>.html), so an input must not
+    be able to steer a write outside the output folder with "../" or a path separator.
+    """
+    if len(call_id) > 128:
+        return "is longer than 128 characters"
+    if "/" in call_id or "\\" in call_id or call_id.startswith(".") or not call_id.isprintable():
+        return "must not contain / or \\ or control characters, nor start with '.' (it names files)"
+    return None
 
 
 def sha256(path: Path) -> str:
@@ -85,8 +101,17 @@ def call_digest(call_id: str) -> str:
 
 def probe(path: Path) -> tuple[int, int, float]:
     """(channels, sample_rate, duration_s) from the container, or ValueError with a readable reason."""
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise ValueError("empty file (0 bytes)")
+    if cut := wav_shortfall(path, size):
+        # FFmpeg reads a truncated WAV happily (its duration comes from the bytes present), so it would be stored
+        # as a short call. Refuse it instead: a recorder that died, or a copy still being written, looks like
+        # this, and once a partial call is stored the complete file is never taken (same metadata call_id) or
+        # is stored a second time (new audio hash). A failure is retried every run until the file is whole.
+        declared, held = cut
+        raise ValueError(f"truncated WAV: the header declares {declared:.1f} s of audio but the file ends after "
+                         f"{held:.1f} s (cut short, or still being written); not stored until it is complete")
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
@@ -97,46 +122,90 @@ def probe(path: Path) -> tuple[int, int, float]:
             return stream.codec_context.channels, stream.codec_context.sample_rate or stream.rate, duration
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise ValueError(f"cannot decode audio: {reason}") from None
+        raise ValueError(f"cannot decode audio: {reason}; not a recording, or a damaged one") from None
+
+
+def wav_shortfall(path: Path, size: int) -> tuple[float, float] | None:
+    """(declared_s, held_s) of a RIFF/WAVE file whose data chunk promises more than the file holds, else None.
+
+    A data size of 0 or 0xFFFFFFFF is how streaming writers say "unknown": not a truncation. Up to 0.1 s short
+    is tolerated (sloppy writers round the size).
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return None
+        pos, byte_rate = 12, 0
+        for _ in range(64):  # a WAV has a handful of chunks; stop rather than walk a corrupt file
+            fh.seek(pos)
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            kind, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind == b"fmt ":
+                byte_rate = int.from_bytes(fh.read(12)[8:12], "little")
+            elif kind == b"data":
+                held = size - pos - 8
+                if length in (0, 0xFFFFFFFF) or not byte_rate or held >= length - byte_rate // 10:
+                    return None
+                return length / byte_rate, max(held, 0) / byte_rate
+            pos += 8 + length + (length & 1)
+    return None
 
 
 def read_metadata(folder: Path) -> tuple[dict[str, dict], list[dict]]:
     """metadata.csv/.parquet rows keyed by resolved file path; bad rows become failures."""
+    rows, failures, _ = _read_metadata(folder)
+    return rows, failures
+
+
+def _read_metadata(folder: Path) -> tuple[dict[Path, dict], list[dict], set[Path]]:
+    """Rows keyed by resolved file path, failures, and the files whose row was rejected (held back)."""
     for name in ("metadata.csv", "metadata.parquet"):
         path = folder / name
         if path.exists():
             break
     else:
-        return {}, []
+        return {}, [], set()
     try:
-        frame = (pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix == ".csv"
-                 else pd.read_parquet(path).astype(str))
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:  # nulls must become "" as in the CSV: astype(str) keeps them as NaN floats, which broke every row
+            frame = pd.read_parquet(path)
+            frame = frame.astype(object).where(frame.notna(), "").astype(str)
     except Exception as exc:  # pandas raises many kinds for a broken file
-        return {}, [failure(name, "ingest", f"{name}: unreadable ({exc})")]
+        return {}, [failure(name, "ingest", f"{name}: unreadable ({exc})")], set()
     if "file" not in frame.columns:
-        return {}, [failure(name, "ingest", f"{name}: no 'file' column; it names each recording")]
-    rows, failures, seen_ids = {}, [], {}
+        return {}, [failure(name, "ingest", f"{name}: no 'file' column; it names each recording")], set()
+    rows, failures, seen_ids, seen_files, held = {}, [], {}, {}, set()
     root = folder.resolve()
     for line, record in enumerate(frame.to_dict("records"), start=2):
         where = f"{name} line {line}"
         error, row = _metadata_row(record, root, where)
+        if not error and row["call_id"] and row["call_id"] in seen_ids:
+            error = f"{where}: duplicate call_id {row['call_id']!r} (first on line {seen_ids[row['call_id']]})"
+        elif not error and row["path"] in seen_files:
+            error = f"{where}: file {record['file'].strip()!r} already described on line {seen_files[row['path']]}"
         if error:
             failures.append(failure(record.get("file", ""), "ingest", error))
-            continue
-        if row["call_id"] and row["call_id"] in seen_ids:
-            failures.append(failure(record["file"], "ingest",
-                                    f"{where}: duplicate call_id {row['call_id']!r} (first on line {seen_ids[row['call_id']]})"))
+            # The file is not taken with a made-up id and date instead: it would be stored again under its
+            # real id once the row is fixed. It waits for the fix (the failure says why, every run).
+            held.add((root / str(record.get("file", "")).strip()).resolve())
             continue
         if row["call_id"]:
             seen_ids[row["call_id"]] = line
+        seen_files[row["path"]] = line
         rows[row["path"]] = row
-    return rows, failures
+    held -= set(rows)  # a file rejected on a line it shares with an accepted one is described by that one
+    return rows, failures, held
 
 
 def _metadata_row(record: dict, root: Path, where: str) -> tuple[str | None, dict]:
     file = record["file"].strip()
+    if not file:
+        return f"{where}: file is empty; it names the recording the row describes", {}
     target = (root / file).resolve()
-    if not file or Path(file).is_absolute() or not target.is_relative_to(root):
+    if Path(file).is_absolute() or not target.is_relative_to(root):
         return f"{where}: file {file!r} is outside the input folder", {}
     if not target.is_file():
         return f"{where}: file {file!r} not found", {}
@@ -150,6 +219,8 @@ def _metadata_row(record: dict, root: Path, where: str) -> tuple[str | None, dic
     if channel not in (None, "left", "right", "mono"):
         return f"{where}: agent_channel {channel!r} must be left, right or mono", {}
     clean = lambda key: (record.get(key) or "").strip() or None  # noqa: E731
+    if clean("call_id") and (problem := call_id_problem(clean("call_id"))):
+        return f"{where}: call_id {clean('call_id')!r} {problem}", {}
     extra = {k: v for k, v in record.items() if k not in METADATA_COLUMNS and v != ""}
     return None, {"path": target, "call_id": clean("call_id"), "started_at": started, "agent_channel": channel,
                   "agent_id": clean("agent_id"), "queue": clean("queue"), "direction": clean("direction"),
@@ -161,25 +232,37 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                     forgotten: set[str] = frozenset()) -> Plan:
     """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls;
     `forgotten` holds digests of calls deleted on request, which are never stored again."""
-    metadata, failures = read_metadata(folder)
+    metadata, failures, held = _read_metadata(folder)
     if failures and not metadata and failures[0]["source_path"].startswith("metadata."):
         # Without readable metadata the call ids would be wrong; process nothing until it is fixed.
         return Plan([], 0, 0, failures, [])
     known_ids = set(known["call_id"])
     known_files = set(zip(known["source_path"], known["file_size"], known["file_mtime"]))
     jobs, skipped, notes, ids = [], 0, [], {}
+    root = folder.resolve()
     files = discover(folder)
     for path in files:
         rel = path.relative_to(folder).as_posix()
-        meta = metadata.get(path.resolve(), {})
-        stat = path.stat()
-        if meta.get("call_id") in known_ids or (rel, stat.st_size, stat.st_mtime) in known_files:
-            skipped += 1
+        resolved = path.resolve()
+        if not resolved.is_relative_to(root):
+            # A symlink is followed only inside the folder we were given; never read what it points at.
+            failures.append(failure(rel, "ingest", f"{rel}: a symbolic link to a file outside the input folder; "
+                                                   "not read"))
             continue
+        meta = metadata.get(resolved, {})
         try:
+            stat = path.stat()
+            if meta.get("call_id") in known_ids or (rel, stat.st_size, stat.st_mtime) in known_files:
+                skipped += 1
+                continue
+            if resolved in held:
+                continue  # its metadata row was rejected: already a failure that names the file and the line
             job = _job(path, rel, stat, meta, default_agent_channel)
         except ValueError as exc:
-            failures.append(failure(rel, "ingest", exc))
+            failures.append(failure(rel, "ingest", f"{rel}: {exc}"))
+            continue
+        except OSError as exc:  # unreadable, or moved away since it was listed: this file only, not the batch
+            failures.append(failure(rel, "ingest", f"{rel}: cannot read the file ({exc.strerror or exc})"))
             continue
         if job.call_id in known_ids or (since and job.call_date < since):
             skipped += 1
@@ -190,7 +273,8 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             skipped += 1
             notes.append(f"{rel}: call {job.call_id} also came as a transcript; the transcript was used")
         elif job.call_id in ids:
-            failures.append(failure(rel, "ingest", f"same call_id {job.call_id} as {ids[job.call_id]}; not stored twice"))
+            failures.append(failure(rel, "ingest",
+                                    f"{rel}: same call_id {job.call_id} as {ids[job.call_id]}; not stored twice"))
         else:
             ids[job.call_id] = rel
             jobs.append(job)

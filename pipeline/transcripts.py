@@ -16,14 +16,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config import format_validation_error
-from pipeline.ingest import call_digest, failure, parse_timestamp
+from pipeline.ingest import call_digest, call_id_problem, failure, parse_timestamp
 
 
 class _Utterance(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # Times must be real numbers: JSON allows NaN/Infinity (an infinite call duration) and pydantic would
+    # otherwise read true as 1.0 and "1.5" as 1.5, hiding a broken exporter.
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
     speaker: Literal["agent", "customer", "unknown"]
-    start_s: float = Field(ge=0)
-    end_s: float = Field(ge=0)
+    start_s: float = Field(ge=0, strict=True)
+    end_s: float = Field(ge=0, strict=True)
     text: str
 
     @model_validator(mode="after")
@@ -41,6 +43,16 @@ class _Transcript(BaseModel):
     queue: str | None = None
     direction: str | None = None
     utterances: list[_Utterance]
+
+    @field_validator("call_id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be blank")
+        if problem := call_id_problem(value):
+            raise ValueError(problem)
+        return value
 
     @field_validator("started_at", mode="before")
     @classmethod
@@ -67,6 +79,10 @@ def load_transcript(path: Path, rel: str) -> TranscriptCall:
         raise ValueError(f"{rel}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{rel}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+    except RecursionError:  # "[[[[..." thousands deep: json's recursion limit, which would stop the whole batch
+        raise ValueError(f"{rel}: not a transcript (JSON nested too deeply)") from None
+    except OSError as exc:
+        raise ValueError(f"{rel}: cannot read the file ({exc.strerror or exc})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{rel}: must be a JSON object with call_id, started_at and utterances")
     try:
@@ -95,11 +111,16 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None,
     """New transcripts in folder -> (calls, found, skipped, failures); forgotten calls are skipped."""
     files = sorted(p for p in folder.rglob("*.json") if p.is_file())
     calls, skipped, failures, seen = [], 0, [], {}
+    root = folder.resolve()
     for path in files:
         rel = path.relative_to(folder).as_posix()
+        if not path.resolve().is_relative_to(root):  # as for recordings: never read what a link points out at
+            failures.append(failure(rel, "ingest", f"{rel}: a symbolic link to a file outside the transcripts "
+                                                   "folder; not read"))
+            continue
         try:
             item = load_transcript(path, rel)
-        except (ValueError, OSError) as exc:
+        except ValueError as exc:
             failures.append(failure(rel, "ingest", exc))
             continue
         call_id = item.call["call_id"]

@@ -1,0 +1,102 @@
+"""A redacted copy of a recording: every span the text redaction took out is silenced in the audio.
+
+The spans come from the redacted words: redact.redact_utterances merges the words of a card number, an SSN, a
+date of birth ... into one placeholder word ("[CARD]") whose start_s/end_s cover them. Those times are the
+call's own (the transcriber decodes from the first sample and never drops time), so a time t is sample
+round(t * rate) of the recording at its own rate. Whisper's word times are good to ~0.2 s; `margin_s` widens
+each span on both sides.
+
+Every channel is silenced over every span: the speaker's channel carries the digits, and the other channel can
+carry them too as echo or cross-talk. The copy is FLAC (lossless) at the recording's sample rate and channel
+count, so outside the spans it decodes to exactly the recording's samples (16-bit sources; others are stored
+as 32-bit).
+
+Example:
+    >>> clean, _ = redact_utterances(utterances)          # pipeline.redact
+    >>> redact_audio(Path("call.flac"), Path("call.redacted.flac"), clean, agent_channel="left")
+    2
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+PLACEHOLDER = re.compile(r"^\[[A-Z]+\]$")
+CHANNEL_MAPS = ("left", "right", "mono")
+
+
+def redaction_spans(utterances: list[dict], margin_s: float = 0.15) -> list[tuple[float, float]]:
+    """(start_s, end_s) to silence, widened by margin_s, overlapping ones merged, in time order."""
+    spans = sorted((max(0.0, w["start_s"] - margin_s), w["end_s"] + margin_s)
+                   for u in utterances for w in (u.get("words") or [])
+                   if PLACEHOLDER.match(str(w.get("word", ""))))
+    merged: list[tuple[float, float]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def redact_audio(source: Path, target: Path, utterances: list[dict], agent_channel: str,
+                 margin_s: float = 0.15) -> int:
+    """Write target (FLAC): source with every redacted span (± margin_s) silenced on all channels.
+
+    utterances: one call's redacted utterances with their words (placeholders such as "[CARD]" mark the
+    spans). agent_channel (left/right/mono) is the call's channel map; it is checked, but does not narrow the
+    silencing, which covers every channel (echo). Writes only target. Returns how many spans were silenced
+    (after merging overlaps); 0 still writes the copy. ValueError if the source cannot be decoded.
+    """
+    import av
+
+    if agent_channel not in CHANNEL_MAPS:
+        raise ValueError(f"agent_channel {agent_channel!r} must be one of {', '.join(CHANNEL_MAPS)}")
+    spans = redaction_spans(utterances, margin_s)
+    try:
+        with av.open(str(source), metadata_errors="ignore") as recording, \
+                av.open(str(target), "w", format="flac") as copy:
+            audio = recording.streams.audio[0]
+            rate, layout = audio.codec_context.sample_rate, audio.codec_context.layout.name
+            channels = audio.codec_context.channels
+            # FLAC stores integers: 8/16-bit sources as 16-bit (exact), anything else as 32-bit.
+            fmt = "s16" if audio.codec_context.format.name in ("u8", "u8p", "s16", "s16p") else "s32"
+            out = copy.add_stream("flac", rate=rate, layout=layout)
+            out.codec_context.format = fmt
+            bounds = [(math.floor(a * rate), math.ceil(b * rate)) for a, b in spans]
+            pos = 0
+
+            def emit(frame) -> None:
+                """Encode one packed frame (the next samples of the recording) with the spans in it zeroed."""
+                nonlocal pos
+                samples = frame.to_ndarray().reshape(-1, channels)  # packed: L R L R ...
+                end = pos + len(samples)
+                hits = [(max(a, pos) - pos, min(b, end) - pos) for a, b in bounds if a < end and b > pos]
+                if hits:
+                    samples = samples.copy()
+                    for a, b in hits:
+                        samples[a:b] = 0
+                    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format=fmt, layout=layout)
+                    frame.sample_rate = rate
+                frame.pts, pos = pos, end
+                for packet in out.encode(frame):
+                    copy.mux(packet)
+
+            to_fmt, converted = av.audio.resampler.AudioResampler(format=fmt, layout=layout, rate=rate), False
+            for decoded in recording.decode(audio=0):
+                if decoded.format.name == fmt:
+                    emit(decoded)
+                    continue
+                converted = True  # planar or another sample format: same rate and layout, so no resampling
+                for frame in to_fmt.resample(decoded):
+                    emit(frame)
+            for frame in to_fmt.resample(None) if converted else []:  # what the converter still holds
+                emit(frame)
+            for packet in out.encode(None):
+                copy.mux(packet)
+    except (av.FFmpegError, IndexError) as exc:  # IndexError: no audio stream
+        target.unlink(missing_ok=True)  # never leave a half-redacted copy behind
+        raise ValueError(f"cannot decode audio: {getattr(exc, 'strerror', None) or exc or 'no audio stream'}") \
+            from None
+    return len(spans)
