@@ -15,11 +15,11 @@ from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
-from prefect import flow, serve, task  # noqa: E402
+from prefect import flow, serve, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 
-from pipeline import discover, ingest, qa, redact, scorecard, tag, transcripts  # noqa: E402
+from pipeline import discover, ingest, qa, redact, scorecard, tag, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, transcript_rows  # noqa: E402
@@ -58,6 +58,9 @@ def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict
 
 
 UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
+
+
+transcribe_call = task(transcribe.transcribe_job, name="transcribe-call", cache_policy=NO_CACHE)
 
 
 @task(name="transcribe", cache_policy=NO_CACHE)
@@ -110,6 +113,7 @@ class _Writer:
     def __init__(self, store: Store, run: Run, tagger: tag.Tagger, rules: QaConfig, cfg: Config):
         self.store, self.run, self.tagger, self.rules, self.seq = store, run, tagger, rules, 1
         self.entities, self.topic_options = cfg.redaction.entities, cfg.topics
+        self.audio_from = cfg.input if cfg.redaction.audio else None  # recordings folder, when copies are wanted
         self.topic_model = None  # the current topic model: new calls' turns are assigned to it as they are stored
         self.pages: set[str] = set()  # calls whose HTML scorecard must be (re)written
 
@@ -121,6 +125,8 @@ class _Writer:
             self.run.add_failures([ingest.failure(c["source_path"], "redact", failed[c["call_id"]])
                                    for c in calls if c["call_id"] in failed])
             calls = [c for c in calls if c["call_id"] not in failed]
+        if self.audio_from is not None:
+            self.run.add_failures(redact_recordings(self.store, self.audio_from, calls, utterances))
         utterances = enrich(utterances)
         durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
         hits, categories = tag_calls(self.tagger, utterances, durations)
@@ -197,6 +203,24 @@ def _rescore_archive(writer: _Writer, retagged: bool) -> None:
     writer.commit({**tables, "call_metrics": added}, remove={name: manifest[name] for name in tables})
     writer._count_scored("rescored", new)
     run.notes.append(f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {len(calls)} stored calls")
+
+
+@task(name="redact-audio", cache_policy=NO_CACHE)
+def redact_recordings(store: Store, recordings: Path, calls: list[dict], utterances: list[dict]) -> list[dict]:
+    """A copy of each transcribed recording with its redacted spans silenced, written before the call is stored."""
+    from pipeline.audio_redact import redact_audio
+
+    by_call = {cid: list(turns) for cid, turns in itertools.groupby(utterances, key=lambda u: u["call_id"])}
+    failures = []
+    for call in calls:
+        if call["asr_model"] == "transcript":
+            continue
+        try:
+            store.write_audio(call, lambda tmp, c=call: redact_audio(
+                Path(recordings) / c["source_path"], tmp, by_call.get(c["call_id"], []), c["agent_channel"]))
+        except (ValueError, OSError) as exc:  # the call's text is redacted and stored; only the copy is missing
+            failures.append(ingest.failure(call["source_path"], "redact-audio", f"no redacted copy written: {exc}"))
+    return failures
 
 
 def _load_topic_model(store: Store, run: Run):
@@ -284,26 +308,39 @@ def _transcript_ids(store: Store) -> set[str]:
 
 
 def _transcribe(cfg: Config, writer: _Writer, jobs: list, progress: bool | None) -> None:
+    """Transcribe and store the night's recordings, commit_every calls at a time.
+
+    Locally a process pool of 1-thread workers (measured fastest on one machine); on Dask one task per
+    call, spread over the cluster's workers, each keeping the model loaded.
+    """
     if not jobs:
         return
-    run = writer.run
     opts = AsrOptions.from_config(cfg.asr)
-    by_id = {job.call_id: job for job in jobs}
+    if cfg.runner.kind == "dask":
+        for chunk in _chunks(jobs, cfg.commit_every):
+            results = [f.result() for f in transcribe_call.map(unmapped(opts), chunk)]
+            _store_transcripts(writer, chunk, results, opts.model)
+        return
     with Transcriber(opts, workers=min(cfg.workers(), 2 * len(jobs)), progress=progress) as transcriber:
         transcriber.start_progress(jobs)
         for chunk in _chunks(jobs, cfg.commit_every):
-            calls, utterances, failures = [], [], []
-            for result in transcribe_batch(transcriber, chunk):
-                job = by_id[result.call_id]
-                if result.error:
-                    failures.append(ingest.failure(job.source_path, "transcribe", result.error))
-                    continue
-                call, rows = transcript_rows(job, result, run.run_id, opts.model)
-                calls.append(call)
-                utterances += rows
-            stored = writer.calls(calls, utterances)
-            run.add_failures(failures)
-            run.counts["transcribed"] += len(stored)
+            _store_transcripts(writer, chunk, transcribe_batch(transcriber, chunk), opts.model)
+
+
+def _store_transcripts(writer: _Writer, jobs: list, results: list, model: str) -> None:
+    run, by_id = writer.run, {job.call_id: job for job in jobs}
+    calls, utterances, failures = [], [], []
+    for result in results:
+        job = by_id[result.call_id]
+        if result.error:
+            failures.append(ingest.failure(job.source_path, "transcribe", result.error))
+            continue
+        call, rows = transcript_rows(job, result, run.run_id, model)
+        calls.append(call)
+        utterances += rows
+    stored = writer.calls(calls, utterances)
+    run.add_failures(failures)
+    run.counts["transcribed"] += len(stored)
 
 
 def _close_interrupted(store: Store) -> None:
@@ -318,13 +355,33 @@ def store_summary(store: Store, run: Run) -> dict:
     return run.summary(database=str(store.db_path), out=str(store.out), summary_path=str(path))
 
 
+def task_runner(cfg: Config):
+    """Prefect's default runner locally; with `runner: {kind: dask}` a DaskTaskRunner on the given scheduler
+    (or, without an address, a local Dask cluster of one 1-thread worker per core)."""
+    if cfg.runner.kind != "dask":
+        return None
+    from prefect_dask import DaskTaskRunner
+
+    if cfg.runner.address:
+        return DaskTaskRunner(address=cfg.runner.address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": cfg.workers(), "threads_per_worker": 1})
+
+
+def run_nightly(config: str | None = None, **params) -> dict:
+    """The nightly flow once, on the task runner the configuration asks for."""
+    runner = task_runner(with_overrides(load_config(config), workers=params.get("workers")))
+    return (nightly.with_options(task_runner=runner) if runner else nightly)(config=config, **params)
+
+
 def deployment(cfg: Config, config_path: str | None):
     """The nightly deployment: the same flow on the configured cron, in the configured (or local) zone."""
     import tzlocal
 
     zone = cfg.schedule.timezone or tzlocal.get_localzone_name()
     params = {"config": str(Path(config_path).resolve())} if config_path else {}
-    return nightly.to_deployment(name="nightly", schedules=[Cron(cfg.schedule.cron, timezone=zone)],
+    runner = task_runner(cfg)
+    flow_ = nightly.with_options(task_runner=runner) if runner else nightly
+    return flow_.to_deployment(name="nightly", schedules=[Cron(cfg.schedule.cron, timezone=zone)],
                                  parameters=params, description="callintel nightly run")
 
 

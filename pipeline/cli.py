@@ -87,10 +87,10 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     import flows  # Prefect is slow to import; only commands that run flows pay for it
 
     try:
-        summary = flows.nightly(config=config_path, input=str(cfg.input), out=str(cfg.out),
-                                transcripts_dir=str(cfg.transcripts) if cfg.transcripts else None,
-                                signals=str(cfg.signals), since=since.date() if since else None,
-                                workers=cfg.workers(), progress=False if quiet else None, wait_s=wait_s)
+        summary = flows.run_nightly(config=config_path, input=str(cfg.input), out=str(cfg.out),
+                                    transcripts_dir=str(cfg.transcripts) if cfg.transcripts else None,
+                                    signals=str(cfg.signals), since=since.date() if since else None,
+                                    workers=cfg.workers(), progress=False if quiet else None, wait_s=wait_s)
     except StoreBusy as exc:
         raise UsageProblem(str(exc)) from None
     _print_summary(summary)

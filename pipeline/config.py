@@ -48,6 +48,9 @@ PII = Literal["card", "ssn", "phone", "email", "dob"]
 class RedactionConfig(_Strict):
     # Which kinds of personal data are taken out of every stored text; card numbers should never be dropped.
     entities: list[PII] = ["card", "ssn", "phone", "email", "dob"]
+    # Also write a copy of each recording with the redacted spans silenced (out/redacted_audio/); the
+    # HTML scorecards then play that copy instead of the original.
+    audio: bool = False
 
 
 class ChannelsConfig(_Strict):
@@ -90,7 +93,7 @@ class TopicsConfig(_Strict):
 class RunnerConfig(_Strict):
     kind: Literal["local", "dask"] = "local"
     workers: int | None = Field(None, ge=1, le=256)  # None: one per CPU core
-    address: str | None = None
+    address: str | None = Field(None, pattern=r"^(tcp|tls|ucx|inproc)://\S+$")  # an existing Dask scheduler
 
 
 class Config(_Strict):

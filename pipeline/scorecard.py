@@ -41,10 +41,11 @@ def bundles(tables: dict[str, pa.Table]) -> Iterator[dict]:
 
 
 def audio_href(call: dict, input_dir: Path, page: Path) -> str | None:
-    """The recording, relative to the page so the scorecards folder can be moved with the recordings."""
+    """The recording (its redacted copy when there is one), relative to the page so folders can move together."""
     if call.get("asr_model") == "transcript" or not call.get("source_path"):
         return None
-    recording = Path(input_dir) / call["source_path"]
+    redacted = page.parents[2] / "redacted_audio" / page.parent.name / f"{call['call_id']}.flac"
+    recording = redacted if redacted.exists() else Path(input_dir) / call["source_path"]
     if not recording.exists():
         return None
     return urllib.parse.quote(Path(os.path.relpath(recording, page.parent)).as_posix())

@@ -254,10 +254,10 @@ class Store(DatabaseMixin):
         self.commit(run_id, 1, {**keep, "deletions": [{**record, "rows": removed}]}, remove,
                     meta={"forgotten": forgotten, "topic_model": None})
         self._drop_stale_models()
-        pages = self.out / "scorecards"
-        for page in (pages.glob("*/*.html") if pages.exists() else []):
-            if page.stem in call_ids:
-                page.unlink()
+        for folder, pattern in (("scorecards", "*/*.html"), ("redacted_audio", "*/*.flac")):
+            for path in (self.out / folder).glob(pattern) if (self.out / folder).exists() else []:
+                if path.stem in call_ids:
+                    path.unlink()
         return removed
 
     def read_calls(self, tables: tuple[str, ...], call_ids: set[str]) -> dict[str, pa.Table]:
@@ -275,6 +275,20 @@ class Store(DatabaseMixin):
         path = self.page_path(call)
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_atomic(path, html.encode("utf-8"))
+        return path
+
+    def audio_path(self, call: dict) -> Path:
+        """The redacted copy of a call's recording."""
+        return self.out / "redacted_audio" / call["call_date"].isoformat() / f"{call['call_id']}.flac"
+
+    def write_audio(self, call: dict, write: Callable[[Path], object]) -> Path:
+        """Write the redacted copy atomically (before the call is committed, so a kill leaves no call without it)."""
+        self._require_lock()
+        path = self.audio_path(call)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        write(tmp)
+        os.replace(tmp, path)
         return path
 
     def calls_without_page(self) -> set[str]:
