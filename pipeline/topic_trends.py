@@ -13,9 +13,10 @@ Definitions (one row per topic per calendar day that has any call in the input):
   z = (p - p0) / sqrt(P (1 - P) (1/n + 1/n0)), P = (x + x0) / (n + n0). Unlike a one-sample
   test against p0 it stays defined for a topic the baseline never saw (p0 = 0). Null without
   baseline calls; 0 when P is 0 or 1 (no variation to test).
-- emerging: calls >= `min_calls` on the day and either *rising* (z >= `z_threshold`) or *new*:
-  first_seen at most `new_days - 1` days before the day, after the first day of the input (on the
-  first day every topic is "new"). The outlier topic (-1) has rows but is never emerging.
+- emerging: *rising* (calls >= `min_calls` and z >= `z_threshold`) or *new*: first_seen at most
+  `new_days - 1` days before the day, after the first day of the input (on the first day every topic
+  is "new"), with at least `new_min_mentions` turns that day (a new topic needs no second call: it
+  exists only because several turns clustered). The outlier topic (-1) has rows but is never emerging.
 
 Vectorised: counts are pivoted to a topics x days matrix and windows are differences of
 cumulative sums; no Python loop over rows.
@@ -41,6 +42,7 @@ class TrendOptions:
     baseline_days: int = 7
     z_threshold: float = 3.0
     min_calls: int = 2
+    new_min_mentions: int = 2
     new_days: int = 3
 
 
@@ -71,7 +73,9 @@ def topic_trends(rows, first_seen: Mapping[int, date] | None = None,
     age = np.arange(len(days))[None, :] - seen[:, None]
     new = (seen[:, None] > 0) & (age >= 0) & (age < options.new_days)
     rising = z >= options.z_threshold
-    emerging = (new | rising) & (calls >= options.min_calls) & (topics[:, None] != -1)
+    mentions = per["utterances"].to_numpy().reshape(len(topics), len(days))
+    emerging = (((calls >= options.min_calls) & rising) | (new & (mentions >= options.new_min_mentions))) \
+        & (topics[:, None] != -1)
 
     out = per.reset_index().assign(share=share.ravel(), baseline_share=baseline.ravel(), z=z.ravel(),
                                    emerging=emerging.ravel())

@@ -6,9 +6,11 @@
 #   calendar days before (the day excluded), null without calls then;
 # - z: pooled two-proportion z-test of the day against the baseline (defined even when the baseline
 #   never saw the key); null without a baseline, 0 without variation;
-# - emerging: at least MIN_CALLS calls that day, and rising (z >= Z_THRESHOLD) or new (first seen in
-#   the last NEW_DAYS days, after the first day of data). The outlier topic (-1) is never emerging.
-BASELINE_DAYS, Z_THRESHOLD, MIN_CALLS, NEW_DAYS = 7, 3.0, 2, 3
+# - emerging: rising (at least MIN_CALLS calls that day and z >= Z_THRESHOLD) or new (first seen in
+#   the last NEW_DAYS days, after the first day of data, and mentioned at least NEW_MIN_MENTIONS times
+#   that day). A new topic needs no second call: it exists only because several turns clustered, and
+#   a centre wants to hear about it the day it appears. The outlier topic (-1) is never emerging.
+BASELINE_DAYS, Z_THRESHOLD, MIN_CALLS, NEW_DAYS, NEW_MIN_MENTIONS = 7, 3.0, 2, 3, 2
 
 
 def trend_sql(key: str, count: str, events: str, universe: str, first_seen: str) -> str:
@@ -38,9 +40,10 @@ z AS (SELECT *, CASE WHEN total0 = 0 THEN NULL WHEN pooled * (1 - pooled) <= 0 T
                 END AS z
       FROM stats)
 SELECT k AS {key}, day, n AS {count}, calls, total_calls, share, baseline_share, z,
-       coalesce(calls >= {MIN_CALLS} AND k::VARCHAR != '-1' AND (
-           z >= {Z_THRESHOLD} OR (first_seen > (SELECT min(day) FROM days)
-                                  AND day - first_seen BETWEEN 0 AND {NEW_DAYS - 1})), false) AS emerging
+       coalesce(k::VARCHAR != '-1' AND (
+           (calls >= {MIN_CALLS} AND z >= {Z_THRESHOLD})
+           OR (n >= {NEW_MIN_MENTIONS} AND first_seen > (SELECT min(day) FROM days)
+               AND day - first_seen BETWEEN 0 AND {NEW_DAYS - 1})), false) AS emerging
 FROM z
 """
 

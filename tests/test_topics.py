@@ -243,6 +243,6 @@ def test_emerging_needs_a_new_topic_or_a_high_z():
     rising = dataclasses.replace(strict, z_threshold=2.0)
     got = topic_trends(rows, old, rising)
     assert got.loc[got["emerging"], ["topic_id", "day"]].values.tolist() == [[5, date(2026, 5, 3)]]
-    few = dataclasses.replace(strict, min_calls=4)                           # new, but only 3 calls
+    few = dataclasses.replace(strict, new_min_mentions=5)                    # new, but said only 4 times
     assert not topic_trends(rows, options=few)["emerging"].any()
     assert topic_trends(rows, options=strict)["emerging"].sum() == 1         # new on its first day
