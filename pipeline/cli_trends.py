@@ -84,7 +84,8 @@ def trends(days, what, plot, config_path, out) -> None:
     for row in hot.itertuples():
         base = "new" if pd.isna(row.baseline_share) or row.baseline_share == 0 else f"baseline {row.baseline_share:.0%}"
         z = "" if pd.isna(row.z) else f", z {row.z:.1f}"
-        click.echo(f"  {row.day}  {row.label}: {row.calls} calls, {row.share:.0%} of the day's calls ({base}{z})")
+        calls = f"{row.calls} call{'' if row.calls == 1 else 's'}"
+        click.echo(f"  {row.day}  {row.label}: {calls}, {row.share:.0%} of the day's calls ({base}{z})")
     keys = _top_keys(frame)
     table = frame[frame["key"].isin(keys)].pivot_table(index="label", columns="day", values="calls", fill_value=0,
                                                        aggfunc="sum").astype(int)

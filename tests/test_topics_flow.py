@@ -133,3 +133,22 @@ def test_topic_ids_hold_across_nights_and_refits(tmp_path, prefect_harness):
     parts = Store(out).manifest()["utterance_topics"]
     fourth = night(tmp_path, [], out, refit_days=1)               # nothing new: nothing refit or rewritten
     assert not any("refit" in n for n in fourth["notes"]) and Store(out).manifest()["utterance_topics"] == parts
+
+
+def test_from_the_demo_audio_the_new_problem_emerges_and_verdicts_hold(tmp_path, prefect_harness):
+    """`make demo` as shipped: Whisper tiny.en on the 10 recordings (it hears "app" as "map" at times)."""
+    import flows
+
+    sys.path.insert(0, str(ROOT / "data"))
+    import demo_truth
+
+    out = tmp_path / "out"
+    summary = flows.nightly(input=str(ROOT / "data/demo"), out=str(out), signals=str(ROOT / "signals"),
+                            workers=2, progress=False)
+    assert summary["failures"] == [] and summary["counts"]["transcribed"] == 10
+    with Store(out).connect_read_only() as con:
+        emerging = con.execute("SELECT t.day, l.label FROM topic_trends t JOIN topics l USING (topic_id) "
+                               "WHERE t.emerging").fetchall()
+        verdicts = dict(con.execute("SELECT call_id, passed FROM current_scorecards").fetchall())
+    assert len(emerging) == 1 and emerging[0][0] == START and "crash" in emerging[0][1]
+    assert verdicts == {c: demo_truth.scorecard(c)["passed"] for c in demo_truth.call_ids()}
