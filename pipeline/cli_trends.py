@@ -68,7 +68,8 @@ def trends(days, what, plot, config_path, out) -> None:
     """What is rising: emerging signals or topics, and calls per day for the busiest ones.
 
     A key is emerging on a day when at least 2 calls have it and its share of the day's calls is far
-    above its share over the 7 days before (z >= 3), or it is new in the last 3 days.
+    above its share over the 7 days before (z >= 3), or it is new in the last 3 days and mentioned
+    at least twice that day.
 
     \b
     Example:
