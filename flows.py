@@ -100,9 +100,11 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         run.add_failures(plan.failures)
         _transcribe(cfg, writer, plan.jobs, progress)
         _discover_topics(cfg, writer)
-        _write_pages(cfg, writer)
+        pages_pending = not _write_pages(cfg, writer)
+        store.compact(run.run_id)
         run.finish()
-        store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures})
+        store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures},
+                     meta={"pages_pending": pages_pending})
         store.publish(VIEWS)
         return store_summary(store, run)
 
@@ -115,7 +117,9 @@ class _Writer:
         self.entities, self.topic_options = cfg.redaction.entities, cfg.topics
         self.audio_from = cfg.input if cfg.redaction.audio else None  # recordings folder, when copies are wanted
         self.topic_model = None  # the current topic model: new calls' turns are assigned to it as they are stored
-        self.pages: set[str] = set()  # calls whose HTML scorecard must be (re)written
+        self.pages: dict[str, date] = {}  # calls (and their days) whose HTML scorecard must be (re)written
+        # an earlier run stored scorecards and may not have written their pages (killed, or a page failed)
+        self.pages_left = store.meta().get("pages_pending", True)
 
     def calls(self, calls: list[dict], utterances: list[dict]) -> list[dict]:
         """Redact, tag and commit whole calls; returns the calls stored."""
@@ -141,16 +145,19 @@ class _Writer:
         return calls
 
     def _count_scored(self, key: str, scored: dict) -> None:
-        cards = {c["call_id"] for c in scored["scorecards"]}
+        cards = {c["call_id"]: c["call_date"] for c in scored["scorecards"]}
         self.run.counts[key] += len(cards)
         self.run.counts["flagged"] += len({f["call_id"] for f in scored["flags"]})
         self.pages |= cards
 
     def commit(self, tables: dict, remove: dict | None = None, meta: dict | None = None) -> None:
         # Every commit of this release stores metrics with its calls; older stores were backfilled at the start.
+        # pages_pending: scorecards committed whose pages may not be written yet (cleared when they are),
+        # so a usual night need not look for every stored call's page to know none is missing.
+        pending = {"pages_pending": True} if len(tables.get("scorecards", [])) else {}
         self.store.commit(self.run.run_id, self.seq, tables, remove,
                           meta={"signals_hash": self.tagger.library.hash, "qa_hash": self.rules.hash,
-                                "metrics_complete": True, **(meta or {})})
+                                "metrics_complete": True, **pending, **(meta or {})})
         self.seq += 1
 
 
@@ -270,15 +277,18 @@ def _arrow(frame: pd.DataFrame):
 
 
 @task(name="scorecard-pages", cache_policy=NO_CACHE)
-def _write_pages(cfg: Config, writer: _Writer) -> None:
+def _write_pages(cfg: Config, writer: _Writer) -> bool:
     """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write.
 
     A page that cannot be rendered is a failure of that call's page only; its data is already stored.
+    Returns whether every page is written.
     """
     store = writer.store
-    call_ids = writer.pages | store.calls_without_page()
+    calls = writer.pages | (store.calls_without_page() if writer.pages_left else {})
+    if not calls:
+        return True
     failures = []
-    for bundle in scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, call_ids)):
+    for bundle in scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls)):
         call = bundle["call"]
         try:
             store.write_page(call, scorecard.render(bundle, cfg.input, store.page_path(call)))
@@ -286,6 +296,7 @@ def _write_pages(cfg: Config, writer: _Writer) -> None:
             failures.append(ingest.failure(call["source_path"], "scorecard-page",
                                            f"HTML scorecard not written ({type(exc).__name__}: {exc})"))
     writer.run.add_failures(failures)
+    return not failures
 
 
 def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since) -> None:

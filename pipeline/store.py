@@ -42,6 +42,10 @@ from pipeline.store_db import DB_NAME, DatabaseMixin, StoreError
 MANIFEST_VERSION = 1
 
 
+def _part_day(part: str) -> date:
+    return date.fromisoformat(part.split("/")[0].split("=")[1])
+
+
 class StoreBusy(StoreError):
     pass
 
@@ -84,22 +88,33 @@ class Store(DatabaseMixin):
 
     def parts_since(self, table: str, since: date) -> list[str]:
         """Committed parts of a partitioned table holding calls of `since` or later (one day per part)."""
-        return [p for p in self.manifest()[table] if date.fromisoformat(p.split("/")[0].split("=")[1]) >= since]
+        return [p for p in self.manifest()[table] if _part_day(p) >= since]
 
-    def read(self, table: str, columns: list[str] | None = None, since: date | None = None) -> pa.Table:
+    def read(self, table: str, columns: list[str] | None = None, since: date | None = None,
+             days: set[date] | None = None) -> pa.Table:
         """Committed rows of a table, with exactly its declared schema (or the given columns).
 
-        since: only calls of that day or later, reading only their partitions.
+        since: only calls of that day or later; days: only calls of those days. Either reads only
+        their partitions, and only the given columns are read from disk.
         """
         parts = self.manifest()[table] if since is None else self.parts_since(table, since)
+        if days is not None:
+            parts = [p for p in parts if _part_day(p) in days]
+        return self._read_parts(table, parts, columns)
+
+    def _read_parts(self, table: str, parts: list[str], columns: list[str] | None = None) -> pa.Table:
         files = [str(self.parquet / table / p) for p in parts]
         if not files:
             full = TABLES[table].schema.empty_table()
         else:
+            # A column an older release did not write is absent from every file: COLUMNS() skips it
+            # and conform() fills it with nulls, where naming it would be an error.
+            wanted = ", ".join(f"'{c}'" for c in columns or [])
+            select = f"COLUMNS(lambda c: c IN ({wanted}))" if columns else "*"
             query = (
-                "SELECT * FROM read_parquet($files, hive_partitioning=true, union_by_name=true, "
+                f"SELECT {select} FROM read_parquet($files, hive_partitioning=true, union_by_name=true, "
                 "hive_types={'call_date': DATE})" if TABLES[table].partitioned else
-                "SELECT * FROM read_parquet($files, union_by_name=true)"
+                f"SELECT {select} FROM read_parquet($files, union_by_name=true)"
             )
             with duckdb.connect() as con:
                 full = conform(table, con.sql(query, params={"files": files}).to_arrow_table())
@@ -187,7 +202,7 @@ class Store(DatabaseMixin):
 
     # ---------- writing ----------
 
-    def commit(self, run_id: str, seq: int, tables: dict[str, pa.Table],
+    def commit(self, run_id: str, seq: int | str, tables: dict[str, pa.Table],
                remove: dict[str, list[str]] | None = None, meta: dict | None = None) -> None:
         """Append rows, drop whole part files and update meta, as one atomic step."""
         self._require_lock()
@@ -196,7 +211,7 @@ class Store(DatabaseMixin):
         for name, rows in tables.items():
             rows = conform(name, rows)
             if len(rows):
-                manifest[name] += self._write_parts(name, rows, f"part-{run_id}-{seq:05d}.parquet")
+                manifest[name] += self._write_parts(name, rows, f"part-{run_id}-{seq if isinstance(seq, str) else f'{seq:05d}'}.parquet")
         for name, parts in (remove or {}).items():
             drop = set(parts)
             manifest[name] = [p for p in manifest[name] if p not in drop]
@@ -206,6 +221,27 @@ class Store(DatabaseMixin):
         for name, parts in (remove or {}).items():
             for part in parts:
                 (self.parquet / name / part).unlink(missing_ok=True)
+
+    def compact(self, run_id: str) -> int:
+        """Merge this run's part files into one per table and day, atomically; returns the parts merged.
+
+        A night commits every few calls (so a kill loses little), which leaves hundreds of small files
+        per table and day: every reader pays per file, and the manifest rewritten at each commit would
+        grow with every night. Earlier runs' parts are left alone, so this costs O(this run's rows).
+        """
+        self._require_lock()
+        manifest, tables, remove = self.manifest(), {}, {}
+        for name in TABLES:
+            days: dict[str, list[str]] = {}
+            for part in manifest[name]:
+                if Path(part).name.startswith(f"part-{run_id}-"):
+                    days.setdefault(str(Path(part).parent), []).append(part)
+            merge = [p for parts in days.values() if len(parts) > 1 for p in parts]
+            if merge:
+                tables[name], remove[name] = self._read_parts(name, merge), merge
+        if tables:
+            self.commit(run_id, "compact", tables, remove)
+        return sum(map(len, remove.values()))
 
     def _write_parts(self, name: str, rows: pa.Table, filename: str) -> list[str]:
         groups = [(None, rows)]
@@ -260,10 +296,11 @@ class Store(DatabaseMixin):
                     path.unlink()
         return removed
 
-    def read_calls(self, tables: tuple[str, ...], call_ids: set[str]) -> dict[str, pa.Table]:
-        """Committed rows of these calls in each table."""
-        ids = pa.array(sorted(call_ids), pa.string())
-        return {name: (t := self.read(name)).filter(pc.is_in(t.column("call_id"), ids)) for name in tables}
+    def read_calls(self, tables: tuple[str, ...], calls: dict[str, date]) -> dict[str, pa.Table]:
+        """Committed rows of these calls (call_id -> call_date) in each table, reading only their days."""
+        ids, days = pa.array(sorted(calls), pa.string()), set(calls.values())
+        return {name: (t := self.read(name, days=days)).filter(pc.is_in(t.column("call_id"), ids))
+                for name in tables}
 
     # ---------- HTML scorecards ----------
 
@@ -291,12 +328,12 @@ class Store(DatabaseMixin):
         os.replace(tmp, path)
         return path
 
-    def calls_without_page(self) -> set[str]:
+    def calls_without_page(self) -> dict[str, date]:
         """Scored calls whose HTML scorecard is missing (a run killed after its commit, or a deleted file)."""
         if not self.manifest()["scorecards"]:
-            return set()
+            return {}
         cards = self.read("scorecards", ["call_id", "call_date"]).to_pylist()
-        return {c["call_id"] for c in cards if not self.page_path(c).exists()}
+        return {c["call_id"]: c["call_date"] for c in cards if not self.page_path(c).exists()}
 
     def _scrub_examples(self, said: set[str]) -> pa.Table:
         """`topics` without the forgotten calls' turns among their representative examples."""

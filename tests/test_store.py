@@ -158,3 +158,37 @@ def test_analyst_connection_is_read_only(tmp_path):
         store.publish()
     with store.connect_read_only() as con, pytest.raises(duckdb.Error, match="read-only"):
         con.execute("DELETE FROM calls")
+
+
+def test_compact_merges_one_runs_parts_into_one_per_day_and_keeps_every_row(tmp_path):
+    store = Store(tmp_path)
+    batches = [rows("utterances", 4) for _ in range(3)]
+    with store.lock():
+        store.commit("r0", 1, {"utterances": rows("utterances", 2)})  # an earlier night: left alone
+        for seq, batch in enumerate(batches, 1):
+            store.commit("r1", seq, {"utterances": batch, "runs": rows("runs", 1)})
+        before = store.read("utterances")
+        merged = store.compact("r1")
+        store.publish()
+    parts = store.manifest()["utterances"]
+    # 3 commits x 2 days of r1 became one part per day; r0's two parts are untouched
+    assert merged == 6 + 3
+    assert sorted(p for p in parts if "-r1-" in p) == [
+        "call_date=2026-11-09/part-r1-compact.parquet", "call_date=2026-11-10/part-r1-compact.parquet"]
+    assert len([p for p in parts if "-r0-" in p]) == 2
+    assert store.manifest()["runs"] == ["part-r1-compact.parquet"]
+    assert sort(store.read("utterances")).equals(sort(before))
+    assert len(list((tmp_path / "parquet" / "utterances").rglob("*.parquet"))) == 4
+    with store.connect_read_only() as con:
+        assert con.execute("SELECT count(*) FROM utterances").fetchall()[0][0] == 2 + 3 * 4
+
+
+def test_read_only_the_given_days_and_columns(tmp_path):
+    store = Store(tmp_path)
+    with store.lock():
+        store.commit("r1", 1, {"utterances": rows("utterances", 5)})
+    day = store.read("utterances", ["call_id", "call_date"], days={date(2026, 11, 10)})
+    assert day.column_names == ["call_id", "call_date"]
+    assert set(day.column("call_date").to_pylist()) == {date(2026, 11, 10)}
+    assert sorted(day.column("call_id").to_pylist()) == ["call_id-1", "call_id-3"]
+    assert store.read("utterances", days=set()).num_rows == 0

@@ -1,0 +1,88 @@
+"""A night costs O(its own calls): a no-op night reads no archive table but the calls list, a night with
+one new call reads only that call's day, and each night's many small commits end as one file per day."""
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from pipeline.schemas import TABLES
+from pipeline.store import Store
+
+CALLS = sorted(p.stem for p in (ROOT / "data/demo_transcripts").glob("c-*.json"))
+
+
+def night(tmp_path: Path, prefect_harness):
+    import flows
+
+    return flows.nightly(config=str(tmp_path / "callintel.yaml"))
+
+
+@pytest.fixture
+def folder(tmp_path):
+    tx = tmp_path / "tx"
+    tx.mkdir()
+    for call_id in CALLS[:-1]:
+        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
+    (tmp_path / "callintel.yaml").write_text(
+        f"input: {tmp_path / 'none'}\ntranscripts: {tx}\nout: {tmp_path / 'out'}\nsignals: {ROOT / 'signals'}\n"
+        "commit_every: 1\n")
+    return tmp_path
+
+
+def started_day(call_id: str) -> str:
+    return json.loads((ROOT / f"data/demo_transcripts/{call_id}.json").read_text())["started_at"][:10]
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """(table, days) of every Store.read, days None when the read was not limited to some days."""
+    seen, read = [], Store.read
+
+    def recorded(self, table, columns=None, since=None, days=None):
+        seen.append((table, None if days is None else sorted(d.isoformat() for d in days)))
+        return read(self, table, columns, since, days)
+
+    monkeypatch.setattr(Store, "read", recorded)
+    return seen
+
+
+def test_each_night_leaves_one_part_per_table_and_day(folder, prefect_harness):
+    first = night(folder, prefect_harness)
+    assert first["counts"]["imported"] == len(CALLS) - 1
+    store = Store(folder / "out")
+    days = {started_day(c) for c in CALLS[:-1]}
+    for name, parts in store.manifest().items():
+        if TABLES[name].partitioned and parts:
+            per_day = Counter(p.split("/")[0] for p in parts)
+            assert max(per_day.values()) == 1, (name, per_day)
+            assert set(per_day) <= {f"call_date={d}" for d in days}
+    assert len(store.read("calls")) == len(CALLS) - 1
+    assert sorted(store.read("scorecards").column("call_id").to_pylist()) == CALLS[:-1]
+    on_disk = {str(p.relative_to(store.parquet / "utterances")) for p in (store.parquet / "utterances").rglob("*.parquet")}
+    assert on_disk == set(store.manifest()["utterances"])
+
+
+def test_a_night_reads_only_what_its_new_calls_need(folder, prefect_harness, reads):
+    night(folder, prefect_harness)
+    pages = sorted((folder / "out/scorecards").rglob("*.html"))
+    written = {p: p.stat().st_mtime_ns for p in pages}
+    reads.clear()
+    noop = night(folder, prefect_harness)
+    assert (noop["counts"]["imported"], noop["counts"]["skipped"]) == (0, len(CALLS) - 1)
+    # the calls list (which files are stored already) is all a night with nothing new reads
+    assert {table for table, _ in reads} == {"calls"}
+    assert {p: p.stat().st_mtime_ns for p in pages} == written
+
+    new = CALLS[-1]
+    shutil.copy(ROOT / f"data/demo_transcripts/{new}.json", folder / "tx")
+    reads.clear()
+    one = night(folder, prefect_harness)
+    assert one["counts"]["imported"] == 1
+    assert (folder / f"out/scorecards/{started_day(new)}/{new}.html").exists()
+    # its page reads the new call's day only; nothing reads a whole archive table except the calls list
+    assert ("utterances", [started_day(new)]) in reads
+    assert {table for table, days in reads if days is None} <= {"calls"}
+    assert {p: p.stat().st_mtime_ns for p in pages} == written
