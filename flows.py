@@ -5,6 +5,7 @@ the Store does all file I/O; this module only wires them and schedules the run.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 
@@ -15,11 +16,12 @@ from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 from prefect import flow, serve, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 
-from pipeline import discover, ingest, qa, redact, scorecard, tag, transcribe, transcripts  # noqa: E402
+from pipeline import batch, discover, ingest, qa, scorecard, tag, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, transcript_rows  # noqa: E402
@@ -38,23 +40,7 @@ fit_topics = task(discover.fit, name="discover-refit", cache_policy=NO_CACHE)
 score_calls = task(qa.assess, name="score", cache_policy=NO_CACHE)
 
 
-@task(name="redact", cache_policy=NO_CACHE)
-def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict], int, dict[str, str]]:
-    """PII out of every utterance (and its words), call by call, before anything is written.
-
-    Returns the clean utterances, how many spans were redacted, and the calls that could not be redacted
-    (call_id -> reason): those are not stored at all, rather than stored with their PII.
-    """
-    out, found, failed = [], 0, {}
-    for call_id, turns in itertools.groupby(utterances, key=lambda u: u["call_id"]):
-        try:
-            clean, counts = redact.redact_utterances(list(turns), entities)
-        except ValueError as exc:
-            failed[call_id] = f"redaction failed, call not stored: {exc}"
-            continue
-        out += clean
-        found += sum(counts.values())
-    return out, found, failed
+redact_calls = task(batch.redact_calls, name="redact", cache_policy=NO_CACHE)
 
 
 UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
@@ -91,7 +77,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         writer.topic_model = _load_topic_model(store, run)
         _rescore_archive(writer, retagged=_retag_archive(writer))
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
-        _import_transcripts(cfg, writer, known, since)
+        _import_transcripts(cfg, writer, known, since, progress)
         plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store),
                                forgotten=store.forgotten())
         run.counts["found"] += plan.found
@@ -122,26 +108,26 @@ class _Writer:
         self.pages_left = store.meta().get("pages_pending", True)
 
     def calls(self, calls: list[dict], utterances: list[dict]) -> list[dict]:
-        """Redact, tag and commit whole calls; returns the calls stored."""
-        utterances, found, failed = redact_calls(utterances, self.entities)
-        self.run.counts["redacted"] += found
-        if failed:
-            self.run.add_failures([ingest.failure(c["source_path"], "redact", failed[c["call_id"]])
-                                   for c in calls if c["call_id"] in failed])
-            calls = [c for c in calls if c["call_id"] not in failed]
+        """Redact, tag, score and commit whole calls in this process; returns the calls stored."""
+        stages = batch.Stages(redact_calls, enrich, tag_calls, score_calls, assign_topics)
+        context = batch.Context(self.tagger, self.rules, self.entities, self.topic_model, self.topic_options,
+                                self.run.run_id)
+        return self.store_batch(batch.prepare(stages, context, calls, utterances))
+
+    def store_batch(self, prepared: batch.Batch) -> list[dict]:
+        """Commit a prepared batch (its calls, their rows in every table, together); returns the calls stored."""
+        if prepared.signals_hash != self.tagger.library.hash:
+            raise RuntimeError("signals/ changed during the run; run again to re-tag with the new library")
+        self.run.counts["redacted"] += prepared.redacted
+        self.run.add_failures([ingest.failure(path, "redact", why) for path, why in prepared.failed.items()])
+        calls, tables = prepared.calls, prepared.tables
         if self.audio_from is not None:
-            self.run.add_failures(redact_recordings(self.store, self.audio_from, calls, utterances))
-        utterances = enrich(utterances)
-        durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
-        hits, categories = tag_calls(self.tagger, utterances, durations)
-        scored = score_calls(self.rules, self.tagger.library, calls, utterances, hits, categories, self.run.run_id)
-        topics = assign_topics(self.topic_model, utterances, hits, self.topic_options)
+            self.run.add_failures(redact_recordings(self.store, self.audio_from, calls, tables["utterances"]))
         days = [c["call_date"].isoformat() for c in calls] + [self.store.meta().get("newest_day", "")]
-        self.commit({"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
-                     "utterance_topics": _arrow(topics), **scored}, meta={"newest_day": max(days)})
-        self.run.counts["utterances"] += len(utterances)
+        self.commit(tables, meta={"newest_day": max(days)})
+        self.run.counts["utterances"] += len(tables["utterances"])
         self.run.counts["tagged"] += len(calls)
-        self._count_scored("scored", scored)
+        self._count_scored("scored", tables)
         return calls
 
     def _count_scored(self, key: str, scored: dict) -> None:
@@ -299,7 +285,8 @@ def _write_pages(cfg: Config, writer: _Writer) -> bool:
     return not failures
 
 
-def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since) -> None:
+def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since, progress: bool | None) -> None:
+    """Store the night's new transcripts, import_commit_every calls per commit, prepared on every core."""
     if not cfg.transcripts:
         return
     run, store = writer.run, writer.store
@@ -308,9 +295,23 @@ def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since
     run.counts["found"] += found
     run.counts["skipped"] += skipped
     run.add_failures(failures)
-    for chunk in _chunks(calls, cfg.commit_every):
-        stored = writer.calls([{**c.call, "run_id": run.run_id} for c in chunk], [u for c in chunk for u in c.utterances])
-        run.counts["imported"] += len(stored)
+    chunks = list(_chunks(calls, cfg.import_commit_every))
+    batches = (([{**c.call, "run_id": run.run_id} for c in chunk], [u for c in chunk for u in c.utterances])
+               for chunk in chunks)
+    # One batch is not worth starting processes for; on Dask the cluster, not this machine, has the cores.
+    workers = 1 if cfg.runner.kind == "dask" else min(cfg.workers(), len(chunks))
+    model_path = store.model_path() if writer.topic_model is not None else None  # the file the writer loaded
+    with tqdm(total=len(calls), unit="call", desc="importing transcripts",
+              disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(batch.Pool(workers, cfg.signals, cfg.redaction.entities, model_path,
+                                                  cfg.topics, run.run_id))
+            stored = map(writer.store_batch, pool.map(batches))
+        else:
+            stored = itertools.starmap(writer.calls, batches)
+        for chunk, calls_stored in zip(chunks, stored):
+            run.counts["imported"] += len(calls_stored)
+            bar.update(len(chunk))
 
 
 def _transcript_ids(store: Store) -> set[str]:

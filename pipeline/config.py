@@ -103,6 +103,9 @@ class Config(_Strict):
     signals: Path = Path("signals")
     # A commit is the unit a killed run can lose; small enough to lose little, big enough for few files.
     commit_every: int = Field(25, ge=1, le=10_000)
+    # Imported transcripts cost ~1/1000 of transcribing per call: losing 500 to a kill costs a second,
+    # while committing 25 at a time made commits the slowest text stage.
+    import_commit_every: int = Field(500, ge=1, le=100_000)
     asr: AsrConfig = AsrConfig()
     channels: ChannelsConfig = ChannelsConfig()
     redaction: RedactionConfig = RedactionConfig()
@@ -116,7 +119,7 @@ class Config(_Strict):
 
     def hash(self) -> str:
         """Stable hash of what affects outputs, recorded on every run."""
-        payload = self.model_dump(mode="json", exclude={"runner", "schedule", "commit_every"})
+        payload = self.model_dump(mode="json", exclude={"runner", "schedule", "commit_every", "import_commit_every"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

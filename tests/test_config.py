@@ -60,7 +60,7 @@ def test_hash_changes_with_what_affects_output_only():
     assert base.hash() == with_overrides(base, workers=7).hash()
 
 
-KEYS = ["input", "out", "signals", "transcripts", "commit_every", "asr", "beam_size", "pause_s", "cron", "schedule",
+KEYS = ["input", "out", "signals", "transcripts", "commit_every", "import_commit_every", "asr", "beam_size", "pause_s", "cron", "schedule",
         "channels", "agent", "redaction", "entities", "runner", "workers", "bogus"]
 VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 50) | st.floats(allow_nan=True) | st.text(max_size=12),

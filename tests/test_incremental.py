@@ -28,7 +28,7 @@ def folder(tmp_path):
         shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
     (tmp_path / "callintel.yaml").write_text(
         f"input: {tmp_path / 'none'}\ntranscripts: {tx}\nout: {tmp_path / 'out'}\nsignals: {ROOT / 'signals'}\n"
-        "commit_every: 1\n")
+        "commit_every: 1\nimport_commit_every: 1\n")
     return tmp_path
 
 

@@ -1,0 +1,139 @@
+"""The text stages of one batch of calls, and a process pool that runs batches on every core.
+
+redact -> sentiment -> tag -> score + flag -> topic assignment, for whole calls: everything a commit
+stores except the calls' audio. `prepare` takes the stage functions as arguments so the flow can pass
+its Prefect tasks (one task run per stage and batch) and a pool worker the plain functions; both run
+the same code. Stages are deterministic, so a batch prepared in a worker equals one prepared in-process.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline import discover, qa, redact, tag
+from pipeline.config import TopicsConfig
+from pipeline.rubric import QaConfig, load_qa
+from pipeline.signals import load_signals
+
+
+def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict], int, dict[str, str]]:
+    """PII out of every utterance (and its words), call by call, before anything is written.
+
+    Returns the clean utterances, how many spans were redacted, and the calls that could not be redacted
+    (call_id -> reason): those are not stored at all, rather than stored with their PII.
+    """
+    out, found, failed = [], 0, {}
+    for call_id, turns in itertools.groupby(utterances, key=lambda u: u["call_id"]):
+        try:
+            clean, counts = redact.redact_utterances(list(turns), entities)
+        except ValueError as exc:
+            failed[call_id] = f"redaction failed, call not stored: {exc}"
+            continue
+        out += clean
+        found += sum(counts.values())
+    return out, found, failed
+
+
+@dataclass
+class Stages:
+    redact: Callable
+    enrich: Callable
+    tag: Callable
+    score: Callable
+    assign: Callable
+
+
+PLAIN = Stages(redact_calls, qa.add_sentiment, tag.tag_calls, qa.assess, discover.assign)
+
+
+@dataclass
+class Context:
+    """What every batch of a run is prepared with."""
+    tagger: tag.Tagger
+    rules: QaConfig
+    entities: list[str]
+    topic_model: object | None
+    topic_options: TopicsConfig
+    run_id: str
+
+
+@dataclass
+class Batch:
+    """A prepared batch: the calls to store (those that could be redacted) and their rows per table."""
+    calls: list[dict]
+    tables: dict[str, object]
+    redacted: int
+    failed: dict[str, str] = field(default_factory=dict)  # source_path -> why the call is not stored
+    signals_hash: str = ""
+
+
+def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[dict]) -> Batch:
+    utterances, found, failed = stages.redact(utterances, ctx.entities)
+    unstored = {c["source_path"]: failed[c["call_id"]] for c in calls if c["call_id"] in failed}
+    calls = [c for c in calls if c["call_id"] not in failed]
+    utterances = stages.enrich(utterances)
+    durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
+    hits, categories = stages.tag(ctx.tagger, utterances, durations)
+    scored = stages.score(ctx.rules, ctx.tagger.library, calls, utterances, hits, categories, ctx.run_id)
+    topics = stages.assign(ctx.topic_model, utterances, hits, ctx.topic_options)
+    topics = pa.Table.from_pandas(topics, preserve_index=False) if len(topics) else []
+    tables = {"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
+              "utterance_topics": topics, **scored}
+    return Batch(calls, tables, found, unstored, ctx.tagger.library.hash)
+
+
+# ---- worker side: the run's context, built once per process ----
+_CONTEXT: Context | None = None
+
+
+def _init_worker(signals: Path, entities: list[str], model_path: Path | None, options: TopicsConfig,
+                 run_id: str) -> None:
+    global _CONTEXT
+    from models.topics import TopicModel
+
+    library = load_signals(signals)
+    model = TopicModel.load(model_path) if model_path else None
+    _CONTEXT = Context(tag.Tagger(library), load_qa(signals, library), entities, model, options, run_id)
+
+
+def _prepare_in_worker(calls: list[dict], utterances: list[dict]) -> Batch:
+    return prepare(PLAIN, _CONTEXT, calls, utterances)
+
+
+class Pool:
+    """Prepares batches in `workers` processes, results in submission order.
+
+    The model file is read by each worker (it is committed and never changes during a run); the
+    signals folder too, and every batch carries the hash it was tagged with so the caller can refuse
+    a batch tagged with a library edited mid-run.
+    """
+
+    def __init__(self, workers: int, signals: Path, entities: list[str], model_path: Path | None,
+                 options: TopicsConfig, run_id: str):
+        # spawn, not fork: the parent may hold threads (Prefect, DuckDB) that fork would copy broken.
+        self._pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_init_worker,
+                                            initargs=(signals, list(entities), model_path, options, run_id))
+        self.workers = workers
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def map(self, batches: Iterable[tuple[list[dict], list[dict]]]) -> Iterator[Batch]:
+        """Prepared batches in order, keeping at most 2 per worker in flight to bound memory."""
+        pending: list[cf.Future] = []
+        for calls, utterances in batches:
+            pending.append(self._pool.submit(_prepare_in_worker, calls, utterances))
+            if len(pending) >= 2 * self.workers:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()

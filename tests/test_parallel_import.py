@@ -1,0 +1,54 @@
+"""Imported transcripts are prepared on every core: a pool of worker processes gives exactly the tables
+of preparing them in the flow's own process, topic assignment by the stored model included."""
+import shutil
+
+import yaml
+
+from conftest import ROOT
+from pipeline import batch
+from pipeline.store import Store
+from test_dask import TABLES, rows
+
+CALLS = sorted(p.stem for p in (ROOT / "data/demo_transcripts").glob("c-*.json"))
+
+
+def two_nights(tmp_path, name, workers):
+    import flows
+
+    tx = tmp_path / f"tx-{name}"
+    tx.mkdir()
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump({"input": str(tmp_path / "none"), "transcripts": str(tx),
+                                      "out": str(tmp_path / name), "signals": str(ROOT / "signals"),
+                                      "import_commit_every": 1, "runner": {"workers": workers}}))
+    summaries = []
+    for night in (CALLS[:7], CALLS[7:]):
+        for call_id in night:
+            shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
+        summaries.append(flows.run_nightly(config=str(config), progress=False))
+    return summaries
+
+
+def test_a_pool_of_workers_stores_the_tables_of_one_process(tmp_path, prefect_harness, monkeypatch):
+    pools, init = [], batch.Pool.__init__
+
+    def spy(self, workers, *args):
+        pools.append(workers)
+        init(self, workers, *args)
+
+    monkeypatch.setattr(batch.Pool, "__init__", spy)
+    one = two_nights(tmp_path, "one", workers=1)
+    assert pools == []
+    two = two_nights(tmp_path, "two", workers=2)
+    assert pools == [2, 2]  # both nights had a batch per call: more than one, so a pool
+    assert [s["counts"] for s in two] == [s["counts"] for s in one]
+    assert [s["counts"]["imported"] for s in two] == [7, len(CALLS) - 7]
+    # the second night's calls were assigned to the model the first night fitted, inside the workers
+    assert Store(tmp_path / "two").meta()["topic_model"]
+    for table in TABLES:
+        assert rows(tmp_path / "two", table) == rows(tmp_path / "one", table), table
+    with Store(tmp_path / "two").connect_read_only() as con:
+        assert con.execute("SELECT count(DISTINCT call_id) FROM scorecards").fetchall()[0][0] == len(CALLS)
+        second = con.execute("SELECT count(*) FROM utterance_topics WHERE call_id IN $ids",
+                             {"ids": CALLS[7:]}).fetchall()[0][0]
+    assert second > 0
