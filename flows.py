@@ -38,25 +38,15 @@ enrich = task(qa.add_sentiment, name="enrich", cache_policy=NO_CACHE)
 assign_topics = task(discover.assign, name="discover", cache_policy=NO_CACHE)
 fit_topics = task(discover.fit, name="discover-refit", cache_policy=NO_CACHE)
 score_calls = task(qa.assess, name="score", cache_policy=NO_CACHE)
-
-
 redact_calls = task(batch.redact_calls, name="redact", cache_policy=NO_CACHE)
-
+transcribe_call = task(transcribe.transcribe_job, name="transcribe-call", cache_policy=NO_CACHE)
 
 UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
-
-
-transcribe_call = task(transcribe.transcribe_job, name="transcribe-call", cache_policy=NO_CACHE)
 
 
 @task(name="transcribe", cache_policy=NO_CACHE)
 def transcribe_batch(transcriber: Transcriber, jobs: list) -> list:
     return list(transcriber.run(jobs))
-
-
-def _chunks(items: list, size: int):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 @flow(name="nightly", log_prints=True)
@@ -122,7 +112,8 @@ class _Writer:
         self.run.add_failures([ingest.failure(path, "redact", why) for path, why in prepared.failed.items()])
         calls, tables = prepared.calls, prepared.tables
         if self.audio_from is not None:
-            self.run.add_failures(redact_recordings(self.store, self.audio_from, calls, tables["utterances"]))
+            self.run.add_failures(redact_recordings(self.store, self.audio_from, calls,
+                                                    tables["utterances"].to_pylist()))
         days = [c["call_date"].isoformat() for c in calls] + [self.store.meta().get("newest_day", "")]
         self.commit(tables, meta={"newest_day": max(days)})
         self.run.counts["utterances"] += len(tables["utterances"])
@@ -131,9 +122,9 @@ class _Writer:
         return calls
 
     def _count_scored(self, key: str, scored: dict) -> None:
-        cards = {c["call_id"]: c["call_date"] for c in scored["scorecards"]}
+        cards = {c["call_id"]: c["call_date"] for c in batch.rows(scored["scorecards"], ["call_id", "call_date"])}
         self.run.counts[key] += len(cards)
-        self.run.counts["flagged"] += len({f["call_id"] for f in scored["flags"]})
+        self.run.counts["flagged"] += len({f["call_id"] for f in batch.rows(scored["flags"], ["call_id"])})
         self.pages |= cards
 
     def commit(self, tables: dict, remove: dict | None = None, meta: dict | None = None) -> None:
@@ -286,21 +277,25 @@ def _write_pages(cfg: Config, writer: _Writer) -> bool:
 
 
 def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since, progress: bool | None) -> None:
-    """Store the night's new transcripts, import_commit_every calls per commit, prepared on every core."""
     if not cfg.transcripts:
         return
-    run, store = writer.run, writer.store
+    run = writer.run
     calls, found, skipped, failures = load_transcripts(cfg.transcripts, set(known["call_id"]), since,
-                                                       store.forgotten())
+                                                       writer.store.forgotten())
     run.counts["found"] += found
     run.counts["skipped"] += skipped
     run.add_failures(failures)
-    chunks = list(_chunks(calls, cfg.import_commit_every))
+    store_imported(cfg, writer, calls, progress)
+
+
+def store_imported(cfg: Config, writer: _Writer, calls: list, progress: bool | None) -> None:
+    """Store imported calls (each with .call and .utterances), import_commit_every per commit, on every core."""
+    run, chunks = writer.run, list(batch.chunks(calls, cfg.import_commit_every))
     batches = (([{**c.call, "run_id": run.run_id} for c in chunk], [u for c in chunk for u in c.utterances])
                for chunk in chunks)
     # One batch is not worth starting processes for; on Dask the cluster, not this machine, has the cores.
     workers = 1 if cfg.runner.kind == "dask" else min(cfg.workers(), len(chunks))
-    model_path = store.model_path() if writer.topic_model is not None else None  # the file the writer loaded
+    model_path = writer.store.model_path() if writer.topic_model is not None else None  # the file it loaded
     with tqdm(total=len(calls), unit="call", desc="importing transcripts",
               disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack:
         if workers > 1:
@@ -329,13 +324,13 @@ def _transcribe(cfg: Config, writer: _Writer, jobs: list, progress: bool | None)
         return
     opts = AsrOptions.from_config(cfg.asr)
     if cfg.runner.kind == "dask":
-        for chunk in _chunks(jobs, cfg.commit_every):
+        for chunk in batch.chunks(jobs, cfg.commit_every):
             results = [f.result() for f in transcribe_call.map(unmapped(opts), chunk)]
             _store_transcripts(writer, chunk, results, opts.model)
         return
     with Transcriber(opts, workers=min(cfg.workers(), 2 * len(jobs)), progress=progress) as transcriber:
         transcriber.start_progress(jobs)
-        for chunk in _chunks(jobs, cfg.commit_every):
+        for chunk in batch.chunks(jobs, cfg.commit_every):
             _store_transcripts(writer, chunk, transcribe_batch(transcriber, chunk), opts.model)
 
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 from pipeline import discover, qa, redact, tag
 from pipeline.config import TopicsConfig
 from pipeline.rubric import QaConfig, load_qa
+from pipeline.schemas import conform
 from pipeline.signals import load_signals
 
 
@@ -38,6 +39,16 @@ def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict
         out += clean
         found += sum(counts.values())
     return out, found, failed
+
+
+def chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def rows(table: pa.Table | list[dict], columns: list[str]) -> list[dict]:
+    """Rows of a table as dicts of the given columns (lists of dicts pass through)."""
+    return table.select(columns).to_pylist() if isinstance(table, pa.Table) else table
 
 
 @dataclass
@@ -65,7 +76,7 @@ class Context:
 
 @dataclass
 class Batch:
-    """A prepared batch: the calls to store (those that could be redacted) and their rows per table."""
+    """A prepared batch: the calls to store (those that could be redacted) and their rows per table (Arrow)."""
     calls: list[dict]
     tables: dict[str, object]
     redacted: int
@@ -85,7 +96,10 @@ def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[di
     topics = pa.Table.from_pandas(topics, preserve_index=False) if len(topics) else []
     tables = {"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
               "utterance_topics": topics, **scored}
-    return Batch(calls, tables, found, unstored, ctx.tagger.library.hash)
+    # Arrow here, not in the committing process: it is the one process every batch waits for, and Arrow
+    # tables cross from a worker far cheaper than lists of dicts.
+    return Batch(calls, {name: conform(name, rows) for name, rows in tables.items()}, found, unstored,
+                 ctx.tagger.library.hash)
 
 
 # ---- worker side: the run's context, built once per process ----
