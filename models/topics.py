@@ -329,8 +329,16 @@ def _encoder():
 def embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
     """Unit sentence vectors (mean pooling over tokens, as sentence-transformers does for this model).
 
-    Texts are batched by length: padding a short turn to a long one's length cost 3x the time.
+    Texts are batched by length: padding a short turn to a long one's length cost 3x the time. A text
+    said many times ("my internet keeps dropping") is embedded once.
     """
+    unique, back = np.unique(np.asarray(texts, dtype=object), return_inverse=True) if texts else ([], [])
+    if len(unique) < len(texts):
+        return _embed(list(unique), batch_size)[np.asarray(back).ravel()]
+    return _embed(list(texts), batch_size)
+
+
+def _embed(texts: list[str], batch_size: int) -> np.ndarray:
     tokenizer, session = _encoder()
     order = np.argsort([len(t) for t in texts], kind="stable")
     out = np.zeros((len(texts), 384), np.float32)

@@ -246,3 +246,23 @@ def test_emerging_needs_a_new_topic_or_a_high_z():
     few = dataclasses.replace(strict, new_min_mentions=5)                    # new, but said only 4 times
     assert not topic_trends(rows, options=few)["emerging"].any()
     assert topic_trends(rows, options=strict)["emerging"].sum() == 1         # new on its first day
+
+
+def test_a_text_said_many_times_is_embedded_once_to_the_same_vector():
+    from models import topics
+
+    texts = ["my internet keeps dropping", "the app crashes after the update", "my internet keeps dropping"]
+    calls, encode = [], topics._embed
+
+    def counted(batch, batch_size):
+        calls.append(list(batch))
+        return encode(batch, batch_size)
+
+    topics._embed = counted
+    try:
+        vectors = topics.embed(texts)
+    finally:
+        topics._embed = encode
+    assert sorted(calls[0]) == sorted(set(texts))
+    assert np.array_equal(vectors[0], vectors[2]) and not np.array_equal(vectors[0], vectors[1])
+    assert np.allclose(vectors, encode(texts, 32))
