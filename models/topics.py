@@ -302,6 +302,9 @@ def _examples(texts: list[str], lemmas: list[str], ids: np.ndarray, weights: np.
 
 # --- embeddings ------------------------------------------------------------------------------
 
+THREADS = 0  # onnxruntime's intra-op threads; 0 = one per core. Pool workers set 1: one per core already.
+
+
 @functools.lru_cache(maxsize=1)
 def _encoder():
     """onnxruntime session + WordPiece tokenizer of all-MiniLM-L6-v2 int8, from installed packages only."""
@@ -322,6 +325,7 @@ def _encoder():
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = THREADS
     session = ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
     return tokenizer, session
 

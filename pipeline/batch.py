@@ -109,10 +109,15 @@ _CONTEXT: Context | None = None
 def _init_worker(signals: Path, entities: list[str], model_path: Path | None, options: TopicsConfig,
                  run_id: str) -> None:
     global _CONTEXT
-    from models.topics import TopicModel
+    from threadpoolctl import threadpool_limits
 
+    from models import topics
+
+    # The pool has a process per core: threads inside each (BLAS, onnxruntime) would only fight over them.
+    threadpool_limits(1)
+    topics.THREADS = 1
     library = load_signals(signals)
-    model = TopicModel.load(model_path) if model_path else None
+    model = topics.TopicModel.load(model_path) if model_path else None
     _CONTEXT = Context(tag.Tagger(library), load_qa(signals, library), entities, model, options, run_id)
 
 
