@@ -1,0 +1,327 @@
+"""Text-pipeline benchmark: N synthetic utterances through the nightly text stages vs a spaCy tokenizer pass.
+
+The stages run exactly as the nightly flow runs them per commit chunk: `flows._Writer.calls` itself
+(redact -> enrich -> tag -> score+flag -> topics -> commit), with each Prefect task swapped for its plain
+function wrapped in a timer, so no Prefect is involved. Topics mirror the flow's first night: the first
+chunk of calls is stored without topics, then `flows._discover_topics` fits the model on the stored
+window (its first fit; timed as "topic fit"), and every later call is assigned in its own commit.
+Everything is written under `with store.lock():` into a temporary out folder, `commit_every` calls per
+commit (the flow's `import_commit_every`), the run's parts compacted as the flow does, then the run row
+is committed and `store.publish(VIEWS)` builds the DuckDB file.
+
+The baseline is `spacy.blank("en").tokenizer.pipe` over the same (raw) texts in the same process,
+measured before and after the pipeline; the ratio uses the faster of the two (the conservative one).
+Target (issue #8): total <= 3x the tokenizer pass at 1M utterances. Peak RSS (ru_maxrss) is printed.
+
+`--sizes` runs each size in a fresh process (so peak memory is per size), prints a table and saves
+a log-log plot of time against size with a linear reference line (bench/results/text_scaling_<representation>.png).
+
+Example:
+    python bench/text_pipeline.py --utterances 100000
+    python bench/text_pipeline.py --sizes 1000,10000,100000,1000000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import cProfile
+import json
+import pstats
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from tagging import AGENT, CUSTOMER, FILLERS, MONTHS, NEUTRAL_AGENT, NEUTRAL_CUSTOMER
+
+STAGES = ["redact", "enrich", "tag", "score+flag", "topics", "prepare (workers)", "topic fit", "write",
+          "publish"]
+FIRST_DAY = date(2026, 10, 12)
+AGENTS = [f"a_{n:03d}" for n in range(60)]
+QUEUES = ["billing", "technical", "sales", "retention", "general"]
+NAMES = ["Sam", "Priya", "Daniel", "Maria", "Tom", "Aisha", "Lee", "Grace"]
+OPENING = ["thank you for calling Skyline Mobile my name is {name} how can I help",
+           "good morning you're through to Skyline Mobile this is {name} speaking",
+           "Thank you for calling Skyline Mobile, my name is {name}. How can I help you today?"]
+DISCLOSURE = ["this call may be recorded for quality and training", "Calls are recorded for training purposes."]
+VERIFY = ["can I take your date of birth to verify the account", "Can I have your full name and postcode, please?",
+          "can you confirm the last four digits of the card"]
+CLOSING = ["is there anything else I can help you with today", "Is there anything else I can do for you?"]
+GOODBYE = ["have a great day goodbye", "Thanks for calling, have a lovely evening. Bye.", "take care bye bye"]
+# Personal data as a caller says it (Whisper style): cards, phones, e-mails, dates of birth, SSNs.
+PII = ["my date of birth is the {d}th of {m} nineteen {y}", "yeah it's {card}",
+       "the card number is four one one one one one one one one one one one one one one one",
+       "you can reach me on {phone}", "my mobile is oh seven seven {p3} {p3} {p3}",
+       "it's anna dot brooks at gmail dot com", "my email is j.smith{n}@example.com",
+       "my social is {s3} {s2} {s4}", "Sure, it's the fourth of March, nineteen eighty six."]
+CARDS = ["4111 1111 1111 1111", "4242 4242 4242 4242", "5555 5555 5555 4444", "3782 822463 10005"]
+
+
+def _fill(rng: random.Random, text: str) -> str:
+    return text.format(n=rng.randint(1000, 9999), d=rng.randint(1, 28), m=rng.choice(MONTHS),
+                       y=rng.choice(["sixty", "seventy two", "eighty six", "ninety one"]), card=rng.choice(CARDS),
+                       phone=f"{rng.randint(200, 989)} 555 {rng.randint(1000, 9999):04d}",
+                       p3=rng.randint(100, 999), s3=rng.randint(100, 899), s2=rng.randint(10, 99),
+                       s4=rng.randint(1000, 9999), name=rng.choice(NAMES))
+
+
+def _turn(rng: random.Random, speaker: str) -> str:
+    signal, neutral = (AGENT, NEUTRAL_AGENT) if speaker == "agent" else (CUSTOMER, NEUTRAL_CUSTOMER)
+    if speaker == "customer" and rng.random() < 0.06:
+        return PII[rng.randrange(len(PII))]
+    text = rng.choice(FILLERS) + rng.choice(signal if rng.random() < 0.25 else neutral)
+    if rng.random() < 0.3:
+        text += " " + rng.choice(neutral)
+    return text
+
+
+def generate(n: int, seed: int = 11, days: int = 30, run_id: str = "bench", calls: int | None = None):
+    """Yield (call row, utterance rows) until n utterances (or `calls` calls): 10-20 alternating turns per call,
+    dates over `days`.
+
+    Rows are shaped like imported transcripts (pipeline/transcripts.py): words empty, confidence null.
+    Calls come in time order, as a nightly folder would list them.
+    """
+    rng = random.Random(seed)
+    expected_calls, made, k = calls or max(1, n // 15), 0, 0
+    while made < n and k < expected_calls + (n if calls is None else 0):
+        day = FIRST_DAY + timedelta(days=min(days - 1, k * days // expected_calls))
+        started = datetime.combine(day, datetime.min.time()) + timedelta(seconds=rng.randint(8 * 3600, 20 * 3600))
+        turns = min(rng.randint(10, 20), n - made)
+        call_id = f"c{seed}-{k:07d}"
+        script = [rng.choice(OPENING) + " " + rng.choice(DISCLOSURE)]
+        for i in range(1, turns):
+            speaker = "agent" if i % 2 == 0 else "customer"
+            if speaker == "agent" and i == 2:
+                script.append(rng.choice(VERIFY))
+            elif speaker == "agent" and i >= turns - 2:
+                script.append(rng.choice(CLOSING if i == turns - 2 else GOODBYE))
+            else:
+                script.append(_turn(rng, speaker))
+        t, utterances = rng.uniform(0.2, 1.5), []
+        for i, text in enumerate(script):
+            text = _fill(rng, text)
+            duration = 0.35 * len(text.split()) + rng.uniform(0.2, 1.0)
+            utterances.append({"call_id": call_id, "utt_idx": i, "speaker": "agent" if i % 2 == 0 else "customer",
+                               "start_s": round(t, 3), "end_s": round(t + duration, 3), "text": text, "words": [],
+                               "confidence": None, "call_date": day})
+            t += duration + rng.choice([0.6, 0.8, 1.2, 2.5, -0.4])  # a negative gap: talking over each other
+        call = {"call_id": call_id, "source_path": f"{day}/{call_id}.json", "started_at": started, "call_date": day,
+                "duration_s": round(t, 3), "agent_id": rng.choice(AGENTS), "queue": rng.choice(QUEUES),
+                "direction": "inbound", "asr_model": "transcript", "status": "ok", "extra": None, "run_id": run_id}
+        made += turns
+        k += 1
+        yield call, utterances
+
+
+def tokenizer_pass(texts: list[str]) -> tuple[float, int]:
+    import spacy
+
+    nlp = spacy.blank("en")
+    start, tokens = time.perf_counter(), 0
+    for doc in nlp.tokenizer.pipe(texts, batch_size=1000):
+        tokens += len(doc)
+    return time.perf_counter() - start, tokens
+
+
+class Timers:
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def wrap(self, name: str, fn):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[name] += time.perf_counter() - start
+        return timed
+
+
+def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed: int, workers: int) -> dict:
+    """The flow's text stages over n generated utterances; seconds per stage (workers=1) and counts."""
+    import flows
+    from pipeline import batch, discover, qa, tag
+    from pipeline.config import Config, RunnerConfig, TopicsConfig
+    from pipeline.rubric import load_qa
+    from pipeline.runs import Run
+    from pipeline.signals import load_signals
+    from pipeline.store import Store
+    from pipeline.views import VIEWS
+
+    cfg = Config(out=out, signals=ROOT / "signals", import_commit_every=commit_every,
+                 topics=TopicsConfig(representation=representation), runner=RunnerConfig(workers=workers))
+    library = load_signals(cfg.signals)
+    tagger, rules = tag.Tagger(library), load_qa(cfg.signals, library)
+    timers = Timers()
+    # The flow's tasks, as plain timed functions: _Writer.calls and _discover_topics look them up at call time.
+    # With workers > 1 the stages run in the pool's processes, where only their sum ("prepare") is seen.
+    flows.redact_calls = timers.wrap("redact", batch.redact_calls)
+    flows.enrich = timers.wrap("enrich", qa.add_sentiment)
+    flows.tag_calls = timers.wrap("tag", tag.tag_calls)
+    flows.score_calls = timers.wrap("score+flag", qa.assess)
+    flows.assign_topics = timers.wrap("topics", discover.assign)
+    flows.fit_topics = timers.wrap("fit only", discover.fit)
+    store = Store(out)
+    run = Run(cfg.hash(), library.hash, rules.hash)
+    calls = [SimpleNamespace(call=c, utterances=us) for c, us in generate(n, seed, run_id=run.run_id)]
+    first, stored = [], 0  # the first night: the calls the topic model is first fitted on
+    while calls and stored < min(n // 2, 20_000):
+        first.append(calls.pop(0))
+        stored += len(first[-1].utterances)
+    with store.lock():
+        commit = store.commit
+        store.commit = timers.wrap("write", commit)
+        writer = flows._Writer(store, run, tagger, rules, cfg)
+        start = time.perf_counter()
+        flows.store_imported(cfg.model_copy(update={"runner": RunnerConfig(workers=1)}), writer, first, False)
+        first_night = time.perf_counter() - start
+        fit_start, written = time.perf_counter(), timers.seconds["write"]
+        flows._discover_topics(cfg, writer)  # no model yet: the first fit, on the stored window
+        # the whole refit (store reads, fit, model save) except its commit, which counts as "write"
+        timers.seconds["topic fit"] += time.perf_counter() - fit_start - (timers.seconds["write"] - written)
+        before = dict(timers.seconds)
+        start = time.perf_counter()
+        flows.store_imported(cfg, writer, calls, False)  # the rest, as a night imports them
+        timers.wrap("write", store.compact)(run.run_id)  # as the flow does at the end of each night
+        run.finish()
+        store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures})
+        before_publish = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        timers.wrap("publish", store.publish)(VIEWS)
+        main_night = time.perf_counter() - start
+    store.commit = commit
+    seconds = dict(timers.seconds)
+    wall = first_night + seconds["topic fit"] + main_night
+    if workers > 1:  # stage timers saw only the first night; the main night's stages ran in the workers
+        seconds["prepare (workers)"] = main_night - (seconds["write"] - before["write"]) - seconds["publish"]
+    seconds["other"] = max(0.0, wall - sum(seconds.get(s, 0.0) for s in STAGES))
+    model = writer.topic_model
+    return {"seconds": seconds, "total": wall, "counts": dict(run.counts), "stored": run.counts["utterances"],
+            "first_night": first_night, "main_night": main_night, "peak_before_publish_mb": before_publish,
+            "topics": int(model.n_topics_) if model is not None else 0, "workers": workers,
+            "parts": sum(map(len, store.manifest().values()))}
+
+
+def measure(args) -> dict:
+    texts = [u["text"] for _, us in generate(args.utterances, args.seed) for u in us]
+    base_before, tokens = tokenizer_pass(texts)
+    del texts
+    with tempfile.TemporaryDirectory(prefix="callintel-text-bench-") as tmp:
+        if args.profile:
+            profiler = cProfile.Profile()
+            result = profiler.runcall(run_pipeline, args.utterances, args.commit_every, args.representation,
+                                      Path(tmp) / "out", args.seed, args.workers)
+            profiler.dump_stats(args.profile)
+        else:
+            result = run_pipeline(args.utterances, args.commit_every, args.representation, Path(tmp) / "out",
+                                  args.seed, args.workers)
+    texts = [u["text"] for _, us in generate(args.utterances, args.seed) for u in us]
+    base_after, _ = tokenizer_pass(texts)
+    base = min(base_before, base_after)
+    return {**result, "utterances": args.utterances, "tokens": tokens, "baseline": base,
+            "baseline_before": base_before, "baseline_after": base_after, "ratio": result["total"] / base,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "worker_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+
+
+def report(r: dict) -> None:
+    n = r["utterances"]
+    print(f"{n:,} utterances, {r['counts']['tagged']:,} calls, {r['workers']} worker(s), commit_every {r['commit_every']}, "
+          f"{r['parts']:,} part files, {r['counts']['redacted']:,} PII spans redacted, {r['topics']} topics "
+          f"({r['representation']})")
+    print(f"first night (sequential) {r['first_night']:.1f} s + first topic fit + main night {r['main_night']:.1f} s")
+    print(f"{'stage':<18}{'seconds':>10}{'utt/s':>12}{'share':>8}")
+    for stage in STAGES + ["other"]:
+        s = r["seconds"].get(stage, 0.0)
+        rate = f"{n / s:12,.0f}" if s > 0 else f"{'-':>12}"
+        print(f"{stage:<18}{s:10.1f}{rate}{s / r['total']:8.1%}")
+    print(f"{'total':<18}{r['total']:10.1f}{n / r['total']:12,.0f}")
+    print(f"spaCy tokenizer pass {r['baseline']:.1f} s (before {r['baseline_before']:.1f} s, after "
+          f"{r['baseline_after']:.1f} s; {r['tokens']:,} tokens)")
+    print(f"ratio total / tokenizer: {r['ratio']:.1f}x (target <= 3.0x)   peak RSS {r['peak_mb']:,.0f} MB "
+          f"({r['peak_before_publish_mb']:,.0f} MB before publish), largest worker {r['worker_peak_mb']:,.0f} MB")
+
+
+def scaling(args) -> None:
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        cmd = [sys.executable, __file__, "--utterances", str(size), "--commit-every", str(args.commit_every),
+               "--representation", args.representation, "--seed", str(args.seed), "--workers", str(args.workers),
+               "--json"]
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        report(rows[-1])
+        print(flush=True)
+    print(f"{'utterances':>11}{'total s':>9}{'tokenize s':>11}{'ratio':>7}{'ms/1k utt':>10}{'peak MB':>9}"
+          f"{'worker MB':>10}")
+    for r in rows:
+        print(f"{r['utterances']:>11,}{r['total']:9.1f}{r['baseline']:11.2f}{r['ratio']:6.1f}x"
+              f"{1e6 * r['total'] / r['utterances']:10.0f}{r['peak_mb']:9,.0f}{r['worker_peak_mb']:10,.0f}")
+    name = ROOT / "bench" / "results" / f"text_scaling_{args.representation}"
+    name.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=str))
+    plot(rows, name.with_suffix(".png"), f"{args.representation} topics, {args.workers} worker(s)")
+
+
+def plot(rows: list[dict], path: Path, setting: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r["utterances"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.loglog(sizes, [r["total"] for r in rows], "o-", label="text pipeline (total)")
+    ax.loglog(sizes, [r["baseline"] for r in rows], "s-", label="spaCy tokenizer pass")
+    ref = rows[-1]
+    ax.loglog(sizes, [ref["total"] * s / ref["utterances"] for s in sizes], "k:", label="linear (through largest)")
+    ax.loglog(sizes, [3 * r["baseline"] for r in rows], "r:", lw=0.8, label="target: 3x tokenizer")
+    ax.set_xlabel("utterances")
+    ax.set_ylabel("seconds")
+    ax.set_title(f"callintel text stages: time vs corpus size ({setting})")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot: {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--utterances", type=int, default=1_000_000, help="utterances (default 1,000,000)")
+    parser.add_argument("--sizes", help="comma-separated sizes: run each (fresh process), print a table, plot")
+    parser.add_argument("--commit-every", type=int, default=500,
+                        help="calls per commit (the flow's default for imported transcripts, import_commit_every: 500)")
+    parser.add_argument("--representation", choices=["embedding", "tfidf"], default="embedding",
+                        help="topic representation (callintel.yaml topics.representation; default embedding)")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="processes preparing batches (the flow's default: one per core); 1 shows every stage")
+    parser.add_argument("--profile", metavar="FILE", help="cProfile the pipeline into FILE and print the top 30")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sizes:
+        scaling(args)
+        return
+    result = {**measure(args), "commit_every": args.commit_every, "representation": args.representation}
+    if args.json:
+        print(json.dumps(result, default=str))
+        return
+    report(result)
+    if args.profile:
+        pstats.Stats(args.profile).sort_stats("cumulative").print_stats(30)
+        pstats.Stats(args.profile).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
