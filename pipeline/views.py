@@ -66,15 +66,20 @@ QUALIFY row_number() OVER (PARTITION BY call_id, rubric_id ORDER BY rubric_versi
 """
 
 COACHING_QUEUE = """
-WITH score AS (SELECT call_id, min(pct) AS score_pct, bool_or(auto_failed) AS auto_failed
-               FROM current_scorecards GROUP BY 1),
+WITH flagged AS (SELECT DISTINCT call_id FROM flags),
+-- only flagged calls' scorecards: ranking every version of every call's was most of the work
+score AS (SELECT call_id, min(pct) AS score_pct, bool_or(auto_failed) AS auto_failed
+          FROM (SELECT * FROM scorecards SEMI JOIN flagged USING (call_id)
+                QUALIFY row_number() OVER (PARTITION BY call_id, rubric_id ORDER BY rubric_version DESC) = 1)
+          GROUP BY 1),
 ranked AS (SELECT *, CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END AS rank FROM flags),
+-- a call's flags sorted as one small list, not by two ordered aggregates (each sorts every group)
 per_call AS (SELECT call_id, min(rank) AS rank, count(*) AS n_flags,
-                    list(flag_id ORDER BY rank, flag_id) AS flags,
-                    string_agg(reason, '; ' ORDER BY rank, flag_id) AS reasons
+                    list_sort(list({'rank': rank, 'flag_id': flag_id, 'reason': reason})) AS sorted
              FROM ranked GROUP BY 1)
 SELECT c.call_id, c.call_date, c.started_at, c.agent_id, c.queue, c.direction, c.duration_s,
-       ['high', 'medium', 'low'][p.rank + 1] AS severity, p.flags, p.n_flags, p.reasons,
+       ['high', 'medium', 'low'][p.rank + 1] AS severity, list_transform(p.sorted, lambda f: f.flag_id) AS flags,
+       p.n_flags, array_to_string(list_transform(p.sorted, lambda f: f.reason), '; ') AS reasons,
        s.score_pct, coalesce(s.auto_failed, false) AS auto_failed
 FROM per_call p JOIN calls c USING (call_id) LEFT JOIN score s USING (call_id)
 ORDER BY c.call_date DESC, p.rank, p.n_flags DESC, s.score_pct NULLS LAST, c.started_at DESC, c.call_id
