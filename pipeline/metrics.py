@@ -100,20 +100,20 @@ def _interruptions(turns: list[dict]) -> tuple[int, int]:
     for side, other in (("agent", "customer"), ("customer", "agent")):
         counts[side] = sum(
             1 for start, _, _ in spurts[side]
-            if any(o_start < start < o_end and o_starts[-1] >= start + INTERRUPT_MIN_S
-                   for o_start, o_end, o_starts in spurts[other]))
+            if any(o_start < start < o_end and o_last >= start + INTERRUPT_MIN_S
+                   for o_start, o_end, o_last in spurts[other]))
     return counts["agent"], counts["customer"]
 
 
-def _spurts(turns: list[dict]) -> list[tuple[float, float, list[float]]]:
-    """One speaker's talk spurts: (start, end, word starts), words closer than SPURT_GAP_S joined."""
-    out: list[tuple[float, float, list[float]]] = []
+def _spurts(turns: list[dict]) -> list[tuple[float, float, float]]:
+    """One speaker's talk spurts: (start, end, start of its last word), words closer than SPURT_GAP_S joined."""
+    out: list[list[float]] = []
     for start, end in sorted(w for u in turns for w in _word_times(u)):
         if out and start - out[-1][1] <= SPURT_GAP_S:
-            out[-1] = (out[-1][0], max(out[-1][1], end), out[-1][2] + [start])
+            out[-1][1], out[-1][2] = max(out[-1][1], end), start
         else:
-            out.append((start, end, [start]))
-    return out
+            out.append([start, end, start])
+    return [tuple(spurt) for spurt in out]
 
 
 def _word_times(turn: dict) -> list[tuple[float, float]]:

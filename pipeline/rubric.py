@@ -10,6 +10,7 @@ other rubric claims. Flag rules from all files are used together.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ class Condition(_Strict):
     auto_failed: bool | None = None
     criterion_failed: str | None = None
 
-    @property
-    def kind(self) -> str:
+    @functools.cached_property
+    def kind(self) -> str:  # asked for every condition of every call: looked up once
         return next(k for k in FLAG_KINDS if getattr(self, k) is not None)
 
     @model_validator(mode="after")
