@@ -238,19 +238,13 @@ def _discover_topics(cfg: Config, writer: _Writer) -> None:
                                      run.run_id)
     filename = f"topics-{run.run_id}.joblib"
     store.save_model(filename, model.save)
-    writer.commit({"topics": _arrow(topics), "utterance_topics": _arrow(rows)},
+    writer.commit({"topics": batch.arrow(topics), "utterance_topics": batch.arrow(rows)},
                   remove={"utterance_topics": store.parts_since("utterance_topics", start)},
                   meta={"topic_model": filename, "topic_fit_day": newest.isoformat(),
                         "topic_signals_hash": library.hash, "topic_options": discover.options_hash(cfg.topics)})
     writer.topic_model = model
     run.notes.append(f"topic model refit ({why}): {model.n_topics_} topics from {len(rows)} untagged turns "
                      f"of {start} to {newest}")
-
-
-def _arrow(frame: pd.DataFrame):
-    import pyarrow as pa
-
-    return pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else []
 
 
 @task(name="scorecard-pages", cache_policy=NO_CACHE)

@@ -30,7 +30,11 @@ def _analyser() -> SentimentIntensityAnalyzer:
 
 def vader(text: str) -> float:
     """VADER itself: the compound score of a text, placeholders removed, rounded to 3 places."""
-    return round(_analyser().polarity_scores(_PLACEHOLDER.sub(" ", text or ""))["compound"], 3)
+    return _compound(_PLACEHOLDER.sub(" ", text or ""))
+
+
+def _compound(clean: str) -> float:
+    return round(_analyser().polarity_scores(clean)["compound"], 3)
 
 
 def _may_carry_valence(text: str, lexicon: dict) -> bool:
@@ -44,7 +48,7 @@ def _score(text: str) -> float:
     clean = _PLACEHOLDER.sub(" ", text)
     if not _may_carry_valence(clean, _analyser().lexicon):
         return 0.0
-    return round(_analyser().polarity_scores(clean)["compound"], 3)
+    return _compound(clean)
 
 
 def sentiment(texts: list[str]) -> list[float]:

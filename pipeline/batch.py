@@ -46,6 +46,11 @@ def chunks(items: list, size: int):
         yield items[start:start + size]
 
 
+def arrow(frame) -> pa.Table | list:
+    """A pandas frame as an Arrow table (an empty frame as no rows: it may lack the columns)."""
+    return pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else []
+
+
 def rows(table: pa.Table | list[dict], columns: list[str]) -> list[dict]:
     """Rows of a table as dicts of the given columns (lists of dicts pass through)."""
     return table.select(columns).to_pylist() if isinstance(table, pa.Table) else table
@@ -93,9 +98,8 @@ def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[di
     hits, categories = stages.tag(ctx.tagger, utterances, durations)
     scored = stages.score(ctx.rules, ctx.tagger.library, calls, utterances, hits, categories, ctx.run_id)
     topics = stages.assign(ctx.topic_model, utterances, hits, ctx.topic_options)
-    topics = pa.Table.from_pandas(topics, preserve_index=False) if len(topics) else []
     tables = {"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
-              "utterance_topics": topics, **scored}
+              "utterance_topics": arrow(topics), **scored}
     # Arrow here, not in the committing process: it is the one process every batch waits for, and Arrow
     # tables cross from a worker far cheaper than lists of dicts.
     return Batch(calls, {name: conform(name, rows) for name, rows in tables.items()}, found, unstored,

@@ -208,10 +208,11 @@ class Store(DatabaseMixin):
         self._require_lock()
         manifest = self.manifest()
         meta = {**self.meta(), **(meta or {})}
+        filename = f"part-{run_id}-{seq if isinstance(seq, str) else f'{seq:05d}'}.parquet"
         for name, rows in tables.items():
             rows = conform(name, rows)
             if len(rows):
-                manifest[name] += self._write_parts(name, rows, f"part-{run_id}-{seq if isinstance(seq, str) else f'{seq:05d}'}.parquet")
+                manifest[name] += self._write_parts(name, rows, filename)
         for name, parts in (remove or {}).items():
             drop = set(parts)
             manifest[name] = [p for p in manifest[name] if p not in drop]

@@ -60,22 +60,23 @@ TOPIC_TRENDS = trend_sql("topic_id", "utterances", "SELECT topic_id, call_id, ca
 
 # The newest version of each rubric a call was scored with: older versions stay in `scorecards`
 # for comparison but do not count twice.
-CURRENT_SCORECARDS = """
+NEWEST_VERSION = "QUALIFY row_number() OVER (PARTITION BY call_id, rubric_id ORDER BY rubric_version DESC) = 1"
+CURRENT_SCORECARDS = f"""
 SELECT * FROM scorecards
-QUALIFY row_number() OVER (PARTITION BY call_id, rubric_id ORDER BY rubric_version DESC) = 1
+{NEWEST_VERSION}
 """
 
-COACHING_QUEUE = """
+# current_scorecards of flagged calls only: ranking every version of every call's was most of the work,
+# and DuckDB does not push the flagged-calls filter into the view's window (0.09 s more at 10M utterances)
+COACHING_QUEUE = f"""
 WITH flagged AS (SELECT DISTINCT call_id FROM flags),
--- only flagged calls' scorecards: ranking every version of every call's was most of the work
 score AS (SELECT call_id, min(pct) AS score_pct, bool_or(auto_failed) AS auto_failed
-          FROM (SELECT * FROM scorecards SEMI JOIN flagged USING (call_id)
-                QUALIFY row_number() OVER (PARTITION BY call_id, rubric_id ORDER BY rubric_version DESC) = 1)
+          FROM (SELECT * FROM scorecards SEMI JOIN flagged USING (call_id) {NEWEST_VERSION})
           GROUP BY 1),
 ranked AS (SELECT *, CASE severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END AS rank FROM flags),
 -- a call's flags sorted as one small list, not by two ordered aggregates (each sorts every group)
 per_call AS (SELECT call_id, min(rank) AS rank, count(*) AS n_flags,
-                    list_sort(list({'rank': rank, 'flag_id': flag_id, 'reason': reason})) AS sorted
+                    list_sort(list({{'rank': rank, 'flag_id': flag_id, 'reason': reason}})) AS sorted
              FROM ranked GROUP BY 1)
 SELECT c.call_id, c.call_date, c.started_at, c.agent_id, c.queue, c.direction, c.duration_s,
        ['high', 'medium', 'low'][p.rank + 1] AS severity, list_transform(p.sorted, lambda f: f.flag_id) AS flags,
