@@ -106,23 +106,36 @@ def _interruptions(turns: list[dict]) -> tuple[int, int]:
 
 
 def _spurts(turns: list[dict]) -> list[tuple[float, float, float]]:
-    """One speaker's talk spurts: (start, end, start of its last word), words closer than SPURT_GAP_S joined."""
+    """One speaker's talk spurts: (start, end, start of its last word), words closer than SPURT_GAP_S joined.
+
+    Each turn's words are joined first, then the turns' spurts across turns: joining is transitive, so
+    this is the same as sorting every word of the call, at the cost of a turn's spurts rather than its words.
+    """
+    return _join(sorted(spurt for u in turns for spurt in _turn_spurts(u)))
+
+
+def _join(spurts) -> list[tuple[float, float, float]]:
     out: list[list[float]] = []
-    for start, end in sorted(w for u in turns for w in _word_times(u)):
+    for start, end, last in spurts:
         if out and start - out[-1][1] <= SPURT_GAP_S:
-            out[-1][1], out[-1][2] = max(out[-1][1], end), start
+            out[-1][1], out[-1][2] = max(out[-1][1], end), max(out[-1][2], last)
         else:
-            out.append([start, end, start])
+            out.append([start, end, last])
     return [tuple(spurt) for spurt in out]
 
 
-def _word_times(turn: dict) -> list[tuple[float, float]]:
-    """Word (start, end) times; imported transcripts have none, so words are spread evenly over the turn."""
-    if turn.get("words"):
-        return [(w["start_s"], w["end_s"]) for w in turn["words"]]
+def _turn_spurts(turn: dict) -> list[tuple[float, float, float]]:
+    """A turn's spurts. Imported transcripts have no word times: their words are spread evenly over the
+    turn, back to back, so they make one spurt whose last word starts one word's length before its end."""
+    words = turn.get("words")
+    if words:
+        return _join(sorted((w["start_s"], w["end_s"], w["start_s"]) for w in words))
+    start, end = turn["start_s"], turn["end_s"]
     n = max(1, len((turn.get("text") or "").split()))
-    step = (turn["end_s"] - turn["start_s"]) / n
-    return [(turn["start_s"] + i * step, turn["start_s"] + (i + 1) * step) for i in range(n)]
+    if end < start:  # malformed times: word by word, as if spread over them
+        step = (end - start) / n
+        return _join(sorted((start + i * step, start + (i + 1) * step, start + i * step) for i in range(n)))
+    return [(start, end, start + (n - 1) * (end - start) / n)]
 
 
 def _wpm(turns: list[dict], speaker: str, talk_s: float) -> float | None:

@@ -55,7 +55,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Collection
 
-from pipeline.spoken import MONTHS, NUMBER_WORDS, ORDINALS, TOKEN, Tokens, covered, dates, emails, is_date, runs, spell
+from pipeline.spoken import MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails, is_date, runs, spell
 
 ENTITIES = ("card", "ssn", "phone", "email", "dob")
 PRIORITY = {kind: rank for rank, kind in enumerate(ENTITIES)}  # overlapping spans keep the kind ranked first
@@ -72,11 +72,12 @@ CUE_PAIRS |= {(a, b): "phone" for a in ("call", "reach", "text", "ring") for b i
 CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booking transaction serial routing".split()
               for b in ("number", "no", "id", "code")}
 CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back"}
-QUICK_WORDS = NUMBER_WORDS | set(ORDINALS) | {"at"}
+TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
 BACKCHANNEL = set("ok okay mhm mm hmm mmhmm mm-hmm uh-huh uh huh yes yeah yep yup right sure go on ahead got it "
                   "alright thanks thank you great perfect".split())
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
+LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
 PUNCTUATION = str.maketrans(dict.fromkeys(",.;:!?()[]/\"'\u2026-", " "))
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
@@ -114,8 +115,10 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
         >>> find_pii("it's 4111 1111 1111 1111")
         [Span(kind='card', start=5, end=24)]
     """
-    if not text or not (DIGIT_OR_AT.search(text) or not QUICK_WORDS.isdisjoint(_words(text))):
-        return []  # most turns: no digit, no number word, no "at"
+    return _find_pii(text, entities, context) if text and _may_hold_pii(text) else []
+
+
+def _find_pii(text: str, entities: Collection[str], context: str) -> list[Span]:
     tok = Tokens(text)
     cues, context_cues = _cues(tok.words), _cues(TOKEN.findall(context.lower()) + [""] * 4) if context else []
     dob_cue = any(kind == "dob" for kind, _ in cues + context_cues)
@@ -125,6 +128,22 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
     context_cue = next((kind for kind, _ in reversed(context_cues) if kind != "dob"), None)
     found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], context_cue, dob_cue)
     return _merge([s for s in found if s.kind in entities])
+
+
+def _may_hold_pii(text: str) -> bool:
+    """False for a turn no rule could find anything in: most turns, which are not worth reading closely.
+
+    Every kind needs one of: a digit or "@"; "at" (a spoken e-mail); a month with a number or ordinal
+    (a spoken date); or two digits said in words (the shortest number judged is a 2-digit CVV), which
+    takes two number words or one teen or tens word. "One moment", "oh okay", "my second bill" have none.
+    """
+    if DIGIT_OR_AT.search(text):
+        return True
+    words = LETTERS.findall(text.lower())
+    numbers = [w for w in words if w in NUMBER_WORDS]
+    if len(numbers) > 1 or (numbers and numbers[0] in TWO_DIGIT_WORDS) or "at" in words:
+        return True
+    return not MONTHS.isdisjoint(words) and (bool(numbers) or not ORDINALS.keys().isdisjoint(words))
 
 
 def redact_text(text: str, entities: Collection[str] = ENTITIES, context: str = "") -> tuple[str, list[Span]]:
@@ -157,7 +176,8 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     for i, utterance in enumerate(utterances):
         row, spans = _redact_row(utterance, texts[i], _merge(found[i]))
         rows.append(row)
-        counts.update(s.kind for s in spans if not any(s.start <= c < s.end for c in continued[i]))
+        if spans:
+            counts.update(s.kind for s in spans if not any(s.start <= c < s.end for c in continued[i]))
     return rows, counts
 
 

@@ -126,6 +126,8 @@ def is_date(digits: str) -> bool:
 def dates(tok: Tokens, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """(start, end) of written and spoken dates outside the taken ranges."""
     found = [(m.start(), m.end()) for m in DATE_WRITTEN.finditer(tok.text)]
+    if MONTHS.isdisjoint(tok.words):
+        return found  # every spoken date names its month; most turns name none
     blocked = covered(tok, taken + found)
     ws, i = tok.words, 0
     while i < len(tok.starts):

@@ -54,27 +54,35 @@ STOP_WORDS = frozenset(SPACY_STOP_WORDS) | CONTACT_CENTRE_STOP_WORDS | NUMBER_WO
 
 
 class Lemmatiser:
-    """Tokenizer-only lemmas, cached per distinct word (see the module docstring)."""
+    """Tokenizer-only lemmas, cached per distinct word (see the module docstring).
+
+    Normalised text is single-spaced words, and spaCy's tokenizer splits on spaces before anything else
+    and handles each word on its own (no tokenizer exception of English spans a space). So each distinct
+    word is tokenized once, and a turn costs a split and dictionary look-ups rather than a Doc.
+    """
 
     def __init__(self):
         self.nlp = spacy.blank("en")
         for text, (a, a_norm, b, b_norm) in SPOKEN.items():
             self.nlp.tokenizer.add_special_case(text, [{ORTH: a, NORM: a_norm}, {ORTH: b, NORM: b_norm}])
-        self._cache: dict[str, str] = {}
+        self._lemmas: dict[str, str] = {}  # token norm -> lemma
+        self._words: dict[str, str] = {}   # word -> its tokens' lemmas, space-separated
 
-    def __call__(self, texts: list[str], batch_size: int = 2000) -> list[str]:
-        norms = (normalise(PLACEHOLDER.sub(" ", t or "")) for t in texts)
-        cache, out = self._cache, []
-        for doc in self.nlp.tokenizer.pipe(norms, batch_size=batch_size):
-            words = []
-            for token in doc:
-                norm = token.norm_  # tokenizer exceptions already give "not" for "n't", "going" for "gon"
-                lemma = cache.get(norm)
-                if lemma is None:
-                    lemma = cache[norm] = _lemma(norm)
-                words.append(lemma)
-            out.append(" ".join(words))
-        return out
+    def __call__(self, texts: list[str]) -> list[str]:
+        words, word = self._words, self._word
+        return [" ".join([words.get(w) or word(w) for w in normalise(PLACEHOLDER.sub(" ", t or "")).split()])
+                for t in texts]
+
+    def _word(self, word: str) -> str:
+        lemmas = []
+        for token in self.nlp.tokenizer(word):
+            norm = token.norm_  # tokenizer exceptions already give "not" for "n't", "going" for "gon"
+            lemma = self._lemmas.get(norm)
+            if lemma is None:
+                lemma = self._lemmas[norm] = _lemma(norm)
+            lemmas.append(lemma)
+        self._words[word] = " ".join(lemmas)
+        return self._words[word]
 
 
 @functools.lru_cache(maxsize=1)

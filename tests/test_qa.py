@@ -2,6 +2,8 @@
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from conftest import ROOT
@@ -150,3 +152,33 @@ def test_a_stretched_last_word_is_not_an_interruption():
     cut_in = [spoken("agent", (30.2, 31.2), (31.2, 32.5), (32.5, 32.84)), spoken("customer", (32.83, 33.63), (33.63, 34.0)),
               spoken("agent", (32.84, 33.46), (33.8, 34.2), (34.24, 34.6))]
     assert (metrics_of(cut_in)["customer_interruptions"], metrics_of(cut_in)["agent_interruptions"]) == (1, 0)
+
+
+def _spurts_by_definition(turns):
+    """Every word of the speaker, in start order, joined while the pause before it is <= SPURT_GAP_S."""
+    from pipeline.metrics import SPURT_GAP_S
+
+    out = []
+    for start, end in sorted((w["start_s"], w["end_s"]) for u in turns for w in u["words"]):
+        if out and start - out[-1][1] <= SPURT_GAP_S:
+            out[-1] = (out[-1][0], max(out[-1][1], end), start)
+        else:
+            out.append((start, end, start))
+    return out
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(st.lists(st.tuples(st.floats(0, 60), st.floats(0.01, 2)), min_size=1, max_size=6), max_size=6))
+def test_spurts_joined_turn_by_turn_are_those_of_all_words(turn_words):
+    from pipeline.metrics import _spurts
+
+    turns = [{"words": [{"start_s": a, "end_s": a + d} for a, d in words]} for words in turn_words]
+    assert _spurts(turns) == _spurts_by_definition(turns)
+
+
+def test_a_turn_without_word_times_is_one_spurt_of_evenly_spread_words():
+    from pipeline.metrics import _spurts
+
+    # 4 words over 2 s: the last starts at 1.5 s; 0.8 s later the next turn's words join the spurt
+    assert _spurts([turn("agent", 0.0, 2.0, "one two three four"), turn("agent", 2.8, 3.0, "five")]) == \
+        [(0.0, 3.0, 2.8)]

@@ -289,3 +289,34 @@ def test_text_without_numbers_or_email_shapes_is_unchanged(words, seps, context)
 def test_digit_like_symbols_are_not_digits():
     """Found by hypothesis: '²' passes str.isdigit() but is no digit int() can read; it must not crash the call."""
     assert redact_text("oh ² 1986") == ("oh ² 1986", [])
+
+
+QUICK = VOCAB + ["one", "seven", "twenty", "may", "second", "seven_two", "twenty\u2014seven", "one's", "o"]
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(st.lists(st.one_of(st.sampled_from(QUICK), st.text(max_size=3)), max_size=8),
+       st.lists(st.sampled_from([" ", ", ", ". ", "-", "/", "\u2014", "_", ""]), min_size=8, max_size=8),
+       st.sampled_from(["", "What's your date of birth?", "And the security code?", "the order number please",
+                        "Can I take the expiry?"]))
+def test_turns_the_quick_check_skips_hold_nothing(words, seps, context):
+    """Most turns are skipped before they are read closely; reading them closely must find nothing in them."""
+    text = "".join(w + s for w, s in zip(words, seps))
+    if not redact._may_hold_pii(text):
+        assert redact._find_pii(text, ENTITIES, context) == []
+
+
+@pytest.mark.parametrize("text,context,kind", [
+    ("nineteen", "And the security code?", "card"),        # one word, two digits: a CVV
+    ("twenty\u2014seven", "Can I take the expiry?", "card"),  # joined by a dash the word split missed before
+    ("the fourth of march", "What's your date of birth?", "dob"),
+    ("anna at gmail dot com", "", "email"),
+])
+def test_short_turns_that_hold_pii_are_read(text, context, kind):
+    assert redact._may_hold_pii(text)
+    assert [s.kind for s in find_pii(text, context=context)] == [kind]
+
+
+@pytest.mark.parametrize("text", ["one moment please", "oh okay", "that's my second bill", "may I ask why"])
+def test_everyday_turns_with_one_number_word_are_skipped(text):
+    assert not redact._may_hold_pii(text)

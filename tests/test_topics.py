@@ -266,3 +266,17 @@ def test_a_text_said_many_times_is_embedded_once_to_the_same_vector():
     assert sorted(calls[0]) == sorted(set(texts))
     assert np.array_equal(vectors[0], vectors[2]) and not np.array_equal(vectors[0], vectors[1])
     assert np.allclose(vectors, encode(texts, 32))
+
+
+def test_lemmas_word_by_word_are_those_of_the_whole_turn_tokenized():
+    """Lemmas are cached per word: spaCy's tokenizer must read a turn as the sum of its words."""
+    from pipeline.tag_lexicon import _lemma, normalise
+    from pipeline.topic_text import PLACEHOLDER, Lemmatiser
+
+    turns = ["I don't wanna cancel, it's gonna cost me £40 isn't it?", "The app keeps CRASHING since the update...",
+             "we'll ring you at 5 o'clock, can't we", "my [CARD] was declined twice", "", "kinda lemme gimme outta"]
+    fresh = Lemmatiser()
+    whole = [" ".join(_lemma(t.norm_) for t in fresh.nlp.tokenizer(normalise(PLACEHOLDER.sub(" ", text))))
+             for text in turns]
+    assert lemmatise(turns) == whole
+    assert lemmatise(["I don't wanna"]) == ["i do not want to"]
