@@ -18,6 +18,7 @@ Definitions (they are what `call_metrics` means, and what rubric `metric:` condi
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 
 import numpy as np
@@ -98,10 +99,14 @@ def _interruptions(turns: list[dict]) -> tuple[int, int]:
     spurts = {side: _spurts([u for u in turns if u["speaker"] == side]) for side in ("agent", "customer")}
     counts = {}
     for side, other in (("agent", "customer"), ("customer", "agent")):
-        counts[side] = sum(
-            1 for start, _, _ in spurts[side]
-            if any(o_start < start < o_end and o_last >= start + INTERRUPT_MIN_S
-                   for o_start, o_end, o_last in spurts[other]))
+        # the other side's spurts are disjoint and in order: only the last one starting before `start`
+        # can be the one it cuts into
+        theirs = spurts[other]
+        starts = [o_start for o_start, _, _ in theirs]
+        counts[side] = 0
+        for start, _, _ in spurts[side]:
+            k = bisect.bisect_left(starts, start) - 1
+            counts[side] += k >= 0 and start < theirs[k][1] and theirs[k][2] >= start + INTERRUPT_MIN_S
     return counts["agent"], counts["customer"]
 
 
