@@ -99,10 +99,14 @@ class _Writer:
 
     def calls(self, calls: list[dict], utterances: list[dict]) -> list[dict]:
         """Redact, tag, score and commit whole calls in this process; returns the calls stored."""
+        return self.store_batch(self.prepare(calls, utterances))
+
+    def prepare(self, calls: list[dict], utterances: list[dict]) -> batch.Batch:
+        """Redact, tag and score whole calls in this process, one Prefect task run per stage."""
         stages = batch.Stages(redact_calls, enrich, tag_calls, score_calls, assign_topics)
         context = batch.Context(self.tagger, self.rules, self.entities, self.topic_model, self.topic_options,
                                 self.run.run_id)
-        return self.store_batch(batch.prepare(stages, context, calls, utterances))
+        return batch.prepare(stages, context, calls, utterances)
 
     def store_batch(self, prepared: batch.Batch) -> list[dict]:
         """Commit a prepared batch (its calls, their rows in every table, together); returns the calls stored."""
@@ -283,8 +287,12 @@ def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since
 
 
 def store_imported(cfg: Config, writer: _Writer, calls: list, progress: bool | None) -> None:
-    """Store imported calls (each with .call and .utterances), import_commit_every per commit, on every core."""
-    run, chunks = writer.run, list(batch.chunks(calls, cfg.import_commit_every))
+    """Store imported calls (each with .call and .utterances) on every core, import_commit_every per commit.
+
+    Workers prepare WORK_CALLS at a time (so a few thousand calls still keep every core busy); their batches
+    are merged into commits of import_commit_every calls, since every commit writes a file per table and day.
+    """
+    run, chunks = writer.run, list(batch.chunks(calls, min(cfg.import_commit_every, batch.WORK_CALLS)))
     batches = (([{**c.call, "run_id": run.run_id} for c in chunk], [u for c in chunk for u in c.utterances])
                for chunk in chunks)
     # One batch is not worth starting processes for; on Dask the cluster, not this machine, has the cores.
@@ -295,12 +303,17 @@ def store_imported(cfg: Config, writer: _Writer, calls: list, progress: bool | N
         if workers > 1:
             pool = stack.enter_context(batch.Pool(workers, cfg.signals, cfg.redaction.entities, model_path,
                                                   cfg.topics, run.run_id))
-            stored = map(writer.store_batch, pool.map(batches))
+            prepared = pool.map(batches)
         else:
-            stored = itertools.starmap(writer.calls, batches)
-        for chunk, calls_stored in zip(chunks, stored):
-            run.counts["imported"] += len(calls_stored)
-            bar.update(len(chunk))
+            prepared = itertools.starmap(writer.prepare, batches)
+        for group in batch.gather(_progress(prepared, bar), cfg.import_commit_every):
+            run.counts["imported"] += len(writer.store_batch(group))
+
+
+def _progress(prepared, bar):
+    for ready in prepared:
+        bar.update(len(ready.calls) + len(ready.failed))
+        yield ready
 
 
 def _transcript_ids(store: Store) -> set[str]:

@@ -6,7 +6,7 @@ function wrapped in a timer, so no Prefect is involved. Topics mirror the flow's
 chunk of calls is stored without topics, then `flows._discover_topics` fits the model on the stored
 window (its first fit; timed as "topic fit"), and every later call is assigned in its own commit.
 Everything is written under `with store.lock():` into a temporary out folder, `commit_every` calls per
-commit (the flow's `import_commit_every`), the run's parts compacted as the flow does, then the run row
+commit (the flow's `import_commit_every`; workers prepare `batch.WORK_CALLS` at a time), the run's parts compacted as the flow does, then the run row
 is committed and `store.publish(VIEWS)` builds the DuckDB file.
 
 The baseline is `spacy.blank("en").tokenizer.pipe` over the same (raw) texts in the same process,
@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from tagging import AGENT, CUSTOMER, FILLERS, MONTHS, NEUTRAL_AGENT, NEUTRAL_CUSTOMER
+from pipeline.config import Config  # noqa: E402
 
 STAGES = ["redact", "enrich", "tag", "score+flag", "topics", "prepare (workers)", "topic fit", "write",
           "publish"]
@@ -300,8 +301,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--utterances", type=int, default=1_000_000, help="utterances (default 1,000,000)")
     parser.add_argument("--sizes", help="comma-separated sizes: run each (fresh process), print a table, plot")
-    parser.add_argument("--commit-every", type=int, default=500,
-                        help="calls per commit (the flow's default for imported transcripts, import_commit_every: 500)")
+    parser.add_argument("--commit-every", type=int, default=Config().import_commit_every,
+                        help="calls per commit (default: the flow's for imported transcripts, import_commit_every)")
     parser.add_argument("--representation", choices=["embedding", "tfidf"], default="embedding",
                         help="topic representation (callintel.yaml topics.representation; default embedding)")
     parser.add_argument("--seed", type=int, default=11)

@@ -41,6 +41,11 @@ def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict
     return out, found, failed
 
 
+# Calls a worker prepares at a time: small enough that a night of a few thousand calls keeps every core
+# busy. Commits are larger (import_commit_every): prepared batches are merged before they are written.
+WORK_CALLS = 500
+
+
 def chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -104,6 +109,34 @@ def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[di
     # tables cross from a worker far cheaper than lists of dicts.
     return Batch(calls, {name: conform(name, rows) for name, rows in tables.items()}, found, unstored,
                  ctx.tagger.library.hash)
+
+
+def merge(batches: list[Batch]) -> Batch:
+    """Consecutive prepared batches as one: their calls, and their rows per table, in order."""
+    if len(batches) == 1:
+        return batches[0]
+    tables = {}
+    for name in batches[0].tables:
+        parts = [b.tables[name] for b in batches if len(b.tables[name])]
+        tables[name] = pa.concat_tables(parts) if parts else []
+    # a batch tagged with another library than the first must still be refused when it is stored
+    hashes = {b.signals_hash for b in batches}
+    return Batch([c for b in batches for c in b.calls], tables, sum(b.redacted for b in batches),
+                 {path: why for b in batches for path, why in b.failed.items()},
+                 batches[0].signals_hash if len(hashes) == 1 else "mixed")
+
+
+def gather(batches: Iterable[Batch], calls: int) -> Iterator[Batch]:
+    """Batches merged into ones of at least `calls` calls (stored or refused); the last may hold fewer."""
+    group, held = [], 0
+    for prepared in batches:
+        group.append(prepared)
+        held += len(prepared.calls) + len(prepared.failed)
+        if held >= calls:
+            yield merge(group)
+            group, held = [], 0
+    if group:
+        yield merge(group)
 
 
 # ---- worker side: the run's context, built once per process ----

@@ -12,7 +12,7 @@ from test_dask import TABLES, rows
 CALLS = sorted(p.stem for p in (ROOT / "data/demo_transcripts").glob("c-*.json"))
 
 
-def two_nights(tmp_path, name, workers):
+def two_nights(tmp_path, name, workers, commit_every=1):
     import flows
 
     tx = tmp_path / f"tx-{name}"
@@ -20,7 +20,7 @@ def two_nights(tmp_path, name, workers):
     config = tmp_path / f"{name}.yaml"
     config.write_text(yaml.safe_dump({"input": str(tmp_path / "none"), "transcripts": str(tx),
                                       "out": str(tmp_path / name), "signals": str(ROOT / "signals"),
-                                      "import_commit_every": 1, "runner": {"workers": workers}}))
+                                      "import_commit_every": commit_every, "runner": {"workers": workers}}))
     summaries = []
     for night in (CALLS[:7], CALLS[7:]):
         for call_id in night:
@@ -52,3 +52,25 @@ def test_a_pool_of_workers_stores_the_tables_of_one_process(tmp_path, prefect_ha
         second = con.execute("SELECT count(*) FROM utterance_topics WHERE call_id IN $ids",
                              {"ids": CALLS[7:]}).fetchall()[0][0]
     assert second > 0
+
+
+def test_worker_batches_are_merged_into_commits_of_import_commit_every_calls(tmp_path, prefect_harness, monkeypatch):
+    """Workers take a call at a time here; commits gather 3 calls each (the last of a night fewer)."""
+    from pipeline.store import Store as StoreClass
+
+    one = two_nights(tmp_path, "one", workers=1)
+    commits, commit = [], StoreClass.commit
+
+    def spy(self, run_id, seq, tables, *args, **kwargs):
+        if isinstance(seq, int) and "calls" in tables:
+            commits.append(len(tables["calls"]))
+        return commit(self, run_id, seq, tables, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "WORK_CALLS", 1)
+    monkeypatch.setattr(StoreClass, "commit", spy)
+    merged = two_nights(tmp_path, "merged", workers=2, commit_every=3)
+    rest = len(CALLS) - 7
+    assert commits == [3, 3, 1] + [3] * (rest // 3) + ([rest % 3] if rest % 3 else [])
+    assert [s["counts"] for s in merged] == [s["counts"] for s in one]
+    for table in TABLES:
+        assert rows(tmp_path / "merged", table) == rows(tmp_path / "one", table), table
