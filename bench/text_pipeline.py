@@ -192,6 +192,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
         # the whole refit (store reads, fit, model save) except its commit, which counts as "write"
         timers.seconds["topic fit"] += time.perf_counter() - fit_start - (timers.seconds["write"] - written)
         before = dict(timers.seconds)
+        cpu_before = _cpu()
         start = time.perf_counter()
         flows.store_imported(cfg, writer, calls, False)  # the rest, as a night imports them
         timers.wrap("write", store.compact)(run.run_id)  # as the flow does at the end of each night
@@ -200,6 +201,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
         before_publish = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         timers.wrap("publish", store.publish)(VIEWS)
         main_night = time.perf_counter() - start
+        cpu = {who: after - was for (who, after), was in zip(_cpu().items(), cpu_before.values())}
     store.commit = commit
     seconds = dict(timers.seconds)
     wall = first_night + seconds["topic fit"] + main_night
@@ -210,7 +212,13 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     return {"seconds": seconds, "total": wall, "counts": dict(run.counts), "stored": run.counts["utterances"],
             "first_night": first_night, "main_night": main_night, "peak_before_publish_mb": before_publish,
             "topics": int(model.n_topics_) if model is not None else 0, "workers": workers,
-            "parts": sum(map(len, store.manifest().values()))}
+            "parts": sum(map(len, store.manifest().values())), "main_night_cpu": cpu}
+
+
+def _cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of this process and of its ended children (the pool's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"main": own.ru_utime + own.ru_stime, "workers": children.ru_utime + children.ru_stime}
 
 
 def measure(args) -> dict:
@@ -240,7 +248,9 @@ def report(r: dict) -> None:
     print(f"{n:,} utterances, {r['counts']['tagged']:,} calls, {r['workers']} worker(s), commit_every {r['commit_every']}, "
           f"{r['parts']:,} part files, {r['counts']['redacted']:,} PII spans redacted, {r['topics']} topics "
           f"({r['representation']})")
-    print(f"first night (sequential) {r['first_night']:.1f} s + first topic fit + main night {r['main_night']:.1f} s")
+    cpu = r["main_night_cpu"]
+    print(f"first night (sequential) {r['first_night']:.1f} s + first topic fit + main night {r['main_night']:.1f} s "
+          f"(CPU: {cpu['main']:.1f} s this process, {cpu['workers']:.1f} s workers)")
     print(f"{'stage':<18}{'seconds':>10}{'utt/s':>12}{'share':>8}")
     for stage in STAGES + ["other"]:
         s = r["seconds"].get(stage, 0.0)
