@@ -40,7 +40,7 @@ _TABLES = [
         ("call_id", pa.string()),
         ("source_path", pa.string()),      # relative to the input (or transcripts) folder
         ("audio_sha256", pa.string()),
-        ("file_size", pa.int64()),         # with file_mtime: finds stored recordings without re-hashing
+        ("file_size", pa.int64()),         # with file_mtime: finds stored files (recordings, transcripts) unread
         ("file_mtime", pa.float64()),
         ("started_at", pa.timestamp("us")),
         ("call_date", pa.date32()),

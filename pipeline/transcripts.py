@@ -74,6 +74,7 @@ class TranscriptCall:
 def load_transcript(path: Path, rel: str) -> TranscriptCall:
     """One JSON file -> a call and its utterances; ValueError names the file and the field."""
     try:
+        stat = path.stat()
         raw = json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ValueError(f"{rel}: not UTF-8 text") from None
@@ -101,14 +102,20 @@ def load_transcript(path: Path, rel: str) -> TranscriptCall:
         "call_date": doc.started_at.date(), "duration_s": max((u.end_s for u in turns), default=0.0),
         "agent_id": doc.agent_id, "queue": doc.queue, "direction": doc.direction,
         "asr_model": "transcript", "status": "ok" if utterances else "no_speech",
+        "file_size": stat.st_size, "file_mtime": stat.st_mtime,
         "extra": json.dumps(extra, sort_keys=True, default=str) if extra else None,
     }
     return TranscriptCall(call, utterances)
 
 
-def load_transcripts(folder: Path, known_ids: set[str], since=None,
-                     forgotten: set[str] = frozenset()) -> tuple[list[TranscriptCall], int, int, list[dict]]:
-    """New transcripts in folder -> (calls, found, skipped, failures); forgotten calls are skipped."""
+def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: set[str] = frozenset(),
+                     known_files: set[tuple[str, int, float]] = frozenset()
+                     ) -> tuple[list[TranscriptCall], int, int, list[dict]]:
+    """New transcripts in folder -> (calls, found, skipped, failures); forgotten calls are skipped.
+
+    known_files holds (source_path, file_size, file_mtime) of stored calls: such a file is not even read,
+    so a night costs what its new files cost, not every transcript the folder ever held.
+    """
     files = sorted(p for p in folder.rglob("*.json") if p.is_file())
     calls, skipped, failures, seen = [], 0, [], {}
     root = folder.resolve()
@@ -119,6 +126,9 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None,
                                                    "folder; not read"))
             continue
         try:
+            if known_files and _stored(path, rel, known_files):
+                skipped += 1
+                continue
             item = load_transcript(path, rel)
         except ValueError as exc:
             failures.append(failure(rel, "ingest", exc))
@@ -133,3 +143,11 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None,
             seen[call_id] = rel
             calls.append(item)
     return calls, len(files), skipped, failures
+
+
+def _stored(path: Path, rel: str, known_files: set[tuple[str, int, float]]) -> bool:
+    try:
+        stat = path.stat()
+    except OSError:
+        return False  # reading it will say what is wrong
+    return (rel, stat.st_size, stat.st_mtime) in known_files

@@ -65,13 +65,18 @@ def test_each_night_leaves_one_part_per_table_and_day(folder, prefect_harness):
     assert on_disk == set(store.manifest()["utterances"])
 
 
-def test_a_night_reads_only_what_its_new_calls_need(folder, prefect_harness, reads):
+def test_a_night_reads_only_what_its_new_calls_need(folder, prefect_harness, reads, monkeypatch):
+    from pipeline import transcripts
+
     night(folder, prefect_harness)
     pages = sorted((folder / "out/scorecards").rglob("*.html"))
     written = {p: p.stat().st_mtime_ns for p in pages}
     reads.clear()
+    parsed, load = [], transcripts.load_transcript
+    monkeypatch.setattr(transcripts, "load_transcript", lambda path, rel: parsed.append(rel) or load(path, rel))
     noop = night(folder, prefect_harness)
     assert (noop["counts"]["imported"], noop["counts"]["skipped"]) == (0, len(CALLS) - 1)
+    assert parsed == []  # stored transcript files are known by path, size and time: not one is read again
     # the calls list (which files are stored already) is all a night with nothing new reads
     assert {table for table, _ in reads} == {"calls"}
     assert {p: p.stat().st_mtime_ns for p in pages} == written

@@ -50,3 +50,24 @@ def test_bad_files_fail_alone_with_the_field_named(tmp_path):
         "f.json: duplicate call_id 'c-0001' (also in a.json)",
         "g.json: must be a JSON object with call_id, started_at and utterances",
     ]
+
+
+def test_stored_files_are_not_read_again_unless_they_changed(tmp_path, monkeypatch):
+    import os
+
+    from pipeline import transcripts
+
+    write(tmp_path, "c-0001.json", GOOD)
+    write(tmp_path, "c-0002.json", {**GOOD, "call_id": "c-0002"})
+    first, _, _, _ = load_transcripts(tmp_path, set())
+    stored = {(c.call["source_path"], c.call["file_size"], c.call["file_mtime"]) for c in first}
+    assert stored == {(p.name, p.stat().st_size, p.stat().st_mtime) for p in tmp_path.glob("*.json")}
+    read, load = [], transcripts.load_transcript
+    monkeypatch.setattr(transcripts, "load_transcript", lambda path, rel: read.append(rel) or load(path, rel))
+    write(tmp_path, "c-0003.json", {**GOOD, "call_id": "c-0003"})
+    calls, found, skipped, _ = load_transcripts(tmp_path, {"c-0001", "c-0002"}, known_files=stored)
+    assert read == ["c-0003.json"] and [c.call["call_id"] for c in calls] == ["c-0003"] and (found, skipped) == (3, 2)
+    os.utime(tmp_path / "c-0002.json", (0, 0))  # re-exported: read again, and still known by its call_id
+    read.clear()
+    calls, _, skipped, _ = load_transcripts(tmp_path, {"c-0001", "c-0002", "c-0003"}, known_files=stored)
+    assert read == ["c-0002.json", "c-0003.json"] and calls == [] and skipped == 3
