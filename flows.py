@@ -301,7 +301,8 @@ def store_imported(cfg: Config, writer: _Writer, calls: list, progress: bool | N
     workers = 1 if cfg.runner.kind == "dask" else min(cfg.workers(), len(chunks))
     model_path = writer.store.model_path() if writer.topic_model is not None else None  # the file it loaded
     with tqdm(total=len(calls), unit="call", desc="importing transcripts",
-              disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack:
+              disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack, \
+            batch.few_collections():
         if workers > 1:
             pool = stack.enter_context(batch.Pool(workers, cfg.signals, cfg.redaction.entities, model_path,
                                                   cfg.topics, run.run_id))

@@ -24,7 +24,7 @@ def two_nights(tmp_path, name, workers, commit_every=1):
     summaries = []
     for night in (CALLS[:7], CALLS[7:]):
         for call_id in night:
-            shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
+            shutil.copy2(ROOT / f"data/demo_transcripts/{call_id}.json", tx)  # the same files: same times
         summaries.append(flows.run_nightly(config=str(config), progress=False))
     return summaries
 
