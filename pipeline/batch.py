@@ -120,7 +120,7 @@ def merge(batches: list[Batch]) -> Batch:
     tables = {}
     for name in batches[0].tables:
         parts = [b.tables[name] for b in batches if len(b.tables[name])]
-        tables[name] = pa.concat_tables(parts) if parts else []
+        tables[name] = pa.concat_tables(parts) if parts else batches[0].tables[name]  # empty, with its schema
     # a batch tagged with another library than the first must still be refused when it is stored
     hashes = {b.signals_hash for b in batches}
     return Batch([c for b in batches for c in b.calls], tables, sum(b.redacted for b in batches),

@@ -74,3 +74,23 @@ def test_worker_batches_are_merged_into_commits_of_import_commit_every_calls(tmp
     assert [s["counts"] for s in merged] == [s["counts"] for s in one]
     for table in TABLES:
         assert rows(tmp_path / "merged", table) == rows(tmp_path / "one", table), table
+
+
+def test_merged_batches_keep_schemas_failures_and_the_library_they_were_tagged_with():
+    from pipeline.schemas import conform
+
+    def prepared(call_ids, failed=None, signals_hash="h1"):
+        calls = [{"call_id": c, "call_date": None} for c in call_ids]
+        tables = {"calls": conform("calls", [{"call_id": c} for c in call_ids]), "flags": conform("flags", [])}
+        return batch.Batch(calls, tables, len(call_ids), failed or {}, signals_hash)
+
+    merged = batch.merge([prepared(["a", "b"]), prepared([], {"x.json": "redaction failed"}), prepared(["c"])])
+    assert [c["call_id"] for c in merged.calls] == ["a", "b", "c"] and merged.redacted == 3
+    assert merged.tables["calls"].column("call_id").to_pylist() == ["a", "b", "c"]
+    assert len(merged.tables["flags"]) == 0 and merged.tables["flags"].schema == conform("flags", []).schema
+    assert merged.failed == {"x.json": "redaction failed"} and merged.signals_hash == "h1"
+    # a library edited mid-run: the merged batch carries no single hash, so storing it is refused
+    assert batch.merge([prepared(["a"]), prepared(["b"], signals_hash="h2")]).signals_hash == "mixed"
+    groups = list(batch.gather([prepared(["a"]), prepared([], {"x.json": "?"}), prepared(["b"]), prepared(["c"])], 2))
+    assert [[c["call_id"] for c in g.calls] for g in groups] == [["a"], ["b", "c"]]
+    assert groups[0].failed == {"x.json": "?"}  # a refused call counts towards a commit's calls too
