@@ -40,6 +40,7 @@ fit_topics = task(discover.fit, name="discover-refit", cache_policy=NO_CACHE)
 score_calls = task(qa.assess, name="score", cache_policy=NO_CACHE)
 redact_calls = task(batch.redact_calls, name="redact", cache_policy=NO_CACHE)
 transcribe_call = task(transcribe.transcribe_job, name="transcribe-call", cache_policy=NO_CACHE)
+prepare_batch = task(batch.prepare_anywhere, name="prepare-batch", cache_policy=NO_CACHE)
 
 UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
 
@@ -298,19 +299,31 @@ def store_imported(cfg: Config, writer: _Writer, calls: list, progress: bool | N
     batches = (([{**c.call, "run_id": run.run_id} for c in chunk], [u for c in chunk for u in c.utterances])
                for chunk in chunks)
     # One batch is not worth starting processes for; on Dask the cluster, not this machine, has the cores.
-    workers = 1 if cfg.runner.kind == "dask" else min(cfg.workers(), len(chunks))
+    workers = min(cfg.workers(), len(chunks))
     model_path = writer.store.model_path() if writer.topic_model is not None else None  # the file it loaded
+    setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, run.run_id)
     with tqdm(total=len(calls), unit="call", desc="importing transcripts",
               disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack, \
             batch.few_collections():
-        if workers > 1:
-            pool = stack.enter_context(batch.Pool(workers, cfg.signals, cfg.redaction.entities, model_path,
-                                                  cfg.topics, run.run_id))
-            prepared = pool.map(batches)
+        if cfg.runner.kind == "dask":
+            prepared = _on_cluster(setup, batches)
+        elif workers > 1:
+            prepared = stack.enter_context(batch.Pool(workers, *setup)).map(batches)
         else:
             prepared = itertools.starmap(writer.prepare, batches)
         for group in batch.gather(_progress(prepared, bar), cfg.import_commit_every):
             run.counts["imported"] += len(writer.store_batch(group))
+
+
+def _on_cluster(setup: tuple, batches, in_flight: int = 16):
+    """Batches prepared as tasks on the Dask cluster (each worker builds the run's context once), in order."""
+    pending = []
+    for calls, utterances in batches:
+        pending.append(prepare_batch.submit(setup, calls, utterances))
+        if len(pending) >= in_flight:
+            yield pending.pop(0).result()
+    for future in pending:
+        yield future.result()
 
 
 def _progress(prepared, bar):

@@ -162,10 +162,19 @@ def few_collections():
 
 # ---- worker side: the run's context, built once per process ----
 _CONTEXT: Context | None = None
+_SETUP: tuple | None = None  # what _CONTEXT was built from
 
 
-def _init_worker(signals: Path, entities: list[str], model_path: Path | None, options: TopicsConfig,
-                 run_id: str) -> None:
+def _context(signals: Path, entities: list[str], model_path: Path | None, options: TopicsConfig,
+             run_id: str) -> Context:
+    from models import topics
+
+    library = load_signals(signals)
+    model = topics.TopicModel.load(model_path) if model_path else None
+    return Context(tag.Tagger(library), load_qa(signals, library), list(entities), model, options, run_id)
+
+
+def _init_worker(*setup) -> None:
     global _CONTEXT
     from threadpoolctl import threadpool_limits
 
@@ -174,15 +183,23 @@ def _init_worker(signals: Path, entities: list[str], model_path: Path | None, op
     # The pool has a process per core: threads inside each (BLAS, onnxruntime) would only fight over them.
     threadpool_limits(1)
     topics.THREADS = 1
-    library = load_signals(signals)
-    model = topics.TopicModel.load(model_path) if model_path else None
-    _CONTEXT = Context(tag.Tagger(library), load_qa(signals, library), entities, model, options, run_id)
+    _CONTEXT = _context(*setup)
     gc.freeze()  # the worker lives for one run: what it loaded stays, and is never walked again
     gc.set_threshold(*GC_THRESHOLD)
 
 
 def _prepare_in_worker(calls: list[dict], utterances: list[dict]) -> Batch:
     return prepare(PLAIN, _CONTEXT, calls, utterances)
+
+
+def prepare_anywhere(setup: tuple, calls: list[dict], utterances: list[dict]) -> Batch:
+    """prepare() in a process that may serve many runs (a Dask worker): the context is built from `setup`
+    (signals folder, entities, model file, topic options, run id) once per process and run."""
+    global _CONTEXT, _SETUP
+    if _SETUP != setup:
+        _CONTEXT, _SETUP = _context(*setup), setup
+    with few_collections():
+        return prepare(PLAIN, _CONTEXT, calls, utterances)
 
 
 class Pool:

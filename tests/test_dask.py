@@ -41,7 +41,10 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
         on_dask = flows.run_nightly(config=str(tmp_path / "dask.yaml"), progress=False)
         with Client(cluster) as client:  # the calls were transcribed on the workers: they hold the model
             loaded = client.run(lambda: __import__("pipeline.transcribe").transcribe._MODEL is not None)
+            # and the imported transcript was redacted, tagged and scored there: a worker built the run's context
+            prepared = client.run(lambda: __import__("pipeline.batch").batch._SETUP is not None)
     assert any(loaded.values())
+    assert any(prepared.values())
     assert on_dask["counts"] == local["counts"] and on_dask["counts"]["transcribed"] == 4
     for table in TABLES:
         assert rows(tmp_path / "dask", table) == rows(tmp_path / "local", table), table
