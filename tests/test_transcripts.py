@@ -71,3 +71,22 @@ def test_stored_files_are_not_read_again_unless_they_changed(tmp_path, monkeypat
     read.clear()
     calls, _, skipped, _ = load_transcripts(tmp_path, {"c-0001", "c-0002", "c-0003"}, known_files=stored)
     assert read == ["c-0002.json", "c-0003.json"] and calls == [] and skipped == 3
+
+
+def test_subfolders_are_read_but_links_never_lead_out(tmp_path):
+    import os
+
+    folder, outside = tmp_path / "tx", tmp_path / "elsewhere"
+    (folder / "2026-11-20").mkdir(parents=True)
+    outside.mkdir()
+    write(folder / "2026-11-20", "c-0001.json", GOOD)
+    write(outside, "secret.json", {**GOOD, "call_id": "c-9999"})
+    os.symlink(outside / "secret.json", folder / "leak.json")       # a file linked from outside: refused
+    os.symlink(outside, folder / "linked-dir")                      # a linked directory: not entered
+    os.symlink(folder / "2026-11-20" / "c-0001.json", folder / "again.json")  # inside: read (a duplicate)
+    calls, found, _, failures = load_transcripts(folder, set())
+    assert [(c.call["call_id"], c.call["source_path"]) for c in calls] == [("c-0001", "2026-11-20/c-0001.json")]
+    assert found == 3
+    assert [f["error"] for f in failures] == [
+        "again.json: duplicate call_id 'c-0001' (also in 2026-11-20/c-0001.json)",
+        "leak.json: a symbolic link to a file outside the transcripts folder; not read"]
