@@ -6,6 +6,7 @@ the Store does all file I/O; this module only wires them and schedules the run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 
@@ -306,24 +307,14 @@ def store_imported(cfg: Config, writer: _Writer, calls: list, progress: bool | N
               disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack, \
             batch.few_collections():
         if cfg.runner.kind == "dask":
-            prepared = _on_cluster(setup, batches)
+            # one task per batch on the cluster; each worker builds the run's context once
+            prepared = batch.in_order(functools.partial(prepare_batch.submit, setup), batches, in_flight=16)
         elif workers > 1:
             prepared = stack.enter_context(batch.Pool(workers, *setup)).map(batches)
         else:
             prepared = itertools.starmap(writer.prepare, batches)
         for group in batch.gather(_progress(prepared, bar), cfg.import_commit_every):
             run.counts["imported"] += len(writer.store_batch(group))
-
-
-def _on_cluster(setup: tuple, batches, in_flight: int = 16):
-    """Batches prepared as tasks on the Dask cluster (each worker builds the run's context once), in order."""
-    pending = []
-    for calls, utterances in batches:
-        pending.append(prepare_batch.submit(setup, calls, utterances))
-        if len(pending) >= in_flight:
-            yield pending.pop(0).result()
-    for future in pending:
-        yield future.result()
 
 
 def _progress(prepared, bar):

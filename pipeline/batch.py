@@ -226,10 +226,16 @@ class Pool:
 
     def map(self, batches: Iterable[tuple[list[dict], list[dict]]]) -> Iterator[Batch]:
         """Prepared batches in order, keeping at most 2 per worker in flight to bound memory."""
-        pending: list[cf.Future] = []
-        for calls, utterances in batches:
-            pending.append(self._pool.submit(_prepare_in_worker, calls, utterances))
-            if len(pending) >= 2 * self.workers:
-                yield pending.pop(0).result()
-        for future in pending:
-            yield future.result()
+        return in_order(lambda calls, utterances: self._pool.submit(_prepare_in_worker, calls, utterances),
+                        batches, 2 * self.workers)
+
+
+def in_order(submit: Callable, items: Iterable[tuple], in_flight: int) -> Iterator:
+    """The results of submit(*item) (a future) for each item, in order, with at most in_flight pending."""
+    pending: list = []
+    for item in items:
+        pending.append(submit(*item))
+        if len(pending) >= in_flight:
+            yield pending.pop(0).result()
+    for future in pending:
+        yield future.result()
