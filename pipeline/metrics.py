@@ -21,8 +21,6 @@ from __future__ import annotations
 import bisect
 import itertools
 
-import numpy as np
-
 INTERRUPT_MIN_S = 0.3
 SPURT_GAP_S = 0.8       # the pause that ends a turn (asr.pause_s)
 SENTIMENT_TURNS = 3
@@ -157,7 +155,8 @@ def _sentiment(turns: list[dict]) -> dict:
     if not side:
         return {"sentiment_start": None, "sentiment_end": None, "sentiment_change": None}
     n = min(SENTIMENT_TURNS, max(1, len(side) // 3))
-    start = float(np.mean([u["sentiment"] for u in side[:n]]))
-    end = float(np.mean([u["sentiment"] for u in side[-n:]]))
+    # sum/len, not np.mean: the same value for these 1-3 turns (summed in order), without an array per call
+    start = sum(u["sentiment"] for u in side[:n]) / n
+    end = sum(u["sentiment"] for u in side[-n:]) / n
     return {"sentiment_start": round(start, 3), "sentiment_end": round(end, 3),
             "sentiment_change": round(end - start, 3)}
