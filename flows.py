@@ -280,10 +280,8 @@ def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since
     if not cfg.transcripts:
         return
     run = writer.run
-    files = known.dropna(subset=["file_size", "file_mtime"])
-    calls, found, skipped, failures = load_transcripts(
-        cfg.transcripts, set(known["call_id"]), since, writer.store.forgotten(),
-        set(zip(files["source_path"], files["file_size"].astype(int), files["file_mtime"])))
+    calls, found, skipped, failures = load_transcripts(cfg.transcripts, set(known["call_id"]), since,
+                                                       writer.store.forgotten(), ingest.stored_files(known))
     run.counts["found"] += found
     run.counts["skipped"] += skipped
     run.add_failures(failures)

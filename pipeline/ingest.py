@@ -227,6 +227,13 @@ def _metadata_row(record: dict, root: Path, where: str) -> tuple[str | None, dic
                   "extra": extra}
 
 
+def stored_files(known: pd.DataFrame) -> set[tuple[str, int, float]]:
+    """(source_path, file_size, file_mtime) of stored calls: a file still matching one is not read again.
+    Calls stored without file times (transcripts from before they were kept) match no file."""
+    files = known.dropna(subset=["file_size", "file_mtime"])
+    return set(zip(files["source_path"], files["file_size"].astype(int), files["file_mtime"]))
+
+
 def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: str,
                     since: date | None = None, exclude_ids: set[str] = frozenset(),
                     forgotten: set[str] = frozenset()) -> Plan:
@@ -237,7 +244,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
         # Without readable metadata the call ids would be wrong; process nothing until it is fixed.
         return Plan([], 0, 0, failures, [])
     known_ids = set(known["call_id"])
-    known_files = set(zip(known["source_path"], known["file_size"], known["file_mtime"]))
+    known_files = stored_files(known)
     jobs, skipped, notes, ids = [], 0, [], {}
     root = folder.resolve()
     files = discover(folder)

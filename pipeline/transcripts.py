@@ -121,7 +121,7 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     calls, skipped, failures, seen = [], 0, [], {}
     root = folder.resolve()
     for path, rel, is_link in files:
-        if is_link and not path.resolve().is_relative_to(root):  # as for recordings: never read what a link points out at
+        if is_link and not Path(path).resolve().is_relative_to(root):  # as for recordings: never read what a link points out at
             failures.append(failure(rel, "ingest", f"{rel}: a symbolic link to a file outside the transcripts "
                                                    "folder; not read"))
             continue
@@ -129,7 +129,7 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
             if known_files and _stored(path, rel, known_files):
                 skipped += 1
                 continue
-            item = load_transcript(path, rel)
+            item = load_transcript(Path(path), rel)
         except ValueError as exc:
             failures.append(failure(rel, "ingest", exc))
             continue
@@ -145,15 +145,15 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     return calls, len(files), skipped, failures
 
 
-def _stored(path: Path, rel: str, known_files: set[tuple[str, int, float]]) -> bool:
+def _stored(path: str, rel: str, known_files: set[tuple[str, int, float]]) -> bool:
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except OSError:
         return False  # reading it will say what is wrong
     return (rel, stat.st_size, stat.st_mtime) in known_files
 
 
-def _json_files(folder: Path) -> list[tuple[Path, str, bool]]:
+def _json_files(folder: Path) -> list[tuple[str, str, bool]]:
     """(path, path relative to folder, is a symbolic link) of the .json files under folder, in path order.
 
     Like `Path.rglob` (linked directories are not entered), but with one `scandir` per directory and no
@@ -169,4 +169,4 @@ def _json_files(folder: Path) -> list[tuple[Path, str, bool]]:
                 elif entry.name.endswith(".json") and entry.is_file():
                     found.append(((*parts, entry.name), entry.path, entry.is_symlink()))
     found.sort()
-    return [(Path(path), "/".join(parts), is_link) for parts, path, is_link in found]
+    return [(path, "/".join(parts), is_link) for parts, path, is_link in found]
