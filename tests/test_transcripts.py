@@ -90,3 +90,16 @@ def test_subfolders_are_read_but_links_never_lead_out(tmp_path):
     assert [f["error"] for f in failures] == [
         "again.json: duplicate call_id 'c-0001' (also in 2026-11-20/c-0001.json)",
         "leak.json: a symbolic link to a file outside the transcripts folder; not read"]
+
+
+def test_a_file_gone_between_listing_and_reading_fails_alone(tmp_path, monkeypatch):
+    """A transcript moved away mid-run (another job archiving the folder): one clear line, the rest stored."""
+    from pipeline import transcripts
+
+    write(tmp_path, "c-0001.json", GOOD)
+    listed = transcripts._json_files(tmp_path) + [(str(tmp_path / "gone.json"), "gone.json", False)]
+    monkeypatch.setattr(transcripts, "_json_files", lambda folder: listed)
+    stored = {("c-0001.json", -1, 0.0)}  # something is stored, so each file's times are looked up first
+    calls, found, _, failures = load_transcripts(tmp_path, set(), known_files=stored)
+    assert [c.call["call_id"] for c in calls] == ["c-0001"] and found == 2
+    assert [f["error"] for f in failures] == ["gone.json: cannot read the file (No such file or directory)"]
