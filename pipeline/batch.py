@@ -106,7 +106,7 @@ def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[di
     scored = stages.score(ctx.rules, ctx.tagger.library, calls, utterances, hits, categories, ctx.run_id)
     topics = stages.assign(ctx.topic_model, utterances, hits, ctx.topic_options)
     tables = {"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
-              "utterance_topics": arrow(topics), **scored}
+              "utterance_topics": topics, **scored}
     # Arrow here, not in the committing process: it is the one process every batch waits for, and Arrow
     # tables cross from a worker far cheaper than lists of dicts.
     return Batch(calls, {name: conform(name, rows) for name, rows in tables.items()}, found, unstored,

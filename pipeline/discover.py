@@ -11,11 +11,14 @@ import hashlib
 import json
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.topics import TopicModel
 from pipeline.config import TopicsConfig
-from pipeline.topics import assign_topics, fit_topics, select_utterances, topics_table
+from pipeline.schemas import conform
+from pipeline.topics import assign_topics, fit_topics, select_utterances, selected_turns, topics_table
 
 
 def options_hash(cfg: TopicsConfig) -> str:
@@ -50,11 +53,16 @@ def fit(utterances, hits, previous: TopicModel | None, cfg: TopicsConfig, versio
     return model, topics_table(model, version), assign_topics(model, selected)
 
 
-def assign(model: TopicModel | None, utterances: list[dict], hits: list[dict], cfg: TopicsConfig) -> pd.DataFrame:
+def assign(model: TopicModel | None, utterances: list[dict], hits: list[dict], cfg: TopicsConfig) -> pa.Table | list:
     """utterance_topics rows of new calls under the current model (none before the first fit)."""
     if model is None or not utterances:
-        return pd.DataFrame()
-    columns = ["call_id", "utt_idx", "speaker", "text", "call_date"]
-    frame = pd.DataFrame([{k: u[k] for k in columns} for u in utterances])
-    hit_frame = pd.DataFrame(hits, columns=["call_id", "utt_idx"]) if hits else pd.DataFrame(columns=["call_id", "utt_idx"])
-    return assign_topics(model, select_utterances(frame, hit_frame, speakers=cfg.speakers))
+        return []
+    tagged = {(h["call_id"], h["utt_idx"]) for h in hits}
+    turns = ((u["call_id"], u["utt_idx"], u["speaker"], u["text"]) for u in utterances)
+    rows, lemmas = selected_turns(turns, tagged, speakers=cfg.speakers)
+    chosen = [utterances[i] for i in rows]
+    ids, weights = model.assign([u["text"] or "" for u in chosen], lemmas=lemmas) if chosen else ([], [])
+    return conform("utterance_topics", pa.table({
+        "call_id": [u["call_id"] for u in chosen], "utt_idx": pa.array([u["utt_idx"] for u in chosen], pa.int32()),
+        "topic_id": pa.array(np.asarray(ids, np.int32)), "weight": pa.array(np.asarray(weights, np.float32)),
+        "call_date": pa.array([u["call_date"] for u in chosen], pa.date32())}))

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 import numpy as np
@@ -40,7 +40,7 @@ from scipy.optimize import linear_sum_assignment
 from models.topics import TopicModel
 from pipeline.signals import Signal, SignalSet
 from pipeline.tag import Tagger
-from pipeline.topic_text import content_words, lemmatise
+from pipeline.topic_text import is_trivial, lemmatise
 
 MATCH_THRESHOLD = 0.3   # same topic: c-TF-IDF cosine of the two fits; different topics share few terms (< 0.1)
 GAP = 3                 # words allowed between the two words of a bigram in a generated pattern
@@ -60,17 +60,29 @@ def select_utterances(utterances, signal_hits, speakers: Sequence[str] = ("custo
     turns = _frame(utterances)
     hits = _frame(signal_hits)
     columns = ["call_id", "utt_idx", "call_date", "speaker", "text", "lemmas"]
-    turns = turns[turns["speaker"].isin(list(speakers))]
-    if len(hits):
-        tagged = hits[["call_id", "utt_idx"]].drop_duplicates().assign(_tagged=True)
-        turns = turns.merge(tagged, on=["call_id", "utt_idx"], how="left")
-        turns = turns[turns["_tagged"].isna()]
-    turns = turns.assign(text=turns["text"].fillna("").astype(str))
-    turns = turns.assign(lemmas=lemmatise(turns["text"].tolist()))
-    words = turns["lemmas"].map(lambda lemmas: len(lemmas.split()))
-    content = turns["lemmas"].map(lambda lemmas: len(content_words(lemmas)))
-    keep = (words >= min_words) & (content >= min_content)
-    return turns.loc[keep, columns].reset_index(drop=True)
+    tagged = set(zip(hits["call_id"].tolist(), hits["utt_idx"].tolist())) if len(hits) else set()
+    texts = turns["text"].fillna("").astype(str).tolist() if len(turns) else []
+    keys = zip(turns["call_id"].tolist(), turns["utt_idx"].tolist(), turns["speaker"].tolist(), texts) \
+        if len(turns) else []
+    rows, lemmas = selected_turns(keys, tagged, speakers, min_words, min_content)
+    chosen = turns.iloc[rows] if len(turns) else pd.DataFrame(columns=columns)
+    return chosen.assign(text=[texts[i] for i in rows], lemmas=lemmas)[columns].reset_index(drop=True)
+
+
+def selected_turns(turns: Iterable[tuple[str, int, str, str | None]], tagged: set[tuple[str, int]],
+                   speakers: Sequence[str] = ("customer",), min_words: int = 3,
+                   min_content: int = 2) -> tuple[list[int], list[str]]:
+    """What `select_utterances` keeps, over plain (call_id, utt_idx, speaker, text) tuples: their positions
+    and lemmas. A worker assigning a batch's turns uses this directly: pandas cost more than the selection."""
+    wanted = set(speakers)
+    candidates, texts = [], []
+    for i, (call_id, utt_idx, speaker, text) in enumerate(turns):
+        if speaker in wanted and (call_id, utt_idx) not in tagged:
+            candidates.append(i)
+            texts.append(text or "")
+    lemmas = lemmatise(texts)
+    kept = [k for k, lemma in enumerate(lemmas) if not is_trivial("", lemma, min_words, min_content)]
+    return [candidates[k] for k in kept], [lemmas[k] for k in kept]
 
 
 def fit_topics(selected: pd.DataFrame, previous: TopicModel | None = None, model: TopicModel | None = None,

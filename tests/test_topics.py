@@ -83,6 +83,25 @@ def test_discovery_selects_untagged_customer_turns_that_say_something(demo):
     assert len(truth & set(zip(selected["call_id"], selected["utt_idx"]))) >= 5
 
 
+def test_a_batch_is_assigned_as_the_stored_window_is(demo):
+    """New calls are assigned in the workers from plain rows (discover.assign), a refit's window from frames
+    (select_utterances + assign_topics): both must select and assign the same turns the same way."""
+    from pipeline import discover
+    from pipeline.config import TopicsConfig
+
+    utterances, selected, model, _ = demo
+    library = load_signals(ROOT / "signals")
+    durations = {}  # a transcript's duration is its last turn's end, as load_transcript sets it
+    for u in utterances:
+        durations[u["call_id"]] = max(durations.get(u["call_id"], 0.0), u["end_s"])
+    hits, _ = tag_calls(Tagger(library), utterances, durations)
+    rows = discover.assign(model, utterances, hits, TopicsConfig()).to_pandas()
+    expected = assign_topics(model, selected)
+    assert len(rows) == len(selected) > 0
+    for column in ("call_id", "utt_idx", "topic_id", "weight", "call_date"):
+        assert rows[column].tolist() == expected[column].tolist(), column
+
+
 def test_app_crash_lines_form_one_emerging_topic(demo):
     _, selected, model, truth = demo
     rows = assign_topics(model, selected)
