@@ -33,7 +33,7 @@ from pipeline.views import VIEWS  # noqa: E402
 
 # Tasks wrap the pure stages; inputs are large in-memory tables, so no result caching.
 plan_recordings = task(ingest.plan_recordings, name="ingest", cache_policy=NO_CACHE)
-load_transcripts = task(transcripts.load_transcripts, name="import-transcripts", cache_policy=NO_CACHE)
+list_transcripts = task(transcripts.new_files, name="list-transcripts", cache_policy=NO_CACHE)
 tag_calls = task(tag.tag_calls, name="tag", cache_policy=NO_CACHE)
 enrich = task(qa.add_sentiment, name="enrich", cache_policy=NO_CACHE)
 assign_topics = task(discover.assign, name="discover", cache_policy=NO_CACHE)
@@ -105,16 +105,29 @@ class _Writer:
 
     def prepare(self, calls: list[dict], utterances: list[dict]) -> batch.Batch:
         """Redact, tag and score whole calls in this process, one Prefect task run per stage."""
+        return batch.prepare(*self._stages(), calls, utterances)
+
+    def prepare_transcripts(self, work: list, since, forgotten: set[str]) -> batch.Batch:
+        """Read (when given files) and prepare a batch of transcripts in this process."""
+        return batch.prepare_transcripts(*self._stages(), work, since, forgotten)
+
+    def _stages(self) -> tuple[batch.Stages, batch.Context]:
         stages = batch.Stages(redact_calls, enrich, tag_calls, score_calls, assign_topics)
-        context = batch.Context(self.tagger, self.rules, self.entities, self.topic_model, self.topic_options,
-                                self.run.run_id)
-        return batch.prepare(stages, context, calls, utterances)
+        return stages, batch.Context(self.tagger, self.rules, self.entities, self.topic_model, self.topic_options,
+                                     self.run.run_id)
+
+    def admit(self, prepared: batch.Batch, known_ids: set[str], seen: dict[str, str]) -> batch.Batch:
+        """The new calls of a batch of transcripts; what was not new or not readable is counted and reported."""
+        admitted, known, duplicates = batch.admit(prepared, known_ids, seen)
+        self.run.counts["skipped"] += prepared.skipped + known
+        self.run.add_failures(prepared.failures + duplicates)
+        return admitted
 
     def store_batch(self, prepared: batch.Batch) -> list[dict]:
         """Commit a prepared batch (its calls, their rows in every table, together); returns the calls stored."""
         if prepared.signals_hash != self.tagger.library.hash:
             raise RuntimeError("signals/ changed during the run; run again to re-tag with the new library")
-        self.run.counts["redacted"] += prepared.redacted
+        self.run.counts["redacted"] += sum(prepared.redacted.values())
         self.run.add_failures([ingest.failure(path, "redact", why) for path, why in prepared.failed.items()])
         calls, tables = prepared.calls, prepared.tables
         if self.audio_from is not None:
@@ -280,28 +293,30 @@ def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since
     if not cfg.transcripts:
         return
     run = writer.run
-    calls, found, skipped, failures = load_transcripts(cfg.transcripts, set(known["call_id"]), since,
-                                                       writer.store.forgotten(), ingest.stored_files(known))
+    files, found, skipped, failures = list_transcripts(cfg.transcripts, ingest.stored_files(known))
     run.counts["found"] += found
     run.counts["skipped"] += skipped
     run.add_failures(failures)
-    store_imported(cfg, writer, calls, progress)
+    store_imported(cfg, writer, files, progress, set(known["call_id"]), since, writer.store.forgotten())
 
 
-def store_imported(cfg: Config, writer: _Writer, calls: list, progress: bool | None) -> None:
-    """Store imported calls (each with .call and .utterances) on every core, import_commit_every per commit.
+def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | None, known_ids: set[str] = frozenset(),
+                   since=None, forgotten: set[str] = frozenset()) -> None:
+    """Read and store transcripts on every core, import_commit_every calls per commit.
 
-    Workers prepare WORK_CALLS at a time (so a few thousand calls still keep every core busy); their batches
-    are merged into commits of import_commit_every calls, since every commit writes a file per table and day.
+    work: (path, rel) transcript files, or calls loaded already (each with .call and .utterances). Workers read
+    and prepare WORK_CALLS at a time (so a few thousand calls still keep every core busy, and the JSON is parsed
+    on every core too); this process admits the new calls in file order and commits them, merged into commits of
+    import_commit_every calls, since every commit writes a file per table and day.
     """
-    run, chunks = writer.run, list(batch.chunks(calls, min(cfg.import_commit_every, batch.WORK_CALLS)))
-    batches = (([{**c.call, "run_id": run.run_id} for c in chunk], [u for c in chunk for u in c.utterances])
-               for chunk in chunks)
+    chunks = list(batch.chunks(work, min(cfg.import_commit_every, batch.WORK_CALLS)))
+    batches = ((chunk, since, forgotten) for chunk in chunks)
     # One batch is not worth starting processes for; on Dask the cluster, not this machine, has the cores.
     workers = min(cfg.workers(), len(chunks))
     model_path = writer.store.model_path() if writer.topic_model is not None else None  # the file it loaded
-    setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, run.run_id)
-    with tqdm(total=len(calls), unit="call", desc="importing transcripts",
+    setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, writer.run.run_id)
+    seen: dict[str, str] = {}  # call_id -> file, of the calls admitted this night
+    with tqdm(total=len(work), unit="call", desc="importing transcripts",
               disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack, \
             batch.few_collections():
         if cfg.runner.kind == "dask":
@@ -310,14 +325,14 @@ def store_imported(cfg: Config, writer: _Writer, calls: list, progress: bool | N
         elif workers > 1:
             prepared = stack.enter_context(batch.Pool(workers, *setup)).map(batches)
         else:
-            prepared = itertools.starmap(writer.prepare, batches)
+            prepared = itertools.starmap(writer.prepare_transcripts, batches)
         for group in batch.gather(_progress(prepared, bar), cfg.import_commit_every):
-            run.counts["imported"] += len(writer.store_batch(group))
+            writer.run.counts["imported"] += len(writer.store_batch(writer.admit(group, known_ids, seen)))
 
 
 def _progress(prepared, bar):
     for ready in prepared:
-        bar.update(len(ready.calls) + len(ready.failed))
+        bar.update(ready.files)
         yield ready
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import dataclasses
+import functools
 import gc
 import itertools
 import multiprocessing
@@ -17,21 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipeline import discover, qa, redact, tag
+from pipeline import discover, qa, redact, tag, transcripts
 from pipeline.config import TopicsConfig
 from pipeline.rubric import QaConfig, load_qa
 from pipeline.schemas import conform
 from pipeline.signals import load_signals
 
 
-def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict], int, dict[str, str]]:
+def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict], dict[str, int], dict[str, str]]:
     """PII out of every utterance (and its words), call by call, before anything is written.
 
-    Returns the clean utterances, how many spans were redacted, and the calls that could not be redacted
-    (call_id -> reason): those are not stored at all, rather than stored with their PII.
+    Returns the clean utterances, how many spans were redacted in each call, and the calls that could not be
+    redacted (call_id -> reason): those are not stored at all, rather than stored with their PII.
     """
-    out, found, failed = [], 0, {}
+    out, found, failed = [], {}, {}
     for call_id, turns in itertools.groupby(utterances, key=lambda u: u["call_id"]):
         try:
             clean, counts = redact.redact_utterances(list(turns), entities)
@@ -39,7 +42,7 @@ def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict
             failed[call_id] = f"redaction failed, call not stored: {exc}"
             continue
         out += clean
-        found += sum(counts.values())
+        found[call_id] = sum(counts.values())
     return out, found, failed
 
 
@@ -88,12 +91,32 @@ class Context:
 
 @dataclass
 class Batch:
-    """A prepared batch: the calls to store (those that could be redacted) and their rows per table (Arrow)."""
+    """A prepared batch: the calls to store (those that could be redacted) and their rows per table (Arrow).
+
+    A batch of transcript files also says what was read, in file order, for `transcripts.admit` to decide
+    which calls are new: reading runs wherever the batch is prepared, but only the committing process
+    knows the calls stored and those earlier batches admitted.
+    """
     calls: list[dict]
     tables: dict[str, object]
-    redacted: int
+    redacted: dict[str, int]  # call_id -> PII spans taken out
     failed: dict[str, str] = field(default_factory=dict)  # source_path -> why the call is not stored
     signals_hash: str = ""
+    loaded: list[tuple[str, str]] = field(default_factory=list)  # (call_id, source_path) of every call read
+    skipped: int = 0                                             # files read and not wanted (see transcripts.read)
+    failures: list[dict] = field(default_factory=list)          # files that could not be read
+    files: int = 0                                               # work items the batch was made from
+
+    def without(self, call_ids: set[str]) -> Batch:
+        """The batch less these calls (refused by the committing process), in every table."""
+        if not call_ids:
+            return self
+        drop = pa.array(sorted(call_ids), pa.string())
+        tables = {name: table.filter(pc.invert(pc.is_in(table.column("call_id"), value_set=drop)))
+                  for name, table in self.tables.items()}
+        return Batch([c for c in self.calls if c["call_id"] not in call_ids], tables,
+                     {k: n for k, n in self.redacted.items() if k not in call_ids},
+                     self.failed, self.signals_hash, self.loaded, self.skipped, self.failures, self.files)
 
 
 def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[dict]) -> Batch:
@@ -113,6 +136,36 @@ def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[di
                  ctx.tagger.library.hash)
 
 
+def prepare_transcripts(stages: Stages, ctx: Context, work: list, since=None,
+                        forgotten: set[str] = frozenset()) -> Batch:
+    """prepare() of a batch of transcripts: (path, rel) files read here, or calls loaded already.
+
+    Only the first call of each call_id in the batch is prepared; `loaded` lists them all, for admit().
+    """
+    read, skipped, failures = transcripts.read(work, since, forgotten)
+    first = {}
+    for item in read:
+        first.setdefault(item.call["call_id"], item)
+    calls = [{**item.call, "run_id": ctx.run_id} for item in first.values()]
+    prepared = prepare(stages, ctx, calls, [u for item in first.values() for u in item.utterances])
+    prepared.loaded = [(item.call["call_id"], item.call["source_path"]) for item in read]
+    prepared.skipped, prepared.failures, prepared.files = skipped, failures, len(work)
+    return prepared
+
+
+def admit(prepared: Batch, known_ids: set[str], seen: dict[str, str]) -> tuple[Batch, int, list[dict]]:
+    """The batch less the calls that are not new (`transcripts.admit`): (batch, calls known, failures).
+
+    Run in the committing process, batch after batch in file order, so the answer is the one reading every
+    file in one process would give.
+    """
+    kept, known, duplicates = transcripts.admit(prepared.loaded, known_ids, seen)
+    refused = {c["call_id"] for c in prepared.calls if kept.get(c["call_id"]) != c["source_path"]}
+    admitted = set(kept.values())
+    unstored = {path: why for path, why in prepared.failed.items() if path in admitted}
+    return dataclasses.replace(prepared.without(refused), failed=unstored), known, duplicates
+
+
 def merge(batches: list[Batch]) -> Batch:
     """Consecutive prepared batches as one: their calls, and their rows per table, in order."""
     if len(batches) == 1:
@@ -123,9 +176,11 @@ def merge(batches: list[Batch]) -> Batch:
         tables[name] = pa.concat_tables(parts) if parts else batches[0].tables[name]  # empty, with its schema
     # a batch tagged with another library than the first must still be refused when it is stored
     hashes = {b.signals_hash for b in batches}
-    return Batch([c for b in batches for c in b.calls], tables, sum(b.redacted for b in batches),
+    return Batch([c for b in batches for c in b.calls], tables, {k: n for b in batches for k, n in b.redacted.items()},
                  {path: why for b in batches for path, why in b.failed.items()},
-                 batches[0].signals_hash if len(hashes) == 1 else "mixed")
+                 batches[0].signals_hash if len(hashes) == 1 else "mixed", [x for b in batches for x in b.loaded],
+                 sum(b.skipped for b in batches), [f for b in batches for f in b.failures],
+                 sum(b.files for b in batches))
 
 
 def gather(batches: Iterable[Batch], calls: int) -> Iterator[Batch]:
@@ -188,18 +243,18 @@ def _init_worker(*setup) -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-def _prepare_in_worker(calls: list[dict], utterances: list[dict]) -> Batch:
-    return prepare(PLAIN, _CONTEXT, calls, utterances)
+def _prepare_in_worker(work: list, since, forgotten: set[str]) -> Batch:
+    return prepare_transcripts(PLAIN, _CONTEXT, work, since, forgotten)
 
 
-def prepare_anywhere(setup: tuple, calls: list[dict], utterances: list[dict]) -> Batch:
-    """prepare() in a process that may serve many runs (a Dask worker): the context is built from `setup`
-    (signals folder, entities, model file, topic options, run id) once per process and run."""
+def prepare_anywhere(setup: tuple, work: list, since, forgotten: set[str]) -> Batch:
+    """prepare_transcripts() in a process that may serve many runs (a Dask worker): the context is built from
+    `setup` (signals folder, entities, model file, topic options, run id) once per process and run."""
     global _CONTEXT, _SETUP
     if _SETUP != setup:
         _CONTEXT, _SETUP = _context(*setup), setup
     with few_collections():
-        return prepare(PLAIN, _CONTEXT, calls, utterances)
+        return prepare_transcripts(PLAIN, _CONTEXT, work, since, forgotten)
 
 
 class Pool:
@@ -224,10 +279,10 @@ class Pool:
     def __exit__(self, *exc) -> None:
         self._pool.shutdown(cancel_futures=True)
 
-    def map(self, batches: Iterable[tuple[list[dict], list[dict]]]) -> Iterator[Batch]:
-        """Prepared batches in order, keeping at most 2 per worker in flight to bound memory."""
-        return in_order(lambda calls, utterances: self._pool.submit(_prepare_in_worker, calls, utterances),
-                        batches, 2 * self.workers)
+    def map(self, batches: Iterable[tuple]) -> Iterator[Batch]:
+        """Prepared batches of transcripts, (work, since, forgotten) each, in order, keeping at most 2 per worker
+        in flight to bound memory."""
+        return in_order(functools.partial(self._pool.submit, _prepare_in_worker), batches, 2 * self.workers)
 
 
 def in_order(submit: Callable, items: Iterable[tuple], in_flight: int) -> Iterator:

@@ -115,34 +115,72 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     """New transcripts in folder -> (calls, found, skipped, failures); forgotten calls are skipped.
 
     known_files holds (source_path, file_size, file_mtime) of stored calls: such a file is not even read,
-    so a night costs what its new files cost, not every transcript the folder ever held.
+    so a night costs what its new files cost, not every transcript the folder ever held. The nightly flow
+    runs the same three steps with the reading spread over its workers: `new_files`, `read`, `admit`.
     """
-    files = _json_files(folder)
-    calls, skipped, failures, seen = [], 0, [], {}
-    root = folder.resolve()
-    for path, rel, is_link in files:
+    files, found, skipped, failures = new_files(folder, known_files)
+    calls, too_old, unreadable = read(files, since, forgotten)
+    kept, known, duplicates = admit([(c.call["call_id"], c.call["source_path"]) for c in calls], known_ids, {})
+    calls = [c for c in calls if kept.get(c.call["call_id"]) == c.call["source_path"]]
+    failures = sorted(failures + unreadable + duplicates, key=lambda f: f["source_path"])  # in file order
+    return calls, found, skipped + too_old + known, failures
+
+
+def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset()
+              ) -> tuple[list[tuple[str, str]], int, int, list[dict]]:
+    """(path, path relative to folder) of the files to read, found, skipped (stored, unchanged), failures."""
+    root, files, skipped, failures = folder.resolve(), [], 0, []
+    listed = _json_files(folder)
+    for path, rel, is_link in listed:
         if is_link and not Path(path).resolve().is_relative_to(root):  # as for recordings: never read what a link points out at
             failures.append(failure(rel, "ingest", f"{rel}: a symbolic link to a file outside the transcripts "
                                                    "folder; not read"))
-            continue
-        try:
-            if known_files and _stored(path, rel, known_files):
-                skipped += 1
-                continue
-            item = load_transcript(Path(path), rel)
-        except ValueError as exc:
-            failures.append(failure(rel, "ingest", exc))
-            continue
-        call_id = item.call["call_id"]
-        if call_id in known_ids or (since and item.call["call_date"] < since) or (
-                forgotten and call_digest(call_id) in forgotten):
+        elif known_files and _stored(path, rel, known_files):
             skipped += 1
+        else:
+            files.append((path, rel))
+    return files, len(listed), skipped, failures
+
+
+def read(files: list, since=None, forgotten: set[str] = frozenset()) -> tuple[list[TranscriptCall], int, list[dict]]:
+    """The calls of (path, rel) files, or of calls loaded already (passed through): (calls, skipped, failures).
+
+    Calls before `since` and forgotten calls are skipped; whether a call is new is `admit`'s to say.
+    """
+    calls, skipped, failures = [], 0, []
+    for item in files:
+        if not isinstance(item, tuple):
+            loaded = item
+        else:
+            try:
+                loaded = load_transcript(Path(item[0]), item[1])
+            except ValueError as exc:
+                failures.append(failure(item[1], "ingest", exc))
+                continue
+        call = loaded.call
+        if (since and call["call_date"] < since) or (forgotten and call_digest(call["call_id"]) in forgotten):
+            skipped += 1
+        else:
+            calls.append(loaded)
+    return calls, skipped, failures
+
+
+def admit(loaded: list[tuple[str, str]], known_ids: set[str], seen: dict[str, str]
+          ) -> tuple[dict[str, str], int, list[dict]]:
+    """Which read calls, (call_id, source_path) in file order, are new: {call_id: source_path}, known, failures.
+
+    seen maps the call ids admitted earlier in the night to their files, and is updated: a second file with
+    the same call_id is a duplicate, reported, whichever batch it is in.
+    """
+    kept, known, failures = {}, 0, []
+    for call_id, rel in loaded:
+        if call_id in known_ids:
+            known += 1
         elif call_id in seen:
             failures.append(failure(rel, "ingest", f"{rel}: duplicate call_id {call_id!r} (also in {seen[call_id]})"))
         else:
-            seen[call_id] = rel
-            calls.append(item)
-    return calls, len(files), skipped, failures
+            seen[call_id] = kept[call_id] = rel
+    return kept, known, failures
 
 
 def _stored(path: str, rel: str, known_files: set[tuple[str, int, float]]) -> bool:

@@ -232,7 +232,7 @@ def test_a_call_that_cannot_be_redacted_is_not_stored_and_the_rest_are():
     broken = {"call_id": "b", "utt_idx": 0, "text": "call me on 206 555 0142",
               "words": [{"word": "something", "start_s": 0, "end_s": 1, "probability": 0.9}]}  # words != text
     clean, found, failed = flows.redact_calls.fn([good, broken], list(ENTITIES))
-    assert [u["call_id"] for u in clean] == ["a"] and clean[0]["text"] == "my card is [CARD]" and found == 1
+    assert [u["call_id"] for u in clean] == ["a"] and clean[0]["text"] == "my card is [CARD]" and found == {"a": 1}
     assert list(failed) == ["b"] and failed["b"].startswith("redaction failed, call not stored")
 
 

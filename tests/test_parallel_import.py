@@ -82,10 +82,10 @@ def test_merged_batches_keep_schemas_failures_and_the_library_they_were_tagged_w
     def prepared(call_ids, failed=None, signals_hash="h1"):
         calls = [{"call_id": c, "call_date": None} for c in call_ids]
         tables = {"calls": conform("calls", [{"call_id": c} for c in call_ids]), "flags": conform("flags", [])}
-        return batch.Batch(calls, tables, len(call_ids), failed or {}, signals_hash)
+        return batch.Batch(calls, tables, {c: 1 for c in call_ids}, failed or {}, signals_hash)
 
     merged = batch.merge([prepared(["a", "b"]), prepared([], {"x.json": "redaction failed"}), prepared(["c"])])
-    assert [c["call_id"] for c in merged.calls] == ["a", "b", "c"] and merged.redacted == 3
+    assert [c["call_id"] for c in merged.calls] == ["a", "b", "c"] and merged.redacted == {"a": 1, "b": 1, "c": 1}
     assert merged.tables["calls"].column("call_id").to_pylist() == ["a", "b", "c"]
     assert len(merged.tables["flags"]) == 0 and merged.tables["flags"].schema == conform("flags", []).schema
     assert merged.failed == {"x.json": "redaction failed"} and merged.signals_hash == "h1"
@@ -94,3 +94,47 @@ def test_merged_batches_keep_schemas_failures_and_the_library_they_were_tagged_w
     groups = list(batch.gather([prepared(["a"]), prepared([], {"x.json": "?"}), prepared(["b"]), prepared(["c"])], 2))
     assert [[c["call_id"] for c in g.calls] for g in groups] == [["a"], ["b", "c"]]
     assert groups[0].failed == {"x.json": "?"}  # a refused call counts towards a commit's calls too
+
+
+def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp_path, prefect_harness,
+                                                                             monkeypatch):
+    """A file per batch: on 2 workers no transcript is parsed in the flow's process, and a re-exported stored
+    call, a duplicate in a later batch and a broken file come out as reading every file in one process says."""
+    import os
+
+    import flows
+    from pipeline import transcripts
+
+    parsed, load = [], transcripts.load_transcript
+    monkeypatch.setattr(transcripts, "load_transcript", lambda path, rel: parsed.append(rel) or load(path, rel))
+    monkeypatch.setattr(batch, "WORK_CALLS", 1)
+    first, second, third = (ROOT / f"data/demo_transcripts/{c}.json" for c in CALLS[:3])
+    nights = {}
+    for workers in (1, 2):
+        tx = tmp_path / f"tx{workers}"
+        tx.mkdir()
+        config = tmp_path / f"{workers}.yaml"
+        config.write_text(yaml.safe_dump({"input": str(tmp_path / "none"), "transcripts": str(tx),
+                                          "out": str(tmp_path / f"out{workers}"), "signals": str(ROOT / "signals"),
+                                          "import_commit_every": 2, "runner": {"workers": workers}}))
+        shutil.copy2(first, tx)
+        shutil.copy2(second, tx)
+        flows.run_nightly(config=str(config), progress=False)
+        os.utime(tx / first.name, (0, 0))              # re-exported: read again, and known by its call_id
+        shutil.copy2(third, tx / "copy.json")           # a new call
+        shutil.copy2(third, tx / "z-again.json")        # the same call again, in a later batch
+        (tx / "broken.json").write_text("{")
+        parsed.clear()
+        nights[workers] = flows.run_nightly(config=str(config), progress=False)
+        assert parsed == ([] if workers == 2 else ["broken.json", first.name, "copy.json", "z-again.json"])
+    summary = nights[2]
+    assert {k: summary["counts"][k] for k in ("found", "skipped", "imported", "failed")} == {
+        "found": 5, "skipped": 2, "imported": 1, "failed": 2}
+    assert [f["error"] for f in summary["failures"]] == [
+        "broken.json: not valid JSON (line 1 column 2: Expecting property name enclosed in double quotes)",
+        f"z-again.json: duplicate call_id '{CALLS[2]}' (also in copy.json)"]
+    assert summary["counts"] == nights[1]["counts"] and summary["failures"] == [
+        {**f, "run_id": summary["run_id"]} for f in nights[1]["failures"]]
+    with Store(tmp_path / "out2").connect_read_only() as con:
+        assert con.execute("SELECT call_id, source_path FROM calls ORDER BY call_id").fetchall() == [
+            (CALLS[0], first.name), (CALLS[1], second.name), (CALLS[2], "copy.json")]
