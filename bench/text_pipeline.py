@@ -19,6 +19,7 @@ a log-log plot of time against size with a linear reference line (bench/results/
 Example:
     python bench/text_pipeline.py --utterances 100000
     python bench/text_pipeline.py --sizes 1000,10000,100000,1000000
+    python bench/text_pipeline.py --representation tfidf --from-files   # as a real night: JSON files in
 """
 from __future__ import annotations
 
@@ -149,10 +150,26 @@ class Timers:
         return timed
 
 
-def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed: int, workers: int) -> dict:
-    """The flow's text stages over n generated utterances; seconds per stage (workers=1) and counts."""
+def write_transcripts(calls: list, folder: Path) -> None:
+    """The calls as transcript files (DESIGN.md format), one per call, as a centre's own ASR delivers them."""
+    folder.mkdir(parents=True)
+    for item in calls:
+        call = item.call
+        doc = {"call_id": call["call_id"], "started_at": call["started_at"].isoformat(), "agent_id": call["agent_id"],
+               "queue": call["queue"], "direction": call["direction"],
+               "utterances": [{k: u[k] for k in ("speaker", "start_s", "end_s", "text")} for u in item.utterances]}
+        (folder / f"{call['call_id']}.json").write_text(json.dumps(doc))
+
+
+def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed: int, workers: int,
+                 from_files: bool = False) -> dict:
+    """The flow's text stages over n generated utterances; seconds per stage (workers=1) and counts.
+
+    from_files: the main night reads the calls from transcript files (written before the clock starts), as the
+    nightly flow does, instead of taking them from memory.
+    """
     import flows
-    from pipeline import batch, discover, qa, tag
+    from pipeline import batch, discover, qa, tag, transcripts
     from pipeline.config import Config, RunnerConfig, TopicsConfig
     from pipeline.rubric import load_qa
     from pipeline.runs import Run
@@ -180,6 +197,8 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     while calls and stored < min(n // 2, 20_000):
         first.append(calls.pop(0))
         stored += len(first[-1].utterances)
+    if from_files:
+        write_transcripts(calls, out.parent / "transcripts")
     with store.lock():
         commit = store.commit
         store.commit = timers.wrap("write", commit)
@@ -194,6 +213,8 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
         before = dict(timers.seconds)
         cpu_before = _cpu()
         start = time.perf_counter()
+        if from_files:
+            calls = transcripts.new_files(out.parent / "transcripts")[0]
         flows.store_imported(cfg, writer, calls, False)  # the rest, as a night imports them
         timers.wrap("write", store.compact)(run.run_id)  # as the flow does at the end of each night
         run.finish()
@@ -229,11 +250,11 @@ def measure(args) -> dict:
         if args.profile:
             profiler = cProfile.Profile()
             result = profiler.runcall(run_pipeline, args.utterances, args.commit_every, args.representation,
-                                      Path(tmp) / "out", args.seed, args.workers)
+                                      Path(tmp) / "out", args.seed, args.workers, args.from_files)
             profiler.dump_stats(args.profile)
         else:
             result = run_pipeline(args.utterances, args.commit_every, args.representation, Path(tmp) / "out",
-                                  args.seed, args.workers)
+                                  args.seed, args.workers, args.from_files)
     texts = [u["text"] for _, us in generate(args.utterances, args.seed) for u in us]
     base_after, _ = tokenizer_pass(texts)
     base = min(base_before, base_after)
@@ -247,7 +268,7 @@ def report(r: dict) -> None:
     n = r["utterances"]
     print(f"{n:,} utterances, {r['counts']['tagged']:,} calls, {r['workers']} worker(s), commit_every {r['commit_every']}, "
           f"{r['parts']:,} part files, {r['counts']['redacted']:,} PII spans redacted, {r['topics']} topics "
-          f"({r['representation']})")
+          f"({r['representation']}){', main night read from transcript files' if r.get('from_files') else ''}")
     cpu = r["main_night_cpu"]
     print(f"first night (sequential) {r['first_night']:.1f} s + first topic fit + main night {r['main_night']:.1f} s "
           f"(CPU: {cpu['main']:.1f} s this process, {cpu['workers']:.1f} s workers)")
@@ -268,7 +289,7 @@ def scaling(args) -> None:
     for size in [int(s) for s in args.sizes.split(",")]:
         cmd = [sys.executable, __file__, "--utterances", str(size), "--commit-every", str(args.commit_every),
                "--representation", args.representation, "--seed", str(args.seed), "--workers", str(args.workers),
-               "--json"]
+               "--json"] + (["--from-files"] if args.from_files else [])
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         report(rows[-1])
@@ -318,13 +339,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="processes preparing batches (the flow's default: one per core); 1 shows every stage")
+    parser.add_argument("--from-files", action="store_true",
+                        help="the main night reads its calls from transcript files (written before timing), as a "
+                             "real night does; default: from memory, the text stages alone")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the pipeline into FILE and print the top 30")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sizes:
         scaling(args)
         return
-    result = {**measure(args), "commit_every": args.commit_every, "representation": args.representation}
+    result = {**measure(args), "commit_every": args.commit_every, "representation": args.representation,
+              "from_files": args.from_files}
     if args.json:
         print(json.dumps(result, default=str))
         return
