@@ -294,10 +294,12 @@ def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since
         return
     run = writer.run
     files, found, skipped, failures = list_transcripts(cfg.transcripts, ingest.stored_files(known))
+    known_ids = set(known["call_id"])
+    work, stored, unreadable = transcripts.recheck(files, set(known["source_path"]), known_ids)
     run.counts["found"] += found
-    run.counts["skipped"] += skipped
-    run.add_failures(failures)
-    store_imported(cfg, writer, files, progress, set(known["call_id"]), since, writer.store.forgotten())
+    run.counts["skipped"] += skipped + stored
+    run.add_failures(failures + unreadable)
+    store_imported(cfg, writer, work, progress, known_ids, since, writer.store.forgotten())
 
 
 def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | None, known_ids: set[str] = frozenset(),
@@ -316,7 +318,7 @@ def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | No
     model_path = writer.store.model_path() if writer.topic_model is not None else None  # the file it loaded
     setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, writer.run.run_id)
     seen: dict[str, str] = {}  # call_id -> file, of the calls admitted this night
-    with tqdm(total=len(work), unit="call", desc="importing transcripts",
+    with tqdm(total=len(work), unit="file", desc="importing transcripts",
               disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack, \
             batch.few_collections():
         if cfg.runner.kind == "dask":
@@ -326,8 +328,10 @@ def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | No
             prepared = stack.enter_context(batch.Pool(workers, *setup)).map(batches)
         else:
             prepared = itertools.starmap(writer.prepare_transcripts, batches)
-        for group in batch.gather(_progress(prepared, bar), cfg.import_commit_every):
-            writer.run.counts["imported"] += len(writer.store_batch(writer.admit(group, known_ids, seen)))
+        # admitted batch by batch, before merging: a call_id is unique within one worker's batch only
+        admitted = (writer.admit(ready, known_ids, seen) for ready in _progress(prepared, bar))
+        for group in batch.gather(admitted, cfg.import_commit_every):
+            writer.run.counts["imported"] += len(writer.store_batch(group))
 
 
 def _progress(prepared, bar):

@@ -108,7 +108,8 @@ class Batch:
     files: int = 0                                               # work items the batch was made from
 
     def without(self, call_ids: set[str]) -> Batch:
-        """The batch less these calls (refused by the committing process), in every table."""
+        """The batch less these calls (refused by the committing process), in every table. Only for a batch as
+        prepared, not merged: its rows are told apart by call_id, which is unique in one batch only."""
         if not call_ids:
             return self
         drop = pa.array(sorted(call_ids), pa.string())

@@ -142,6 +142,28 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
     return files, len(listed), skipped, failures
 
 
+def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set[str]
+            ) -> tuple[list, int, list[dict]]:
+    """The work for `read`: a file at the path of a stored call (changed since, or stored before file times were
+    kept) is read here and skipped when its call is stored, as it nearly always is, rather than prepared in a
+    worker only to be refused; the rest stay paths, for the workers to read. Returns (work, known, failures)."""
+    work, known, failures = [], 0, []
+    for path, rel in files:
+        if rel not in stored_paths:
+            work.append((path, rel))
+            continue
+        try:
+            item = load_transcript(Path(path), rel)
+        except ValueError as exc:
+            failures.append(failure(rel, "ingest", exc))
+            continue
+        if item.call["call_id"] in known_ids:
+            known += 1
+        else:
+            work.append(item)
+    return work, known, failures
+
+
 def read(files: list, since=None, forgotten: set[str] = frozenset()) -> tuple[list[TranscriptCall], int, list[dict]]:
     """The calls of (path, rel) files, or of calls loaded already (passed through): (calls, skipped, failures).
 

@@ -98,7 +98,7 @@ def test_merged_batches_keep_schemas_failures_and_the_library_they_were_tagged_w
 
 def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp_path, prefect_harness,
                                                                              monkeypatch):
-    """A file per batch: on 2 workers no transcript is parsed in the flow's process, and a re-exported stored
+    """A file per batch: on 2 workers no new transcript is parsed in the flow's process, and a re-exported stored
     call, a duplicate in a later batch and a broken file come out as reading every file in one process says."""
     import os
 
@@ -126,7 +126,8 @@ def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp
         (tx / "broken.json").write_text("{")
         parsed.clear()
         nights[workers] = flows.run_nightly(config=str(config), progress=False)
-        assert parsed == ([] if workers == 2 else ["broken.json", first.name, "copy.json", "z-again.json"])
+        # the re-exported stored file is read here, to skip it unprepared; the new ones where they are prepared
+        assert parsed == [first.name] + ([] if workers == 2 else ["broken.json", "copy.json", "z-again.json"])
     summary = nights[2]
     assert {k: summary["counts"][k] for k in ("found", "skipped", "imported", "failed")} == {
         "found": 5, "skipped": 2, "imported": 1, "failed": 2}

@@ -103,3 +103,22 @@ def test_a_file_gone_between_listing_and_reading_fails_alone(tmp_path, monkeypat
     calls, found, _, failures = load_transcripts(tmp_path, set(), known_files=stored)
     assert [c.call["call_id"] for c in calls] == ["c-0001"] and found == 2
     assert [f["error"] for f in failures] == ["gone.json: cannot read the file (No such file or directory)"]
+
+
+def test_files_of_stored_calls_are_checked_before_any_worker_prepares_them(tmp_path):
+    """A file at a stored call's path is read by the flow itself: stored before file times were kept, or
+    re-exported, its call is nearly always stored already, and is skipped without being prepared."""
+    from pipeline.transcripts import new_files, recheck
+
+    write(tmp_path, "c-0001.json", GOOD)
+    write(tmp_path, "c-0002.json", {**GOOD, "call_id": "c-0002"})
+    files = new_files(tmp_path)[0]
+    work, known, failures = recheck(files, {"c-0001.json"}, {"c-0001"})
+    assert (work, known, failures) == ([(str(tmp_path / "c-0002.json"), "c-0002.json")], 1, [])
+    write(tmp_path, "c-0001.json", {**GOOD, "call_id": "c-0009"})  # the stored path now holds another call
+    write(tmp_path, "c-0002.json", "{")                             # left to the workers, unread here
+    work, known, failures = recheck(files, {"c-0001.json"}, {"c-0001"})
+    assert [w.call["call_id"] for w in work[:1]] == ["c-0009"] and work[1] == files[1] and (known, failures) == (0, [])
+    write(tmp_path, "c-0001.json", "[1]")
+    assert [f["error"] for f in recheck(files, {"c-0001.json"}, {"c-0001"})[2]] == [
+        "c-0001.json: must be a JSON object with call_id, started_at and utterances"]
