@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from dataclasses import dataclass, field
 
 INTERRUPT_MIN_S = 0.3
 SPURT_GAP_S = 0.8       # the pause that ends a turn (asr.pause_s)
@@ -39,12 +40,19 @@ def call_metrics(calls: list[dict], utterances: list[dict]) -> list[dict]:
 
 
 def metrics_of(turns: list[dict]) -> dict:
-    agent = _merge([(u["start_s"], u["end_s"]) for u in turns if u["speaker"] == "agent"])
-    customer = _merge([(u["start_s"], u["end_s"]) for u in turns if u["speaker"] == "customer"])
+    sides = {"agent": _Side(), "customer": _Side()}
+    for u in turns:  # one pass: each turn's words are counted once, for its spurts and for the pace
+        side = sides.get(u["speaker"])
+        if side is not None:
+            words = len((u["text"] or "").split())
+            side.intervals.append((u["start_s"], u["end_s"]))
+            side.words += words
+            side.spurts += _turn_spurts(u, words)
+    agent, customer = _merge(sides["agent"].intervals), _merge(sides["customer"].intervals)
     speech = _merge([(u["start_s"], u["end_s"]) for u in turns])
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(speech)]
     agent_s, customer_s = _length(agent), _length(customer)
-    by_agent, by_customer = _interruptions(turns)
+    by_agent, by_customer = _interruptions(_join(sorted(sides["agent"].spurts)), _join(sorted(sides["customer"].spurts)))
     return {
         "agent_talk_s": round(agent_s, 3),
         "customer_talk_s": round(customer_s, 3),
@@ -55,11 +63,19 @@ def metrics_of(turns: list[dict]) -> dict:
         "interruptions": by_agent + by_customer,
         "agent_interruptions": by_agent,
         "customer_interruptions": by_customer,
-        "agent_wpm": _wpm(turns, "agent", agent_s),
-        "customer_wpm": _wpm(turns, "customer", customer_s),
+        "agent_wpm": _wpm(sides["agent"].words, agent_s),
+        "customer_wpm": _wpm(sides["customer"].words, customer_s),
         "turns": sum(1 for _ in itertools.groupby(turns, key=lambda u: u["speaker"])),
         **_sentiment(turns),
     }
+
+
+@dataclass
+class _Side:
+    """What one speaker's turns add up to: their (start, end), words, and talk spurts (see _spurts)."""
+    intervals: list[tuple[float, float]] = field(default_factory=list)
+    words: int = 0
+    spurts: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -87,14 +103,15 @@ def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) ->
     return total
 
 
-def _interruptions(turns: list[dict]) -> tuple[int, int]:
+def _interruptions(agent: list[tuple[float, float, float]], customer: list[tuple[float, float, float]]
+                   ) -> tuple[int, int]:
     """(agent interrupting the customer, customer interrupting the agent), from word times.
 
     Whisper stretches the last word of a segment to the segment's end, so turn end times overlap the
     next speaker's start on most hand-overs. What marks talking over someone is that *they keep starting
     words*: X starts talking while Y is mid-spurt and Y starts a word INTERRUPT_MIN_S or more later.
     """
-    spurts = {side: _spurts([u for u in turns if u["speaker"] == side]) for side in ("agent", "customer")}
+    spurts = {"agent": agent, "customer": customer}
     counts = {}
     for side, other in (("agent", "customer"), ("customer", "agent")):
         # the other side's spurts are disjoint and in order: only the last one starting before `start`
@@ -114,7 +131,7 @@ def _spurts(turns: list[dict]) -> list[tuple[float, float, float]]:
     Each turn's words are joined first, then the turns' spurts across turns: joining is transitive, so
     this is the same as sorting every word of the call, at the cost of a turn's spurts rather than its words.
     """
-    return _join(sorted(spurt for u in turns for spurt in _turn_spurts(u)))
+    return _join(sorted(spurt for u in turns for spurt in _turn_spurts(u, len((u["text"] or "").split()))))
 
 
 def _join(spurts) -> list[tuple[float, float, float]]:
@@ -127,24 +144,23 @@ def _join(spurts) -> list[tuple[float, float, float]]:
     return [tuple(spurt) for spurt in out]
 
 
-def _turn_spurts(turn: dict) -> list[tuple[float, float, float]]:
+def _turn_spurts(turn: dict, words_in_text: int) -> list[tuple[float, float, float]]:
     """A turn's spurts. Imported transcripts have no word times: their words are spread evenly over the
     turn, back to back, so they make one spurt whose last word starts one word's length before its end."""
     words = turn.get("words")
     if words:
         return _join(sorted((w["start_s"], w["end_s"], w["start_s"]) for w in words))
     start, end = turn["start_s"], turn["end_s"]
-    n = max(1, len((turn.get("text") or "").split()))
+    n = max(1, words_in_text)
     if end < start:  # malformed times: word by word, as if spread over them
         step = (end - start) / n
         return _join(sorted((start + i * step, start + (i + 1) * step, start + i * step) for i in range(n)))
     return [(start, end, start + (n - 1) * (end - start) / n)]
 
 
-def _wpm(turns: list[dict], speaker: str, talk_s: float) -> float | None:
+def _wpm(words: int, talk_s: float) -> float | None:
     if talk_s <= 0:
         return None
-    words = sum(len((u["text"] or "").split()) for u in turns if u["speaker"] == speaker)
     return round(words / (talk_s / 60.0), 1)
 
 
