@@ -131,7 +131,7 @@ def _spurts(turns: list[dict]) -> list[tuple[float, float, float]]:
     Each turn's words are joined first, then the turns' spurts across turns: joining is transitive, so
     this is the same as sorting every word of the call, at the cost of a turn's spurts rather than its words.
     """
-    return _join(sorted(spurt for u in turns for spurt in _turn_spurts(u, len((u["text"] or "").split()))))
+    return _join(sorted(spurt for u in turns for spurt in _turn_spurts(u, len((u.get("text") or "").split()))))
 
 
 def _join(spurts) -> list[tuple[float, float, float]]:
