@@ -122,3 +122,16 @@ def test_files_of_stored_calls_are_checked_before_any_worker_prepares_them(tmp_p
     write(tmp_path, "c-0001.json", "[1]")
     assert [f["error"] for f in recheck(files, {"c-0001.json"}, {"c-0001"})[2]] == [
         "c-0001.json: must be a JSON object with call_id, started_at and utterances"]
+
+
+def test_since_and_forgotten_calls_are_read_but_skipped(tmp_path):
+    from datetime import date
+
+    from pipeline.ingest import call_digest
+
+    write(tmp_path, "a.json", GOOD)                                                         # 2026-11-20
+    write(tmp_path, "b.json", {**GOOD, "call_id": "c-0002", "started_at": "2026-11-19T23:59:00"})
+    write(tmp_path, "c.json", {**GOOD, "call_id": "c-0003"})
+    calls, found, skipped, failures = load_transcripts(tmp_path, set(), since=date(2026, 11, 20),
+                                                       forgotten={call_digest("c-0003")})
+    assert [c.call["call_id"] for c in calls] == ["c-0001"] and (found, skipped, failures) == (3, 2, [])
