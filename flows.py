@@ -22,7 +22,7 @@ from prefect import flow, serve, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 
-from pipeline import batch, discover, ingest, qa, scorecard, tag, transcribe, transcripts  # noqa: E402
+from pipeline import archive, batch, discover, ingest, qa, scorecard, tag, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, transcript_rows  # noqa: E402
@@ -42,9 +42,6 @@ score_calls = task(qa.assess, name="score", cache_policy=NO_CACHE)
 redact_calls = task(batch.redact_calls, name="redact", cache_policy=NO_CACHE)
 transcribe_call = task(transcribe.transcribe_job, name="transcribe-call", cache_policy=NO_CACHE)
 prepare_batch = task(batch.prepare_anywhere, name="prepare-batch", cache_policy=NO_CACHE)
-
-UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
-
 
 @task(name="transcribe", cache_policy=NO_CACHE)
 def transcribe_batch(transcriber: Transcriber, jobs: list) -> list:
@@ -137,10 +134,10 @@ class _Writer:
         self.commit(tables, meta={"newest_day": max(days)})
         self.run.counts["utterances"] += len(tables["utterances"])
         self.run.counts["tagged"] += len(calls)
-        self._count_scored("scored", tables)
+        self.count_scored("scored", tables)
         return calls
 
-    def _count_scored(self, key: str, scored: dict) -> None:
+    def count_scored(self, key: str, scored: dict) -> None:
         cards = {c["call_id"]: c["call_date"] for c in batch.rows(scored["scorecards"], ["call_id", "call_date"])}
         self.run.counts[key] += len(cards)
         self.run.counts["flagged"] += len({f["call_id"] for f in batch.rows(scored["flags"], ["call_id"])})
@@ -157,55 +154,13 @@ class _Writer:
         self.seq += 1
 
 
+# The stored archive brought up to date when the rules change (pipeline/archive.py), with this flow's tasks.
 def _retag_archive(writer: _Writer) -> bool:
-    """signals/ changed since the stored calls were tagged: re-tag them all from stored text, no ASR."""
-    store, library = writer.store, writer.tagger.library
-    if store.meta().get("signals_hash") == library.hash or not store.manifest()["calls"]:
-        return False
-    utterances = store.read("utterances", UTTERANCE_COLUMNS).to_pylist()
-    calls = store.read("calls", ["call_id", "duration_s"]).to_pylist()
-    hits, categories = tag_calls(writer.tagger, utterances, {c["call_id"]: c["duration_s"] for c in calls})
-    old = store.manifest()
-    writer.commit({"signal_hits": hits, "call_categories": categories},
-                  remove={"signal_hits": old["signal_hits"], "call_categories": old["call_categories"]})
-    writer.run.counts["retagged"] = len(calls)
-    writer.run.notes.append(f"signals changed (now {library.hash}): re-tagged {len(calls)} stored calls")
-    return True
-
-
-CALL_COLUMNS = ["call_id", "call_date", "duration_s", "queue", "direction"]
+    return archive.retag(writer, tag_calls)
 
 
 def _rescore_archive(writer: _Writer, retagged: bool) -> None:
-    """Rubrics, flag rules or signals changed: re-score every stored call from stored tables, no ASR.
-
-    Scorecards of rubric versions no longer configured are kept. Calls stored without metrics (by an
-    older release) get them now.
-    """
-    store, rules, run = writer.store, writer.rules, writer.run
-    meta = store.meta()
-    if not store.manifest()["calls"] or (not retagged and meta.get("qa_hash") == rules.hash
-                                         and meta.get("metrics_complete")):
-        return  # the usual night: nothing to re-score, and no need to read the archive to know it
-    calls = store.read("calls", CALL_COLUMNS).to_pylist()
-    metrics = store.read("call_metrics").to_pylist()
-    missing = {c["call_id"] for c in calls} - {m["call_id"] for m in metrics}
-    if not retagged and not missing and store.meta().get("qa_hash") == rules.hash:
-        return
-    words = ["words"] if missing else []  # word times only matter for metrics not stored yet
-    utterances = sorted(store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "sentiment"] + words).to_pylist(),
-                        key=lambda u: (u["call_id"], u["utt_idx"]))
-    utterances = qa.add_sentiment(utterances)  # only for calls stored before sentiment existed; not written back
-    added = qa.call_metrics([c for c in calls if c["call_id"] in missing],
-                            [u for u in utterances if u["call_id"] in missing])
-    new = score_calls(rules, writer.tagger.library, calls, utterances, store.read("signal_hits").to_pylist(),
-                      store.read("call_categories").to_pylist(), run.run_id, metrics=metrics + added)
-    old = {name: store.read(name).to_pylist() for name in ("scorecards", "scorecard_items", "flags")}
-    tables = qa.rescored(rules, old["scorecards"], old["scorecard_items"], old["flags"], new)
-    manifest = store.manifest()
-    writer.commit({**tables, "call_metrics": added}, remove={name: manifest[name] for name in tables})
-    writer._count_scored("rescored", new)
-    run.notes.append(f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {len(calls)} stored calls")
+    archive.rescore(writer, retagged, score_calls)
 
 
 @task(name="redact-audio", cache_policy=NO_CACHE)
