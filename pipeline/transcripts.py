@@ -151,16 +151,11 @@ def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set
     for path, rel in files:
         if rel not in stored_paths:
             work.append((path, rel))
-            continue
-        try:
-            item = load_transcript(Path(path), rel)
-        except ValueError as exc:
-            failures.append(failure(rel, "ingest", exc))
-            continue
-        if item.call["call_id"] in known_ids:
-            known += 1
-        else:
-            work.append(item)
+        elif (item := _load(path, rel, failures)) is not None:
+            if item.call["call_id"] in known_ids:
+                known += 1
+            else:
+                work.append(item)
     return work, known, failures
 
 
@@ -171,14 +166,9 @@ def read(files: list, since=None, forgotten: set[str] = frozenset()) -> tuple[li
     """
     calls, skipped, failures = [], 0, []
     for item in files:
-        if not isinstance(item, tuple):
-            loaded = item
-        else:
-            try:
-                loaded = load_transcript(Path(item[0]), item[1])
-            except ValueError as exc:
-                failures.append(failure(item[1], "ingest", exc))
-                continue
+        loaded = _load(*item, failures) if isinstance(item, tuple) else item
+        if loaded is None:
+            continue
         call = loaded.call
         if (since and call["call_date"] < since) or (forgotten and call_digest(call["call_id"]) in forgotten):
             skipped += 1
@@ -203,6 +193,15 @@ def admit(loaded: list[tuple[str, str]], known_ids: set[str], seen: dict[str, st
         else:
             seen[call_id] = kept[call_id] = rel
     return kept, known, failures
+
+
+def _load(path: str, rel: str, failures: list[dict]) -> TranscriptCall | None:
+    """The file's call, or None with the reason it cannot be read added to failures."""
+    try:
+        return load_transcript(Path(path), rel)
+    except ValueError as exc:
+        failures.append(failure(rel, "ingest", exc))
+        return None
 
 
 def _stored(path: str, rel: str, known_files: set[tuple[str, int, float]]) -> bool:
