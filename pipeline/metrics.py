@@ -42,17 +42,13 @@ def call_metrics(calls: list[dict], utterances: list[dict]) -> list[dict]:
 def metrics_of(turns: list[dict]) -> dict:
     sides = {"agent": _Side(), "customer": _Side()}
     for u in turns:  # one pass: each turn's words are counted once, for its spurts and for the pace
-        side = sides.get(u["speaker"])
-        if side is not None:
-            words = len((u["text"] or "").split())
-            side.intervals.append((u["start_s"], u["end_s"]))
-            side.words += words
-            side.spurts += _turn_spurts(u, words)
+        if u["speaker"] in sides:
+            sides[u["speaker"]].add(u)
     agent, customer = _merge(sides["agent"].intervals), _merge(sides["customer"].intervals)
     speech = _merge([(u["start_s"], u["end_s"]) for u in turns])
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(speech)]
     agent_s, customer_s = _length(agent), _length(customer)
-    by_agent, by_customer = _interruptions(_join(sorted(sides["agent"].spurts)), _join(sorted(sides["customer"].spurts)))
+    by_agent, by_customer = _interruptions(_talk_spurts(sides["agent"].spurts), _talk_spurts(sides["customer"].spurts))
     return {
         "agent_talk_s": round(agent_s, 3),
         "customer_talk_s": round(customer_s, 3),
@@ -72,10 +68,16 @@ def metrics_of(turns: list[dict]) -> dict:
 
 @dataclass
 class _Side:
-    """What one speaker's turns add up to: their (start, end), words, and talk spurts (see _spurts)."""
+    """What one speaker's turns add up to: their (start, end), words, and each turn's spurts."""
     intervals: list[tuple[float, float]] = field(default_factory=list)
     words: int = 0
     spurts: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def add(self, turn: dict) -> None:
+        words = _word_count(turn)
+        self.intervals.append((turn["start_s"], turn["end_s"]))
+        self.words += words
+        self.spurts += _turn_spurts(turn, words)
 
 
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -126,12 +128,21 @@ def _interruptions(agent: list[tuple[float, float, float]], customer: list[tuple
 
 
 def _spurts(turns: list[dict]) -> list[tuple[float, float, float]]:
-    """One speaker's talk spurts: (start, end, start of its last word), words closer than SPURT_GAP_S joined.
+    """One speaker's talk spurts from their turns."""
+    return _talk_spurts([spurt for u in turns for spurt in _turn_spurts(u, _word_count(u))])
 
-    Each turn's words are joined first, then the turns' spurts across turns: joining is transitive, so
-    this is the same as sorting every word of the call, at the cost of a turn's spurts rather than its words.
+
+def _talk_spurts(turn_spurts: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    """A speaker's talk spurts, (start, end, start of its last word), words closer than SPURT_GAP_S joined.
+
+    Each turn's words are joined first (its spurts), then the turns' spurts across turns: joining is transitive,
+    so this is the same as sorting every word of the call, at the cost of a turn's spurts rather than its words.
     """
-    return _join(sorted(spurt for u in turns for spurt in _turn_spurts(u, len((u.get("text") or "").split()))))
+    return _join(sorted(turn_spurts))
+
+
+def _word_count(turn: dict) -> int:
+    return len((turn.get("text") or "").split())
 
 
 def _join(spurts) -> list[tuple[float, float, float]]:
