@@ -43,6 +43,7 @@ redact_calls = task(batch.redact_calls, name="redact", cache_policy=NO_CACHE)
 transcribe_call = task(transcribe.transcribe_job, name="transcribe-call", cache_policy=NO_CACHE)
 prepare_batch = task(batch.prepare_anywhere, name="prepare-batch", cache_policy=NO_CACHE)
 
+
 @task(name="transcribe", cache_policy=NO_CACHE)
 def transcribe_batch(transcriber: Transcriber, jobs: list) -> list:
     return list(transcriber.run(jobs))
@@ -117,7 +118,7 @@ class _Writer:
         """The new calls of a batch of transcripts; what was not new or not readable is counted and reported."""
         admitted, known, duplicates = batch.admit(prepared, known_ids, seen)
         self.run.counts["skipped"] += prepared.skipped + known
-        self.run.add_failures(prepared.failures + duplicates)
+        self.run.add_failures(prepared.unreadable + duplicates)
         return admitted
 
     def store_batch(self, prepared: batch.Batch) -> list[dict]:

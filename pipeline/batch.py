@@ -104,7 +104,7 @@ class Batch:
     signals_hash: str = ""
     loaded: list[tuple[str, str]] = field(default_factory=list)  # (call_id, source_path) of every call read
     skipped: int = 0                                             # files read and not wanted (see transcripts.read)
-    failures: list[dict] = field(default_factory=list)          # files that could not be read
+    unreadable: list[dict] = field(default_factory=list)        # failure rows of files that could not be read
     files: int = 0                                               # work items the batch was made from
 
     def without(self, call_ids: set[str]) -> Batch:
@@ -117,7 +117,7 @@ class Batch:
                   for name, table in self.tables.items()}
         return Batch([c for c in self.calls if c["call_id"] not in call_ids], tables,
                      {k: n for k, n in self.redacted.items() if k not in call_ids},
-                     self.failed, self.signals_hash, self.loaded, self.skipped, self.failures, self.files)
+                     self.failed, self.signals_hash, self.loaded, self.skipped, self.unreadable, self.files)
 
 
 def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[dict]) -> Batch:
@@ -143,14 +143,14 @@ def prepare_transcripts(stages: Stages, ctx: Context, work: list, since=None,
 
     Only the first call of each call_id in the batch is prepared; `loaded` lists them all, for admit().
     """
-    read, skipped, failures = transcripts.read(work, since, forgotten)
+    read, skipped, unreadable = transcripts.read(work, since, forgotten)
     first = {}
     for item in read:
         first.setdefault(item.call["call_id"], item)
     calls = [{**item.call, "run_id": ctx.run_id} for item in first.values()]
     prepared = prepare(stages, ctx, calls, [u for item in first.values() for u in item.utterances])
     prepared.loaded = [(item.call["call_id"], item.call["source_path"]) for item in read]
-    prepared.skipped, prepared.failures, prepared.files = skipped, failures, len(work)
+    prepared.skipped, prepared.unreadable, prepared.files = skipped, unreadable, len(work)
     return prepared
 
 
@@ -180,7 +180,7 @@ def merge(batches: list[Batch]) -> Batch:
     return Batch([c for b in batches for c in b.calls], tables, {k: n for b in batches for k, n in b.redacted.items()},
                  {path: why for b in batches for path, why in b.failed.items()},
                  batches[0].signals_hash if len(hashes) == 1 else "mixed", [x for b in batches for x in b.loaded],
-                 sum(b.skipped for b in batches), [f for b in batches for f in b.failures],
+                 sum(b.skipped for b in batches), [f for b in batches for f in b.unreadable],
                  sum(b.files for b in batches))
 
 
