@@ -55,7 +55,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Collection
 
-from pipeline.spoken import MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails, is_date, runs, spell
+from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails, is_date,
+                             runs, spell)
 
 ENTITIES = ("card", "ssn", "phone", "email", "dob")
 PRIORITY = {kind: rank for rank, kind in enumerate(ENTITIES)}  # overlapping spans keep the kind ranked first
