@@ -2,7 +2,10 @@
 import json
 from datetime import datetime
 
-from pipeline.transcripts import load_transcripts
+import pytest
+
+from pipeline import transcripts
+from pipeline.transcripts import load_transcript, load_transcripts
 
 GOOD = {"call_id": "c-0001", "started_at": "2026-11-20T09:14:00", "agent_id": "a_ruiz", "queue": "billing",
         "direction": "inbound", "crm_case": "X-12",
@@ -135,3 +138,54 @@ def test_since_and_forgotten_calls_are_read_but_skipped(tmp_path):
     calls, found, skipped, failures = load_transcripts(tmp_path, set(), since=date(2026, 11, 20),
                                                        forgotten={call_digest("c-0003")})
     assert [c.call["call_id"] for c in calls] == ["c-0001"] and (found, skipped, failures) == (3, 2, [])
+
+
+BASE = json.dumps(GOOD)[1:-1]
+EDGE_CASES = {  # files where a JSON parser's edge rules could differ from the standard library's
+    "valid": json.dumps(GOOD).encode(),
+    "crlf lines and a BOM": b"\xef\xbb\xbf{\r\n" + BASE.encode() + b"\r\n}",
+    "cr lines, error on line 3": b"{\r" + BASE.encode() + b",\r\"x\": tru}",
+    "not UTF-8": b'{' + BASE.encode() + b', "x": "\xff"}',
+    "NaN and a huge int in extra fields": ("{" + BASE + ', "x": NaN, "y": 123456789012345678901234567890}').encode(),
+    "duplicate key": ("{" + BASE + ', "call_id": "c-0002"}').encode(),
+    "lone surrogate escape": ("{" + BASE + ', "x": "\\ud800"}').encode(),
+    "control character in a string": ("{" + BASE + ', "x": "a\tb"}').encode(),
+    "unicode escapes": ("{" + BASE + ', "x": "caf\\u00e9 \\ud83d\\ude00"}').encode(),
+    "whole-number times": json.dumps({**GOOD, "utterances": [{"speaker": "agent", "start_s": 1, "end_s": 2,
+                                                              "text": "ok"}]}).encode(),
+    "a list": b"[1, 2]",
+    "nested too deeply": b"[" * 100_000,
+    "trailing comma": ("{" + BASE + ",}").encode(),
+}
+
+
+def _outcome(path):
+    try:
+        loaded = load_transcript(path, path.name)
+    except ValueError as exc:
+        return "error", str(exc)
+    return "ok", loaded.call, loaded.utterances
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+def test_the_one_pass_parser_never_changes_an_answer(tmp_path, monkeypatch, case):
+    """load_transcript parses and validates in pydantic-core, and falls back to json + pydantic on any failure:
+    every file gets the same calls row and utterances, or the same error, as with the standard path alone."""
+    path = tmp_path / "t.json"
+    path.write_bytes(EDGE_CASES[case])
+    fast = _outcome(path)
+    one_pass = transcripts._Transcript.model_validate_json
+    monkeypatch.setattr(transcripts._Transcript, "model_validate_json", lambda data: one_pass(b"null"))  # always fails
+    assert fast == _outcome(path)
+    assert fast[0] == "ok" if case not in ERRORS else fast == ("error", f"t.json: {ERRORS[case]}")
+
+
+ERRORS = {  # what the file says is wrong, where: a line ends at CR, CRLF or LF, as in a text editor
+    "crlf lines and a BOM": "not valid JSON (line 1 column 1: Unexpected UTF-8 BOM (decode using utf-8-sig))",
+    "cr lines, error on line 3": "not valid JSON (line 3 column 6: Expecting value)",
+    "not UTF-8": "not UTF-8 text",
+    "control character in a string": f"not valid JSON (line 1 column {len(BASE) + 11}: Invalid control character at)",
+    "a list": "must be a JSON object with call_id, started_at and utterances",
+    "nested too deeply": "not a transcript (JSON nested too deeply)",
+    "trailing comma": f"not valid JSON (line 1 column {len(BASE) + 3}: Expecting property name enclosed in double quotes)",
+}
