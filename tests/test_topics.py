@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import pdist
 
-from models.topics import TopicModel, TopicModelError
+from models.topics import TopicModel, TopicModelError, cosine_distances
 from pipeline.redact import redact_utterances
 from pipeline.signals import load_signals
 from pipeline.tag import Tagger, tag_calls
@@ -299,3 +301,29 @@ def test_lemmas_word_by_word_are_those_of_the_whole_turn_tokenized():
              for text in turns]
     assert lemmatise(turns) == whole
     assert lemmatise(["I don't wanna"]) == ["i do not want to"]
+
+
+@pytest.mark.parametrize("kind", ["tfidf-like", "dense", "repeated"])
+def test_cosine_distances_are_scipys_and_cluster_the_same(kind):
+    """The clustering's distances come from one matrix product; pdist is the definition they must keep."""
+    rng = np.random.default_rng(7)
+    if kind == "dense":  # embeddings: every dimension used
+        vectors = rng.normal(size=(300, 48))
+    else:  # TF-IDF rows: a few of many terms, non-negative; more rows than one block of the product
+        vectors = rng.random((700, 400)) * (rng.random((700, 400)) < 0.02)
+        vectors[:, 0] += 0.01  # no zero rows (the caller drops them)
+        if kind == "repeated":  # the same turn said many times: exact ties at distance 0
+            vectors = np.repeat(vectors[:70], 10, axis=0)
+    ours, theirs = cosine_distances(vectors), pdist(vectors, "cosine")
+    assert ours.shape == theirs.shape and np.allclose(ours, theirs, rtol=0, atol=1e-12)
+    for cut in (0.3, 0.6, 0.9):
+        mine = fcluster(linkage(ours, "average"), cut, "distance")
+        scipys = fcluster(linkage(theirs, "average"), cut, "distance")
+        assert _partition(mine) == _partition(scipys)
+
+
+def _partition(labels) -> set[frozenset[int]]:
+    groups: dict[int, set[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(int(label), set()).add(i)
+    return {frozenset(g) for g in groups.values()}
