@@ -49,6 +49,7 @@ DEMONSTRATIVES = {"this", "that", "it"}      # "... doesn't work this is ridicul
 COPULAS = {"is", "'s", "s", "was"}
 REPORTING = {"say", "said", "think", "thought", "mean", "meant", "tell", "told", "know", "knew"}
 SCOPE = 6
+MEMO_SIZE = 1 << 16  # combinations of pattern anchors remembered (a few hundred occur)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class Tagger:
         cues = sorted(NEGATION_CUES | set(lexicon.surface("not")), key=len, reverse=True)
         self._cue = re.compile("|".join(map(re.escape, cues)))
         self._scopes: dict[str | None, tuple[int, frozenset[str]]] = {}
+        self._complete: dict[int, frozenset[str]] = {}
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
 
     def _add_phrases(self, s: Signal, lexicon: Lexicon, literals: dict[str, set[str]]) -> None:
@@ -173,13 +175,23 @@ class Tagger:
                 if hits:
                     yield i, hits
 
+    def _complete_patterns(self, bits: int) -> frozenset[str]:
+        """Signals with a pattern all of whose anchors are in bits. Memoised: the anchors found in a turn come in
+        few combinations, and checking every pattern's mask cost more than the rest of a turn's bookkeeping."""
+        found = self._complete.get(bits)
+        if found is None:
+            found = frozenset(sid for sid, mask in self._pattern_masks if bits & mask == mask)
+            if len(self._complete) < MEMO_SIZE:
+                self._complete[bits] = found
+        return found
+
     def _match_norm(self, norm: str, original: str, speaker: str | None, present: int,
                     unanchored: frozenset[str]) -> tuple[list[Hit], list[Negated]]:
         """Matching proper, given the prefilter's bits (already limited to the speaker's signals)."""
         expressions = self._regex_matches(norm, present) if present & self._filter.expression_bits else []
         patterns = unanchored
         if present & self._pattern_bits:
-            patterns = unanchored.union(sid for sid, mask in self._pattern_masks if present & mask == mask)
+            patterns = unanchored | self._complete_patterns(present & self._pattern_bits)
         phrases = present & self._phrase_bits
         if not (expressions or patterns or phrases):
             return [], []  # tokenizing is most of the cost: only turns that can match get a Doc
