@@ -112,7 +112,8 @@ def load_transcript(path: Path, rel: str) -> TranscriptCall:
     ]
     extra = doc.model_extra or {}
     call = {
-        "call_id": call_id, "source_path": rel, "started_at": doc.started_at, "call_date": day, "duration_s": max((u.end_s for u in turns), default=0.0),
+        "call_id": call_id, "source_path": rel, "started_at": doc.started_at, "call_date": day,
+        "duration_s": max((u.end_s for u in turns), default=0.0),
         "agent_id": doc.agent_id, "queue": doc.queue, "direction": doc.direction,
         "asr_model": "transcript", "status": "ok" if utterances else "no_speech",
         "file_size": stat.st_size, "file_mtime": stat.st_mtime,
