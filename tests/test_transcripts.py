@@ -187,5 +187,6 @@ ERRORS = {  # what the file says is wrong, where: a line ends at CR, CRLF or LF,
     "control character in a string": f"not valid JSON (line 1 column {len(BASE) + 11}: Invalid control character at)",
     "a list": "must be a JSON object with call_id, started_at and utterances",
     "nested too deeply": "not a transcript (JSON nested too deeply)",
-    "trailing comma": f"not valid JSON (line 1 column {len(BASE) + 3}: Expecting property name enclosed in double quotes)",
+    "trailing comma": f"not valid JSON (line 1 column {len(BASE) + 3}: "
+                      "Expecting property name enclosed in double quotes)",
 }
