@@ -65,23 +65,29 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         store.write_summary(run.summary())
         writer = _Writer(store, run, tagger, rules, cfg)
         writer.topic_model = _load_topic_model(store, run)
-        _rescore_archive(writer, retagged=_retag_archive(writer))
+        with run.step("re-tag and re-score"):
+            _rescore_archive(writer, retagged=_retag_archive(writer))
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
-        _import_transcripts(cfg, writer, known, since, progress)
-        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store),
-                               forgotten=store.forgotten())
-        run.counts["found"] += plan.found
-        run.counts["skipped"] += plan.skipped
-        run.notes += plan.notes
-        run.add_failures(plan.failures)
-        _transcribe(cfg, writer, plan.jobs, progress)
-        _discover_topics(cfg, writer)
-        pages_pending = not _write_pages(cfg, writer)
-        store.compact(run.run_id)
-        run.finish()
-        store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures},
-                     meta={"pages_pending": pages_pending})
-        store.publish(VIEWS)
+        with run.step("transcripts"):
+            _import_transcripts(cfg, writer, known, since, progress)
+        with run.step("recordings"):
+            plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store),
+                                   forgotten=store.forgotten())
+            run.counts["found"] += plan.found
+            run.counts["skipped"] += plan.skipped
+            run.notes += plan.notes
+            run.add_failures(plan.failures)
+            _transcribe(cfg, writer, plan.jobs, progress)
+        with run.step("topics"):
+            _discover_topics(cfg, writer)
+        with run.step("scorecard pages"):
+            pages_pending = not _write_pages(cfg, writer)
+        with run.step("compact and publish"):
+            store.compact(run.run_id)
+            run.finish()
+            store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures},
+                         meta={"pages_pending": pages_pending})
+            store.publish(VIEWS)
         return store_summary(store, run)
 
 

@@ -114,6 +114,9 @@ def _print_summary(summary: dict) -> None:
         echo(f"    {f['source_path']} [{f['stage']}]: {f['error']}")
     for note in summary["notes"][:20]:
         echo(f"  note: {note}")
+    steps = [f"{name} {s:.1f} s" for name, s in summary.get("seconds", {}).items() if s >= 0.05]
+    if steps:
+        echo(f"  time        {', '.join(steps)}")
     echo(f"  database    {summary['database']}")
     echo(f"  summary     {summary['summary_path']}")
     echo()

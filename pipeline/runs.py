@@ -1,7 +1,9 @@
 """What one nightly run did: counts, failures and notes, as a `runs` row and a JSON summary."""
 from __future__ import annotations
 
+import contextlib
 import secrets
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -24,6 +26,16 @@ class Run:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     failures: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step: in the summary, not the table
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        """Time one step of the night, so an operator sees where the night went (the summary's `seconds`)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
     def add_failures(self, failures: list[dict]) -> None:
         self.failures += [{"run_id": self.run_id, **f} for f in failures]

@@ -82,8 +82,15 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     (inp / "broken.wav").write_bytes(b"")
     tx = transcripts(tmp_path / "tx")
     out = tmp_path / "out"
+    began = time.perf_counter()
     first = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(out), workers=2, progress=False,
                           signals=str(ROOT / "signals"))
+    took = time.perf_counter() - began
+    # Where the night went, step by step: steps that do not overlap, inside the flow's own time.
+    assert list(first["seconds"]) == ["re-tag and re-score", "transcripts", "recordings", "topics",
+                                      "scorecard pages", "compact and publish"]
+    assert min(first["seconds"].values()) >= 0 and sum(first["seconds"].values()) <= took
+    assert json.loads(Path(first["summary_path"]).read_text())["seconds"] == first["seconds"]
     # Every call is scored; none of them reads the recording disclosure, so all four are flagged.
     assert first["counts"] == {"found": 6, "skipped": 0, "transcribed": 3, "imported": 1, "tagged": 4,
                                "retagged": 0, "utterances": first["counts"]["utterances"], "failed": 2,
