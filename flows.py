@@ -341,6 +341,7 @@ def _store_transcripts(writer: _Writer, jobs: list, results: list, model: str) -
     stored = writer.calls(calls, utterances)
     run.add_failures(failures)
     run.counts["transcribed"] += len(stored)
+    run.audio_s = round(run.audio_s + sum(c["duration_s"] or 0.0 for c in stored), 3)
 
 
 def _close_interrupted(store: Store) -> None:

@@ -117,6 +117,10 @@ def _print_summary(summary: dict) -> None:
     steps = [f"{name} {s:.1f} s" for name, s in summary.get("seconds", {}).items() if s >= 0.05]
     if steps:
         echo(f"  time        {', '.join(steps)}")
+    asr_s = summary.get("seconds", {}).get("recordings", 0.0)
+    if summary.get("audio_s") and asr_s > 0:
+        echo(f"  audio       {summary['audio_s'] / 60:.1f} min of recordings, transcribed and stored in "
+             f"{asr_s:.1f} s ({summary['audio_s'] / asr_s:.1f}x real time)")
     echo(f"  database    {summary['database']}")
     echo(f"  summary     {summary['summary_path']}")
     echo()

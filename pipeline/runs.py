@@ -27,6 +27,7 @@ class Run:
     failures: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step: in the summary, not the table
+    audio_s: float = 0.0  # length of the recordings transcribed (summary only): with seconds, the speed of ASR
 
     @contextlib.contextmanager
     def step(self, name: str):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,11 @@ def recordings(folder: Path, n: int = 3) -> Path:
         lines.append(f"{name},c-{i},2026-11-{9 + i % 2:02d}T10:00:00,a_{i % 2},billing,")
     (folder / "metadata.csv").write_text("\n".join(lines) + "\n")
     return folder
+
+
+def wav_seconds(path: Path) -> float:
+    with wave.open(str(path)) as audio:
+        return audio.getnframes() / audio.getframerate()
 
 
 def transcripts(folder: Path) -> Path:
@@ -91,6 +97,7 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
                                       "scorecard pages", "compact and publish"]
     assert min(first["seconds"].values()) >= 0 and sum(first["seconds"].values()) <= took
     assert json.loads(Path(first["summary_path"]).read_text())["seconds"] == first["seconds"]
+    assert first["audio_s"] == pytest.approx(sum(wav_seconds(p) for p in inp.rglob("call*.wav")), abs=0.01)
     # Every call is scored; none of them reads the recording disclosure, so all four are flagged.
     assert first["counts"] == {"found": 6, "skipped": 0, "transcribed": 3, "imported": 1, "tagged": 4,
                                "retagged": 0, "utterances": first["counts"]["utterances"], "failed": 2,
