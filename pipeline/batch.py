@@ -115,9 +115,8 @@ class Batch:
         drop = pa.array(sorted(call_ids), pa.string())
         tables = {name: table.filter(pc.invert(pc.is_in(table.column("call_id"), value_set=drop)))
                   for name, table in self.tables.items()}
-        return Batch([c for c in self.calls if c["call_id"] not in call_ids], tables,
-                     {k: n for k, n in self.redacted.items() if k not in call_ids},
-                     self.failed, self.signals_hash, self.loaded, self.skipped, self.unreadable, self.files)
+        return dataclasses.replace(self, calls=[c for c in self.calls if c["call_id"] not in call_ids], tables=tables,
+                                   redacted={k: n for k, n in self.redacted.items() if k not in call_ids})
 
 
 def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[dict]) -> Batch:
