@@ -7,6 +7,7 @@ the same code. Stages are deterministic, so a batch prepared in a worker equals 
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import contextlib
 import dataclasses
@@ -241,6 +242,9 @@ def _init_worker(*setup) -> None:
     _CONTEXT = _context(*setup)
     gc.freeze()  # the worker lives for one run: what it loaded stays, and is never walked again
     gc.set_threshold(*GC_THRESHOLD)
+    # ...until it exits: frozen objects outlive the interpreter's last collection, and DuckDB (imported with
+    # the parent's main module) prints a wall of "nanobind: leaked" lines for every one of its objects left.
+    atexit.register(gc.unfreeze)
 
 
 def _prepare_in_worker(work: list, since, forgotten: set[str]) -> Batch:

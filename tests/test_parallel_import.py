@@ -1,6 +1,8 @@
 """Imported transcripts are prepared on every core: a pool of worker processes gives exactly the tables
 of preparing them in the flow's own process, topic assignment by the stored model included."""
 import shutil
+import subprocess
+import sys
 
 import yaml
 
@@ -139,3 +141,24 @@ def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp
     with Store(tmp_path / "out2").connect_read_only() as con:
         assert con.execute("SELECT call_id, source_path FROM calls ORDER BY call_id").fetchall() == [
             (CALLS[0], first.name), (CALLS[1], second.name), (CALLS[2], "copy.json")]
+
+
+def test_pool_workers_exit_without_a_word_on_stderr(tmp_path):
+    """A worker re-runs the parent's main module, so it imports what the CLI imports (DuckDB among them); a night
+    on 2 workers must not end with DuckDB's leak report in the operator's log."""
+    script = tmp_path / "night.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import duckdb  # as `callintel` (pipeline.cli) imports it, and so each worker
+from pipeline import batch
+from pipeline.config import Config
+
+if __name__ == "__main__":
+    cfg = Config()
+    work = [[(p, p.name)] for p in sorted((batch.Path({str(ROOT)!r}) / "data/demo_transcripts").glob("c-*.json"))[:2]]
+    with batch.Pool(2, cfg.signals, list(cfg.redaction.entities), None, cfg.topics, "r") as pool:
+        print(sum(len(b.calls) for b in pool.map((w, None, set()) for w in work)))
+""")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "2\n", "")
