@@ -58,7 +58,22 @@ SCRIPT = """
 """
 SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
 
-_ENV = jinja2.Environment(
+
+class _RowsEnvironment(jinja2.Environment):
+    """`row.key` looks in the dict first: the page's data is rows as dicts, and Jinja's default (an attribute
+    first) raised and caught an AttributeError for each of a page's ~600 lookups, 40% of its rendering time.
+    A key named like a dict method is still read with row["key"] (the template writes card["items"])."""
+
+    def getattr(self, obj, attribute):
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+_ENV = _RowsEnvironment(
     loader=jinja2.PackageLoader("pipeline", "templates"),
     autoescape=True,
     trim_blocks=True,

@@ -92,6 +92,30 @@ def render(auto_failed: bool = False, audio_href: str | None = None) -> str:
                             r["flags"], audio_href=audio_href)
 
 
+def test_rows_read_key_first_render_what_jinjas_own_lookup_renders(monkeypatch):
+    """The page's environment looks a dict's key up before its attributes (for speed); every page must be the one
+    Jinja's own lookup renders: with and without a recording, auto-failed or not, with missing values, and with
+    rows holding keys named like dict methods ("items", "values", "keys")."""
+    import jinja2
+
+    from pipeline import report
+
+    def pages() -> list[str]:
+        out = [render(auto_failed=a, audio_href=h) for a in (False, True) for h in (None, "../x.flac")]
+        r = rows()
+        for row in r["utterances"] + r["hits"] + r["flags"]:
+            row.update({"items": "x", "values": [1], "keys": None})
+        r["metrics"] = None
+        return out + [render_scorecard(r["call"], r["utterances"], r["scorecards"], r["items"], None, r["hits"],
+                                       r["flags"]), render_scorecard({"call_id": "c-9"}, [], [], [], None, [], [])]
+
+    fast = pages()
+    monkeypatch.setattr(report, "_ENV", jinja2.Environment(loader=jinja2.PackageLoader("pipeline", "templates"),
+                                                           autoescape=True, trim_blocks=True, lstrip_blocks=True))
+    assert fast == pages()
+    assert type(report._ENV) is not report._RowsEnvironment
+
+
 # --- the browser --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
