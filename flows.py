@@ -38,6 +38,7 @@ tag_calls = task(tag.tag_calls, name="tag", cache_policy=NO_CACHE)
 enrich = task(qa.add_sentiment, name="enrich", cache_policy=NO_CACHE)
 assign_topics = task(discover.assign, name="discover", cache_policy=NO_CACHE)
 fit_topics = task(discover.fit, name="discover-refit", cache_policy=NO_CACHE)
+render_pages = task(scorecard.ready_pages, name="render-pages", cache_policy=NO_CACHE)
 score_calls = task(qa.assess, name="score", cache_policy=NO_CACHE)
 redact_calls = task(batch.redact_calls, name="redact", cache_policy=NO_CACHE)
 transcribe_call = task(transcribe.transcribe_job, name="transcribe-call", cache_policy=NO_CACHE)
@@ -116,7 +117,7 @@ class _Writer:
         return batch.prepare_transcripts(*self._stages(), work, since, forgotten)
 
     def _stages(self) -> tuple[batch.Stages, batch.Context]:
-        stages = batch.Stages(redact_calls, enrich, tag_calls, score_calls, assign_topics)
+        stages = batch.Stages(redact_calls, enrich, tag_calls, score_calls, assign_topics, render_pages)
         return stages, batch.Context(self.tagger, self.rules, self.entities, self.topic_model, self.topic_options,
                                      self.run.run_id)
 
@@ -142,7 +143,15 @@ class _Writer:
         self.run.counts["utterances"] += len(tables["utterances"])
         self.run.counts["tagged"] += len(calls)
         self.count_scored("scored", tables)
+        self.write_pages(calls, prepared.pages)
         return calls
+
+    def write_pages(self, calls: list[dict], pages: dict[str, bytes]) -> None:
+        """Write the pages rendered with a batch, now that its calls are stored. A page not written is left to
+        the scorecard-pages step, which renders it again from the store and reports why it fails."""
+        failed = self.store.write_pages((c, pages[c["call_id"]]) for c in calls if c["call_id"] in pages)
+        for call_id in pages.keys() - failed.keys():
+            self.pages.pop(call_id, None)
 
     def count_scored(self, key: str, scored: dict) -> None:
         cards = {c["call_id"]: c["call_date"] for c in batch.rows(scored["scorecards"], ["call_id", "call_date"])}
@@ -239,16 +248,23 @@ def _write_pages(cfg: Config, writer: _Writer) -> bool:
     calls = writer.pages | (store.calls_without_page() if writer.pages_left else {})
     if not calls:
         return True
-    failures = []
-    for bundle in scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls)):
-        call = bundle["call"]
-        try:
-            store.write_page(call, scorecard.render(bundle, cfg.input, store.page_path(call)))
-        except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
-            failures.append(ingest.failure(call["source_path"], "scorecard-page",
-                                           f"HTML scorecard not written ({type(exc).__name__}: {exc})"))
-    writer.run.add_failures(failures)
-    return not failures
+    failed: list[tuple[dict, Exception]] = []
+    sources = {}
+
+    def rendered():
+        for bundle in scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls)):
+            call = bundle["call"]
+            sources[call["call_id"]] = call
+            try:
+                yield call, scorecard.render(bundle, cfg.input, store.page_path(call)).encode()
+            except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
+                failed.append((call, exc))
+
+    failed += [(sources[call_id], exc) for call_id, exc in store.write_pages(rendered()).items()]
+    writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page",
+                                            f"HTML scorecard not written ({type(exc).__name__}: {exc})")
+                             for call, exc in failed])
+    return not failed
 
 
 def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since, progress: bool | None) -> None:

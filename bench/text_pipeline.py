@@ -1,7 +1,7 @@
 """Text-pipeline benchmark: N synthetic utterances through the nightly text stages vs a spaCy tokenizer pass.
 
 The stages run exactly as the nightly flow runs them per commit chunk: `flows._Writer.calls` itself
-(redact -> enrich -> tag -> score+flag -> topics -> commit), with each Prefect task swapped for its plain
+(redact -> enrich -> tag -> score+flag -> topics -> HTML scorecards -> commit -> pages written), with each Prefect task swapped for its plain
 function wrapped in a timer, so no Prefect is involved. Topics mirror the flow's first night: the first
 chunk of calls is stored without topics, then `flows._discover_topics` fits the model on the stored
 window (its first fit; timed as "topic fit"), and every later call is assigned in its own commit.
@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from tagging import AGENT, CUSTOMER, FILLERS, MONTHS, NEUTRAL_AGENT, NEUTRAL_CUSTOMER
 from pipeline.config import Config  # noqa: E402
 
-STAGES = ["redact", "enrich", "tag", "score+flag", "topics", "prepare (workers)", "topic fit", "write", "compact",
-          "publish"]
+STAGES = ["redact", "enrich", "tag", "score+flag", "topics", "pages", "prepare (workers)", "topic fit", "write",
+          "write pages", "compact", "publish"]
 FIRST_DAY = date(2026, 10, 12)
 AGENTS = [f"a_{n:03d}" for n in range(60)]
 QUEUES = ["billing", "technical", "sales", "retention", "general"]
@@ -169,7 +169,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     nightly flow does, instead of taking them from memory.
     """
     import flows
-    from pipeline import batch, discover, qa, tag, transcripts
+    from pipeline import batch, discover, qa, scorecard, tag, transcripts
     from pipeline.config import Config, RunnerConfig, TopicsConfig
     from pipeline.rubric import load_qa
     from pipeline.runs import Run
@@ -190,6 +190,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     flows.score_calls = timers.wrap("score+flag", qa.assess)
     flows.assign_topics = timers.wrap("topics", discover.assign)
     flows.fit_topics = timers.wrap("fit only", discover.fit)
+    flows.render_pages = timers.wrap("pages", scorecard.ready_pages)
     store = Store(out)
     run = Run(cfg.hash(), library.hash, rules.hash)
     calls = [SimpleNamespace(call=c, utterances=us) for c, us in generate(n, seed, run_id=run.run_id)]
@@ -203,6 +204,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
         commit = store.commit
         store.commit = timers.wrap("write", commit)
         writer = flows._Writer(store, run, tagger, rules, cfg)
+        writer.write_pages = timers.wrap("write pages", writer.write_pages)
         start = time.perf_counter()
         flows.store_imported(cfg.model_copy(update={"runner": RunnerConfig(workers=1)}), writer, first, False)
         first_night = time.perf_counter() - start
@@ -230,7 +232,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     wall = first_night + seconds["topic fit"] + main_night
     if workers > 1:  # stage timers saw only the first night; the main night's stages ran in the workers
         seconds["prepare (workers)"] = (main_night - (seconds["write"] - before["write"]) - seconds["compact"]
-                                        - seconds["publish"])
+                                        - seconds["publish"] - (seconds["write pages"] - before.get("write pages", 0.0)))
     seconds["other"] = max(0.0, wall - sum(seconds.get(s, 0.0) for s in STAGES))
     model = writer.topic_model
     return {"seconds": seconds, "total": wall, "counts": dict(run.counts), "stored": run.counts["utterances"],

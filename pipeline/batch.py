@@ -1,7 +1,7 @@
 """The text stages of one batch of calls, and a process pool that runs batches on every core.
 
-redact -> sentiment -> tag -> score + flag -> topic assignment, for whole calls: everything a commit
-stores except the calls' audio. `prepare` takes the stage functions as arguments so the flow can pass
+redact -> sentiment -> tag -> score + flag -> topic assignment -> HTML scorecards (of imported transcripts),
+for whole calls: everything a commit stores except the calls' audio, and the pages written after it. `prepare` takes the stage functions as arguments so the flow can pass
 its Prefect tasks (one task run per stage and batch) and a pool worker the plain functions; both run
 the same code. Stages are deterministic, so a batch prepared in a worker equals one prepared in-process.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import discover, qa, redact, tag, transcripts
+from pipeline import discover, qa, redact, scorecard, tag, transcripts
 from pipeline.config import TopicsConfig
 from pipeline.rubric import QaConfig, load_qa
 from pipeline.schemas import conform
@@ -74,9 +74,10 @@ class Stages:
     tag: Callable
     score: Callable
     assign: Callable
+    pages: Callable
 
 
-PLAIN = Stages(redact_calls, qa.add_sentiment, tag.tag_calls, qa.assess, discover.assign)
+PLAIN = Stages(redact_calls, qa.add_sentiment, tag.tag_calls, qa.assess, discover.assign, scorecard.ready_pages)
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Batch:
     skipped: int = 0                                             # files read and not wanted (see transcripts.read)
     unreadable: list[dict] = field(default_factory=list)        # failure rows of files that could not be read
     files: int = 0                                               # work items the batch was made from
+    pages: dict[str, bytes] = field(default_factory=dict)        # call_id -> HTML scorecard, to write once stored
 
     def without(self, call_ids: set[str]) -> Batch:
         """The batch less these calls (refused by the committing process), in every table. Only for a batch as
@@ -117,7 +119,8 @@ class Batch:
         tables = {name: table.filter(pc.invert(pc.is_in(table.column("call_id"), value_set=drop)))
                   for name, table in self.tables.items()}
         return dataclasses.replace(self, calls=[c for c in self.calls if c["call_id"] not in call_ids], tables=tables,
-                                   redacted={k: n for k, n in self.redacted.items() if k not in call_ids})
+                                   redacted={k: n for k, n in self.redacted.items() if k not in call_ids},
+                                   pages={k: html for k, html in self.pages.items() if k not in call_ids})
 
 
 def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[dict]) -> Batch:
@@ -132,9 +135,9 @@ def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[di
     tables = {"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
               "utterance_topics": topics, **scored}
     # Arrow here, not in the committing process: it is the one process every batch waits for, and Arrow
-    # tables cross from a worker far cheaper than lists of dicts.
-    return Batch(calls, {name: conform(name, rows) for name, rows in tables.items()}, found, unstored,
-                 ctx.tagger.library.hash)
+    # tables cross from a worker far cheaper than lists of dicts. Pages too: rendering is most of their cost.
+    tables = {name: conform(name, rows) for name, rows in tables.items()}
+    return Batch(calls, tables, found, unstored, ctx.tagger.library.hash, pages=stages.pages(tables))
 
 
 def prepare_transcripts(stages: Stages, ctx: Context, work: list, since=None,
@@ -181,7 +184,7 @@ def merge(batches: list[Batch]) -> Batch:
                  {path: why for b in batches for path, why in b.failed.items()},
                  batches[0].signals_hash if len(hashes) == 1 else "mixed", [x for b in batches for x in b.loaded],
                  sum(b.skipped for b in batches), [f for b in batches for f in b.unreadable],
-                 sum(b.files for b in batches))
+                 sum(b.files for b in batches), {k: html for b in batches for k, html in b.pages.items()})
 
 
 def gather(batches: Iterable[Batch], calls: int) -> Iterator[Batch]:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.flags import SEVERITY_RANK
 from pipeline.score import clock
@@ -56,6 +57,31 @@ def render(bundle: dict, input_dir: Path, page: Path) -> str:
 
     return render_scorecard(bundle["call"], bundle["utterances"], bundle["scorecards"], bundle["items"],
                             bundle["metrics"], bundle["hits"], bundle["flags"], audio_href(bundle["call"], input_dir, page))
+
+
+def ready_pages(tables: dict[str, pa.Table]) -> dict[str, bytes]:
+    """call_id -> HTML scorecard (UTF-8) of each imported transcript of a prepared batch (its rows per table).
+
+    Rendered where the batch is prepared, so on every core, and written once the calls are stored. A
+    transcript has no recording to link, so its page depends on its rows alone; a recording's page links
+    the redacted copy written when the call is stored, and is rendered from the store after that. Bytes, not
+    str: a page holds a few non-Latin-1 marks ("—", "✓"), so as str it takes twice the memory while it waits
+    for its commit, and crossing from a worker it would be encoded and decoded again.
+    """
+    calls = tables["calls"]
+    if not len(calls):
+        return {}
+    ids = pc.filter(calls.column("call_id"), pc.equal(calls.column("asr_model"), "transcript"))
+    if len(ids) < len(calls):
+        tables = {name: tables[name].filter(pc.is_in(tables[name].column("call_id"), value_set=ids))
+                  for name in PAGE_TABLES}
+    pages = {}
+    for bundle in bundles({name: tables[name] for name in PAGE_TABLES}):
+        try:  # no recording: render() links none, so the folders it would link from do not matter
+            pages[bundle["call"]["call_id"]] = render(bundle, Path(), Path()).encode()
+        except Exception:  # noqa: BLE001 - left out: the flow renders it again from the store and reports why
+            continue
+    return pages
 
 
 def text(bundle: dict) -> str:

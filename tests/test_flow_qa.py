@@ -124,3 +124,25 @@ def test_agent_scores_per_agent_per_week(tmp_path, prefect_harness):
         assert pass_rate == sum(c["passed"] for c in cards) / n and auto_fails == sum(c["auto_failed"] for c in cards)
         fails = Counter(k for c in expected[(agent, week)] for k, r in demo_truth.criteria(c).items() if r == "fail")
         assert most_failed == sorted(fails, key=lambda k: (-fails[k], k))[:3]
+
+
+def test_a_page_that_cannot_be_written_is_reported_and_written_the_next_night(tmp_path, prefect_harness):
+    """One call's page cannot be written (a file stands where its day's folder goes): the call is stored, its page
+    is a failure of its own (named by the call's file), the other pages are written, and the next night writes the
+    missing one without importing anything."""
+    tx, signals, out = setup(tmp_path)
+    (out / "scorecards").mkdir(parents=True)
+    blocker = out / "scorecards" / "2026-11-12"  # c-0004's day
+    blocker.write_text("not a folder")
+    first = run(tx, signals, out)
+    assert first["counts"]["imported"] == 3
+    assert [(f["source_path"], f["stage"]) for f in first["failures"]] == [("c-0004.json", "scorecard-page")]
+    assert "2026-11-12" in first["failures"][0]["error"]
+    assert {p.stem for p in (out / "scorecards").rglob("*.html")} == {"c-0001", "c-0009"}
+    assert Store(out).meta()["pages_pending"] is True
+
+    blocker.unlink()
+    second = run(tx, signals, out)
+    assert (second["counts"]["imported"], second["failures"]) == (0, [])
+    assert {p.stem for p in (out / "scorecards").rglob("*.html")} == set(CALLS)
+    assert Store(out).meta()["pages_pending"] is False

@@ -162,3 +162,21 @@ if __name__ == "__main__":
 """)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "2\n", "")
+
+
+def test_pages_rendered_in_the_workers_are_the_pages_of_the_stored_rows(tmp_path, prefect_harness, monkeypatch):
+    """Imported calls' scorecards are rendered where their batch is prepared (here: in the 2 workers, none in this
+    process) and are exactly the pages the stored rows give."""
+    from pipeline import scorecard
+
+    rendered_here, render = [], scorecard.render
+    monkeypatch.setattr(scorecard, "render", lambda b, *a: rendered_here.append(b["call"]["call_id"]) or render(b, *a))
+    two_nights(tmp_path, "two", workers=2)
+    assert rendered_here == []
+    store = Store(tmp_path / "two")
+    calls = {c["call_id"]: c["call_date"] for c in store.read("calls", ["call_id", "call_date"]).to_pylist()}
+    stored = list(scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls)))
+    assert sorted(b["call"]["call_id"] for b in stored) == CALLS
+    for bundle in stored:
+        page = store.page_path(bundle["call"])
+        assert page.read_text(encoding="utf-8") == render(bundle, tmp_path / "none", page), bundle["call"]["call_id"]

@@ -77,7 +77,9 @@ def test_uncommitted_parts_and_temp_files_are_removed_by_next_writer(tmp_path):
     # What a writer killed mid-commit leaves: parts no manifest names, half-written temp files.
     debris = [tmp_path / "parquet/calls/call_date=2026-11-09/part-r2-00001.parquet",
               tmp_path / "parquet/calls/call_date=2026-11-09/part-r2-00002.parquet.tmp",
-              tmp_path / "parquet/_manifest.json.tmp", tmp_path / "callintel.duckdb.next"]
+              tmp_path / "parquet/_manifest.json.tmp", tmp_path / "callintel.duckdb.next",
+              tmp_path / "scorecards/.incoming/c-9.html.tmp"]
+    debris[-1].parent.mkdir(parents=True)
     for path in debris:
         path.write_bytes(b"half")
     assert len(store.read("calls")) == 3  # readers never see uncommitted parts
@@ -145,6 +147,27 @@ def test_publish_is_incremental_and_never_blocked_by_readers(tmp_path):
     reader.close()
     with store.connect_read_only() as con:
         assert con.execute("SELECT count(*) FROM calls").fetchone()[0] == 3
+
+
+def test_pages_are_written_in_groups_and_one_that_cannot_be_written_does_not_stop_the_others(tmp_path, monkeypatch):
+    import pipeline.store as store_module
+
+    monkeypatch.setattr(store_module, "PAGES_PER_FLUSH", 2)  # 5 pages: groups of 2, 2 and 1
+    flushes, flush = [], store_module._flush_to_disk
+    monkeypatch.setattr(store_module, "_flush_to_disk", lambda folder: flushes.append(folder) or flush(folder))
+    calls = [{"call_id": f"c-{i}", "call_date": date(2026, 11, 9 + i)} for i in range(5)]
+    store = Store(tmp_path)
+    (tmp_path / "scorecards").mkdir()
+    (tmp_path / "scorecards/2026-11-11").write_text("a file where c-2's day folder goes")
+    with store.lock():
+        failed = store.write_pages((c, f"<p>page of {c['call_id']} ü</p>".encode()) for c in calls)
+    assert list(failed) == ["c-2"] and isinstance(failed["c-2"], OSError)
+    assert len(flushes) == 3
+    for call in calls[:2] + calls[3:]:
+        assert store.page_path(call).read_text(encoding="utf-8") == f"<p>page of {call['call_id']} ü</p>"
+    assert not list((tmp_path / "scorecards/.incoming").iterdir())
+    with pytest.raises(RuntimeError, match="store.lock"):
+        store.write_pages([(calls[0], b"<p>again</p>")])
 
 
 def test_writes_outside_the_lock_are_refused(tmp_path):
