@@ -119,7 +119,7 @@ class TopicModel(BaseEstimator, TransformerMixin):
         self.topic_ids_ = np.arange(self.n_topics_, dtype=np.int64)
         self.first_seen_ = [None] * self.n_topics_   # set by pipeline.topics.fit_topics from call dates
         ids, weights = self._assign(vectors)
-        self.labels_ = ids
+        self.labels_, self.weights_ = ids, weights  # what assign() answers for X, kept: X need not be embedded again
         self.sizes_ = np.array([(ids == t).sum() for t in self.topic_ids_], dtype=np.int64)
         self.terms_ = _topic_terms(lemmas, ids, self.topic_ids_)
         self.topic_labels_ = [_label([t for t, _ in terms]) for terms in self.terms_]

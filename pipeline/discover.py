@@ -50,7 +50,7 @@ def fit(utterances, hits, previous: TopicModel | None, cfg: TopicsConfig, versio
     selected = select_utterances(utterances, hits, speakers=cfg.speakers)
     model = TopicModel(representation=cfg.representation, min_topic_size=cfg.min_topic_size)
     model = fit_topics(selected, previous=previous, model=model)
-    return model, topics_table(model, version), assign_topics(model, selected)
+    return model, topics_table(model, version), assign_topics(model, selected, fitted=True)
 
 
 def assign(model: TopicModel | None, utterances: list[dict], hits: list[dict], cfg: TopicsConfig) -> pa.Table | list:

@@ -134,11 +134,19 @@ def topic_similarity(a: TopicModel, b: TopicModel) -> np.ndarray:
     return matrix(vectors_a) @ matrix(vectors_b).T
 
 
-def assign_topics(model: TopicModel, selected: pd.DataFrame) -> pd.DataFrame:
-    """`utterance_topics` rows: call_id, utt_idx, topic_id (-1: outlier), weight (similarity), call_date."""
-    # the lemmas selection computed: lemmatising again was a third of assignment's time (TF-IDF)
-    ids, weights = (model.assign(selected["text"].tolist(), lemmas=selected["lemmas"].tolist()) if len(selected)
-                    else (np.array([], int), np.array([])))
+def assign_topics(model: TopicModel, selected: pd.DataFrame, fitted: bool = False) -> pd.DataFrame:
+    """`utterance_topics` rows: call_id, utt_idx, topic_id (-1: outlier), weight (similarity), call_date.
+
+    fitted: `selected` are the turns the model was just fitted on, in that order; the fit's own answer is used
+    (the same ids and weights as assigning them again, without embedding them twice: half a refit's time).
+    """
+    if fitted:
+        ids, weights = model.labels_, model.weights_
+    elif len(selected):
+        # the lemmas selection computed: lemmatising again was a third of assignment's time (TF-IDF)
+        ids, weights = model.assign(selected["text"].tolist(), lemmas=selected["lemmas"].tolist())
+    else:
+        ids, weights = np.array([], int), np.array([])
     return pd.DataFrame({"call_id": selected["call_id"].to_numpy(), "utt_idx": selected["utt_idx"].to_numpy(),
                          "topic_id": np.asarray(ids, np.int32), "weight": np.asarray(weights, np.float32),
                          "call_date": selected["call_date"].to_numpy()})

@@ -104,6 +104,30 @@ def test_a_batch_is_assigned_as_the_stored_window_is(demo):
         assert rows[column].tolist() == expected[column].tolist(), column
 
 
+@pytest.mark.parametrize("representation", ["embedding", "tfidf"])
+def test_a_fit_assigns_its_own_turns_as_assigning_them_again_would(demo, representation):
+    """A refit's window rows come from the fit's own answer (the turns are not embedded a second time): they must be
+    exactly what assigning the window's turns to the fitted model gives, ids matched to a previous model included."""
+    from pipeline import discover
+    from pipeline.config import TopicsConfig
+
+    utterances, _, _, _ = demo
+    durations = {}
+    for u in utterances:
+        durations[u["call_id"]] = max(durations.get(u["call_id"], 0.0), u["end_s"])
+    hits = pd.DataFrame(tag_calls(Tagger(load_signals(ROOT / "signals")), utterances, durations)[0])
+    cfg = TopicsConfig(representation=representation, min_topic_size=2)
+    window = pd.DataFrame(utterances)
+    first, _, _ = discover.fit(window, hits, None, cfg, "v1")
+    first.topic_ids_, first.next_topic_id_ = first.topic_ids_ + 10, first.next_topic_id_ + 10  # a model of long ago
+    shuffled = window.sample(frac=1, random_state=3)
+    model, _, rows = discover.fit(shuffled, hits, first, cfg, "v2")
+    expected = assign_topics(model, select_utterances(shuffled, hits, speakers=cfg.speakers))
+    assert (rows["topic_id"] >= 10).sum() >= 5  # turns in topics, under the ids the old model gave them
+    for column in ("call_id", "utt_idx", "topic_id", "weight", "call_date"):
+        assert rows[column].tolist() == expected[column].tolist(), column
+
+
 def test_app_crash_lines_form_one_emerging_topic(demo):
     _, selected, model, truth = demo
     rows = assign_topics(model, selected)
