@@ -248,19 +248,22 @@ def _write_pages(cfg: Config, writer: _Writer) -> bool:
     calls = writer.pages | (store.calls_without_page() if writer.pages_left else {})
     if not calls:
         return True
-    failed: list[tuple[dict, Exception]] = []
-    sources = {}
+    failed: list[tuple[dict, Exception]] = []  # (call, why its page is not written)
+    rendered: dict[str, dict] = {}
 
-    def rendered():
+    def pages():
         for bundle in scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls)):
             call = bundle["call"]
-            sources[call["call_id"]] = call
             try:
-                yield call, scorecard.render(bundle, cfg.input, store.page_path(call)).encode()
+                html = scorecard.render(bundle, cfg.input, store.page_path(call)).encode()
             except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
                 failed.append((call, exc))
+                continue
+            rendered[call["call_id"]] = call
+            yield call, html
 
-    failed += [(sources[call_id], exc) for call_id, exc in store.write_pages(rendered()).items()]
+    not_written = store.write_pages(pages())
+    failed += [(rendered[call_id], exc) for call_id, exc in not_written.items()]
     writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page",
                                             f"HTML scorecard not written ({type(exc).__name__}: {exc})")
                              for call, exc in failed])

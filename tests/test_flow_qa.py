@@ -146,3 +146,26 @@ def test_a_page_that_cannot_be_written_is_reported_and_written_the_next_night(tm
     assert (second["counts"]["imported"], second["failures"]) == (0, [])
     assert {p.stem for p in (out / "scorecards").rglob("*.html")} == set(CALLS)
     assert Store(out).meta()["pages_pending"] is False
+
+
+def test_a_page_that_cannot_be_rendered_is_reported_and_the_others_are_written(tmp_path, prefect_harness,
+                                                                              monkeypatch):
+    """A rendering bug on one call (here: injected) costs only that call's page, reported with the error; its data
+    is stored, and the run still ends."""
+    from pipeline import report
+
+    tx, signals, out = setup(tmp_path)
+    render = report.render_scorecard
+
+    def buggy(call, *args, **kwargs):
+        if call["call_id"] == "c-0009":
+            raise ValueError("a bug in the page")
+        return render(call, *args, **kwargs)
+
+    monkeypatch.setattr(report, "render_scorecard", buggy)
+    first = run(tx, signals, out)
+    assert first["counts"]["imported"] == 3
+    assert [(f["source_path"], f["stage"], f["error"]) for f in first["failures"]] == [
+        ("c-0009.json", "scorecard-page", "HTML scorecard not written (ValueError: a bug in the page)")]
+    assert {p.stem for p in (out / "scorecards").rglob("*.html")} == {"c-0001", "c-0004"}
+    assert "c-0009" in Store(out).read("scorecards", ["call_id"]).column("call_id").to_pylist()
