@@ -1,10 +1,11 @@
 """Text-pipeline benchmark: N synthetic utterances through the nightly text stages vs a spaCy tokenizer pass.
 
 The stages run exactly as the nightly flow runs them per commit chunk: `flows._Writer.calls` itself
-(redact -> enrich -> tag -> score+flag -> topics -> HTML scorecards -> commit -> pages written), with each Prefect task swapped for its plain
-function wrapped in a timer, so no Prefect is involved. Topics mirror the flow's first night: the first
-chunk of calls is stored without topics, then `flows._discover_topics` fits the model on the stored
-window (its first fit; timed as "topic fit"), and every later call is assigned in its own commit.
+(redact -> enrich -> tag -> score+flag -> topics -> HTML scorecards -> commit -> pages written), with each
+Prefect task swapped for its plain function wrapped in a timer, so no Prefect is involved. Topics mirror
+the flow's first night: the first chunk of calls is stored without topics, then `flows._discover_topics`
+fits the model on the stored window (its first fit; timed as "topic fit"), and every later call is
+assigned in its own commit.
 Everything is written under `with store.lock():` into a temporary out folder, `commit_every` calls per
 commit (the flow's `import_commit_every`; workers prepare `batch.WORK_CALLS` at a time), the run's parts compacted as the flow does, then the run row
 is committed and `store.publish(VIEWS)` builds the DuckDB file.
@@ -231,8 +232,8 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     seconds = dict(timers.seconds)
     wall = first_night + seconds["topic fit"] + main_night
     if workers > 1:  # stage timers saw only the first night; the main night's stages ran in the workers
-        seconds["prepare (workers)"] = (main_night - (seconds["write"] - before["write"]) - seconds["compact"]
-                                        - seconds["publish"] - (seconds["write pages"] - before.get("write pages", 0.0)))
+        written = seconds["write"] - before["write"] + seconds["write pages"] - before.get("write pages", 0.0)
+        seconds["prepare (workers)"] = main_night - written - seconds["compact"] - seconds["publish"]
     seconds["other"] = max(0.0, wall - sum(seconds.get(s, 0.0) for s in STAGES))
     model = writer.topic_model
     return {"seconds": seconds, "total": wall, "counts": dict(run.counts), "stored": run.counts["utterances"],

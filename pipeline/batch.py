@@ -1,9 +1,10 @@
 """The text stages of one batch of calls, and a process pool that runs batches on every core.
 
 redact -> sentiment -> tag -> score + flag -> topic assignment -> HTML scorecards (of imported transcripts),
-for whole calls: everything a commit stores except the calls' audio, and the pages written after it. `prepare` takes the stage functions as arguments so the flow can pass
-its Prefect tasks (one task run per stage and batch) and a pool worker the plain functions; both run
-the same code. Stages are deterministic, so a batch prepared in a worker equals one prepared in-process.
+for whole calls: everything a commit stores except the calls' audio, and the pages written after it.
+`prepare` takes the stage functions as arguments so the flow can pass its Prefect tasks (one task run per
+stage and batch) and a pool worker the plain functions; both run the same code. Stages are deterministic,
+so a batch prepared in a worker equals one prepared in-process.
 """
 from __future__ import annotations
 
