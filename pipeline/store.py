@@ -371,6 +371,8 @@ class Store(DatabaseMixin):
                 os.replace(tmp, path)
             except OSError as exc:
                 failed[call_id] = exc
+        with contextlib.suppress(OSError):  # left when a page could not be moved: the next writer removes it
+            self._incoming_pages.rmdir()
         return failed
 
     def audio_path(self, call: dict) -> Path:

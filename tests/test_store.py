@@ -165,7 +165,8 @@ def test_pages_are_written_in_groups_and_one_that_cannot_be_written_does_not_sto
     assert len(flushes) == 3
     for call in calls[:2] + calls[3:]:
         assert store.page_path(call).read_text(encoding="utf-8") == f"<p>page of {call['call_id']} ü</p>"
-    assert not list((tmp_path / "scorecards/.incoming").iterdir())
+    assert sorted(p.name for p in (tmp_path / "scorecards").iterdir()) == [  # no staging folder left behind
+        "2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"]
     with pytest.raises(RuntimeError, match="store.lock"):
         store.write_pages([(calls[0], b"<p>again</p>")])
 
