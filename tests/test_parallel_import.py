@@ -1,5 +1,6 @@
 """Imported transcripts are prepared on every core: a pool of worker processes gives exactly the tables
 of preparing them in the flow's own process, topic assignment by the stored model included."""
+import json
 import shutil
 import subprocess
 import sys
@@ -124,7 +125,9 @@ def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp
         flows.run_nightly(config=str(config), progress=False)
         os.utime(tx / first.name, (0, 0))              # re-exported: read again, and known by its call_id
         shutil.copy2(third, tx / "copy.json")           # a new call
-        shutil.copy2(third, tx / "z-again.json")        # the same call again, in a later batch
+        again = json.loads(third.read_text())          # the same call again, in a later batch, said otherwise
+        again["utterances"][0]["text"] = "Words only the refused duplicate has."
+        (tx / "z-again.json").write_text(json.dumps(again))
         (tx / "broken.json").write_text("{")
         parsed.clear()
         nights[workers] = flows.run_nightly(config=str(config), progress=False)
@@ -138,6 +141,11 @@ def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp
         f"z-again.json: duplicate call_id '{CALLS[2]}' (also in copy.json)"]
     assert summary["counts"] == nights[1]["counts"] and summary["failures"] == [
         {**f, "run_id": summary["run_id"]} for f in nights[1]["failures"]]
+    # the refused duplicate's page, rendered by its worker, is never written over the stored call's
+    for workers in (1, 2):
+        page = next((tmp_path / f"out{workers}/scorecards").rglob(f"{CALLS[2]}.html")).read_text(encoding="utf-8")
+        assert "Words only the refused duplicate has." not in page
+        assert json.loads(third.read_text())["utterances"][0]["text"].split(",")[0] in page
     with Store(tmp_path / "out2").connect_read_only() as con:
         assert con.execute("SELECT call_id, source_path FROM calls ORDER BY call_id").fetchall() == [
             (CALLS[0], first.name), (CALLS[1], second.name), (CALLS[2], "copy.json")]
