@@ -48,3 +48,7 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
     assert on_dask["counts"] == local["counts"] and on_dask["counts"]["transcribed"] == 4
     for table in TABLES:
         assert rows(tmp_path / "dask", table) == rows(tmp_path / "local", table), table
+    # every call's page, the imported one rendered on a Dask worker, is the local runner's page
+    pages = {runner: {p.relative_to(tmp_path / runner): p.read_bytes() for p in (tmp_path / runner).rglob("*.html")}
+             for runner in ("local", "dask")}
+    assert len(pages["dask"]) == 5 and pages["dask"] == pages["local"]
