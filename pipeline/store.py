@@ -6,6 +6,7 @@ Layout under the output folder:
     parquet/_manifest.json                                        which part files are committed
     callintel.duckdb                                              tables + views, rebuilt from the parts
     runs/<run_id>.json                                            run summaries
+    scorecards/<call_date>/<call_id>.html                         HTML scorecards (pipeline/store_pages.py)
     .lock                                                         one writer at a time
 
 Why a manifest: a commit writes its part files under temporary names, renames
@@ -21,14 +22,12 @@ new ones see the new data; the nightly run never waits for them.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
-import itertools
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -40,6 +39,7 @@ import pyarrow.parquet as pq
 from pipeline.ingest import call_digest
 from pipeline.schemas import TABLES, conform
 from pipeline.store_db import DB_NAME, DatabaseMixin, StoreError
+from pipeline.store_pages import PagesMixin
 
 MANIFEST_VERSION = 1
 
@@ -52,27 +52,6 @@ class StoreBusy(StoreError):
     pass
 
 
-PAGES_PER_FLUSH = 1000  # HTML scorecards written, flushed to disk together, then renamed into place
-try:
-    _SYNCFS = ctypes.CDLL(None, use_errno=True).syncfs  # Linux: flush one file system, not every one
-except (OSError, AttributeError):
-    _SYNCFS = None
-
-
-def _flush_to_disk(folder: Path) -> None:
-    """Everything written so far on folder's file system safely on disk (what fsync does for one file)."""
-    if _SYNCFS is None:
-        os.sync()
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        if _SYNCFS(fd) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, f"{folder}: could not flush to disk ({os.strerror(errno)})")
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
@@ -82,7 +61,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-class Store(DatabaseMixin):
+class Store(DatabaseMixin, PagesMixin):
     def __init__(self, out: str | Path):
         self.out = Path(out)
         self.parquet = self.out / "parquet"
@@ -327,54 +306,6 @@ class Store(DatabaseMixin):
         return {name: (t := self.read(name, days=days)).filter(pc.is_in(t.column("call_id"), ids))
                 for name in tables}
 
-    # ---------- HTML scorecards ----------
-
-    def page_path(self, call: dict) -> Path:
-        return self.out / "scorecards" / call["call_date"].isoformat() / f"{call['call_id']}.html"
-
-    @property
-    def _incoming_pages(self) -> Path:
-        return self.out / "scorecards" / ".incoming"
-
-    def write_pages(self, pages: Iterable[tuple[dict, bytes]]) -> dict[str, OSError]:
-        """Write HTML scorecards, (call, UTF-8 html) each; returns call_id -> error for those not written.
-
-        Atomic and durable like every other write here, with one flush to disk per PAGES_PER_FLUSH pages
-        rather than an fsync each (4x faster, and a night writes a page per call): pages are written under
-        .incoming/, flushed together, then each renamed over its page. A killed run leaves only .incoming/,
-        which the next writer removes.
-        """
-        self._require_lock()
-        failed: dict[str, OSError] = {}
-        pages = iter(pages)
-        while group := list(itertools.islice(pages, PAGES_PER_FLUSH)):
-            failed |= self._write_page_group(group)
-        return failed
-
-    def _write_page_group(self, pages: list[tuple[dict, bytes]]) -> dict[str, OSError]:
-        failed, staged = {}, []
-        self._incoming_pages.mkdir(parents=True, exist_ok=True)
-        for call, html in pages:
-            path, tmp = self.page_path(call), self._incoming_pages / f"{call['call_id']}.html.tmp"
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_bytes(html)
-                staged.append((call["call_id"], tmp, path))
-            except OSError as exc:
-                failed[call["call_id"]] = exc
-        try:
-            _flush_to_disk(self._incoming_pages)
-        except OSError as exc:
-            return failed | {call_id: exc for call_id, _, _ in staged}
-        for call_id, tmp, path in staged:
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                failed[call_id] = exc
-        with contextlib.suppress(OSError):  # left when a page could not be moved: the next writer removes it
-            self._incoming_pages.rmdir()
-        return failed
-
     def audio_path(self, call: dict) -> Path:
         """The redacted copy of a call's recording."""
         return self.out / "redacted_audio" / call["call_date"].isoformat() / f"{call['call_id']}.flac"
@@ -388,13 +319,6 @@ class Store(DatabaseMixin):
         write(tmp)
         os.replace(tmp, path)
         return path
-
-    def calls_without_page(self) -> dict[str, date]:
-        """Scored calls whose HTML scorecard is missing (a run killed after its commit, or a deleted file)."""
-        if not self.manifest()["scorecards"]:
-            return {}
-        cards = self.read("scorecards", ["call_id", "call_date"]).to_pylist()
-        return {c["call_id"]: c["call_date"] for c in cards if not self.page_path(c).exists()}
 
     def _scrub_examples(self, said: set[str]) -> pa.Table:
         """`topics` without the forgotten calls' turns among their representative examples."""

@@ -150,7 +150,7 @@ def test_publish_is_incremental_and_never_blocked_by_readers(tmp_path):
 
 
 def test_pages_are_written_in_groups_and_one_that_cannot_be_written_does_not_stop_the_others(tmp_path, monkeypatch):
-    import pipeline.store as store_module
+    import pipeline.store_pages as store_module
 
     monkeypatch.setattr(store_module, "PAGES_PER_FLUSH", 2)  # 5 pages: groups of 2, 2 and 1
     flushes, flush = [], store_module._flush_to_disk
