@@ -82,7 +82,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         with run.step("topics"):
             _discover_topics(cfg, writer)
         with run.step("scorecard pages"):
-            pages_pending = not _write_pages(cfg, writer)
+            pages_pending = not _write_pages(cfg, writer, progress)
         with run.step("compact and publish"):
             store.compact(run.run_id)
             run.finish()
@@ -238,7 +238,7 @@ def _discover_topics(cfg: Config, writer: _Writer) -> None:
 
 
 @task(name="scorecard-pages", cache_policy=NO_CACHE)
-def _write_pages(cfg: Config, writer: _Writer) -> bool:
+def _write_pages(cfg: Config, writer: _Writer, progress: bool | None = None) -> bool:
     """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write.
 
     A page that cannot be rendered is a failure of that call's page only; its data is already stored.
@@ -251,8 +251,9 @@ def _write_pages(cfg: Config, writer: _Writer) -> bool:
     failed: list[tuple[dict, Exception]] = []  # (call, why its page is not written)
     rendered: dict[str, dict] = {}
 
-    def pages():
-        for bundle in scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls)):
+    def pages():  # all of them after a rubric change re-scores the archive: worth a progress bar
+        for bundle in tqdm(scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls)), total=len(calls),
+                           unit="page", desc="scorecard pages", disable=True if progress is False else None):
             call = bundle["call"]
             try:
                 html = scorecard.render(bundle, cfg.input, store.page_path(call)).encode()
