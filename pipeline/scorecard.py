@@ -68,15 +68,15 @@ def ready_pages(tables: dict[str, pa.Table]) -> dict[str, bytes]:
     str: a page holds a few non-Latin-1 marks ("—", "✓"), so as str it takes twice the memory while it waits
     for its commit, and crossing from a worker it would be encoded and decoded again.
     """
+    tables = {name: tables[name] for name in PAGE_TABLES}
     calls = tables["calls"]
     if not len(calls):
         return {}
     ids = pc.filter(calls.column("call_id"), pc.equal(calls.column("asr_model"), "transcript"))
     if len(ids) < len(calls):
-        tables = {name: tables[name].filter(pc.is_in(tables[name].column("call_id"), value_set=ids))
-                  for name in PAGE_TABLES}
+        tables = {name: t.filter(pc.is_in(t.column("call_id"), value_set=ids)) for name, t in tables.items()}
     pages = {}
-    for bundle in bundles({name: tables[name] for name in PAGE_TABLES}):
+    for bundle in bundles(tables):
         try:  # no recording: render() links none, so the folders it would link from do not matter
             pages[bundle["call"]["call_id"]] = render(bundle, Path(), Path()).encode()
         except Exception:  # noqa: BLE001 - left out: the flow renders it again from the store and reports why
