@@ -261,33 +261,15 @@ def _discover_topics(cfg: Config, writer: _Writer) -> None:
 def _write_pages(cfg: Config, writer: _Writer, progress: bool | None = None) -> bool:
     """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write.
 
-    A page that cannot be rendered is a failure of that call's page only; its data is already stored.
-    Returns whether every page is written.
+    A page that cannot be rendered or written is a failure of that call's page only; its data is already
+    stored. Returns whether every page is written.
     """
     store = writer.store
     calls = writer.pages | (store.calls_without_page() if writer.pages_left else {})
-    if not calls:
-        return True
-    failed: list[tuple[dict, Exception]] = []  # (call, why its page is not written)
-    rendered: dict[str, dict] = {}
-
-    def pages():  # all of them after a rubric change re-scores the archive: worth a progress bar
-        for bundle in tqdm(scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls)), total=len(calls),
-                           unit="page", desc="scorecard pages", disable=True if progress is False else None):
-            call = bundle["call"]
-            try:
-                html = scorecard.render(bundle, cfg.input, store.page_path(call)).encode()
-            except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
-                failed.append((call, exc))
-                continue
-            rendered[call["call_id"]] = call
-            yield call, html
-
-    not_written = store.write_pages(pages())
-    failed += [(rendered[call_id], exc) for call_id, exc in not_written.items()]
-    writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page",
-                                            f"HTML scorecard not written ({type(exc).__name__}: {exc})")
-                             for call, exc in failed])
+    failed = scorecard.write_stored(store, calls, cfg.input, cfg.workers() if cfg.runner.kind == "local" else 1,
+                                    progress)
+    writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page", f"HTML scorecard not written ({why})")
+                             for call, why in failed])
     return not failed
 
 

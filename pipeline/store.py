@@ -92,6 +92,10 @@ class Store(DatabaseMixin, PagesMixin):
         """Committed parts of a partitioned table holding calls of `since` or later (one day per part)."""
         return [p for p in self.manifest()[table] if _part_day(p) >= since]
 
+    def parts_of(self, table: str, days: set[date]) -> list[str]:
+        """Committed parts of a partitioned table holding calls of these days."""
+        return [p for p in self.manifest()[table] if _part_day(p) in days]
+
     def read(self, table: str, columns: list[str] | None = None, since: date | None = None,
              days: set[date] | None = None) -> pa.Table:
         """Committed rows of a table, with exactly its declared schema (or the given columns).

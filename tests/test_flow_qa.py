@@ -1,11 +1,13 @@
 """QA in the nightly flow: scorecards, flags and pages are stored with the calls; a new rubric version
 re-scores the archive without transcribing, and the old version's scorecards stay queryable."""
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT
@@ -79,6 +81,91 @@ def test_scorecards_flags_and_pages_then_a_new_rubric_version_rescores(tmp_path,
     parts = store.manifest()
     third = run(tx, signals, out)
     assert third["counts"]["rescored"] == 0 and store.manifest()["scorecards"] == parts["scorecards"]
+
+
+@pytest.mark.parametrize("change", ["rubric", "signals"])
+def test_a_rule_change_cut_short_between_its_commits_is_finished_by_the_next_run(tmp_path, prefect_harness,
+                                                                                monkeypatch, change):
+    """The archive is re-tagged and re-scored a few days at a time, a commit each (here a day each). A run that
+    dies after the first day's commit leaves the change due, and the next run does it all."""
+    import flows
+    from pipeline import archive
+
+    tx, signals, out = setup(tmp_path)
+    run(tx, signals, out)
+    if change == "rubric":
+        doc = yaml.safe_load((signals / "rubric.yaml").read_text())
+        doc["rubric"]["version"] = 2
+        doc["rubric"]["criteria"] = [c for c in doc["rubric"]["criteria"] if c["id"] != "resolution_confirmed"]
+        (signals / "rubric.yaml").write_text(yaml.safe_dump(doc))
+    else:
+        (signals / "extra.yaml").write_text("signals:\n  - id: says_account\n    regex: ['\\baccount\\b']\n")
+    commit, commits = flows._Writer.commit, []
+
+    def dies_at_the_second(self, *args, **kwargs):
+        if commits:
+            raise RuntimeError("killed")
+        commits.append(commit(self, *args, **kwargs))
+
+    monkeypatch.setattr(archive, "ARCHIVE_CALLS", 1)
+    monkeypatch.setattr(flows._Writer, "commit", dies_at_the_second)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(tx, signals, out)
+    assert len(commits) == 1
+    monkeypatch.setattr(flows._Writer, "commit", commit)
+
+    again = run(tx, signals, out)
+    assert (again["counts"]["retagged"], again["counts"]["rescored"]) == ((3 if change == "signals" else 0), 3)
+    store = Store(out)
+    with store.connect_read_only() as con:
+        current = dict(con.execute("SELECT call_id, pct FROM current_scorecards").fetchall())
+        versions = con.execute("SELECT rubric_version, count(*) FROM scorecards GROUP BY 1 ORDER BY 1").fetchall()
+        said = con.execute("SELECT call_id, utt_idx FROM signal_hits WHERE signal_id = 'says_account' "
+                           "ORDER BY 1, 2").fetchall()
+    if change == "rubric":
+        assert versions == [(1, 3), (2, 3)]
+        assert current == {c: expected_pct(c, "resolution_confirmed") for c in CALLS}
+    else:
+        turns = {c: json.loads((tx / f"{c}.json").read_text())["utterances"] for c in CALLS}
+        assert said == [(c, i) for c in CALLS for i, u in enumerate(turns[c])
+                        if re.search(r"\baccount\b", u["text"].lower())]
+        assert versions == [(1, 3)] and current == {c: demo_truth.scorecard(c)["pct"] for c in CALLS}
+    third = run(tx, signals, out)
+    assert (third["counts"]["retagged"], third["counts"]["rescored"]) == (0, 0)
+
+    # pages are rendered from the archive a few days at a time too: the same bundles as from one read
+    from pipeline import scorecard
+
+    calls = {c["call_id"]: c["call_date"] for c in store.read("calls", ["call_id", "call_date"]).to_pylist()}
+    by_day = list(scorecard.stored_bundles(store, calls, per_read=1))
+    assert sorted(by_day, key=lambda b: b["call"]["call_id"]) == list(
+        scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls))) and len(by_day) == 3
+
+
+def test_pages_of_a_rescored_archive_are_rendered_on_every_core_as_in_one_process(tmp_path, prefect_harness,
+                                                                                   monkeypatch):
+    """After a rubric change every stored call's page is rendered again: in a pool of workers, a few days each
+    (here a day each, so each of the 2 workers renders some), written by the flow; the same bytes as one process."""
+    import flows
+    from pipeline import scorecard
+
+    tx, signals, out = setup(tmp_path)
+    run(tx, signals, out)
+    doc = yaml.safe_load((signals / "rubric.yaml").read_text())
+    doc["rubric"]["version"] = 2
+    (signals / "rubric.yaml").write_text(yaml.safe_dump(doc))
+    monkeypatch.setattr(scorecard, "PAGES_PER_WORKER_GROUP", 1)
+    rendered_in_pool, pools = scorecard.rendered_in_pool, []
+    monkeypatch.setattr(scorecard, "rendered_in_pool", lambda *args: pools.append(args[0]) or rendered_in_pool(*args))
+    second = flows.nightly(input=str(tx.parent / "none"), transcripts_dir=str(tx), out=str(out),
+                           signals=str(signals), workers=2)
+    assert second["counts"]["rescored"] == 3 and second["failures"] == [] and pools == [2]
+    store = Store(out)
+    calls = {c["call_id"]: c["call_date"] for c in store.read("calls", ["call_id", "call_date"]).to_pylist()}
+    one_process = {call["call_id"]: html for call, html, _ in scorecard.rendered(store, tx.parent / "none", calls)}
+    written = {call_id: store.page_path({"call_id": call_id, "call_date": day}).read_bytes()
+               for call_id, day in calls.items()}
+    assert written == one_process and all(b"version 2" in html for html in written.values())
 
 
 def test_scorecard_and_flagged_commands(tmp_path, prefect_harness):
