@@ -1,0 +1,121 @@
+"""Rule-change night benchmark: a new rubric version re-scores the whole archive. Seconds and peak memory by size.
+
+For each archive size (calls), in a fresh folder: the calls of bench/text_pipeline.py's generator are written
+as transcript JSON files and imported by the real nightly flow (the first night: the baseline, timed in the
+same run), then the rubric's version is bumped and the flow runs again over the same folders: every stored
+call is re-scored from stored tables and its HTML scorecard rendered again and rewritten. Each night runs in
+a process of its own (`flows.run_nightly`, Prefect's temporary server included), which reports its step
+times and its peak memory (the flow's process, where the archive's rows are held).
+
+What to look for: the rule-change night's time grows with the archive (it re-scores every call), its peak
+memory does not (the archive is taken a few days at a time: pipeline/archive.py), and its pages step uses
+every core.
+
+Example:
+    python bench/rule_change.py                        # 20,000 and 60,000 calls, 500 a day
+    python bench/rule_change.py --calls 5000 --workers 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+NIGHT = """
+import json, resource, sys
+sys.path.insert(0, {root!r})
+import flows
+summary = flows.run_nightly(input={empty!r}, transcripts_dir={tx!r}, out={out!r}, signals={signals!r},
+                            workers={workers}, progress=False)
+# the flow's process only: a child's ru_maxrss counts the parent's pages it was forked with, so is no measure
+peak = lambda who: resource.getrusage(who).ru_maxrss / 1024
+print(json.dumps({{"seconds": summary["seconds"], "rescored": summary["counts"]["rescored"],
+                   "imported": summary["counts"]["imported"], "failures": len(summary["failures"]),
+                   "peak_mb": peak(resource.RUSAGE_SELF)}}))
+"""
+
+
+def write_archive(folder: Path, calls: int, days: int) -> int:
+    """`calls` synthetic calls over `days` days as transcript files; returns the utterances written."""
+    from text_pipeline import generate
+
+    folder.mkdir(parents=True)
+    utterances = 0
+    for call, turns in generate(10**9, calls=calls, days=days):
+        doc = {"call_id": call["call_id"], "started_at": call["started_at"].isoformat(), "agent_id": call["agent_id"],
+               "queue": call["queue"], "direction": call["direction"],
+               "utterances": [{k: u[k] for k in ("speaker", "start_s", "end_s", "text")} for u in turns]}
+        (folder / f"{call['call_id']}.json").write_text(json.dumps(doc))
+        utterances += len(turns)
+    return utterances
+
+
+def night(work: Path, signals: Path, workers: int) -> dict:
+    code = NIGHT.format(root=str(ROOT), empty=str(work / "empty"), tx=str(work / "tx"), out=str(work / "out"),
+                        signals=str(signals), workers=workers)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"night failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(calls: int, days: int, workers: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="rule-change-") as tmp:
+        work = Path(tmp)
+        utterances = write_archive(work / "tx", calls, days)
+        (work / "empty").mkdir()
+        signals = work / "signals"
+        shutil.copytree(ROOT / "signals", signals)
+        first = night(work, signals, workers)
+        rubric = signals / "rubric.yaml"
+        text = rubric.read_text()
+        if "\n  version: 1\n" not in text:
+            raise SystemExit(f"{rubric}: no 'version: 1' line to bump")
+        rubric.write_text(text.replace("\n  version: 1\n", "\n  version: 2\n"))
+        second = night(work, signals, workers)
+    if second["rescored"] != first["imported"] or first["failures"] or second["failures"]:
+        raise SystemExit(f"unexpected counts: first night {first}, rule-change night {second}")
+    return {"calls": calls, "utterances": utterances, "first": first, "change": second}
+
+
+def report(r: dict) -> None:
+    first, change = r["first"], r["change"]
+    total = lambda s: sum(s.values())  # noqa: E731
+    print(f"\n{r['calls']:,} calls ({r['utterances']:,} utterances)")
+    print(f"  first night (import):  {total(first['seconds']):7.1f} s  peak {first['peak_mb']:6.0f} MB")
+    print(f"  rubric-change night:   {total(change['seconds']):7.1f} s  peak {change['peak_mb']:6.0f} MB  "
+          f"= {total(change['seconds']) / total(first['seconds']):.2f}x the first night")
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in change["seconds"].items() if v >= 0.05)
+    print(f"    steps: {steps}")
+    per_call = 1000 * (change["seconds"].get("re-tag and re-score", 0) + change["seconds"].get("scorecard pages", 0))
+    print(f"    re-score + pages: {per_call / r['calls']:.2f} ms a call")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="example: python bench/rule_change.py --calls 20000,60000",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", default="20000,60000", help="archive sizes in calls, comma-separated")
+    parser.add_argument("--per-day", type=int, default=500, help="calls a day: the archive spans calls/per-day days")
+    parser.add_argument("--workers", type=int, default=0, help="processes (default: every core)")
+    args = parser.parse_args()
+    results = [measure(int(n), max(1, int(n) // args.per_day), args.workers or None)
+               for n in args.calls.split(",")]
+    for r in results:
+        report(r)
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        print(f"\narchive {b['calls'] / a['calls']:.1f}x larger: rubric-change night "
+              f"{sum(b['change']['seconds'].values()) / sum(a['change']['seconds'].values()):.2f}x the time, "
+              f"peak memory {b['change']['peak_mb'] / a['change']['peak_mb']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
