@@ -33,7 +33,6 @@ from pipeline.transcribe import AsrOptions, Transcriber  # noqa: E402
 from pipeline.views import VIEWS  # noqa: E402
 
 
-
 class _Whole:
     """A task called with its arguments quoted: Prefect then passes them as they are instead of walking them.
 

@@ -15,25 +15,17 @@ from __future__ import annotations
 from datetime import date
 
 from pipeline import qa, tag
+from pipeline.store import day_groups
 
 UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
 CALL_COLUMNS = ["call_id", "call_date", "duration_s", "queue", "direction"]
 ARCHIVE_CALLS = 20_000  # stored calls re-tagged or re-scored per commit (about 1.5 GB of rows in memory)
 
 
-def day_groups(store, calls_per_group: int | None = None) -> list[set[date]]:
-    """The stored days, oldest first, in groups of about calls_per_group calls; a day is never split."""
-    limit = calls_per_group or ARCHIVE_CALLS
+def _day_groups(store) -> list[set[date]]:
+    """The stored days in groups of about ARCHIVE_CALLS calls."""
     counts = store.read("calls", ["call_date"]).column("call_date").value_counts().to_pylist()
-    groups: list[set[date]] = []
-    held = limit
-    for day, calls in sorted((c["values"], c["counts"]) for c in counts):
-        if held + calls > limit:
-            groups.append(set())
-            held = 0
-        groups[-1].add(day)
-        held += calls
-    return groups
+    return day_groups({c["values"]: c["counts"] for c in counts}, ARCHIVE_CALLS)
 
 
 def retag(writer, tag_calls=tag.tag_calls) -> bool:
@@ -42,7 +34,7 @@ def retag(writer, tag_calls=tag.tag_calls) -> bool:
     before = store.meta().get("signals_hash")
     if before == library.hash:
         return False
-    groups = day_groups(store)
+    groups = _day_groups(store)
     retagged = 0
     for n, days in enumerate(groups, 1):
         utterances = store.read("utterances", UTTERANCE_COLUMNS, days=days).to_pylist()
@@ -74,7 +66,7 @@ def rescore(writer, retagged: bool, score_calls=qa.assess) -> None:
     due = retagged or meta.get("rescore_due") or meta.get("qa_hash") != rules.hash
     if not due and (meta.get("metrics_complete") or not _calls_without_metrics(store)):
         return  # the usual night: nothing to re-score, and no need to read the archive to know it
-    groups = day_groups(store)
+    groups = _day_groups(store)
     rescored = sum(_rescore_days(writer, days, score_calls, last=n == len(groups))
                    for n, days in enumerate(groups, 1))
     run.notes.append(f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {rescored} stored calls")

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from pipeline.flags import SEVERITY_RANK
 from pipeline.score import clock
+from pipeline.store import day_groups
 
 PAGE_TABLES = ("calls", "utterances", "call_metrics", "signal_hits", "scorecards", "scorecard_items", "flags")
 MARK = {"pass": "✓", "fail": "✗", "na": "–"}
@@ -45,26 +46,19 @@ def bundles(tables: dict[str, pa.Table]) -> Iterator[dict]:
         }
 
 
-def day_groups(calls: dict, per_group: int) -> Iterator[dict]:
-    """calls (call_id -> call_date) in groups of whole days, oldest first, each of at least per_group calls
-    but the last: the store reads a day's partition whole, so a group is read once for all its calls."""
+def _call_groups(calls: dict, per_group: int) -> Iterator[dict]:
+    """calls (call_id -> call_date) in groups of whole days (store.day_groups), oldest first."""
     by_day: dict = defaultdict(dict)
     for call_id, day in calls.items():
         by_day[day][call_id] = day
-    group: dict = {}
-    for day in sorted(by_day):
-        group |= by_day[day]
-        if len(group) >= per_group:
-            yield group
-            group = {}
-    if group:
-        yield group
+    for days in day_groups({day: len(ids) for day, ids in by_day.items()}, per_group):
+        yield {call_id: when for day in sorted(days) for call_id, when in by_day[day].items()}
 
 
 def stored_bundles(store, calls: dict, per_read: int = PAGES_PER_READ) -> Iterator[dict]:
     """bundles() of these stored calls (call_id -> call_date), read a few days at a time: after a rubric change
     that is every call in the archive, far more rows than memory holds at once."""
-    for group in day_groups(calls, per_read):
+    for group in _call_groups(calls, per_read):
         yield from bundles(store.read_calls(PAGE_TABLES, group))
 
 
@@ -88,7 +82,7 @@ def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> I
 
     # spawn, not fork: the parent holds threads (Prefect, DuckDB) that fork would copy broken
     with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        groups = ((out, input_dir, group) for group in day_groups(calls, PAGES_PER_WORKER_GROUP))
+        groups = ((out, input_dir, group) for group in _call_groups(calls, PAGES_PER_WORKER_GROUP))
         for pages in in_order(functools.partial(pool.submit, _render_group), groups, 2 * workers):
             yield from pages
 

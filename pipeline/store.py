@@ -48,6 +48,20 @@ def _part_day(part: str) -> date:
     return date.fromisoformat(part.split("/")[0].split("=")[1])
 
 
+def day_groups(calls_a_day: dict[date, int], per_group: int) -> list[set[date]]:
+    """Days, oldest first, in groups of at most per_group calls (a day of more is a group of its own): what to
+    read at once when a whole archive must be read, since a day's partition is read whole."""
+    groups: list[set[date]] = []
+    held = per_group
+    for day in sorted(calls_a_day):
+        if held + calls_a_day[day] > per_group:
+            groups.append(set())
+            held = 0
+        groups[-1].add(day)
+        held += calls_a_day[day]
+    return groups
+
+
 class StoreBusy(StoreError):
     pass
 

@@ -216,3 +216,16 @@ def test_read_only_the_given_days_and_columns(tmp_path):
     assert set(day.column("call_date").to_pylist()) == {date(2026, 11, 10)}
     assert sorted(day.column("call_id").to_pylist()) == ["call_id-1", "call_id-3"]
     assert store.read("utterances", days=set()).num_rows == 0
+
+
+def test_day_groups_keep_each_day_whole_and_each_group_within_its_bound():
+    """How a whole archive is read a few days at a time (re-scoring, re-rendering pages)."""
+    from datetime import date
+
+    from pipeline.store import day_groups
+
+    d = [date(2026, 11, n) for n in range(1, 6)]
+    calls = {d[3]: 1, d[0]: 3, d[2]: 9, d[1]: 4, d[4]: 2}            # a day of 9 calls, more than a group holds
+    assert day_groups(calls, 5) == [{d[0]}, {d[1]}, {d[2]}, {d[3], d[4]}]
+    assert day_groups(calls, 7) == [{d[0], d[1]}, {d[2]}, {d[3], d[4]}]
+    assert day_groups(calls, 100) == [set(d)] and day_groups({}, 5) == []
