@@ -35,6 +35,14 @@ def run(tx, signals, out):
     return flows.nightly(input=str(tx.parent / "none"), transcripts_dir=str(tx), out=str(out), signals=str(signals))
 
 
+def new_rubric_version(signals: Path, dropping: str | None = None) -> None:
+    """The default rubric as version 2, without the criterion `dropping` when given."""
+    doc = yaml.safe_load((signals / "rubric.yaml").read_text())
+    doc["rubric"]["version"] = 2
+    doc["rubric"]["criteria"] = [c for c in doc["rubric"]["criteria"] if c["id"] != dropping]
+    (signals / "rubric.yaml").write_text(yaml.safe_dump(doc))
+
+
 def expected_pct(call_id: str, dropped: str) -> float:
     """The script's truth under the default rubric without one criterion."""
     results = {c: r for c, r in demo_truth.criteria(call_id).items() if c != dropped}
@@ -58,10 +66,7 @@ def test_scorecards_flags_and_pages_then_a_new_rubric_version_rescores(tmp_path,
     flags_v1 = {(f["call_id"], f["flag_id"]): f["created_run"] for f in store.read("flags").to_pylist()}
     assert {f for f in flags_v1 if f[0] == "c-0009"} >= {("c-0009", "auto_fail"), ("c-0009", "low_qa_score")}
 
-    doc = yaml.safe_load((signals / "rubric.yaml").read_text())
-    doc["rubric"]["version"] = 2
-    doc["rubric"]["criteria"] = [c for c in doc["rubric"]["criteria"] if c["id"] != "resolution_confirmed"]
-    (signals / "rubric.yaml").write_text(yaml.safe_dump(doc))
+    new_rubric_version(signals, dropping="resolution_confirmed")
     pages_before = {p: p.stat().st_mtime_ns for p in (out / "scorecards").rglob("*.html")}
     second = run(tx, signals, out)
     assert (second["counts"]["imported"], second["counts"]["transcribed"], second["counts"]["rescored"]) == (0, 0, 3)
@@ -94,10 +99,7 @@ def test_a_rule_change_cut_short_between_its_commits_is_finished_by_the_next_run
     tx, signals, out = setup(tmp_path)
     run(tx, signals, out)
     if change == "rubric":
-        doc = yaml.safe_load((signals / "rubric.yaml").read_text())
-        doc["rubric"]["version"] = 2
-        doc["rubric"]["criteria"] = [c for c in doc["rubric"]["criteria"] if c["id"] != "resolution_confirmed"]
-        (signals / "rubric.yaml").write_text(yaml.safe_dump(doc))
+        new_rubric_version(signals, dropping="resolution_confirmed")
     else:
         (signals / "extra.yaml").write_text("signals:\n  - id: says_account\n    regex: ['\\baccount\\b']\n")
     commit, commits = flows._Writer.commit, []
@@ -151,9 +153,7 @@ def test_pages_of_a_rescored_archive_are_rendered_on_every_core_as_in_one_proces
 
     tx, signals, out = setup(tmp_path)
     run(tx, signals, out)
-    doc = yaml.safe_load((signals / "rubric.yaml").read_text())
-    doc["rubric"]["version"] = 2
-    (signals / "rubric.yaml").write_text(yaml.safe_dump(doc))
+    new_rubric_version(signals)
     monkeypatch.setattr(scorecard, "PAGES_PER_WORKER_GROUP", 1)
     rendered_in_pool, pools = scorecard.rendered_in_pool, []
     monkeypatch.setattr(scorecard, "rendered_in_pool", lambda *args: pools.append(args[0]) or rendered_in_pool(*args))
