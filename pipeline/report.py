@@ -5,8 +5,9 @@ criterion with its result, points and evidence, the metrics, flags, signals, a s
 along the call's timeline and the transcript with the evidence marked. Every time on the page
 is a link to its utterance (`#u<utt_idx>`); with a recording, it also seeks the player there.
 
-Safety: the page is rendered by Jinja2 with autoescaping, so transcript text, evidence, matched
-words and reasons are always text, never markup. The only script is the constant `SCRIPT` below:
+Safety: the page is rendered by Jinja2 with autoescaping, and its repeated rows by page_rows.py,
+which escapes every data value the same way, so transcript text, evidence, matched words and
+reasons are always text, never markup. The only script is the constant `SCRIPT` below:
 it reads numbers from `data-` attributes and toggles classes, and never writes HTML. A Content
 Security Policy allows that one script by its hash, so even markup that slipped through could not
 run a script of its own.
@@ -28,9 +29,9 @@ from collections import defaultdict
 import jinja2
 from markupsafe import Markup
 
-RESULT_LABEL = {"pass": "Pass", "fail": "Fail", "na": "N/A"}
+from pipeline.page_rows import RESULT_LABEL, clock, criterion_rows, fmt, hit_rows, secs, strip_cells, turn_rows
+
 SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
-SPEAKER_LABEL = {"agent": "Agent", "customer": "Customer"}
 
 # The page's only script. Clicking a time seeks the recording (the link itself scrolls to the
 # utterance, with or without a recording); while it plays, the utterance being heard is outlined.
@@ -81,32 +82,6 @@ _ENV = _RowsEnvironment(
 )
 
 
-def clock(seconds: float | None) -> str:
-    """0:07, 12:45, 1:02:03."""
-    if seconds is None:
-        return "—"
-    s = max(0, int(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def secs(seconds: float | None) -> str:
-    """The seconds a time link seeks to, as written in its data-t attribute."""
-    return "0" if seconds is None else f"{max(0.0, float(seconds)):.2f}"
-
-
-def sentiment_colour(score: float | None) -> str:
-    """Red (-1) through grey (0) to green (+1); pale grey when unscored."""
-    if score is None:
-        return "#e3e6ea"
-    grey, end = (0x9a, 0xa3, 0xad), ((0xd1, 0x3b, 0x3b) if score < 0 else (0x23, 0x9b, 0x56))
-    f = min(1.0, abs(float(score))) ** 0.7      # moderate scores still show their side
-    return "#" + "".join(f"{round(g + (e - g) * f):02x}" for g, e in zip(grey, end))
-
-
-def _fmt(value, fmt: str = "{:g}", suffix: str = "") -> str:
-    return "—" if value is None else fmt.format(value) + suffix
-
-
 def _started(call: dict) -> str:
     started = call.get("started_at")
     if isinstance(started, dt.datetime):
@@ -146,14 +121,16 @@ def _cards(scorecards: list[dict], items: list[dict]) -> list[dict]:
             "verdict_label": {"auto-fail": "AUTO-FAIL", "na": "Not applicable"}.get(verdict, verdict.upper()),
             "pct_text": "—" if pct is None else f"{pct:.0f}%" if float(pct).is_integer() else f"{pct:.1f}%",
             "pct_width": 0 if pct is None else max(0.0, min(100.0, float(pct))),
-            "points_text": f"{_fmt(card.get('points'))} / {_fmt(card.get('max_points'))} points",
+            "points_text": f"{fmt(card.get('points'))} / {fmt(card.get('max_points'))} points",
             "counts": {r: sum(1 for i in mine if i["result"] == r) for r in ("pass", "fail", "na")},
             "items": [_item(i) for i in mine],
-            "older": [{"version": c["rubric_version"], "pct": _fmt(c.get("pct"), "{:.0f}", "%"),
+            "older": [{"version": c["rubric_version"], "pct": fmt(c.get("pct"), "{:.0f}", "%"),
                        "verdict": "auto-fail" if c.get("auto_failed") else
                        ("pass" if c.get("passed") else "fail" if c.get("passed") is False else "n.a.")}
                       for c in versions[1:]],
         })
+    for card in out:
+        card["rows"] = criterion_rows(card["items"])
     return out
 
 
@@ -165,7 +142,7 @@ def _item(item: dict) -> dict:
         "question": item.get("question") or item["criterion_id"].replace("_", " ").capitalize(),
         "result": result,
         "result_label": RESULT_LABEL.get(result, result),
-        "points": "—" if result == "na" else f"{_fmt(item.get('points'))} / {_fmt(item.get('max_points'))}",
+        "points": "—" if result == "na" else f"{fmt(item.get('points'))} / {fmt(item.get('max_points'))}",
         "detail": item.get("detail") or "",
         "evidence": None if not evidence else {
             "utt_idx": evidence.get("utt_idx"), "text": evidence.get("text") or "",
@@ -178,43 +155,31 @@ def _metrics(m: dict | None) -> list[tuple[str, str, str]]:
     """(label, value, note) tiles; a value not measured shows as —."""
     m = m or {}
 
-    def pair(a, b, fmt="{:.0f}"):
-        return f"{_fmt(m.get(a), fmt)} / {_fmt(m.get(b), fmt)}"
+    def pair(a, b, spec="{:.0f}"):
+        return f"{fmt(m.get(a), spec)} / {fmt(m.get(b), spec)}"
 
     start, end, change = m.get("sentiment_start"), m.get("sentiment_end"), m.get("sentiment_change")
     return [
         ("Agent talk", clock(m.get("agent_talk_s")), ""),
         ("Customer talk", clock(m.get("customer_talk_s")), ""),
-        ("Talk ratio", _fmt(m.get("talk_ratio"), "{:.0%}"), "agent share of talk"),
-        ("Silence", _fmt(m.get("silence_s"), "{:.0f}", " s"), "between first and last turn"),
-        ("Longest silence", _fmt(m.get("max_silence_s"), "{:.1f}", " s"), ""),
-        ("Overlap", _fmt(m.get("overlap_s"), "{:.1f}", " s"), "both speaking"),
+        ("Talk ratio", fmt(m.get("talk_ratio"), "{:.0%}"), "agent share of talk"),
+        ("Silence", fmt(m.get("silence_s"), "{:.0f}", " s"), "between first and last turn"),
+        ("Longest silence", fmt(m.get("max_silence_s"), "{:.1f}", " s"), ""),
+        ("Overlap", fmt(m.get("overlap_s"), "{:.1f}", " s"), "both speaking"),
         ("Interruptions", pair("agent_interruptions", "customer_interruptions"),
-         f"agent / customer (total {_fmt(m.get('interruptions'))})"),
+         f"agent / customer (total {fmt(m.get('interruptions'))})"),
         ("Words per minute", pair("agent_wpm", "customer_wpm"), "agent / customer"),
-        ("Turns", _fmt(m.get("turns")), ""),
-        ("Customer sentiment", f"{_fmt(start, '{:+.2f}')} → {_fmt(end, '{:+.2f}')}",
-         f"change {_fmt(change, '{:+.2f}')}"),
+        ("Turns", fmt(m.get("turns")), ""),
+        ("Customer sentiment", f"{fmt(start, '{:+.2f}')} → {fmt(end, '{:+.2f}')}",
+         f"change {fmt(change, '{:+.2f}')}"),
     ]
 
 
 def _strip(utterances: list[dict], duration: float | None) -> dict:
-    """Sentiment cells in a 1000-unit-wide SVG, one lane per side of the call."""
-    lanes = {"agent": 2, "customer": 22, "unknown": 12}
+    """Sentiment cells in a 1000-unit-wide SVG, one lane per side of the call, and the time axis under them."""
     end = max([duration or 0.0] + [u.get("end_s") or 0.0 for u in utterances]) or 1.0
-    cells = []
-    for u in utterances:
-        start = u.get("start_s") or 0.0
-        width = max(2.0, ((u.get("end_s") or start) - start) / end * 1000)
-        s = u.get("sentiment")
-        cells.append({
-            "utt_idx": u["utt_idx"], "x": f"{start / end * 1000:.1f}", "y": lanes.get(u.get("speaker"), 12),
-            "w": f"{width:.1f}", "fill": sentiment_colour(s),
-            "title": f"{clock(start)} {u.get('speaker') or 'unknown'}: "
-                     + ("not scored" if s is None else f"sentiment {s:+.2f}"),
-        })
     ticks = [{"x": f"{f * 100:.0f}", "label": clock(end * f)} for f in (0, 0.25, 0.5, 0.75, 1)]
-    return {"cells": cells, "ticks": ticks}
+    return {"cells": strip_cells(utterances, end), "ticks": ticks}
 
 
 def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict], items: list[dict],
@@ -239,12 +204,6 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
         if hit["signal_id"] not in signals_at[hit["utt_idx"]]:
             signals_at[hit["utt_idx"]].append(hit["signal_id"])
     duration = _duration(call, metrics, utterances)
-    turns = [{
-        **u, "label": SPEAKER_LABEL.get(u.get("speaker"), "Unknown"), "t": secs(u.get("start_s")),
-        "clock": clock(u.get("start_s")), "end": secs(u.get("end_s")), "cited": cited.get(u["utt_idx"], []),
-        "signals": signals_at.get(u["utt_idx"], []), "colour": sentiment_colour(u.get("sentiment")),
-        "sentiment_text": _fmt(u.get("sentiment"), "{:+.2f}"),
-    } for u in utterances]
     page = _ENV.get_template("scorecard.html.j2").render(
         call=call,
         started=_started(call),
@@ -256,9 +215,11 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
         has_metrics=metrics is not None,
         talk_ratio=(metrics or {}).get("talk_ratio"),
         flags=sorted(flags, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), 9), f["flag_id"])),
-        hits=[{**h, "t": secs(h.get("start_s")), "clock": clock(h.get("start_s"))} for h in hits],
+        hits=hits,
+        hit_rows=hit_rows(hits),
         strip=_strip(utterances, duration),
-        turns=turns,
+        turns=turn_rows(utterances, cited, signals_at),
+        n_turns=len(utterances),
         audio_href=audio_href,
         script=Markup(SCRIPT),
         csp=f"script-src '{SCRIPT_HASH}'; object-src 'none'; base-uri 'none'; form-action 'none'; "

@@ -344,3 +344,42 @@ def test_screenshot_is_a_rendered_page(chromium, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", png[16:24]) == (1280, 2400)
     assert len(png) > 60_000          # a blank or unstyled page compresses to far less
+
+
+# Closes an attribute and opens an element: escaped, it is only text; missed anywhere, the page grows an element.
+BREAKOUT = '" onclick="x" data-broken="1"><i id="injected">x</i>\'<'
+
+
+def test_every_value_a_row_takes_from_the_data_stays_text(chromium, tmp_path):
+    """page_rows writes the repeated rows by hand, not through Jinja's autoescape: every data value it places
+    (ids, labels, speakers, categories, questions, details, quotes) must still reach the page as text."""
+    r = rows()
+    for u in r["utterances"][:3]:
+        u.update(speaker=BREAKOUT, text=BREAKOUT)
+    r["hits"][0].update(signal_id=BREAKOUT, category=BREAKOUT, speaker=BREAKOUT, matched_text=BREAKOUT)
+    item = next(i for i in r["items"] if i["criterion_id"] == "greeting")
+    item.update(criterion_id=BREAKOUT, result=BREAKOUT, question=BREAKOUT, detail=BREAKOUT,
+                evidence={**item["evidence"], "text": BREAKOUT})
+    dom = open_page(chromium, tmp_path, render_scorecard(r["call"], r["utterances"], r["scorecards"], r["items"],
+                                                         r["metrics"], r["hits"], r["flags"]))
+    assert not dom.find_all(id="injected") and not dom.find_all("i")
+    assert not [n for n in dom.iter() if "onclick" in n.attrs or "data-broken" in n.attrs]
+    assert dom.find("tr", "hit", data_signal=BREAKOUT).find("td", "matched").text() == f"“{BREAKOUT}”"
+    row = dom.find("tr", "crit", data_criterion=BREAKOUT)
+    assert row.attrs["class"] == f"crit result-{BREAKOUT}" and row.find("span").attrs["class"] == f"badge {BREAKOUT}"
+    assert row.find(cls="q").text() == BREAKOUT and row.find(cls="d").text() == f"{BREAKOUT} · {BREAKOUT}"
+    assert row.find(cls="evidence-text").text() == BREAKOUT
+    turns = [dom.find(id=f"u{i}") for i in range(3)]
+    assert [t.attrs["class"] for t in turns] == [f"utt {BREAKOUT} evidence", f"utt {BREAKOUT}", f"utt {BREAKOUT}"]
+    assert [t.find(cls="text").text() for t in turns] == [BREAKOUT] * 3
+    # the criterion it is evidence for, and the signal that fired on it
+    assert [c.text() for c in turns[0].find(cls="chips").find_all("span")] == [f"{BREAKOUT} · {BREAKOUT}", BREAKOUT]
+    assert dom.find("rect", "cell", data_utt="0").find("title").text().endswith(f"{BREAKOUT}: sentiment +0.60")
+
+
+def test_an_utterance_index_that_is_not_an_integer_is_refused_not_written():
+    """Indexes go into ids and links unescaped because they are integers; anything else stops the page."""
+    r = rows()
+    r["hits"][0]["utt_idx"] = '0"><i id="injected">'
+    with pytest.raises(TypeError, match="utterance index"):
+        render_scorecard(r["call"], r["utterances"], r["scorecards"], r["items"], r["metrics"], r["hits"], r["flags"])
