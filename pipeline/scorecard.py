@@ -83,7 +83,7 @@ def rendered(store, input_dir: Path, calls: dict, per_read: int = PAGES_PER_READ
 
 def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> Iterator[tuple]:
     """rendered(), a few days at a time in each of `workers` processes, in order, for the committing process
-    to write. After a rubric change that is a page for every call in the archive: 1.3 ms each in one process."""
+    to write. After a rubric change that is a page for every call in the archive: about 1 ms each in one process."""
     import concurrent.futures as cf
     import multiprocessing
 
