@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 from prefect import flow, serve, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.context import FlowRunContext  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
@@ -261,12 +262,12 @@ def _write_pages(cfg: Config, writer: _Writer, progress: bool | None = None) -> 
     """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write.
 
     A page that cannot be rendered or written is a failure of that call's page only; its data is already
-    stored. Returns whether every page is written.
+    stored. On Dask they are rendered on the flow's cluster. Returns whether every page is written.
     """
     store = writer.store
     calls = writer.pages | (store.calls_without_page() if writer.pages_left else {})
-    failed = scorecard.write_stored(store, calls, cfg.input, cfg.workers() if cfg.runner.kind == "local" else 1,
-                                    progress)
+    cluster = FlowRunContext.get().task_runner.client if cfg.runner.kind == "dask" else None
+    failed = scorecard.write_stored(store, calls, cfg.input, cfg.workers(), progress, cluster)
     writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page", f"HTML scorecard not written ({why})")
                              for call, why in failed])
     return not failed

@@ -5,6 +5,7 @@ The same bundle feeds both, so `callintel scorecard` and the HTML file never dis
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import urllib.parse
 from collections import defaultdict
@@ -73,12 +74,42 @@ def stored_bundles(store, calls: dict, per_read: int = PAGES_PER_READ) -> Iterat
 
 def rendered(store, input_dir: Path, calls: dict, per_read: int = PAGES_PER_READ) -> Iterator[tuple]:
     """(call, UTF-8 page, None) for each stored call, or (call, None, why) when its page cannot be rendered."""
-    for bundle in stored_bundles(store, calls, per_read):
-        call = bundle["call"]
-        try:
-            yield call, render(bundle, input_dir, store.page_path(call)).encode(), None
-        except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
-            yield call, None, f"{type(exc).__name__}: {exc}"
+    for bundle, href in _with_audio(store, input_dir, stored_bundles(store, calls, per_read)):
+        yield _render_one(bundle, href)
+
+
+def _with_audio(store, input_dir: Path, found: Iterator[dict]) -> Iterator[tuple[dict, str | None]]:
+    for bundle in found:
+        yield bundle, audio_href(bundle["call"], input_dir, store.page_path(bundle["call"]))
+
+
+def _render_one(bundle: dict, href: str | None) -> tuple:
+    try:
+        return bundle["call"], page(bundle, href).encode(), None
+    except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
+        return bundle["call"], None, f"{type(exc).__name__}: {exc}"
+
+
+def _render_bundles(bundles: list[tuple[dict, str | None]]) -> list[tuple]:
+    return [_render_one(bundle, href) for bundle, href in bundles]
+
+
+def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator[tuple]:
+    """rendered(), on the workers of a Dask cluster (a distributed.Client), in order, for this process to write.
+
+    The rows go to the workers with the link to each call's recording, so a worker needs no access to the store.
+    """
+    from pipeline.batch import in_order
+
+    found = _with_audio(store, input_dir, stored_bundles(store, calls))
+
+    def groups():
+        while group := list(itertools.islice(found, PAGES_PER_WORKER_GROUP)):
+            yield (group,)
+
+    in_flight = 2 * max(1, len(client.scheduler_info()["workers"]))
+    for pages in in_order(functools.partial(client.submit, _render_bundles, pure=False), groups(), in_flight):
+        yield from pages
 
 
 def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> Iterator[tuple]:
@@ -96,21 +127,29 @@ def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> I
             yield from pages
 
 
-def write_stored(store, calls: dict, input_dir: Path, workers: int, progress: bool | None) -> list[tuple[dict, str]]:
+def write_stored(store, calls: dict, input_dir: Path, workers: int, progress: bool | None,
+                 cluster=None) -> list[tuple[dict, str]]:
     """Render the pages of these stored calls (call_id -> call_date) and write them; (call, why) of each not written.
 
-    After a rubric change that is every call in the archive: then they are rendered in `workers` processes.
+    After a rubric change that is every call in the archive: then they are rendered in `workers` processes, or
+    on the workers of a Dask cluster (cluster: its distributed.Client).
     """
     if not calls:
         return []
+    if cluster is not None:
+        return _write(store, rendered_on_cluster(cluster, store, input_dir, calls), len(calls), progress)
     workers = min(workers, len(calls) // PAGES_PER_WORKER_GROUP)
     results = rendered_in_pool(workers, store.out, input_dir, calls) if workers > 1 else \
         rendered(store, input_dir, calls)
+    return _write(store, results, len(calls), progress)
+
+
+def _write(store, results: Iterator[tuple], total: int, progress: bool | None) -> list[tuple[dict, str]]:
     failed: list[tuple[dict, str]] = []
     written: dict[str, dict] = {}
 
     def pages():
-        for call, html, why in tqdm(results, total=len(calls), unit="page", desc="scorecard pages",
+        for call, html, why in tqdm(results, total=total, unit="page", desc="scorecard pages",
                                     disable=True if progress is False else None):
             if html is None:
                 failed.append((call, why))
@@ -139,11 +178,16 @@ def audio_href(call: dict, input_dir: Path, page: Path) -> str | None:
     return urllib.parse.quote(Path(os.path.relpath(recording, page.parent)).as_posix())
 
 
-def render(bundle: dict, input_dir: Path, page: Path) -> str:
+def render(bundle: dict, input_dir: Path, page_file: Path) -> str:
+    return page(bundle, audio_href(bundle["call"], input_dir, page_file))
+
+
+def page(bundle: dict, href: str | None) -> str:
+    """The HTML scorecard of a bundle whose recording (if any) is at href, relative to the page."""
     from pipeline.report import render_scorecard
 
     return render_scorecard(bundle["call"], bundle["utterances"], bundle["scorecards"], bundle["items"],
-                            bundle["metrics"], bundle["hits"], bundle["flags"], audio_href(bundle["call"], input_dir, page))
+                            bundle["metrics"], bundle["hits"], bundle["flags"], href)
 
 
 def ready_pages(tables: dict[str, pa.Table]) -> dict[str, bytes]:
@@ -164,8 +208,8 @@ def ready_pages(tables: dict[str, pa.Table]) -> dict[str, bytes]:
         tables = {name: t.filter(pc.is_in(t.column("call_id"), value_set=ids)) for name, t in tables.items()}
     pages = {}
     for bundle in bundles(tables):
-        try:  # no recording: render() links none, so the folders it would link from do not matter
-            pages[bundle["call"]["call_id"]] = render(bundle, Path(), Path()).encode()
+        try:  # a transcript: no recording to link
+            pages[bundle["call"]["call_id"]] = page(bundle, None).encode()
         except Exception:  # noqa: BLE001 - left out: the flow renders it again from the store and reports why
             continue
     return pages

@@ -7,6 +7,7 @@ import yaml
 from conftest import ROOT
 from pipeline.store import Store
 from test_flow import recordings
+from test_flow_qa import new_rubric_version
 
 IGNORE = {"run_id", "created_run", "model_version"}
 TABLES = {"calls": "call_id", "utterances": "call_id, utt_idx", "signal_hits": "call_id, utt_idx, signal_id",
@@ -30,7 +31,9 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
     tx = tmp_path / "tx"
     tx.mkdir()
     shutil.copy(ROOT / "data/demo_transcripts/c-0007.json", tx)
-    common = {"input": str(inp), "transcripts": str(tx), "signals": str(ROOT / "signals")}
+    signals = tmp_path / "signals"
+    shutil.copytree(ROOT / "signals", signals)
+    common = {"input": str(inp), "transcripts": str(tx), "signals": str(signals)}
     (tmp_path / "local.yaml").write_text(yaml.safe_dump({**common, "out": str(tmp_path / "local")}))
     local = flows.run_nightly(config=str(tmp_path / "local.yaml"), progress=False)
 
@@ -39,16 +42,33 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
                                                             "runner": {"kind": "dask",
                                                                        "address": cluster.scheduler_address}}))
         on_dask = flows.run_nightly(config=str(tmp_path / "dask.yaml"), progress=False)
+        first_pages = pages_of(tmp_path)
+        new_rubric_version(signals)  # every stored call is scored again and its page rendered again
+        rescored = [flows.run_nightly(config=str(tmp_path / f"{runner}.yaml"), progress=False)
+                    for runner in ("local", "dask")]
         with Client(cluster) as client:  # the calls were transcribed on the workers: they hold the model
             loaded = client.run(lambda: __import__("pipeline.transcribe").transcribe._MODEL is not None)
             # and the imported transcript was redacted, tagged and scored there: a worker built the run's context
             prepared = client.run(lambda: __import__("pipeline.batch").batch._SETUP is not None)
+            # the recordings' pages, and every page after the new rubric version, were rendered on the cluster
+            pages_there = client.run_on_scheduler(
+                lambda dask_scheduler: "render_bundles" in dask_scheduler.task_prefixes)
     assert any(loaded.values())
     assert any(prepared.values())
     assert on_dask["counts"] == local["counts"] and on_dask["counts"]["transcribed"] == 4
     for table in TABLES:
         assert rows(tmp_path / "dask", table) == rows(tmp_path / "local", table), table
     # every call's page, the imported one rendered on a Dask worker, is the local runner's page
-    pages = {runner: {p.relative_to(tmp_path / runner): p.read_bytes() for p in (tmp_path / runner).rglob("*.html")}
-             for runner in ("local", "dask")}
-    assert len(pages["dask"]) == 5 and pages["dask"] == pages["local"]
+    assert len(first_pages["dask"]) == 5 and first_pages["dask"] == first_pages["local"]
+    assert pages_there and rescored[0]["counts"] == rescored[1]["counts"]
+    assert [f["source_path"] for f in rescored[1]["failures"]] == ["broken.wav"]  # tried again; no page failed
+    for table in TABLES:
+        assert rows(tmp_path / "dask", table) == rows(tmp_path / "local", table), table
+    pages = pages_of(tmp_path)
+    assert pages["dask"] == pages["local"] and pages["dask"] != first_pages["dask"]
+    assert all(b"standard \xc2\xb7 version 2" in page for page in pages["dask"].values())
+
+
+def pages_of(tmp_path) -> dict[str, dict]:
+    return {runner: {p.relative_to(tmp_path / runner): p.read_bytes() for p in (tmp_path / runner).rglob("*.html")}
+            for runner in ("local", "dask")}

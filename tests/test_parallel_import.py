@@ -177,8 +177,8 @@ def test_pages_rendered_in_the_workers_are_the_pages_of_the_stored_rows(tmp_path
     process) and are exactly the pages the stored rows give."""
     from pipeline import scorecard
 
-    rendered_here, render = [], scorecard.render
-    monkeypatch.setattr(scorecard, "render", lambda b, *a: rendered_here.append(b["call"]["call_id"]) or render(b, *a))
+    rendered_here, page_of, render = [], scorecard.page, scorecard.render
+    monkeypatch.setattr(scorecard, "page", lambda b, *a: rendered_here.append(b["call"]["call_id"]) or page_of(b, *a))
     two_nights(tmp_path, "two", workers=2)
     assert rendered_here == []
     store = Store(tmp_path / "two")
