@@ -109,8 +109,9 @@ def hit_rows(hits: list[dict]) -> Markup:
     for h in hits:
         sid, speaker, category, start = _e(h["signal_id"]), h.get("speaker"), h.get("category"), h.get("start_s")
         category = f'<span class="muted cat">{_e(category)}</span>' if category else ""
+        link = f'<a class="t" href="#u{_idx(h["utt_idx"])}" data-t="{secs(start)}">{clock(start)}</a>'
         out.append(f'      <tr class="hit" data-signal="{sid}">\n'
-                   f'        <td><a class="t" href="#u{_idx(h["utt_idx"])}" data-t="{secs(start)}">{clock(start)}</a></td>\n'
+                   f'        <td>{link}</td>\n'
                    f'        <td><b>{sid}</b>{category}</td>\n'
                    f'        <td><span class="who {_who(speaker)}">{_e(speaker or "—")}</span></td>\n'
                    f'        <td class="matched">“{_e(h.get("matched_text") or "")}”</td>\n'
