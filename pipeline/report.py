@@ -108,7 +108,7 @@ def _cards(scorecards: list[dict], items: list[dict]) -> list[dict]:
         versions = sorted(by_rubric[rubric_id], key=lambda c: c["rubric_version"], reverse=True)
         card = versions[0]
         mine = [i for i in items if i["rubric_id"] == rubric_id and i["rubric_version"] == card["rubric_version"]]
-        pct, auto = card.get("pct"), bool(card.get("auto_failed"))
+        pct, auto, shown = card.get("pct"), bool(card.get("auto_failed")), [_item(i) for i in mine]
         if auto:
             verdict = "auto-fail"
         elif pct is None or card.get("passed") is None:
@@ -123,14 +123,13 @@ def _cards(scorecards: list[dict], items: list[dict]) -> list[dict]:
             "pct_width": 0 if pct is None else max(0.0, min(100.0, float(pct))),
             "points_text": f"{fmt(card.get('points'))} / {fmt(card.get('max_points'))} points",
             "counts": {r: sum(1 for i in mine if i["result"] == r) for r in ("pass", "fail", "na")},
-            "items": [_item(i) for i in mine],
+            "items": shown,
+            "rows": criterion_rows(shown),
             "older": [{"version": c["rubric_version"], "pct": fmt(c.get("pct"), "{:.0f}", "%"),
                        "verdict": "auto-fail" if c.get("auto_failed") else
                        ("pass" if c.get("passed") else "fail" if c.get("passed") is False else "n.a.")}
                       for c in versions[1:]],
         })
-    for card in out:
-        card["rows"] = criterion_rows(card["items"])
     return out
 
 
