@@ -307,7 +307,7 @@ def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | No
             batch.few_collections():
         if cfg.runner.kind == "dask":
             # one task per batch on the cluster; each worker builds the run's context once
-            prepared = batch.in_order(functools.partial(prepare_batch.submit, setup), batches, in_flight=16)
+            prepared = batch.in_order(functools.partial(prepare_batch.submit, setup), batches, batch.CLUSTER_IN_FLIGHT)
         elif workers > 1:
             prepared = stack.enter_context(batch.Pool(workers, *setup)).map(batches)
         else:

@@ -51,6 +51,9 @@ def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict
 # Calls a worker prepares at a time: small enough that a night of a few thousand calls keeps every core
 # busy. Commits are larger (import_commit_every): prepared batches are merged before they are written.
 WORK_CALLS = 500
+# Tasks sent to a Dask cluster ahead of the one this process waits for: enough to keep the workers busy while it
+# commits, few enough that the scheduler never holds a whole night's (or archive's) rows at once.
+CLUSTER_IN_FLIGHT = 16
 
 
 def chunks(items: list, size: int):

@@ -99,7 +99,7 @@ def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator
 
     The rows go to the workers with the link to each call's recording, so a worker needs no access to the store.
     """
-    from pipeline.batch import in_order
+    from pipeline.batch import CLUSTER_IN_FLIGHT, in_order
 
     found = _with_audio(store, input_dir, stored_bundles(store, calls))
 
@@ -107,8 +107,8 @@ def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator
         while group := list(itertools.islice(found, PAGES_PER_WORKER_GROUP)):
             yield (group,)
 
-    in_flight = 2 * max(1, len(client.scheduler_info()["workers"]))
-    for pages in in_order(functools.partial(client.submit, _render_bundles, pure=False), groups(), in_flight):
+    submit = functools.partial(client.submit, _render_bundles, pure=False)
+    for pages in in_order(submit, groups(), CLUSTER_IN_FLIGHT):
         yield from pages
 
 
