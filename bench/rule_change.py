@@ -44,15 +44,12 @@ print(json.dumps({{"seconds": summary["seconds"], "rescored": summary["counts"][
 
 def write_archive(folder: Path, calls: int, days: int) -> int:
     """`calls` synthetic calls over `days` days as transcript files; returns the utterances written."""
-    from text_pipeline import generate
+    from text_pipeline import generate, transcript_doc
 
     folder.mkdir(parents=True)
     utterances = 0
     for call, turns in generate(10**9, calls=calls, days=days):
-        doc = {"call_id": call["call_id"], "started_at": call["started_at"].isoformat(), "agent_id": call["agent_id"],
-               "queue": call["queue"], "direction": call["direction"],
-               "utterances": [{k: u[k] for k in ("speaker", "start_s", "end_s", "text")} for u in turns]}
-        (folder / f"{call['call_id']}.json").write_text(json.dumps(doc))
+        (folder / f"{call['call_id']}.json").write_text(json.dumps(transcript_doc(call, turns)))
         utterances += len(turns)
     return utterances
 

@@ -151,15 +151,18 @@ class Timers:
         return timed
 
 
+def transcript_doc(call: dict, utterances: list[dict]) -> dict:
+    """A generated call as a transcript file holds it (DESIGN.md format), as a centre's own ASR delivers it."""
+    return {"call_id": call["call_id"], "started_at": call["started_at"].isoformat(), "agent_id": call["agent_id"],
+            "queue": call["queue"], "direction": call["direction"],
+            "utterances": [{k: u[k] for k in ("speaker", "start_s", "end_s", "text")} for u in utterances]}
+
+
 def write_transcripts(calls: list, folder: Path) -> None:
-    """The calls as transcript files (DESIGN.md format), one per call, as a centre's own ASR delivers them."""
+    """The calls as transcript files, one per call."""
     folder.mkdir(parents=True)
     for item in calls:
-        call = item.call
-        doc = {"call_id": call["call_id"], "started_at": call["started_at"].isoformat(), "agent_id": call["agent_id"],
-               "queue": call["queue"], "direction": call["direction"],
-               "utterances": [{k: u[k] for k in ("speaker", "start_s", "end_s", "text")} for u in item.utterances]}
-        (folder / f"{call['call_id']}.json").write_text(json.dumps(doc))
+        (folder / f"{item.call['call_id']}.json").write_text(json.dumps(transcript_doc(item.call, item.utterances)))
 
 
 def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed: int, workers: int,
