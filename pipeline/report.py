@@ -29,9 +29,8 @@ from collections import defaultdict
 import jinja2
 from markupsafe import Markup
 
+from pipeline.flags import SEVERITY_RANK
 from pipeline.page_rows import RESULT_LABEL, clock, criterion_rows, fmt, hit_rows, secs, strip_cells, turn_rows
-
-SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
 
 # The page's only script. Clicking a time seeks the recording (the link itself scrolls to the
 # utterance, with or without a recording); while it plays, the utterance being heard is outlined.
