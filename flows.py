@@ -164,7 +164,7 @@ class _Writer:
         self.write_pages(calls, prepared.pages)
         return calls
 
-    def write_pages(self, calls: list[dict], pages: dict[str, bytes]) -> None:
+    def write_pages(self, calls: list[dict], pages: dict[str, bytes | Path]) -> None:
         """Write the pages rendered with a batch, now that its calls are stored. A page not written is left to
         the scorecard-pages step, which renders it again from the store and reports why it fails."""
         failed = self.store.write_pages((c, pages[c["call_id"]]) for c in calls if c["call_id"] in pages)
@@ -309,13 +309,15 @@ def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | No
             # one task per batch on the cluster; each worker builds the run's context once
             prepared = batch.in_order(functools.partial(prepare_batch.submit, setup), batches, batch.CLUSTER_IN_FLIGHT)
         elif workers > 1:
-            prepared = stack.enter_context(batch.Pool(workers, *setup)).map(batches)
+            pool = batch.Pool(workers, *setup, pages_to=writer.store.incoming_pages)
+            prepared = stack.enter_context(pool).map(batches)
         else:
             prepared = itertools.starmap(writer.prepare_transcripts, batches)
         # admitted batch by batch, before merging: a call_id is unique within one worker's batch only
         admitted = (writer.admit(ready, known_ids, seen) for ready in _progress(prepared, bar))
         for group in batch.gather(admitted, cfg.import_commit_every):
             writer.run.counts["imported"] += len(writer.store_batch(group))
+    writer.store.remove_staged_pages()  # of calls refused after their pages were staged
 
 
 def _progress(prepared, bar):

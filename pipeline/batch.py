@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import discover, qa, redact, scorecard, tag, transcripts
+from pipeline import discover, qa, redact, scorecard, store_pages, tag, transcripts
 from pipeline.config import TopicsConfig
 from pipeline.rubric import QaConfig, load_qa
 from pipeline.schemas import conform
@@ -93,6 +93,7 @@ class Context:
     topic_model: object | None
     topic_options: TopicsConfig
     run_id: str
+    pages_to: Path | None = None  # a store's scorecards/.incoming: stage pages there (a pool worker), not return them
 
 
 @dataclass
@@ -112,7 +113,8 @@ class Batch:
     skipped: int = 0                                             # files read and not wanted (see transcripts.read)
     unreadable: list[dict] = field(default_factory=list)        # failure rows of files that could not be read
     files: int = 0                                               # work items the batch was made from
-    pages: dict[str, bytes] = field(default_factory=dict)        # call_id -> HTML scorecard, to write once stored
+    # call_id -> HTML scorecard, or the file it is staged in (Context.pages_to), to put in place once stored
+    pages: dict[str, bytes | Path] = field(default_factory=dict)
 
     def without(self, call_ids: set[str]) -> Batch:
         """The batch less these calls (refused by the committing process), in every table. Only for a batch as
@@ -141,7 +143,17 @@ def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[di
     # Arrow here, not in the committing process: it is the one process every batch waits for, and Arrow
     # tables cross from a worker far cheaper than lists of dicts. Pages too: rendering is most of their cost.
     tables = {name: conform(name, rows) for name, rows in tables.items()}
-    return Batch(calls, tables, found, unstored, ctx.tagger.library.hash, pages=stages.pages(tables))
+    return Batch(calls, tables, found, unstored, ctx.tagger.library.hash, pages=_pages(stages, ctx, tables))
+
+
+def _pages(stages: Stages, ctx: Context, tables: dict) -> dict[str, bytes | Path]:
+    pages = stages.pages(tables)
+    if ctx.pages_to is None:
+        return pages
+    # Written here, so a page's bytes never cross to the committing process. One not staged is left out: the
+    # flow's pages step renders it again from the store and reports why it fails.
+    staged, _ = store_pages.stage_pages(ctx.pages_to, pages.items())
+    return staged
 
 
 def prepare_transcripts(stages: Stages, ctx: Context, work: list, since=None,
@@ -237,7 +249,7 @@ def _context(signals: Path, entities: list[str], model_path: Path | None, option
     return Context(tag.Tagger(library), load_qa(signals, library), list(entities), model, options, run_id)
 
 
-def _init_worker(*setup) -> None:
+def _init_worker(pages_to: Path | None, *setup) -> None:
     global _CONTEXT
     from threadpoolctl import threadpool_limits
 
@@ -246,7 +258,7 @@ def _init_worker(*setup) -> None:
     # The pool has a process per core: threads inside each (BLAS, onnxruntime) would only fight over them.
     threadpool_limits(1)
     topics.THREADS = 1
-    _CONTEXT = _context(*setup)
+    _CONTEXT = dataclasses.replace(_context(*setup), pages_to=pages_to)
     gc.freeze()  # the worker lives for one run: what it loaded stays, and is never walked again
     gc.set_threshold(*GC_THRESHOLD)
     # ...until it exits: frozen objects outlive the interpreter's last collection, and DuckDB (imported with
@@ -273,15 +285,17 @@ class Pool:
 
     The model file is read by each worker (it is committed and never changes during a run); the
     signals folder too, and every batch carries the hash it was tagged with so the caller can refuse
-    a batch tagged with a library edited mid-run.
+    a batch tagged with a library edited mid-run. Workers stage their pages in `pages_to` (a store's
+    scorecards/.incoming), for the committing process to put in place once their calls are stored.
     """
 
     def __init__(self, workers: int, signals: Path, entities: list[str], model_path: Path | None,
-                 options: TopicsConfig, run_id: str):
+                 options: TopicsConfig, run_id: str, pages_to: Path | None = None):
         # spawn, not fork: the parent may hold threads (Prefect, DuckDB) that fork would copy broken.
         self._pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_init_worker,
-                                            initargs=(signals, list(entities), model_path, options, run_id))
+                                            initargs=(pages_to, signals, list(entities), model_path, options,
+                                                      run_id))
         self.workers = workers
 
     def __enter__(self) -> Pool:

@@ -114,7 +114,8 @@ def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator
 
 def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> Iterator[tuple]:
     """rendered(), a few days at a time in each of `workers` processes, in order, for the committing process
-    to write. After a rubric change that is a page for every call in the archive: about 1 ms each in one process."""
+    to put in place: each page is staged by its worker, and comes as its staged file (Store.write_pages).
+    After a rubric change that is a page for every call in the archive: about 1 ms each in one process."""
     import concurrent.futures as cf
     import multiprocessing
 
@@ -139,9 +140,12 @@ def write_stored(store, calls: dict, input_dir: Path, workers: int, progress: bo
     if cluster is not None:
         return _write(store, rendered_on_cluster(cluster, store, input_dir, calls), len(calls), progress)
     workers = min(workers, len(calls) // PAGES_PER_WORKER_GROUP)
-    results = rendered_in_pool(workers, store.out, input_dir, calls) if workers > 1 else \
-        rendered(store, input_dir, calls)
-    return _write(store, results, len(calls), progress)
+    if workers < 2:
+        return _write(store, rendered(store, input_dir, calls), len(calls), progress)
+    try:
+        return _write(store, rendered_in_pool(workers, store.out, input_dir, calls), len(calls), progress)
+    finally:
+        store.remove_staged_pages()
 
 
 def _write(store, results: Iterator[tuple], total: int, progress: bool | None) -> list[tuple[dict, str]]:
@@ -149,22 +153,32 @@ def _write(store, results: Iterator[tuple], total: int, progress: bool | None) -
     written: dict[str, dict] = {}
 
     def pages():
-        for call, html, why in tqdm(results, total=total, unit="page", desc="scorecard pages",
+        for call, page, why in tqdm(results, total=total, unit="page", desc="scorecard pages",
                                     disable=True if progress is False else None):
-            if html is None:
+            if page is None:
                 failed.append((call, why))
                 continue
             written[call["call_id"]] = call
-            yield call, html
+            yield call, page  # its bytes, or the file a worker staged it in
 
     not_written = store.write_pages(pages())
-    return failed + [(written[call_id], f"{type(exc).__name__}: {exc}") for call_id, exc in not_written.items()]
+    return failed + [(written[call_id], _why(exc)) for call_id, exc in not_written.items()]
 
 
 def _render_group(out: Path, input_dir: Path, calls: dict) -> list[tuple]:
+    """rendered() in a pool worker, each page staged here (so its bytes never cross to the writing process)."""
     from pipeline.store import Store
+    from pipeline.store_pages import stage_pages
 
-    return list(rendered(Store(out), input_dir, calls, len(calls)))
+    store = Store(out)
+    results = list(rendered(store, input_dir, calls, len(calls)))
+    staged, failed = stage_pages(store.incoming_pages, ((c["call_id"], html) for c, html, _ in results if html))
+    return [(call, staged.get(call["call_id"]), why if html is None else _why(failed.get(call["call_id"])))
+            for call, html, why in results]
+
+
+def _why(exc: Exception | None) -> str | None:
+    return None if exc is None else f"{type(exc).__name__}: {exc}"
 
 
 def audio_href(call: dict, input_dir: Path, page: Path) -> str | None:

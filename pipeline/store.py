@@ -193,7 +193,7 @@ class Store(DatabaseMixin, PagesMixin):
                         path.unlink()
         for leftover in (self.out / (DB_NAME + ".next"), self._manifest_path.with_name("_manifest.json.tmp")):
             leftover.unlink(missing_ok=True)
-        shutil.rmtree(self._incoming_pages, ignore_errors=True)
+        shutil.rmtree(self.incoming_pages, ignore_errors=True)
         self._drop_stale_models()
 
     def _drop_stale_models(self) -> None:

@@ -166,6 +166,7 @@ def test_pages_of_a_rescored_archive_are_rendered_on_every_core_as_in_one_proces
     written = {call_id: store.page_path({"call_id": call_id, "call_date": day}).read_bytes()
                for call_id, day in calls.items()}
     assert written == one_process and all(b"version 2" in html for html in written.values())
+    assert not (out / "scorecards/.incoming").exists()  # every page the workers staged was put in place
 
 
 def test_scorecard_and_flagged_commands(tmp_path, prefect_harness):

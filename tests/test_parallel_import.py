@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -35,9 +36,9 @@ def two_nights(tmp_path, name, workers, commit_every=1):
 def test_a_pool_of_workers_stores_the_tables_of_one_process(tmp_path, prefect_harness, monkeypatch):
     pools, init = [], batch.Pool.__init__
 
-    def spy(self, workers, *args):
+    def spy(self, workers, *args, **kwargs):
         pools.append(workers)
-        init(self, workers, *args)
+        init(self, workers, *args, **kwargs)
 
     monkeypatch.setattr(batch.Pool, "__init__", spy)
     one = two_nights(tmp_path, "one", workers=1)
@@ -146,6 +147,7 @@ def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp
         page = next((tmp_path / f"out{workers}/scorecards").rglob(f"{CALLS[2]}.html")).read_text(encoding="utf-8")
         assert "Words only the refused duplicate has." not in page
         assert json.loads(third.read_text())["utterances"][0]["text"].split(",")[0] in page
+        assert not (tmp_path / f"out{workers}/scorecards/.incoming").exists()  # nor left staged
     with Store(tmp_path / "out2").connect_read_only() as con:
         assert con.execute("SELECT call_id, source_path FROM calls ORDER BY call_id").fetchall() == [
             (CALLS[0], first.name), (CALLS[1], second.name), (CALLS[2], "copy.json")]
@@ -179,8 +181,20 @@ def test_pages_rendered_in_the_workers_are_the_pages_of_the_stored_rows(tmp_path
 
     rendered_here, page_of, render = [], scorecard.page, scorecard.render
     monkeypatch.setattr(scorecard, "page", lambda b, *a: rendered_here.append(b["call"]["call_id"]) or page_of(b, *a))
-    two_nights(tmp_path, "two", workers=2)
+    given, write_pages = [], Store.write_pages
+
+    def spy(self, pages):
+        pages = list(pages)
+        given.extend(pages)
+        return write_pages(self, pages)
+
+    monkeypatch.setattr(Store, "write_pages", spy)
+    nights = two_nights(tmp_path, "two", workers=2)
+    assert [night["failures"] for night in nights] == [[], []]
     assert rendered_here == []
+    # each worker wrote its pages too: this process only put the files they staged in place
+    assert sorted(call["call_id"] for call, _ in given) == CALLS
+    assert all(isinstance(page, Path) and page.parent.name == ".incoming" for _, page in given)
     store = Store(tmp_path / "two")
     calls = {c["call_id"]: c["call_date"] for c in store.read("calls", ["call_id", "call_date"]).to_pylist()}
     stored = list(scorecard.bundles(store.read_calls(scorecard.PAGE_TABLES, calls)))
