@@ -29,10 +29,11 @@ def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
     return tx, signals, tmp_path / "out"
 
 
-def run(tx, signals, out):
+def run(tx, signals, out, **options):
     import flows
 
-    return flows.nightly(input=str(tx.parent / "none"), transcripts_dir=str(tx), out=str(out), signals=str(signals))
+    return flows.nightly(input=str(tx.parent / "none"), transcripts_dir=str(tx), out=str(out), signals=str(signals),
+                         **options)
 
 
 def new_rubric_version(signals: Path, dropping: str | None = None) -> None:
@@ -214,15 +215,22 @@ def test_agent_scores_per_agent_per_week(tmp_path, prefect_harness):
         assert most_failed == sorted(fails, key=lambda k: (-fails[k], k))[:3]
 
 
-def test_a_page_that_cannot_be_written_is_reported_and_written_the_next_night(tmp_path, prefect_harness):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_page_that_cannot_be_written_is_reported_and_written_the_next_night(tmp_path, prefect_harness, monkeypatch,
+                                                                              workers):
     """One call's page cannot be written (a file stands where its day's folder goes): the call is stored, its page
     is a failure of its own (named by the call's file), the other pages are written, and the next night writes the
-    missing one without importing anything."""
+    missing one without importing anything. On 2 workers (a call each) the page is staged by a worker first: it is
+    not left staged either."""
+    from pipeline import batch
+
+    monkeypatch.setattr(batch, "WORK_CALLS", 1)
     tx, signals, out = setup(tmp_path)
     (out / "scorecards").mkdir(parents=True)
     blocker = out / "scorecards" / "2026-11-12"  # c-0004's day
     blocker.write_text("not a folder")
-    first = run(tx, signals, out)
+    first = run(tx, signals, out, workers=workers)
+    assert not (out / "scorecards/.incoming").exists()
     assert first["counts"]["imported"] == 3
     assert [(f["source_path"], f["stage"]) for f in first["failures"]] == [("c-0004.json", "scorecard-page")]
     assert "2026-11-12" in first["failures"][0]["error"]
