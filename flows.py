@@ -24,7 +24,7 @@ from prefect.context import FlowRunContext  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
-from pipeline import archive, batch, discover, ingest, qa, scorecard, tag, transcribe, transcripts  # noqa: E402
+from pipeline import archive, batch, discover, ingest, parallel, qa, scorecard, tag, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, transcript_rows  # noqa: E402
@@ -85,7 +85,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         writer = _Writer(store, run, tagger, rules, cfg)
         writer.topic_model = _load_topic_model(store, run)
         with run.step("re-tag and re-score"):
-            _rescore_archive(writer, retagged=_retag_archive(writer))
+            _rescore_archive(cfg, writer, retagged=_retag_archive(writer))
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
         with run.step("transcripts"):
             _import_transcripts(cfg, writer, known, since, progress)
@@ -193,8 +193,12 @@ def _retag_archive(writer: _Writer) -> bool:
     return archive.retag(writer, tag_calls)
 
 
-def _rescore_archive(writer: _Writer, retagged: bool) -> None:
-    archive.rescore(writer, retagged, score_calls)
+def _rescore_archive(cfg: Config, writer: _Writer, retagged: bool) -> None:
+    if cfg.runner.kind == "dask":
+        spread = archive.Spread(cfg.signals, client=FlowRunContext.get().task_runner.client)
+    else:
+        spread = archive.Spread(cfg.signals, workers=cfg.workers())
+    archive.rescore(writer, retagged, score_calls, spread)
 
 
 def _redact_recordings(store: Store, recordings: Path, calls: list[dict], utterances: list[dict]) -> list[dict]:
@@ -304,10 +308,11 @@ def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | No
     seen: dict[str, str] = {}  # call_id -> file, of the calls admitted this night
     with tqdm(total=len(work), unit="file", desc="importing transcripts",
               disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack, \
-            batch.few_collections():
+            parallel.few_collections():
         if cfg.runner.kind == "dask":
             # one task per batch on the cluster; each worker builds the run's context once
-            prepared = batch.in_order(functools.partial(prepare_batch.submit, setup), batches, batch.CLUSTER_IN_FLIGHT)
+            prepared = parallel.in_order(functools.partial(prepare_batch.submit, setup), batches,
+                                         parallel.CLUSTER_IN_FLIGHT)
         elif workers > 1:
             pool = batch.Pool(workers, *setup, pages_to=writer.store.incoming_pages)
             prepared = stack.enter_context(pool).map(batches)

@@ -9,27 +9,46 @@ The archive is taken a few days at a time (about ARCHIVE_CALLS calls, never part
 its own commit, so memory is bounded by a group, not by the archive: a 90-day archive of a large centre
 is millions of calls. A run killed between two commits leaves the store saying the work is still due
 (`signals_hash` unchanged, or `rescore_due`), and the next run does it again, whole.
+
+Re-scoring is most of a rubric-change night after the pages, so it is spread like an import (`Spread`): this
+process reads a group's stored rows (Arrow, cheap) and sends them to a worker process or to the Dask cluster,
+which scores them; the groups come back in order and are committed here.
 """
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
-from pipeline import qa, tag
+from pipeline import parallel, qa
+from pipeline.rubric import load_qa
+from pipeline.schemas import conform
+from pipeline.signals import load_signals
 from pipeline.store import day_groups
 
 UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
 CALL_COLUMNS = ["call_id", "call_date", "duration_s", "queue", "direction"]
 ARCHIVE_CALLS = 20_000  # stored calls re-tagged or re-scored per commit (about 1.5 GB of rows in memory)
+SPREAD_FROM = 2_000  # stored calls from which re-scoring is worth starting worker processes for
+SCORED = ("scorecards", "scorecard_items", "flags")  # what a re-score replaces, day by day
+
+
+def _calls_a_day(store) -> dict[date, int]:
+    counts = store.read("calls", ["call_date"]).column("call_date").value_counts().to_pylist()
+    return {c["values"]: c["counts"] for c in counts}
 
 
 def _day_groups(store) -> list[set[date]]:
     """The stored days in groups of about ARCHIVE_CALLS calls."""
-    counts = store.read("calls", ["call_date"]).column("call_date").value_counts().to_pylist()
-    return day_groups({c["values"]: c["counts"] for c in counts}, ARCHIVE_CALLS)
+    return day_groups(_calls_a_day(store), ARCHIVE_CALLS)
 
 
-def retag(writer, tag_calls=tag.tag_calls) -> bool:
-    """signals/ changed since the stored calls were tagged: re-tag them all from stored text, no ASR."""
+def retag(writer, tag_calls) -> bool:
+    """signals/ changed since the stored calls were tagged: re-tag them all from stored text, no ASR (tag_calls:
+    tag.tag_calls, or the flow's task of it)."""
     store, library = writer.store, writer.tagger.library
     before = store.meta().get("signals_hash")
     if before == library.hash:
@@ -53,11 +72,11 @@ def retag(writer, tag_calls=tag.tag_calls) -> bool:
     return True
 
 
-def rescore(writer, retagged: bool, score_calls=qa.assess) -> None:
+def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None = None) -> None:
     """Rubrics, flag rules or signals changed: re-score every stored call from stored tables, no ASR.
 
     Scorecards of rubric versions no longer configured are kept. Calls stored without metrics (by an
-    older release) get them now.
+    older release) get them now. With `spread`, the groups are scored there (score_calls is then qa.assess).
     """
     store, rules, run = writer.store, writer.rules, writer.run
     meta = store.meta()
@@ -66,9 +85,20 @@ def rescore(writer, retagged: bool, score_calls=qa.assess) -> None:
     due = retagged or meta.get("rescore_due") or meta.get("qa_hash") != rules.hash
     if not due and (meta.get("metrics_complete") or not _calls_without_metrics(store)):
         return  # the usual night: nothing to re-score, and no need to read the archive to know it
-    groups = _day_groups(store)
-    rescored = sum(_rescore_days(writer, days, score_calls, last=n == len(groups))
-                   for n, days in enumerate(groups, 1))
+    calls_a_day = _calls_a_day(store)
+    if spread is not None and not spread.worth_it(sum(calls_a_day.values())):
+        spread = None
+    groups = day_groups(calls_a_day, spread.group_calls(sum(calls_a_day.values())) if spread else ARCHIVE_CALLS)
+    stored = (_stored_rows(store, days) for days in groups)
+    if spread is None:
+        done = (rescore_rows(rules, writer.tagger.library, run.run_id, rows, score_calls) for rows in stored)
+    else:
+        done = spread.rescored(stored, run.run_id, rules.hash)
+    for n, (days, (tables, new)) in enumerate(zip(groups, done), 1):
+        writer.commit(tables, remove={name: store.parts_of(name, days) for name in SCORED},
+                      meta={"rescore_due": n < len(groups)})
+        writer.count_scored("rescored", new)
+    rescored = sum(calls_a_day.values())
     run.notes.append(f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {rescored} stored calls")
 
 
@@ -77,24 +107,81 @@ def _calls_without_metrics(store) -> bool:
     return bool(calls - set(store.read("call_metrics", ["call_id"]).column("call_id").to_pylist()))
 
 
-def _rescore_days(writer, days: set[date], score_calls, last: bool) -> int:
-    """Re-score the calls of these days in one commit; returns how many."""
-    store, rules, run = writer.store, writer.rules, writer.run
-    calls = store.read("calls", CALL_COLUMNS, days=days).to_pylist()
-    metrics = store.read("call_metrics", days=days).to_pylist()
-    missing = {c["call_id"] for c in calls} - {m["call_id"] for m in metrics}
+def _stored_rows(store, days: set[date]) -> dict:
+    """What re-scoring the calls of these days reads, as Arrow tables (cheap to read, and to send)."""
+    rows = {"calls": store.read("calls", CALL_COLUMNS, days=days), "call_metrics": store.read("call_metrics", days=days)}
+    missing = set(rows["calls"].column("call_id").to_pylist()) - set(rows["call_metrics"].column("call_id").to_pylist())
     words = ["words"] if missing else []  # word times only matter for metrics not stored yet
-    utterances = sorted(store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "sentiment"] + words,
-                                   days=days).to_pylist(), key=lambda u: (u["call_id"], u["utt_idx"]))
+    rows["utterances"] = store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "sentiment"] + words, days=days)
+    for name in ("signal_hits", "call_categories", *SCORED):
+        rows[name] = store.read(name, days=days)
+    return rows
+
+
+def rescore_rows(rules, library, run_id: str, rows: dict, score_calls=qa.assess) -> tuple[dict, dict]:
+    """The stored rows of some days re-scored: (tables to commit in place of theirs, the new scores)."""
+    calls, metrics = rows["calls"].to_pylist(), rows["call_metrics"].to_pylist()
+    missing = {c["call_id"] for c in calls} - {m["call_id"] for m in metrics}
+    utterances = sorted(rows["utterances"].to_pylist(), key=lambda u: (u["call_id"], u["utt_idx"]))
     utterances = qa.add_sentiment(utterances)  # only for calls stored before sentiment existed; not written back
     added = qa.call_metrics([c for c in calls if c["call_id"] in missing],
                             [u for u in utterances if u["call_id"] in missing])
-    new = score_calls(rules, writer.tagger.library, calls, utterances,
-                      store.read("signal_hits", days=days).to_pylist(),
-                      store.read("call_categories", days=days).to_pylist(), run.run_id, metrics=metrics + added)
-    old = {name: store.read(name, days=days).to_pylist() for name in ("scorecards", "scorecard_items", "flags")}
+    new = score_calls(rules, library, calls, utterances, rows["signal_hits"].to_pylist(),
+                      rows["call_categories"].to_pylist(), run_id, metrics=metrics + added)
+    old = {name: rows[name].to_pylist() for name in SCORED}
     tables = qa.rescored(rules, old["scorecards"], old["scorecard_items"], old["flags"], new)
-    writer.commit({**tables, "call_metrics": added}, remove={name: store.parts_of(name, days) for name in tables},
-                  meta={"rescore_due": not last})
-    writer.count_scored("rescored", new)
-    return len(calls)
+    return {**tables, "call_metrics": added}, new
+
+
+@dataclass
+class Spread:
+    """Where re-scoring runs besides this process: `workers` local processes, or a Dask cluster (`client`, a
+    distributed.Client). Either loads the rules from `signals` itself, once a run."""
+    signals: Path
+    workers: int = 1
+    client: object | None = None
+
+    def worth_it(self, calls: int) -> bool:
+        return self.client is not None or (self.workers > 1 and calls >= SPREAD_FROM)
+
+    def group_calls(self, calls: int) -> int:
+        """Calls a group: at least 2 groups a worker, so they finish together; never more than ARCHIVE_CALLS."""
+        workers = self.workers if self.client is None else sum(self.client.nthreads().values()) or 1
+        return max(1, min(ARCHIVE_CALLS, math.ceil(calls / (4 * workers))))
+
+    def rescored(self, stored: Iterator[dict], run_id: str, rules_hash: str) -> Iterator[tuple[dict, dict]]:
+        """rescore_rows() of each group's stored rows, in order."""
+        items = ((self.signals, run_id, rows) for rows in stored)
+        if self.client is not None:
+            submit = functools.partial(self.client.submit, rescore_anywhere, pure=False)
+            yield from _checked(parallel.in_order(submit, items, parallel.CLUSTER_IN_FLIGHT), rules_hash)
+            return
+        with parallel.process_pool(self.workers) as pool:
+            yield from _checked(parallel.in_order(functools.partial(pool.submit, rescore_anywhere), items,
+                                               2 * self.workers), rules_hash)
+
+
+def _checked(results: Iterator[tuple], rules_hash: str) -> Iterator[tuple[dict, dict]]:
+    for scored_with, tables, new in results:
+        if scored_with != rules_hash:
+            raise RuntimeError("signals/ changed during the run; run again to re-score with the new rules")
+        yield tables, new
+
+
+_RULES: tuple | None = None  # ((signals, run_id), rules, library) of this process
+
+
+def rescore_anywhere(signals: Path, run_id: str, rows: dict) -> tuple[str, dict, dict]:
+    """rescore_rows() in a worker process or on a Dask worker: (the rules' hash, tables as Arrow, the new
+    scores as the writer counts them)."""
+    global _RULES
+    if _RULES is None or _RULES[0] != (signals, run_id):
+        library = load_signals(signals)
+        _RULES = ((signals, run_id), load_qa(signals, library), library)
+    _, rules, library = _RULES
+    with parallel.few_collections():
+        tables, new = rescore_rows(rules, library, run_id, rows)
+        tables = {name: conform(name, table) for name, table in tables.items()}
+    counted = {"scorecards": [{"call_id": c["call_id"], "call_date": c["call_date"]} for c in new["scorecards"]],
+               "flags": [{"call_id": f["call_id"]} for f in new["flags"]]}
+    return rules.hash, tables, counted

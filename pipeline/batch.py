@@ -9,13 +9,10 @@ so a batch prepared in a worker equals one prepared in-process.
 from __future__ import annotations
 
 import atexit
-import concurrent.futures as cf
-import contextlib
 import dataclasses
 import functools
 import gc
 import itertools
-import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +22,7 @@ import pyarrow.compute as pc
 
 from pipeline import discover, qa, redact, scorecard, store_pages, tag, transcripts
 from pipeline.config import TopicsConfig
+from pipeline.parallel import GC_THRESHOLD, few_collections, in_order, process_pool
 from pipeline.rubric import QaConfig, load_qa
 from pipeline.schemas import conform
 from pipeline.signals import load_signals
@@ -51,9 +49,6 @@ def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict
 # Calls a worker prepares at a time: small enough that a night of a few thousand calls keeps every core
 # busy. Commits are larger (import_commit_every): prepared batches are merged before they are written.
 WORK_CALLS = 500
-# Tasks sent to a Dask cluster ahead of the one this process waits for: enough to keep the workers busy while it
-# commits, few enough that the scheduler never holds a whole night's (or archive's) rows at once.
-CLUSTER_IN_FLIGHT = 16
 
 
 def chunks(items: list, size: int):
@@ -216,25 +211,6 @@ def gather(batches: Iterable[Batch], calls: int) -> Iterator[Batch]:
         yield merge(group)
 
 
-# Python's cycle collector walks every live object each time a generation fills: with a batch of rows
-# and the models alive that is most of a batch's objects, every few thousand allocations (18% of the
-# stages' time at 100k utterances). Models and loaded input are frozen out of it, and it runs less often.
-GC_THRESHOLD = (10_000, 50, 100)
-
-
-@contextlib.contextmanager
-def few_collections():
-    """Fewer, cheaper cycle collections for a batch stage; the previous settings are restored after."""
-    previous = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-        gc.unfreeze()  # a long-lived process (a served schedule) must collect them again once they are garbage
-
-
 # ---- worker side: the run's context, built once per process ----
 _CONTEXT: Context | None = None
 _SETUP: tuple | None = None  # what _CONTEXT was built from
@@ -291,11 +267,8 @@ class Pool:
 
     def __init__(self, workers: int, signals: Path, entities: list[str], model_path: Path | None,
                  options: TopicsConfig, run_id: str, pages_to: Path | None = None):
-        # spawn, not fork: the parent may hold threads (Prefect, DuckDB) that fork would copy broken.
-        self._pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_init_worker,
-                                            initargs=(pages_to, signals, list(entities), model_path, options,
-                                                      run_id))
+        self._pool = process_pool(workers, _init_worker, (pages_to, signals, list(entities), model_path, options,
+                                                          run_id))
         self.workers = workers
 
     def __enter__(self) -> Pool:
@@ -308,14 +281,3 @@ class Pool:
         """Prepared batches of transcripts, (work, since, forgotten) each, in order, keeping at most 2 per worker
         in flight to bound memory."""
         return in_order(functools.partial(self._pool.submit, _prepare_in_worker), batches, 2 * self.workers)
-
-
-def in_order(submit: Callable, items: Iterable[tuple], in_flight: int) -> Iterator:
-    """The results of submit(*item) (a future) for each item, in order, with at most in_flight pending."""
-    pending: list = []
-    for item in items:
-        pending.append(submit(*item))
-        if len(pending) >= in_flight:
-            yield pending.pop(0).result()
-    for future in pending:
-        yield future.result()

@@ -99,7 +99,7 @@ def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator
 
     The rows go to the workers with the link to each call's recording, so a worker needs no access to the store.
     """
-    from pipeline.batch import CLUSTER_IN_FLIGHT, in_order
+    from pipeline.parallel import CLUSTER_IN_FLIGHT, in_order
 
     found = _with_audio(store, input_dir, stored_bundles(store, calls))
 
@@ -116,13 +116,9 @@ def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> I
     """rendered(), a few days at a time in each of `workers` processes, in order, for the committing process
     to put in place: each page is staged by its worker, and comes as its staged file (Store.write_pages).
     After a rubric change that is a page for every call in the archive: about 1 ms each in one process."""
-    import concurrent.futures as cf
-    import multiprocessing
+    from pipeline.parallel import in_order, process_pool
 
-    from pipeline.batch import in_order
-
-    # spawn, not fork: the parent holds threads (Prefect, DuckDB) that fork would copy broken
-    with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with process_pool(workers) as pool:
         groups = ((out, input_dir, group) for group in _call_groups(calls, PAGES_PER_WORKER_GROUP))
         for pages in in_order(functools.partial(pool.submit, _render_group), groups, 2 * workers):
             yield from pages

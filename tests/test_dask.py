@@ -53,6 +53,9 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
             # the recordings' pages, and every page after the new rubric version, were rendered on the cluster
             pages_there = client.run_on_scheduler(
                 lambda dask_scheduler: "render_bundles" in dask_scheduler.task_prefixes)
+            # and the stored calls were scored again there, from the rows this process read
+            rescored_there = client.run_on_scheduler(
+                lambda dask_scheduler: "rescore_anywhere" in dask_scheduler.task_prefixes)
     assert any(loaded.values())
     assert any(prepared.values())
     assert on_dask["counts"] == local["counts"] and on_dask["counts"]["transcribed"] == 4
@@ -60,7 +63,8 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
         assert rows(tmp_path / "dask", table) == rows(tmp_path / "local", table), table
     # every call's page, the imported one rendered on a Dask worker, is the local runner's page
     assert len(first_pages["dask"]) == 5 and first_pages["dask"] == first_pages["local"]
-    assert pages_there and rescored[0]["counts"] == rescored[1]["counts"]
+    assert pages_there and rescored_there and rescored[0]["counts"] == rescored[1]["counts"]
+    assert rescored[1]["counts"]["rescored"] == 5
     assert [f["source_path"] for f in rescored[1]["failures"]] == ["broken.wav"]  # tried again; no page failed
     for table in TABLES:
         assert rows(tmp_path / "dask", table) == rows(tmp_path / "local", table), table

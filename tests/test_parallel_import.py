@@ -202,3 +202,35 @@ def test_pages_rendered_in_the_workers_are_the_pages_of_the_stored_rows(tmp_path
     for bundle in stored:
         page = store.page_path(bundle["call"])
         assert page.read_text(encoding="utf-8") == render(bundle, tmp_path / "none", page), bundle["call"]["call_id"]
+
+
+def test_after_a_rubric_change_the_workers_score_the_archive_again_as_one_process_would(tmp_path, prefect_harness,
+                                                                                      monkeypatch):
+    """A new rubric version: on 2 workers the stored calls are scored again there (a group of days each, committed
+    here in order), and every table is the one re-scoring them in this process gives."""
+    import os
+
+    from pipeline import archive
+    from test_flow_qa import new_rubric_version, run, setup
+
+    monkeypatch.setattr(archive, "SPREAD_FROM", 1)  # 3 calls: spread them anyway
+    here, rescore_rows = [], archive.rescore_rows
+    monkeypatch.setattr(archive, "rescore_rows", lambda *args, **kw: here.append(1) or rescore_rows(*args, **kw))
+    nights = {}
+    for workers in (1, 2):
+        (tmp_path / f"w{workers}").mkdir()
+        tx, signals, out = setup(tmp_path / f"w{workers}")
+        for file in tx.iterdir():  # the same files, to the second they were written
+            os.utime(file, ns=(0, (ROOT / "data/demo_transcripts" / file.name).stat().st_mtime_ns))
+        run(tx, signals, out, workers=workers)
+        new_rubric_version(signals)
+        here.clear()
+        nights[workers] = run(tx, signals, out, workers=workers)
+        assert bool(here) == (workers == 1)
+    assert nights[2]["counts"] == nights[1]["counts"] and nights[2]["counts"]["rescored"] == 3
+    assert nights[2]["failures"] == []
+    for table in TABLES:
+        assert rows(tmp_path / "w2/out", table) == rows(tmp_path / "w1/out", table), table
+    with Store(tmp_path / "w2/out").connect_read_only() as con:  # version 1's scorecards stay, beside version 2's
+        assert con.execute("SELECT rubric_version, count(*) FROM scorecards GROUP BY 1 ORDER BY 1").fetchall() == [
+            (1, 3), (2, 3)]
