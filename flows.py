@@ -85,7 +85,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         writer = _Writer(store, run, tagger, rules, cfg)
         writer.topic_model = _load_topic_model(store, run)
         with run.step("re-tag and re-score"):
-            _rescore_archive(cfg, writer, retagged=_retag_archive(writer))
+            _rescore_archive(cfg, writer, retagged=_retag_archive(cfg, writer))
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
         with run.step("transcripts"):
             _import_transcripts(cfg, writer, known, since, progress)
@@ -189,16 +189,19 @@ class _Writer:
 
 
 # The stored archive brought up to date when the rules change (pipeline/archive.py), with this flow's tasks.
-def _retag_archive(writer: _Writer) -> bool:
-    return archive.retag(writer, tag_calls)
+def _retag_archive(cfg: Config, writer: _Writer) -> bool:
+    return archive.retag(writer, tag_calls, _spread(cfg))
 
 
 def _rescore_archive(cfg: Config, writer: _Writer, retagged: bool) -> None:
+    archive.rescore(writer, retagged, score_calls, _spread(cfg))
+
+
+def _spread(cfg: Config) -> archive.Spread:
+    """Where the archive is re-tagged and re-scored: on the flow's Dask cluster, or in local processes."""
     if cfg.runner.kind == "dask":
-        spread = archive.Spread(cfg.signals, client=FlowRunContext.get().task_runner.client)
-    else:
-        spread = archive.Spread(cfg.signals, workers=cfg.workers())
-    archive.rescore(writer, retagged, score_calls, spread)
+        return archive.Spread(cfg.signals, client=FlowRunContext.get().task_runner.client)
+    return archive.Spread(cfg.signals, workers=cfg.workers())
 
 
 def _redact_recordings(store: Store, recordings: Path, calls: list[dict], utterances: list[dict]) -> list[dict]:

@@ -1,19 +1,22 @@
-"""Rule-change night benchmark: a new rubric version re-scores the whole archive. Seconds and peak memory by size.
+"""Rule-change night benchmark: a new rubric version re-scores the whole archive (a new signal: re-tags it, then
+re-scores it). Seconds and peak memory by size.
 
 For each archive size (calls), in a fresh folder: the calls of bench/text_pipeline.py's generator are written
 as transcript JSON files and imported by the real nightly flow (the first night: the baseline, timed in the
-same run), then the rubric's version is bumped and the flow runs again over the same folders: every stored
-call is re-scored from stored tables and its HTML scorecard rendered again and rewritten. Each night runs in
+same run), then the rubric's version is bumped (or, with --change signals, a signal added) and the flow runs
+again over the same folders: every stored call is re-scored (re-tagged first) from stored tables and its HTML
+scorecard rendered again and rewritten. Each night runs in
 a process of its own (`flows.run_nightly`, Prefect's temporary server included), which reports its step
 times and its peak memory (the flow's process, where the archive's rows are held).
 
 What to look for: the rule-change night's time grows with the archive (it re-scores every call), its peak
-memory does not (the archive is taken a few days at a time: pipeline/archive.py), and its pages step uses
-every core.
+memory does not (the archive is taken a few days at a time: pipeline/archive.py), and its re-score and pages
+steps use every core.
 
 Example:
     python bench/rule_change.py                        # 20,000 and 60,000 calls, 500 a day
     python bench/rule_change.py --calls 5000 --workers 1
+    python bench/rule_change.py --calls 60000 --change signals
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ summary = flows.run_nightly(input={empty!r}, transcripts_dir={tx!r}, out={out!r}
 # the flow's process only: a child's ru_maxrss counts the parent's pages it was forked with, so is no measure
 peak = lambda who: resource.getrusage(who).ru_maxrss / 1024
 print(json.dumps({{"seconds": summary["seconds"], "rescored": summary["counts"]["rescored"],
+                   "retagged": summary["counts"]["retagged"],
                    "imported": summary["counts"]["imported"], "failures": len(summary["failures"]),
                    "peak_mb": peak(resource.RUSAGE_SELF)}}))
 """
@@ -63,7 +67,7 @@ def night(work: Path, signals: Path, workers: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(calls: int, days: int, workers: int) -> dict:
+def measure(calls: int, days: int, workers: int, change: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="rule-change-") as tmp:
         work = Path(tmp)
         utterances = write_archive(work / "tx", calls, days)
@@ -71,15 +75,25 @@ def measure(calls: int, days: int, workers: int) -> dict:
         signals = work / "signals"
         shutil.copytree(ROOT / "signals", signals)
         first = night(work, signals, workers)
-        rubric = signals / "rubric.yaml"
-        text = rubric.read_text()
-        if "\n  version: 1\n" not in text:
-            raise SystemExit(f"{rubric}: no 'version: 1' line to bump")
-        rubric.write_text(text.replace("\n  version: 1\n", "\n  version: 2\n"))
+        bump_rubric(signals) if change == "rubric" else add_signal(signals)
         second = night(work, signals, workers)
-    if second["rescored"] != first["imported"] or first["failures"] or second["failures"]:
+    retagged = first["imported"] if change == "signals" else 0
+    if (second["rescored"], second["retagged"]) != (first["imported"], retagged) or first["failures"] or \
+            second["failures"]:
         raise SystemExit(f"unexpected counts: first night {first}, rule-change night {second}")
-    return {"calls": calls, "utterances": utterances, "first": first, "change": second}
+    return {"calls": calls, "utterances": utterances, "first": first, "change": second, "what": change}
+
+
+def bump_rubric(signals: Path) -> None:
+    rubric = signals / "rubric.yaml"
+    text = rubric.read_text()
+    if "\n  version: 1\n" not in text:
+        raise SystemExit(f"{rubric}: no 'version: 1' line to bump")
+    rubric.write_text(text.replace("\n  version: 1\n", "\n  version: 2\n"))
+
+
+def add_signal(signals: Path) -> None:
+    (signals / "bench_extra.yaml").write_text("signals:\n  - id: bench_account\n    phrases: [account]\n")
 
 
 def report(r: dict) -> None:
@@ -87,7 +101,7 @@ def report(r: dict) -> None:
     total = lambda s: sum(s.values())  # noqa: E731
     print(f"\n{r['calls']:,} calls ({r['utterances']:,} utterances)")
     print(f"  first night (import):  {total(first['seconds']):7.1f} s  peak {first['peak_mb']:6.0f} MB")
-    print(f"  rubric-change night:   {total(change['seconds']):7.1f} s  peak {change['peak_mb']:6.0f} MB  "
+    print(f"  {r['what'] + '-change night:':<21}  {total(change['seconds']):7.1f} s  peak {change['peak_mb']:6.0f} MB  "
           f"= {total(change['seconds']) / total(first['seconds']):.2f}x the first night")
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in change["seconds"].items() if v >= 0.05)
     print(f"    steps: {steps}")
@@ -102,14 +116,16 @@ def main() -> None:
     parser.add_argument("--calls", default="20000,60000", help="archive sizes in calls, comma-separated")
     parser.add_argument("--per-day", type=int, default=500, help="calls a day: the archive spans calls/per-day days")
     parser.add_argument("--workers", type=int, default=0, help="processes (default: every core)")
+    parser.add_argument("--change", choices=["rubric", "signals"], default="rubric",
+                        help="what changes before the second night (default: the rubric's version)")
     args = parser.parse_args()
-    results = [measure(int(n), max(1, int(n) // args.per_day), args.workers or None)
+    results = [measure(int(n), max(1, int(n) // args.per_day), args.workers or None, args.change)
                for n in args.calls.split(",")]
     for r in results:
         report(r)
     if len(results) > 1:
         a, b = results[0], results[-1]
-        print(f"\narchive {b['calls'] / a['calls']:.1f}x larger: rubric-change night "
+        print(f"\narchive {b['calls'] / a['calls']:.1f}x larger: {args.change}-change night "
               f"{sum(b['change']['seconds'].values()) / sum(a['change']['seconds'].values()):.2f}x the time, "
               f"peak memory {b['change']['peak_mb'] / a['change']['peak_mb']:.2f}x")
 

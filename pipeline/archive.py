@@ -41,35 +41,51 @@ def _calls_a_day(store) -> dict[date, int]:
     return {c["values"]: c["counts"] for c in counts}
 
 
-def _day_groups(store) -> list[set[date]]:
-    """The stored days in groups of about ARCHIVE_CALLS calls."""
-    return day_groups(_calls_a_day(store), ARCHIVE_CALLS)
-
-
-def retag(writer, tag_calls) -> bool:
+def retag(writer, tag_calls, spread: Spread | None = None) -> bool:
     """signals/ changed since the stored calls were tagged: re-tag them all from stored text, no ASR (tag_calls:
-    tag.tag_calls, or the flow's task of it)."""
+    tag.tag_calls, or the flow's task of it; with `spread`, groups are tagged there with tag.tag_calls)."""
     store, library = writer.store, writer.tagger.library
     before = store.meta().get("signals_hash")
     if before == library.hash:
         return False
-    groups = _day_groups(store)
-    retagged = 0
-    for n, days in enumerate(groups, 1):
-        utterances = store.read("utterances", UTTERANCE_COLUMNS, days=days).to_pylist()
-        calls = store.read("calls", ["call_id", "duration_s"], days=days).to_pylist()
-        hits, categories = tag_calls(writer.tagger, utterances, {c["call_id"]: c["duration_s"] for c in calls})
+    calls_a_day = _calls_a_day(store)
+    groups, spread = _grouped(calls_a_day, spread)
+    stored = (_stored_text(store, days) for days in groups)
+    if spread is None:
+        done = (tag_rows(writer.tagger, rows, tag_calls) for rows in stored)
+    else:
+        done = spread.run(retag_anywhere, stored, writer.run.run_id, library.hash)
+    for n, (days, (hits, categories)) in enumerate(zip(groups, done), 1):
         # the new hash only with the last group; scorecards are stale from the first until re-scored
-        done = {} if n == len(groups) else {"signals_hash": before}
+        last = {} if n == len(groups) else {"signals_hash": before}
         writer.commit({"signal_hits": hits, "call_categories": categories},
                       remove={name: store.parts_of(name, days) for name in ("signal_hits", "call_categories")},
-                      meta={**done, "rescore_due": True})
-        retagged += len(calls)
-    if not retagged:
+                      meta={**last, "rescore_due": True})
+    if not groups:
         return False
+    retagged = sum(calls_a_day.values())
     writer.run.counts["retagged"] = retagged
     writer.run.notes.append(f"signals changed (now {library.hash}): re-tagged {retagged} stored calls")
     return True
+
+
+def _grouped(calls_a_day: dict[date, int], spread: Spread | None) -> tuple[list[set[date]], Spread | None]:
+    """The archive's days in groups, and where to send them (None: this process)."""
+    calls = sum(calls_a_day.values())
+    if spread is None or not spread.worth_it(calls):
+        return day_groups(calls_a_day, ARCHIVE_CALLS), None
+    return day_groups(calls_a_day, spread.group_calls(calls)), spread
+
+
+def _stored_text(store, days: set[date]) -> dict:
+    return {"utterances": store.read("utterances", UTTERANCE_COLUMNS, days=days),
+            "calls": store.read("calls", ["call_id", "duration_s"], days=days)}
+
+
+def tag_rows(tagger, rows: dict, tag_calls) -> tuple[list[dict], list[dict]]:
+    """The stored text of some days tagged: (signal_hits, call_categories)."""
+    calls = rows["calls"].to_pylist()
+    return tag_calls(tagger, rows["utterances"].to_pylist(), {c["call_id"]: c["duration_s"] for c in calls})
 
 
 def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None = None) -> None:
@@ -86,14 +102,12 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
     if not due and (meta.get("metrics_complete") or not _calls_without_metrics(store)):
         return  # the usual night: nothing to re-score, and no need to read the archive to know it
     calls_a_day = _calls_a_day(store)
-    if spread is not None and not spread.worth_it(sum(calls_a_day.values())):
-        spread = None
-    groups = day_groups(calls_a_day, spread.group_calls(sum(calls_a_day.values())) if spread else ARCHIVE_CALLS)
+    groups, spread = _grouped(calls_a_day, spread)
     stored = (_stored_rows(store, days) for days in groups)
     if spread is None:
         done = (rescore_rows(rules, writer.tagger.library, run.run_id, rows, score_calls) for rows in stored)
     else:
-        done = spread.rescored(stored, run.run_id, rules.hash)
+        done = spread.run(rescore_anywhere, stored, run.run_id, rules.hash)
     for n, (days, (tables, new)) in enumerate(zip(groups, done), 1):
         writer.commit(tables, remove={name: store.parts_of(name, days) for name in SCORED},
                       meta={"rescore_due": n < len(groups)})
@@ -135,8 +149,8 @@ def rescore_rows(rules, library, run_id: str, rows: dict, score_calls=qa.assess)
 
 @dataclass
 class Spread:
-    """Where re-scoring runs besides this process: `workers` local processes, or a Dask cluster (`client`, a
-    distributed.Client). Either loads the rules from `signals` itself, once a run."""
+    """Where re-tagging and re-scoring run besides this process: `workers` local processes, or a Dask cluster
+    (`client`, a distributed.Client). Either loads the signals and rules from `signals` itself, once a run."""
     signals: Path
     workers: int = 1
     client: object | None = None
@@ -145,43 +159,66 @@ class Spread:
         return self.client is not None or (self.workers > 1 and calls >= SPREAD_FROM)
 
     def group_calls(self, calls: int) -> int:
-        """Calls a group: at least 2 groups a worker, so they finish together; never more than ARCHIVE_CALLS."""
+        """Calls a group: 4 groups a worker, so they finish together; never more than ARCHIVE_CALLS."""
         workers = self.workers if self.client is None else sum(self.client.nthreads().values()) or 1
         return max(1, min(ARCHIVE_CALLS, math.ceil(calls / (4 * workers))))
 
-    def rescored(self, stored: Iterator[dict], run_id: str, rules_hash: str) -> Iterator[tuple[dict, dict]]:
-        """rescore_rows() of each group's stored rows, in order."""
+    def run(self, work, stored: Iterator[dict], run_id: str, expected: str) -> Iterator[tuple]:
+        """work(signals, run_id, rows) of each group's stored rows, in order, less the hash of the signals or
+        rules it loaded: it must be `expected`, what this process loaded."""
         items = ((self.signals, run_id, rows) for rows in stored)
         if self.client is not None:
-            submit = functools.partial(self.client.submit, rescore_anywhere, pure=False)
-            yield from _checked(parallel.in_order(submit, items, parallel.CLUSTER_IN_FLIGHT), rules_hash)
+            submit = functools.partial(self.client.submit, work, pure=False)
+            yield from _checked(parallel.in_order(submit, items, parallel.CLUSTER_IN_FLIGHT), expected)
             return
         with parallel.process_pool(self.workers) as pool:
-            yield from _checked(parallel.in_order(functools.partial(pool.submit, rescore_anywhere), items,
-                                               2 * self.workers), rules_hash)
+            yield from _checked(parallel.in_order(functools.partial(pool.submit, work), items, 2 * self.workers),
+                                expected)
 
 
-def _checked(results: Iterator[tuple], rules_hash: str) -> Iterator[tuple[dict, dict]]:
-    for scored_with, tables, new in results:
-        if scored_with != rules_hash:
-            raise RuntimeError("signals/ changed during the run; run again to re-score with the new rules")
-        yield tables, new
+def _checked(results: Iterator[tuple], expected: str) -> Iterator[tuple]:
+    for loaded, *result in results:
+        if loaded != expected:
+            raise RuntimeError("signals/ changed during the run; run again to re-tag and re-score with them")
+        yield tuple(result)
 
 
-_RULES: tuple | None = None  # ((signals, run_id), rules, library) of this process
+_LOADED: dict = {}  # what this process loaded for a run: (signals, run_id) -> {"library": ..., "rules": ...}
+
+
+def _loaded(signals: Path, run_id: str, what: str):
+    """The run's signal library, rules or tagger, loaded once in this process (a worker may serve many runs)."""
+    if (signals, run_id) not in _LOADED:
+        _LOADED.clear()
+        _LOADED[(signals, run_id)] = {"library": load_signals(signals)}
+    loaded = _LOADED[(signals, run_id)]
+    if what not in loaded:
+        if what == "rules":
+            loaded["rules"] = load_qa(signals, loaded["library"])
+        else:
+            from pipeline import tag  # spaCy: only where tagging is done
+
+            loaded["tagger"] = tag.Tagger(loaded["library"])
+    return loaded[what]
 
 
 def rescore_anywhere(signals: Path, run_id: str, rows: dict) -> tuple[str, dict, dict]:
     """rescore_rows() in a worker process or on a Dask worker: (the rules' hash, tables as Arrow, the new
     scores as the writer counts them)."""
-    global _RULES
-    if _RULES is None or _RULES[0] != (signals, run_id):
-        library = load_signals(signals)
-        _RULES = ((signals, run_id), load_qa(signals, library), library)
-    _, rules, library = _RULES
+    rules, library = _loaded(signals, run_id, "rules"), _loaded(signals, run_id, "library")
     with parallel.few_collections():
         tables, new = rescore_rows(rules, library, run_id, rows)
         tables = {name: conform(name, table) for name, table in tables.items()}
     counted = {"scorecards": [{"call_id": c["call_id"], "call_date": c["call_date"]} for c in new["scorecards"]],
                "flags": [{"call_id": f["call_id"]} for f in new["flags"]]}
     return rules.hash, tables, counted
+
+
+def retag_anywhere(signals: Path, run_id: str, rows: dict) -> tuple[str, object, object]:
+    """tag_rows() in a worker process or on a Dask worker: (the signal library's hash, hits, categories)."""
+    from pipeline import tag
+
+    tagger = _loaded(signals, run_id, "tagger")
+    with parallel.few_collections():
+        hits, categories = tag_rows(tagger, rows, tag.tag_calls)
+        return tagger.library.hash, conform("signal_hits", hits), conform("call_categories", categories)

@@ -1,11 +1,14 @@
 """Imported transcripts are prepared on every core: a pool of worker processes gives exactly the tables
 of preparing them in the flow's own process, topic assignment by the stored model included."""
+import functools
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT
@@ -204,18 +207,26 @@ def test_pages_rendered_in_the_workers_are_the_pages_of_the_stored_rows(tmp_path
         assert page.read_text(encoding="utf-8") == render(bundle, tmp_path / "none", page), bundle["call"]["call_id"]
 
 
-def test_after_a_rubric_change_the_workers_score_the_archive_again_as_one_process_would(tmp_path, prefect_harness,
-                                                                                      monkeypatch):
-    """A new rubric version: on 2 workers the stored calls are scored again there (a group of days each, committed
-    here in order), and every table is the one re-scoring them in this process gives."""
+def add_a_signal(signals: Path) -> None:
+    (signals / "extra.yaml").write_text("signals:\n  - id: account_said\n    phrases: [account]\n")
+
+
+@pytest.mark.parametrize("change", ["rubric", "signals"])
+def test_after_a_rules_change_the_workers_do_the_archive_again_as_one_process_would(tmp_path, prefect_harness,
+                                                                                   monkeypatch, change):
+    """A new rubric version (re-score), or a new signal (re-tag, then re-score): on 2 workers the stored calls are
+    done again there (a group of days each, committed here in order), and every table is the one doing them in
+    this process gives."""
     import os
 
     from pipeline import archive
     from test_flow_qa import new_rubric_version, run, setup
 
     monkeypatch.setattr(archive, "SPREAD_FROM", 1)  # 3 calls: spread them anyway
-    here, rescore_rows = [], archive.rescore_rows
-    monkeypatch.setattr(archive, "rescore_rows", lambda *args, **kw: here.append(1) or rescore_rows(*args, **kw))
+    here = []
+    for name in ("rescore_rows", "tag_rows"):
+        monkeypatch.setattr(archive, name, functools.partial(lambda f, *a, **kw: here.append(f) or f(*a, **kw),
+                                                             getattr(archive, name)))
     nights = {}
     for workers in (1, 2):
         (tmp_path / f"w{workers}").mkdir()
@@ -223,14 +234,22 @@ def test_after_a_rubric_change_the_workers_score_the_archive_again_as_one_proces
         for file in tx.iterdir():  # the same files, to the second they were written
             os.utime(file, ns=(0, (ROOT / "data/demo_transcripts" / file.name).stat().st_mtime_ns))
         run(tx, signals, out, workers=workers)
-        new_rubric_version(signals)
+        new_rubric_version(signals) if change == "rubric" else add_a_signal(signals)
         here.clear()
         nights[workers] = run(tx, signals, out, workers=workers)
-        assert bool(here) == (workers == 1)
-    assert nights[2]["counts"] == nights[1]["counts"] and nights[2]["counts"]["rescored"] == 3
-    assert nights[2]["failures"] == []
+        assert len(here) == (0 if workers == 2 else 1 if change == "rubric" else 2)
+    counts = nights[2]["counts"]
+    assert counts == nights[1]["counts"] and nights[2]["failures"] == []
+    assert (counts["rescored"], counts["retagged"]) == (3, 0 if change == "rubric" else 3)
     for table in TABLES:
         assert rows(tmp_path / "w2/out", table) == rows(tmp_path / "w1/out", table), table
-    with Store(tmp_path / "w2/out").connect_read_only() as con:  # version 1's scorecards stay, beside version 2's
-        assert con.execute("SELECT rubric_version, count(*) FROM scorecards GROUP BY 1 ORDER BY 1").fetchall() == [
-            (1, 3), (2, 3)]
+    with Store(tmp_path / "w2/out").connect_read_only() as con:
+        versions = con.execute("SELECT rubric_version, count(*) FROM scorecards GROUP BY 1 ORDER BY 1").fetchall()
+        said = con.execute("SELECT DISTINCT call_id, utt_idx FROM signal_hits WHERE signal_id = 'account_said'").fetchall()
+    if change == "rubric":
+        assert versions == [(1, 3), (2, 3)]  # version 1's scorecards stay, beside version 2's
+    else:  # the new signal's hits: every turn of the scripts that says "account"
+        scripts = {f.stem: json.loads(f.read_text())["utterances"] for f in (tmp_path / "w2/tx").iterdir()}
+        expected = [(call_id, i) for call_id, turns in sorted(scripts.items()) for i, turn in enumerate(turns)
+                    if re.search(r"\baccount\b", turn["text"], re.IGNORECASE)]
+        assert versions == [(1, 3)] and expected and sorted(said) == expected
