@@ -7,7 +7,7 @@ import yaml
 from conftest import ROOT
 from pipeline.store import Store
 from test_flow import recordings
-from test_flow_qa import new_rubric_version
+from test_flow_qa import add_a_signal, new_rubric_version
 
 IGNORE = {"run_id", "created_run", "model_version"}
 TABLES = {"calls": "call_id", "utterances": "call_id, utt_idx", "signal_hits": "call_id, utt_idx, signal_id",
@@ -46,6 +46,10 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
         new_rubric_version(signals)  # every stored call is scored again and its page rendered again
         rescored = [flows.run_nightly(config=str(tmp_path / f"{runner}.yaml"), progress=False)
                     for runner in ("local", "dask")]
+        rescored_pages = pages_of(tmp_path)
+        add_a_signal(signals)  # every stored call is tagged again, then scored again
+        retagged = [flows.run_nightly(config=str(tmp_path / f"{runner}.yaml"), progress=False)
+                    for runner in ("local", "dask")]
         with Client(cluster) as client:  # the calls were transcribed on the workers: they hold the model
             loaded = client.run(lambda: __import__("pipeline.transcribe").transcribe._MODEL is not None)
             # and the imported transcript was redacted, tagged and scored there: a worker built the run's context
@@ -55,7 +59,7 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
                 lambda dask_scheduler: "render_bundles" in dask_scheduler.task_prefixes)
             # and the stored calls were scored again there, from the rows this process read
             rescored_there = client.run_on_scheduler(
-                lambda dask_scheduler: "rescore_anywhere" in dask_scheduler.task_prefixes)
+                lambda dask_scheduler: {"rescore_anywhere", "retag_anywhere"} <= set(dask_scheduler.task_prefixes))
     assert any(loaded.values())
     assert any(prepared.values())
     assert on_dask["counts"] == local["counts"] and on_dask["counts"]["transcribed"] == 4
@@ -66,11 +70,12 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
     assert pages_there and rescored_there and rescored[0]["counts"] == rescored[1]["counts"]
     assert rescored[1]["counts"]["rescored"] == 5
     assert [f["source_path"] for f in rescored[1]["failures"]] == ["broken.wav"]  # tried again; no page failed
-    for table in TABLES:
-        assert rows(tmp_path / "dask", table) == rows(tmp_path / "local", table), table
-    pages = pages_of(tmp_path)
+    pages = rescored_pages
     assert pages["dask"] == pages["local"] and pages["dask"] != first_pages["dask"]
     assert all(b"standard \xc2\xb7 version 2" in page for page in pages["dask"].values())
+    assert retagged[0]["counts"] == retagged[1]["counts"] and retagged[1]["counts"]["retagged"] == 5
+    for table in TABLES:
+        assert rows(tmp_path / "dask", table) == rows(tmp_path / "local", table), table
 
 
 def pages_of(tmp_path) -> dict[str, dict]:

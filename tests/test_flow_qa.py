@@ -36,6 +36,11 @@ def run(tx, signals, out, **options):
                          **options)
 
 
+def add_a_signal(signals: Path) -> None:
+    """A new signal, said in most calls: every stored call must be tagged again."""
+    (signals / "extra.yaml").write_text("signals:\n  - id: account_said\n    phrases: [account]\n")
+
+
 def new_rubric_version(signals: Path, dropping: str | None = None) -> None:
     """The default rubric as version 2, without the criterion `dropping` when given."""
     doc = yaml.safe_load((signals / "rubric.yaml").read_text())

@@ -207,10 +207,6 @@ def test_pages_rendered_in_the_workers_are_the_pages_of_the_stored_rows(tmp_path
         assert page.read_text(encoding="utf-8") == render(bundle, tmp_path / "none", page), bundle["call"]["call_id"]
 
 
-def add_a_signal(signals: Path) -> None:
-    (signals / "extra.yaml").write_text("signals:\n  - id: account_said\n    phrases: [account]\n")
-
-
 @pytest.mark.parametrize("change", ["rubric", "signals"])
 def test_after_a_rules_change_the_workers_do_the_archive_again_as_one_process_would(tmp_path, prefect_harness,
                                                                                    monkeypatch, change):
@@ -220,7 +216,7 @@ def test_after_a_rules_change_the_workers_do_the_archive_again_as_one_process_wo
     import os
 
     from pipeline import archive
-    from test_flow_qa import new_rubric_version, run, setup
+    from test_flow_qa import add_a_signal, new_rubric_version, run, setup
 
     monkeypatch.setattr(archive, "SPREAD_FROM", 1)  # 3 calls: spread them anyway
     here = []
