@@ -249,3 +249,29 @@ def test_after_a_rules_change_the_workers_do_the_archive_again_as_one_process_wo
         expected = [(call_id, i) for call_id, turns in sorted(scripts.items()) for i, turn in enumerate(turns)
                     if re.search(r"\baccount\b", turn["text"], re.IGNORECASE)]
         assert versions == [(1, 3)] and expected and sorted(said) == expected
+
+
+def test_rows_scored_by_a_worker_with_other_rules_than_the_flows_are_refused(tmp_path, prefect_harness):
+    """signals/ edited after the flow loaded it but before a worker did: the worker's scores are not committed."""
+    from pipeline import archive
+    from pipeline.rubric import load_qa
+    from pipeline.signals import load_signals
+    from test_flow_qa import new_rubric_version, run, setup
+
+    tx, signals, out = setup(tmp_path)
+    run(tx, signals, out)
+    flows_rules = load_qa(signals, load_signals(signals))
+    new_rubric_version(signals)  # the edit, between the flow's load and the workers'
+    store = Store(out)
+    days = set(store.read("calls", ["call_date"]).column("call_date").to_pylist())
+    stored = (archive._stored_rows(store, {day}) for day in sorted(days))
+    done = archive.Spread(signals, workers=2).run(archive.rescore_anywhere, stored, "r-test", flows_rules.hash)
+    with pytest.raises(RuntimeError, match="signals/ changed during the run"):
+        next(done)
+    # the same rows, scored with the rules the flow has, are taken
+    stored = (archive._stored_rows(store, {day}) for day in sorted(days))
+    done = archive.Spread(signals, workers=2).run(archive.rescore_anywhere, stored, "r-test",
+                                                  load_qa(signals, load_signals(signals)).hash)
+    calls = len(store.read("calls"))
+    # every call's version 1 scorecard kept, and its version 2 one new
+    assert sum(len(tables["scorecards"]) for tables, _ in done) == 2 * calls and calls == 3
