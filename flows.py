@@ -85,7 +85,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         writer = _Writer(store, run, tagger, rules, cfg)
         writer.topic_model = _load_topic_model(store, run)
         with run.step("re-tag and re-score"):
-            _rescore_archive(cfg, writer, retagged=_retag_archive(cfg, writer))
+            _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress), progress)
         known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
         with run.step("transcripts"):
             _import_transcripts(cfg, writer, known, since, progress)
@@ -189,12 +189,12 @@ class _Writer:
 
 
 # The stored archive brought up to date when the rules change (pipeline/archive.py), with this flow's tasks.
-def _retag_archive(cfg: Config, writer: _Writer) -> bool:
-    return archive.retag(writer, tag_calls, _spread(cfg))
+def _retag_archive(cfg: Config, writer: _Writer, progress: bool | None = None) -> bool:
+    return archive.retag(writer, tag_calls, _spread(cfg), progress)
 
 
-def _rescore_archive(cfg: Config, writer: _Writer, retagged: bool) -> None:
-    archive.rescore(writer, retagged, score_calls, _spread(cfg))
+def _rescore_archive(cfg: Config, writer: _Writer, retagged: bool, progress: bool | None = None) -> None:
+    archive.rescore(writer, retagged, score_calls, _spread(cfg), progress)
 
 
 def _spread(cfg: Config) -> archive.Spread:
@@ -310,7 +310,7 @@ def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | No
     setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, writer.run.run_id)
     seen: dict[str, str] = {}  # call_id -> file, of the calls admitted this night
     with tqdm(total=len(work), unit="file", desc="importing transcripts",
-              disable=True if progress is False else None) as bar, contextlib.ExitStack() as stack, \
+              disable=None if progress is None else not progress) as bar, contextlib.ExitStack() as stack, \
             parallel.few_collections():
         if cfg.runner.kind == "dask":
             # one task per batch on the cluster; each worker builds the run's context once

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from tqdm import tqdm
+
 from pipeline import parallel, qa
 from pipeline.rubric import load_qa
 from pipeline.schemas import conform
@@ -41,7 +43,7 @@ def _calls_a_day(store) -> dict[date, int]:
     return {c["values"]: c["counts"] for c in counts}
 
 
-def retag(writer, tag_calls, spread: Spread | None = None) -> bool:
+def retag(writer, tag_calls, spread: Spread | None = None, progress: bool | None = None) -> bool:
     """signals/ changed since the stored calls were tagged: re-tag them all from stored text, no ASR (tag_calls:
     tag.tag_calls, or the flow's task of it; with `spread`, groups are tagged there with tag.tag_calls)."""
     store, library = writer.store, writer.tagger.library
@@ -55,7 +57,7 @@ def retag(writer, tag_calls, spread: Spread | None = None) -> bool:
         done = (tag_rows(writer.tagger, rows, tag_calls) for rows in stored)
     else:
         done = spread.run(retag_anywhere, stored, writer.run.run_id, library.hash)
-    for n, (days, (hits, categories)) in enumerate(zip(groups, done), 1):
+    for n, days, (hits, categories) in _as_done(groups, done, calls_a_day, "re-tagging stored calls", progress):
         # the new hash only with the last group; scorecards are stale from the first until re-scored
         last = {} if n == len(groups) else {"signals_hash": before}
         writer.commit({"signal_hits": hits, "call_categories": categories},
@@ -77,6 +79,16 @@ def _grouped(calls_a_day: dict[date, int], spread: Spread | None) -> tuple[list[
     return day_groups(calls_a_day, spread.group_calls(calls)), spread
 
 
+def _as_done(groups: list[set[date]], done: Iterator, calls_a_day: dict[date, int], desc: str,
+             progress: bool | None) -> Iterator[tuple[int, set[date], tuple]]:
+    """(n, days, result) of each group in turn, with a bar of the calls done (shown on a terminal)."""
+    with tqdm(total=sum(calls_a_day.values()), unit="call", desc=desc,
+              disable=None if progress is None else not progress) as bar:
+        for n, (days, result) in enumerate(zip(groups, done), 1):
+            yield n, days, result
+            bar.update(sum(calls_a_day[day] for day in days))
+
+
 def _stored_text(store, days: set[date]) -> dict:
     return {"utterances": store.read("utterances", UTTERANCE_COLUMNS, days=days),
             "calls": store.read("calls", ["call_id", "duration_s"], days=days)}
@@ -88,7 +100,8 @@ def tag_rows(tagger, rows: dict, tag_calls) -> tuple[list[dict], list[dict]]:
     return tag_calls(tagger, rows["utterances"].to_pylist(), {c["call_id"]: c["duration_s"] for c in calls})
 
 
-def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None = None) -> None:
+def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None = None,
+            progress: bool | None = None) -> None:
     """Rubrics, flag rules or signals changed: re-score every stored call from stored tables, no ASR.
 
     Scorecards of rubric versions no longer configured are kept. Calls stored without metrics (by an
@@ -108,7 +121,7 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
         done = (rescore_rows(rules, writer.tagger.library, run.run_id, rows, score_calls) for rows in stored)
     else:
         done = spread.run(rescore_anywhere, stored, run.run_id, rules.hash)
-    for n, (days, (tables, new)) in enumerate(zip(groups, done), 1):
+    for n, days, (tables, new) in _as_done(groups, done, calls_a_day, "re-scoring stored calls", progress):
         writer.commit(tables, remove={name: store.parts_of(name, days) for name in SCORED},
                       meta={"rescore_due": n < len(groups)})
         writer.count_scored("rescored", new)

@@ -150,7 +150,7 @@ def _write(store, results: Iterator[tuple], total: int, progress: bool | None) -
 
     def pages():
         for call, page, why in tqdm(results, total=total, unit="page", desc="scorecard pages",
-                                    disable=True if progress is False else None):
+                                    disable=None if progress is None else not progress):
             if page is None:
                 failed.append((call, why))
                 continue

@@ -266,7 +266,7 @@ class Transcriber:
         """One bar in seconds of audio over all jobs of the night, however they are batched."""
         total = sum(j.duration_s * len(channel_plan(j.channels, j.agent_channel)) for j in jobs)
         self._bar = tqdm(total=round(total), unit="s", desc="transcribing audio",
-                         disable=True if self.progress is False else None)
+                         disable=None if self.progress is None else not self.progress)
 
     def __enter__(self) -> Transcriber:
         if self.workers == 1:
