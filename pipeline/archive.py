@@ -10,9 +10,9 @@ its own commit, so memory is bounded by a group, not by the archive: a 90-day ar
 is millions of calls. A run killed between two commits leaves the store saying the work is still due
 (`signals_hash` unchanged, or `rescore_due`), and the next run does it again, whole.
 
-Re-scoring is most of a rubric-change night after the pages, so it is spread like an import (`Spread`): this
-process reads a group's stored rows (Arrow, cheap) and sends them to a worker process or to the Dask cluster,
-which scores them; the groups come back in order and are committed here.
+Re-tagging and re-scoring are most of a rule-change night after the pages, so they are spread like an import
+(`Spread`): this process reads a group's stored rows (Arrow, cheap) and sends them to a worker process or to
+the Dask cluster, which tags or scores them; the groups come back in order and are committed here.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from pipeline.store import day_groups
 UTTERANCE_COLUMNS = ["call_id", "utt_idx", "speaker", "start_s", "text", "call_date"]
 CALL_COLUMNS = ["call_id", "call_date", "duration_s", "queue", "direction"]
 ARCHIVE_CALLS = 20_000  # stored calls re-tagged or re-scored per commit (about 1.5 GB of rows in memory)
-SPREAD_FROM = 2_000  # stored calls from which re-scoring is worth starting worker processes for
+SPREAD_FROM = 2_000  # stored calls from which the archive is worth starting worker processes for
 SCORED = ("scorecards", "scorecard_items", "flags")  # what a re-score replaces, day by day
 
 
