@@ -87,7 +87,7 @@ def _render_one(bundle: dict, href: str | None) -> tuple:
     try:
         return bundle["call"], page(bundle, href).encode(), None
     except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
-        return bundle["call"], None, f"{type(exc).__name__}: {exc}"
+        return bundle["call"], None, _why(exc)
 
 
 def _render_bundles(bundles: list[tuple[dict, str | None]]) -> list[tuple]:
