@@ -196,29 +196,28 @@ def _checked(results: Iterator[tuple], expected: str) -> Iterator[tuple]:
         yield tuple(result)
 
 
-_LOADED: dict = {}  # what this process loaded for a run: (signals, run_id) -> {"library": ..., "rules": ...}
+# What a worker loads for a run, once (a Dask worker may serve many runs: the newest is kept).
+@functools.lru_cache(maxsize=1)
+def _library(signals: Path, run_id: str):
+    return load_signals(signals)
 
 
-def _loaded(signals: Path, run_id: str, what: str):
-    """The run's signal library, rules or tagger, loaded once in this process (a worker may serve many runs)."""
-    if (signals, run_id) not in _LOADED:
-        _LOADED.clear()
-        _LOADED[(signals, run_id)] = {"library": load_signals(signals)}
-    loaded = _LOADED[(signals, run_id)]
-    if what not in loaded:
-        if what == "rules":
-            loaded["rules"] = load_qa(signals, loaded["library"])
-        else:
-            from pipeline import tag  # spaCy: only where tagging is done
+@functools.lru_cache(maxsize=1)
+def _rules(signals: Path, run_id: str):
+    return load_qa(signals, _library(signals, run_id))
 
-            loaded["tagger"] = tag.Tagger(loaded["library"])
-    return loaded[what]
+
+@functools.lru_cache(maxsize=1)
+def _tagger(signals: Path, run_id: str):
+    from pipeline import tag  # spaCy: only where tagging is done
+
+    return tag.Tagger(_library(signals, run_id))
 
 
 def rescore_anywhere(signals: Path, run_id: str, rows: dict) -> tuple[str, dict, dict]:
     """rescore_rows() in a worker process or on a Dask worker: (the rules' hash, tables as Arrow, the new
     scores as the writer counts them)."""
-    rules, library = _loaded(signals, run_id, "rules"), _loaded(signals, run_id, "library")
+    rules, library = _rules(signals, run_id), _library(signals, run_id)
     with parallel.few_collections():
         tables, new = rescore_rows(rules, library, run_id, rows)
         tables = {name: conform(name, table) for name, table in tables.items()}
@@ -231,7 +230,7 @@ def retag_anywhere(signals: Path, run_id: str, rows: dict) -> tuple[str, object,
     """tag_rows() in a worker process or on a Dask worker: (the signal library's hash, hits, categories)."""
     from pipeline import tag
 
-    tagger = _loaded(signals, run_id, "tagger")
+    tagger = _tagger(signals, run_id)
     with parallel.few_collections():
         hits, categories = tag_rows(tagger, rows, tag.tag_calls)
         return tagger.library.hash, conform("signal_hits", hits), conform("call_categories", categories)
