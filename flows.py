@@ -199,9 +199,14 @@ def _rescore_archive(cfg: Config, writer: _Writer, retagged: bool, progress: boo
 
 def _spread(cfg: Config) -> archive.Spread:
     """Where the archive is re-tagged and re-scored: on the flow's Dask cluster, or in local processes."""
-    if cfg.runner.kind == "dask":
-        return archive.Spread(cfg.signals, client=FlowRunContext.get().task_runner.client)
+    if (cluster := _cluster(cfg)) is not None:
+        return archive.Spread(cfg.signals, client=cluster)
     return archive.Spread(cfg.signals, workers=cfg.workers())
+
+
+def _cluster(cfg: Config):
+    """The flow's Dask cluster (its distributed.Client, from the DaskTaskRunner), or None on the local runner."""
+    return FlowRunContext.get().task_runner.client if cfg.runner.kind == "dask" else None
 
 
 def _redact_recordings(store: Store, recordings: Path, calls: list[dict], utterances: list[dict]) -> list[dict]:
@@ -273,8 +278,7 @@ def _write_pages(cfg: Config, writer: _Writer, progress: bool | None = None) -> 
     """
     store = writer.store
     calls = writer.pages | (store.calls_without_page() if writer.pages_left else {})
-    cluster = FlowRunContext.get().task_runner.client if cfg.runner.kind == "dask" else None
-    failed = scorecard.write_stored(store, calls, cfg.input, cfg.workers(), progress, cluster)
+    failed = scorecard.write_stored(store, calls, cfg.input, cfg.workers(), progress, _cluster(cfg))
     writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page", f"HTML scorecard not written ({why})")
                              for call, why in failed])
     return not failed
