@@ -11,7 +11,8 @@ from test_flow_qa import add_a_signal, new_rubric_version
 
 IGNORE = {"run_id", "created_run", "model_version"}
 TABLES = {"calls": "call_id", "utterances": "call_id, utt_idx", "signal_hits": "call_id, utt_idx, signal_id",
-          "call_metrics": "call_id", "scorecards": "call_id", "scorecard_items": "call_id, criterion_id",
+          "call_metrics": "call_id", "scorecards": "call_id, rubric_id, rubric_version",
+          "scorecard_items": "call_id, rubric_id, rubric_version, criterion_id",
           "flags": "call_id, flag_id", "utterance_topics": "call_id, utt_idx", "failures": "source_path"}
 
 
