@@ -278,10 +278,12 @@ def _write_pages(cfg: Config, writer: _Writer, progress: bool | None = None) -> 
     """
     store = writer.store
     calls = writer.pages | (store.calls_without_page() if writer.pages_left else {})
-    failed = scorecard.write_stored(store, calls, cfg.input, cfg.workers(), progress, _cluster(cfg))
+    pages = scorecard.write_stored(store, calls, cfg.input, cfg.workers(), progress, _cluster(cfg))
+    if pages.unchanged:
+        writer.run.notes.append(f"scorecard pages: {pages.written} written, {pages.unchanged} already up to date")
     writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page", f"HTML scorecard not written ({why})")
-                             for call, why in failed])
-    return not failed
+                             for call, why in pages.failed])
+    return not pages.failed
 
 
 def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since, progress: bool | None) -> None:

@@ -10,6 +10,7 @@ import os
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -33,6 +34,7 @@ PAGE_COLUMNS = {
 }
 PAGES_PER_READ = 5000  # calls whose page rows are read from the store together
 PAGES_PER_WORKER_GROUP = 1000  # calls whose pages a worker renders in one go (whole days)
+UNCHANGED = "unchanged"  # in place of a stored call's page: the file on disk is already exactly that page
 
 
 def bundles(tables: dict[str, pa.Table]) -> Iterator[dict]:
@@ -94,6 +96,25 @@ def _render_bundles(bundles: list[tuple[dict, str | None]]) -> list[tuple]:
     return [_render_one(bundle, href) for bundle, href in bundles]
 
 
+def _unless_on_disk(store, results: Iterator[tuple]) -> Iterator[tuple]:
+    """rendered() results, a page already on disk byte for byte given as UNCHANGED instead of its bytes.
+
+    After a change of signals or flag rules every stored call is re-scored, but most pages come out the same:
+    those are left alone. So a page's modification time says when it last changed (a copy to a web server
+    takes only the changed ones), and the night creates and renames only the files it must.
+    """
+    for call, html, why in results:
+        yield call, (UNCHANGED if html is not None and _on_disk(store.page_path(call), html) else html), why
+
+
+def _on_disk(path: Path, html: bytes) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return os.fstat(file.fileno()).st_size == len(html) and file.read() == html
+    except OSError:
+        return False
+
+
 def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator[tuple]:
     """rendered(), on the workers of a Dask cluster (a distributed.Client), in order, for this process to write.
 
@@ -109,7 +130,7 @@ def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator
 
     submit = functools.partial(client.submit, _render_bundles, pure=False)
     for pages in in_order(submit, groups(), CLUSTER_IN_FLIGHT):
-        yield from pages
+        yield from _unless_on_disk(store, pages)
 
 
 def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> Iterator[tuple]:
@@ -124,41 +145,55 @@ def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> I
             yield from pages
 
 
-def write_stored(store, calls: dict, input_dir: Path, workers: int, progress: bool | None,
-                 cluster=None) -> list[tuple[dict, str]]:
-    """Render the pages of these stored calls (call_id -> call_date) and write them; (call, why) of each not written.
+@dataclass
+class Written:
+    """What write_stored did: pages written, pages already on disk as rendered (left alone), and (call, why)
+    of each page not written."""
+    written: int = 0
+    unchanged: int = 0
+    failed: list[tuple[dict, str]] = field(default_factory=list)
 
-    After a rubric change that is every call in the archive: then they are rendered in `workers` processes, or
+
+def write_stored(store, calls: dict, input_dir: Path, workers: int, progress: bool | None,
+                 cluster=None) -> Written:
+    """Render the pages of these stored calls (call_id -> call_date) and write those that changed.
+
+    After a rule change that is every call in the archive: then they are rendered in `workers` processes, or
     on the workers of a Dask cluster (cluster: its distributed.Client).
     """
     if not calls:
-        return []
+        return Written()
     if cluster is not None:
         return _write(store, rendered_on_cluster(cluster, store, input_dir, calls), len(calls), progress)
     workers = min(workers, len(calls) // PAGES_PER_WORKER_GROUP)
     if workers < 2:
-        return _write(store, rendered(store, input_dir, calls), len(calls), progress)
+        return _write(store, _unless_on_disk(store, rendered(store, input_dir, calls)), len(calls), progress)
     try:
         return _write(store, rendered_in_pool(workers, store.out, input_dir, calls), len(calls), progress)
     finally:
         store.remove_staged_pages()
 
 
-def _write(store, results: Iterator[tuple], total: int, progress: bool | None) -> list[tuple[dict, str]]:
-    failed: list[tuple[dict, str]] = []
+def _write(store, results: Iterator[tuple], total: int, progress: bool | None) -> Written:
+    done = Written()
     written: dict[str, dict] = {}
 
     def pages():
         for call, page, why in tqdm(results, total=total, unit="page", desc="scorecard pages",
                                     disable=None if progress is None else not progress):
             if page is None:
-                failed.append((call, why))
+                done.failed.append((call, why))
+                continue
+            if page == UNCHANGED:
+                done.unchanged += 1
                 continue
             written[call["call_id"]] = call
             yield call, page  # its bytes, or the file a worker staged it in
 
     not_written = store.write_pages(pages())
-    return failed + [(written[call_id], _why(exc)) for call_id, exc in not_written.items()]
+    done.failed += [(written[call_id], _why(exc)) for call_id, exc in not_written.items()]
+    done.written = len(written) - len(not_written)
+    return done
 
 
 def _render_group(out: Path, input_dir: Path, calls: dict) -> list[tuple]:
@@ -167,10 +202,11 @@ def _render_group(out: Path, input_dir: Path, calls: dict) -> list[tuple]:
     from pipeline.store_pages import stage_pages
 
     store = Store(out)
-    results = list(rendered(store, input_dir, calls, len(calls)))
-    staged, failed = stage_pages(store.incoming_pages, ((c["call_id"], html) for c, html, _ in results if html))
-    return [(call, staged.get(call["call_id"]), why if html is None else _why(failed.get(call["call_id"])))
-            for call, html, why in results]
+    results = list(_unless_on_disk(store, rendered(store, input_dir, calls, len(calls))))
+    staged, failed = stage_pages(store.incoming_pages,
+                                 ((call["call_id"], html) for call, html, _ in results if isinstance(html, bytes)))
+    return [(call, staged.get(call["call_id"]), _why(failed.get(call["call_id"]))) if isinstance(html, bytes) else
+            (call, html, why) for call, html, why in results]
 
 
 def _why(exc: Exception | None) -> str | None:

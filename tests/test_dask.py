@@ -51,6 +51,7 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
         add_a_signal(signals)  # every stored call is tagged again, then scored again
         retagged = [flows.run_nightly(config=str(tmp_path / f"{runner}.yaml"), progress=False)
                     for runner in ("local", "dask")]
+        retagged_pages = pages_of(tmp_path)
         with Client(cluster) as client:  # the calls were transcribed on the workers: they hold the model
             loaded = client.run(lambda: __import__("pipeline.transcribe").transcribe._MODEL is not None)
             # and the imported transcript was redacted, tagged and scored there: a worker built the run's context
@@ -75,6 +76,13 @@ def test_dask_runner_gives_the_tables_of_the_local_runner(tmp_path, prefect_harn
     assert pages["dask"] == pages["local"] and pages["dask"] != first_pages["dask"]
     assert all(b"standard \xc2\xb7 version 2" in page for page in pages["dask"].values())
     assert retagged[0]["counts"] == retagged[1]["counts"] and retagged[1]["counts"]["retagged"] == 5
+    # the pages the new signal changed were written, the same on both; the rest were left as they were
+    assert retagged_pages["dask"] == retagged_pages["local"]
+    notes = [[note for note in night["notes"] if note.startswith("scorecard pages:")] for night in retagged]
+    hits = Store(tmp_path / "local").read("signal_hits", ["call_id", "signal_id"]).to_pylist()
+    said = {hit["call_id"] for hit in hits if hit["signal_id"] == "account_said"}
+    assert 0 < len(said) < 5
+    assert notes[0] == notes[1] == [f"scorecard pages: {len(said)} written, {5 - len(said)} already up to date"]
     for table in TABLES:
         assert rows(tmp_path / "dask", table) == rows(tmp_path / "local", table), table
 

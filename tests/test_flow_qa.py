@@ -175,6 +175,31 @@ def test_pages_of_a_rescored_archive_are_rendered_on_every_core_as_in_one_proces
     assert not (out / "scorecards/.incoming").exists()  # every page the workers staged was put in place
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_new_signal_rewrites_only_the_pages_it_changes(tmp_path, prefect_harness, monkeypatch, workers):
+    """A signals change re-tags and re-scores every stored call, but only the calls that say the new signal's
+    phrase get a different page (its chip): the other pages are left as they were, file and time, in one process
+    and when a pool renders them (here a day a worker)."""
+    from pipeline import scorecard
+
+    tx, signals, out = setup(tmp_path)
+    run(tx, signals, out)
+    pages = {p.stem: p for p in (out / "scorecards").rglob("*.html")}
+    before = {call_id: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for call_id, p in pages.items()}
+    add_a_signal(signals)
+    monkeypatch.setattr(scorecard, "PAGES_PER_WORKER_GROUP", 1)
+    second = run(tx, signals, out, workers=workers)
+
+    says = {c for c in CALLS if any(re.search(r"\baccounts?\b", line["text"], re.I) for line in demo_truth.lines(c))}
+    assert says and says < set(CALLS)  # the scripts: some calls say "account", some do not
+    assert second["counts"]["retagged"] == second["counts"]["rescored"] == 3 and second["failures"] == []
+    after = {call_id: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for call_id, p in pages.items()}
+    assert {call_id for call_id in CALLS if after[call_id] != before[call_id]} == says
+    assert all(b'<span class="chip">account_said</span>' in after[call_id][2] for call_id in says)
+    assert f"scorecard pages: {len(says)} written, {len(CALLS) - len(says)} already up to date" in second["notes"]
+    assert not (out / "scorecards/.incoming").exists()
+
+
 def test_scorecard_and_flagged_commands(tmp_path, prefect_harness):
     tx, signals, out = setup(tmp_path)
     run(tx, signals, out)
