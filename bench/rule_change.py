@@ -3,7 +3,7 @@ re-scores it). Seconds and peak memory by size.
 
 For each archive size (calls), in a fresh folder: the calls of bench/text_pipeline.py's generator are written
 as transcript JSON files and imported by the real nightly flow (the first night: the baseline, timed in the
-same run), then the rubric's version is bumped (or, with --change signals, a signal added) and the flow runs
+same run), then the rubric's version is bumped (--change signals: a signal added; flags: a flag rule) and the flow runs
 again over the same folders: every stored call is re-scored (re-tagged first) from stored tables and its HTML
 scorecard rendered again and rewritten. Each night runs in
 a process of its own (`flows.run_nightly`, Prefect's temporary server included), which reports its step
@@ -17,6 +17,7 @@ Example:
     python bench/rule_change.py                        # 20,000 and 60,000 calls, 500 a day
     python bench/rule_change.py --calls 5000 --workers 1
     python bench/rule_change.py --calls 60000 --change signals
+    python bench/rule_change.py --calls 20000 --change flags   # most pages come out the same: left alone
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ summary = flows.run_nightly(input={empty!r}, transcripts_dir={tx!r}, out={out!r}
 peak = lambda who: resource.getrusage(who).ru_maxrss / 1024
 print(json.dumps({{"seconds": summary["seconds"], "rescored": summary["counts"]["rescored"],
                    "retagged": summary["counts"]["retagged"],
+                   "pages": [n for n in summary["notes"] if n.startswith("scorecard pages:")],
                    "imported": summary["counts"]["imported"], "failures": len(summary["failures"]),
                    "peak_mb": peak(resource.RUSAGE_SELF)}}))
 """
@@ -75,7 +77,7 @@ def measure(calls: int, days: int, workers: int, change: str) -> dict:
         signals = work / "signals"
         shutil.copytree(ROOT / "signals", signals)
         first = night(work, signals, workers)
-        bump_rubric(signals) if change == "rubric" else add_signal(signals)
+        CHANGES[change](signals)
         second = night(work, signals, workers)
     retagged = first["imported"] if change == "signals" else 0
     if (second["rescored"], second["retagged"]) != (first["imported"], retagged) or first["failures"] or \
@@ -96,6 +98,15 @@ def add_signal(signals: Path) -> None:
     (signals / "bench_extra.yaml").write_text("signals:\n  - id: bench_account\n    phrases: [account]\n")
 
 
+def add_flag_rule(signals: Path) -> None:
+    flags = signals / "flags.yaml"
+    flags.write_text(flags.read_text().rstrip() + "\n\n  - id: bench_billing\n    severity: low\n"
+                     "    description: Billing question\n    when: {signal: billing_question}\n")
+
+
+CHANGES = {"rubric": bump_rubric, "signals": add_signal, "flags": add_flag_rule}
+
+
 def report(r: dict) -> None:
     first, change = r["first"], r["change"]
     total = lambda s: sum(s.values())  # noqa: E731
@@ -106,7 +117,8 @@ def report(r: dict) -> None:
     steps = ", ".join(f"{k} {v:.1f} s" for k, v in change["seconds"].items() if v >= 0.05)
     print(f"    steps: {steps}")
     per_call = 1000 * (change["seconds"].get("re-tag and re-score", 0) + change["seconds"].get("scorecard pages", 0))
-    print(f"    re-score + pages: {per_call / r['calls']:.2f} ms a call")
+    print(f"    re-score + pages: {per_call / r['calls']:.2f} ms a call; "
+          + "; ".join(change.get("pages") or ["scorecard pages: all written"]))
 
 
 def main() -> None:
@@ -116,8 +128,9 @@ def main() -> None:
     parser.add_argument("--calls", default="20000,60000", help="archive sizes in calls, comma-separated")
     parser.add_argument("--per-day", type=int, default=500, help="calls a day: the archive spans calls/per-day days")
     parser.add_argument("--workers", type=int, default=0, help="processes (default: every core)")
-    parser.add_argument("--change", choices=["rubric", "signals"], default="rubric",
-                        help="what changes before the second night (default: the rubric's version)")
+    parser.add_argument("--change", choices=sorted(CHANGES), default="rubric",
+                        help="what changes before the second night: the rubric's version (default), a new "
+                             "signal, or a new flag rule")
     args = parser.parse_args()
     results = [measure(int(n), max(1, int(n) // args.per_day), args.workers or None, args.change)
                for n in args.calls.split(",")]

@@ -182,12 +182,13 @@ def _strip(utterances: list[dict], duration: float | None) -> dict:
 
 def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict], items: list[dict],
                      metrics: dict | None, hits: list[dict], flags: list[dict],
-                     audio_href: str | None = None) -> str:
+                     audio_href: str | None = None, fingerprint: str | None = None) -> str:
     """The whole HTML document of one call's scorecard (rows of the tables in pipeline/schemas.py).
 
     Only the newest version of each rubric is shown in full; older versions are named. Items may
     carry `question`; evidence is {utt_idx, start_s, text} or None. audio_href, when given, is
-    the recording's URL relative to the page: time links then seek it.
+    the recording's URL relative to the page: time links then seek it. fingerprint, when given, is written
+    into the page's head: what it was rendered from (pipeline/scorecard.py), so it need not be rendered again.
     """
     utterances = sorted(utterances, key=lambda u: u["utt_idx"])
     cards = _cards(scorecards, items)
@@ -219,6 +220,7 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
         turns=turn_rows(utterances, cited, signals_at),
         n_turns=len(utterances),
         audio_href=audio_href,
+        fingerprint=fingerprint,
         script=Markup(SCRIPT),
         csp=f"script-src '{SCRIPT_HASH}'; object-src 'none'; base-uri 'none'; form-action 'none'; "
             "connect-src 'none'; frame-src 'none'",

@@ -5,8 +5,10 @@ The same bundle feeds both, so `callintel scorecard` and the HTML file never dis
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import os
+import pickle
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Iterator
@@ -34,7 +36,8 @@ PAGE_COLUMNS = {
 }
 PAGES_PER_READ = 5000  # calls whose page rows are read from the store together
 PAGES_PER_WORKER_GROUP = 1000  # calls whose pages a worker renders in one go (whole days)
-UNCHANGED = "unchanged"  # in place of a stored call's page: the file on disk is already exactly that page
+UNCHANGED = "unchanged"  # in place of a stored call's page: the one on disk is current, so not rendered again
+FINGERPRINT_WITHIN = 512  # bytes at the start of a page that hold its fingerprint (a <meta> after the charset)
 
 
 def bundles(tables: dict[str, pa.Table]) -> Iterator[dict]:
@@ -74,10 +77,17 @@ def stored_bundles(store, calls: dict, per_read: int = PAGES_PER_READ) -> Iterat
         yield from bundles(store.read_calls(PAGE_TABLES, group))
 
 
-def rendered(store, input_dir: Path, calls: dict, per_read: int = PAGES_PER_READ) -> Iterator[tuple]:
-    """(call, UTF-8 page, None) for each stored call, or (call, None, why) when its page cannot be rendered."""
+def rendered(store, input_dir: Path, calls: dict, per_read: int = PAGES_PER_READ,
+             skip_current: bool = False) -> Iterator[tuple]:
+    """(call, UTF-8 page, None) for each stored call, or (call, None, why) when its page cannot be rendered.
+
+    skip_current: (call, UNCHANGED, None), not rendered, when the page on disk is current (see _current).
+    """
     for bundle, href in _with_audio(store, input_dir, stored_bundles(store, calls, per_read)):
-        yield _render_one(bundle, href)
+        if skip_current and _current(store.page_path(bundle["call"]), bundle, href):
+            yield bundle["call"], UNCHANGED, None
+        else:
+            yield _render_one(bundle, href)
 
 
 def _with_audio(store, input_dir: Path, found: Iterator[dict]) -> Iterator[tuple[dict, str | None]]:
@@ -96,23 +106,36 @@ def _render_bundles(bundles: list[tuple[dict, str | None]]) -> list[tuple]:
     return [_render_one(bundle, href) for bundle, href in bundles]
 
 
-def _unless_on_disk(store, results: Iterator[tuple]) -> Iterator[tuple]:
-    """rendered() results, a page already on disk byte for byte given as UNCHANGED instead of its bytes.
+def _current(path: Path, bundle: dict, href: str | None) -> bool:
+    """Whether the page at path was rendered from exactly this bundle and link, by this release's page code.
 
-    After a change of signals or flag rules every stored call is re-scored, but most pages come out the same:
-    those are left alone. So a page's modification time says when it last changed (a copy to a web server
-    takes only the changed ones), and the night creates and renames only the files it must.
+    After a change of signals or flag rules every stored call is re-scored, but most calls' rows come out the
+    same: their pages are neither rendered nor written again. So a page's modification time says when it last
+    changed (a copy to a web server takes only those), and the night renders and creates only what it must.
     """
-    for call, html, why in results:
-        yield call, (UNCHANGED if html is not None and _on_disk(store.page_path(call), html) else html), why
-
-
-def _on_disk(path: Path, html: bytes) -> bool:
     try:
         with open(path, "rb") as file:
-            return os.fstat(file.fileno()).st_size == len(html) and file.read() == html
+            head = file.read(FINGERPRINT_WITHIN)
     except OSError:
         return False
+    return f'<meta name="callintel-page" content="{fingerprint(bundle, href)}">'.encode() in head
+
+
+def fingerprint(bundle: dict, href: str | None) -> str:
+    """What a page is rendered from: its rows, its recording's link and the code that renders it. Not the run
+    that stored the call, which the page does not show: the same call stored by two runs has the same page."""
+    rows = {**bundle, "call": {k: v for k, v in bundle["call"].items() if k != "run_id"}}
+    return hashlib.blake2b(pickle.dumps((_page_code(), rows, href), protocol=5), digest_size=16).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _page_code() -> str:
+    """The page's template and the modules that turn rows into it: a release that changes them renders again."""
+    here = Path(__file__).parent
+    code = hashlib.sha256()
+    for name in ("templates/scorecard.html.j2", "report.py", "page_rows.py"):
+        code.update((here / name).read_bytes())
+    return code.hexdigest()
 
 
 def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator[tuple]:
@@ -122,15 +145,27 @@ def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator
     """
     from pipeline.parallel import CLUSTER_IN_FLIGHT, in_order
 
-    found = _with_audio(store, input_dir, stored_bundles(store, calls))
+    current: list[dict] = []  # calls whose page on disk is current: not sent
+
+    def to_render():
+        for bundle, href in _with_audio(store, input_dir, stored_bundles(store, calls)):
+            if _current(store.page_path(bundle["call"]), bundle, href):
+                current.append(bundle["call"])
+            else:
+                yield bundle, href
 
     def groups():
+        found = to_render()
         while group := list(itertools.islice(found, PAGES_PER_WORKER_GROUP)):
             yield (group,)
 
     submit = functools.partial(client.submit, _render_bundles, pure=False)
     for pages in in_order(submit, groups(), CLUSTER_IN_FLIGHT):
-        yield from _unless_on_disk(store, pages)
+        yield from pages
+        while current:
+            yield current.pop(), UNCHANGED, None
+    while current:
+        yield current.pop(), UNCHANGED, None
 
 
 def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> Iterator[tuple]:
@@ -167,7 +202,7 @@ def write_stored(store, calls: dict, input_dir: Path, workers: int, progress: bo
         return _write(store, rendered_on_cluster(cluster, store, input_dir, calls), len(calls), progress)
     workers = min(workers, len(calls) // PAGES_PER_WORKER_GROUP)
     if workers < 2:
-        return _write(store, _unless_on_disk(store, rendered(store, input_dir, calls)), len(calls), progress)
+        return _write(store, rendered(store, input_dir, calls, skip_current=True), len(calls), progress)
     try:
         return _write(store, rendered_in_pool(workers, store.out, input_dir, calls), len(calls), progress)
     finally:
@@ -202,7 +237,7 @@ def _render_group(out: Path, input_dir: Path, calls: dict) -> list[tuple]:
     from pipeline.store_pages import stage_pages
 
     store = Store(out)
-    results = list(_unless_on_disk(store, rendered(store, input_dir, calls, len(calls))))
+    results = list(rendered(store, input_dir, calls, len(calls), skip_current=True))
     staged, failed = stage_pages(store.incoming_pages,
                                  ((call["call_id"], html) for call, html, _ in results if isinstance(html, bytes)))
     return [(call, staged.get(call["call_id"]), _why(failed.get(call["call_id"]))) if isinstance(html, bytes) else
@@ -233,7 +268,7 @@ def page(bundle: dict, href: str | None) -> str:
     from pipeline.report import render_scorecard
 
     return render_scorecard(bundle["call"], bundle["utterances"], bundle["scorecards"], bundle["items"],
-                            bundle["metrics"], bundle["hits"], bundle["flags"], href)
+                            bundle["metrics"], bundle["hits"], bundle["flags"], href, fingerprint(bundle, href))
 
 
 def ready_pages(tables: dict[str, pa.Table]) -> dict[str, bytes]:

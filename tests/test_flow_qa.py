@@ -178,9 +178,9 @@ def test_pages_of_a_rescored_archive_are_rendered_on_every_core_as_in_one_proces
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_new_signal_rewrites_only_the_pages_it_changes(tmp_path, prefect_harness, monkeypatch, workers):
     """A signals change re-tags and re-scores every stored call, but only the calls that say the new signal's
-    phrase get a different page (its chip): the other pages are left as they were, file and time, in one process
-    and when a pool renders them (here a day a worker)."""
-    from pipeline import scorecard
+    phrase get a different page (its chip): the other pages are not rendered again and are left as they were,
+    file and time, in one process and when a pool renders them (here a day a worker)."""
+    from pipeline import report, scorecard
 
     tx, signals, out = setup(tmp_path)
     run(tx, signals, out)
@@ -188,6 +188,8 @@ def test_a_new_signal_rewrites_only_the_pages_it_changes(tmp_path, prefect_harne
     before = {call_id: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for call_id, p in pages.items()}
     add_a_signal(signals)
     monkeypatch.setattr(scorecard, "PAGES_PER_WORKER_GROUP", 1)
+    rendering, renders = report.render_scorecard, []  # seen in this process: with one worker, every render
+    monkeypatch.setattr(report, "render_scorecard", lambda *args: renders.append(args[0]["call_id"]) or rendering(*args))
     second = run(tx, signals, out, workers=workers)
 
     says = {c for c in CALLS if any(re.search(r"\baccounts?\b", line["text"], re.I) for line in demo_truth.lines(c))}
@@ -197,6 +199,7 @@ def test_a_new_signal_rewrites_only_the_pages_it_changes(tmp_path, prefect_harne
     assert {call_id for call_id in CALLS if after[call_id] != before[call_id]} == says
     assert all(b'<span class="chip">account_said</span>' in after[call_id][2] for call_id in says)
     assert f"scorecard pages: {len(says)} written, {len(CALLS) - len(says)} already up to date" in second["notes"]
+    assert sorted(renders) == ([] if workers == 2 else sorted(says))  # a current page is not even rendered
     assert not (out / "scorecards/.incoming").exists()
 
 
