@@ -84,10 +84,11 @@ def rendered(store, input_dir: Path, calls: dict, per_read: int = PAGES_PER_READ
     skip_current: (call, UNCHANGED, None), not rendered, when the page on disk is current (see _current).
     """
     for bundle, href in _with_audio(store, input_dir, stored_bundles(store, calls, per_read)):
-        if skip_current and _current(store.page_path(bundle["call"]), bundle, href):
+        sign = fingerprint(bundle, href)
+        if skip_current and _current(store.page_path(bundle["call"]), sign):
             yield bundle["call"], UNCHANGED, None
         else:
-            yield _render_one(bundle, href)
+            yield _render_one(bundle, href, sign)
 
 
 def _with_audio(store, input_dir: Path, found: Iterator[dict]) -> Iterator[tuple[dict, str | None]]:
@@ -95,9 +96,9 @@ def _with_audio(store, input_dir: Path, found: Iterator[dict]) -> Iterator[tuple
         yield bundle, audio_href(bundle["call"], input_dir, store.page_path(bundle["call"]))
 
 
-def _render_one(bundle: dict, href: str | None) -> tuple:
+def _render_one(bundle: dict, href: str | None, sign: str | None = None) -> tuple:
     try:
-        return bundle["call"], page(bundle, href).encode(), None
+        return bundle["call"], page(bundle, href, sign).encode(), None
     except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
         return bundle["call"], None, _why(exc)
 
@@ -106,8 +107,8 @@ def _render_bundles(bundles: list[tuple[dict, str | None]]) -> list[tuple]:
     return [_render_one(bundle, href) for bundle, href in bundles]
 
 
-def _current(path: Path, bundle: dict, href: str | None) -> bool:
-    """Whether the page at path was rendered from exactly this bundle and link, by this release's page code.
+def _current(path: Path, sign: str) -> bool:
+    """Whether the page at path was rendered from what `sign` is the fingerprint of (see fingerprint()).
 
     After a change of signals or flag rules every stored call is re-scored, but most calls' rows come out the
     same: their pages are neither rendered nor written again. So a page's modification time says when it last
@@ -118,7 +119,7 @@ def _current(path: Path, bundle: dict, href: str | None) -> bool:
             head = file.read(FINGERPRINT_WITHIN)
     except OSError:
         return False
-    return f'<meta name="callintel-page" content="{fingerprint(bundle, href)}">'.encode() in head
+    return f'<meta name="callintel-page" content="{sign}">'.encode() in head
 
 
 def fingerprint(bundle: dict, href: str | None) -> str:
@@ -149,7 +150,7 @@ def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator
 
     def to_render():
         for bundle, href in _with_audio(store, input_dir, stored_bundles(store, calls)):
-            if _current(store.page_path(bundle["call"]), bundle, href):
+            if _current(store.page_path(bundle["call"]), fingerprint(bundle, href)):
                 current.append(bundle["call"])
             else:
                 yield bundle, href
@@ -263,12 +264,14 @@ def render(bundle: dict, input_dir: Path, page_file: Path) -> str:
     return page(bundle, audio_href(bundle["call"], input_dir, page_file))
 
 
-def page(bundle: dict, href: str | None) -> str:
-    """The HTML scorecard of a bundle whose recording (if any) is at href, relative to the page."""
+def page(bundle: dict, href: str | None, sign: str | None = None) -> str:
+    """The HTML scorecard of a bundle whose recording (if any) is at href, relative to the page (sign: its
+    fingerprint(), when the caller has it already)."""
     from pipeline.report import render_scorecard
 
     return render_scorecard(bundle["call"], bundle["utterances"], bundle["scorecards"], bundle["items"],
-                            bundle["metrics"], bundle["hits"], bundle["flags"], href, fingerprint(bundle, href))
+                            bundle["metrics"], bundle["hits"], bundle["flags"], href,
+                            sign or fingerprint(bundle, href))
 
 
 def ready_pages(tables: dict[str, pa.Table]) -> dict[str, bytes]:
