@@ -24,7 +24,8 @@ from prefect.context import FlowRunContext  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
-from pipeline import archive, batch, discover, ingest, parallel, qa, scorecard, tag, transcribe, transcripts  # noqa: E402
+from pipeline import archive, batch, discover, ingest, parallel, qa, scorecard, tag, topic_vectors  # noqa: E402
+from pipeline import transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, transcript_rows  # noqa: E402
@@ -256,17 +257,21 @@ def _discover_topics(cfg: Config, writer: _Writer) -> None:
     start = discover.window_start(newest, cfg.topics)
     utterances = store.read("utterances", ["call_id", "utt_idx", "speaker", "text", "call_date"], since=start)
     hits = store.read("signal_hits", ["call_id", "utt_idx"], since=start)
+    vectors = topic_vectors.Cache(store, run.run_id)
     model, topics, rows = fit_topics(utterances.to_pandas(), hits.to_pandas(), writer.topic_model, cfg.topics,
-                                     run.run_id)
+                                     run.run_id, cache=vectors)
     filename = f"topics-{run.run_id}.joblib"
     store.save_model(filename, model.save)
     writer.commit({"topics": batch.arrow(topics), "utterance_topics": batch.arrow(rows)},
                   remove={"utterance_topics": store.parts_since("utterance_topics", start)},
-                  meta={"topic_model": filename, "topic_fit_day": newest.isoformat(),
-                        "topic_signals_hash": library.hash, "topic_options": discover.options_hash(cfg.topics)})
+                  meta={"topic_model": filename, "topic_vectors": vectors.saved,
+                        "topic_fit_day": newest.isoformat(), "topic_signals_hash": library.hash,
+                        "topic_options": discover.options_hash(cfg.topics)})
     writer.topic_model = model
+    store.drop_stale_models()  # the model and vectors this fit replaced (a window's vectors can be gigabytes)
+    embedded = f" ({vectors.embedded} texts embedded, {vectors.reused} from the last fit)" if vectors.saved else ""
     run.notes.append(f"topic model refit ({why}): {model.n_topics_} topics from {len(rows)} untagged turns "
-                     f"of {start} to {newest}")
+                     f"of {start} to {newest}{embedded}")
 
 
 @task(name="scorecard-pages", cache_policy=NO_CACHE)

@@ -100,8 +100,9 @@ class TopicModel(BaseEstimator, TransformerMixin):
 
     # --- fitting -------------------------------------------------------------------------------
 
-    def fit(self, X, y=None, lemmas=None):
-        """Learn topics from texts X (lemmas: their `lemmatise` output, computed when not given)."""
+    def fit(self, X, y=None, lemmas=None, vectors=None):
+        """Learn topics from texts X (lemmas: their `lemmatise` output, computed when not given; vectors: their
+        `embed` output, for embedding topics, when the caller has it: pipeline/topic_vectors.py)."""
         if self.representation not in DEFAULTS:
             raise ValueError(f"representation must be one of {sorted(DEFAULTS)}, not {self.representation!r}")
         texts = [t or "" for t in X]
@@ -112,7 +113,8 @@ class TopicModel(BaseEstimator, TransformerMixin):
         sample = self._sample(len(texts))
         if self.representation == "tfidf":
             self.vectorizer_ = _fit_tfidf([lemmas[i] for i in sample])
-        vectors = self._vectors(texts, lemmas)
+        if vectors is None or self.representation != "embedding":
+            vectors = self._vectors(texts, lemmas)
         cut = _cut(vectors[sample], self.max_distance_)
         self.centroids_ = _centroids(vectors[sample], cut, self.min_topic_size, self.max_topics)
         self.n_topics_ = len(self.centroids_)

@@ -44,12 +44,18 @@ def window_start(newest_day: date, cfg: TopicsConfig) -> date:
     return newest_day - timedelta(days=cfg.window_days - 1)
 
 
-def fit(utterances, hits, previous: TopicModel | None, cfg: TopicsConfig, version: str
+def fit(utterances, hits, previous: TopicModel | None, cfg: TopicsConfig, version: str, cache=None
         ) -> tuple[TopicModel, pd.DataFrame, pd.DataFrame]:
-    """(model, topics rows, utterance_topics rows) of a fit on the window's utterances and hits."""
+    """(model, topics rows, utterance_topics rows) of a fit on the window's utterances and hits.
+
+    cache: a pipeline.topic_vectors.Cache, for embedding topics: the last fit's vectors, and this one's saved.
+    """
     selected = select_utterances(utterances, hits, speakers=cfg.speakers)
     model = TopicModel(representation=cfg.representation, min_topic_size=cfg.min_topic_size)
-    model = fit_topics(selected, previous=previous, model=model)
+    vectors = None
+    if cache is not None and cfg.representation == "embedding" and len(selected):
+        vectors = cache.vectors(selected["text"].tolist())
+    model = fit_topics(selected, previous=previous, model=model, vectors=vectors)
     return model, topics_table(model, version), assign_topics(model, selected, fitted=True)
 
 

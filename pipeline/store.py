@@ -194,13 +194,14 @@ class Store(DatabaseMixin, PagesMixin):
         for leftover in (self.out / (DB_NAME + ".next"), self._manifest_path.with_name("_manifest.json.tmp")):
             leftover.unlink(missing_ok=True)
         shutil.rmtree(self.incoming_pages, ignore_errors=True)
-        self._drop_stale_models()
+        self.drop_stale_models()
 
-    def _drop_stale_models(self) -> None:
+    def drop_stale_models(self) -> None:
         """Model files no commit names: saved by a run killed before its commit, replaced, or forgotten."""
-        models, keep = self.out / "models", self.meta().get("topic_model")
+        models, meta = self.out / "models", self.meta()
+        keep = {meta.get("topic_model"), meta.get("topic_vectors")}
         for path in models.glob("*") if models.exists() else []:
-            if path.name != keep:
+            if path.name not in keep:
                 path.unlink()
 
     # ---------- fitted models ----------
@@ -310,8 +311,8 @@ class Store(DatabaseMixin, PagesMixin):
             keep["topics"], remove["topics"] = self._scrub_examples(said), manifest["topics"]
         # The topic model holds example turns and centroids of these calls: drop it, the next run refits.
         self.commit(run_id, 1, {**keep, "deletions": [{**record, "rows": removed}]}, remove,
-                    meta={"forgotten": forgotten, "topic_model": None})
-        self._drop_stale_models()
+                    meta={"forgotten": forgotten, "topic_model": None, "topic_vectors": None})
+        self.drop_stale_models()
         for folder, pattern in (("scorecards", "*/*.html"), ("redacted_audio", "*/*.flac")):
             for path in (self.out / folder).glob(pattern) if (self.out / folder).exists() else []:
                 if path.stem in call_ids:

@@ -86,9 +86,11 @@ def selected_turns(turns: Iterable[tuple[str, int, str, str | None]], tagged: se
 
 
 def fit_topics(selected: pd.DataFrame, previous: TopicModel | None = None, model: TopicModel | None = None,
-               threshold: float = MATCH_THRESHOLD) -> TopicModel:
-    """Fit `model` (default `TopicModel()`) on selected turns; ids carried over from `previous`, first_seen dated."""
-    model = (model or TopicModel()).fit(selected["text"].tolist(), lemmas=selected["lemmas"].tolist())
+               threshold: float = MATCH_THRESHOLD, vectors=None) -> TopicModel:
+    """Fit `model` (default `TopicModel()`) on selected turns; ids carried over from `previous`, first_seen dated.
+    vectors: the turns' embeddings, when the caller has them (TopicModel.fit)."""
+    model = (model or TopicModel()).fit(selected["text"].tolist(), lemmas=selected["lemmas"].tolist(),
+                                        vectors=vectors)
     days = pd.to_datetime(pd.Series(selected["call_date"].to_numpy())).dt.date
     earliest = days.groupby(model.labels_).min() if len(days) else pd.Series(dtype=object)
     model.first_seen_ = [earliest.get(t) for t in model.topic_ids_]

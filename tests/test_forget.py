@@ -21,13 +21,15 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
 
     tx = tmp_path / "tx"
     tx.mkdir()
-    transcript(tx, "keep-1", "a_chen", "09", "I want to cancel my subscription")
+    transcript(tx, "keep-1", "a_chen", "09", "my phone screen went completely black this morning")  # for topics
     transcript(tx, "gone-1", "a_ruiz", "10", "I want to cancel my subscription, I'm Jo Bloggs")
     out = tmp_path / "out"
     run = dict(input=str(tmp_path / "none"), transcripts_dir=str(tx), out=str(out), signals=str(ROOT / "signals"))
     flows.nightly(**run)
     store = Store(out)
     assert "gone-1" in store.read("signal_hits").column("call_id").to_pylist()
+    fitted = {store.meta()["topic_model"], store.meta()["topic_vectors"]}  # the model, its turns' vectors
+    assert {p.name for p in (out / "models").glob("*")} == fitted and None not in fitted
 
     result = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--out", str(out)], input="y\n",
                                 catch_exceptions=False)
@@ -42,6 +44,7 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
     assert deletion[0][:2] == ("call_id", 1) and deletion[0][2] >= 3 and deletion[0][3]
     raw = " ".join(p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet")
     assert "Bloggs" not in raw
+    assert not any((out / "models").glob("*"))  # the topic model and its turns' vectors went too: refit next run
 
     again = flows.nightly(**run)  # the transcript is still in the folder
     assert again["counts"]["imported"] == 0 and store.read("calls").column("call_id").to_pylist() == ["keep-1"]

@@ -69,4 +69,5 @@ def test_a_run_killed_after_its_calls_are_stored_recovers_exactly(tmp_path, pref
     pages = sorted(p.relative_to(clean / "scorecards") for p in (clean / "scorecards").rglob("*.html"))
     assert pages and sorted(p.relative_to(killed / "scorecards") for p in (killed / "scorecards").rglob("*.html")) == pages
     assert not list(killed.rglob("*.tmp")) and not (killed / "callintel.duckdb.next").exists()
-    assert [p.name for p in (killed / "models").iterdir()] == [Store(killed).meta()["topic_model"]]
+    fitted = {Store(killed).meta()[key] for key in ("topic_model", "topic_vectors")}  # the model, its vectors
+    assert {p.name for p in (killed / "models").iterdir()} == fitted and None not in fitted

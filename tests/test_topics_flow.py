@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from models.topics import embed
 from pipeline.signals import load_signals
 from pipeline.store import Store
 from pipeline.tag import Tagger
@@ -133,6 +134,47 @@ def test_topic_ids_hold_across_nights_and_refits(tmp_path, prefect_harness):
     parts = Store(out).manifest()["utterance_topics"]
     fourth = night(tmp_path, [], out, refit_days=1)               # nothing new: nothing refit or rewritten
     assert not any("refit" in n for n in fourth["notes"]) and Store(out).manifest()["utterance_topics"] == parts
+
+
+def test_a_refit_embeds_only_the_turns_the_last_fit_had_not_and_fits_as_from_scratch(tmp_path, prefect_harness,
+                                                                                       monkeypatch):
+    """Each fit keeps its turns' vectors beside the model; the next refit embeds only new texts (here the one
+    turn of a new call) and finds the same topics as a refit that embeds its whole window again."""
+    from pipeline import topic_vectors
+
+    out = tmp_path / "out"
+    night(tmp_path, [c["call_id"] for c in SCRIPT["calls"]], out)
+    kept = Store(out).meta()["topic_vectors"]
+    assert (out / "models" / kept).exists()
+    new_turn = "Since the latest update your app just crashes every time I open it on my phone."
+    (tmp_path / "tx" / "n-1.json").write_text(json.dumps({
+        "call_id": "n-1", "started_at": "2026-11-21T09:00:00", "utterances": [
+            {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Skyline Mobile, this is Sam."},
+            {"speaker": "customer", "start_s": 2.5, "end_s": 7.0, "text": new_turn}]}))
+    scratch = tmp_path / "scratch"  # the same store and files, without the vectors of the first fit
+    scratch.mkdir()
+    shutil.copytree(out, scratch / "out")
+    shutil.copytree(tmp_path / "tx", scratch / "tx")
+    (scratch / "out" / "models" / kept).unlink()
+
+    embedded: list[list[str]] = []
+    monkeypatch.setattr(topic_vectors, "embed", lambda texts: embedded.append(list(texts)) or embed(texts))
+    refit = night(tmp_path, [], out, refit_days=1)
+    assert embedded == [[new_turn]] and any("(1 texts embedded" in n for n in refit["notes"])
+    assert Store(out).meta()["topic_vectors"] != kept and not (out / "models" / kept).exists()
+    embedded.clear()
+    night(scratch, [], scratch / "out", refit_days=1)
+    assert len(embedded) == 1 and new_turn in embedded[0] and len(embedded[0]) > 1
+    for table, key in (("utterance_topics", "call_id, utt_idx"), ("topics", "topic_id")):
+        assert same_rows(out, table, key) == same_rows(scratch / "out", table, key), table
+    assert crash_topic(out) == crash_topic(scratch / "out")
+
+
+def same_rows(out: Path, table: str, key: str) -> list[tuple]:
+    with Store(out).connect_read_only() as con:
+        columns = [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()
+                   if c[0] not in ("model_version", "created_run")]
+        return con.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {key}").fetchall()
 
 
 def test_from_the_demo_audio_the_new_problem_emerges_and_verdicts_hold(tmp_path, prefect_harness):
