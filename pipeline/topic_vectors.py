@@ -42,6 +42,7 @@ class Cache:
         found[found] = known_keys[at[found]] == unique[found]
         vectors = np.zeros((len(unique), known.shape[1] if len(known) else 384), np.float32)
         vectors[found] = known[at[found]]
+        del known  # a window's vectors can be gigabytes: never three copies at once
         missing = np.flatnonzero(~found)
         if len(missing):
             vectors[missing] = embed([texts[first[i]] for i in missing])
