@@ -183,8 +183,8 @@ def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> I
 
 @dataclass
 class Written:
-    """What write_stored did: pages written, pages already on disk as rendered (left alone), and (call, why)
-    of each page not written."""
+    """What write_stored did: pages written, pages left alone because the one on disk is current (not even
+    rendered), and (call, why) of each page not written."""
     written: int = 0
     unchanged: int = 0
     failed: list[tuple[dict, str]] = field(default_factory=list)
