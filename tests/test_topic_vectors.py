@@ -1,0 +1,47 @@
+"""The vectors a topic fit keeps for the next: taken when they are the pinned model's, ignored otherwise."""
+import numpy as np
+
+from models.topics import EMBEDDING_MODEL, embed
+from pipeline.store import Store
+from pipeline.topic_vectors import Cache
+
+TEXTS = ["my internet keeps dropping every evening", "the bill is higher than last month",
+         "my internet keeps dropping every evening", "the app crashes when I open it"]
+
+
+def fit_vectors(store: Store, run_id: str, texts: list[str]) -> tuple[Cache, np.ndarray]:
+    cache = Cache(store, run_id)
+    vectors = cache.vectors(texts)
+    store.commit(run_id, 0, {}, meta={"topic_vectors": cache.saved})
+    return cache, vectors
+
+
+def test_a_fit_takes_the_last_fits_vectors_and_embeds_only_new_texts(tmp_path):
+    store = Store(tmp_path / "out")
+    with store.lock():
+        first, vectors = fit_vectors(store, "r1", TEXTS)
+        assert (first.embedded, first.reused) == (3, 0)  # three distinct texts
+        assert np.allclose(vectors, embed(TEXTS), atol=1e-5) and np.array_equal(vectors[0], vectors[2])
+        second, again = fit_vectors(store, "r2", TEXTS[1:] + ["where is my parcel, it was due on monday"])
+        assert (second.embedded, second.reused) == (1, 3)
+        assert np.array_equal(again[:3], vectors[1:])
+        with np.load(store.out / "models" / second.saved) as saved:  # the new file: this fit's texts only
+            assert len(saved["keys"]) == 4 and str(saved["model"]) == EMBEDDING_MODEL
+
+
+def test_vectors_of_another_model_or_a_damaged_file_are_not_used(tmp_path):
+    store = Store(tmp_path / "out")
+    with store.lock():
+        first, _ = fit_vectors(store, "r1", TEXTS)
+        path = store.out / "models" / first.saved
+        with np.load(path) as saved:
+            keys, vectors = saved["keys"], saved["vectors"]
+        with open(path, "wb") as file:
+            np.savez(file, keys=keys, vectors=vectors, model=np.array("another-model"))
+        other, _ = fit_vectors(store, "r2", TEXTS)
+        assert (other.embedded, other.reused) == (3, 0)
+
+        (store.out / "models" / other.saved).write_bytes(b"not a numpy file")
+        damaged, vectors = fit_vectors(store, "r3", TEXTS)
+        assert (damaged.embedded, damaged.reused) == (3, 0)
+        assert np.allclose(vectors, embed(TEXTS), atol=1e-5)
