@@ -59,9 +59,10 @@ class Cache:
             return empty
         try:
             with np.load(self.store.out / "models" / name, allow_pickle=False) as saved:
-                if str(saved["model"]) != EMBEDDING_MODEL:
+                keys, vectors = saved["keys"], saved["vectors"]
+                if str(saved["model"]) != EMBEDDING_MODEL or vectors.shape != (len(keys), EMBEDDING_DIM):
                     return empty
-                return saved["keys"], saved["vectors"]
+                return keys, vectors
         except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return empty  # a cache: the fit embeds what it cannot take from it
 

@@ -41,7 +41,12 @@ def test_vectors_of_another_model_or_a_damaged_file_are_not_used(tmp_path):
         other, _ = fit_vectors(store, "r2", TEXTS)
         assert (other.embedded, other.reused) == (3, 0)
 
-        (store.out / "models" / other.saved).write_bytes(b"not a numpy file")
-        damaged, vectors = fit_vectors(store, "r3", TEXTS)
+        with open(store.out / "models" / other.saved, "wb") as file:  # the model's name, vectors cut short
+            np.savez(file, keys=keys, vectors=vectors[:, :10], model=np.array(EMBEDDING_MODEL))
+        cut, _ = fit_vectors(store, "r3", TEXTS)
+        assert (cut.embedded, cut.reused) == (3, 0)
+
+        (store.out / "models" / cut.saved).write_bytes(b"not a numpy file")
+        damaged, vectors = fit_vectors(store, "r4", TEXTS)
         assert (damaged.embedded, damaged.reused) == (3, 0)
         assert np.allclose(vectors, embed(TEXTS), atol=1e-5)
