@@ -24,7 +24,7 @@ from prefect.context import FlowRunContext  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
-from pipeline import archive, batch, discover, ingest, parallel, qa, scorecard, tag, topic_vectors  # noqa: E402
+from pipeline import archive, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
 from pipeline import transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
@@ -119,6 +119,7 @@ class _Writer:
         self.entities, self.topic_options = cfg.redaction.entities, cfg.topics
         self.audio_from = cfg.input if cfg.redaction.audio else None  # recordings folder, when copies are wanted
         self.topic_model = None  # the current topic model: new calls' turns are assigned to it as they are stored
+        self.assigned: list = []  # and their sentence vectors (embedding topics), kept for the next fit
         self.pages: dict[str, date] = {}  # calls (and their days) whose HTML scorecard must be (re)written
         # an earlier run stored scorecards and may not have written their pages (killed, or a page failed)
         self.pages_left = store.meta().get("pages_pending", True)
@@ -160,6 +161,7 @@ class _Writer:
         days = [c["call_date"].isoformat() for c in calls] + [self.store.meta().get("newest_day", "")]
         self.commit(tables, meta={"newest_day": max(days)})
         self.run.counts["utterances"] += len(tables["utterances"])
+        self.assigned += prepared.vectors
         self.run.counts["tagged"] += len(calls)
         self.count_scored("scored", tables)
         self.write_pages(calls, prepared.pages)
@@ -244,34 +246,7 @@ def _load_topic_model(store: Store, run: Run):
 
 
 def _discover_topics(cfg: Config, writer: _Writer) -> None:
-    """Refit the topic model on the recent window when it is due; new calls were assigned as they were stored."""
-    store, run, library = writer.store, writer.run, writer.tagger.library
-    newest = store.meta().get("newest_day")
-    if newest is None and store.manifest()["calls"]:  # a store written before newest_day was recorded
-        newest = max(store.read("calls", ["call_date"]).column("call_date").to_pylist()).isoformat()
-    newest = date.fromisoformat(newest) if newest else None
-    meta = store.meta() if writer.topic_model is not None else {}
-    why = discover.refit_due(meta, newest, library.hash, cfg.topics)
-    if why is None:
-        return
-    start = discover.window_start(newest, cfg.topics)
-    utterances = store.read("utterances", ["call_id", "utt_idx", "speaker", "text", "call_date"], since=start)
-    hits = store.read("signal_hits", ["call_id", "utt_idx"], since=start)
-    vectors = topic_vectors.Cache(store, run.run_id)
-    model, topics, rows = fit_topics(utterances.to_pandas(), hits.to_pandas(), writer.topic_model, cfg.topics,
-                                     run.run_id, cache=vectors)
-    filename = f"topics-{run.run_id}.joblib"
-    store.save_model(filename, model.save)
-    writer.commit({"topics": batch.arrow(topics), "utterance_topics": batch.arrow(rows)},
-                  remove={"utterance_topics": store.parts_since("utterance_topics", start)},
-                  meta={"topic_model": filename, "topic_vectors": vectors.saved,
-                        "topic_fit_day": newest.isoformat(), "topic_signals_hash": library.hash,
-                        "topic_options": discover.options_hash(cfg.topics)})
-    writer.topic_model = model
-    store.drop_stale_models()  # the model and vectors this fit replaced (a window's vectors can be gigabytes)
-    embedded = f" ({vectors.embedded} texts embedded, {vectors.reused} from the last fit)" if vectors.saved else ""
-    run.notes.append(f"topic model refit ({why}): {model.n_topics_} topics from {len(rows)} untagged turns "
-                     f"of {start} to {newest}{embedded}")
+    discover.update(writer, cfg.topics, fit_topics)
 
 
 @task(name="scorecard-pages", cache_policy=NO_CACHE)

@@ -162,13 +162,16 @@ class TopicModel(BaseEstimator, TransformerMixin):
         best, weight = similarity.argmax(axis=1), similarity.max(axis=1)
         return np.where(weight >= self.min_similarity_, self.topic_ids_[best], -1), weight.astype(np.float32)
 
-    def assign(self, X, lemmas: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def assign(self, X, lemmas: list[str] | None = None, vectors=None) -> tuple[np.ndarray, np.ndarray]:
         """(topic id per text, -1 for an outlier; similarity to the nearest topic, in [-1, 1]).
 
-        lemmas: `lemmatise(X)` when the caller has it already (as for fit).
+        lemmas: `lemmatise(X)` when the caller has it already (as for fit); vectors: likewise `embed(X)`, for
+        embedding topics (the nightly flow keeps them for the next fit: pipeline/topic_vectors.py).
         """
         check_is_fitted(self, "centroids_")
-        return self._assign(self._vectors([t or "" for t in X], lemmas))
+        if vectors is None or self.representation != "embedding":
+            vectors = self._vectors([t or "" for t in X], lemmas)
+        return self._assign(vectors)
 
     def predict(self, X) -> np.ndarray:
         """Topic id of each text, -1 for utterances no topic explains well."""

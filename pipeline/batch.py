@@ -56,11 +56,6 @@ def chunks(items: list, size: int):
         yield items[start:start + size]
 
 
-def arrow(frame) -> pa.Table | list:
-    """A pandas frame as an Arrow table (an empty frame as no rows: it may lack the columns)."""
-    return pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else []
-
-
 def rows(table: pa.Table | list[dict], columns: list[str]) -> list[dict]:
     """Rows of a table as dicts of the given columns (lists of dicts pass through)."""
     return table.select(columns).to_pylist() if isinstance(table, pa.Table) else table
@@ -110,6 +105,8 @@ class Batch:
     files: int = 0                                               # work items the batch was made from
     # call_id -> HTML scorecard, or the file it is staged in (Context.pages_to), to put in place once stored
     pages: dict[str, bytes | Path] = field(default_factory=dict)
+    # sentence vectors of the turns assigned to topics (topic_vectors.keyed pieces), kept for the next fit
+    vectors: list[tuple] = field(default_factory=list)
 
     def without(self, call_ids: set[str]) -> Batch:
         """The batch less these calls (refused by the committing process), in every table. Only for a batch as
@@ -132,13 +129,14 @@ def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[di
     durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
     hits, categories = stages.tag(ctx.tagger, utterances, durations)
     scored = stages.score(ctx.rules, ctx.tagger.library, calls, utterances, hits, categories, ctx.run_id)
-    topics = stages.assign(ctx.topic_model, utterances, hits, ctx.topic_options)
+    topics, vectors = stages.assign(ctx.topic_model, utterances, hits, ctx.topic_options)
     tables = {"calls": calls, "utterances": utterances, "signal_hits": hits, "call_categories": categories,
               "utterance_topics": topics, **scored}
     # Arrow here, not in the committing process: it is the one process every batch waits for, and Arrow
     # tables cross from a worker far cheaper than lists of dicts. Pages too: rendering is most of their cost.
     tables = {name: conform(name, rows) for name, rows in tables.items()}
-    return Batch(calls, tables, found, unstored, ctx.tagger.library.hash, pages=_pages(stages, ctx, tables))
+    return Batch(calls, tables, found, unstored, ctx.tagger.library.hash, pages=_pages(stages, ctx, tables),
+                 vectors=[vectors] if vectors is not None else [])
 
 
 def _pages(stages: Stages, ctx: Context, tables: dict) -> dict[str, bytes | Path]:
@@ -195,7 +193,8 @@ def merge(batches: list[Batch]) -> Batch:
                  {path: why for b in batches for path, why in b.failed.items()},
                  batches[0].signals_hash if len(hashes) == 1 else "mixed", [x for b in batches for x in b.loaded],
                  sum(b.skipped for b in batches), [f for b in batches for f in b.unreadable],
-                 sum(b.files for b in batches), {k: html for b in batches for k, html in b.pages.items()})
+                 sum(b.files for b in batches), {k: html for b in batches for k, html in b.pages.items()},
+                 [piece for b in batches for piece in b.vectors])
 
 
 def gather(batches: Iterable[Batch], calls: int) -> Iterator[Batch]:

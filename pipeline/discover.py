@@ -3,7 +3,8 @@
 Ids stay stable across nights: each night's new turns are assigned to the current model in the
 same commit as their call; every `refit_days` (or when the signals or topic options change, so
 the set of untagged turns changed) the model is refit on the last `window_days` and its topics
-matched to the old ones (pipeline/topics.py), and the window's assignments are replaced.
+matched to the old ones (pipeline/topics.py), and the window's assignments are replaced. The
+turns' sentence vectors are kept between fits (pipeline/topic_vectors.py).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from models.topics import TopicModel
+from models.topics import TopicModel, embed
+from pipeline import topic_vectors
 from pipeline.config import TopicsConfig
 from pipeline.schemas import conform
 from pipeline.topics import assign_topics, fit_topics, select_utterances, selected_turns, topics_table
@@ -59,16 +61,70 @@ def fit(utterances, hits, previous: TopicModel | None, cfg: TopicsConfig, versio
     return model, topics_table(model, version), assign_topics(model, selected, fitted=True)
 
 
-def assign(model: TopicModel | None, utterances: list[dict], hits: list[dict], cfg: TopicsConfig) -> pa.Table | list:
-    """utterance_topics rows of new calls under the current model (none before the first fit)."""
+def assign(model: TopicModel | None, utterances: list[dict], hits: list[dict], cfg: TopicsConfig
+           ) -> tuple[pa.Table | list, topic_vectors.Keyed | None]:
+    """utterance_topics rows of new calls under the current model (none before the first fit), and with
+    embedding topics the vectors of the turns assigned, which the flow keeps for the next fit."""
     if model is None or not utterances:
-        return []
+        return [], None
     tagged = {(h["call_id"], h["utt_idx"]) for h in hits}
     turns = ((u["call_id"], u["utt_idx"], u["speaker"], u["text"]) for u in utterances)
     rows, lemmas = selected_turns(turns, tagged, speakers=cfg.speakers)
     chosen = [utterances[i] for i in rows]
-    ids, weights = model.assign([u["text"] or "" for u in chosen], lemmas=lemmas) if chosen else ([], [])
+    texts = [u["text"] or "" for u in chosen]
+    vectors = embed(texts) if texts and model.representation == "embedding" else None
+    ids, weights = model.assign(texts, lemmas=lemmas, vectors=vectors) if chosen else ([], [])
     return conform("utterance_topics", pa.table({
         "call_id": [u["call_id"] for u in chosen], "utt_idx": pa.array([u["utt_idx"] for u in chosen], pa.int32()),
         "topic_id": pa.array(np.asarray(ids, np.int32)), "weight": pa.array(np.asarray(weights, np.float32)),
-        "call_date": pa.array([u["call_date"] for u in chosen], pa.date32())}))
+        "call_date": pa.array([u["call_date"] for u in chosen], pa.date32())})), \
+        None if vectors is None else topic_vectors.keyed(texts, vectors)
+
+
+def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
+    """The night's topics step: refit the model on the recent window when it is due, else keep the vectors of
+    the turns the night assigned for the next fit. New calls were assigned as they were stored.
+
+    writer: the flow's (flows._Writer: store, run, tagger, topic_model, commit, assigned); fit_task: `fit`, or
+    the flow's Prefect task of it.
+    """
+    store, run, library = writer.store, writer.run, writer.tagger.library
+    newest = _newest_day(store)
+    meta = store.meta() if writer.topic_model is not None else {}
+    why = refit_due(meta, newest, library.hash, cfg)
+    if why is None:
+        if writer.assigned:
+            kept = topic_vectors.save_assigned(store, run.run_id, writer.assigned, newest, window_start(newest, cfg))
+            writer.commit({}, meta={"topic_vectors_assigned": kept})
+            store.drop_stale_models()  # those now older than any window a refit will see
+        return
+    start = window_start(newest, cfg)
+    utterances = store.read("utterances", ["call_id", "utt_idx", "speaker", "text", "call_date"], since=start)
+    hits = store.read("signal_hits", ["call_id", "utt_idx"], since=start)
+    vectors = topic_vectors.Cache(store, run.run_id, writer.assigned)
+    model, topics, rows = fit_task(utterances.to_pandas(), hits.to_pandas(), writer.topic_model, cfg, run.run_id,
+                                   cache=vectors)
+    filename = f"topics-{run.run_id}.joblib"
+    store.save_model(filename, model.save)
+    writer.commit({"topics": _arrow(topics), "utterance_topics": _arrow(rows)},
+                  remove={"utterance_topics": store.parts_since("utterance_topics", start)},
+                  meta={"topic_model": filename, "topic_vectors": vectors.saved, "topic_vectors_assigned": [],
+                        "topic_fit_day": newest.isoformat(), "topic_signals_hash": library.hash,
+                        "topic_options": options_hash(cfg)})
+    writer.topic_model = model
+    store.drop_stale_models()  # the model and vectors this fit replaced (a window's vectors can be gigabytes)
+    embedded = f" ({vectors.embedded} texts embedded, {vectors.reused} kept from earlier runs)" if vectors.saved else ""
+    run.notes.append(f"topic model refit ({why}): {model.n_topics_} topics from {len(rows)} untagged turns "
+                     f"of {start} to {newest}{embedded}")
+
+
+def _newest_day(store) -> date | None:
+    newest = store.meta().get("newest_day")
+    if newest is None and store.manifest()["calls"]:  # a store written before newest_day was recorded
+        newest = max(store.read("calls", ["call_date"]).column("call_date").to_pylist()).isoformat()
+    return date.fromisoformat(newest) if newest else None
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table | list:
+    """A pandas frame as an Arrow table (an empty frame as no rows: it may lack the columns)."""
+    return pa.Table.from_pandas(frame, preserve_index=False) if len(frame) else []

@@ -200,6 +200,7 @@ class Store(DatabaseMixin, PagesMixin):
         """Model files no commit names: saved by a run killed before its commit, replaced, or forgotten."""
         models, meta = self.out / "models", self.meta()
         keep = {meta.get("topic_model"), meta.get("topic_vectors")}
+        keep |= {entry["file"] for entry in meta.get("topic_vectors_assigned") or []}
         for path in models.glob("*") if models.exists() else []:
             if path.name not in keep:
                 path.unlink()
@@ -311,7 +312,8 @@ class Store(DatabaseMixin, PagesMixin):
             keep["topics"], remove["topics"] = self._scrub_examples(said), manifest["topics"]
         # The topic model holds example turns and centroids of these calls: drop it, the next run refits.
         self.commit(run_id, 1, {**keep, "deletions": [{**record, "rows": removed}]}, remove,
-                    meta={"forgotten": forgotten, "topic_model": None, "topic_vectors": None})
+                    meta={"forgotten": forgotten, "topic_model": None, "topic_vectors": None,
+                          "topic_vectors_assigned": []})
         self.drop_stale_models()
         for folder, pattern in (("scorecards", "*/*.html"), ("redacted_audio", "*/*.flac")):
             for path in (self.out / folder).glob(pattern) if (self.out / folder).exists() else []:

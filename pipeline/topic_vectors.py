@@ -1,48 +1,62 @@
-"""The sentence vectors of a topic fit, kept for the next refit so it embeds only the turns it has not seen.
+"""Sentence vectors of customer turns, kept so a topic refit embeds only the turns nobody embedded before.
 
 A refit embeds every untagged turn of its window (28 days by default), and embedding is slow: about 300
 distinct turns a second on 2 cores. At 20,000 calls a night a window holds millions of turns, hours of
 embedding, though consecutive windows share most of their days (a weekly refit, 21 of 28) and a refit after
-a signals change shares all of them. So each fit with embedding topics saves its turns' vectors beside the
-model (`models/topics-<run_id>.vectors.npz`, named in the store's meta as `topic_vectors`), keyed by a hash of
-the text, and the next fit takes from it what it can. The file holds one window (each fit writes it anew),
-goes when the store drops the model (`callintel forget` drops both), and is only ever a cache: without it a
-fit embeds everything, as before.
+a signals change shares all of them. And the turns a weekly refit sees for the first time were embedded
+already, by the nights that assigned them to the current model. So the vectors are kept, keyed by a hash of
+the text:
+- each fit with embedding topics saves its window's (`models/topics-<run_id>.vectors.npz`, named in the
+  store's meta as `topic_vectors`; each fit writes it anew);
+- each night that assigns new turns saves theirs (`models/topics-<run_id>.assigned.npz`, listed in meta as
+  `topic_vectors_assigned` with the newest day they hold), until the next fit, which takes them in;
+- the fit on the night it happens takes that night's from memory.
+The next fit takes from them what it can and embeds the rest. They go when the store drops the model
+(`callintel forget` drops all), and are only ever a cache: without them a fit embeds everything, as before.
 """
 from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Iterator
+from datetime import date
 
 import numpy as np
 
 from models.topics import EMBEDDING_DIM, EMBEDDING_MODEL, embed
 
 KEY_BYTES = 16
+Keyed = tuple[np.ndarray, np.ndarray]  # (sorted distinct keys, their vectors)
 
 
 class Cache:
-    """Vectors of a store's last fit (store.meta()['topic_vectors']), and the file this run's fit saves."""
+    """Vectors of a store's last fit and of the nights since (store.meta()), and the file this run's fit saves.
 
-    def __init__(self, store, run_id: str):
-        self.store = store
+    assigned: this run's own assigned turns (`keyed` pieces), not saved yet.
+    """
+
+    def __init__(self, store, run_id: str, assigned: list[Keyed] = ()):
+        self.store, self.assigned = store, list(assigned)
         self.name = f"topics-{run_id}.vectors.npz"
         self.saved: str | None = None  # the file name, once saved: the commit of the fit names it in meta
         self.embedded = 0              # distinct texts this fit had to embed
-        self.reused = 0                # and those it took from the last fit's file
+        self.reused = 0                # and those it found kept
 
     def vectors(self, texts: list[str]) -> np.ndarray:
-        """Unit sentence vectors of texts (as models.topics.embed), embedding only those the last fit lacked;
-        then saves this fit's vectors for the next one."""
+        """Unit sentence vectors of texts (as models.topics.embed), embedding only those not kept; then saves
+        this fit's vectors for the next one."""
         keys = np.array([_key(t) for t in texts], dtype=f"S{KEY_BYTES}")
         unique, first, back = np.unique(keys, return_index=True, return_inverse=True)
-        known_keys, known = self._load()
-        at = np.searchsorted(known_keys, unique)
-        found = at < len(known_keys)
-        found[found] = known_keys[at[found]] == unique[found]
         vectors = np.zeros((len(unique), EMBEDDING_DIM), np.float32)
-        vectors[found] = known[at[found]]
-        del known  # a window's vectors can be gigabytes: never three copies at once
+        found = np.zeros(len(unique), bool)
+        # One source at a time: a window's vectors can be gigabytes, never hold two windows' worth at once.
+        for known_keys, known in self._sources():
+            at = np.searchsorted(known_keys, unique)
+            hit = at < len(known_keys)
+            hit[hit] = known_keys[at[hit]] == unique[hit]
+            hit &= ~found
+            vectors[hit] = known[at[hit]]
+            found |= hit
         missing = np.flatnonzero(~found)
         if len(missing):
             vectors[missing] = embed([texts[first[i]] for i in missing])
@@ -51,20 +65,47 @@ class Cache:
         self.saved = self.name
         return vectors[np.asarray(back).ravel()]
 
-    def _load(self) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted keys, their vectors) of the last fit; none when there is no file or it is not usable."""
-        name = self.store.meta().get("topic_vectors")
-        empty = np.zeros(0, f"S{KEY_BYTES}"), np.zeros((0, EMBEDDING_DIM), np.float32)
-        if not name:
-            return empty
-        try:
-            with np.load(self.store.out / "models" / name, allow_pickle=False) as saved:
-                keys, vectors = saved["keys"], saved["vectors"]
-                if str(saved["model"]) != EMBEDDING_MODEL or vectors.shape != (len(keys), EMBEDDING_DIM):
-                    return empty
-                return keys, vectors
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-            return empty  # a cache: the fit embeds what it cannot take from it
+    def _sources(self) -> Iterator[Keyed]:
+        meta = self.store.meta()
+        names = [meta.get("topic_vectors")] + [entry["file"] for entry in meta.get("topic_vectors_assigned") or []]
+        for name in filter(None, names):
+            yield load(self.store, name)
+        yield from self.assigned
+
+
+def keyed(texts: list[str], vectors: np.ndarray) -> Keyed:
+    """Texts' vectors by key, sorted and distinct: what a night keeps of the turns it assigned."""
+    keys = np.array([_key(t) for t in texts], dtype=f"S{KEY_BYTES}")
+    keys, first = np.unique(keys, return_index=True)
+    return keys, np.asarray(vectors, np.float32)[first]
+
+
+def save_assigned(store, run_id: str, pieces: list[Keyed], newest: date, window_start: date) -> list[dict]:
+    """Save a night's assigned vectors for the next fit; returns meta's new `topic_vectors_assigned`: the
+    kept files still inside the window the next fit will see (newest day on or after window_start)."""
+    kept = [e for e in store.meta().get("topic_vectors_assigned") or []
+            if date.fromisoformat(e["newest"]) >= window_start]
+    pieces = [p for p in pieces if len(p[0])]
+    if not pieces:
+        return kept
+    keys, first = np.unique(np.concatenate([k for k, _ in pieces]), return_index=True)
+    vectors = np.concatenate([v for _, v in pieces])[first]
+    name = f"topics-{run_id}.assigned.npz"
+    store.save_model(name, lambda path: _write(path, keys, vectors))
+    return kept + [{"file": name, "newest": newest.isoformat()}]
+
+
+def load(store, name: str) -> Keyed:
+    """(sorted keys, their vectors) of a kept file; none when it is missing or not usable."""
+    empty = np.zeros(0, f"S{KEY_BYTES}"), np.zeros((0, EMBEDDING_DIM), np.float32)
+    try:
+        with np.load(store.out / "models" / name, allow_pickle=False) as saved:
+            keys, vectors = saved["keys"], saved["vectors"]
+            if str(saved["model"]) != EMBEDDING_MODEL or vectors.shape != (len(keys), EMBEDDING_DIM):
+                return empty
+            return keys, vectors
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return empty  # a cache: the fit embeds what it cannot take from it
 
 
 def _key(text: str) -> bytes:

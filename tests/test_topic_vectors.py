@@ -50,3 +50,27 @@ def test_vectors_of_another_model_or_a_damaged_file_are_not_used(tmp_path):
         damaged, vectors = fit_vectors(store, "r4", TEXTS)
         assert (damaged.embedded, damaged.reused) == (3, 0)
         assert np.allclose(vectors, embed(TEXTS), atol=1e-5)
+
+
+def test_a_nights_vectors_are_kept_until_no_window_holds_their_day(tmp_path):
+    """save_assigned keeps a night's vectors for the next fit, and drops those of nights whose newest day the
+    next fit's window no longer reaches; a fit takes them, and this run's own from memory."""
+    from datetime import date
+
+    from pipeline.topic_vectors import keyed, save_assigned
+
+    store = Store(tmp_path / "out")
+    with store.lock():
+        old = save_assigned(store, "r1", [keyed(TEXTS[:2], embed(TEXTS[:2]))], date(2026, 10, 1), date(2026, 9, 4))
+        store.commit("r1", 0, {}, meta={"topic_vectors_assigned": old})
+        kept = save_assigned(store, "r2", [keyed(TEXTS[3:], embed(TEXTS[3:])), keyed([], np.zeros((0, 384)))],
+                             date(2026, 11, 2), date(2026, 10, 2))  # a window from 2 Oct: the 1 Oct night is out
+        assert kept == [{"file": "topics-r2.assigned.npz", "newest": "2026-11-02"}]
+        store.commit("r2", 0, {}, meta={"topic_vectors_assigned": kept})
+        store.drop_stale_models()
+        assert [p.name for p in (store.out / "models").iterdir()] == ["topics-r2.assigned.npz"]
+        parcel = "where is my parcel, it was due on monday"
+        cache = Cache(store, "r3", [keyed([parcel], embed([parcel]))])
+        vectors = cache.vectors(TEXTS[2:] + [parcel])
+        assert (cache.embedded, cache.reused) == (1, 2)  # the first text was only in the dropped night's file
+        assert np.allclose(vectors, embed(TEXTS[2:] + [parcel]), atol=1e-5)

@@ -88,7 +88,8 @@ def test_discovery_selects_untagged_customer_turns_that_say_something(demo):
 def test_a_batch_is_assigned_as_the_stored_window_is(demo):
     """New calls are assigned in the workers from plain rows (discover.assign), a refit's window from frames
     (select_utterances + assign_topics): both must select and assign the same turns the same way."""
-    from pipeline import discover
+    from models.topics import embed
+    from pipeline import discover, topic_vectors
     from pipeline.config import TopicsConfig
 
     utterances, selected, model, _ = demo
@@ -97,11 +98,15 @@ def test_a_batch_is_assigned_as_the_stored_window_is(demo):
     for u in utterances:
         durations[u["call_id"]] = max(durations.get(u["call_id"], 0.0), u["end_s"])
     hits, _ = tag_calls(Tagger(library), utterances, durations)
-    rows = discover.assign(model, utterances, hits, TopicsConfig()).to_pandas()
-    expected = assign_topics(model, selected)
+    rows, (keys, vectors) = discover.assign(model, utterances, hits, TopicsConfig())
+    rows, expected = rows.to_pandas(), assign_topics(model, selected)
     assert len(rows) == len(selected) > 0
     for column in ("call_id", "utt_idx", "topic_id", "weight", "call_date"):
         assert rows[column].tolist() == expected[column].tolist(), column
+    # and the vectors it assigned them by, one per distinct turn, kept for the next fit
+    texts = sorted(set(selected["text"]))
+    at = np.searchsorted(keys, [topic_vectors._key(t) for t in texts])
+    assert len(keys) == len(texts) and np.allclose(vectors[at], embed(texts), atol=1e-5)
 
 
 @pytest.mark.parametrize("representation", ["embedding", "tfidf"])

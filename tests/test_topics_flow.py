@@ -8,6 +8,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -136,35 +137,51 @@ def test_topic_ids_hold_across_nights_and_refits(tmp_path, prefect_harness):
     assert not any("refit" in n for n in fourth["notes"]) and Store(out).manifest()["utterance_topics"] == parts
 
 
-def test_a_refit_embeds_only_the_turns_the_last_fit_had_not_and_fits_as_from_scratch(tmp_path, prefect_harness,
-                                                                                       monkeypatch):
-    """Each fit keeps its turns' vectors beside the model; the next refit embeds only new texts (here the one
-    turn of a new call) and finds the same topics as a refit that embeds its whole window again."""
-    from pipeline import topic_vectors
+def new_call(tmp_path: Path, call_id: str, day: str, said: str) -> None:
+    """A transcript of a new call in which the customer says one thing (no signal in it)."""
+    (tmp_path / "tx" / f"{call_id}.json").write_text(json.dumps({
+        "call_id": call_id, "started_at": f"{day}T09:00:00", "utterances": [
+            {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Skyline Mobile, this is Sam."},
+            {"speaker": "customer", "start_s": 2.5, "end_s": 7.0, "text": said}]}))
+
+
+def test_a_refit_embeds_no_turn_a_fit_or_a_night_embedded_before_and_fits_as_from_scratch(tmp_path, prefect_harness,
+                                                                                          monkeypatch):
+    """Each fit keeps its window's vectors beside the model, and each night those of the turns it assigned.
+    The next refit embeds none of them (here: the demo's turns, a call of the night before, one of the same
+    night) and finds the same topics as a refit that embeds its whole window again."""
+    from pipeline import discover, topic_vectors
 
     out = tmp_path / "out"
     night(tmp_path, [c["call_id"] for c in SCRIPT["calls"]], out)
-    kept = Store(out).meta()["topic_vectors"]
-    assert (out / "models" / kept).exists()
-    new_turn = "Since the latest update your app just crashes every time I open it on my phone."
-    (tmp_path / "tx" / "n-1.json").write_text(json.dumps({
-        "call_id": "n-1", "started_at": "2026-11-21T09:00:00", "utterances": [
-            {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Skyline Mobile, this is Sam."},
-            {"speaker": "customer", "start_s": 2.5, "end_s": 7.0, "text": new_turn}]}))
-    scratch = tmp_path / "scratch"  # the same store and files, without the vectors of the first fit
-    scratch.mkdir()
-    shutil.copytree(out, scratch / "out")
-    shutil.copytree(tmp_path / "tx", scratch / "tx")
-    (scratch / "out" / "models" / kept).unlink()
+    fitted = Store(out).meta()["topic_vectors"]
+    assert (out / "models" / fitted).exists() and Store(out).meta().get("topic_vectors_assigned") in (None, [])
+    assigned: list[list[str]] = []  # texts embedded to assign them to the model
+    monkeypatch.setattr(discover, "embed", lambda texts: assigned.append(list(texts)) or embed(texts))
+    crash = "Since the latest update your app just crashes every time I open it on my phone."
+    new_call(tmp_path, "n-1", "2026-11-21", crash)
+    second = night(tmp_path, [], out)  # no refit due: the night keeps the vector of the one turn it assigned
+    kept = Store(out).meta()["topic_vectors_assigned"]
+    assert not any("refit" in n for n in second["notes"]) and assigned == [[crash]] and len(kept) == 1
+    keys, vectors = topic_vectors.load(Store(out), kept[0]["file"])
+    assert keys.tolist() == [topic_vectors._key(crash)] and np.allclose(vectors, embed([crash]), atol=1e-5)
 
-    embedded: list[list[str]] = []
-    monkeypatch.setattr(topic_vectors, "embed", lambda texts: embedded.append(list(texts)) or embed(texts))
-    refit = night(tmp_path, [], out, refit_days=1)
-    assert embedded == [[new_turn]] and any("(1 texts embedded" in n for n in refit["notes"])
-    assert Store(out).meta()["topic_vectors"] != kept and not (out / "models" / kept).exists()
-    embedded.clear()
+    black = "My phone screen went completely black this morning and it will not turn on."
+    new_call(tmp_path, "n-2", "2026-11-22", black)
+    scratch = tmp_path / "scratch"  # the same store and files, without any kept vectors
+    shutil.copytree(tmp_path / "tx", scratch / "tx")
+    shutil.copytree(out, scratch / "out", ignore=shutil.ignore_patterns("*.npz"))
+    refitted: list[list[str]] = []  # texts the refit had to embed
+    monkeypatch.setattr(topic_vectors, "embed", lambda texts: refitted.append(list(texts)) or embed(texts))
+    assigned.clear()
+    third = night(tmp_path, [], out, refit_days=1)  # due: n-2 is assigned, then the model refit
+    assert assigned == [[black]] and refitted == [] and any("(0 texts embedded" in n for n in third["notes"])
+    meta = Store(out).meta()
+    assert meta["topic_vectors_assigned"] == [] and sorted(p.name for p in (out / "models").iterdir()) == sorted(
+        [meta["topic_model"], meta["topic_vectors"]])  # the fit's file holds them all now; the rest is gone
+
     night(scratch, [], scratch / "out", refit_days=1)
-    assert len(embedded) == 1 and new_turn in embedded[0] and len(embedded[0]) > 1
+    assert len(refitted) == 1 and crash in refitted[0] and black not in refitted[0] and len(refitted[0]) > 2
     for table, key in (("utterance_topics", "call_id, utt_idx"), ("topics", "topic_id")):
         assert same_rows(out, table, key) == same_rows(scratch / "out", table, key), table
     assert crash_topic(out) == crash_topic(scratch / "out")
