@@ -30,6 +30,10 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
     assert "gone-1" in store.read("signal_hits").column("call_id").to_pylist()
     fitted = {store.meta()["topic_model"], store.meta()["topic_vectors"]}  # the model, its turns' vectors
     assert {p.name for p in (out / "models").glob("*")} == fitted and None not in fitted
+    transcript(tx, "keep-2", "a_chen", "11", "the delivery van left my parcel at the wrong house")
+    flows.nightly(**run)  # no refit due: the night keeps the vector of the turn it assigned, for the next fit
+    assigned = [entry["file"] for entry in store.meta()["topic_vectors_assigned"]]
+    assert {p.name for p in (out / "models").glob("*")} == fitted | set(assigned) and len(assigned) == 1
 
     result = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--out", str(out)], input="y\n",
                                 catch_exceptions=False)
@@ -37,17 +41,19 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
     for name, table in TABLES.items():
         if "call_id" in table.schema.names:
             assert "gone-1" not in store.read(name).column("call_id").to_pylist(), name
-    assert store.read("calls").column("call_id").to_pylist() == ["keep-1"]
+    assert store.read("calls").column("call_id").to_pylist() == ["keep-1", "keep-2"]
     with store.connect_read_only() as con:
         assert con.execute("SELECT count(*) FROM utterances WHERE call_id = 'gone-1'").fetchone()[0] == 0
         deletion = con.execute("SELECT selection, calls, rows, deleted_by FROM deletions").fetchall()
     assert deletion[0][:2] == ("call_id", 1) and deletion[0][2] >= 3 and deletion[0][3]
     raw = " ".join(p.read_bytes().decode("latin-1") for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet")
     assert "Bloggs" not in raw
-    assert not any((out / "models").glob("*"))  # the topic model and its turns' vectors went too: refit next run
+    # the topic model and the turns' vectors went too: refit next run
+    assert not any((out / "models").glob("*")) and store.meta()["topic_vectors_assigned"] == []
 
     again = flows.nightly(**run)  # the transcript is still in the folder
-    assert again["counts"]["imported"] == 0 and store.read("calls").column("call_id").to_pylist() == ["keep-1"]
+    assert again["counts"]["imported"] == 0
+    assert store.read("calls").column("call_id").to_pylist() == ["keep-1", "keep-2"]
 
 
 def test_forget_by_agent_and_since_needs_a_match_and_a_selection(tmp_path):
