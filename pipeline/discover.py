@@ -16,11 +16,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from models.topics import TopicModel, embed
+from models.topics import EMBEDDING_MODEL, TopicModel, embed
 from pipeline import topic_vectors
 from pipeline.config import TopicsConfig
 from pipeline.schemas import conform
 from pipeline.topics import assign_topics, fit_topics, select_utterances, selected_turns, topics_table
+
+
+FIRST_EMBEDDING = "all-MiniLM-L6-v2-onnx-int8"  # the float32 maths: models fitted before topic_embedding was kept
 
 
 def options_hash(cfg: TopicsConfig) -> str:
@@ -37,6 +40,8 @@ def refit_due(meta: dict, newest_day: date | None, signals_hash: str, cfg: Topic
         return "signals changed, so did the untagged turns"
     if meta.get("topic_options") != options_hash(cfg):
         return "topic options changed"
+    if cfg.representation == "embedding" and meta.get("topic_embedding", FIRST_EMBEDDING) != EMBEDDING_MODEL:
+        return "the embedding model changed"
     if (newest_day - date.fromisoformat(meta["topic_fit_day"])).days >= cfg.refit_days:
         return f"the model is {cfg.refit_days}+ days older than the newest call"
     return None
@@ -110,7 +115,7 @@ def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
                   remove={"utterance_topics": store.parts_since("utterance_topics", start)},
                   meta={"topic_model": filename, "topic_vectors": vectors.saved, "topic_vectors_assigned": [],
                         "topic_fit_day": newest.isoformat(), "topic_signals_hash": library.hash,
-                        "topic_options": options_hash(cfg)})
+                        "topic_options": options_hash(cfg), "topic_embedding": EMBEDDING_MODEL})
     writer.topic_model = model
     store.drop_stale_models()  # the model and vectors this fit replaced (a window's vectors can be gigabytes)
     embedded = f" ({vectors.embedded} texts embedded, {vectors.reused} kept from earlier runs)" if vectors.saved else ""

@@ -1,6 +1,6 @@
 """Sentence vectors of customer turns, kept so a topic refit embeds only the turns nobody embedded before.
 
-A refit embeds every untagged turn of its window (28 days by default), and embedding is slow: about 300
+A refit embeds every untagged turn of its window (28 days by default), and embedding is slow: about 650
 distinct turns a second on 2 cores. At 20,000 calls a night a window holds millions of turns, hours of
 embedding, though consecutive windows share most of their days (a weekly refit, 21 of 28) and a refit after
 a signals change shares all of them. And the turns a weekly refit sees for the first time were embedded

@@ -299,23 +299,34 @@ def test_emerging_needs_a_new_topic_or_a_high_z():
 
 
 def test_a_text_said_many_times_is_embedded_once_to_the_same_vector():
-    from models import topics
+    from models import embedding
 
     texts = ["my internet keeps dropping", "the app crashes after the update", "my internet keeps dropping"]
-    calls, encode = [], topics._embed
+    calls, encode = [], embedding._embed
 
-    def counted(batch, batch_size):
+    def counted(batch):
         calls.append(list(batch))
-        return encode(batch, batch_size)
+        return encode(batch)
 
-    topics._embed = counted
+    embedding._embed = counted
     try:
-        vectors = topics.embed(texts)
+        vectors = embedding.embed(texts)
     finally:
-        topics._embed = encode
+        embedding._embed = encode
     assert sorted(calls[0]) == sorted(set(texts))
     assert np.array_equal(vectors[0], vectors[2]) and not np.array_equal(vectors[0], vectors[1])
-    assert np.allclose(vectors, encode(texts, 32))
+    assert np.allclose(vectors, encode(texts))
+
+
+def test_a_texts_vector_does_not_depend_on_the_texts_embedded_with_it():
+    """The int8 maths scale each run's numbers as a whole: were texts embedded in batches, a kept vector
+    would differ from the one the next fit computes, and one night's assignment from another's."""
+    from models.embedding import embed
+
+    texts = ["my internet keeps dropping", "I was charged twice for the same month and nobody called me back",
+             "the app crashes after the update", "hi"]
+    alone = np.vstack([embed([t]) for t in texts])
+    assert np.array_equal(embed(texts), alone) and np.array_equal(embed(texts[::-1])[::-1], alone)
 
 
 def test_lemmas_word_by_word_are_those_of_the_whole_turn_tokenized():
@@ -356,3 +367,23 @@ def _partition(labels) -> set[frozenset[int]]:
     for i, label in enumerate(labels):
         groups.setdefault(int(label), set()).add(i)
     return {frozenset(g) for g in groups.values()}
+
+
+def test_a_model_fitted_with_another_embedding_is_refit_and_tfidf_does_not_care():
+    """Vectors of two embedding models are not comparable: a model whose centroids came from the one the
+    product no longer runs (or from before the name was kept) is refit the next night."""
+    from datetime import date
+
+    from models.embedding import EMBEDDING_MODEL
+    from pipeline import discover
+    from pipeline.config import TopicsConfig
+
+    cfg = TopicsConfig()
+    fitted = {"topic_model": "topics-r1.joblib", "topic_signals_hash": "s", "topic_fit_day": "2026-11-20",
+              "topic_options": discover.options_hash(cfg), "topic_embedding": EMBEDDING_MODEL}
+    assert discover.refit_due(fitted, date(2026, 11, 21), "s", cfg) is None
+    older = {k: v for k, v in fitted.items() if k != "topic_embedding"}
+    assert discover.refit_due(older, date(2026, 11, 21), "s", cfg) == "the embedding model changed"
+    tfidf = TopicsConfig(representation="tfidf")
+    assert discover.refit_due({**older, "topic_options": discover.options_hash(tfidf)}, date(2026, 11, 21), "s",
+                              tfidf) is None
