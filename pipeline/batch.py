@@ -249,8 +249,11 @@ def prepare_anywhere(setup: tuple, work: list, since, forgotten: set[str]) -> Ba
     """prepare_transcripts() in a process that may serve many runs (a Dask worker): the context is built from
     `setup` (signals folder, entities, model file, topic options, run id) once per process and run."""
     global _CONTEXT, _SETUP
+    from models import embedding
+
     if _SETUP != setup:
         _CONTEXT, _SETUP = _context(*setup), setup
+    embedding.THREADS = 1  # a Dask worker runs a task per thread it has: each embeds on its own one
     with few_collections():
         return prepare_transcripts(PLAIN, _CONTEXT, work, since, forgotten)
 

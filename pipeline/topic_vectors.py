@@ -57,6 +57,7 @@ class Cache:
             hit &= ~found
             vectors[hit] = known[at[hit]]
             found |= hit
+        known_keys = known = None  # the last source, before vectors are expanded to every text below
         missing = np.flatnonzero(~found)
         if len(missing):
             vectors[missing] = embed([texts[first[i]] for i in missing])
