@@ -9,7 +9,7 @@ the text:
 - each fit with embedding topics saves its window's (`models/topics-<run_id>.vectors.npz`, named in the
   store's meta as `topic_vectors`; each fit writes it anew);
 - each night that assigns new turns saves theirs (`models/topics-<run_id>.assigned.npz`, listed in meta as
-  `topic_vectors_assigned` with the newest day they hold), until the next fit, which takes them in;
+  `topic_vectors_assigned` with the store's newest day when saved), until the next fit, which takes them in;
 - the fit on the night it happens takes that night's from memory.
 The next fit takes from them what it can and embeds the rest. They go when the store drops the model
 (`callintel forget` drops all), and are only ever a cache: without them a fit embeds everything, as before.
