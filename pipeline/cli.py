@@ -168,7 +168,8 @@ def _tagger(cfg: Config):
 @config_option
 @signals_option
 def check(config_path, signals_dir) -> None:
-    """Validate callintel.yaml and the signals folder, and test every signal on its examples; write nothing.
+    """Validate callintel.yaml and the signals folder, test every signal on its examples, and load the topic
+    embedding model (on first use it is derived into ~/.cache/callintel); write nothing else.
 
     \b
     Example:
@@ -193,6 +194,21 @@ def check(config_path, signals_dir) -> None:
         click.echo(f"rubric OK: {r.id} v{r.version} ({scope}), {len(r.criteria)} criteria, "
                    f"{sum(c.points for c in r.criteria):g} points, pass at {r.pass_pct:g}%")
     click.echo(f"flags OK: {len(rules.flags)} rules")
+    _check_embedding(cfg)
+
+
+def _check_embedding(cfg: Config) -> None:
+    """The embedding model loads, so a night does not stop on it (a missing package, an unwritable cache)."""
+    if cfg.topics.representation != "embedding":
+        click.echo("topics OK: TF-IDF, no embedding model needed")
+        return
+    from models import embedding
+
+    try:
+        embedding.embed(["is the embedding model ready"])
+    except embedding.TopicModelError as exc:
+        raise UsageProblem(f"{cfg.source}: topics: {exc}") from None
+    click.echo(f"topics OK: embedding model {embedding.EMBEDDING_MODEL} ready (kept in {embedding.cache_dir()})")
 
 
 @cli.group()

@@ -46,9 +46,21 @@ def test_missing_input_folder_is_a_usage_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_check_validates_without_writing(tmp_path):
+def test_check_validates_without_writing(tmp_path, monkeypatch):
     result = invoke("check", "--config", str(ROOT / "callintel.yaml"))
     assert result.exit_code == 0 and result.output.startswith("config OK")
+    assert "topics OK: embedding model" in result.output
+    # a night would stop on a cache folder it cannot write: check says so first, naming the fix
+    from models import embedding
+
+    monkeypatch.setenv("CALLINTEL_CACHE", str(tmp_path / "no" / "cache"))
+    (tmp_path / "no").write_text("a file, not a folder")
+    embedding.encoder.cache_clear()
+    try:
+        unwritable = invoke("check", "--config", str(ROOT / "callintel.yaml"))
+    finally:
+        embedding.encoder.cache_clear()
+    assert unwritable.exit_code == 2 and "CALLINTEL_CACHE" in unwritable.output
     (tmp_path / "callintel.yaml").write_text("signals: nowhere\ninput: .\n")
     bad = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
     assert bad.exit_code == 2 and "signals: folder" in bad.output
