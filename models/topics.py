@@ -76,6 +76,7 @@ LABEL_TERMS = 3
 KEPT_TERMS = 30   # per topic, with weights: enough to match topics across refits
 SPARSE_SHARE = 0.1  # vectors with fewer non-zero values than this go through a sparse product
 DISTANCE_BLOCK = 512
+ASSIGN_BLOCK = 65536  # vectors assigned at a time (models of millions of turns)
 
 
 class TopicModel(BaseEstimator, TransformerMixin):
@@ -152,9 +153,14 @@ class TopicModel(BaseEstimator, TransformerMixin):
     def _assign(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.n_topics_ == 0 or len(vectors) == 0:
             return np.full(len(vectors), -1, np.int64), np.zeros(len(vectors), np.float32)
-        similarity = normalize(vectors) @ self.centroids_.T
-        best, weight = similarity.argmax(axis=1), similarity.max(axis=1)
-        return np.where(weight >= self.min_similarity_, self.topic_ids_[best], -1), weight.astype(np.float32)
+        ids, weights = np.empty(len(vectors), np.int64), np.empty(len(vectors), np.float32)
+        # A block at a time: a refit's window can be millions of vectors, and normalize copies what it gets.
+        for start in range(0, len(vectors), ASSIGN_BLOCK):
+            similarity = normalize(vectors[start:start + ASSIGN_BLOCK]) @ self.centroids_.T
+            best, weight = similarity.argmax(axis=1), similarity.max(axis=1)
+            ids[start:start + len(best)] = np.where(weight >= self.min_similarity_, self.topic_ids_[best], -1)
+            weights[start:start + len(best)] = weight
+        return ids, weights
 
     def assign(self, X, lemmas: list[str] | None = None, vectors=None) -> tuple[np.ndarray, np.ndarray]:
         """(topic id per text, -1 for an outlier; similarity to the nearest topic, in [-1, 1]).
