@@ -11,26 +11,35 @@ fits, each in a real store folder:
 It prints each fit's seconds, the texts it embedded, and its time against the first fit's, measured in the
 same run; and checks that the weekly refits find exactly the topics a refit embedding everything finds.
 
+`--memory N` measures instead the peak memory of a refit taking N distinct turns' vectors from a kept file
+(random vectors, no embedding: the lookup, the file this fit saves, and the assignment of every turn), in a
+fresh process, against the size of N float32 vectors: at 20,000 calls a night a window holds millions.
+
 Example:
     python bench/topic_refit.py                  # 8,000 turns
     python bench/topic_refit.py --turns 20000
+    python bench/topic_refit.py --memory 1000000
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sklearn.preprocessing import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from models.topics import EMBEDDING_DIM, TopicModel  # noqa: E402
 from pipeline import discover, topic_vectors  # noqa: E402
 from pipeline.config import TopicsConfig  # noqa: E402
 from pipeline.store import Store  # noqa: E402
@@ -75,11 +84,66 @@ def nights(out: Path, model, turns: pd.DataFrame) -> float:
     return seconds
 
 
+def seed(out: Path, n: int) -> list[str]:
+    """A store whose last fit kept the vectors of n distinct turns (random unit vectors); the turns."""
+    texts = [f"turn {i} of the window" for i in range(n)]
+    keys = np.array([topic_vectors._key(t) for t in texts], dtype=f"S{topic_vectors.KEY_BYTES}")
+    order = np.argsort(keys)
+    vectors = normalize(np.random.default_rng(0).standard_normal((n, EMBEDDING_DIM), dtype=np.float32))
+    store = Store(out)
+    with store.lock():
+        store.save_model("seed.npz", lambda path: topic_vectors._write(
+            path, keys[order], vectors[order].astype(topic_vectors.STORED)))
+        store.commit("seed", 0, {}, meta={"topic_vectors": "seed.npz"})
+    return texts
+
+
+def lookup(out: Path, n: int) -> dict:
+    """A refit's use of the kept vectors: take them all, save this fit's file, assign every turn to a model."""
+    texts = [f"turn {i} of the window" for i in range(n)]
+    store, before = Store(out), _peak_mb()
+    with store.lock():
+        start = time.perf_counter()
+        cache = topic_vectors.Cache(store, "r1")
+        vectors = cache.vectors(texts)
+        model = TopicModel(max_fit=2000).fit(texts[:2000], lemmas=["x"] * 2000, vectors=vectors[:2000])
+        model.assign(texts, lemmas=["x"] * n, vectors=vectors)
+        seconds = time.perf_counter() - start
+    return {"reused": cache.reused, "seconds": seconds, "before_mb": before, "peak_mb": _peak_mb(),
+            "file_mb": (out / "models" / cache.saved).stat().st_size / 1e6}
+
+
+def _peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss it does not carry over from the parent)."""
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def memory(n: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="topic-refit-memory-") as tmp:
+        seed(Path(tmp) / "out", n)
+        done = subprocess.run([sys.executable, __file__, "--memory", str(n), "--kept-store", str(Path(tmp) / "out")],
+                              check=True, capture_output=True, text=True)
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    window = n * EMBEDDING_DIM * 4 / 1e6
+    print(f"{n:,} distinct kept turns ({window:,.0f} MB as float32): {r['reused']:,} taken from the file in "
+          f"{r['seconds']:.1f} s; peak RSS {r['peak_mb']:,.0f} MB ({r['before_mb']:,.0f} MB before), "
+          f"{(r['peak_mb'] - r['before_mb']) / window:.2f}x the float32 window; this fit's file {r['file_mb']:,.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Example:")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=8000, help="distinct turns in the window (default 8,000)")
+    parser.add_argument("--memory", type=int, metavar="N", help="peak memory of a refit from N kept vectors")
+    parser.add_argument("--kept-store", help=argparse.SUPPRESS)  # the --memory measurement's own process
     args = parser.parse_args()
+    if args.kept_store:
+        print(json.dumps(lookup(Path(args.kept_store), args.memory)))
+        return
+    if args.memory:
+        memory(args.memory)
+        return
     n, moved = args.turns, args.turns // 4
     with tempfile.TemporaryDirectory(prefix="topic-refit-") as tmp:
         out, assigned = Path(tmp) / "out", Path(tmp) / "assigned"
