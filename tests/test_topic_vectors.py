@@ -79,3 +79,17 @@ def test_a_nights_vectors_are_kept_until_no_window_holds_their_day(tmp_path):
         vectors = cache.vectors(TEXTS[2:] + [parcel])
         assert (cache.embedded, cache.reused) == (1, 2)  # the first text was only in the dropped night's file
         assert np.array_equal(vectors, half(embed(TEXTS[2:] + [parcel])))
+
+
+def test_a_nights_file_not_committed_is_removed_by_the_next_writer(tmp_path):
+    """Killed between saving a night's vectors and the commit that lists them: the next run drops the file."""
+    from datetime import date
+
+    from pipeline.topic_vectors import keyed, save_assigned
+
+    store = Store(tmp_path / "out")
+    with store.lock():
+        kept = save_assigned(store, "r1", [keyed(TEXTS, embed(TEXTS))], date(2026, 11, 2), date(2026, 10, 6))
+        assert (store.out / "models" / kept[0]["file"]).exists()
+    with store.lock():  # the next writer, before it does anything
+        assert not any((store.out / "models").iterdir()) and not store.meta().get("topic_vectors_assigned")
