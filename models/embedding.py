@@ -54,6 +54,8 @@ def _embed(texts: list[str]) -> np.ndarray:
     """
     out = np.zeros((len(texts), EMBEDDING_DIM), np.float32)
     threads = min(THREADS or os.cpu_count() or 1, max(1, len(texts)))
+    if threads == 1:  # a pool worker's: no thread to start
+        return normalize(_embed_each(np.arange(len(texts)), texts)[1])
     with ThreadPoolExecutor(threads) as pool:  # onnxruntime lets go of the GIL while it runs
         for rows, vectors in pool.map(_embed_each, np.array_split(np.arange(len(texts)), threads),
                                       [texts] * threads):
