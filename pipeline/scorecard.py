@@ -83,17 +83,18 @@ def rendered(store, input_dir: Path, calls: dict, per_read: int = PAGES_PER_READ
 
     skip_current: (call, UNCHANGED, None), not rendered, when the page on disk is current (see _current).
     """
-    for bundle, href in _with_audio(store, input_dir, stored_bundles(store, calls, per_read)):
+    for bundle, href, sign, current in _signed(store, input_dir, calls, per_read, skip_current):
+        yield (bundle["call"], UNCHANGED, None) if current else _render_one(bundle, href, sign)
+
+
+def _signed(store, input_dir: Path, calls: dict, per_read: int, skip_current: bool) -> Iterator[tuple]:
+    """(bundle, its recording's link, its fingerprint, whether the page on disk is current) of each stored call;
+    the page on disk is looked at only when skip_current."""
+    for bundle in stored_bundles(store, calls, per_read):
+        path = store.page_path(bundle["call"])
+        href = audio_href(bundle["call"], input_dir, path)
         sign = fingerprint(bundle, href)
-        if skip_current and _current(store.page_path(bundle["call"]), sign):
-            yield bundle["call"], UNCHANGED, None
-        else:
-            yield _render_one(bundle, href, sign)
-
-
-def _with_audio(store, input_dir: Path, found: Iterator[dict]) -> Iterator[tuple[dict, str | None]]:
-    for bundle in found:
-        yield bundle, audio_href(bundle["call"], input_dir, store.page_path(bundle["call"]))
+        yield bundle, href, sign, skip_current and _current(path, sign)
 
 
 def _render_one(bundle: dict, href: str | None, sign: str | None = None) -> tuple:
@@ -103,8 +104,9 @@ def _render_one(bundle: dict, href: str | None, sign: str | None = None) -> tupl
         return bundle["call"], None, _why(exc)
 
 
-def _render_bundles(bundles: list[tuple[dict, str | None]]) -> list[tuple]:
-    return [_render_one(bundle, href) for bundle, href in bundles]
+def _render_bundles(bundles: list[tuple[dict, str | None, str]]) -> list[tuple]:
+    """_render_one of each (bundle, href, fingerprint): on a Dask worker, which is sent the fingerprint too."""
+    return [_render_one(bundle, href, sign) for bundle, href, sign in bundles]
 
 
 def _current(path: Path, sign: str) -> bool:
@@ -149,24 +151,26 @@ def rendered_on_cluster(client, store, input_dir: Path, calls: dict) -> Iterator
     current: list[dict] = []  # calls whose page on disk is current: not sent
 
     def to_render():
-        for bundle, href in _with_audio(store, input_dir, stored_bundles(store, calls)):
-            if _current(store.page_path(bundle["call"]), fingerprint(bundle, href)):
+        for bundle, href, sign, is_current in _signed(store, input_dir, calls, PAGES_PER_READ, True):
+            if is_current:
                 current.append(bundle["call"])
             else:
-                yield bundle, href
+                yield bundle, href, sign
 
     def groups():
         found = to_render()
         while group := list(itertools.islice(found, PAGES_PER_WORKER_GROUP)):
             yield (group,)
 
+    def unchanged():
+        while current:
+            yield current.pop(), UNCHANGED, None
+
     submit = functools.partial(client.submit, _render_bundles, pure=False)
     for pages in in_order(submit, groups(), CLUSTER_IN_FLIGHT):
         yield from pages
-        while current:
-            yield current.pop(), UNCHANGED, None
-    while current:
-        yield current.pop(), UNCHANGED, None
+        yield from unchanged()
+    yield from unchanged()  # those found after the last group was sent
 
 
 def rendered_in_pool(workers: int, out: Path, input_dir: Path, calls: dict) -> Iterator[tuple]:
