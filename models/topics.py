@@ -109,8 +109,7 @@ class TopicModel(BaseEstimator, TransformerMixin):
         sample = self._sample(len(texts))
         if self.representation == "tfidf":
             self.vectorizer_ = _fit_tfidf([lemmas[i] for i in sample])
-        if vectors is None or self.representation != "embedding":
-            vectors = self._vectors(texts, lemmas)
+        vectors = self._vectors(texts, lemmas, vectors)
         cut = _cut(vectors[sample], self.max_distance_)
         self.centroids_ = _centroids(vectors[sample], cut, self.min_topic_size, self.max_topics)
         self.n_topics_ = len(self.centroids_)
@@ -130,7 +129,10 @@ class TopicModel(BaseEstimator, TransformerMixin):
             return np.arange(n)
         return np.sort(np.random.default_rng(self.random_state).choice(n, self.max_fit, replace=False))
 
-    def _vectors(self, texts: list[str], lemmas: list[str] | None = None) -> np.ndarray:
+    def _vectors(self, texts: list[str], lemmas: list[str] | None = None, embedded=None) -> np.ndarray:
+        """The texts' vectors; embedded: their `embed` output when the caller has it (used by embedding topics)."""
+        if embedded is not None and self.representation == "embedding":
+            return embedded
         if not texts:
             return np.zeros((0, 1), np.float32)
         if self.representation == "embedding":
@@ -169,9 +171,7 @@ class TopicModel(BaseEstimator, TransformerMixin):
         embedding topics (the nightly flow keeps them for the next fit: pipeline/topic_vectors.py).
         """
         check_is_fitted(self, "centroids_")
-        if vectors is None or self.representation != "embedding":
-            vectors = self._vectors([t or "" for t in X], lemmas)
-        return self._assign(vectors)
+        return self._assign(self._vectors([t or "" for t in X], lemmas, vectors))
 
     def predict(self, X) -> np.ndarray:
         """Topic id of each text, -1 for utterances no topic explains well."""
