@@ -84,23 +84,23 @@ def nights(out: Path, model, turns: pd.DataFrame) -> float:
     return seconds
 
 
-def seed(out: Path, n: int) -> list[str]:
-    """A store whose last fit kept the vectors of n distinct turns (random unit vectors); the turns."""
-    texts = [f"turn {i} of the window" for i in range(n)]
-    keys = np.array([topic_vectors._key(t) for t in texts], dtype=f"S{topic_vectors.KEY_BYTES}")
-    order = np.argsort(keys)
+def kept_turns(n: int) -> list[str]:
+    return [f"turn {i} of the window" for i in range(n)]
+
+
+def seed(out: Path, n: int) -> None:
+    """A store whose last fit kept the vectors of kept_turns(n) (random unit vectors)."""
     vectors = normalize(np.random.default_rng(0).standard_normal((n, EMBEDDING_DIM), dtype=np.float32))
+    keys, vectors = topic_vectors.keyed(kept_turns(n), vectors)
     store = Store(out)
     with store.lock():
-        store.save_model("seed.npz", lambda path: topic_vectors._write(
-            path, keys[order], vectors[order].astype(topic_vectors.STORED)))
+        store.save_model("seed.npz", lambda path: topic_vectors._write(path, keys, vectors))
         store.commit("seed", 0, {}, meta={"topic_vectors": "seed.npz"})
-    return texts
 
 
 def lookup(out: Path, n: int) -> dict:
     """A refit's use of the kept vectors: take them all, save this fit's file, assign every turn to a model."""
-    texts = [f"turn {i} of the window" for i in range(n)]
+    texts = kept_turns(n)
     store, before = Store(out), _peak_mb()
     with store.lock():
         start = time.perf_counter()

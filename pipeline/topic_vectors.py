@@ -51,8 +51,7 @@ class Cache:
     def vectors(self, texts: list[str]) -> np.ndarray:
         """Unit sentence vectors of texts (as models.topics.embed), embedding only those not kept; then saves
         this fit's vectors for the next one."""
-        keys = np.array([_key(t) for t in texts], dtype=f"S{KEY_BYTES}")
-        unique, first, back = np.unique(keys, return_index=True, return_inverse=True)
+        unique, first, back = np.unique(_keys(texts), return_index=True, return_inverse=True)
         vectors = np.zeros((len(unique), EMBEDDING_DIM), STORED)
         found = np.zeros(len(unique), bool)
         # One source at a time: a window's vectors can be gigabytes, never hold two windows' worth at once.
@@ -82,8 +81,7 @@ class Cache:
 
 def keyed(texts: list[str], vectors: np.ndarray) -> Keyed:
     """Texts' vectors by key, sorted and distinct: what a night keeps of the turns it assigned."""
-    keys = np.array([_key(t) for t in texts], dtype=f"S{KEY_BYTES}")
-    keys, first = np.unique(keys, return_index=True)
+    keys, first = np.unique(_keys(texts), return_index=True)
     return keys, np.asarray(vectors)[first].astype(STORED)
 
 
@@ -121,6 +119,10 @@ def _expand(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
     for start in range(0, len(rows), EXPAND_ROWS):
         out[start:start + EXPAND_ROWS] = vectors[rows[start:start + EXPAND_ROWS]]
     return out
+
+
+def _keys(texts: list[str]) -> np.ndarray:
+    return np.array([_key(t) for t in texts], dtype=f"S{KEY_BYTES}")
 
 
 def _key(text: str) -> bytes:
