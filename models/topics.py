@@ -98,7 +98,8 @@ class TopicModel(BaseEstimator, TransformerMixin):
 
     def fit(self, X, y=None, lemmas=None, vectors=None):
         """Learn topics from texts X (lemmas: their `lemmatise` output, computed when not given; vectors: their
-        `embed` output, for embedding topics, when the caller has it: pipeline/topic_vectors.py)."""
+        `embed` output, for embedding topics, when the caller has it: an array, or rows read by slice and by
+        index as pipeline/topic_vectors.Rows gives them)."""
         if self.representation not in DEFAULTS:
             raise ValueError(f"representation must be one of {sorted(DEFAULTS)}, not {self.representation!r}")
         texts = [t or "" for t in X]
@@ -110,8 +111,9 @@ class TopicModel(BaseEstimator, TransformerMixin):
         if self.representation == "tfidf":
             self.vectorizer_ = _fit_tfidf([lemmas[i] for i in sample])
         vectors = self._vectors(texts, lemmas, vectors)
-        cut = _cut(vectors[sample], self.max_distance_)
-        self.centroids_ = _centroids(vectors[sample], cut, self.min_topic_size, self.max_topics)
+        sampled = vectors[sample]
+        cut = _cut(sampled, self.max_distance_)
+        self.centroids_ = _centroids(sampled, cut, self.min_topic_size, self.max_topics)
         self.n_topics_ = len(self.centroids_)
         self.topic_ids_ = np.arange(self.n_topics_, dtype=np.int64)
         self.first_seen_ = [None] * self.n_topics_   # set by pipeline.topics.fit_topics from call dates
@@ -121,7 +123,7 @@ class TopicModel(BaseEstimator, TransformerMixin):
         self.terms_ = _topic_terms(lemmas, ids, self.topic_ids_)
         self.topic_labels_ = [_label([t for t, _ in terms]) for terms in self.terms_]
         self.examples_ = _examples(texts, lemmas, ids, weights, self.topic_ids_, self.n_examples)
-        self.silhouette_ = _silhouette(vectors[sample], ids[sample])
+        self.silhouette_ = _silhouette(sampled, ids[sample])
         return self
 
     def _sample(self, n: int) -> np.ndarray:

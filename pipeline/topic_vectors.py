@@ -31,7 +31,7 @@ KEY_BYTES = 16
 # through it (those it embeds too), so a fit from kept vectors is exactly the fit from scratch; the rounding
 # (about 1e-4 of cosine) is far below the int8 maths' own (models/embedding.py).
 STORED = np.float16
-EXPAND_ROWS = 65536  # rows widened to float32 at a time: no full-size half-precision copy on the way
+COPY_ROWS = 65536  # rows taken from a kept file at a time: no temporary copy of a whole window's vectors
 Keyed = tuple[np.ndarray, np.ndarray]  # (sorted distinct keys, their vectors)
 
 
@@ -48,9 +48,9 @@ class Cache:
         self.embedded = 0              # distinct texts this fit had to embed
         self.reused = 0                # and those it found kept
 
-    def vectors(self, texts: list[str]) -> np.ndarray:
-        """Unit sentence vectors of texts (as models.topics.embed), embedding only those not kept; then saves
-        this fit's vectors for the next one."""
+    def vectors(self, texts: list[str]) -> Rows:
+        """Unit sentence vectors of texts (as models.topics.embed, through STORED), embedding only those not
+        kept; then saves this fit's vectors for the next one."""
         unique, first, back = np.unique(_keys(texts), return_index=True, return_inverse=True)
         vectors = np.zeros((len(unique), EMBEDDING_DIM), STORED)
         found = np.zeros(len(unique), bool)
@@ -60,16 +60,16 @@ class Cache:
             hit = at < len(known_keys)
             hit[hit] = known_keys[at[hit]] == unique[hit]
             hit &= ~found
-            vectors[hit] = known[at[hit]]
+            _take(vectors, known, np.flatnonzero(hit), at)
             found |= hit
-        known_keys = known = None  # the last source, before vectors are expanded to every text below
+        known_keys = known = None  # the last source goes before embedding and saving
         missing = np.flatnonzero(~found)
         if len(missing):
             vectors[missing] = embed([texts[first[i]] for i in missing])
         self.embedded, self.reused = len(missing), int(found.sum())
         self.store.save_model(self.name, lambda path: _write(path, unique, vectors))
         self.saved = self.name
-        return _expand(vectors, np.asarray(back).ravel())
+        return Rows(vectors, np.asarray(back).ravel())
 
     def _sources(self) -> Iterator[Keyed]:
         meta = self.store.meta()
@@ -113,12 +113,33 @@ def load(store, name: str) -> Keyed:
         return empty  # a cache: the fit embeds what it cannot take from it
 
 
-def _expand(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """vectors[rows] as float32, the fit's maths, filled a block at a time."""
-    out = np.empty((len(rows), EMBEDDING_DIM), np.float32)
-    for start in range(0, len(rows), EXPAND_ROWS):
-        out[start:start + EXPAND_ROWS] = vectors[rows[start:start + EXPAND_ROWS]]
-    return out
+def _take(vectors: np.ndarray, known: np.ndarray, rows: np.ndarray, at: np.ndarray) -> None:
+    """vectors[rows] = known[at[rows]], a block at a time."""
+    for start in range(0, len(rows), COPY_ROWS):
+        block = rows[start:start + COPY_ROWS]
+        vectors[block] = known[at[block]]
+
+
+class Rows:
+    """The vectors of a fit's texts, one row per text, as float32 when read, without a copy per text.
+
+    A window's texts are millions of turns, and a float32 row per turn would be twice the distinct
+    half-precision vectors held already. TopicModel reads its vectors a block or a sample at a time
+    (rows[a:b], rows[indexes]), which is all this answers, widening only what is read.
+    """
+
+    def __init__(self, distinct: np.ndarray, rows: np.ndarray):
+        self.distinct, self.rows = distinct, rows
+        self.shape = (len(rows), distinct.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, which) -> np.ndarray:
+        return self.distinct[self.rows[which]].astype(np.float32)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self[:] if dtype is None else self[:].astype(dtype)
 
 
 def _keys(texts: list[str]) -> np.ndarray:

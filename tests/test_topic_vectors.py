@@ -1,7 +1,7 @@
 """The vectors a topic fit keeps for the next: taken when they are the pinned model's, ignored otherwise."""
 import numpy as np
 
-from models.topics import EMBEDDING_MODEL, embed
+from models.topics import EMBEDDING_MODEL, TopicModel, embed
 from pipeline.store import Store
 from pipeline.topic_vectors import Cache
 
@@ -32,6 +32,24 @@ def test_a_fit_takes_the_last_fits_vectors_and_embeds_only_new_texts(tmp_path):
         assert np.array_equal(again[:3], vectors[1:])
         with np.load(store.out / "models" / second.saved) as saved:  # the new file: this fit's texts only
             assert len(saved["keys"]) == 4 and str(saved["model"]) == EMBEDDING_MODEL
+
+
+def test_a_fit_reads_its_texts_vectors_without_a_row_per_text_and_fits_as_from_an_array(tmp_path):
+    texts = TEXTS * 3 + ["where is my parcel, it was due on monday", "my parcel has not arrived yet"]
+    store = Store(tmp_path / "out")
+    with store.lock():
+        _, rows = fit_vectors(store, "r1", texts)
+    full = half(embed(texts))
+    assert rows.distinct.shape == (5, full.shape[1]) and len(rows) == len(texts) == 14  # each distinct text once
+    assert np.array_equal(rows[3:9], full[3:9]) and np.array_equal(rows[np.array([13, 0, 5])], full[[13, 0, 5]])
+    assert rows[2:4].dtype == np.float32
+    params = {"min_topic_size": 2, "max_fit": 8}  # a sample of the turns, read by index
+    from_rows = TopicModel(**params).fit(texts, vectors=rows)
+    from_array = TopicModel(**params).fit(texts, vectors=full)
+    assert from_rows.n_topics_ >= 1
+    assert np.array_equal(from_rows.labels_, from_array.labels_)
+    assert np.array_equal(from_rows.centroids_, from_array.centroids_)
+    assert np.array_equal(from_rows.assign(texts, vectors=rows)[0], from_array.labels_)
 
 
 def test_vectors_of_another_model_or_a_damaged_file_are_not_used(tmp_path):
