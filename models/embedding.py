@@ -17,6 +17,8 @@ import hashlib
 import importlib.metadata
 import logging
 import os
+import shutil
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -57,6 +59,7 @@ def _embed(texts: list[str]) -> np.ndarray:
     threads = min(THREADS or os.cpu_count() or 1, max(1, len(texts)))
     if threads == 1:  # a pool worker's: no thread to start
         return normalize(_embed_each(np.arange(len(texts)), texts)[1])
+    encoder()  # built (and on a new machine derived) here, once: not by each thread at the same moment
     with ThreadPoolExecutor(threads) as pool:  # onnxruntime lets go of the GIL while it runs
         for rows, vectors in pool.map(_embed_each, np.array_split(np.arange(len(texts)), threads),
                                       [texts] * threads):
@@ -119,23 +122,23 @@ def int8_model(source: Path, sha256: str) -> Path:
     except OSError as exc:
         raise TopicModelError(f"{target.parent}: cannot keep the embedding model there ({exc}); set "
                               "CALLINTEL_CACHE to a folder this user can write") from None
-    # Unique names: pool workers may derive it at once; each replaces the target with the same bytes.
-    folded, tmp = (target.with_name(f"{target.name}.{os.getpid()}.{part}") for part in ("folded", "tmp"))
+    # A folder of its own: pool workers may derive it at once, and the quantizer writes files beside its input.
+    # Each replaces the target with the same bytes.
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         options = ort.SessionOptions()
         # Constant folding turns the int8 weights and their scales back into float32 initializers, which
         # quantize_dynamic then quantizes per output channel for MatMulInteger.
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        options.optimized_model_filepath = str(folded)
+        options.optimized_model_filepath = str(work / "folded.onnx")
         options.log_severity_level = 3
         ort.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
         logging.disable(logging.WARNING)  # its advice to pre-process (shape inference) is for calibrated quantization
         try:
-            quantize_dynamic(folded, tmp, per_channel=True, weight_type=QuantType.QInt8)
+            quantize_dynamic(work / "folded.onnx", work / "int8.onnx", per_channel=True, weight_type=QuantType.QInt8)
         finally:
             logging.disable(logging.NOTSET)
-        os.replace(tmp, target)
+        os.replace(work / "int8.onnx", target)
     finally:
-        folded.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
     return target
