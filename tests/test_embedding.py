@@ -50,6 +50,7 @@ def test_a_new_machines_first_embedding_derives_the_model_once_however_many_embe
     # the model and nothing else: no work folder or half-written file left behind
     names = [p.name for p in (tmp_path / "cache").iterdir()]
     assert len(names) == 1 and names[0].startswith(embedding.EMBEDDING_MODEL) and names[0].endswith(".onnx")
+    assert not (tmp_path / ".cache").exists()  # HOME: onnxruntime's telemetry kept no device id nor events
 
 
 def test_its_vectors_are_the_pinned_files_float32_ones_within_quantization_error(monkeypatch):
