@@ -28,7 +28,7 @@ from pipeline import archive, batch, discover, ingest, parallel, qa, scorecard, 
 from pipeline import transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
-from pipeline.runs import Run, transcript_rows  # noqa: E402
+from pipeline.runs import Run, close_failed, close_interrupted, store_summary, transcript_rows  # noqa: E402
 from pipeline.signals import load_signals  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.transcribe import AsrOptions, Transcriber  # noqa: E402
@@ -80,35 +80,44 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
     tagger, rules = tag.Tagger(library), load_qa(cfg.signals, library)
     store = Store(cfg.out)
     with store.lock(wait_s):
-        _close_interrupted(store)
+        close_interrupted(store)
         run = Run(cfg.hash(), library.hash, rules.hash)
         store.write_summary(run.summary())
         writer = _Writer(store, run, tagger, rules, cfg)
-        writer.topic_model = _load_topic_model(store, run)
-        with run.step("re-tag and re-score"):
-            _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress), progress)
-        known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
-        with run.step("transcripts"):
-            _import_transcripts(cfg, writer, known, since, progress)
-        with run.step("recordings"):
-            plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store),
-                                   forgotten=store.forgotten())
-            run.counts["found"] += plan.found
-            run.counts["skipped"] += plan.skipped
-            run.notes += plan.notes
-            run.add_failures(plan.failures)
-            _transcribe(cfg, writer, plan.jobs, progress)
-        with run.step("topics"):
-            _discover_topics(cfg, writer)
-        with run.step("scorecard pages"):
-            pages_pending = not _write_pages(cfg, writer, progress)
-        with run.step("compact and publish"):
-            store.compact(run.run_id)
-            run.finish()
-            store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures},
-                         meta={"pages_pending": pages_pending})
-            store.publish(VIEWS)
-        return store_summary(store, run)
+        try:
+            return _night(cfg, store, run, writer, since, progress)
+        except Exception as exc:
+            close_failed(store, run, exc)
+            raise
+
+
+def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress: bool | None) -> dict:
+    """The night's steps, in order, under the lock."""
+    writer.topic_model = _load_topic_model(store, run)
+    with run.step("re-tag and re-score"):
+        _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress), progress)
+    known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
+    with run.step("transcripts"):
+        _import_transcripts(cfg, writer, known, since, progress)
+    with run.step("recordings"):
+        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store),
+                               forgotten=store.forgotten())
+        run.counts["found"] += plan.found
+        run.counts["skipped"] += plan.skipped
+        run.notes += plan.notes
+        run.add_failures(plan.failures)
+        _transcribe(cfg, writer, plan.jobs, progress)
+    with run.step("topics"):
+        _discover_topics(cfg, writer)
+    with run.step("scorecard pages"):
+        pages_pending = not _write_pages(cfg, writer, progress)
+    with run.step("compact and publish"):
+        store.compact(run.run_id)
+        run.finish()
+        store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures},
+                     meta={"pages_pending": pages_pending})
+        store.publish(VIEWS)
+    return store_summary(store, run)
 
 
 class _Writer:
@@ -360,18 +369,6 @@ def _store_transcripts(writer: _Writer, jobs: list, results: list, model: str) -
     run.add_failures(failures)
     run.counts["transcribed"] += len(stored)
     run.audio_s = round(run.audio_s + sum(c["duration_s"] or 0.0 for c in stored), 3)
-
-
-def _close_interrupted(store: Store) -> None:
-    for stale in store.stale_summaries():
-        run = Run.interrupted(stale)
-        store.commit(run.run_id, 99_999, {"runs": [run.row()]})
-        store.write_summary(run.summary())
-
-
-def store_summary(store: Store, run: Run) -> dict:
-    path = store.write_summary(run.summary(database=str(store.db_path), out=str(store.out)))
-    return run.summary(database=str(store.db_path), out=str(store.out), summary_path=str(path))
 
 
 def task_runner(cfg: Config):

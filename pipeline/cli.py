@@ -1,6 +1,7 @@
 """`callintel`: a thin command line over pipeline/ and flows.py.
 
-Exit status: 0 success, 1 some calls failed (the rest were written), 2 bad usage or config.
+Exit status: 0 success, 1 some calls failed (the rest were written), 2 bad usage or config, 3 the run
+stopped on an error (what it committed is kept; its `runs` row says where and why).
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from pipeline.cli_common import (UsageProblem, config_option, format_option, loa
                                  query)
 from pipeline.config import Config, ConfigError
 from pipeline.store import Store, StoreBusy
+
+RUN_STOPPED = 3  # exit status of a run an error stopped: not a bad call (1), not a usage mistake (2)
 
 SIGNALS_QUERY = "SELECT signal_id, count(DISTINCT call_id) AS calls FROM signal_hits GROUP BY 1 ORDER BY 2 DESC"
 EXAMPLE_QUERY = "SELECT call_date, count(*) AS calls, round(sum(duration_s)/60) AS minutes FROM calls GROUP BY 1 ORDER BY 1"
@@ -74,7 +77,9 @@ def cli() -> None:
 def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, workers, wait_s, quiet) -> None:
     """Run the nightly flow once over new recordings and transcripts.
 
-    Already stored calls are skipped, so running it again is cheap and safe.
+    Already stored calls are skipped, so running it again is cheap and safe. Exit status 0 when every
+    call was stored, 1 when some failed (listed in the failures table; the rest were stored), 2 on a
+    usage or config mistake, 3 when an error stopped the run (what it committed is kept).
 
     \b
     Example:
@@ -93,6 +98,11 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
                                     workers=cfg.workers(), progress=False if quiet else None, wait_s=wait_s)
     except StoreBusy as exc:
         raise UsageProblem(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 (Prefect has logged the traceback; the scheduler needs the verdict)
+        said = (str(exc).strip().splitlines() or [""])[0][:300]
+        click.echo(f"Error: the run stopped: {type(exc).__name__}: {said}. What it committed is kept (see the "
+                   "runs table, status 'failed'); run it again once fixed and it does the rest.", err=True)
+        sys.exit(RUN_STOPPED)
     _print_summary(summary)
     sys.exit(1 if summary["failures"] else 0)
 

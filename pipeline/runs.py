@@ -9,6 +9,7 @@ from datetime import datetime
 
 from pipeline.ingest import CallJob, call_row
 from pipeline.transcribe import CallTranscript
+from pipeline.views import VIEWS
 
 COUNTS = ("found", "skipped", "transcribed", "imported", "utterances", "failed", "redacted", "tagged", "retagged",
           "scored", "rescored", "flagged")
@@ -28,11 +29,12 @@ class Run:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each step: in the summary, not the table
     audio_s: float = 0.0  # length of the recordings transcribed (summary only): with seconds, the speed of ASR
+    step_now: str | None = None  # the step under way (summary only): where an error stopped the run
 
     @contextlib.contextmanager
     def step(self, name: str):
         """Time one step of the night, so an operator sees where the night went (the summary's `seconds`)."""
-        start = time.perf_counter()
+        start, self.step_now = time.perf_counter(), name
         try:
             yield
         finally:
@@ -45,6 +47,16 @@ class Run:
     def finish(self) -> None:
         self.finished_at = datetime.now().replace(microsecond=0)
         self.status = "partial" if self.failures else "ok"
+
+    def stopped(self, exc: BaseException) -> str:
+        """Record an error that stopped the run; returns the one line that says so (also in notes)."""
+        self.finished_at = datetime.now().replace(microsecond=0)
+        self.status = "failed"
+        said = (str(exc).strip().splitlines() or [""])[0][:300]
+        line = (f"stopped by an error in step '{self.step_now}': {type(exc).__name__}: {said}; what it had "
+                "committed was kept and the next run does the rest")
+        self.notes.append(line)
+        return line
 
     def row(self) -> dict:
         return {"run_id": self.run_id, "started_at": self.started_at, "finished_at": self.finished_at,
@@ -73,3 +85,28 @@ def transcript_rows(job: CallJob, result: CallTranscript, run_id: str, asr_model
     call = call_row(job, duration_s=result.duration_s or job.duration_s, asr_model=asr_model,
                     status="ok" if utterances else "no_speech", run_id=run_id)
     return call, utterances
+
+
+def close_interrupted(store) -> None:
+    """Mark runs killed before they finished (their summaries still say 'running'): only under the lock."""
+    for stale in store.stale_summaries():
+        run = Run.interrupted(stale)
+        store.commit(run.run_id, 99_999, {"runs": [run.row()]})
+        store.write_summary(run.summary())
+
+
+def close_failed(store, run: Run, exc: Exception) -> None:
+    """An error stopped the run: its row says where and why, with the counts of what it committed, and the
+    DuckDB file shows what was committed. Best effort: the store's own trouble may be what stopped it."""
+    print(run.stopped(exc))
+    with contextlib.suppress(Exception):
+        store.commit(run.run_id, 99_998, {"runs": [run.row()], "failures": run.failures})
+        store.publish(VIEWS)
+    with contextlib.suppress(Exception):
+        store_summary(store, run)
+
+
+def store_summary(store, run: Run) -> dict:
+    """Write the run's JSON summary; returns it, with where it and the database are."""
+    path = store.write_summary(run.summary(database=str(store.db_path), out=str(store.out)))
+    return run.summary(database=str(store.db_path), out=str(store.out), summary_path=str(path))

@@ -185,6 +185,41 @@ def test_a_killed_run_rerun_ends_with_the_rows_of_an_uninterrupted_one(tmp_path,
     assert statuses == ["interrupted", "ok"]
 
 
+def test_a_run_an_error_stops_says_where_and_why_keeps_what_it_committed_and_the_next_run_finishes(
+        tmp_path, prefect_harness):
+    """A real error, not a bad call: the first night on a machine whose embedding cache folder cannot be made
+    (CALLINTEL_CACHE under a file). It used to be recorded as a kill, with its counts lost, and exit 1."""
+    from prefect.settings import PREFECT_API_URL
+
+    demo = ROOT / "data" / "demo_transcripts"
+    calls = sorted(p.stem for p in demo.glob("*.json"))
+    (tmp_path / "a-file").write_text("not a folder")
+    (tmp_path / "no-recordings").mkdir()
+    out = tmp_path / "out"
+    cmd = [CALLINTEL, "run", "--transcripts", str(demo), "--input", str(tmp_path / "no-recordings"),
+           "--out", str(out), "--signals", str(ROOT / "signals"), "--quiet"]
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "CALLINTEL_CACHE": str(tmp_path / "a-file" / "c")}
+    stopped = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert stopped.returncode == 3, stopped.stderr[-2000:]
+    said = [line for line in stopped.stderr.splitlines() if line.startswith("Error:")]
+    assert len(said) == 1 and "TopicModelError" in said[0] and "CALLINTEL_CACHE" in said[0]
+    with Store(out).connect_read_only() as con:  # published: the calls it stored can be queried
+        runs = con.execute("SELECT status, imported, notes FROM runs").fetchall()
+        assert sorted(r[0] for r in con.execute("SELECT call_id FROM calls").fetchall()) == calls
+    assert [(status, imported) for status, imported, _ in runs] == [("failed", len(calls))]
+    assert any("step 'topics'" in note and "CALLINTEL_CACHE" in note for note in runs[0][2])
+    assert [json.loads(p.read_text())["status"] for p in (out / "runs").glob("*.json")] == ["failed"]
+
+    env["CALLINTEL_CACHE"] = str(tmp_path / "cache")  # fixed: the next run does the rest
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    with Store(out).connect_read_only() as con:
+        runs = con.execute("SELECT status, imported FROM runs ORDER BY started_at").fetchall()
+        assert con.execute("SELECT count(*), count(DISTINCT call_id) FROM calls").fetchone() == (len(calls),) * 2
+        assert con.execute("SELECT count(*) FROM topics").fetchone()[0] >= 1
+    assert runs == [("failed", len(calls)), ("ok", 0)]
+
+
 def test_deployment_runs_nightly_on_the_configured_cron(tmp_path):
     import flows
     import tzlocal
