@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
+from datetime import date, datetime
 
 import click
+import numpy as np
 import pandas as pd
 
 from pipeline.config import Config, ConfigError, load_config, with_overrides
@@ -35,19 +38,48 @@ def query(cfg: Config, sql: str, params: dict | None = None) -> pd.DataFrame | N
     try:
         with Store(cfg.out).connect_read_only() as con:
             relation = con.sql(sql, params=params)
-            return relation.df() if relation is not None else None
+            return _frame(relation) if relation is not None else None
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
     except Exception as exc:  # duckdb.Error and its many subclasses
         raise UsageProblem(f"query failed: {str(exc).splitlines()[0]}") from None
 
 
+def _frame(relation) -> pd.DataFrame:
+    """The rows as a DataFrame, DATE columns as dates (pandas would make them midnight timestamps)."""
+    frame = relation.df()
+    for k, kind in enumerate(relation.types):
+        if str(kind) == "DATE":
+            frame.isetitem(k, frame.iloc[:, k].dt.date)
+    return frame
+
+
 def print_frame(frame: pd.DataFrame, fmt: str, limit: int, colwidth: int = 60) -> None:
+    """Rows as a table, CSV or JSON. Lists and structs (a call's flags, a word's times) are JSON inside a CSV
+    cell and nested in JSON, never a Python repr; dates and times are ISO 8601."""
     if fmt == "csv":
-        click.echo(frame.to_csv(index=False), nl=False)
+        cells = frame.map(lambda v: json.dumps(_plain(v)) if isinstance(v, (np.ndarray, list, dict)) else v)
+        click.echo(cells.to_csv(index=False), nl=False)
     elif fmt == "json":
-        click.echo(json.dumps(json.loads(frame.to_json(orient="records", date_format="iso")), indent=1))
+        rows = [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+        click.echo(json.dumps(rows, indent=1))
     else:
-        click.echo(frame.head(limit).to_string(index=False, max_colwidth=colwidth))
+        cells = frame.head(limit).map(lambda v: ", ".join(map(str, v)) if isinstance(v, (np.ndarray, list)) else v)
+        click.echo(cells.to_string(index=False, max_colwidth=colwidth))
         if len(frame) > limit:
             click.echo(f"... {len(frame) - limit} more rows (use --limit or --format csv)")
+
+
+def _plain(value):
+    """A cell as JSON has it: arrays as lists, numpy scalars as numbers, dates as ISO text, missing as null."""
+    if isinstance(value, np.ndarray | list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, datetime | date):  # pd.Timestamp is a datetime
+        return value.isoformat()
+    return value

@@ -1,5 +1,7 @@
 """QA in the nightly flow: scorecards, flags and pages are stored with the calls; a new rubric version
 re-scores the archive without transcribing, and the old version's scorecards stay queryable."""
+import csv
+import io
 import json
 import re
 import shutil
@@ -218,6 +220,14 @@ def test_scorecard_and_flagged_commands(tmp_path, prefect_harness):
     assert sorted(r["call_id"] for r in rows) == sorted(truth)
     assert [r["call_id"] for r in rows] == sorted(truth, reverse=True)  # newest day first
     assert next(r for r in rows if r["call_id"] == "c-0009")["auto_failed"] is True
+    for r in rows:  # a date as a date, the flags as a list (not a numpy repr), as the script says
+        assert r["call_date"] == json.loads((tx / f"{r['call_id']}.json").read_text())["started_at"][:10]
+        assert set(r["flags"]) & high == demo_truth.flags(r["call_id"], 0.0) & high
+    as_csv = subprocess.run([CALLINTEL, "flagged", "--severity", "high", "--format", "csv", "--out", str(out)],
+                            capture_output=True, text=True)
+    cells = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(c["call_id"], c["call_date"], json.loads(c["flags"])) for c in cells] == [
+        (r["call_id"], r["call_date"], r["flags"]) for r in rows]
     agent = subprocess.run([CALLINTEL, "flagged", "--agent", "nobody", "--out", str(out)], capture_output=True, text=True)
     assert agent.returncode == 0 and "no flagged calls" in agent.stdout
     page = subprocess.run([CALLINTEL, "scorecard", "c-0001", "--html", "--out", str(out)], capture_output=True, text=True)
