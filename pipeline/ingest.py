@@ -64,6 +64,19 @@ def discover(folder: Path) -> list[Path]:
     )
 
 
+NOT_UTF8_NAME = "the file name is not UTF-8 text; rename the file (e.g. convmv -f latin1 -t utf8)"
+
+
+def printable_name(rel: str) -> str:
+    """rel, or when the file's name is not UTF-8 (a Latin-1 "café.wav" copied from another system) its bytes
+    escaped: Python keeps such bytes as lone surrogates, which no table can store."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def parse_timestamp(value: str) -> datetime:
     """ISO-8601 -> naive local time (contact centres reason in their own clock)."""
     ts = datetime.fromisoformat(value.strip())
@@ -250,6 +263,9 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
     files = discover(folder)
     for path in files:
         rel = path.relative_to(folder).as_posix()
+        if (shown := printable_name(rel)) != rel:
+            failures.append(failure(shown, "ingest", f"{shown}: {NOT_UTF8_NAME}"))
+            continue
         resolved = path.resolve()
         if not resolved.is_relative_to(root):
             # A symlink is followed only inside the folder we were given; never read what it points at.

@@ -7,6 +7,7 @@ Format (DESIGN.md, Inputs):
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config import format_validation_error
-from pipeline.ingest import call_digest, call_id_problem, failure, parse_timestamp
+from pipeline.ingest import NOT_UTF8_NAME, call_digest, call_id_problem, failure, parse_timestamp, printable_name
 
 
 class _Utterance(BaseModel):
@@ -69,9 +70,14 @@ class _Transcript(BaseModel):
 def _checked(data: bytes, rel: str) -> _Transcript:
     """data parsed with json and validated; a ValueError naming the file and the problem if it is not a transcript."""
     try:
-        raw = json.loads(data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n"))  # as text mode reads it
+        # utf-8-sig: Windows exporters start the file with a byte-order mark
+        raw = json.loads(data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n"))  # as text mode reads it
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")  # "\ud800" is valid JSON but no text: no table stores it
     except UnicodeDecodeError:
         raise ValueError(f"{rel}: not UTF-8 text") from None
+    except UnicodeEncodeError:
+        raise ValueError(f"{rel}: holds an unpaired surrogate escape (like \\ud800), which is not text; "
+                         "fix the exporter") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{rel}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
     except RecursionError:  # "[[[[..." thousands deep: json's recursion limit, which would stop the whole batch
@@ -97,11 +103,13 @@ def load_transcript(path: Path, rel: str) -> TranscriptCall:
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{rel}: cannot read the file ({exc.strerror or exc})") from None
-    try:
-        # parsed and checked in one pass inside pydantic-core: half the cost of json.loads + model_validate,
-        # and reading is most of what a night of ready-made transcripts costs before the text stages
-        doc = _Transcript.model_validate_json(data)
-    except ValidationError:
+    doc = None
+    if b"\\u" not in data:  # an escape may be a lone surrogate, which only the standard way refuses
+        with contextlib.suppress(ValidationError):
+            # parsed and checked in one pass inside pydantic-core: half the cost of json.loads + model_validate,
+            # and reading is most of what a night of ready-made transcripts costs before the text stages
+            doc = _Transcript.model_validate_json(data)
+    if doc is None:
         doc = _checked(data, rel)  # the standard parser's way, which says what is wrong (or accepts it)
     turns = sorted(doc.utterances, key=lambda u: (u.start_s, u.end_s))
     call_id, day = doc.call_id, doc.started_at.date()
@@ -145,7 +153,9 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
     root, files, skipped, failures = folder.resolve(), [], 0, []
     listed = _json_files(folder)
     for path, rel, is_link in listed:
-        if is_link and not Path(path).resolve().is_relative_to(root):  # as for recordings: never read what a link points out at
+        if (shown := printable_name(rel)) != rel:
+            failures.append(failure(shown, "ingest", f"{shown}: {NOT_UTF8_NAME}"))
+        elif is_link and not Path(path).resolve().is_relative_to(root):  # as for recordings: never read what a link points out at
             failures.append(failure(rel, "ingest", f"{rel}: a symbolic link to a file outside the transcripts "
                                                    "folder; not read"))
         elif known_files and _stored(path, rel, known_files):

@@ -57,6 +57,10 @@ EXPECTED = {
     "infinite.json": ("ingest", ["infinite.json", "utterances[0].end_s", "finite number"]),
     "deep.json": ("ingest", ["deep.json", "nested too deeply"]),
     "badid.json": ("ingest", ["badid.json", "call_id", "must not contain /"]),
+    # Latin-1 names and JSON text that is not Unicode used to stop the whole night (no table stores them)
+    "bad/caf\\xe9.wav": ("ingest", ["bad/caf\\xe9.wav", "file name is not UTF-8", "rename the file"]),
+    "old\\xe9.json": ("ingest", ["old\\xe9.json", "file name is not UTF-8", "rename the file"]),
+    "surrogate.json": ("ingest", ["surrogate.json", "unpaired surrogate", "not text"]),
 }
 
 
@@ -134,6 +138,11 @@ def bad_night(tmp_path: Path) -> tuple[Path, Path, Path]:
         {"speaker": "agent", "start_s": 0, "end_s": float("inf"), "text": "hello"}]}))  # json writes Infinity
     (tx / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (tx / "badid.json").write_text(json.dumps({**good, "call_id": "../x"}))
+    write_wav(rec / "bad" / os.fsdecode(b"caf\xe9.wav"), JFK, rate=8000, channels=1, offset_s=4.0)
+    (tx / os.fsdecode(b"old\xe9.json")).write_text(json.dumps({**good, "call_id": "t-latin1"}))
+    (tx / "surrogate.json").write_text(json.dumps({**good, "call_id": "t-7", "utterances": [
+        {"speaker": "agent", "start_s": 0, "end_s": 1, "text": "hello \ud800 there"}]}))  # json writes \ud800
+    (tx / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({**good, "call_id": "t-bom"}).encode())  # Windows
     return rec, tx, secret
 
 
@@ -159,13 +168,13 @@ def test_a_night_of_bad_inputs_fails_each_alone_and_stores_the_rest_once(tmp_pat
     assert_failures_are_one_clear_line_each(first["failures"])
     counts = first["counts"]
     assert (counts["found"], counts["skipped"], counts["transcribed"], counts["imported"], counts["failed"]) == (
-        14 + 7, 0, 5, 1, len(EXPECTED))
+        15 + 10, 0, 5, 2, len(EXPECTED))
     summary_file = Path(first["summary_path"]).read_text()
     assert "Traceback" not in summary_file and "Traceback" not in json.dumps(first, default=str)
 
     store = Store(out)
     calls = store.read("calls").to_pandas().set_index("call_id")
-    assert sorted(calls.index) == sorted([c for c, *_ in GOOD.values()] + ["g-silence", "t-1"])
+    assert sorted(calls.index) == sorted([c for c, *_ in GOOD.values()] + ["g-silence", "t-1", "t-bom"])
     for name, (call_id, rate, channels, offset) in GOOD.items():
         call = calls.loc[call_id]
         assert (call.source_path, call.sample_rate, call.channels, call.status) == (name, rate, channels, "ok")
@@ -203,7 +212,7 @@ def test_a_night_of_bad_inputs_fails_each_alone_and_stores_the_rest_once(tmp_pat
     with store.connect_read_only() as con:
         runs = con.execute("SELECT status, transcribed, imported, skipped, failed FROM runs "
                            "ORDER BY started_at, run_id").fetchall()
-    assert runs == [("partial", 5, 1, 0, len(EXPECTED)), ("partial", 0, 0, 6, len(EXPECTED))]
+    assert runs == [("partial", 5, 2, 0, len(EXPECTED)), ("partial", 0, 0, 7, len(EXPECTED))]
     assert len(list((out / "runs").glob("*.json"))) == 2
 
 
