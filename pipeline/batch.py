@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import gc
 import itertools
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,23 @@ def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict
         out += clean
         found[call_id] = sum(counts.values())
     return out, found, failed
+
+
+def redact_extras(calls: list[dict], entities: list[str]) -> tuple[list[dict], dict[str, int]]:
+    """PII out of the calls' other metadata (`extra`: a CRM export's notes column, a transcript's own fields),
+    each value as text, its column's name the context ("card_number"). Returns the calls and spans per call."""
+    out, found = [], {}
+    for call in calls:
+        if call.get("extra"):
+            clean, n = {}, 0
+            for key, value in json.loads(call["extra"]).items():
+                text = value if isinstance(value, str) else json.dumps(value)
+                redacted, spans = redact.redact_text(text, entities, context=str(key).replace("_", " "))
+                clean[key], n = (redacted if spans else value), n + len(spans)
+            if n:
+                call, found[call["call_id"]] = {**call, "extra": json.dumps(clean, sort_keys=True)}, n
+        out.append(call)
+    return out, found
 
 
 # Calls a worker prepares at a time: small enough that a night of a few thousand calls keeps every core
@@ -124,7 +142,8 @@ class Batch:
 def prepare(stages: Stages, ctx: Context, calls: list[dict], utterances: list[dict]) -> Batch:
     utterances, found, failed = stages.redact(utterances, ctx.entities)
     unstored = {c["source_path"]: failed[c["call_id"]] for c in calls if c["call_id"] in failed}
-    calls = [c for c in calls if c["call_id"] not in failed]
+    calls, in_extra = redact_extras([c for c in calls if c["call_id"] not in failed], ctx.entities)
+    found = {k: found.get(k, 0) + in_extra.get(k, 0) for k in found.keys() | in_extra.keys()}
     utterances = stages.enrich(utterances)
     durations = {c["call_id"]: c["duration_s"] or 0.0 for c in calls}
     hits, categories = stages.tag(ctx.tagger, utterances, durations)

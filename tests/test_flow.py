@@ -20,12 +20,13 @@ CALLINTEL = str(Path(sys.executable).with_name("callintel"))
 def recordings(folder: Path, n: int = 3) -> Path:
     """n distinct calls (speech offset differs) at telephone rate, one mono; plus metadata.csv."""
     folder.mkdir(parents=True)
-    lines = ["file,call_id,started_at,agent_id,queue,agent_channel"]
+    lines = ["file,call_id,started_at,agent_id,queue,agent_channel,notes"]  # notes: a CRM's column, kept in extra
     for i in range(n):
         name = f"day{i % 2}/call{i}.wav"
         (folder / name).parent.mkdir(exist_ok=True)
         write_wav(folder / name, JFK, rate=8000, channels=1 if i == 0 else 2, offset_s=0.5 * i)
-        lines.append(f"{name},c-{i},2026-11-{9 + i % 2:02d}T10:00:00,a_{i % 2},billing,")
+        notes = "paid by card 4111 1111 1111 1111" if i == 1 else ""
+        lines.append(f"{name},c-{i},2026-11-{9 + i % 2:02d}T10:00:00,a_{i % 2},billing,,{notes}")
     (folder / "metadata.csv").write_text("\n".join(lines) + "\n")
     return folder
 
@@ -38,7 +39,8 @@ def wav_seconds(path: Path) -> float:
 def transcripts(folder: Path) -> Path:
     folder.mkdir()
     (folder / "t-1.json").write_text(json.dumps({
-        "call_id": "t-1", "started_at": "2026-11-10T11:00:00", "utterances": [
+        "call_id": "t-1", "started_at": "2026-11-10T11:00:00", "customer_email": "anna.brooks@gmail.com",
+        "notes": "customer gave card 4111 1111 1111 1111 and phone 415-555-0132", "utterances": [
             {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Thanks for calling, this is Sam."},
             {"speaker": "customer", "start_s": 2.4, "end_s": 4.0, "text": "Hi, my app keeps crashing."},
             {"speaker": "customer", "start_s": 4.5, "end_s": 9.0,
@@ -101,7 +103,7 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     # Every call is scored; none of them reads the recording disclosure, so all four are flagged.
     assert first["counts"] == {"found": 6, "skipped": 0, "transcribed": 3, "imported": 1, "tagged": 4,
                                "retagged": 0, "utterances": first["counts"]["utterances"], "failed": 2,
-                               "redacted": 1, "scored": 4, "rescored": 0, "flagged": 4}
+                               "redacted": 5, "scored": 4, "rescored": 0, "flagged": 4}
     assert sorted((f["source_path"], f["stage"]) for f in first["failures"]) == [
         ("broken.wav", "ingest"), ("t-2.json", "ingest")]
     assert first["status"] == "partial"
@@ -116,7 +118,11 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     assert set(utts.loc[utts.call_id == "c-1", "speaker"]) == {"agent"}  # speech on the left = agent
     assert list(utts.loc[utts.call_id == "t-1", "speaker"]) == ["agent", "customer", "customer"]
     assert utts.loc[utts.call_id == "t-1", "text"].iloc[2] == "Take the payment on my card, [CARD]."
-    assert_no_leak(out, ["four one one one", "one one one one", "1111 1111"])
+    # Other metadata is text too: a card, a phone or an e-mail there is redacted as in what was said.
+    assert json.loads(calls.loc["c-1", "extra"]) == {"notes": "paid by card [CARD]"}
+    assert json.loads(calls.loc["t-1", "extra"]) == {"customer_email": "[EMAIL]",
+                                                     "notes": "customer gave card [CARD] and phone [PHONE]"}
+    assert_no_leak(out, ["four one one one", "one one one one", "1111 1111", "4111", "anna.brooks", "555-0132"])
     assert len(utts) == first["counts"]["utterances"]
 
     with store.connect_read_only() as con:
