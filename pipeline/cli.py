@@ -20,6 +20,7 @@ from pipeline.cli_common import (UsageProblem, config_option, format_option, loa
 from pipeline.config import Config, ConfigError
 from pipeline.store import Store, StoreBusy
 
+SHOWN = 20  # failures and notes printed after a run; the rest are in the store
 RUN_STOPPED = 3  # exit status of a run an error stopped: not a bad call (1), not a usage mistake (2)
 
 SIGNALS_QUERY = "SELECT signal_id, count(DISTINCT call_id) AS calls FROM signal_hits GROUP BY 1 ORDER BY 2 DESC"
@@ -137,10 +138,15 @@ def _print_summary(summary: dict) -> None:
     rescored = f", {c['rescored']} stored calls re-scored" if c["rescored"] else ""
     echo(f"  QA          {c['scored']} calls scored{rescored}; {c['flagged']} flagged for coaching")
     echo(f"  failures    {c['failed']}")
-    for f in summary["failures"][:20]:
+    for f in summary["failures"][:SHOWN]:
         echo(f"    {f['source_path']} [{f['stage']}]: {f['error']}")
-    for note in summary["notes"][:20]:
+    if len(summary["failures"]) > SHOWN:
+        echo(f"    ... and {len(summary['failures']) - SHOWN} more: callintel sql \"SELECT source_path, error FROM "
+             f"failures WHERE run_id = '{summary['run_id']}'\" --out {summary['out']}")
+    for note in summary["notes"][:SHOWN]:
         echo(f"  note: {note}")
+    if len(summary["notes"]) > SHOWN:
+        echo(f"  ... and {len(summary['notes']) - SHOWN} more notes in {summary['summary_path']}")
     steps = [f"{name} {s:.1f} s" for name, s in summary.get("seconds", {}).items() if s >= 0.05]
     if steps:
         echo(f"  time        {', '.join(steps)}")

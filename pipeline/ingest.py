@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import av
@@ -75,6 +75,14 @@ def printable_name(rel: str) -> str:
         return rel
     except UnicodeEncodeError:
         return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def future_problem(started: datetime) -> str | None:
+    """Why a call's start cannot be right, or None. A call a year ahead (a typo, a recorder's clock) would be
+    the store's newest day for years: the topic window and trends would follow it and leave every real call."""
+    if started > datetime.now() + timedelta(days=1):
+        return "is in the future (more than a day ahead of this machine's clock); correct the date"
+    return None
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -228,6 +236,8 @@ def _metadata_row(record: dict, root: Path, where: str) -> tuple[str | None, dic
             started = parse_timestamp(record["started_at"])
         except ValueError:
             return f"{where}: started_at {record['started_at']!r} is not an ISO-8601 timestamp", {}
+        if why := future_problem(started):
+            return f"{where}: started_at {record['started_at']!r} {why}", {}
     channel = record.get("agent_channel", "").strip().lower() or None
     if channel not in (None, "left", "right", "mono"):
         return f"{where}: agent_channel {channel!r} must be left, right or mono", {}

@@ -18,7 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config import format_validation_error
-from pipeline.ingest import NOT_UTF8_NAME, call_digest, call_id_problem, failure, parse_timestamp, printable_name
+from pipeline.ingest import (NOT_UTF8_NAME, call_digest, call_id_problem, failure, future_problem, parse_timestamp,
+                             printable_name)
 
 
 class _Utterance(BaseModel):
@@ -62,9 +63,12 @@ class _Transcript(BaseModel):
         if not isinstance(value, str):
             raise ValueError("must be an ISO-8601 timestamp string")
         try:
-            return parse_timestamp(value)
+            started = parse_timestamp(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO-8601 timestamp") from None
+        if why := future_problem(started):
+            raise ValueError(f"{value!r} {why}")
+        return started
 
 
 def _checked(data: bytes, rel: str) -> _Transcript:

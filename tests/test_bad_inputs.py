@@ -61,6 +61,9 @@ EXPECTED = {
     "bad/caf\\xe9.wav": ("ingest", ["bad/caf\\xe9.wav", "file name is not UTF-8", "rename the file"]),
     "old\\xe9.json": ("ingest", ["old\\xe9.json", "file name is not UTF-8", "rename the file"]),
     "surrogate.json": ("ingest", ["surrogate.json", "unpaired surrogate", "not text"]),
+    # a typo'd year would be the store's newest day for decades, and topics and trends would follow it
+    "held/future.wav": ("ingest", ["metadata.csv line 13", "started_at '2062-11-20T10:00:00'", "in the future"]),
+    "future.json": ("ingest", ["future.json", "started_at", "'2062-11-20T10:00:00'", "in the future"]),
 }
 
 
@@ -116,12 +119,14 @@ def bad_night(tmp_path: Path) -> tuple[Path, Path, Path]:
     write_wav(rec / "held/badtime.wav", JFK, rate=8000, channels=1, offset_s=2.0)
     write_wav(rec / "held/dup.wav", JFK, rate=8000, channels=1, offset_s=2.5)
     write_wav(rec / "held/unsafe.wav", JFK, rate=8000, channels=1, offset_s=3.5)
+    write_wav(rec / "held/future.wav", JFK, rate=8000, channels=1, offset_s=4.5)
     meta += ["missing.wav,m-1,2026-11-09T10:00:00,a_1",           # line 7
              "held/badtime.wav,h-1,last tuesday,a_1",            # line 8
              "held/dup.wav,g-8k,2026-11-09T10:00:00,a_1",         # line 9
              "../../etc/passwd,p-1,,",                            # line 10
              "/etc/passwd,p-2,,",                                 # line 11
-             "held/unsafe.wav,../../../pwned,2026-11-09T10:00:00,"]  # line 12
+             "held/unsafe.wav,../../../pwned,2026-11-09T10:00:00,",  # line 12
+             "held/future.wav,h-2,2062-11-20T10:00:00,a_1"]          # line 13
     (rec / "metadata.csv").write_text("\n".join(meta) + "\n")
 
     tx = tmp_path / "tx"
@@ -142,6 +147,7 @@ def bad_night(tmp_path: Path) -> tuple[Path, Path, Path]:
     (tx / os.fsdecode(b"old\xe9.json")).write_text(json.dumps({**good, "call_id": "t-latin1"}))
     (tx / "surrogate.json").write_text(json.dumps({**good, "call_id": "t-7", "utterances": [
         {"speaker": "agent", "start_s": 0, "end_s": 1, "text": "hello \ud800 there"}]}))  # json writes \ud800
+    (tx / "future.json").write_text(json.dumps({**good, "call_id": "t-8", "started_at": "2062-11-20T10:00:00"}))
     (tx / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({**good, "call_id": "t-bom"}).encode())  # Windows
     return rec, tx, secret
 
@@ -168,7 +174,7 @@ def test_a_night_of_bad_inputs_fails_each_alone_and_stores_the_rest_once(tmp_pat
     assert_failures_are_one_clear_line_each(first["failures"])
     counts = first["counts"]
     assert (counts["found"], counts["skipped"], counts["transcribed"], counts["imported"], counts["failed"]) == (
-        15 + 10, 0, 5, 2, len(EXPECTED))
+        16 + 11, 0, 5, 2, len(EXPECTED))
     summary_file = Path(first["summary_path"]).read_text()
     assert "Traceback" not in summary_file and "Traceback" not in json.dumps(first, default=str)
 
@@ -205,7 +211,8 @@ def test_a_night_of_bad_inputs_fails_each_alone_and_stores_the_rest_once(tmp_pat
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert cli.returncode == 1, cli.stderr[-2000:]
     assert "Traceback" not in cli.stdout + cli.stderr
-    assert "bad/truncated.wav [ingest]: bad/truncated.wav: truncated WAV" in cli.stdout
+    assert "bad/empty.wav [ingest]: bad/empty.wav: empty file (0 bytes)" in cli.stdout
+    assert f"... and {len(EXPECTED) - 20} more: callintel sql \"SELECT source_path, error FROM failures" in cli.stdout
     after = store.manifest()
     for table in ("calls", "utterances", "signal_hits", "scorecards"):
         assert after[table] == before[table], table
