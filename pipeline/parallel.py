@@ -9,6 +9,9 @@ import concurrent.futures as cf
 import contextlib
 import gc
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 # Tasks sent to a Dask cluster ahead of the one this process waits for: enough to keep the workers busy while it
@@ -22,8 +25,23 @@ GC_THRESHOLD = (10_000, 50, 100)
 
 def process_pool(workers: int, initializer: Callable | None = None, initargs: tuple = ()) -> cf.ProcessPoolExecutor:
     # spawn, not fork: the parent holds threads (Prefect, DuckDB) that fork would copy broken
-    return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=initializer,
-                                  initargs=initargs)
+    return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_orphan_guard,
+                                  initargs=(initializer, *initargs))
+
+
+def _orphan_guard(initializer: Callable | None, *initargs) -> None:
+    """A worker leaves when its parent is gone. A run killed with SIGKILL (an operator, the OOM killer) cannot
+    shut its pool down, and each orphaned worker kept its models: about 1 GB a killed run, for good."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True, name="orphan-guard").start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _exit_with(sentinel) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready when the parent process ends, however it ends
+    os._exit(1)
 
 
 def in_order(submit: Callable, items: Iterable[tuple], in_flight: int) -> Iterator:

@@ -20,7 +20,6 @@ window starts. A recording shorter than one window is one window: exactly what t
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 from concurrent.futures.process import BrokenProcessPool
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models import asr
+from pipeline.parallel import process_pool
 
 SAMPLE_RATE = 16_000
 SEED = 0
@@ -289,9 +289,7 @@ class Transcriber:
                 future.set_exception(exc)
             return future
         if self._pool is None:
-            # spawn, not fork: the parent may hold threads (Prefect, DuckDB) that fork would copy broken.
-            self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(self.opts,))
+            self._pool = process_pool(self.workers, _init_worker, (self.opts,))
         return self._pool.submit(_transcribe_stream, *args)
 
     def run(self, jobs: list) -> Iterator[CallTranscript]:

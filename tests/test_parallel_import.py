@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,44 @@ if __name__ == "__main__":
 """)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "2\n", "")
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie (dead, not yet reaped by whoever adopted it) holds nothing any more
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_pool_workers_leave_when_the_run_is_killed(tmp_path):
+    """kill -9 of a run (an operator, the OOM killer) cannot shut its pool down: each worker used to live on
+    with its models loaded, adopted by init, for good."""
+    script = tmp_path / "night.py"
+    script.write_text(f"""
+import os, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from pipeline import batch
+from pipeline.config import Config
+
+if __name__ == "__main__":
+    cfg = Config()
+    work = [[(p, p.name)] for p in sorted((batch.Path({str(ROOT)!r}) / "data/demo_transcripts").glob("c-*.json"))[:2]]
+    with batch.Pool(2, cfg.signals, list(cfg.redaction.entities), None, cfg.topics, "r") as pool:
+        print(sum(len(b.calls) for b in pool.map((w, None, set()) for w in work)), flush=True)
+        time.sleep(600)  # killed here, its workers idle with their models
+""")
+    run = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert run.stdout.readline() == "2\n"
+        workers = [int(p) for p in Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()]
+        assert len(workers) >= 2 and all(_alive(w) for w in workers)
+    finally:
+        run.kill()
+        run.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [w for w in workers if _alive(w)] == []
 
 
 def test_pages_rendered_in_the_workers_are_the_pages_of_the_stored_rows(tmp_path, prefect_harness, monkeypatch):
