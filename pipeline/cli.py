@@ -333,8 +333,8 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
             chosen = select_calls(calls, call_ids, agent, since.date() if since else None)
             if not chosen:
                 raise UsageProblem("no stored call matches; nothing was deleted")
-            if not yes and not click.confirm(f"Delete {len(chosen)} call(s) from every table?", default=False):
-                raise UsageProblem("nothing was deleted")
+            if not yes:
+                _confirm(f"Delete {len(chosen)} call(s) from every table?")
             record = deletion_record(len(chosen), call_id=call_ids, agent=agent, since=since)
             rows = store.forget(record["deletion_id"], chosen, record)
             store.publish(VIEWS, fresh=True)
@@ -342,6 +342,17 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
         raise UsageProblem(str(exc)) from None
     click.echo(f"forgot {len(chosen)} call(s): {rows} rows removed from every table; "
                f"recorded as {record['deletion_id']}")
+
+
+def _confirm(question: str) -> None:
+    """Ask; with no answer to read (cron, a pipe, Ctrl-D) say how to go ahead without asking."""
+    try:
+        if click.confirm(question, default=False):
+            return
+    except click.Abort:
+        raise UsageProblem("no answer (no terminal to ask at?): add --yes to delete without asking; "
+                           "nothing was deleted") from None
+    raise UsageProblem("nothing was deleted")
 
 
 cli.add_command(scorecard)

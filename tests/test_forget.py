@@ -35,6 +35,9 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
     assigned = [entry["file"] for entry in store.meta()["topic_vectors_assigned"]]
     assert {p.name for p in (out / "models").glob("*")} == fitted | set(assigned) and len(assigned) == 1
 
+    unanswered = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--out", str(out)], input="")  # cron
+    assert unanswered.exit_code == 2 and "add --yes" in unanswered.output and "nothing was deleted" in unanswered.output
+    assert "gone-1" in store.read("calls").column("call_id").to_pylist()
     result = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--out", str(out)], input="y\n",
                                 catch_exceptions=False)
     assert result.exit_code == 0 and "forgot 1 call(s)" in result.output
