@@ -17,7 +17,6 @@ from datetime import date  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 from prefect import flow, serve, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.context import FlowRunContext  # noqa: E402
@@ -27,6 +26,7 @@ from prefect.utilities.annotations import quote  # noqa: E402
 from pipeline import archive, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
 from pipeline import transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
+from pipeline.progress import bar  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, close_failed, close_interrupted, store_summary, transcript_rows  # noqa: E402
 from pipeline.signals import load_signals  # noqa: E402
@@ -304,8 +304,7 @@ def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | No
     model_path = writer.store.model_path() if writer.topic_model is not None else None  # the file it loaded
     setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, writer.run.run_id)
     seen: dict[str, str] = {}  # call_id -> file, of the calls admitted this night
-    with tqdm(total=len(work), unit="file", desc="importing transcripts",
-              disable=None if progress is None else not progress) as bar, contextlib.ExitStack() as stack, \
+    with bar(len(work), "file", "importing transcripts", progress) as done, contextlib.ExitStack() as stack, \
             parallel.few_collections():
         if cfg.runner.kind == "dask":
             # one task per batch on the cluster; each worker builds the run's context once
@@ -317,15 +316,15 @@ def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | No
         else:
             prepared = itertools.starmap(writer.prepare_transcripts, batches)
         # admitted batch by batch, before merging: a call_id is unique within one worker's batch only
-        admitted = (writer.admit(ready, known_ids, seen) for ready in _progress(prepared, bar))
+        admitted = (writer.admit(ready, known_ids, seen) for ready in _progress(prepared, done))
         for group in batch.gather(admitted, cfg.import_commit_every):
             writer.run.counts["imported"] += len(writer.store_batch(group))
     writer.store.remove_staged_pages()  # of calls refused after their pages were staged
 
 
-def _progress(prepared, bar):
+def _progress(prepared, done):
     for ready in prepared:
-        bar.update(ready.files)
+        done.update(ready.files)
         yield ready
 
 

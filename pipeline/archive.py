@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from tqdm import tqdm
 
 from pipeline import parallel, qa
+from pipeline.progress import bar
 from pipeline.rubric import load_qa
 from pipeline.schemas import conform
 from pipeline.signals import load_signals
@@ -81,12 +81,11 @@ def _grouped(calls_a_day: dict[date, int], spread: Spread | None) -> tuple[list[
 
 def _as_done(groups: list[set[date]], done: Iterator, calls_a_day: dict[date, int], desc: str,
              progress: bool | None) -> Iterator[tuple[int, set[date], tuple]]:
-    """(n, days, result) of each group in turn, with a bar of the calls done (shown on a terminal)."""
-    with tqdm(total=sum(calls_a_day.values()), unit="call", desc=desc,
-              disable=None if progress is None else not progress) as bar:
+    """(n, days, result) of each group in turn, with the calls done shown (progress.bar)."""
+    with bar(sum(calls_a_day.values()), "call", desc, progress) as shown:
         for n, (days, result) in enumerate(zip(groups, done), 1):
             yield n, days, result
-            bar.update(sum(calls_a_day[day] for day in days))
+            shown.update(sum(calls_a_day[day] for day in days))
 
 
 def _stored_text(store, days: set[date]) -> dict:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm import tqdm
 
 from pipeline.flags import SEVERITY_RANK
+from pipeline.progress import tracked
 from pipeline.score import clock
 from pipeline.store import day_groups
 
@@ -219,8 +219,7 @@ def _write(store, results: Iterator[tuple], total: int, progress: bool | None) -
     written: dict[str, dict] = {}
 
     def pages():
-        for call, page, why in tqdm(results, total=total, unit="page", desc="scorecard pages",
-                                    disable=None if progress is None else not progress):
+        for call, page, why in tracked(results, total, "page", "scorecard pages", progress):
             if page is None:
                 done.failed.append((call, why))
                 continue

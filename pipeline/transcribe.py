@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from models import asr
 from pipeline.parallel import process_pool
+from pipeline.progress import bar
 
 SAMPLE_RATE = 16_000
 SEED = 0
@@ -260,13 +260,12 @@ class Transcriber:
     def __init__(self, opts: AsrOptions, workers: int = 1, progress: bool | None = None):
         self.opts, self.workers, self.progress = opts, max(1, workers), progress
         self._pool: cf.ProcessPoolExecutor | None = None
-        self._bar: tqdm | None = None
+        self._bar = None
 
     def start_progress(self, jobs: list) -> None:
         """One bar in seconds of audio over all jobs of the night, however they are batched."""
         total = sum(j.duration_s * len(channel_plan(j.channels, j.agent_channel)) for j in jobs)
-        self._bar = tqdm(total=round(total), unit="s", desc="transcribing audio",
-                         disable=None if self.progress is None else not self.progress)
+        self._bar = bar(round(total), "s", "transcribing audio", self.progress)
 
     def __enter__(self) -> Transcriber:
         if self.workers == 1:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tqdm import tqdm
 
 from conftest import ROOT
-from pipeline import batch
+from pipeline import batch, progress
 from pipeline.store import Store
 from test_dask import TABLES, rows
 
@@ -273,12 +272,12 @@ def test_after_a_rules_change_the_workers_do_the_archive_again_as_one_process_wo
         new_rubric_version(signals) if change == "rubric" else add_a_signal(signals)
         here.clear()
         bars = []
-        monkeypatch.setattr(archive, "tqdm", lambda **kw: bars.append((kw, tqdm(**kw))) or bars[-1][1])
+        monkeypatch.setattr(archive, "bar", lambda *args: bars.append((args, progress.bar(*args))) or bars[-1][1])
         nights[workers] = run(tx, signals, out, workers=workers, progress=True)
         assert len(here) == (0 if workers == 2 else 1 if change == "rubric" else 2)
         # what the operator watches: every stored call done again
-        assert [(bar.desc, bar.n, bar.total, made["disable"]) for made, bar in bars] == [
-            (f"{doing} stored calls", 3, 3, False)
+        assert [(bar.desc, bar.n, bar.total, args[3]) for args, bar in bars] == [
+            (f"{doing} stored calls", 3, 3, True)
             for doing in (["re-tagging"] if change == "signals" else []) + ["re-scoring"]]
     counts = nights[2]["counts"]
     assert counts == nights[1]["counts"] and nights[2]["failures"] == []
