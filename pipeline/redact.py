@@ -57,6 +57,7 @@ from typing import Collection
 
 from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails, is_date,
                              runs, spell)
+from pipeline.redact_turns import turn_blocks
 
 ENTITIES = ("card", "ssn", "phone", "email", "dob")
 PRIORITY = {kind: rank for rank, kind in enumerate(ENTITIES)}  # overlapping spans keep the kind ranked first
@@ -74,12 +75,9 @@ CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booki
               for b in ("number", "no", "id", "code")}
 CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back"}
 TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
-BACKCHANNEL = set("ok okay mhm mm hmm mmhmm mm-hmm uh-huh uh huh yes yeah yep yup right sure go on ahead got it "
-                  "alright thanks thank you great perfect".split())
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
-PUNCTUATION = str.maketrans(dict.fromkeys(",.;:!?()[]/\"'\u2026-", " "))
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence|percent|%)", re.I)
@@ -168,7 +166,7 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     texts = [u.get("text") or "" for u in utterances]
     found = [find_pii(t, entities, texts[i - 1] if i else "") for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
-    for block in _turn_blocks(utterances, texts):
+    for block in turn_blocks(utterances, texts):
         for i, span, is_continuation in _cross_turn(block, texts, entities):
             found[i].append(span)
             if is_continuation:
@@ -291,10 +289,6 @@ def _nearest(cues, tok: Tokens, first: int, last: int) -> str | None:
 
 # --- spans, turns and words ----------------------------------------------------------------
 
-def _words(text: str) -> list[str]:
-    return text.lower().translate(PUNCTUATION).split()
-
-
 def _merge(spans: list[Span]) -> list[Span]:
     merged: list[Span] = []
     for s in sorted(spans, key=lambda s: (s.start, -s.end)):
@@ -313,20 +307,6 @@ def _apply(text: str, spans: list[Span]) -> str:
         out += [text[pos:s.start], f"[{s.kind.upper()}]"]
         pos = s.end
     return "".join(out) + text[pos:]
-
-
-def _turn_blocks(utterances: list[dict], texts: list[str]) -> list[list[int]]:
-    """Runs of one speaker's turns; the other speaker's pure backchannel ("mhm", "okay") between is skipped."""
-    blocks, block = [], []
-    for i, utterance in enumerate(utterances):
-        if block and utterance.get("speaker") == utterances[block[-1]].get("speaker"):
-            block.append(i)
-        elif block and len(texts[i]) < 30 and set(_words(texts[i])) <= BACKCHANNEL:
-            continue
-        else:
-            blocks.append(block)
-            block = [i]
-    return [b for b in blocks + [block] if len(b) > 1]
 
 
 def _cross_turn(block: list[int], texts: list[str], entities):
