@@ -36,16 +36,21 @@ policy, zip, case/member/claim... number). Money runs ("$", "dollars") are skipp
 Kept: prices, times, zip codes, short runs, dates without a DOB cue, non-Luhn
 card-length runs without a card cue.
 
-Across turns (redact_utterances): consecutive turns of one speaker - the other speaker
-silent or only backchannelling ("mhm", "okay") between - are also searched joined, and
-a span crossing a turn boundary is redacted in each turn it touches: a card, phone or
-date read over several turns (Whisper turns end at pauses) goes.
+Across turns (redact_utterances; which turns, in pipeline.redact_turns): consecutive
+turns of one speaker - the other speaker silent, backchannelling ("mhm", "okay"),
+prompting for more digits ("and the next four?", "and the rest?") or reading digits
+back ("mhm, 4111, go on") between - are also searched joined, the turn before them as
+context, and a span crossing a turn boundary is redacted in each turn it touches: a
+card, phone or date read over several turns (Whisper turns end at pauses) goes, and
+with a card, phone or SSN the read-backs of its digits between its pieces.
 
 Known limits: a card read in pieces with words other than fillers between them in one
 turn ("4242 4242 and 4242 4242"), or glued to other digits in a run of <= 19 digits
-with no card cue, is missed; 7-digit local numbers, extensions and non-US/UK phone
-formats are not phones; a birth year alone is no date; a non-DOB date in the turn
-after a DOB question is redacted; a 13-19 digit Luhn-valid identifier is a card.
+with no card cue, is missed; so are its pieces when the other speaker says anything
+else between them ("4112?" misheard, "sorry, you broke up"); 7-digit local numbers,
+extensions and non-US/UK phone formats are not phones; a birth year alone is no date;
+a non-DOB date in the turn after a DOB question is redacted; a 13-19 digit Luhn-valid
+identifier is a card, in one turn or read in pieces.
 """
 from __future__ import annotations
 
@@ -57,7 +62,7 @@ from typing import Collection
 
 from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails, is_date,
                              runs, spell)
-from pipeline.redact_turns import turn_blocks
+from pipeline.redact_turns import cross_turn, turn_blocks
 
 ENTITIES = ("card", "ssn", "phone", "email", "dob")
 PRIORITY = {kind: rank for rank, kind in enumerate(ENTITIES)}  # overlapping spans keep the kind ranked first
@@ -310,16 +315,11 @@ def _apply(text: str, spans: list[Span]) -> str:
 
 
 def _cross_turn(block: list[int], texts: list[str], entities):
-    """(utterance index, span part, is a continuation) for spans of the joined block that cross a turn."""
-    offsets, pos = [], 0
-    for i in block:
-        offsets.append(pos)
-        pos += len(texts[i]) + 1
+    """(utterance index, span part, is a continuation) for spans of the joined block that cross a turn, and for
+    the other speaker's read-backs between their pieces (pipeline.redact_turns)."""
     context = texts[block[0] - 1] if block[0] else ""
-    for span in find_pii("\n".join(texts[i] for i in block), entities, context):
-        parts = [(i, off) for i, off in zip(block, offsets) if span.start < off + len(texts[i]) and span.end > off]
-        for n, (i, off) in enumerate(parts if len(parts) > 1 else []):
-            yield i, Span(span.kind, max(span.start - off, 0), min(span.end - off, len(texts[i]))), n > 0
+    for i, kind, start, end, more in cross_turn(block, texts, lambda t, c: find_pii(t, entities, c), context):
+        yield i, Span(kind, start, end), more
 
 
 def _redact_row(utterance: dict, text: str, spans: list[Span]) -> tuple[dict, list[Span]]:
