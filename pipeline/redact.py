@@ -40,9 +40,11 @@ Across turns (redact_utterances; which turns, in pipeline.redact_turns): consecu
 turns of one speaker - the other speaker silent, backchannelling ("mhm", "okay"),
 prompting for more digits ("and the next four?", "and the rest?") or reading digits
 back ("mhm, 4111, go on") between - are also searched joined, the turn before them as
-context, and a span crossing a turn boundary is redacted in each turn it touches: a
-card, phone or date read over several turns (Whisper turns end at pauses) goes, and
-with a card, phone or SSN the read-backs of its digits between its pieces.
+context (a card cue between them, or when that turn has no cue one up to 4 turns back:
+the agent's question, takes its place), and a span crossing a turn boundary is redacted
+in each turn it touches: a card, phone or date read over several turns (Whisper turns
+end at pauses) goes, and with a card, phone or SSN the read-backs of its digits between
+its pieces.
 
 Known limits: a card read in pieces with words other than fillers between them in one
 turn ("4242 4242 and 4242 4242"), or glued to other digits in a run of <= 19 digits
@@ -83,6 +85,7 @@ TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits 
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
+CARD_HINT = re.compile("|".join(w for w, kind in CUE_WORDS.items() if kind == "card") + "|american|long")  # lower
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence|percent|%)", re.I)
@@ -124,7 +127,7 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
 
 def _find_pii(text: str, entities: Collection[str], context: str) -> list[Span]:
     tok = Tokens(text)
-    cues, context_cues = _cues(tok.words), _cues(TOKEN.findall(context.lower()) + [""] * 4) if context else []
+    cues, context_cues = _cues(tok.words), _cues(_cue_words(context)) if context else []
     dob_cue = any(kind == "dob" for kind, _ in cues + context_cues)
     found = [Span("email", a, b) for a, b in emails(text)]
     found += [Span("dob", a, b) for a, b in dates(tok, [(s.start, s.end) for s in found])
@@ -171,7 +174,7 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     texts = [u.get("text") or "" for u in utterances]
     found = [find_pii(t, entities, texts[i - 1] if i else "") for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
-    for block in turn_blocks(utterances, texts):
+    for block in turn_blocks(utterances, texts, _has_card_cue):
         for i, span, is_continuation in _cross_turn(block, texts, entities):
             found[i].append(span)
             if is_continuation:
@@ -281,6 +284,10 @@ def _cues(ws: list[str]) -> list[tuple[str, int]]:
     return found
 
 
+def _cue_words(text: str) -> list[str]:
+    return TOKEN.findall(text.lower()) + [""] * 4
+
+
 def _nearest(cues, tok: Tokens, first: int, last: int) -> str | None:
     """Class of the last cue before words first..last, else of one right after them ("... is my order number")."""
     before = [kind for kind, i in cues if i < first]
@@ -317,9 +324,26 @@ def _apply(text: str, spans: list[Span]) -> str:
 def _cross_turn(block: list[int], texts: list[str], entities):
     """(utterance index, span part, is a continuation) for spans of the joined block that cross a turn, and for
     the other speaker's read-backs between their pieces (pipeline.redact_turns)."""
-    context = texts[block[0] - 1] if block[0] else ""
+    context = _block_context(texts, block)
     for i, kind, start, end, more in cross_turn(block, texts, lambda t, c: find_pii(t, entities, c), context):
         yield i, Span(kind, start, end), more
+
+
+def _block_context(texts: list[str], block: list[int]) -> str:
+    """What a block answers: a card cue in the other speaker's turns read through ("and the rest of the card?");
+    else the turn before it; when that has no cue, the nearest of the 4 before with a card cue ("I'd like to pay
+    by card" before "of course, whenever you're ready")."""
+    first = block[0]
+    inside = [texts[k] for k in range(first + 1, block[-1]) if k not in block]
+    previous = next((t for t in inside if _has_card_cue(t)), texts[first - 1] if first else "")
+    for k in range(first - 2, max(first - 5, -1), -1):
+        if _has_card_cue(texts[k]):
+            return previous if _cues(_cue_words(previous)) else texts[k]
+    return previous
+
+
+def _has_card_cue(text: str) -> bool:
+    return bool(CARD_HINT.search(text.lower())) and any(kind == "card" for kind, _ in _cues(_cue_words(text)))
 
 
 def _redact_row(utterance: dict, text: str, spans: list[Span]) -> tuple[dict, list[Span]]:

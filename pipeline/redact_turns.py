@@ -6,7 +6,8 @@ speaker's turns with, between them, only the other speaker's short turns (< 60
 characters) that say nothing of their own:
 - backchannel: "mhm", "okay", "yes", "go ahead";
 - prompts for more digits: "and the rest?", "the next four", "and then?", "keep going",
-  "sorry, again?" ("four" after next/last/first/other is a count, not a digit);
+  "sorry, again?", "and the rest of the card?" (naming the card only when the block
+  reads one; "four" after next/last/first/other is a count, not a digit);
 - read-backs: runs of 2+ digits the block has already said ("4111?", "mhm, 4111, go on").
 Anything else ends the block: a cue for something else ("and the expiry?", which must
 decide what the next digits are), "and how many handsets?", a digit not read back, a
@@ -31,7 +32,8 @@ PROMPTS = set("and the then next last first final rest remaining more other othe
               "whats comes keep going carry continue please so of number numbers digits ones sorry again pardon was "
               "is correct".split())
 COUNTED = {"next", "last", "first", "final", "other", "remaining"}  # "the next four": four digits, not a 4
-PLAIN = BACKCHANNEL | PROMPTS | FILLERS
+CARD_WORDS = {"card", "long"}  # "and the rest of the card?" goes on reading a card, but ends any other block
+PLAIN = BACKCHANNEL | PROMPTS | FILLERS | CARD_WORDS
 BETWEEN_WORDS = PLAIN | NUMBER_WORDS
 BETWEEN_CHARS = 60  # a longer turn says something of its own
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")  # the words Tokens reads
@@ -39,8 +41,9 @@ DIGIT = re.compile(r"\d")
 MONEY = re.compile(r"[$£€%]")
 
 
-def turn_blocks(utterances: list[dict], texts: list[str]) -> list[list[int]]:
-    """Indices of the turns of each block of two or more turns (see the module docstring)."""
+def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable[[str], bool]) -> list[list[int]]:
+    """Indices of the turns of each block of two or more turns (see the module docstring); a block reads a card
+    when has_card_cue is true of one of its turns or of the 4 turns before it."""
     blocks, block, skipped, said = [], [], [], {}
 
     def block_said() -> str:
@@ -49,12 +52,15 @@ def turn_blocks(utterances: list[dict], texts: list[str]) -> list[list[int]]:
                 said[k] = digits(texts[k])
         return "".join(said[k] for k in block)
 
+    def reading_card() -> bool:
+        return any(has_card_cue(texts[k]) for k in range(max(block[0] - 4, 0), block[-1] + 1))
+
     for i, utterance in enumerate(utterances):
         speaker = utterance.get("speaker")
         if block and speaker == utterances[block[-1]].get("speaker"):
             block.append(i)
             skipped = []
-        elif block and _between(texts[i], block_said):
+        elif block and _between(texts[i], block_said, reading_card):
             skipped.append(i)
         else:
             blocks.append(block)
@@ -84,7 +90,7 @@ def cross_turn(block: list[int], texts: list[str], find: Callable[[str, str], li
                 yield i, span.kind, start, end, True
 
 
-def _between(text: str, said: Callable[[], str]) -> bool:
+def _between(text: str, said: Callable[[], str], reading_card: Callable[[], bool]) -> bool:
     """True for a turn of the other speaker a block reads on through; said() is what the block said so far."""
     if len(text) >= BETWEEN_CHARS or MONEY.search(text):
         return False  # "$" says something of its own
@@ -93,7 +99,7 @@ def _between(text: str, said: Callable[[], str]) -> bool:
     if first and first.group() not in BETWEEN_WORDS:
         return False  # most turns: a word of their own, first thing
     words = WORD.findall(lowered)
-    if not BETWEEN_WORDS.issuperset(words):
+    if not BETWEEN_WORDS.issuperset(words) or (not CARD_WORDS.isdisjoint(words) and not reading_card()):
         return False
     if NUMBER_WORDS.isdisjoint(words) and not DIGIT.search(text):
         return True  # backchannel or a prompt, no number in it

@@ -214,6 +214,29 @@ def test_card_read_back_by_the_agent_between_its_pieces_is_redacted_too():
         "Can I have the card number?", "[CARD]", "mhm, [CARD], go on", "[CARD]"]
 
 
+def test_a_card_asked_for_a_few_turns_back_is_the_context_of_its_pieces():
+    # one digit misheard (not Luhn): only the card cue says what the 16 digits are
+    call = [utterance("customer", "I'd like to pay the balance by card.", 0.0),
+            utterance("agent", "Of course, whenever you're ready.", 3.0),
+            utterance("customer", "4111 1111", 5.0),
+            utterance("agent", "and the rest of the card?", 7.0),
+            utterance("customer", "1111 1112", 9.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows][2:] == ["[CARD]", "and the rest of the card?", "[CARD]"]
+    assert counts == {"card": 1}
+
+
+def test_naming_the_card_ends_a_block_that_is_not_reading_one():
+    call = [utterance("customer", "my order number is 12345", 0.0),
+            utterance("agent", "and the card?", 3.0),
+            utterance("customer", "4111 1111", 5.0),
+            utterance("agent", "mhm", 7.0),
+            utterance("customer", "1111 1112", 8.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows] == ["my order number is 12345", "and the card?", "[CARD]", "mhm", "[CARD]"]
+    assert counts == {"card": 1}
+
+
 def test_counts_answered_over_turns_are_kept():
     call = [utterance("agent", "how many lines do you need?", 0.0),
             utterance("customer", "two", 2.0),
