@@ -325,7 +325,8 @@ def _cross_turn(block: list[int], texts: list[str], entities):
     """(utterance index, span part, is a continuation) for spans of the joined block that cross a turn, and for
     the other speaker's read-backs between their pieces (pipeline.redact_turns)."""
     context = _block_context(texts, block)
-    for i, kind, start, end, more in cross_turn(block, texts, lambda t, c: find_pii(t, entities, c), context):
+    card_cue = any(_has_card_cue(t) for t in [context] + [texts[i] for i in block])
+    for i, kind, start, end, more in cross_turn(block, texts, lambda t, c: find_pii(t, entities, c), context, card_cue):
         yield i, Span(kind, start, end), more
 
 

@@ -14,9 +14,12 @@ decide what the next digits are), "and how many handsets?", a digit not read bac
 money sign. A turn read through is still its speaker's: it opens their next block.
 
 redact joins a block's turns with newlines, so digits read across the pauses form one
-run, and keeps only the spans that cross a turn. A card, phone or SSN found across turns
-also takes the digit runs of the turns between its pieces that repeat its digits
-(read-backs).
+run, and keeps only the spans that cross a turn. When a card was asked for or named
+(just before the block, between its turns or in them), it searches the block a second
+time with the backchannel and prompt words before a turn's first digit and after its
+last blanked ("yes, and 1111 1111", "the last four is 1111"), and turns of nothing else
+("yes"), so they do not cut the run. A card, phone or SSN found across turns also takes
+the digit runs of the turns between its pieces that repeat its digits (read-backs).
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ CARD_WORDS = {"card", "long"}  # "and the rest of the card?" goes on reading a c
 PLAIN = BACKCHANNEL | PROMPTS | FILLERS | CARD_WORDS
 BETWEEN_WORDS = PLAIN | NUMBER_WORDS
 BETWEEN_CHARS = 60  # a longer turn says something of its own
+EDGE = BACKCHANNEL | PROMPTS | FILLERS | {"it's", "its", "it"}  # blanked at a turn's edges; never a cue word
+KEEP = set("$£€%+(")  # "$" before a run or "%" after it says what it is; "+44", "(206)" belong to a phone
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")  # the words Tokens reads
 DIGIT = re.compile(r"\d")
 MONEY = re.compile(r"[$£€%]")
@@ -69,25 +74,50 @@ def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable
     return [b for b in blocks + [block] if len(b) > 1]
 
 
-def cross_turn(block: list[int], texts: list[str], find: Callable[[str, str], list],
-               context: str) -> Iterator[tuple[int, str, int, int, bool]]:
+def cross_turn(block: list[int], texts: list[str], find: Callable[[str, str], list], context: str,
+               card_cue: bool) -> Iterator[tuple[int, str, int, int, bool]]:
     """(turn, kind, start, end, is a continuation) of each part of a span find(joined text, context) gives that
-    crosses a turn of the block, and of the read-backs of a card, phone or SSN between its pieces."""
+    crosses a turn of the block, and of the read-backs of a card, phone or SSN between its pieces. With card_cue
+    the block is searched a second time, the edges of its turns blanked (searched)."""
     offsets, pos = [], 0
     for i in block:
         offsets.append(pos)
         pos += len(texts[i]) + 1
-    joined = "\n".join(texts[i] for i in block)
-    for span in find(joined, context):
-        parts = [(i, off) for i, off in zip(block, offsets) if span.start < off + len(texts[i]) and span.end > off]
-        if len(parts) < 2:
-            continue
-        for n, (i, off) in enumerate(parts):
-            yield i, span.kind, max(span.start - off, 0), min(span.end - off, len(texts[i])), n > 0
-        if span.kind in ("card", "phone", "ssn"):
-            between = [k for k in range(parts[0][0] + 1, parts[-1][0]) if k not in block]
-            for i, start, end in read_backs(texts, between, digits(joined[span.start:span.end])):
-                yield i, span.kind, start, end, True
+    for search in [texts] + ([{i: searched(texts[i]) for i in block}] if card_cue else []):
+        joined = "\n".join(search[i] for i in block)
+        for span in find(joined, context):
+            parts = [(i, off) for i, off in zip(block, offsets) if span.start < off + len(texts[i]) and span.end > off]
+            if len(parts) < 2:
+                continue
+            for n, (i, off) in enumerate(parts):
+                start, end = max(span.start - off, 0), min(span.end - off, len(texts[i]))
+                part = search[i][start:end]  # not what was blanked: "yes, and 4242" keeps "yes, and"
+                start, end = start + len(part) - len(part.lstrip()), end - len(part) + len(part.rstrip())
+                if end > start:
+                    yield i, span.kind, start, end, n > 0
+            if span.kind in ("card", "phone", "ssn"):
+                between = [k for k in range(parts[0][0] + 1, parts[-1][0]) if k not in block]
+                for i, start, end in read_backs(texts, between, digits(joined[span.start:span.end])):
+                    yield i, span.kind, start, end, True
+
+
+def searched(text: str) -> str:
+    """The turn as its block is searched: the words before its first digit and after its last (all its words, if
+    it says no number) blanked out, when they are all backchannel or prompt words (offsets do not move)."""
+    tok = Tokens(text)
+    n = len(tok.starts)
+    numbers = [i for i, w in enumerate(tok.words[:n])
+               if (w.isdecimal() or w in NUMBER_WORDS) and not _is_count(tok.words, i)]
+    if numbers:
+        edges = [(range(numbers[0]), 0, tok.starts[numbers[0]]),
+                 (range(numbers[-1] + 1, n), tok.ends[numbers[-1]], len(text))]
+    else:
+        edges = [(range(n), 0, len(text))]
+    chars = list(text)
+    for words, start, end in edges:
+        if all(tok.words[i] in EDGE or _is_count(tok.words, i) for i in words):
+            chars[start:end] = [c if c in KEEP or c.isspace() else " " for c in text[start:end]]
+    return "".join(chars)
 
 
 def _between(text: str, said: Callable[[], str], reading_card: Callable[[], bool]) -> bool:

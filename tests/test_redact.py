@@ -21,6 +21,7 @@ from pipeline import redact
 from pipeline.redact import ENTITIES, Span, find_pii, luhn, redact_text, redact_utterances
 
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "redaction_cases.yaml").read_text())["cases"]
+DIALOGUES = yaml.safe_load((Path(__file__).parent / "data" / "redaction_dialogues.yaml").read_text())["dialogues"]
 DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
 TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
@@ -237,6 +238,19 @@ def test_naming_the_card_ends_a_block_that_is_not_reading_one():
     assert counts == {"card": 1}
 
 
+def test_a_piece_begun_with_yes_and_joins_the_card_and_keeps_those_words():
+    call = [utterance("agent", "What's the card number?", 0.0),
+            utterance("customer", "It's 4242 4242", 2.0),
+            utterance("agent", "4242 4242, and then?", 4.0),
+            utterance("customer", "yes, and 4242 4242.", 6.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows] == ["What's the card number?", "It's [CARD]", "[CARD] and then?",
+                                         "yes, and [CARD]"]
+    assert rows[3]["words"] == [*call[3]["words"][:2], {"word": "[CARD]", "start_s": 6.8, "end_s": 7.5,
+                                                         "probability": 0.87}]
+    assert counts == {"card": 1}
+
+
 def test_counts_answered_over_turns_are_kept():
     call = [utterance("agent", "how many lines do you need?", 0.0),
             utterance("customer", "two", 2.0),
@@ -268,6 +282,13 @@ def test_prices_over_turns_are_kept():
             utterance("customer", "and the setup?", 2.0),
             utterance("agent", "19 99", 3.0)]
     assert redact_utterances(call) == (call, Counter())
+
+
+@pytest.mark.parametrize("dialogue", DIALOGUES, ids=[d["name"] for d in DIALOGUES])
+def test_dialogue_case(dialogue):
+    """tests/data/redaction_dialogues.yaml: each turn comes back as its third element says, else unchanged."""
+    rows, _ = redact_utterances([{"speaker": t[0], "text": t[1]} for t in dialogue["turns"]])
+    assert [r["text"] for r in rows] == [t[-1] for t in dialogue["turns"]]
 
 
 def test_phone_split_at_a_pause_is_redacted_in_both_turns():
