@@ -3,6 +3,10 @@
 Quality: per entity, recall (secrets of the corpus fully covered by a span of their
 kind) and precision (spans that overlap a secret of their kind), over
 tests/data/redaction_cases.yaml, plus how many near-misses came back unchanged.
+Across turns: over the calls of tests/data/redaction_dialogues.yaml (numbers read in
+pieces, the other speaker prompting or reading back between), through redact_utterances,
+recall is the turns holding PII that come back exactly as expected, precision the changed
+turns that were meant to change (to exactly that text), plus near-miss calls unchanged.
 
 Throughput: N synthetic contact-centre utterances (about 5% carry PII), grouped into
 calls of 40 turns with word timestamps like the transcribe stage writes, go through
@@ -31,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from pipeline.redact import ENTITIES, find_pii, redact_utterances  # noqa: E402
 
 CASES = ROOT / "tests" / "data" / "redaction_cases.yaml"
+DIALOGUES = ROOT / "tests" / "data" / "redaction_dialogues.yaml"
 PLAIN = [
     "thank you for calling Skyline Mobile my name is Sam", "this call may be recorded for quality and training",
     "hi I'm calling about my bill", "yeah so the app keeps crashing since the update", "okay", "yes", "right",
@@ -71,6 +76,23 @@ def score(cases: list[dict]) -> tuple[dict, int, int]:
     return stats, near_ok, near
 
 
+def score_dialogues(dialogues: list[dict]) -> tuple[Counter, int, int]:
+    """Turns to redact, redacted as expected; turns changed, changed as expected; near-miss calls unchanged / total."""
+    stats, near_ok, near = Counter(), 0, 0
+    for dialogue in dialogues:
+        turns = [{"speaker": t[0], "text": t[1]} for t in dialogue["turns"]]
+        rows, _ = redact_utterances(turns)
+        for turn, row in zip(dialogue["turns"], rows):
+            expected = turn[2] if len(turn) > 2 else turn[1]
+            stats["secret"] += len(turn) > 2
+            stats["covered"] += len(turn) > 2 and row["text"] == expected
+            stats["changed"] += row["text"] != turn[1]
+            stats["true"] += row["text"] != turn[1] and row["text"] == expected
+        if all(len(t) == 2 for t in dialogue["turns"]):
+            near, near_ok = near + 1, near_ok + all(r["text"] == t[1] for r, t in zip(rows, dialogue["turns"]))
+    return stats, near_ok, near
+
+
 def calls(n: int, seed: int = 11) -> list[list[dict]]:
     rng = random.Random(seed)
     out = []
@@ -99,6 +121,12 @@ def main() -> None:
         precision = s["true"] / s["spans"] if s["spans"] else float("nan")
         print(f"{kind:8} {s['secrets']:7d} {recall:7.3f} {s['spans']:6d} {precision:9.3f}")
     print(f"near-misses unchanged: {near_ok}/{near}")
+    dialogues = yaml.safe_load(DIALOGUES.read_text())["dialogues"]
+    d, d_ok, d_near = score_dialogues(dialogues)
+    print(f"\nacross turns: {len(dialogues)} calls, {d['secret']} turns holding PII, {d_near} near-miss calls")
+    print(f"turn recall {d['covered'] / d['secret']:.3f}   turns changed {d['changed']}   "
+          f"turn precision {d['true'] / d['changed'] if d['changed'] else float('nan'):.3f}   "
+          f"near-miss calls unchanged: {d_ok}/{d_near}")
 
     batch = calls(args.n)
     texts = [u["text"] for call in batch for u in call]

@@ -36,16 +36,23 @@ policy, zip, case/member/claim... number). Money runs ("$", "dollars") are skipp
 Kept: prices, times, zip codes, short runs, dates without a DOB cue, non-Luhn
 card-length runs without a card cue.
 
-Across turns (redact_utterances): consecutive turns of one speaker - the other speaker
-silent or only backchannelling ("mhm", "okay") between - are also searched joined, and
-a span crossing a turn boundary is redacted in each turn it touches: a card, phone or
-date read over several turns (Whisper turns end at pauses) goes.
+Across turns (redact_utterances; which turns, in pipeline.redact_turns): consecutive
+turns of one speaker - the other speaker silent, backchannelling ("mhm", "okay"),
+prompting for more digits ("and the next four?", "and the rest?") or reading digits
+back ("mhm, 4111, go on") between - are also searched joined, the turn before them as
+context (a card cue between them, or when that turn has no cue one up to 4 turns back:
+the agent's question, takes its place), and a span crossing a turn boundary is redacted
+in each turn it touches: a card, phone or date read over several turns (Whisper turns
+end at pauses) goes, and with a card, phone or SSN the read-backs of its digits between
+its pieces.
 
 Known limits: a card read in pieces with words other than fillers between them in one
 turn ("4242 4242 and 4242 4242"), or glued to other digits in a run of <= 19 digits
-with no card cue, is missed; 7-digit local numbers, extensions and non-US/UK phone
-formats are not phones; a birth year alone is no date; a non-DOB date in the turn
-after a DOB question is redacted; a 13-19 digit Luhn-valid identifier is a card.
+with no card cue, is missed; so are its pieces when the other speaker says anything
+else between them ("4112?" misheard, "sorry, you broke up"); 7-digit local numbers,
+extensions and non-US/UK phone formats are not phones; a birth year alone is no date;
+a non-DOB date in the turn after a DOB question is redacted; a 13-19 digit Luhn-valid
+identifier is a card, in one turn or read in pieces.
 """
 from __future__ import annotations
 
@@ -57,6 +64,7 @@ from typing import Collection
 
 from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails, is_date,
                              runs, spell)
+from pipeline.redact_turns import cross_turn, turn_blocks
 
 ENTITIES = ("card", "ssn", "phone", "email", "dob")
 PRIORITY = {kind: rank for rank, kind in enumerate(ENTITIES)}  # overlapping spans keep the kind ranked first
@@ -74,12 +82,10 @@ CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booki
               for b in ("number", "no", "id", "code")}
 CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back"}
 TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
-BACKCHANNEL = set("ok okay mhm mm hmm mmhmm mm-hmm uh-huh uh huh yes yeah yep yup right sure go on ahead got it "
-                  "alright thanks thank you great perfect".split())
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
-PUNCTUATION = str.maketrans(dict.fromkeys(",.;:!?()[]/\"'\u2026-", " "))
+CARD_HINT = re.compile("|".join(w for w, kind in CUE_WORDS.items() if kind == "card") + "|american|long")  # lower
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence|percent|%)", re.I)
@@ -121,7 +127,7 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
 
 def _find_pii(text: str, entities: Collection[str], context: str) -> list[Span]:
     tok = Tokens(text)
-    cues, context_cues = _cues(tok.words), _cues(TOKEN.findall(context.lower()) + [""] * 4) if context else []
+    cues, context_cues = _cues(tok.words), _cues(_cue_words(context)) if context else []
     dob_cue = any(kind == "dob" for kind, _ in cues + context_cues)
     found = [Span("email", a, b) for a, b in emails(text)]
     found += [Span("dob", a, b) for a, b in dates(tok, [(s.start, s.end) for s in found])
@@ -168,7 +174,7 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     texts = [u.get("text") or "" for u in utterances]
     found = [find_pii(t, entities, texts[i - 1] if i else "") for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
-    for block in _turn_blocks(utterances, texts):
+    for block in turn_blocks(utterances, texts, _has_card_cue):
         for i, span, is_continuation in _cross_turn(block, texts, entities):
             found[i].append(span)
             if is_continuation:
@@ -278,6 +284,10 @@ def _cues(ws: list[str]) -> list[tuple[str, int]]:
     return found
 
 
+def _cue_words(text: str) -> list[str]:
+    return TOKEN.findall(text.lower()) + [""] * 4
+
+
 def _nearest(cues, tok: Tokens, first: int, last: int) -> str | None:
     """Class of the last cue before words first..last, else of one right after them ("... is my order number")."""
     before = [kind for kind, i in cues if i < first]
@@ -290,10 +300,6 @@ def _nearest(cues, tok: Tokens, first: int, last: int) -> str | None:
 
 
 # --- spans, turns and words ----------------------------------------------------------------
-
-def _words(text: str) -> list[str]:
-    return text.lower().translate(PUNCTUATION).split()
-
 
 def _merge(spans: list[Span]) -> list[Span]:
     merged: list[Span] = []
@@ -315,31 +321,30 @@ def _apply(text: str, spans: list[Span]) -> str:
     return "".join(out) + text[pos:]
 
 
-def _turn_blocks(utterances: list[dict], texts: list[str]) -> list[list[int]]:
-    """Runs of one speaker's turns; the other speaker's pure backchannel ("mhm", "okay") between is skipped."""
-    blocks, block = [], []
-    for i, utterance in enumerate(utterances):
-        if block and utterance.get("speaker") == utterances[block[-1]].get("speaker"):
-            block.append(i)
-        elif block and len(texts[i]) < 30 and set(_words(texts[i])) <= BACKCHANNEL:
-            continue
-        else:
-            blocks.append(block)
-            block = [i]
-    return [b for b in blocks + [block] if len(b) > 1]
-
-
 def _cross_turn(block: list[int], texts: list[str], entities):
-    """(utterance index, span part, is a continuation) for spans of the joined block that cross a turn."""
-    offsets, pos = [], 0
-    for i in block:
-        offsets.append(pos)
-        pos += len(texts[i]) + 1
-    context = texts[block[0] - 1] if block[0] else ""
-    for span in find_pii("\n".join(texts[i] for i in block), entities, context):
-        parts = [(i, off) for i, off in zip(block, offsets) if span.start < off + len(texts[i]) and span.end > off]
-        for n, (i, off) in enumerate(parts if len(parts) > 1 else []):
-            yield i, Span(span.kind, max(span.start - off, 0), min(span.end - off, len(texts[i]))), n > 0
+    """(utterance index, span part, is a continuation) for spans of the joined block that cross a turn, and for
+    the other speaker's read-backs between their pieces (pipeline.redact_turns)."""
+    context = _block_context(texts, block)
+    card_cue = any(_has_card_cue(t) for t in [context] + [texts[i] for i in block])
+    for i, kind, start, end, more in cross_turn(block, texts, lambda t, c: find_pii(t, entities, c), context, card_cue):
+        yield i, Span(kind, start, end), more
+
+
+def _block_context(texts: list[str], block: list[int]) -> str:
+    """What a block answers: a card cue in the other speaker's turns read through ("and the rest of the card?");
+    else the turn before it; when that has no cue, the nearest of the 4 before with a card cue ("I'd like to pay
+    by card" before "of course, whenever you're ready")."""
+    first = block[0]
+    inside = [texts[k] for k in range(first + 1, block[-1]) if k not in block]
+    previous = next((t for t in inside if _has_card_cue(t)), texts[first - 1] if first else "")
+    for k in range(first - 2, max(first - 5, -1), -1):
+        if _has_card_cue(texts[k]):
+            return previous if _cues(_cue_words(previous)) else texts[k]
+    return previous
+
+
+def _has_card_cue(text: str) -> bool:
+    return bool(CARD_HINT.search(text.lower())) and any(kind == "card" for kind, _ in _cues(_cue_words(text)))
 
 
 def _redact_row(utterance: dict, text: str, spans: list[Span]) -> tuple[dict, list[Span]]:

@@ -21,6 +21,7 @@ from pipeline import redact
 from pipeline.redact import ENTITIES, Span, find_pii, luhn, redact_text, redact_utterances
 
 CASES = yaml.safe_load((Path(__file__).parent / "data" / "redaction_cases.yaml").read_text())["cases"]
+DIALOGUES = yaml.safe_load((Path(__file__).parent / "data" / "redaction_dialogues.yaml").read_text())["dialogues"]
 DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
 TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
@@ -169,6 +170,127 @@ def test_card_split_over_turns_with_a_backchannel_between():
     assert counts == {"card": 1}
 
 
+def test_card_read_in_fours_with_the_agent_prompting_for_each_piece():
+    call = [utterance("agent", "What is the long number on the card?", 0.0),
+            utterance("customer", "four one one one", 3.0),
+            utterance("agent", "uh huh, and the next four?", 5.0),
+            utterance("customer", "one one one one", 7.0),
+            utterance("agent", "and then?", 9.0),
+            utterance("customer", "one one one one", 10.0),
+            utterance("agent", "and the last four", 12.0),
+            utterance("customer", "one one one one", 14.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows] == ["What is the long number on the card?", "[CARD]", "uh huh, and the next four?",
+                                         "[CARD]", "and then?", "[CARD]", "and the last four", "[CARD]"]
+    assert rows[1]["words"] == [{"word": "[CARD]", "start_s": 3.0, "end_s": 4.5, "probability": 0.87}]
+    assert rows[7]["words"] == [{"word": "[CARD]", "start_s": 14.0, "end_s": 15.5, "probability": 0.87}]
+    assert [rows[i] for i in (0, 2, 4, 6)] == [call[i] for i in (0, 2, 4, 6)]
+    assert counts == {"card": 1}
+
+
+def test_card_read_in_halves_with_the_agent_asking_for_the_rest():
+    call = [utterance("agent", "Can I have the card number?", 0.0),
+            utterance("customer", "4111 1111", 2.0),
+            utterance("agent", "okay, and the rest?", 4.0),
+            utterance("customer", "1111 1111", 6.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows] == ["Can I have the card number?", "[CARD]", "okay, and the rest?", "[CARD]"]
+    assert rows[3]["words"] == [{"word": "[CARD]", "start_s": 6.0, "end_s": 6.7, "probability": 0.89}]
+    assert counts == {"card": 1}
+
+
+def test_card_read_back_by_the_agent_between_its_pieces_is_redacted_too():
+    call = [utterance("agent", "Can I have the card number?", 0.0),
+            utterance("customer", "4111", 2.0),
+            utterance("agent", "mhm, 4111, go on", 3.0),
+            utterance("customer", "1111 1111 1111", 5.0)]
+    rows, counts = redact_utterances(call)
+    # the comma goes with its word, as in "It's [CARD] thanks.": text stays " ".join(words)
+    assert [r["text"] for r in rows] == ["Can I have the card number?", "[CARD]", "mhm, [CARD] go on", "[CARD]"]
+    assert rows[2]["words"] == [call[2]["words"][0], {"word": "[CARD]", "start_s": 3.4, "end_s": 3.7, "probability": 0.89},
+                                *call[2]["words"][2:]]
+    assert counts == {"card": 1}  # one card, in three turns
+    bare = [{"speaker": u["speaker"], "text": u["text"]} for u in call]
+    assert [r["text"] for r in redact_utterances(bare)[0]] == [
+        "Can I have the card number?", "[CARD]", "mhm, [CARD], go on", "[CARD]"]
+
+
+def test_a_card_asked_for_a_few_turns_back_is_the_context_of_its_pieces():
+    # one digit misheard (not Luhn): only the card cue says what the 16 digits are
+    call = [utterance("customer", "I'd like to pay the balance by card.", 0.0),
+            utterance("agent", "Of course, whenever you're ready.", 3.0),
+            utterance("customer", "4111 1111", 5.0),
+            utterance("agent", "and the rest of the card?", 7.0),
+            utterance("customer", "1111 1112", 9.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows][2:] == ["[CARD]", "and the rest of the card?", "[CARD]"]
+    assert counts == {"card": 1}
+
+
+def test_naming_the_card_ends_a_block_that_is_not_reading_one():
+    call = [utterance("customer", "my order number is 12345", 0.0),
+            utterance("agent", "and the card?", 3.0),
+            utterance("customer", "4111 1111", 5.0),
+            utterance("agent", "mhm", 7.0),
+            utterance("customer", "1111 1112", 8.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows] == ["my order number is 12345", "and the card?", "[CARD]", "mhm", "[CARD]"]
+    assert counts == {"card": 1}
+
+
+def test_a_piece_begun_with_yes_and_joins_the_card_and_keeps_those_words():
+    call = [utterance("agent", "What's the card number?", 0.0),
+            utterance("customer", "It's 4242 4242", 2.0),
+            utterance("agent", "4242 4242, and then?", 4.0),
+            utterance("customer", "yes, and 4242 4242.", 6.0)]
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows] == ["What's the card number?", "It's [CARD]", "[CARD] and then?",
+                                         "yes, and [CARD]"]
+    assert rows[3]["words"] == [*call[3]["words"][:2], {"word": "[CARD]", "start_s": 6.8, "end_s": 7.5,
+                                                         "probability": 0.87}]
+    assert counts == {"card": 1}
+
+
+def test_counts_answered_over_turns_are_kept():
+    call = [utterance("agent", "how many lines do you need?", 0.0),
+            utterance("customer", "two", 2.0),
+            utterance("agent", "and how many handsets?", 3.0),
+            utterance("customer", "four", 5.0)]
+    assert redact_utterances(call) == (call, Counter())
+
+
+def test_an_order_number_read_in_pieces_is_kept():
+    """Ids are not redacted (an id cue only says a run is no phone): read in pieces, an order number stays too."""
+    call = [utterance("agent", "what's your order number", 0.0),
+            utterance("customer", "4567 8912", 2.0),
+            utterance("agent", "okay, and the rest?", 4.0),
+            utterance("customer", "3456 7890", 6.0)]
+    assert redact_utterances(call) == (call, Counter())
+
+
+def test_a_luhn_valid_order_number_read_in_pieces_is_a_card_as_in_one_turn():
+    call = [utterance("agent", "what's your order number", 0.0),
+            utterance("customer", "4111 1111", 2.0),
+            utterance("agent", "okay, and the rest?", 4.0),
+            utterance("customer", "1111 1111", 6.0)]
+    assert find_pii("4111 1111 1111 1111", context="what's your order number") == [Span("card", 0, 19)]
+    assert [r["text"] for r in redact_utterances(call)[0]][1:] == ["[CARD]", "okay, and the rest?", "[CARD]"]
+
+
+def test_prices_over_turns_are_kept():
+    call = [utterance("agent", "that's 49 99 a month", 0.0),
+            utterance("customer", "and the setup?", 2.0),
+            utterance("agent", "19 99", 3.0)]
+    assert redact_utterances(call) == (call, Counter())
+
+
+@pytest.mark.parametrize("dialogue", DIALOGUES, ids=[d["name"] for d in DIALOGUES])
+def test_dialogue_case(dialogue):
+    """tests/data/redaction_dialogues.yaml: each turn comes back as its third element says, else unchanged."""
+    rows, _ = redact_utterances([{"speaker": t[0], "text": t[1]} for t in dialogue["turns"]])
+    assert [r["text"] for r in rows] == [t[-1] for t in dialogue["turns"]]
+
+
 def test_phone_split_at_a_pause_is_redacted_in_both_turns():
     call = [utterance("agent", "What's the best phone number?", 0.0),
             utterance("customer", "It's two oh six,", 2.0),
@@ -251,6 +373,42 @@ def test_any_rendering_of_a_luhn_valid_number_is_redacted(data, number, prefix, 
     out, _ = redact_text(prefix + said + suffix)
     assert out == prefix + "[CARD]" + suffix
     assert not re.search(r"\d{4}", out)
+
+
+AGENT_PROMPTS = ["mhm", "okay, and the rest?", "and then?", "the next four?", "go on", "uh huh, keep going", "yes",
+                 "and the last four", "Okay."]
+
+
+def pieces(draw, number: str) -> list[str]:
+    cuts = sorted(draw(st.sets(st.integers(1, len(number) - 1), min_size=1, max_size=min(4, len(number) - 1))))
+    return [number[a:b] for a, b in zip([0, *cuts], [*cuts, len(number)])]
+
+
+def read_in_pieces(draw, question: str, number: str) -> list[dict]:
+    call = [{"speaker": "agent", "text": question}]
+    for k, piece in enumerate(pieces(draw, number)):
+        if k:
+            call.append({"speaker": "agent", "text": draw(st.sampled_from(AGENT_PROMPTS))})
+        call.append({"speaker": "customer", "text": draw(spoken(piece))})
+    return call
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.data(), luhn_number(), st.sampled_from(["What's the card number?", "And the long number on the card?", "Okay."]))
+def test_a_card_read_in_pieces_with_prompts_between_is_redacted(data, number, question):
+    call = read_in_pieces(data.draw, question, number)
+    rows, counts = redact_utterances(call)
+    assert [r["text"] for r in rows if r["speaker"] == "customer"] == ["[CARD]"] * (len(call) // 2)
+    assert [r["text"] for r in rows if r["speaker"] == "agent"] == [u["text"] for u in call if u["speaker"] == "agent"]
+    assert counts == {"card": 1}
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.data(), st.text("0123456789", min_size=2, max_size=9),
+       st.sampled_from(["How many do you need?", "What's the price?", "What time works?", "What's the card number?"]))
+def test_short_numbers_read_in_pieces_are_kept(data, number, question):
+    call = read_in_pieces(data.draw, question, number)
+    assert redact_utterances(call) == (call, Counter())
 
 
 VOCAB = ["card", "number", "is", "my", "the", "of", "date", "birth", "born", "phone", "order", "social", "expiry",
