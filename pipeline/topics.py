@@ -26,6 +26,8 @@ Example:
 """
 from __future__ import annotations
 
+import itertools
+
 import copy
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +46,7 @@ from pipeline.topic_text import is_trivial, lemmatise
 
 MATCH_THRESHOLD = 0.3   # same topic: c-TF-IDF cosine of the two fits; different topics share few terms (< 0.1)
 GAP = 3                 # words allowed between the two words of a bigram in a generated pattern
+LABEL_WORDS = 3         # a topic's most distinctive terms, paired up for a promoted signal
 
 
 def _frame(table) -> pd.DataFrame:
@@ -166,19 +169,28 @@ def topics_table(model: TopicModel, model_version: str) -> pd.DataFrame:
 def candidate_signal(topic: Mapping, examples: Sequence[str]) -> str:
     """YAML of a candidate signal for a topic (a row of `topics_table`/`TopicModel.topics()`).
 
-    Phrases come from the topic's distinctive terms: a bigram that occurs as written becomes a
-    phrase, one whose words come apart ("app keeps crashing") a token pattern allowing a few words
-    between them; unigrams only when no bigram fits. Only phrases/patterns that fire on at least
-    one example are kept, and only examples the signal fires on, so `callintel check` passes.
+    Made of the topic's distinctive terms (its c-TF-IDF order), most specific first: two of its three
+    label words near each other ("app … crash"), then its bigrams, then single terms, each as a phrase
+    when it fires on an example as written, else as a token pattern on lemmas ("crash" then fires on
+    "keeps crashing"; a pair's words may have a few words between them). One is taken while it fires on
+    an example none taken before fires on, until every example is covered: a single word ("app") only
+    when nothing more specific fires, and never the incidental bigrams of the examples ("app sunday")
+    once they are covered. Only the examples the signal fires on are kept, so `callintel check` passes.
     """
     label = str(topic["label"])
     signal_id = _snake(label)
     terms = [str(t) for t in topic["top_terms"]]
     examples = [e for e in dict.fromkeys(examples) if e and e.strip()]
-    bigrams = [t for t in terms if len(t.split()) == 2]
-    phrases, patterns = _matching_terms(signal_id, bigrams, examples)
-    if not phrases and not patterns:
-        phrases, patterns = _matching_terms(signal_id, [t for t in terms if len(t.split()) == 1], examples)
+    words = [t for t in terms[:LABEL_WORDS] if " " not in t]
+    pairs = [f"{a} {b}" for a, b in itertools.permutations(words, 2)]
+    phrases, patterns, covered = [], [], set()
+    for term in pairs + [t for t in terms if " " in t] + [t for t in terms if " " not in t]:
+        kind, matcher, fired = _matcher(signal_id, term, examples)
+        if set(fired) - covered:
+            (phrases if kind == "phrase" else patterns).append(matcher)
+            covered |= set(fired)
+        if covered == set(examples):
+            break
     if not phrases and not patterns:     # nothing fires on the examples: keep the terms for the reviewer
         phrases, examples = terms[:5] or [label], []
     kept = _fired(Signal(id=signal_id, speaker="customer", phrases=phrases, patterns=patterns), examples)
@@ -217,15 +229,13 @@ def _gapped(bigram: str) -> list[dict]:
     return [{"LEMMA": first}] + [{"OP": "?"} for _ in range(GAP)] + [{"LEMMA": second}]
 
 
-def _matching_terms(signal_id: str, terms: list[str], examples: list[str]) -> tuple[list[str], list[list[dict]]]:
-    """Terms as phrases where they fire on an example as written, else (bigrams) as gapped patterns."""
-    phrases, patterns = [], []
-    for term in terms:
-        if _fired(Signal(id=signal_id, speaker="customer", phrases=[term]), examples):
-            phrases.append(term)
-        elif " " in term and _fired(Signal(id=signal_id, speaker="customer", patterns=[_gapped(term)]), examples):
-            patterns.append(_gapped(term))
-    return phrases, patterns
+def _matcher(signal_id: str, term: str, examples: list[str]) -> tuple[str, str | list[dict], list[str]]:
+    """("phrase", term) when the term fires on an example as written, else ("pattern", its lemmas as a token
+    pattern, gapped for a bigram); with the examples it fires on."""
+    if fired := _fired(Signal(id=signal_id, speaker="customer", phrases=[term]), examples):
+        return "phrase", term, fired
+    pattern = _gapped(term) if " " in term else [{"LEMMA": term}]
+    return "pattern", pattern, _fired(Signal(id=signal_id, speaker="customer", patterns=[pattern]), examples)
 
 
 def _fired(signal: Signal, examples: list[str]) -> list[str]:

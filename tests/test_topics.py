@@ -165,6 +165,30 @@ def test_candidate_signal_loads_and_passes_its_own_examples(demo, tmp_path):
     assert Tagger(library).check_examples() == []
 
 
+def test_a_candidate_signal_is_the_topics_words_not_its_examples_incidental_ones(tmp_path):
+    """The crash topic as the demo's audio gives it (Whisper tiny.en mishears "check my usage" and "bill"): its
+    candidate used to be "android phone", "phone … update" and "app … sunday", and missed the script's own
+    first crash line."""
+    heard = {"topic_id": 0, "label": "crash, update, phone",
+             "top_terms": ["crash", "update", "phone", "phone update", "android", "android phone", "app",
+                           "app sunday", "catch", "catch usage"],
+             "examples": ["I may keep crashing since the update. I can't even catch my usage.",
+                          "Great, and we'll meet it soon, it's been crashing on my husband's phone, too, since it "
+                          "updates.",
+                          "An Android phone, I updated the app on Sunday and now it crashes every time I tap on "
+                          "my wheel."]}
+    (tmp_path / "candidate.yaml").write_text(candidate_signal(heard, heard["examples"]))
+    library = load_signals(tmp_path)
+    tagger = Tagger(library)
+    assert tagger.check_examples() == [] and len(library.signals[0].examples) == 3
+    script = yaml.safe_load((ROOT / "data/demo_script.yaml").read_text())
+    said = [(line.get("topic") == "app crash after update", line["text"]) for call in script["calls"]
+            for line in call["lines"] if line["speaker"] == "customer"]
+    fires = [(crash, text) for crash, text in said if tagger.match(text, "customer")[0]]
+    assert (True, "Hi. The app keeps crashing since the update. I can't even check my usage.") in fires
+    assert all(crash for crash, _ in fires)
+
+
 def test_select_speakers_and_trivial_turns():
     utterances = pd.DataFrame({
         "call_id": "c", "utt_idx": range(6), "call_date": date(2026, 1, 1),

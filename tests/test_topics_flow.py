@@ -92,6 +92,13 @@ def test_trends_command_plot_notebook_and_promote(demo_out, tmp_path):
     library = load_signals(signals)
     (candidate,) = [s for s in library.signals if s.id not in {t.id for t in load_signals(ROOT / "signals").signals}]
     assert candidate.speaker == "customer" and candidate.examples and Tagger(library).check_examples() == []
+    # It says what the topic is about: of the script's customer lines it fires on crash lines only, and on
+    # at least half of them (the rest paraphrase: "it freezes", "it closes as soon as I open it").
+    tagger = Tagger(library)
+    fires = {(c["call_id"], i) for c in SCRIPT["calls"] for i, line in enumerate(c["lines"])
+             if line["speaker"] == "customer"
+             and any(h.signal_id == candidate.id for h in tagger.match(line["text"], "customer")[0])}
+    assert fires <= CRASH and len(fires) >= len(CRASH) / 2, (fires, CRASH)
 
     import nbformat
     from nbclient import NotebookClient
