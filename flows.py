@@ -96,7 +96,7 @@ def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress
     writer.topic_model = _load_topic_model(store, run)
     with run.step("re-tag and re-score"):
         _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress), progress)
-    known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime"]).to_pandas()
+    known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime", "asr_model"]).to_pandas()
     with run.step("transcripts"):
         _import_transcripts(cfg, writer, known, since, progress)
     with run.step("recordings"):
@@ -128,6 +128,7 @@ class _Writer:
         self.entities, self.topic_options = cfg.redaction.entities, cfg.topics
         self.audio_from = cfg.input if cfg.redaction.audio else None  # recordings folder, when copies are wanted
         self.topic_model = None  # the current topic model: new calls' turns are assigned to it as they are stored
+        self.heard: set[str] = set()  # calls stored from recordings, when transcripts are imported
         self.assigned: list = []  # and their sentence vectors (embedding topics), kept for the next fit
         self.pages: dict[str, date] = {}  # calls (and their days) whose HTML scorecard must be (re)written
         # an earlier run stored scorecards and may not have written their pages (killed, or a page failed)
@@ -153,8 +154,10 @@ class _Writer:
     def admit(self, prepared: batch.Batch, known_ids: set[str], seen: dict[str, str]) -> batch.Batch:
         """The new calls of a batch of transcripts; what was not new or not readable is counted and reported."""
         admitted, known, duplicates = batch.admit(prepared, known_ids, seen)
-        self.run.counts["skipped"] += prepared.skipped + known
+        self.run.counts["skipped"] += prepared.skipped + len(known)
         self.run.add_failures(prepared.unreadable + duplicates)
+        self.run.notes += [f"{rel}: call {call_id} was stored from its recording on an earlier night; that call "
+                           "was kept and this transcript not used" for call_id, rel in known if call_id in self.heard]
         return admitted
 
     def store_batch(self, prepared: batch.Batch) -> list[dict]:
@@ -281,6 +284,7 @@ def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since
     run = writer.run
     files, found, skipped, failures = list_transcripts(cfg.transcripts, ingest.stored_files(known))
     known_ids = set(known["call_id"])
+    writer.heard = set(known.loc[known["asr_model"] != "transcript", "call_id"])
     work, stored, unreadable = transcripts.recheck(files, set(known["source_path"]), known_ids)
     run.counts["found"] += found
     run.counts["skipped"] += skipped + stored

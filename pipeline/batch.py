@@ -185,8 +185,10 @@ def prepare_transcripts(stages: Stages, ctx: Context, work: list, since=None,
     return prepared
 
 
-def admit(prepared: Batch, known_ids: set[str], seen: dict[str, str]) -> tuple[Batch, int, list[dict]]:
-    """The batch less the calls that are not new (`transcripts.admit`): (batch, calls known, failures).
+def admit(prepared: Batch, known_ids: set[str], seen: dict[str, str]
+          ) -> tuple[Batch, list[tuple[str, str]], list[dict]]:
+    """The batch less the calls that are not new (`transcripts.admit`): (batch, (call_id, file) of the calls
+    stored already, failures).
 
     Run in the committing process, batch after batch in file order, so the answer is the one reading every
     file in one process would give.

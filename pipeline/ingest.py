@@ -268,6 +268,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
         return Plan([], 0, 0, failures, [])
     known_ids = set(known["call_id"])
     known_files = stored_files(known)
+    stored_as = dict(zip(known["source_path"], known["call_id"]))
     jobs, skipped, notes, ids = [], 0, [], {}
     root = folder.resolve()
     files = discover(folder)
@@ -287,6 +288,10 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             stat = path.stat()
             if meta.get("call_id") in known_ids or (rel, stat.st_size, stat.st_mtime) in known_files:
                 skipped += 1
+                if meta.get("call_id") and stored_as.get(rel, meta["call_id"]) != meta["call_id"]:
+                    notes.append(f"{rel}: metadata now names it {meta['call_id']}, but it was stored as "
+                                 f"{stored_as[rel]} on an earlier night, with that night's metadata; the stored "
+                                 "call was kept")
                 continue
             if resolved in held:
                 continue  # its metadata row was rejected: already a failure that names the file and the line

@@ -148,7 +148,7 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     kept, known, duplicates = admit([(c.call["call_id"], c.call["source_path"]) for c in calls], known_ids, {})
     calls = [c for c in calls if kept.get(c.call["call_id"]) == c.call["source_path"]]
     failures = sorted(failures + unreadable + duplicates, key=lambda f: f["source_path"])  # in file order
-    return calls, found, skipped + too_old + known, failures
+    return calls, found, skipped + too_old + len(known), failures
 
 
 def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset()
@@ -205,16 +205,17 @@ def read(files: list, since=None, forgotten: set[str] = frozenset()) -> tuple[li
 
 
 def admit(loaded: list[tuple[str, str]], known_ids: set[str], seen: dict[str, str]
-          ) -> tuple[dict[str, str], int, list[dict]]:
-    """Which read calls, (call_id, source_path) in file order, are new: {call_id: source_path}, known, failures.
+          ) -> tuple[dict[str, str], list[tuple[str, str]], list[dict]]:
+    """Which read calls, (call_id, source_path) in file order, are new: {call_id: source_path}, the known ones
+    (call_id, source_path), failures.
 
     seen maps the call ids admitted earlier in the night to their files, and is updated: a second file with
     the same call_id is a duplicate, reported, whichever batch it is in.
     """
-    kept, known, failures = {}, 0, []
+    kept, known, failures = {}, [], []
     for call_id, rel in loaded:
         if call_id in known_ids:
-            known += 1
+            known.append((call_id, rel))
         elif call_id in seen:
             failures.append(failure(rel, "ingest", f"{rel}: duplicate call_id {call_id!r} (also in {seen[call_id]})"))
         else:

@@ -226,6 +226,35 @@ def test_a_run_an_error_stops_says_where_and_why_keeps_what_it_committed_and_the
     assert runs == [("failed", len(calls)), ("ok", 0)]
 
 
+def test_what_arrives_a_night_after_its_recording_is_not_silently_dropped(tmp_path, prefect_harness):
+    """The recording was stored on a night without its metadata (so under a hash id), or its transcript came
+    later: the stored call is kept (nothing is stored twice), and the run says so, naming the file."""
+    import flows
+
+    rec = recordings(tmp_path / "rec", n=1)
+    metadata = (rec / "metadata.csv").read_text()
+    (rec / "metadata.csv").unlink()
+    tx, out = tmp_path / "tx", tmp_path / "out"
+    tx.mkdir()
+    night = dict(input=str(rec), transcripts_dir=str(tx), out=str(out), workers=1, progress=False,
+                 signals=str(ROOT / "signals"))
+    first = flows.nightly(**night)
+    (stored,) = Store(out).read("calls", ["call_id"]).column("call_id").to_pylist()
+    assert stored != "c-0" and first["counts"]["transcribed"] == 1  # no metadata: an id from the audio's hash
+
+    (rec / "metadata.csv").write_text(metadata)  # names day0/call0.wav c-0
+    (tx / "late.json").write_text(json.dumps({"call_id": stored, "started_at": "2026-11-09T10:00:00",
+                                              "utterances": [{"speaker": "agent", "start_s": 0, "end_s": 1,
+                                                              "text": "hello"}]}))
+    second = flows.nightly(**night)
+    assert (second["counts"]["transcribed"], second["counts"]["imported"], second["failures"]) == (0, 0, [])
+    assert Store(out).read("calls", ["call_id"]).column("call_id").to_pylist() == [stored]
+    assert f"day0/call0.wav: metadata now names it c-0, but it was stored as {stored} on an earlier night, " \
+           "with that night's metadata; the stored call was kept" in second["notes"]
+    assert f"late.json: call {stored} was stored from its recording on an earlier night; that call was kept " \
+           "and this transcript not used" in second["notes"]
+
+
 def test_deployment_runs_nightly_on_the_configured_cron(tmp_path):
     import flows
     import tzlocal
