@@ -157,14 +157,14 @@ def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp
             (CALLS[0], first.name), (CALLS[1], second.name), (CALLS[2], "copy.json")]
 
 
-def test_pool_workers_exit_without_a_word_on_stderr(tmp_path):
-    """A worker re-runs the parent's main module, so it imports what the CLI imports (DuckDB among them); a night
-    on 2 workers must not end with DuckDB's leak report in the operator's log."""
+def pool_script(tmp_path: Path, first: str = "", then: str = "") -> Path:
+    """A night in a process of its own: a pool of 2 workers prepares 2 demo transcripts and prints how many
+    calls it got; `first` runs before (imports), `then` inside the pool's `with`, after the print."""
     script = tmp_path / "night.py"
     script.write_text(f"""
-import sys
+import sys, time
 sys.path.insert(0, {str(ROOT)!r})
-import duckdb  # as `callintel` (pipeline.cli) imports it, and so each worker
+{first}
 from pipeline import batch
 from pipeline.config import Config
 
@@ -172,8 +172,16 @@ if __name__ == "__main__":
     cfg = Config()
     work = [[(p, p.name)] for p in sorted((batch.Path({str(ROOT)!r}) / "data/demo_transcripts").glob("c-*.json"))[:2]]
     with batch.Pool(2, cfg.signals, list(cfg.redaction.entities), None, cfg.topics, "r") as pool:
-        print(sum(len(b.calls) for b in pool.map((w, None, set()) for w in work)))
+        print(sum(len(b.calls) for b in pool.map((w, None, set()) for w in work)), flush=True)
+        {then}
 """)
+    return script
+
+
+def test_pool_workers_exit_without_a_word_on_stderr(tmp_path):
+    """A worker re-runs the parent's main module, so it imports what the CLI imports (DuckDB among them); a night
+    on 2 workers must not end with DuckDB's leak report in the operator's log."""
+    script = pool_script(tmp_path, first="import duckdb  # as `callintel` (pipeline.cli) imports it, and so each worker")
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (0, "2\n", "")
 
@@ -188,20 +196,7 @@ def _alive(pid: int) -> bool:
 def test_pool_workers_leave_when_the_run_is_killed(tmp_path):
     """kill -9 of a run (an operator, the OOM killer) cannot shut its pool down: each worker used to live on
     with its models loaded, adopted by init, for good."""
-    script = tmp_path / "night.py"
-    script.write_text(f"""
-import os, sys, time
-sys.path.insert(0, {str(ROOT)!r})
-from pipeline import batch
-from pipeline.config import Config
-
-if __name__ == "__main__":
-    cfg = Config()
-    work = [[(p, p.name)] for p in sorted((batch.Path({str(ROOT)!r}) / "data/demo_transcripts").glob("c-*.json"))[:2]]
-    with batch.Pool(2, cfg.signals, list(cfg.redaction.entities), None, cfg.topics, "r") as pool:
-        print(sum(len(b.calls) for b in pool.map((w, None, set()) for w in work)), flush=True)
-        time.sleep(600)  # killed here, its workers idle with their models
-""")
+    script = pool_script(tmp_path, then="time.sleep(600)  # killed here, its workers idle with their models")
     run = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert run.stdout.readline() == "2\n"
