@@ -261,6 +261,7 @@ class Transcriber:
         self.opts, self.workers, self.progress = opts, max(1, workers), progress
         self._pool: cf.ProcessPoolExecutor | None = None
         self._bar = None
+        self._heard = 0.0  # seconds of audio transcribed so far, over every stream
 
     def start_progress(self, jobs: list) -> None:
         """One bar in seconds of audio over all jobs of the night, however they are batched."""
@@ -325,7 +326,9 @@ class Transcriber:
             self._pool = None
         except Exception as exc:
             errors[job.call_id] = " ".join(str(exc).split()) or type(exc).__name__
-        self._bar.update(round(job.duration_s))
+        # the bar counts whole seconds of the total's sum: rounding each stream's would drift from it
+        self._heard += job.duration_s
+        self._bar.update(round(self._heard) - self._bar.n)
         pending[job.call_id] -= 1
         if pending[job.call_id] == 0:
             if job.call_id in errors:

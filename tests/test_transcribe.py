@@ -46,20 +46,24 @@ def test_channel_map(channels, agent, plan):
     assert channel_plan(channels, agent) == plan
 
 
-def test_stereo_call_labels_each_channel_by_the_map(tmp_path, whisper):
-    """Speech on the left channel only, 8 kHz telephone rate: with the agent on the right it is the customer."""
-    write_wav(tmp_path / "call.wav", JFK, rate=8000, channels=2, offset_s=1.0)
+def test_stereo_call_labels_each_channel_by_the_map(tmp_path, whisper, capsys):
+    """Speech on the left channel only, 8 kHz telephone rate: with the agent on the right it is the customer.
+    Its progress, in a log (stderr is no terminal here), counts both channels' seconds, to the total."""
+    write_wav(tmp_path / "call.wav", JFK, rate=8000, channels=2, offset_s=1.3)
     meta = "file,call_id,agent_channel\ncall.wav,c-1,right\n"
     (tmp_path / "metadata.csv").write_text(meta)
     empty = pd.DataFrame({"call_id": [], "source_path": [], "file_size": [], "file_mtime": []})
     jobs = plan_recordings(tmp_path, empty, "left").jobs
-    with Transcriber(AsrOptions(), workers=1, progress=False) as tr:
+    with Transcriber(AsrOptions(), workers=1, progress=None) as tr:
+        tr.start_progress(jobs)
         (result,) = tr.run(jobs)
-    assert result.error is None and result.duration_s == pytest.approx(12.0, abs=0.01)
+    # 2 x 12.3 s: 25 s, where rounding each channel's seconds made 24 of 25
+    assert capsys.readouterr().err.splitlines()[-1].startswith("transcribing audio: 25 of 25 s (100%) in ")
+    assert result.error is None and result.duration_s == pytest.approx(12.3, abs=0.01)
     assert {u["speaker"] for u in result.utterances} == {"customer"}
     heard = " ".join(words(" ".join(u["text"] for u in result.utterances)))
     assert jiwer.wer(" ".join(words(JFK_TEXT)), heard) <= 1 / 22  # 8 kHz may cost tiny.en one word of 22
-    assert result.utterances[0]["start_s"] > 0.7  # times are the call's, leading silence included (Whisper word times are good to ~0.2 s)
+    assert result.utterances[0]["start_s"] > 1.0  # times are the call's, leading silence included (Whisper word times are good to ~0.2 s)
 
 
 def test_a_broken_recording_fails_alone(tmp_path):
