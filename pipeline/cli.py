@@ -117,9 +117,11 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     except StoreBusy as exc:
         raise UsageProblem(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 (Prefect has logged the traceback; the scheduler needs the verdict)
-        said = (str(exc).strip().splitlines() or [""])[0][:300]
-        click.echo(f"Error: the run stopped: {type(exc).__name__}: {said}. What it committed is kept (see the "
-                   "runs table, status 'failed'); run it again once fixed and it does the rest.", err=True)
+        from pipeline.runs import error_line
+
+        click.echo(f"Error: the run stopped: {error_line(exc)}. What it committed is kept (its row in the runs "
+                   "table, status 'failed', says where it stopped); run it again once fixed and it does the rest.",
+                   err=True)
         sys.exit(RUN_STOPPED)
     _print_summary(summary)
     sys.exit(1 if summary["failures"] else 0)

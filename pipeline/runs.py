@@ -52,8 +52,7 @@ class Run:
         """Record an error that stopped the run; returns the one line that says so (also in notes)."""
         self.finished_at = datetime.now().replace(microsecond=0)
         self.status = "failed"
-        said = (str(exc).strip().splitlines() or [""])[0][:300]
-        line = (f"stopped by an error in step '{self.step_now}': {type(exc).__name__}: {said}; what it had "
+        line = (f"stopped by an error in step '{self.step_now}': {error_line(exc)}; what it had "
                 "committed was kept and the next run does the rest")
         self.notes.append(line)
         return line
@@ -77,6 +76,12 @@ class Run:
         run.counts = dict.fromkeys(COUNTS, None)
         run.notes = ["killed before it finished; what it had committed was kept and the rest was redone"]
         return run
+
+
+def error_line(exc: BaseException) -> str:
+    """An error as one line: its type and the first line of its message."""
+    said = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {said}"
 
 
 def transcript_rows(job: CallJob, result: CallTranscript, run_id: str, asr_model: str) -> tuple[dict, list[dict]]:
