@@ -15,6 +15,8 @@ Definitions (they are what `call_metrics` means, and what rubric `metric:` condi
 - sentiment_start / sentiment_end: mean VADER score of the customer's first / last turns (a third
   of them, 1 to 3 turns); sentiment_change = end - start ("did the call end better than it began").
   Mono calls have no customer label: all turns are used.
+- A mono call (every turn `unknown`): talk times, overlap and interruptions are null, since whose
+  turn is whose cannot be told; a rubric criterion on them is then n.a., not a pass or a fail.
 """
 from __future__ import annotations
 
@@ -49,16 +51,18 @@ def metrics_of(turns: list[dict]) -> dict:
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(speech)]
     agent_s, customer_s = _length(agent), _length(customer)
     by_agent, by_customer = _interruptions(_talk_spurts(sides["agent"].spurts), _talk_spurts(sides["customer"].spurts))
+    # A mono call's turns are nobody's: who talked, overlapped or cut in cannot be told (null), not zero
+    sided = any(u["speaker"] in sides for u in turns) or not turns
     return {
-        "agent_talk_s": round(agent_s, 3),
-        "customer_talk_s": round(customer_s, 3),
+        "agent_talk_s": round(agent_s, 3) if sided else None,
+        "customer_talk_s": round(customer_s, 3) if sided else None,
         "talk_ratio": round(agent_s / (agent_s + customer_s), 4) if agent_s and customer_s else None,
         "silence_s": round(sum(gaps), 3),
         "max_silence_s": round(max(gaps, default=0.0), 3),
-        "overlap_s": round(_intersection(agent, customer), 3),
-        "interruptions": by_agent + by_customer,
-        "agent_interruptions": by_agent,
-        "customer_interruptions": by_customer,
+        "overlap_s": round(_intersection(agent, customer), 3) if sided else None,
+        "interruptions": by_agent + by_customer if sided else None,
+        "agent_interruptions": by_agent if sided else None,
+        "customer_interruptions": by_customer if sided else None,
         "agent_wpm": _wpm(sides["agent"].words, agent_s),
         "customer_wpm": _wpm(sides["customer"].words, customer_s),
         "turns": sum(1 for _ in itertools.groupby(turns, key=lambda u: u["speaker"])),

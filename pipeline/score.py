@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from pipeline.rubric import Condition, Criterion, QaConfig, Rubric
-from pipeline.signals import SignalSet
+from pipeline.signals import SIDES, SignalSet
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,18 @@ class CallFacts:
 
     def _no_signal(self, cond: Condition) -> Outcome:
         inside = self._in_window(cond, self.hits.get(cond.no_signal, []))
-        if inside:
-            hit = inside[0]
-            return Outcome(False, self.evidence(hit), f"{cond.no_signal} at {clock(hit['start_s'])}: {hit['matched_text']!r}")
-        return Outcome(True, None, f"no {cond.no_signal}")
+        if not inside:
+            return Outcome(True, None, f"no {cond.no_signal}")
+        known = [h for h in inside if h["speaker"] in SIDES]
+        hit = (known or inside)[0]
+        said = f"{cond.no_signal} at {clock(hit['start_s'])}: {hit['matched_text']!r}"
+        if not known and self._sided(cond.no_signal):
+            # a mono call's words are nobody's: "the agent swore" cannot be told from "the customer did"
+            return Outcome(None, self.evidence(hit), f"{said}, said by a speaker not known (mono)")
+        return Outcome(False, self.evidence(hit), said)
+
+    def _sided(self, signal_id: str) -> bool:
+        return next(s.speaker for s in self.library.signals if s.id == signal_id) in SIDES
 
     def _category(self, cond: Condition) -> Outcome:
         category = next(c for c in self.library.categories if c.id == cond.category)

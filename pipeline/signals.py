@@ -21,6 +21,11 @@ from pipeline.config import ConfigError, format_validation_error, read_yaml
 ID = r"^[a-z][a-z0-9_]*$"
 PATTERN_KEYS_ON_TEXT = {"LEMMA": "NORM", "ORTH": "LOWER", "TEXT": "LOWER"}
 
+# The speakers a signal may be scoped to. A turn of any other speaker (a mono recording's or a transcript's
+# "unknown") may fire every signal: the words are there, who said them is not, and a mono call must not fail
+# "the agent greets". A `no_signal` criterion such a turn alone would fail is n.a. instead (pipeline/score.py).
+SIDES = ("agent", "customer")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -33,7 +33,7 @@ import spacy
 from spacy.matcher import Matcher, PhraseMatcher
 
 from pipeline.prefilter import RegexPrefilter
-from pipeline.signals import Category, Signal, SignalSet
+from pipeline.signals import SIDES, Category, Signal, SignalSet
 from pipeline.tag_lexicon import Lexicon, normalise
 
 __all__ = ["Hit", "Negated", "Tagger", "normalise", "tag_calls"]
@@ -141,7 +141,7 @@ class Tagger:
     def _scope(self, speaker: str | None) -> tuple[int, frozenset[str]]:
         """Prefilter bits and unanchored pattern signals of the signals this speaker can fire (None: all)."""
         if speaker not in self._scopes:
-            ids = [s.id for s in self.library.signals if speaker is None or s.speaker in ("any", speaker)]
+            ids = [s.id for s in self.library.signals if speaker not in SIDES or s.speaker in ("any", speaker)]
             self._scopes[speaker] = (sum(self._signal_bits[i] for i in ids), frozenset(self._unanchored & set(ids)))
         return self._scopes[speaker]
 
@@ -229,7 +229,7 @@ class Tagger:
         words = None
         for signal_id, start, end in sorted(spans, key=lambda x: (x[1], x[1] - x[2], x[0])):  # longest first
             signal = self.by_id[signal_id]
-            if signal_id in seen or (speaker is not None and signal.speaker not in ("any", speaker)):
+            if signal_id in seen or (speaker in SIDES and signal.speaker not in ("any", speaker)):
                 continue
             words = words or _Words(doc, norm, original)
             text = words.original(start, end)

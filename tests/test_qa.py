@@ -64,6 +64,33 @@ def test_every_demo_call_is_scored_as_its_script_implies(demo):
     assert len(out["scorecards"]) == len(demo_truth.call_ids())
 
 
+def test_a_mono_call_is_scored_on_its_words_and_never_failed_on_who_said_them():
+    """The demo calls recorded mono (every turn `unknown`): greetings, disclosures and closings are found in the
+    words, interruptions cannot be measured (n.a.), and profanity nobody can attribute fails no "agent did not
+    swear" criterion (n.a., its detail quoting it). They used to fail every agent criterion and be flagged high."""
+    library = load_signals(ROOT / "signals")
+    rules = load_qa(ROOT / "signals", library)
+    calls, _, _, _ = load_transcripts(ROOT / "data/demo_transcripts", set())
+    rows = [c.call for c in calls]
+    mono = qa.add_sentiment([{**u, "speaker": "unknown"} for c in calls for u in c.utterances])
+    hits, categories = tag_calls(Tagger(library), mono, {c["call_id"]: c["duration_s"] for c in rows})
+    out = qa.assess(rules, library, rows, mono, hits, categories, "run-1")
+    items = {(i["call_id"], i["criterion_id"]): i["result"] for i in out["scorecard_items"]}
+    for call_id in demo_truth.call_ids():
+        expected = demo_truth.criteria(call_id)
+        for criterion in ("greeting", "agent_name", "recording_disclosure", "further_help", "empathy"):
+            assert items[(call_id, criterion)] == expected[criterion], (call_id, criterion)
+        assert items[(call_id, "no_interruptions")] == "na"
+        said = {s for line in demo_truth.lines(call_id) for s in line["signals"]}
+        swore = said & {"agent_profanity", "customer_profanity"}  # whoever did: on mono nobody can tell
+        assert items[(call_id, "no_profanity")] == ("na" if swore else "pass"), call_id
+        flagged = {f["flag_id"] for f in out["flags"] if f["call_id"] == call_id}
+        assert "auto_fail" not in flagged  # no must-pass criterion fails on words nobody can attribute
+        assert ("missing_disclosure" in flagged) == ("missing_disclosure" in demo_truth.flags(call_id, 0.0)), call_id
+    metrics = {m["call_id"]: m for m in out["call_metrics"]}
+    assert all(m["agent_interruptions"] is None and m["talk_ratio"] is None for m in metrics.values())
+
+
 def test_flags_are_what_the_scripts_imply(demo):
     out, utterances = demo
     vader = SentimentIntensityAnalyzer()
