@@ -133,7 +133,7 @@ def turn_rows(utterances: list[dict], cited: dict[int, list[dict]], signals_at: 
                    f'data-end="{secs(u.get("end_s"))}">\n'
                    f'    <a class="t" href="#u{idx}" data-t="{secs(start)}">{clock(start)}</a>\n'
                    f'    <span class="who {who}">{SPEAKER_LABEL.get(speaker, "Unknown")}</span>\n'
-                   f'    <div>\n'
+                   f'    <div class="body">\n'
                    f'<{tag} class="text">{_e(u["text"])}</{tag}>'
                    + (f'      <div class="chips">\n{chips}      </div>\n' if chips else "") +
                    f'    </div>\n'

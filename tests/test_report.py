@@ -311,6 +311,31 @@ def test_auto_fail_banner_appears_only_when_auto_failed(chromium, dom, tmp_path)
     assert failed.find("tr", "crit", data_criterion="no_profanity").find("span", "badge").text() == "Fail"
 
 
+def with_probe(html: str, probe: str) -> str:
+    """The page with a probe script of the test's beside its own: the page's CSP widened by the probe's hash."""
+    digest = "sha256-" + base64.b64encode(hashlib.sha256(probe.encode()).digest()).decode()
+    policy = str(escape(f"script-src '{SCRIPT_HASH}'"))                # as written in the meta tag
+    assert policy in html
+    html = html.replace(policy, str(escape(f"script-src '{SCRIPT_HASH}' '{digest}'")))
+    return html.replace("</body>", f"<script>{probe}</script></body>")
+
+
+def test_on_a_narrow_screen_and_on_paper_the_transcript_keeps_its_width(chromium, tmp_path):
+    """At 820 px and less (a tablet, a printed A4 page) the transcript's text used to be squeezed into the
+    12 px sentiment-dot column, a letter a line: an 11-page PDF for a 55 s call."""
+    probe = """
+var text = document.querySelector(".utt .text").getBoundingClientRect();
+var row = document.querySelector(".utt").getBoundingClientRect();
+document.body.setAttribute("data-widths", text.width + " " + row.width);
+"""
+    page = tmp_path / "c-0001.html"
+    page.write_text(with_probe(render(), probe), encoding="utf-8")
+    for width in (760, 1280):
+        dom = parse(browse(chromium, page, "--dump-dom", f"--window-size={width},2000"))
+        text, row = map(float, dom.find("body").attrs["data-widths"].split())
+        assert text > 0.6 * row, (width, text, row)  # the text takes most of its row, beside time and dot
+
+
 def test_a_time_link_seeks_the_recording_and_scrolls_to_the_utterance(chromium, tmp_path):
     html = render(audio_href=RECORDING.as_uri())
     # A probe script clicks the first evidence time once the recording is loaded and notes what happened.
@@ -323,12 +348,7 @@ document.getElementById("player").addEventListener("loadedmetadata", function ()
   document.body.setAttribute("data-hash", location.hash);
 });
 """
-    digest = "sha256-" + base64.b64encode(hashlib.sha256(probe.encode()).digest()).decode()
-    policy = str(escape(f"script-src '{SCRIPT_HASH}'"))                # as written in the meta tag
-    assert policy in html
-    html = html.replace(policy, str(escape(f"script-src '{SCRIPT_HASH}' '{digest}'")))
-    html = html.replace("</body>", f"<script>{probe}</script></body>")
-    dom = open_page(chromium, tmp_path, html)
+    dom = open_page(chromium, tmp_path, with_probe(html, probe))
     assert dom.find("audio", id="player").attrs["src"] == RECORDING.as_uri()
     body = dom.find("body")
     assert float(body.attrs["data-seeked"]) == pytest.approx(33.58, abs=0.01)
