@@ -225,7 +225,8 @@ def check(config_path, signals_dir) -> None:
 
     rules = load_qa(cfg.signals, lib)
     for r in rules.rubrics:
-        scope = f"queues {', '.join(r.applies_to.queue)}" if r.applies_to and r.applies_to.queue else "default"
+        scope = "default" if r.applies_to is None else "; ".join(
+            f"{key} {', '.join(values)}" for key, values in r.applies_to.model_dump().items() if values) or "default"
         click.echo(f"rubric OK: {r.id} v{r.version} ({scope}), {len(r.criteria)} criteria, "
                    f"{sum(c.points for c in r.criteria):g} points, pass at {r.pass_pct:g}%")
     click.echo(f"flags OK: {len(rules.flags)} rules")
@@ -279,7 +280,11 @@ def signals_test(text, speaker, config_path, signals_dir) -> None:
     for n in negated:
         click.echo(f"negated  {n.signal_id:<24} on {n.matched_text!r}: negation cue {n.cue!r} before it "
                    "(set `negation: ignore` to count it anyway)")
-    if not hits and not negated:
+    others = [h for h in tagger.match(text, None)[0] if h.signal_id not in {x.signal_id for x in hits + negated}]
+    for hit in others if speaker else []:  # said by the other side, it would fire
+        click.echo(f"not for  {hit.signal_id:<24} on {hit.matched_text!r}: the signal is the "
+                   f"{lib.signal(hit.signal_id).speaker}'s, not the {speaker}'s")
+    if not hits and not negated and not (speaker and others):
         click.echo("no signal fires")
     present = {h.signal_id for h in hits}
     for category in tagger.categories(present):

@@ -322,7 +322,8 @@ def text(bundle: dict) -> str:
 
 
 def _card_lines(card: dict, items: list[dict]) -> list[str]:
-    verdict = "AUTO-FAIL" if card["auto_failed"] else ("PASS" if card["passed"] else "FAIL")
+    verdict = ("AUTO-FAIL" if card["auto_failed"] else "NO VERDICT (every criterion n.a.)" if card["passed"] is None
+               else "PASS" if card["passed"] else "FAIL")
     pct = "n.a." if card["pct"] is None else f"{card['pct']:g}%"
     out = [f"{card['rubric_id']} v{card['rubric_version']}: {pct}  {verdict}  "
            f"({card['points']:g} of {card['max_points']:g} points)"]

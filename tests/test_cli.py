@@ -99,3 +99,34 @@ def test_sql_is_read_only_and_reports_errors_in_one_line(tmp_path):
     assert write.exit_code == 2 and "read-only" in write.output and len(write.output.strip().splitlines()) == 1
     typo = invoke("sql", "SELEC 1", "--out", str(tmp_path))
     assert typo.exit_code == 2 and typo.output.startswith("Error: query failed:")
+
+
+def test_signals_test_says_when_a_signal_is_the_other_sides():
+    said = "I want to cancel my subscription"
+    agent = invoke("signals", "test", said, "--speaker", "agent", "--signals", str(ROOT / "signals"))
+    assert agent.exit_code == 0 and "no signal fires" not in agent.output
+    assert "not for  cancel_intent" in agent.output and "the customer's, not the agent's" in agent.output
+    customer = invoke("signals", "test", said, "--speaker", "customer", "--signals", str(ROOT / "signals"))
+    assert "fires    cancel_intent" in customer.output and "not for" not in customer.output
+
+
+def test_check_names_what_a_rubric_applies_to(tmp_path):
+    """A rubric for inbound calls claims every inbound call: check used to call it the default."""
+    import shutil
+
+    shutil.copytree(ROOT / "signals", tmp_path / "signals")
+    rubric = (tmp_path / "signals" / "rubric.yaml").read_text().replace("id: standard", "id: inbound_standard", 1)
+    (tmp_path / "signals" / "inbound.yaml").write_text(rubric.replace("rubric:\n", "rubric:\n  applies_to: "
+                                                                      "{direction: [inbound]}\n", 1))
+    checked = invoke("check", "--config", str(ROOT / "callintel.yaml"), "--signals", str(tmp_path / "signals"))
+    assert checked.exit_code == 0, checked.output
+    assert "rubric OK: inbound_standard v1 (direction inbound)" in checked.output
+    assert "rubric OK: standard v1 (default)" in checked.output
+
+
+def test_a_scorecard_whose_every_criterion_is_na_has_no_verdict():
+    from pipeline.scorecard import _card_lines
+
+    card = {"rubric_id": "standard", "rubric_version": 2, "auto_failed": False, "passed": None, "pct": None,
+            "points": 0.0, "max_points": 0.0}
+    assert _card_lines(card, [])[0] == "standard v2: n.a.  NO VERDICT (every criterion n.a.)  (0 of 0 points)"
