@@ -62,9 +62,9 @@ def _check_out(out: Path, wait_s: float) -> None:
                            "give a folder this user can write") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise UsageProblem(f"--out {out}: this user cannot write there; give a folder this user can write")
-    if wait_s == 0 and (holder := Store(out).holder()):
-        raise UsageProblem(f"{out}: another callintel run is writing here ({holder}); wait for it to finish, "
-                           "use --wait SECONDS, or a different --out")
+    store = Store(out)
+    if wait_s == 0 and (holder := store.holder()):
+        raise UsageProblem(str(store.busy(holder)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

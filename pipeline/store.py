@@ -148,20 +148,11 @@ class Store(DatabaseMixin, PagesMixin):
         self.out.mkdir(parents=True, exist_ok=True)
         fh = open(self.out / ".lock", "a+")
         deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    fh.seek(0)
-                    holder = fh.read().strip() or "another process"
-                    fh.close()
-                    raise StoreBusy(
-                        f"{self.out}: another callintel run is writing here ({holder}); "
-                        "wait for it to finish, or use a different --out"
-                    ) from None
-                time.sleep(0.5)
+        while (holder := _try_lock(fh)) is not None:
+            if time.monotonic() >= deadline:
+                fh.close()
+                raise self.busy(holder)
+            time.sleep(0.5)
         fh.seek(0)
         fh.truncate()
         fh.write(f"pid {os.getpid()}, started {datetime.now():%Y-%m-%d %H:%M:%S}")
@@ -183,13 +174,14 @@ class Store(DatabaseMixin, PagesMixin):
         if not path.exists():
             return None
         with open(path, "a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                return fh.read().strip() or "another process"
-            fcntl.flock(fh, fcntl.LOCK_UN)
-        return None
+            if (holder := _try_lock(fh)) is None:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+            return holder
+
+    def busy(self, holder: str) -> StoreBusy:
+        """The error of a writer finding the output folder held by another (`holder`, as holder() says)."""
+        return StoreBusy(f"{self.out}: another callintel run is writing here ({holder}); wait for it to finish, "
+                         "use --wait SECONDS, or a different --out")
 
     def _require_lock(self) -> None:
         if self._lock_fh is None:
@@ -386,3 +378,13 @@ class Store(DatabaseMixin, PagesMixin):
             if summary.get("status") == "running":
                 stale.append(summary)
         return stale
+
+
+def _try_lock(fh) -> str | None:
+    """Take the write lock on the open .lock file: None when taken, else who holds it (the file's text)."""
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        fh.seek(0)
+        return fh.read().strip() or "another process"
