@@ -64,17 +64,16 @@ def discover(folder: Path) -> list[Path]:
     )
 
 
-NOT_UTF8_NAME = "the file name is not UTF-8 text; rename the file (e.g. convmv -f latin1 -t utf8)"
-
-
-def printable_name(rel: str) -> str:
-    """rel, or when the file's name is not UTF-8 (a Latin-1 "café.wav" copied from another system) its bytes
-    escaped: Python keeps such bytes as lone surrogates, which no table can store."""
+def name_failure(rel: str) -> dict | None:
+    """A failure row when a file's name is not UTF-8 (a Latin-1 "café.wav" copied from another system), else None.
+    Python keeps such bytes as lone surrogates, which no table can store: the name is shown with them escaped."""
     try:
         rel.encode("utf-8")
-        return rel
+        return None
     except UnicodeEncodeError:
-        return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return failure(shown, "ingest", f"{shown}: the file name is not UTF-8 text; rename the file "
+                                        "(e.g. convmv -f latin1 -t utf8)")
 
 
 def future_problem(started: datetime) -> str | None:
@@ -274,8 +273,8 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
     files = discover(folder)
     for path in files:
         rel = path.relative_to(folder).as_posix()
-        if (shown := printable_name(rel)) != rel:
-            failures.append(failure(shown, "ingest", f"{shown}: {NOT_UTF8_NAME}"))
+        if bad_name := name_failure(rel):
+            failures.append(bad_name)
             continue
         resolved = path.resolve()
         if not resolved.is_relative_to(root):

@@ -18,8 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config import format_validation_error
-from pipeline.ingest import (NOT_UTF8_NAME, call_digest, call_id_problem, failure, future_problem, parse_timestamp,
-                             printable_name)
+from pipeline.ingest import call_digest, call_id_problem, failure, future_problem, name_failure, parse_timestamp
 
 
 class _Utterance(BaseModel):
@@ -157,8 +156,8 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
     root, files, skipped, failures = folder.resolve(), [], 0, []
     listed = _json_files(folder)
     for path, rel, is_link in listed:
-        if (shown := printable_name(rel)) != rel:
-            failures.append(failure(shown, "ingest", f"{shown}: {NOT_UTF8_NAME}"))
+        if bad_name := name_failure(rel):
+            failures.append(bad_name)
         elif is_link and not Path(path).resolve().is_relative_to(root):  # as for recordings: never read what a link points out at
             failures.append(failure(rel, "ingest", f"{rel}: a symbolic link to a file outside the transcripts "
                                                    "folder; not read"))
