@@ -64,7 +64,7 @@ from typing import Collection
 
 from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails, is_date,
                              runs, spell)
-from pipeline.redact_turns import cross_turn, turn_blocks
+from pipeline.redact_turns import CUE_TURNS, cross_turn, turn_blocks
 
 ENTITIES = ("card", "ssn", "phone", "email", "dob")
 PRIORITY = {kind: rank for rank, kind in enumerate(ENTITIES)}  # overlapping spans keep the kind ranked first
@@ -332,12 +332,12 @@ def _cross_turn(block: list[int], texts: list[str], entities):
 
 def _block_context(texts: list[str], block: list[int]) -> str:
     """What a block answers: a card cue in the other speaker's turns read through ("and the rest of the card?");
-    else the turn before it; when that has no cue, the nearest of the 4 before with a card cue ("I'd like to pay
-    by card" before "of course, whenever you're ready")."""
+    else the turn before it; when that has no cue, the nearest of the CUE_TURNS before it with a card cue ("I'd
+    like to pay by card" before "of course, whenever you're ready")."""
     first = block[0]
     inside = [texts[k] for k in range(first + 1, block[-1]) if k not in block]
     previous = next((t for t in inside if _has_card_cue(t)), texts[first - 1] if first else "")
-    for k in range(first - 2, max(first - 5, -1), -1):
+    for k in range(first - 2, max(first - 2 - CUE_TURNS, -1), -1):
         if _has_card_cue(texts[k]):
             return previous if _cues(_cue_words(previous)) else texts[k]
     return previous

@@ -39,6 +39,7 @@ CARD_WORDS = {"card", "long"}  # "and the rest of the card?" goes on reading a c
 PLAIN = BACKCHANNEL | PROMPTS | FILLERS | CARD_WORDS
 BETWEEN_WORDS = PLAIN | NUMBER_WORDS
 BETWEEN_CHARS = 60  # a longer turn says something of its own
+CUE_TURNS = 4  # turns before a block where the agent's "can I take the card number?" may be
 EDGE = BACKCHANNEL | PROMPTS | FILLERS | {"it's", "its", "it"}  # blanked at a turn's edges; never a cue word
 KEEP = set("$£€%+(")  # "$" before a run or "%" after it says what it is; "+44", "(206)" belong to a phone
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")  # the words Tokens reads
@@ -48,7 +49,7 @@ MONEY = re.compile(r"[$£€%]")
 
 def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable[[str], bool]) -> list[list[int]]:
     """Indices of the turns of each block of two or more turns (see the module docstring); a block reads a card
-    when has_card_cue is true of one of its turns or of the 4 turns before it."""
+    when has_card_cue is true of one of its turns or of the CUE_TURNS turns before it."""
     blocks, block, skipped, said = [], [], [], {}
 
     def block_said() -> str:
@@ -58,7 +59,7 @@ def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable
         return "".join(said[k] for k in block)
 
     def reading_card() -> bool:
-        return any(has_card_cue(texts[k]) for k in range(max(block[0] - 4, 0), block[-1] + 1))
+        return any(has_card_cue(texts[k]) for k in range(max(block[0] - CUE_TURNS, 0), block[-1] + 1))
 
     for i, utterance in enumerate(utterances):
         speaker = utterance.get("speaker")
