@@ -96,6 +96,7 @@ def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress
     writer.topic_model = _load_topic_model(store, run)
     with run.step("re-tag and re-score"):
         _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress), progress)
+        archive.record_rubrics(writer)
     known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime", "asr_model"]).to_pandas()
     with run.step("transcripts"):
         _import_transcripts(cfg, writer, known, since, progress)
@@ -175,7 +176,7 @@ class _Writer:
         self.run.counts["utterances"] += len(tables["utterances"])
         self.assigned += prepared.vectors
         self.run.counts["tagged"] += len(calls)
-        self.count_scored("scored", tables)
+        self.count_scored("scored", tables, {c["call_id"]: c["call_date"] for c in calls})
         self.write_pages(calls, prepared.pages)
         return calls
 
@@ -186,17 +187,18 @@ class _Writer:
         for call_id in pages.keys() - failed.keys():
             self.pages.pop(call_id, None)
 
-    def count_scored(self, key: str, scored: dict) -> None:
-        cards = {c["call_id"]: c["call_date"] for c in batch.rows(scored["scorecards"], ["call_id", "call_date"])}
-        self.run.counts[key] += len(cards)
+    def count_scored(self, key: str, scored: dict, calls: dict[str, date]) -> None:
+        """Count the calls scored and flagged, and queue the pages of `calls` (id -> day), those scored: a page
+        shows a call's flags and signals too, so a call no rubric scores still has one to keep current."""
+        self.run.counts[key] += len({c["call_id"] for c in batch.rows(scored["scorecards"], ["call_id"])})
         self.run.counts["flagged"] += len({f["call_id"] for f in batch.rows(scored["flags"], ["call_id"])})
-        self.pages |= cards
+        self.pages |= calls
 
     def commit(self, tables: dict, remove: dict | None = None, meta: dict | None = None) -> None:
         # Every commit of this release stores metrics with its calls; older stores were backfilled at the start.
-        # pages_pending: scorecards committed whose pages may not be written yet (cleared when they are),
+        # pages_pending: calls or their scores committed whose pages may not be written yet (cleared when they are),
         # so a usual night need not look for every stored call's page to know none is missing.
-        pending = {"pages_pending": True} if len(tables.get("scorecards", [])) else {}
+        pending = {"pages_pending": True} if any(len(tables.get(t, [])) for t in ("calls", *archive.SCORED)) else {}
         self.store.commit(self.run.run_id, self.seq, tables, remove,
                           meta={"signals_hash": self.tagger.library.hash, "qa_hash": self.rules.hash,
                                 "metrics_complete": True, **pending, **(meta or {})})

@@ -98,6 +98,11 @@ def texts() -> list[str]:
     return sorted({u["text"] for _, us in generate(3000, seed=3) for u in us})
 
 
+# v1 scored the first half of the period, v2 (configured now) every call
+RUBRICS = [{"rubric_id": "standard", "rubric_version": v, "current": v == 2, "rubric_hash": f"bench{v}", "pass_pct": 80.0,
+            "criteria": [], "definition": "{}", "first_run": "bench"} for v in (1, 2)]
+
+
 def build(args, work: Path) -> None:
     store = Store(work / "out")
     gen = duckdb.connect()
@@ -129,7 +134,7 @@ def build(args, work: Path) -> None:
                         "size": 1000 // (t + 1), "examples": [f"example of topic {t}"],
                         "first_seen": FIRST_DAY + timedelta(days=args.days - 10 if t == TOPICS else t % 7)}
                        for t in range(n)]
-        store.commit("bench", 999, {"topics": topics})
+        store.commit("bench", 999, {"topics": topics, "rubrics": RUBRICS})
         print(f"  committed in {time.perf_counter() - started:.0f} s; publishing ...", flush=True)
         start = time.perf_counter()
         store.publish(VIEWS)
@@ -185,8 +190,9 @@ def queue_in_pandas(parquet: Path) -> int:
     flags = flags.sort_values(["call_id", "rank", "flag_id"])
     per_call = flags.groupby("call_id").agg(rank=("rank", "min"), n_flags=("flag_id", "size"),
                                             flags=("flag_id", list), reasons=("reason", "; ".join))
-    cards = cards[cards["call_id"].isin(per_call.index)].sort_values("rubric_version")
-    current = cards.groupby(["call_id", "rubric_id"]).tail(1)
+    rubrics = pd.read_parquet(parquet / "rubrics", columns=["rubric_id", "rubric_version", "current"])
+    current = cards[cards["call_id"].isin(per_call.index)].merge(
+        rubrics[rubrics["current"]].drop(columns="current"), on=["rubric_id", "rubric_version"])
     score = current.groupby("call_id").agg(score_pct=("pct", "min"), auto_failed=("auto_failed", "any"))
     queue = per_call.join(calls.set_index("call_id"), how="inner").join(score, how="left").reset_index()
     queue = queue.sort_values(["call_date", "rank", "n_flags", "score_pct", "started_at", "call_id"],
@@ -237,6 +243,8 @@ def main() -> None:
         print(f"built in {time.perf_counter() - start:.0f} s")
     store = Store(work / "out")
     with store.lock():
+        if not store.manifest()["rubrics"]:  # a store cached by a release without the table
+            store.commit("bench", 1000, {"rubrics": RUBRICS})
         store.publish(VIEWS)  # a cached store gets the views of this release (the tables are kept)
     with store.connect_read_only() as con:
         sizes = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]

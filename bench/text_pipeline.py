@@ -210,6 +210,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
         writer = flows._Writer(store, run, tagger, rules, cfg)
         writer.write_pages = timers.wrap("write pages", writer.write_pages)
         start = time.perf_counter()
+        archive.record_rubrics(writer)  # as the flow does before it stores a night's calls
         flows.store_imported(cfg.model_copy(update={"runner": RunnerConfig(workers=1)}), writer, first, False)
         first_night = time.perf_counter() - start
         fit_start, written = time.perf_counter(), timers.seconds["write"]

@@ -123,9 +123,29 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
     for n, days, (tables, new) in _as_done(groups, done, calls_a_day, "re-scoring stored calls", progress):
         writer.commit(tables, remove={name: store.parts_of(name, days) for name in SCORED},
                       meta={"rescore_due": n < len(groups)})
-        writer.count_scored("rescored", new)
+        writer.count_scored("rescored", new, _call_days(store, days))
     rescored = sum(calls_a_day.values())
     run.notes.append(f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {rescored} stored calls")
+
+
+def record_rubrics(writer) -> None:
+    """Bring the `rubrics` table up to the configured rubrics (after re-scoring: it decides which scorecards
+    are current). Tiny, so rewritten whole when anything in it changes; not even read on a night whose rules
+    it was brought up to already."""
+    store, rules = writer.store, writer.rules
+    if store.meta().get("rubrics_recorded") == rules.hash:
+        return
+    stored = store.read("rubrics")
+    rows, notes = qa.rubric_rows(rules, stored.to_pylist(), writer.run.run_id)
+    changed = not conform("rubrics", rows).equals(stored)
+    writer.commit({"rubrics": rows} if changed else {}, remove={"rubrics": store.manifest()["rubrics"]} if changed
+                  else None, meta={"rubrics_recorded": rules.hash})
+    writer.run.notes += notes
+
+
+def _call_days(store, days: set[date]) -> dict[str, date]:
+    calls = store.read("calls", ["call_id", "call_date"], days=days)
+    return dict(zip(calls.column("call_id").to_pylist(), calls.column("call_date").to_pylist()))
 
 
 def _calls_without_metrics(store) -> bool:

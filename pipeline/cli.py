@@ -225,9 +225,7 @@ def check(config_path, signals_dir) -> None:
 
     rules = load_qa(cfg.signals, lib)
     for r in rules.rubrics:
-        scope = "default" if r.applies_to is None else "; ".join(
-            f"{key} {', '.join(values)}" for key, values in r.applies_to.model_dump().items() if values) or "default"
-        click.echo(f"rubric OK: {r.id} v{r.version} ({scope}), {len(r.criteria)} criteria, "
+        click.echo(f"rubric OK: {r.id} v{r.version} ({r.scope}), {len(r.criteria)} criteria, "
                    f"{sum(c.points for c in r.criteria):g} points, pass at {r.pass_pct:g}%")
     click.echo(f"flags OK: {len(rules.flags)} rules")
     _check_embedding(cfg)

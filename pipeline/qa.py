@@ -53,3 +53,28 @@ def rescored(qa: QaConfig, old_cards: list[dict], old_items: list[dict], old_fla
              for f in new["flags"]]
     return {"scorecards": keep_cards + new["scorecards"], "scorecard_items": keep_items + new["scorecard_items"],
             "flags": flags}
+
+
+def rubric_rows(qa: QaConfig, stored: list[dict], run_id: str) -> tuple[list[dict], list[str]]:
+    """The `rubrics` table under this configuration, from the stored one: (rows, notes on what changed).
+
+    A configured version is current; one no longer configured stays, not current, since its scorecards stay.
+    A configured version whose definition differs from the stored one of that number replaces it: its
+    scorecards were re-scored in place, so the old results of that version are gone, which a note says.
+    """
+    rows = {(r["rubric_id"], r["rubric_version"]): {**r, "current": False} for r in stored}
+    notes = []
+    for rubric in qa.rubrics:
+        was = rows.get((rubric.id, rubric.version))
+        same = was is not None and was["rubric_hash"] == rubric.hash
+        if was is not None and not same:
+            notes.append(f"rubric {rubric.id} v{rubric.version} was changed without a new version: its scorecards were "
+                         f"re-scored in place and the old results are gone; give a changed rubric a new `version` "
+                         f"to keep its old scorecards beside the new")
+        rows[(rubric.id, rubric.version)] = {
+            "rubric_id": rubric.id, "rubric_version": rubric.version, "current": True, "rubric_hash": rubric.hash,
+            "pass_pct": rubric.pass_pct, "applies_to": None if rubric.applies_to is None else rubric.scope,
+            "criteria": [{"criterion_id": c.id, "question": c.question, "points": c.points, "auto_fail": c.auto_fail}
+                         for c in rubric.criteria],
+            "definition": rubric.model_dump_json(), "first_run": was["first_run"] if same else run_id}
+    return [rows[k] for k in sorted(rows)], notes

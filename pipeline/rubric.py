@@ -102,6 +102,19 @@ class Rubric(_Strict):
             seen.add(criterion.id)
         return self
 
+    @property
+    def scope(self) -> str:
+        """Which calls it scores, in words: "default" (those no other rubric claims), "queue billing; direction
+        inbound", or "every call" (an empty applies_to claims them all)."""
+        if self.applies_to is None:
+            return "default"
+        return "; ".join(f"{key} {', '.join(values)}" for key, values in self.applies_to.model_dump().items()
+                         if values) or "every call"
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
     def applies(self, call: dict) -> bool:
         rule = self.applies_to
         return rule is not None and (not rule.queue or call.get("queue") in rule.queue) and (

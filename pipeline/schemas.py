@@ -145,6 +145,24 @@ _TABLES = [
         ("detail", pa.string()),           # why, in words: "agent_greeting at 2.1 s", "talk_ratio 0.82 > 0.7"
         ("call_date", pa.date32()),
     ]), ("call_id", "rubric_id", "rubric_version", "criterion_id"), "Each criterion's result with evidence."),
+    # The rubric versions scorecards were scored with, and which are configured now: `current_scorecards` is the
+    # scorecards of current versions, so a rollback or a renamed rubric leaves no stale card counted.
+    Table("rubrics", pa.schema([
+        ("rubric_id", pa.string()),
+        ("rubric_version", pa.int32()),
+        ("current", pa.bool_()),           # configured in signals/ now
+        ("rubric_hash", pa.string()),      # of the definition: a change without a version bump is noticed
+        ("pass_pct", pa.float64()),
+        ("applies_to", pa.string()),       # "queue billing; direction inbound", or null for the default rubric
+        ("criteria", pa.list_(pa.struct([
+            ("criterion_id", pa.string()),
+            ("question", pa.string()),
+            ("points", pa.float64()),
+            ("auto_fail", pa.bool_()),
+        ]))),
+        ("definition", pa.string()),       # the whole rubric as JSON, to audit what a version asked
+        ("first_run", pa.string()),        # the run that first scored with this definition
+    ]), ("rubric_id", "rubric_version"), "Each rubric version scored with, and whether it is configured now."),
     Table("flags", pa.schema([
         ("call_id", pa.string()),
         ("flag_id", pa.string()),

@@ -125,8 +125,8 @@ class PagesMixin:
         shutil.rmtree(self.incoming_pages, ignore_errors=True)
 
     def calls_without_page(self) -> dict[str, date]:
-        """Scored calls whose HTML scorecard is missing (a run killed after its commit, or a deleted file)."""
-        if not self.manifest()["scorecards"]:
+        """Stored calls whose HTML scorecard is missing (a run killed after its commit, or a deleted file)."""
+        if not self.manifest()["calls"]:
             return {}
-        cards = self.read("scorecards", ["call_id", "call_date"]).to_pylist()
-        return {c["call_id"]: c["call_date"] for c in cards if not self.page_path(c).exists()}
+        calls = self.read("calls", ["call_id", "call_date"]).to_pylist()
+        return {c["call_id"]: c["call_date"] for c in calls if not self.page_path(c).exists()}

@@ -96,6 +96,80 @@ def test_scorecards_flags_and_pages_then_a_new_rubric_version_rescores(tmp_path,
     assert third["counts"]["rescored"] == 0 and store.manifest()["scorecards"] == parts["scorecards"]
 
 
+def test_only_the_configured_rubric_versions_are_current_after_a_rollback_a_rename_or_an_edit(tmp_path,
+                                                                                           prefect_harness):
+    """current_scorecards follows signals/, not the highest version stored: rolled back to v1 (the v2 cards
+    kept, not current), renamed (the old id's cards not current), edited without a new version (a note says
+    the old results are gone); the `rubrics` table says which version is which."""
+    tx, signals, out = setup(tmp_path)
+    original = (signals / "rubric.yaml").read_text()
+    truth = {c: demo_truth.scorecard(c)["pct"] for c in CALLS}
+    store = Store(out)
+
+    def current():
+        with store.connect_read_only() as con:
+            cards = sorted(con.execute("SELECT rubric_id, rubric_version, call_id, pct FROM current_scorecards")
+                           .fetchall())
+            queued = dict(con.execute("SELECT call_id, score_pct FROM coaching_queue").fetchall())
+            rubrics = con.execute("SELECT rubric_id, rubric_version, current, first_run FROM rubrics ORDER BY 1, 2")
+            return cards, queued, rubrics.fetchall()
+
+    first = run(tx, signals, out)
+    new_rubric_version(signals, dropping="resolution_confirmed")
+    second = run(tx, signals, out)
+    cards, queued, rubrics = current()
+    assert cards == [("standard", 2, c, expected_pct(c, "resolution_confirmed")) for c in CALLS]
+    assert rubrics == [("standard", 1, False, first["run_id"]), ("standard", 2, True, second["run_id"])]
+
+    (signals / "rubric.yaml").write_text(original)  # rolled back: v1 again, as first scored
+    run(tx, signals, out)
+    cards, queued, rubrics = current()
+    assert cards == [("standard", 1, c, truth[c]) for c in CALLS]
+    assert queued and all(queued[c] == truth[c] for c in queued)  # not the lower of v1 and v2
+    assert rubrics == [("standard", 1, True, first["run_id"]), ("standard", 2, False, second["run_id"])]
+
+    (signals / "rubric.yaml").write_text(original.replace("id: standard", "id: customer_service"))
+    run(tx, signals, out)
+    cards, _, rubrics = current()
+    assert cards == [("customer_service", 1, c, truth[c]) for c in CALLS]
+    assert [r[:3] for r in rubrics] == [("customer_service", 1, True), ("standard", 1, False), ("standard", 2, False)]
+
+    (signals / "rubric.yaml").write_text(original.replace("pass_pct: 80", "pass_pct: 50"))  # an edit, still v1
+    edited = run(tx, signals, out)
+    assert any("rubric standard v1 was changed without a new version" in n for n in edited["notes"])
+    _, _, rubrics = current()
+    assert ("standard", 1, True, edited["run_id"]) in rubrics
+    with store.connect_read_only() as con:
+        passed = dict(con.execute("SELECT call_id, passed FROM current_scorecards").fetchall())
+    assert passed == {c: not demo_truth.scorecard(c)["auto_failed"] and truth[c] >= 50 for c in CALLS}
+    assert not any("without a new version" in n for n in run(tx, signals, out)["notes"])  # said once
+
+
+def test_without_a_rubric_every_call_has_a_page_that_follows_the_flag_rules(tmp_path, prefect_harness):
+    """No rubric at all: a page per call still shows its flags, and a change of the flag rules re-renders it."""
+    tx, signals, out = setup(tmp_path)
+    (signals / "rubric.yaml").unlink()
+    rules = "flags:\n  - {id: churn_not_saved, severity: medium, when: {category: unsaved_churn}}\n"
+    (signals / "flags.yaml").write_text(rules)
+    first = run(tx, signals, out)
+    assert (first["counts"]["imported"], first["counts"]["scored"], first["failures"]) == (3, 0, [])
+
+    def flagged_on_pages():
+        pages = {p.stem: p.read_text() for p in (out / "scorecards").rglob("*.html")}
+        assert sorted(pages) == CALLS
+        return {flag: {c for c, html in pages.items() if f'<span class="flag-id">{flag}</span>' in html}
+                for flag in ("churn_not_saved", "refund")}
+
+    said = {c: set().union(*(line["signals"] for line in demo_truth.lines(c))) for c in CALLS}
+    churn = {c for c in CALLS if "cancel_intent" in said[c] and "retention_offer" not in said[c]}
+    assert churn and flagged_on_pages() == {"churn_not_saved": churn, "refund": set()}
+    (signals / "flags.yaml").write_text(rules + "  - {id: refund, severity: low, when: {signal: refund_request}}\n")
+    second = run(tx, signals, out)
+    refund = {c for c in CALLS if "refund_request" in said[c]}
+    assert refund and second["failures"] == []
+    assert flagged_on_pages() == {"churn_not_saved": churn, "refund": refund}
+
+
 @pytest.mark.parametrize("change", ["rubric", "signals"])
 def test_a_rule_change_cut_short_between_its_commits_is_finished_by_the_next_run(tmp_path, prefect_harness,
                                                                                 monkeypatch, change):
