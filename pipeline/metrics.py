@@ -17,6 +17,9 @@ Definitions (they are what `call_metrics` means, and what rubric `metric:` condi
   Mono calls have no customer label: all turns are used.
 - A mono call (every turn `unknown`): talk times, overlap and interruptions are null, since whose
   turn is whose cannot be told; a rubric criterion on them is then n.a., not a pass or a fail.
+- moments: where the events behind a metric happened, so a criterion on it has evidence to play: each
+  interruption (metric `agent_interruptions` / `customer_interruptions`, the interrupting turn and the time
+  its words cut in) and the longest silence (`max_silence_s`, the turn that ended it).
 """
 from __future__ import annotations
 
@@ -51,6 +54,8 @@ def metrics_of(turns: list[dict]) -> dict:
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(speech)]
     agent_s, customer_s = _length(agent), _length(customer)
     by_agent, by_customer = _interruptions(_talk_spurts(sides["agent"].spurts), _talk_spurts(sides["customer"].spurts))
+    moments = [{"metric": f"{side}_interruptions", "utt_idx": idx, "start_s": round(at, 3)}
+               for side, cut_ins in (("agent", by_agent), ("customer", by_customer)) for at, idx in cut_ins]
     # A mono call's turns are nobody's: who talked, overlapped or cut in cannot be told (null), not zero
     sided = any(u["speaker"] in sides for u in turns) or not turns
     return {
@@ -60,14 +65,24 @@ def metrics_of(turns: list[dict]) -> dict:
         "silence_s": round(sum(gaps), 3),
         "max_silence_s": round(max(gaps, default=0.0), 3),
         "overlap_s": round(_intersection(agent, customer), 3) if sided else None,
-        "interruptions": by_agent + by_customer if sided else None,
-        "agent_interruptions": by_agent if sided else None,
-        "customer_interruptions": by_customer if sided else None,
+        "interruptions": len(by_agent) + len(by_customer) if sided else None,
+        "agent_interruptions": len(by_agent) if sided else None,
+        "customer_interruptions": len(by_customer) if sided else None,
         "agent_wpm": _wpm(sides["agent"].words, agent_s),
         "customer_wpm": _wpm(sides["customer"].words, customer_s),
         "turns": sum(1 for _ in itertools.groupby(turns, key=lambda u: u["speaker"])),
         **_sentiment(turns),
+        "moments": (sorted(moments, key=lambda m: m["start_s"]) if sided else []) + _longest_silence(turns, speech),
     }
+
+
+def _longest_silence(turns: list[dict], speech: list[tuple[float, float]]) -> list[dict]:
+    gaps = [(b[0] - a[1], b[0]) for a, b in itertools.pairwise(speech)]
+    if not gaps:
+        return []
+    resumed = max(gaps, key=lambda gap: gap[0])[1]  # the first of equal silences
+    turn = next(u for u in turns if u["start_s"] == resumed)
+    return [{"metric": "max_silence_s", "utt_idx": turn["utt_idx"], "start_s": turn["start_s"]}]
 
 
 @dataclass
@@ -75,7 +90,7 @@ class _Side:
     """What one speaker's turns add up to: their (start, end), words, and each turn's spurts."""
     intervals: list[tuple[float, float]] = field(default_factory=list)
     words: int = 0
-    spurts: list[tuple[float, float, float]] = field(default_factory=list)
+    spurts: list[tuple[float, float, float, int]] = field(default_factory=list)
 
     def add(self, turn: dict) -> None:
         words = _word_count(turn)
@@ -109,9 +124,9 @@ def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) ->
     return total
 
 
-def _interruptions(agent: list[tuple[float, float, float]], customer: list[tuple[float, float, float]]
-                   ) -> tuple[int, int]:
-    """(agent interrupting the customer, customer interrupting the agent), from word times.
+def _interruptions(agent: list[tuple], customer: list[tuple]) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+    """(agent interrupting the customer, customer interrupting the agent), from word times: each as (when it
+    cut in, the interrupting turn's utt_idx).
 
     Whisper stretches the last word of a segment to the segment's end, so turn end times overlap the
     next speaker's start on most hand-overs. What marks talking over someone is that *they keep starting
@@ -123,21 +138,23 @@ def _interruptions(agent: list[tuple[float, float, float]], customer: list[tuple
         # the other side's spurts are disjoint and in order: only the last one starting before `start`
         # can be the one it cuts into
         theirs = spurts[other]
-        starts = [o_start for o_start, _, _ in theirs]
-        counts[side] = 0
-        for start, _, _ in spurts[side]:
+        starts = [spurt[0] for spurt in theirs]
+        counts[side] = []
+        for start, _, _, idx in spurts[side]:
             k = bisect.bisect_left(starts, start) - 1
-            counts[side] += k >= 0 and start < theirs[k][1] and theirs[k][2] >= start + INTERRUPT_MIN_S
+            if k >= 0 and start < theirs[k][1] and theirs[k][2] >= start + INTERRUPT_MIN_S:
+                counts[side].append((start, idx))
     return counts["agent"], counts["customer"]
 
 
-def _spurts(turns: list[dict]) -> list[tuple[float, float, float]]:
+def _spurts(turns: list[dict]) -> list[tuple[float, float, float, int]]:
     """One speaker's talk spurts from their turns."""
     return _talk_spurts([spurt for u in turns for spurt in _turn_spurts(u, _word_count(u))])
 
 
-def _talk_spurts(turn_spurts: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
-    """A speaker's talk spurts, (start, end, start of its last word), words closer than SPURT_GAP_S joined.
+def _talk_spurts(turn_spurts: list[tuple]) -> list[tuple[float, float, float, int]]:
+    """A speaker's talk spurts, (start, end, start of its last word, utt_idx of the turn it starts in), words
+    closer than SPURT_GAP_S joined (of turns whose words start it at the same instant, the first turn).
 
     Each turn's words are joined first (its spurts), then the turns' spurts across turns: joining is transitive,
     so this is the same as sorting every word of the call, at the cost of a turn's spurts rather than its words.
@@ -149,28 +166,30 @@ def _word_count(turn: dict) -> int:
     return len((turn.get("text") or "").split())
 
 
-def _join(spurts) -> list[tuple[float, float, float]]:
-    out: list[list[float]] = []
-    for start, end, last in spurts:
+def _join(spurts) -> list[tuple[float, float, float, int]]:
+    out: list[list] = []
+    for start, end, last, idx in spurts:
         if out and start - out[-1][1] <= SPURT_GAP_S:
             out[-1][1], out[-1][2] = max(out[-1][1], end), max(out[-1][2], last)
+            if start == out[-1][0]:
+                out[-1][3] = min(out[-1][3], idx)
         else:
-            out.append([start, end, last])
+            out.append([start, end, last, idx])
     return [tuple(spurt) for spurt in out]
 
 
-def _turn_spurts(turn: dict, words_in_text: int) -> list[tuple[float, float, float]]:
+def _turn_spurts(turn: dict, words_in_text: int) -> list[tuple[float, float, float, int]]:
     """A turn's spurts. Imported transcripts have no word times: their words are spread evenly over the
     turn, back to back, so they make one spurt whose last word starts one word's length before its end."""
-    words = turn.get("words")
+    words, idx = turn.get("words"), turn["utt_idx"]
     if words:
-        return _join(sorted((w["start_s"], w["end_s"], w["start_s"]) for w in words))
+        return _join(sorted((w["start_s"], w["end_s"], w["start_s"], idx) for w in words))
     start, end = turn["start_s"], turn["end_s"]
     n = max(1, words_in_text)
     if end < start:  # malformed times: word by word, as if spread over them
         step = (end - start) / n
-        return _join(sorted((start + i * step, start + (i + 1) * step, start + i * step) for i in range(n)))
-    return [(start, end, start + (n - 1) * (end - start) / n)]
+        return _join(sorted((start + i * step, start + (i + 1) * step, start + i * step, idx) for i in range(n)))
+    return [(start, end, start + (n - 1) * (end - start) / n, idx)]
 
 
 def _wpm(words: int, talk_s: float) -> float | None:

@@ -86,6 +86,11 @@ _TABLES = [
         ("sentiment_start", pa.float32()),       # customer, first turns
         ("sentiment_end", pa.float32()),         # customer, last turns
         ("sentiment_change", pa.float32()),
+        ("moments", pa.list_(pa.struct([          # where a metric's events happened: its evidence
+            ("metric", pa.string()),               # agent_interruptions, customer_interruptions, max_silence_s
+            ("utt_idx", pa.int32()),
+            ("start_s", pa.float64()),
+        ]))),
         ("call_date", pa.date32()),
     ]), ("call_id",), "Talk time, silence, overlap, interruptions, pace and sentiment per call (pipeline/metrics.py)."),
     Table("signal_hits", pa.schema([

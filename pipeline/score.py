@@ -95,7 +95,14 @@ class CallFacts:
         else:
             low, high = cond.between
             ok, rule = low <= value <= high, f"in {low:g}–{high:g}"
-        return Outcome(ok, None, f"{cond.metric} {value:g} ({'' if ok else 'not '}{rule})")
+        return Outcome(ok, self._moment(cond.metric), f"{cond.metric} {value:g} ({'' if ok else 'not '}{rule})")
+
+    def _moment(self, metric: str) -> dict | None:
+        """The turn behind a metric's value (the first interruption, the longest silence), if it has one."""
+        for moment in self.metrics.get("moments") or []:
+            if moment["metric"] == metric or (metric == "interruptions" and moment["metric"].endswith(metric)):
+                return self.evidence(moment)
+        return None
 
     def _all(self, cond: Condition) -> Outcome:
         return _combine([self.test(c) for c in cond.all], need_all=True)

@@ -8,7 +8,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from conftest import ROOT
 from pipeline import qa
-from pipeline.metrics import metrics_of
+from pipeline.metrics import metrics_of as metrics_of_rows
 from pipeline.rubric import load_qa
 from pipeline.signals import load_signals
 from pipeline.tag import Tagger, tag_calls
@@ -130,6 +130,48 @@ def test_an_auto_fail_zeroes_the_call_and_is_flagged_with_its_evidence(demo):
     assert flag["severity"] == "high" and "no_profanity" in flag["reason"] and "hell" in flag["reason"]
 
 
+def test_a_metric_criterion_points_at_the_moment_behind_it(demo, tmp_path):
+    """Interruptions and the longest silence have evidence too: the turn that cut in, the turn that ended the
+    silence, as the scripts place them (their negative and longest gaps)."""
+    import shutil
+
+    shutil.copytree(ROOT / "signals", tmp_path / "signals")
+    (tmp_path / "signals/rubric.yaml").write_text(
+        "rubric:\n  id: timing\n  version: 1\n  criteria:\n"
+        "    - {id: lets_agent_finish, points: 5, pass_if: {metric: customer_interruptions, lt: 1}}\n"
+        "    - {id: no_interruptions, points: 5, pass_if: {metric: interruptions, lt: 1}}\n"
+        "    - {id: no_dead_air, points: 5, pass_if: {metric: max_silence_s, lt: 5}}\n")
+    (tmp_path / "signals/flags.yaml").write_text("flags: []\n")
+    library = load_signals(tmp_path / "signals")
+    out, utterances = demo
+    calls, _, _, _ = load_transcripts(ROOT / "data/demo_transcripts", set())
+    hits = []  # the criteria here test metrics only
+    scored = qa.assess(load_qa(tmp_path / "signals", library), library, [c.call for c in calls], utterances,
+                       hits, [], "run-1")
+    items = {(i["call_id"], i["criterion_id"]): i for i in scored["scorecard_items"]}
+    for call_id in demo_truth.call_ids():
+        lines = demo_truth.lines(call_id)
+        cut_in = next((i for i, line in enumerate(lines) if line["gap_s"] < 0), None)
+        for criterion in ("lets_agent_finish", "no_interruptions"):
+            item = items[(call_id, criterion)]
+            assert item["result"] == ("pass" if cut_in is None else "fail"), (call_id, criterion)
+            assert item["evidence"] == (None if cut_in is None else {
+                "utt_idx": cut_in, "start_s": lines[cut_in]["start_s"], "text": lines[cut_in]["text"]})
+        longest = max(line["gap_s"] for line in lines[1:])
+        item, at = items[(call_id, "no_dead_air")], items[(call_id, "no_dead_air")]["evidence"]
+        assert item["result"] == ("pass" if longest < 5 else "fail"), call_id
+        # a line after a gap as long as the longest (most scripts' gaps are all 0.6 s, times rounded)
+        assert lines[at["utt_idx"]]["gap_s"] == longest and at["start_s"] == lines[at["utt_idx"]]["start_s"]
+    dead_air = items[("c-0007", "no_dead_air")]  # the one long silence of the scripts: 8 s, before its 9th line (utt_idx 8)
+    assert dead_air["result"] == "fail" and dead_air["evidence"]["utt_idx"] == 8 == next(
+        i for i, line in enumerate(demo_truth.lines("c-0007")) if line["gap_s"] == 8)
+
+
+def metrics_of(turns: list[dict]) -> dict:
+    """metrics_of() of turns numbered as a call's utterances are."""
+    return metrics_of_rows([{**t, "utt_idx": i} for i, t in enumerate(turns)])
+
+
 def turn(speaker, start, end, text="word " * 10, sentiment=None):
     return {"speaker": speaker, "start_s": start, "end_s": end, "text": text.strip(), "sentiment": sentiment}
 
@@ -142,6 +184,9 @@ def test_who_interrupted_whom():
     assert (m["agent_interruptions"], m["customer_interruptions"], m["interruptions"]) == (1, 1, 2)
     assert m["overlap_s"] == pytest.approx(4.0 + 0.1 + 2.0)
     assert m["turns"] == 5 and m["max_silence_s"] == pytest.approx(1.0)  # two agent turns in a row are one
+    assert m["moments"] == [{"metric": "agent_interruptions", "utt_idx": 1, "start_s": 4.0},
+                            {"metric": "customer_interruptions", "utt_idx": 5, "start_s": 15.0},
+                            {"metric": "max_silence_s", "utt_idx": 2, "start_s": 11.0}]  # the first of two 1 s
 
 
 def test_sentiment_start_end_and_change_are_the_customers():
@@ -186,11 +231,11 @@ def _spurts_by_definition(turns):
     from pipeline.metrics import SPURT_GAP_S
 
     out = []
-    for start, end in sorted((w["start_s"], w["end_s"]) for u in turns for w in u["words"]):
+    for start, idx, end in sorted((w["start_s"], i, w["end_s"]) for i, u in enumerate(turns) for w in u["words"]):
         if out and start - out[-1][1] <= SPURT_GAP_S:
-            out[-1] = (out[-1][0], max(out[-1][1], end), start)
+            out[-1] = (out[-1][0], max(out[-1][1], end), start, out[-1][3])
         else:
-            out.append((start, end, start))
+            out.append((start, end, start, idx))  # the turn of its first word: the earliest turn on a tie
     return out
 
 
@@ -199,7 +244,8 @@ def _spurts_by_definition(turns):
 def test_spurts_joined_turn_by_turn_are_those_of_all_words(turn_words):
     from pipeline.metrics import _spurts
 
-    turns = [{"words": [{"start_s": a, "end_s": a + d} for a, d in words]} for words in turn_words]
+    turns = [{"utt_idx": i, "words": [{"start_s": a, "end_s": a + d} for a, d in words]}
+             for i, words in enumerate(turn_words)]
     assert _spurts(turns) == _spurts_by_definition(turns)
 
 
@@ -207,5 +253,5 @@ def test_a_turn_without_word_times_is_one_spurt_of_evenly_spread_words():
     from pipeline.metrics import _spurts
 
     # 4 words over 2 s: the last starts at 1.5 s; 0.8 s later the next turn's words join the spurt
-    assert _spurts([turn("agent", 0.0, 2.0, "one two three four"), turn("agent", 2.8, 3.0, "five")]) == \
-        [(0.0, 3.0, 2.8)]
+    turns = [turn("agent", 0.0, 2.0, "one two three four"), turn("agent", 2.8, 3.0, "five")]
+    assert _spurts([{**t, "utt_idx": i} for i, t in enumerate(turns)]) == [(0.0, 3.0, 2.8, 0)]
