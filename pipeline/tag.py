@@ -17,12 +17,13 @@ Negation (signals with `negation: exclude`, the default) is a cue scope, NegEx
 style: a hit is dropped when a negation cue (not, n't, no, never, nothing, none,
 nobody, without, neither, nor) comes at most 6 tokens before it, in the same
 clause. A clause ends at , . ; : ! ? in the original text, at a conjunction
-(but, and, so, because, though, although, however, anyway, actually, just), or at
+(but, and, so, because, though, although, however, anyway, actually, just) or courtesy
+(thanks, cheers, bye: "no I don't need anything else thanks" thanks), or at
 a new subject pronoun ("I'm not happy I want to cancel" still fires) unless it follows
 a reporting verb ("I never said I wanted to cancel" does not), or at "this is"/"that's"/
 "it's" ("a service that doesn't work this is ridiculous" still fires). "no" before a pronoun or
-"thanks"/"problem"/"worries" is an interjection, and "n't" before a pronoun a question
-("why can't I cancel"), not cues.
+"thanks"/"problem"/"worries" is an interjection, "n't" before a pronoun a question
+("why can't I cancel"), and "not a problem"/"not to worry" set phrases, not cues.
 """
 from __future__ import annotations
 
@@ -43,7 +44,11 @@ NEGATION_CUES = {"not", "n't", "no", "never", "nothing", "none", "nobody", "with
 NOT_A_CUE_AFTER_NO = {"i", "you", "we", "they", "he", "she", "it", "thanks", "thank", "problem", "worries",
                       "doubt", "sir", "madam", "ma'am", "that's", "that"}
 CLAUSE_WORDS = {"but", "and", "so", "because", "cause", "though", "although", "however", "anyway", "actually",
-                "just", "otherwise", "instead"}
+                "just", "otherwise", "instead",
+                # courtesy opens a sentence of its own in unpunctuated speech: "nothing else thanks bye"
+                "thanks", "thank", "cheers", "bye", "goodbye"}
+# "not" + these is a set phrase, not a negation of what follows: "not a problem enjoy your day"
+NOT_A_CUE_BEFORE = {("a", "problem"), ("to", "worry")}
 SUBJECTS = {"i", "you", "we", "they", "he", "she"}
 DEMONSTRATIVES = {"this", "that", "it"}      # "... doesn't work this is ridiculous": a new clause
 COPULAS = {"is", "'s", "s", "was"}
@@ -258,8 +263,9 @@ class Tagger:
                 return None
             if lower in NEGATION_CUES or norm == "not":
                 following = doc[i + 1].lower_ if i + 1 < len(doc) else ""
-                if (lower == "no" and following in NOT_A_CUE_AFTER_NO) or (norm == "not" and following in SUBJECTS):
-                    continue  # "no, I ..." is an interjection; "can't I ..." is a question
+                if (lower == "no" and following in NOT_A_CUE_AFTER_NO) or (norm == "not" and following in SUBJECTS) or (
+                        norm == "not" and (following, doc[i + 2].lower_ if i + 2 < len(doc) else "") in NOT_A_CUE_BEFORE):
+                    continue  # "no, I ..." is an interjection; "can't I ..." a question; "not a problem" a set phrase
                 return doc[i].text
         return None
 

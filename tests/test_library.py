@@ -27,6 +27,29 @@ def test_library_is_a_real_contact_centre_library(tagger):
     assert len(tagger.library.categories) >= 4
 
 
+@pytest.mark.parametrize("text, speaker, signal", [
+    ("no I don't need anything else thanks", "customer", "thanks"),   # courtesy opens a sentence
+    ("no that's not everything cheers", "customer", "thanks"),
+    ("no I don't want to cancel my contract thanks", "customer", "thanks"),
+    ("I don't need any more help thank you bye", "customer", "thanks"),
+    ("not a problem enjoy the rest of your day", "agent", "closing"),  # a set phrase, no negation
+    ("if there's nothing else have a great day", "agent", "closing"),  # closing: negation ignored
+    ("not to worry I'd like a refund though", "customer", "refund_request"),
+])
+def test_what_a_negation_before_a_courtesy_does_not_reach(tagger, text, speaker, signal):
+    hits, negated = tagger.match(text, speaker)
+    assert signal in {h.signal_id for h in hits} and signal not in {n.signal_id for n in negated}
+
+
+@pytest.mark.parametrize("text, speaker, signal", [
+    ("I don't appreciate you speaking to me like that", "customer", "thanks"),
+    ("no I don't want to cancel my contract thanks", "customer", "cancel_intent"),  # (and the thanks fires)
+])
+def test_a_negation_still_reaches_past_courtesy_words_it_governs(tagger, text, speaker, signal):
+    hits, negated = tagger.match(text, speaker)
+    assert signal not in {h.signal_id for h in hits} and signal in {n.signal_id for n in negated}
+
+
 def test_every_example_and_counter_example_holds(tagger):
     assert tagger.check_examples() == []
 
