@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zoneinfo
 from datetime import datetime
 from pathlib import Path
@@ -137,6 +138,8 @@ def _describe(error: dict) -> str:
         return f"must be one of {ctx.get('expected')}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
+    if kind == "string_type" and isinstance(error.get("input"), bool):
+        return f"YAML read {str(error['input']).lower()} as a boolean, not text: put it in quotes"
     return error["msg"][0].lower() + error["msg"][1:]
 
 
@@ -148,15 +151,27 @@ def _key_path(loc: tuple) -> str:
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    more = len(exc.errors()) - 1
+    # An unknown key first: a misspelt `phrase:` also leaves `phrases` missing, and the typo is the news.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    more = len(errors) - 1
     tail = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
     return f"{source}: {_key_path(first['loc'])}: {_describe(first)}{tail}"
 
 
 # libyaml's parser reads the same safe subset (same constructor) in a fraction of the time; each pool worker
 # reads the whole signal library at start-up, where the pure-Python one cost it about 0.2 s.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class SAFE_LOADER(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """YAML 1.2's booleans: true and false only. YAML 1.1 also reads yes/no/on/off as booleans, so a phrase
+    list `[no, nope]` held False and a counter-example `yes` True; where a setting wants a boolean, the
+    models still take "yes"/"no"/"on"/"off" as one."""
+
+
+SAFE_LOADER.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in SAFE_LOADER.yaml_implicit_resolvers.items()}
+SAFE_LOADER.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                  list("tTfF"))
 
 
 def read_yaml(path: Path) -> object:

@@ -2,6 +2,7 @@
 import pytest
 
 from pipeline.config import ConfigError
+from pipeline.rubric import load_qa
 from pipeline.signals import load_signals
 from pipeline.tag import Tagger, normalise, tag_calls
 
@@ -221,12 +222,33 @@ def test_normalise_keeps_apostrophes_and_drops_punctuation():
      "categories[0].all[1]: unknown signal 'b'"),
     ("signals:\n  - id: a\n    phrases: [x]\n  - id: a\n    phrases: [y]\n", "signals[1].id: 'a' is already defined"),
     ("signal:\n  - id: a\n", "signal: unknown key"),
+    # a misspelt key is the news, not what its absence breaks (here a string-less counter-example before)
+    ("signals:\n  - id: a\n    phrases: [x]\n    counter_example: [y]\n    speaker: robot\n",
+     "signals[0].counter_example: unknown key"),
+    ("signals:\n  - id: a\n    phrases: [true, x]\n", "signals[0].phrases[0]: YAML read true as a boolean, not text: "
+     "put it in quotes"),
 ])
 def test_config_errors_name_file_and_key(tmp_path, yaml_text, message):
     (tmp_path / "lib.yaml").write_text(yaml_text)
     with pytest.raises(ConfigError) as err:
         load_signals(tmp_path)
     assert str(err.value).startswith(f"{tmp_path / 'lib.yaml'}: ") and message in str(err.value)
+
+
+def test_yes_no_on_off_are_words_not_booleans(tmp_path):
+    """YAML 1.1 reads unquoted no/yes/on/off as booleans: a phrase list [no, nope] held False. Read as YAML 1.2
+    (true/false only), they are the words written; a rubric's `auto_fail: yes` is still true."""
+    (tmp_path / "lib.yaml").write_text(
+        "signals:\n  - id: decline\n    speaker: customer\n    phrases: [no, nope, No thanks]\n"
+        "    examples: [no, nope]\n    counter_examples: [yes, on, Off]\n")
+    (tmp_path / "rubric.yaml").write_text(
+        "rubric:\n  id: r\n  version: 1\n  criteria:\n"
+        "    - {id: c, points: 1, auto_fail: yes, pass_if: {no_signal: decline}}\n")
+    library = load_signals(tmp_path)
+    assert library.signals[0].phrases == ["no", "nope", "No thanks"]
+    assert library.signals[0].counter_examples == ["yes", "on", "Off"]
+    assert Tagger(library).check_examples() == []
+    assert load_qa(tmp_path, library).rubrics[0].criteria[0].auto_fail is True
 
 
 def test_an_empty_folder_is_a_valid_library(tmp_path):
