@@ -228,7 +228,22 @@ def check(config_path, signals_dir) -> None:
         click.echo(f"rubric OK: {r.id} v{r.version} ({r.scope}), {len(r.criteria)} criteria, "
                    f"{sum(c.points for c in r.criteria):g} points, pass at {r.pass_pct:g}%")
     click.echo(f"flags OK: {len(rules.flags)} rules")
+    _check_rubric_versions(cfg, rules)
     _check_embedding(cfg)
+
+
+def _check_rubric_versions(cfg: Config, rules) -> None:
+    """Warn, before the night, of a rubric edited under a version number the store has scored with."""
+    from pipeline import qa
+    from pipeline.store import Store
+
+    store = Store(cfg.out)
+    if not store.manifest()["rubrics"]:
+        return
+    for r in qa.edited_in_place(rules, store.read("rubrics").to_pylist()):
+        click.echo(f"WARNING: rubric {r.id} v{r.version} differs from the v{r.version} the scorecards in {cfg.out} were "
+                   f"scored with; the next run re-scores them in place and their old results are lost. Give it "
+                   f"version: {r.version + 1} to keep them beside the new.")
 
 
 def _check_embedding(cfg: Config) -> None:

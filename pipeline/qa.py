@@ -63,14 +63,12 @@ def rubric_rows(qa: QaConfig, stored: list[dict], run_id: str) -> tuple[list[dic
     scorecards were re-scored in place, so the old results of that version are gone, which a note says.
     """
     rows = {(r["rubric_id"], r["rubric_version"]): {**r, "current": False} for r in stored}
-    notes = []
+    notes = [f"rubric {rubric.id} v{rubric.version} was changed without a new version: its scorecards were re-scored "
+             f"in place and the old results are gone; give a changed rubric a new `version` to keep its old "
+             f"scorecards beside the new" for rubric in edited_in_place(qa, stored)]
     for rubric in qa.rubrics:
         was = rows.get((rubric.id, rubric.version))
         same = was is not None and was["rubric_hash"] == rubric.hash
-        if was is not None and not same:
-            notes.append(f"rubric {rubric.id} v{rubric.version} was changed without a new version: its scorecards were "
-                         f"re-scored in place and the old results are gone; give a changed rubric a new `version` "
-                         f"to keep its old scorecards beside the new")
         rows[(rubric.id, rubric.version)] = {
             "rubric_id": rubric.id, "rubric_version": rubric.version, "current": True, "rubric_hash": rubric.hash,
             "pass_pct": rubric.pass_pct, "applies_to": None if rubric.applies_to is None else rubric.scope,
@@ -78,3 +76,9 @@ def rubric_rows(qa: QaConfig, stored: list[dict], run_id: str) -> tuple[list[dic
                          for c in rubric.criteria],
             "definition": rubric.model_dump_json(), "first_run": was["first_run"] if same else run_id}
     return [rows[k] for k in sorted(rows)], notes
+
+
+def edited_in_place(qa: QaConfig, stored: list[dict]) -> list:
+    """The configured rubrics whose stored version of the same number was defined otherwise (`rubrics` rows)."""
+    hashes = {(r["rubric_id"], r["rubric_version"]): r["rubric_hash"] for r in stored}
+    return [r for r in qa.rubrics if hashes.get((r.id, r.version), r.hash) != r.hash]

@@ -135,8 +135,15 @@ def test_only_the_configured_rubric_versions_are_current_after_a_rollback_a_rena
     assert [r[:3] for r in rubrics] == [("customer_service", 1, True), ("standard", 1, False), ("standard", 2, False)]
 
     (signals / "rubric.yaml").write_text(original.replace("pass_pct: 80", "pass_pct: 50"))  # an edit, still v1
+    config = tmp_path / "callintel.yaml"
+    config.write_text(f"input: {tx}\nout: {out}\nsignals: {signals}\ntopics: {{representation: tfidf}}\n")
+    checked = subprocess.run([CALLINTEL, "check", "--config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert "WARNING: rubric standard v1 differs from the v1 the scorecards in" in checked.stdout  # before the night
     edited = run(tx, signals, out)
     assert any("rubric standard v1 was changed without a new version" in n for n in edited["notes"])
+    assert "WARNING" not in subprocess.run([CALLINTEL, "check", "--config", str(config)], capture_output=True,
+                                           text=True).stdout
     _, _, rubrics = current()
     assert ("standard", 1, True, edited["run_id"]) in rubrics
     with store.connect_read_only() as con:
