@@ -173,7 +173,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     nightly flow does, instead of taking them from memory.
     """
     import flows
-    from pipeline import batch, discover, qa, scorecard, tag, transcripts
+    from pipeline import archive, batch, discover, qa, scorecard, tag, transcripts
     from pipeline.config import Config, RunnerConfig, TopicsConfig
     from pipeline.rubric import load_qa
     from pipeline.runs import Run
