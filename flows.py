@@ -21,10 +21,11 @@ from prefect import flow, serve, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.context import FlowRunContext  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
+from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
 from pipeline import archive, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
-from pipeline import transcribe, transcripts  # noqa: E402
+from pipeline import prefect_server, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.progress import bar  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
@@ -391,6 +392,8 @@ def task_runner(cfg: Config):
 def run_nightly(config: str | None = None, **params) -> dict:
     """The nightly flow once, on the task runner the configuration asks for."""
     runner = task_runner(with_overrides(load_config(config), workers=params.get("workers")))
+    if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():  # as Prefect's get_client()
+        prefect_server.guard_temporary_server()  # so the temporary server it is about to start ends with us
     return (nightly.with_options(task_runner=runner) if runner else nightly)(config=config, **params)
 
 

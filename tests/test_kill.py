@@ -1,11 +1,13 @@
 """SIGKILL late in a run (after the calls are stored): while the topic model is saved, while HTML pages are
-written, while DuckDB is published. The rerun ends with exactly the rows and pages of an uninterrupted run."""
+written, while DuckDB is published. The rerun ends with exactly the rows and pages of an uninterrupted run.
+And a run killed with no Prefect server configured leaves no temporary Prefect server behind."""
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ from pipeline.store import Store
 CALLINTEL = str(Path(sys.executable).with_name("callintel"))
 # Columns that name the run (or the model fit) that wrote a row differ between any two runs by design.
 RUN_COLUMNS = {"run_id", "created_run", "model_version"}
+# How Prefect starts its temporary API server (prefect/server/api/server.py, SubprocessASGIServer).
+PREFECT_SERVER_APP = "prefect.server.api.server:create_app"
 TABLES = {"calls": "call_id", "utterances": "call_id, utt_idx", "signal_hits": "call_id, utt_idx, signal_id",
           "call_metrics": "call_id", "scorecards": "call_id", "scorecard_items": "call_id, criterion_id",
           "flags": "call_id, flag_id", "utterance_topics": "call_id, utt_idx", "topics": "topic_id"}
@@ -71,3 +75,81 @@ def test_a_run_killed_after_its_calls_are_stored_recovers_exactly(tmp_path, pref
     assert not list(killed.rglob("*.tmp")) and not (killed / "callintel.duckdb.next").exists()
     fitted = {Store(killed).meta()[key] for key in ("topic_model", "topic_vectors")}  # the model, its vectors
     assert {p.name for p in (killed / "models").iterdir()} == fitted and None not in fitted
+
+
+def _proc(pid: int) -> tuple[int, str, str] | None:
+    """(parent pid, start time, command line) of a live process; None once it has ended (or is a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm)", which may hold spaces
+    return None if fields[0] == "Z" else (int(fields[1]), fields[19], cmdline)
+
+
+def _temporary_servers(ancestor: int) -> dict[int, tuple[str, str]]:
+    """pid -> (start time, command line) of the Prefect temporary servers descending from ancestor."""
+    procs = {int(p.name): info for p in Path("/proc").iterdir() if p.name.isdigit() and (info := _proc(int(p.name)))}
+    found, frontier = {}, {ancestor}
+    while frontier:
+        children = {pid for pid, (ppid, _, _) in procs.items() if ppid in frontier}
+        found.update({pid: procs[pid][1:] for pid in children if PREFECT_SERVER_APP in procs[pid][2]})
+        frontier = children
+    return found
+
+
+def _alive(servers: dict[int, tuple[str, str]]) -> list[int]:
+    """The servers still running: the same pid with the same start time (a pid may be reused)."""
+    return [pid for pid, (started, _) in servers.items() if (info := _proc(pid)) and info[1] == started]
+
+
+def _starting(servers: dict[int, tuple[str, str]]) -> bool:
+    return bool(servers)
+
+
+def _serving(servers: dict[int, tuple[str, str]]) -> bool:
+    """Its API answers: the run's flow is under way (here, waiting for the store's lock)."""
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for _, cmdline in servers.values():
+        port = cmdline.split()[cmdline.split().index("--port") + 1]
+        try:
+            with no_proxy.open(f"http://127.0.0.1:{port}/api/health", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            pass
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the guard and this test rely on Linux")
+@pytest.mark.parametrize("kill_when", [_starting, _serving], ids=["server-starting", "server-serving"])
+def test_a_killed_run_leaves_no_temporary_prefect_server(tmp_path, kill_when):
+    """With no PREFECT_API_URL Prefect starts a temporary API server (a uvicorn process) for the run. A run
+    killed with SIGKILL cannot stop it, and nightly runs killed that way would each leave one running for good.
+    Killed during the server's ~15 s start-up, or once it serves the flow."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")  # a shared, busy machine
+    cmd = [CALLINTEL, "run", "--transcripts", str(ROOT / "data/demo_transcripts"), "--input", str(tmp_path / "none"),
+           "--out", str(out), "--signals", str(ROOT / "signals"), "--quiet", "--wait", "300"]
+    servers: dict[int, tuple[str, str]] = {}
+    with Store(out).lock():  # the run waits for it inside the flow, its server up, writing nothing
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and proc.poll() is None:
+                if (servers := _temporary_servers(proc.pid)) and kill_when(servers):
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None and kill_when(servers), "the run ended, or its server never got there"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and (alive := _alive(servers)):
+                time.sleep(0.05)
+            assert not alive, f"temporary Prefect server(s) {sorted(alive)} outlived the killed run"
+        finally:
+            proc.kill()
+            for pid in _alive(servers):  # never leave one behind, even when the test fails
+                os.kill(pid, signal.SIGKILL)
