@@ -24,7 +24,7 @@ from prefect.schedules import Cron  # noqa: E402
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
-from pipeline import archive, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
+from pipeline import archive, audio_redact, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
 from pipeline import prefect_server, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.progress import bar  # noqa: E402
@@ -61,6 +61,7 @@ fit_topics = task(discover.fit, name="discover-refit", cache_policy=NO_CACHE)
 render_pages = _Whole(task(scorecard.ready_pages, name="render-pages", cache_policy=NO_CACHE))
 score_calls = _Whole(task(qa.assess, name="score", cache_policy=NO_CACHE))
 redact_calls = _Whole(task(batch.redact_calls, name="redact", cache_policy=NO_CACHE))
+redact_recordings = _Whole(task(audio_redact.redact_recordings, name="redact-audio", cache_policy=NO_CACHE))
 transcribe_call = task(transcribe.transcribe_job, name="transcribe-call", cache_policy=NO_CACHE)
 prepare_batch = task(batch.prepare_anywhere, name="prepare-batch", cache_policy=NO_CACHE)
 
@@ -225,26 +226,6 @@ def _spread(cfg: Config) -> archive.Spread:
 def _cluster(cfg: Config):
     """The flow's Dask cluster (its distributed.Client, from the DaskTaskRunner), or None on the local runner."""
     return FlowRunContext.get().task_runner.client if cfg.runner.kind == "dask" else None
-
-
-def _redact_recordings(store: Store, recordings: Path, calls: list[dict], utterances: list[dict]) -> list[dict]:
-    """A copy of each transcribed recording with its redacted spans silenced, written before the call is stored."""
-    from pipeline.audio_redact import redact_audio
-
-    by_call = {cid: list(turns) for cid, turns in itertools.groupby(utterances, key=lambda u: u["call_id"])}
-    failures = []
-    for call in calls:
-        if call["asr_model"] == "transcript":
-            continue
-        try:
-            store.write_audio(call, lambda tmp, c=call: redact_audio(
-                Path(recordings) / c["source_path"], tmp, by_call.get(c["call_id"], []), c["agent_channel"]))
-        except (ValueError, OSError) as exc:  # the call's text is redacted and stored; only the copy is missing
-            failures.append(ingest.failure(call["source_path"], "redact-audio", f"no redacted copy written: {exc}"))
-    return failures
-
-
-redact_recordings = _Whole(task(_redact_recordings, name="redact-audio", cache_policy=NO_CACHE))
 
 
 def _load_topic_model(store: Store, run: Run):

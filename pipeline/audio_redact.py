@@ -18,9 +18,12 @@ Example:
 """
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
+
+from pipeline.ingest import failure
 
 PLACEHOLDER = re.compile(r"^\[[A-Z]+\]$")
 CHANNEL_MAPS = ("left", "right", "mono")
@@ -100,3 +103,18 @@ def redact_audio(source: Path, target: Path, utterances: list[dict], agent_chann
         raise ValueError(f"cannot decode audio: {getattr(exc, 'strerror', None) or exc or 'no audio stream'}") \
             from None
     return len(spans)
+
+
+def redact_recordings(store, recordings: Path, calls: list[dict], utterances: list[dict]) -> list[dict]:
+    """A copy of each transcribed recording with its redacted spans silenced, written before the call is stored."""
+    by_call = {cid: list(turns) for cid, turns in itertools.groupby(utterances, key=lambda u: u["call_id"])}
+    failures = []
+    for call in calls:
+        if call["asr_model"] == "transcript":
+            continue
+        try:
+            store.write_audio(call, lambda tmp, c=call: redact_audio(
+                Path(recordings) / c["source_path"], tmp, by_call.get(c["call_id"], []), c["agent_channel"]))
+        except (ValueError, OSError) as exc:  # the call's text is redacted and stored; only the copy is missing
+            failures.append(failure(call["source_path"], "redact-audio", f"no redacted copy written: {exc}"))
+    return failures
