@@ -5,7 +5,7 @@ import click
 
 from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
                                  query)
-from pipeline.scorecard import PAGE_TABLES, bundles, render, text
+from pipeline.scorecard import PAGE_TABLES, bundles, current_rubrics, render, text
 from pipeline.store import Store, StoreError
 
 SEVERITIES = ["high", "medium", "low"]
@@ -19,7 +19,7 @@ def _bundle(cfg, call_id: str) -> dict:
                       for name in PAGE_TABLES}
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
-    found = next(bundles(tables), None)
+    found = next(bundles(tables, current_rubrics(Store(cfg.out))), None)
     if found is None:
         raise UsageProblem(f"no call {call_id!r} in {cfg.out}; list calls with: callintel sql \"SELECT call_id, "
                            "call_date, agent_id FROM calls ORDER BY call_date DESC\"")

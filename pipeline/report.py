@@ -98,13 +98,14 @@ def _duration(call: dict, metrics: dict | None, utterances: list[dict]) -> float
 
 
 def _cards(scorecards: list[dict], items: list[dict]) -> list[dict]:
-    """The newest version of each rubric, with its items and a note of the older versions."""
+    """The current version of each rubric (first of its cards: scorecard.bundles), with its items and a note of
+    the other versions it was scored under."""
     by_rubric: dict[str, list[dict]] = defaultdict(list)
     for card in scorecards:
         by_rubric[card["rubric_id"]].append(card)
     out = []
     for rubric_id in sorted(by_rubric):
-        versions = sorted(by_rubric[rubric_id], key=lambda c: c["rubric_version"], reverse=True)
+        versions = by_rubric[rubric_id]
         card = versions[0]
         mine = [i for i in items if i["rubric_id"] == rubric_id and i["rubric_version"] == card["rubric_version"]]
         pct, auto, shown = card.get("pct"), bool(card.get("auto_failed")), [_item(i) for i in mine]
@@ -185,7 +186,8 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
                      audio_href: str | None = None, fingerprint: str | None = None) -> str:
     """The whole HTML document of one call's scorecard (rows of the tables in pipeline/schemas.py).
 
-    Only the newest version of each rubric is shown in full; older versions are named. Items may
+    scorecards come in scorecard.bundles' order: of each rubric, the version configured now first, shown in
+    full; the other versions it was scored under are named. Items may
     carry `question`; evidence is {utt_idx, start_s, text} or None. audio_href, when given, is
     the recording's URL relative to the page: time links then seek it. fingerprint, when given, is written
     into the page's head: what it was rendered from (pipeline/scorecard.py), so it need not be rendered again.

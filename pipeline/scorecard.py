@@ -40,8 +40,27 @@ UNCHANGED = "unchanged"  # in place of a stored call's page: the one on disk is 
 FINGERPRINT_WITHIN = 512  # bytes at the start of a page that hold its fingerprint (a <meta> after the charset)
 
 
-def bundles(tables: dict[str, pa.Table]) -> Iterator[dict]:
-    """Per call: its row of `calls` and its rows of every other page table, in time order."""
+def current_rubrics(store) -> set[tuple[str, int]] | None:
+    """(rubric_id, rubric_version) of the rubrics configured now, from the `rubrics` table; None in a store
+    that has not recorded them (an older release's), where the newest version of each is taken as current."""
+    rubrics = store.read("rubrics", ["rubric_id", "rubric_version", "current"]).to_pylist()
+    return {(r["rubric_id"], r["rubric_version"]) for r in rubrics if r["current"]} if rubrics else None
+
+
+def _cards_in_order(cards: list[dict], current: set[tuple[str, int]] | None) -> list[dict]:
+    """A call's scorecards, each rubric's current version first and its other versions after it, newest
+    first; a rubric with no version configured now is left out (as `current_scorecards` leaves it out)."""
+    if current is not None:
+        shown = {rubric_id for rubric_id, _ in current}
+        cards = [c for c in cards if c["rubric_id"] in shown]
+    now = current or set()
+    return sorted(cards, key=lambda c: (c["rubric_id"], (c["rubric_id"], c["rubric_version"]) not in now,
+                                        -c["rubric_version"]))
+
+
+def bundles(tables: dict[str, pa.Table], current: set[tuple[str, int]] | None = None) -> Iterator[dict]:
+    """Per call: its row of `calls` and its rows of every other page table, in time order. `current`: see
+    current_rubrics()."""
     grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for name, table in tables.items():
         for row in table.select(PAGE_COLUMNS.get(name, table.column_names)).to_pylist():
@@ -55,7 +74,7 @@ def bundles(tables: dict[str, pa.Table]) -> Iterator[dict]:
             "utterances": sorted(rows["utterances"], key=lambda u: u["utt_idx"]),
             "metrics": (rows["call_metrics"] or [None])[0],
             "hits": sorted(rows["signal_hits"], key=lambda h: (h["start_s"], h["signal_id"])),
-            "scorecards": sorted(rows["scorecards"], key=lambda c: (c["rubric_id"], -c["rubric_version"])),
+            "scorecards": _cards_in_order(rows["scorecards"], current),
             "items": rows["scorecard_items"],
             "flags": sorted(rows["flags"], key=lambda f: (SEVERITY_RANK.get(f["severity"], 9), f["flag_id"])),
         }
@@ -73,8 +92,9 @@ def _call_groups(calls: dict, per_group: int) -> Iterator[dict]:
 def stored_bundles(store, calls: dict, per_read: int = PAGES_PER_READ) -> Iterator[dict]:
     """bundles() of these stored calls (call_id -> call_date), read a few days at a time: after a rubric change
     that is every call in the archive, far more rows than memory holds at once."""
+    current = current_rubrics(store)
     for group in _call_groups(calls, per_read):
-        yield from bundles(store.read_calls(PAGE_TABLES, group))
+        yield from bundles(store.read_calls(PAGE_TABLES, group), current)
 
 
 def rendered(store, input_dir: Path, calls: dict, per_read: int = PAGES_PER_READ,
@@ -308,12 +328,12 @@ def text(bundle: dict) -> str:
     started = call["started_at"].strftime("%Y-%m-%d %H:%M") if call.get("started_at") else str(call["call_date"])
     lines.append(f"Call {call['call_id']}  {started}  agent {call.get('agent_id') or '?'}  "
                  f"queue {call.get('queue') or '?'}  {call.get('direction') or ''}  {clock(call.get('duration_s') or 0)}")
-    newest = {}
+    shown = {}
     for card in bundle["scorecards"]:
-        newest.setdefault(card["rubric_id"], card)
-    if not newest:
+        shown.setdefault(card["rubric_id"], card)
+    if not shown:
         lines.append("Not scored (no speech, or no rubric applies to this call).")
-    for card in newest.values():
+    for card in shown.values():
         lines += _card_lines(card, bundle["items"])
     lines += _metric_lines(bundle["metrics"])
     for flag in bundle["flags"]:

@@ -121,18 +121,30 @@ def test_only_the_configured_rubric_versions_are_current_after_a_rollback_a_rena
     assert cards == [("standard", 2, c, expected_pct(c, "resolution_confirmed")) for c in CALLS]
     assert rubrics == [("standard", 1, False, first["run_id"]), ("standard", 2, True, second["run_id"])]
 
+    def shown(call_id):
+        """(the rubric and version a call's page and text scorecard show in full, the page's other versions)"""
+        page = next((out / "scorecards").rglob(f"{call_id}.html")).read_text()
+        told = subprocess.run([CALLINTEL, "scorecard", call_id, "--out", str(out)], capture_output=True, text=True)
+        heads = re.findall(r"QA score <small>(\w+) · version (\d+)</small>", page)
+        assert [f"{r} v{v}:" for r, v in heads] == [line.split()[0] + " " + line.split()[1] for line in
+                                                     told.stdout.splitlines() if re.match(r"\w+ v\d+: ", line)]
+        return heads, re.findall(r"other versions of this rubric:\s*(v\d)", page)
+
+    assert shown("c-0001") == ([("standard", "2")], ["v1"])
     (signals / "rubric.yaml").write_text(original)  # rolled back: v1 again, as first scored
     run(tx, signals, out)
     cards, queued, rubrics = current()
     assert cards == [("standard", 1, c, truth[c]) for c in CALLS]
     assert queued and all(queued[c] == truth[c] for c in queued)  # not the lower of v1 and v2
     assert rubrics == [("standard", 1, True, first["run_id"]), ("standard", 2, False, second["run_id"])]
+    assert shown("c-0001") == ([("standard", "1")], ["v2"])  # the page and `callintel scorecard` too
 
     (signals / "rubric.yaml").write_text(original.replace("id: standard", "id: customer_service"))
     run(tx, signals, out)
     cards, _, rubrics = current()
     assert cards == [("customer_service", 1, c, truth[c]) for c in CALLS]
     assert [r[:3] for r in rubrics] == [("customer_service", 1, True), ("standard", 1, False), ("standard", 2, False)]
+    assert shown("c-0001") == ([("customer_service", "1")], [])
 
     (signals / "rubric.yaml").write_text(original.replace("pass_pct: 80", "pass_pct: 50"))  # an edit, still v1
     config = tmp_path / "callintel.yaml"

@@ -47,10 +47,10 @@ def rows(auto_failed: bool = False) -> dict:
             "call_date": date, "duration_s": 97.5, "channels": 2, "agent_id": "a_ruiz", "queue": "billing",
             "direction": "inbound", "asr_model": "tiny.en", "status": "ok"}
     key = {"call_id": "c-0001", "rubric_id": "standard", "call_date": date}
-    cards = [{**key, "rubric_version": 1, "points": 50.0, "max_points": 70.0, "pct": 71.4, "passed": False,
-              "auto_failed": False},
-             {**key, "rubric_version": 2, "points": 0.0 if auto_failed else 45.0, "max_points": 55.0,
-              "pct": 0.0 if auto_failed else 81.8, "passed": not auto_failed, "auto_failed": auto_failed}]
+    cards = [{**key, "rubric_version": 2, "points": 0.0 if auto_failed else 45.0, "max_points": 55.0,  # current
+              "pct": 0.0 if auto_failed else 81.8, "passed": not auto_failed, "auto_failed": auto_failed},
+             {**key, "rubric_version": 1, "points": 50.0, "max_points": 70.0, "pct": 71.4, "passed": False,
+              "auto_failed": False}]
     results = {"greeting": "pass", "verify_identity": "pass", "empathy": "pass", "hold_etiquette": "na",
                "resolution_confirmed": "fail", "closing": "pass", "no_profanity": "fail" if auto_failed else "pass"}
     points = {"greeting": 10, "verify_identity": 15, "empathy": 10, "hold_etiquette": 5, "resolution_confirmed": 10,
