@@ -190,7 +190,7 @@ class _Writer:
             self.pages.pop(call_id, None)
 
     def count_scored(self, key: str, scored: dict, calls: dict[str, date]) -> None:
-        """Count the calls scored and flagged, and queue the pages of `calls` (id -> day), those scored: a page
+        """Count the calls scored and flagged, and queue the pages of `calls` (id -> day), scored or not: a page
         shows a call's flags and signals too, so a call no rubric scores still has one to keep current."""
         self.run.counts[key] += len({c["call_id"] for c in batch.rows(scored["scorecards"], ["call_id"])})
         self.run.counts["flagged"] += len({f["call_id"] for f in batch.rows(scored["flags"], ["call_id"])})
