@@ -146,8 +146,8 @@ def score_call(rubric: Rubric, facts: CallFacts) -> tuple[dict, list[dict]]:
 def _item(criterion: Criterion, facts: CallFacts) -> dict:
     if criterion.na_if is not None:
         na = facts.test(criterion.na_if)
-        if na.ok:
-            return {"result": "na", "points": 0.0, "max_points": 0.0, "evidence": na.evidence,
+        if na.ok:  # no evidence: what made it n.a. (a short call, no hold) is not an utterance that decided it
+            return {"result": "na", "points": 0.0, "max_points": 0.0, "evidence": None,
                     "detail": f"n.a.: {na.detail}"}
     outcome = facts.test(criterion.pass_if)
     if outcome.ok is None:

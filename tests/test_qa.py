@@ -116,6 +116,10 @@ def test_evidence_is_the_utterance_that_decided(demo):
     # a pass/fail with nothing said has no utterance to show, but says why
     assert items[("c-0004", "greeting")]["evidence"] is None
     assert "agent_greeting" in items[("c-0004", "greeting")]["detail"]
+    # an n.a. decided nothing that an utterance shows: none of the demo's (hold_etiquette's n.a. rests on a
+    # short silence, whose turn was shown as if it were about holding)
+    assert [i for i in out["scorecard_items"] if i["result"] == "na" and i["evidence"]] == []
+    assert any(i["result"] == "na" and i["criterion_id"] == "hold_etiquette" for i in out["scorecard_items"])
     # every non-n.a. signal criterion that passed points at a real utterance
     for item in out["scorecard_items"]:
         if item["evidence"]:
