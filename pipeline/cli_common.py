@@ -63,6 +63,8 @@ def print_frame(frame: pd.DataFrame, fmt: str, limit: int, colwidth: int = 60) -
     elif fmt == "json":
         rows = [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
         click.echo(json.dumps(rows, indent=1))
+    elif frame.empty:  # not pandas' "Empty DataFrame" repr
+        click.echo("  ".join(map(str, frame.columns)) + "\n(no rows)")
     else:
         cells = frame.head(limit).map(lambda v: ", ".join(map(str, v)) if isinstance(v, (np.ndarray, list)) else v)
         click.echo(cells.to_string(index=False, max_colwidth=colwidth))

@@ -7,6 +7,7 @@ import click
 import pandas as pd
 
 from pipeline.cli_common import UsageProblem, config_option, load_cli_config, out_option, query
+from pipeline.views import BASELINE_DAYS
 
 TOP = 8
 
@@ -83,7 +84,8 @@ def trends(days, what, plot, config_path, out) -> None:
     hot = frame[frame["emerging"]].sort_values(["day", "z"], ascending=[False, False])
     click.echo(f"Emerging {what} in the last {days} days:" if len(hot) else f"No emerging {what} in the last {days} days.")
     for row in hot.itertuples():
-        base = "new" if pd.isna(row.baseline_share) or row.baseline_share == 0 else f"baseline {row.baseline_share:.0%}"
+        base = (f"none in the {BASELINE_DAYS} days before" if pd.isna(row.baseline_share) or row.baseline_share == 0
+                else f"baseline {row.baseline_share:.0%}")
         z = "" if pd.isna(row.z) else f", z {row.z:.1f}"
         calls = f"{row.calls} call{'' if row.calls == 1 else 's'}"
         click.echo(f"  {row.day}  {row.label}: {calls}, {row.share:.0%} of the day's calls ({base}{z})")
@@ -91,7 +93,8 @@ def trends(days, what, plot, config_path, out) -> None:
     table = frame[frame["key"].isin(keys)].pivot_table(index="label", columns="day", values="calls", fill_value=0,
                                                        aggfunc="sum").astype(int)
     click.echo(f"\nCalls per day ({what}):")
-    click.echo(table.rename(columns=lambda d: d.strftime("%m-%d")).to_string())
+    click.echo(table.rename(columns=lambda d: d.strftime("%m-%d")).to_string() if len(table) else
+               f"  (no calls with any {what[:-1]} in these days)")
     if plot:
         _plot(frame, keys, plot, what)
         click.echo(f"\nplot: {plot}")

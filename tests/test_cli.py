@@ -95,6 +95,8 @@ def test_sql_is_read_only_and_reports_errors_in_one_line(tmp_path):
         store.publish()
     ok = invoke("sql", "SELECT count(*) AS n FROM calls", "--out", str(tmp_path), "--format", "csv")
     assert ok.exit_code == 0 and ok.output == "n\n0\n"
+    empty = invoke("sql", "SELECT run_id, error FROM failures", "--out", str(tmp_path))  # not pandas' repr
+    assert empty.exit_code == 0 and empty.output == "run_id  error\n(no rows)\n"
     write = invoke("sql", "DROP TABLE calls", "--out", str(tmp_path))
     assert write.exit_code == 2 and "read-only" in write.output and len(write.output.strip().splitlines()) == 1
     typo = invoke("sql", "SELEC 1", "--out", str(tmp_path))
