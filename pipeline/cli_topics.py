@@ -7,7 +7,7 @@ import click
 
 from pipeline.cli_common import UsageProblem, config_option, load_cli_config, out_option, print_frame, query
 
-CURRENT = ("SELECT * FROM topics QUALIFY row_number() OVER (PARTITION BY topic_id ORDER BY model_version DESC) = 1")
+CURRENT = "SELECT * FROM current_topics"
 
 
 @click.group()
@@ -34,7 +34,8 @@ def list_topics(config_path, out) -> None:
     frame = query(load_cli_config(config_path, out=out),
                   f"SELECT topic_id, label, size, first_seen, examples[1] AS example FROM ({CURRENT}) ORDER BY size DESC")
     if frame.empty:
-        click.echo("no topics yet: topic discovery needs a run with enough untagged customer turns")
+        click.echo("no topics in the current model: topic discovery needs enough untagged customer turns "
+                   "(and a turn a promoted signal tags is no longer one)")
         return
     print_frame(frame, "table", 100, colwidth=80)
 

@@ -111,8 +111,15 @@ def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
                                    cache=vectors)
     filename = f"topics-{run.run_id}.joblib"
     store.save_model(filename, model.save)
-    writer.commit({"topics": _arrow(topics), "utterance_topics": _arrow(rows)},
-                  remove={"utterance_topics": store.parts_since("utterance_topics", start)},
+    # Earlier models' topics stay (their trend lines keep their labels), no longer current: one this fit
+    # dropped must not be listed, or promoted, as a topic of today's model.
+    earlier = conform("topics", store.read("topics"))
+    earlier = earlier.set_column(earlier.schema.get_field_index("current"), "current",
+                                 pa.array([False] * len(earlier), pa.bool_()))
+    writer.commit({"topics": pa.concat_tables([earlier, conform("topics", _arrow(topics.assign(current=True)))]),
+                   "utterance_topics": _arrow(rows)},
+                  remove={"utterance_topics": store.parts_since("utterance_topics", start),
+                          "topics": store.manifest()["topics"]},
                   meta={"topic_model": filename, "topic_vectors": vectors.saved, "topic_vectors_assigned": [],
                         "topic_fit_day": newest.isoformat(), "topic_signals_hash": library.hash,
                         "topic_options": options_hash(cfg), "topic_embedding": EMBEDDING_MODEL})

@@ -116,6 +116,7 @@ _TABLES = [
         ("size", pa.int64()),
         ("first_seen", pa.date32()),
         ("examples", pa.list_(pa.string())),   # 3 representative utterances (redacted text)
+        ("current", pa.bool_()),               # a topic of the model fitted last (the one assigning new calls)
     ]), ("model_version", "topic_id"), "Discovered topics per fitted model."),
     Table("utterance_topics", pa.schema([
         ("call_id", pa.string()),

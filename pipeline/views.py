@@ -102,10 +102,17 @@ FROM weekly w LEFT JOIN top t USING (agent_id, week)
 ORDER BY w.week DESC, w.mean_score, w.agent_id
 """
 
+# The topics of the model fitted last; in a store written before `current` was recorded, the newest version's
+CURRENT_TOPICS = """
+SELECT * EXCLUDE (current) FROM topics
+WHERE coalesce(current, model_version = (SELECT max(model_version) FROM topics))
+"""
+
 VIEWS = {
     "signal_trends": SIGNAL_TRENDS,
     "topic_trends": TOPIC_TRENDS,
     "current_scorecards": CURRENT_SCORECARDS,
+    "current_topics": CURRENT_TOPICS,
     # flagged calls, one row each: newest day first, most severe first within a day
     "coaching_queue": COACHING_QUEUE,
     # per agent per week: calls, mean score, pass rate, auto-fails and the criteria failed most

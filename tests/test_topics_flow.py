@@ -115,6 +115,34 @@ def test_trends_command_plot_notebook_and_promote(demo_out, tmp_path):
     assert "image/png" in text and "Traceback" not in text
 
 
+def test_a_topic_the_next_fit_drops_is_no_longer_listed_or_promoted(tmp_path, prefect_harness):
+    """The README's promote workflow: the crash topic becomes a signal, its turns are tagged, the refit finds no
+    such topic. `topics list`, `show` and `promote` are about the model fitted last, not every topic ever."""
+    out = tmp_path / "out"
+    night(tmp_path, [c["call_id"] for c in SCRIPT["calls"]], out)
+    topic, _ = crash_topic(out)
+    signals = tmp_path / "signals"
+    shutil.copytree(ROOT / "signals", signals)
+    made = subprocess.run([CALLINTEL, "topics", "promote", str(topic), "--write", str(signals / "app_crash.yaml"),
+                           "--out", str(out)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    config = yaml.safe_load((tmp_path / "callintel.yaml").read_text())
+    (tmp_path / "callintel.yaml").write_text(yaml.safe_dump({**config, "signals": str(signals)}))
+    import flows
+
+    refit = flows.nightly(config=str(tmp_path / "callintel.yaml"))
+    assert any(n.startswith("topic model refit (signals changed") for n in refit["notes"])
+    listed = subprocess.run([CALLINTEL, "topics", "list", "--out", str(out)], capture_output=True, text=True)
+    assert listed.returncode == 0 and "crash" not in listed.stdout, listed.stdout
+    again = subprocess.run([CALLINTEL, "topics", "promote", str(topic), "--out", str(out)], capture_output=True,
+                           text=True)
+    assert again.returncode == 2, again.stdout
+    with Store(out).connect_read_only() as con:  # the trend line keeps its label from the model it came from
+        (label,) = con.execute("SELECT DISTINCT label FROM topics WHERE topic_id = $t", {"t": topic}).fetchone()
+        current = con.execute("SELECT count(*) FROM current_topics WHERE topic_id = $t", {"t": topic}).fetchone()
+    assert "crash" in label and current == (0,)
+
+
 def test_topic_ids_hold_across_nights_and_refits(tmp_path, prefect_harness):
     out = tmp_path / "out"
     night(tmp_path, [c["call_id"] for c in SCRIPT["calls"]], out)
