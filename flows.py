@@ -30,6 +30,7 @@ from pipeline.config import Config, load_config, with_overrides  # noqa: E402
 from pipeline.progress import bar  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, close_failed, close_interrupted, store_summary, transcript_rows  # noqa: E402
+from pipeline.schemas import conform  # noqa: E402
 from pipeline.signals import load_signals  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.transcribe import AsrOptions, Transcriber  # noqa: E402
@@ -133,6 +134,7 @@ class _Writer:
         self.topic_model = None  # the current topic model: new calls' turns are assigned to it as they are stored
         self.heard: set[str] = set()  # calls stored from recordings, when transcripts are imported
         self.assigned: list = []  # and their sentence vectors (embedding topics), kept for the next fit
+        self.topics_assigned: list = []  # the topic_id and weight of each turn assigned, to judge the model by
         self.pages: dict[str, date] = {}  # calls (and their days) whose HTML scorecard must be (re)written
         # an earlier run stored scorecards and may not have written their pages (killed, or a page failed)
         self.pages_left = store.meta().get("pages_pending", True)
@@ -177,6 +179,8 @@ class _Writer:
         self.commit(tables, meta={"newest_day": max(days)})
         self.run.counts["utterances"] += len(tables["utterances"])
         self.assigned += prepared.vectors
+        self.topics_assigned.append(conform("utterance_topics", tables["utterance_topics"]).select(
+            ["topic_id", "weight"]))
         self.run.counts["tagged"] += len(calls)
         self.count_scored("scored", tables, {c["call_id"]: c["call_date"] for c in calls})
         self.write_pages(calls, prepared.pages)

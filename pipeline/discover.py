@@ -5,11 +5,18 @@ same commit as their call; every `refit_days` (or when the signals or topic opti
 the set of untagged turns changed) the model is refit on the last `window_days` and its topics
 matched to the old ones (pipeline/topics.py), and the window's assignments are replaced. The
 turns' sentence vectors are kept between fits (pipeline/topic_vectors.py).
+
+A new problem cannot wait a week for the refit: its turns are outliers of the current model, or sit at
+its topics' edges. So a turn counts as explained poorly when it is an outlier or less similar to its
+topic than nine in ten of the fit's members were; when the share of such turns since the fit rises
+above the fit's own share (the trend views' z-test, z >= 3, and at least `min_topic_size` of them),
+the model is refit that night.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import date, timedelta
 
 import numpy as np
@@ -21,9 +28,11 @@ from pipeline import topic_vectors
 from pipeline.config import TopicsConfig
 from pipeline.schemas import conform
 from pipeline.topics import assign_topics, fit_topics, select_utterances, selected_turns, topics_table
+from pipeline.views import Z_THRESHOLD
 
 
 FIRST_EMBEDDING = "all-MiniLM-L6-v2-onnx-int8"  # the float32 maths: models fitted before topic_embedding was kept
+EDGE_PERCENTILE = 10  # a member less similar to its topic than this percentile of the fit's is at its edge
 
 
 def options_hash(cfg: TopicsConfig) -> str:
@@ -90,18 +99,20 @@ def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
     """The night's topics step: refit the model on the recent window when it is due, else keep the vectors of
     the turns the night assigned for the next fit. New calls were assigned as they were stored.
 
-    writer: the flow's (flows._Writer: store, run, tagger, topic_model, commit, assigned); fit_task: `fit`, or
+    writer: the flow's (flows._Writer: store, run, tagger, topic_model, commit, assigned, topics_assigned); fit_task: `fit`, or
     the flow's Prefect task of it.
     """
     store, run, library = writer.store, writer.run, writer.tagger.library
     newest = _newest_day(store)
     meta = store.meta() if writer.topic_model is not None else {}
     why = refit_due(meta, newest, library.hash, cfg)
+    since = None
+    if why is None and meta.get("topic_poorly_at_fit"):
+        tonight = [_poorly(rows, meta["topic_edge"]) for rows in writer.topics_assigned]
+        since = np.sum([meta.get("topic_poorly_since", [0, 0]), *tonight], axis=0).tolist()
+        why = poorly_explained_rising(meta["topic_poorly_at_fit"], since, cfg)
     if why is None:
-        if writer.assigned:
-            kept = topic_vectors.save_assigned(store, run.run_id, writer.assigned, newest, window_start(newest, cfg))
-            writer.commit({}, meta={"topic_vectors_assigned": kept})
-            store.drop_stale_models()  # those now older than any window a refit will see
+        _keep_for_next_fit(writer, newest, cfg, since, meta)
         return
     start = window_start(newest, cfg)
     utterances = store.read("utterances", ["call_id", "utt_idx", "speaker", "text", "call_date"], since=start)
@@ -122,12 +133,52 @@ def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
                           "topics": store.manifest()["topics"]},
                   meta={"topic_model": filename, "topic_vectors": vectors.saved, "topic_vectors_assigned": [],
                         "topic_fit_day": newest.isoformat(), "topic_signals_hash": library.hash,
-                        "topic_options": options_hash(cfg), "topic_embedding": EMBEDDING_MODEL})
+                        "topic_options": options_hash(cfg), "topic_embedding": EMBEDDING_MODEL, **_fit_edge(rows)})
     writer.topic_model = model
     store.drop_stale_models()  # the model and vectors this fit replaced (a window's vectors can be gigabytes)
     embedded = f" ({vectors.embedded} texts embedded, {vectors.reused} kept from earlier runs)" if vectors.saved else ""
     run.notes.append(f"topic model refit ({why}): {model.n_topics_} topics from {len(rows)} untagged turns "
                      f"of {start} to {newest}{embedded}")
+
+
+def _keep_for_next_fit(writer, newest: date, cfg: TopicsConfig, since: list[int] | None, meta: dict) -> None:
+    """A night without a refit: keep the vectors of the turns it assigned, and how well they were explained."""
+    store, kept = writer.store, {}
+    if writer.assigned:
+        kept["topic_vectors_assigned"] = topic_vectors.save_assigned(store, writer.run.run_id, writer.assigned, newest,
+                                                                     window_start(newest, cfg))
+    if since is not None and since != meta.get("topic_poorly_since"):
+        kept["topic_poorly_since"] = since
+    if kept:
+        writer.commit({}, meta=kept)
+    if writer.assigned:
+        store.drop_stale_models()  # those now older than any window a refit will see
+
+
+def _poorly(rows, edge: float) -> list[int]:
+    """[turns explained poorly (outliers, or at a topic's edge), turns] of utterance_topics rows."""
+    ids, weights = np.asarray(rows["topic_id"], np.int64), np.asarray(rows["weight"], np.float64)
+    return [int(np.sum((ids < 0) | (weights < edge))), len(ids)]
+
+
+def _fit_edge(rows: pd.DataFrame) -> dict:
+    """What a fit records to judge the nights after it: its topics' edge, and its own share explained poorly."""
+    members = rows.loc[rows["topic_id"] >= 0, "weight"].to_numpy(np.float64)
+    edge = float(np.percentile(members, EDGE_PERCENTILE)) if len(members) else 1.0
+    return {"topic_edge": edge, "topic_poorly_at_fit": _poorly(rows, edge), "topic_poorly_since": [0, 0]}
+
+
+def poorly_explained_rising(at_fit: list[int], since: list[int], cfg: TopicsConfig) -> str | None:
+    """Why the turns since the fit call for a refit, or None: their share explained poorly is above the fit's
+    by the trend views' two-proportion z-test (z >= Z_THRESHOLD), and they are enough to make a topic."""
+    (a, n), (b, m) = at_fit, since
+    if b < cfg.min_topic_size or not n or not m or b / m <= a / n:
+        return None
+    pooled = (a + b) / (n + m)
+    z = (b / m - a / n) / math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))
+    if z < Z_THRESHOLD:
+        return None
+    return f"turns the topics explain poorly rose from {a / n:.0%} at the fit to {b / m:.0%} since (z {z:.1f})"
 
 
 def _newest_day(store) -> date | None:

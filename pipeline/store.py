@@ -110,6 +110,10 @@ class Store(DatabaseMixin, PagesMixin):
         """Committed parts of a partitioned table holding calls of these days."""
         return [p for p in self.manifest()[table] if _part_day(p) in days]
 
+    def parts_by(self, table: str, run_id: str) -> list[str]:
+        """Committed parts of a table that this run wrote."""
+        return [p for p in self.manifest()[table] if Path(p).name.startswith(f"part-{run_id}-")]
+
     def read(self, table: str, columns: list[str] | None = None, since: date | None = None,
              days: set[date] | None = None) -> pa.Table:
         """Committed rows of a table, with exactly its declared schema (or the given columns).
@@ -260,12 +264,11 @@ class Store(DatabaseMixin, PagesMixin):
         grow with every night. Earlier runs' parts are left alone, so this costs O(this run's rows).
         """
         self._require_lock()
-        manifest, tables, remove = self.manifest(), {}, {}
+        tables, remove = {}, {}
         for name in TABLES:
             days: dict[str, list[str]] = {}
-            for part in manifest[name]:
-                if Path(part).name.startswith(f"part-{run_id}-"):
-                    days.setdefault(str(Path(part).parent), []).append(part)
+            for part in self.parts_by(name, run_id):
+                days.setdefault(str(Path(part).parent), []).append(part)
             merge = [p for parts in days.values() if len(parts) > 1 for p in parts]
             if merge:
                 tables[name], remove[name] = self._read_parts(name, merge), merge

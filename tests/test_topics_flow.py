@@ -1,7 +1,9 @@
 """Topic discovery in the nightly flow on the demo calls: the app crash nobody configured is found, named,
 emerging on the day it starts, keeps its id across nights, and can be promoted to a signal."""
+import collections
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -141,6 +143,62 @@ def test_a_topic_the_next_fit_drops_is_no_longer_listed_or_promoted(tmp_path, pr
         (label,) = con.execute("SELECT DISTINCT label FROM topics WHERE topic_id = $t", {"t": topic}).fetchone()
         current = con.execute("SELECT count(*) FROM current_topics WHERE topic_id = $t", {"t": topic}).fetchone()
     assert "crash" in label and current == (0,)
+
+
+DSTC = ROOT.parent / "shared/data/dstc11-intent-dev/utterances.jsonl"  # real customer turns with their intent
+
+
+def dstc_calls(tx: Path, day: date, intents: list[str], rng: random.Random) -> None:
+    """A transcript per intent: the agent's greeting, two of the customer's turns of that intent, a goodbye."""
+    said = collections.defaultdict(list)
+    for line in DSTC.read_text().splitlines():
+        row = json.loads(line)
+        said[row["intent"]].append(row["utterance"])
+    for i, intent in enumerate(intents):
+        first, second = rng.sample(said[intent], 2)
+        turns = [("agent", "Acme Insurance, Sam speaking."), ("customer", first),
+                 ("agent", "Let me look into that for you."), ("customer", second), ("agent", "Goodbye now.")]
+        (tx / f"{day}-{i}.json").write_text(json.dumps({
+            "call_id": f"{day}-{i}-{intent}", "started_at": f"{day}T{9 + i}:00:00",
+            "utterances": [{"speaker": who, "start_s": 4.0 * k, "end_s": 4.0 * k + 3.5, "text": text}
+                           for k, (who, text) in enumerate(turns)]}))
+
+
+def test_a_new_problem_refits_the_model_the_night_it_appears(tmp_path, prefect_harness):
+    """Ten days of quotes and claims, then a night when callers report car accidents, which no topic explains:
+    the weekly refit is days away, but the model is refit that night, the accidents are a topic of the current
+    model and emerging that day. A night of the usual calls after it refits nothing."""
+    import flows
+
+    rng, tx, out = random.Random(5), tmp_path / "tx", tmp_path / "out"
+    tx.mkdir()
+    usual = ["GetQuote"] * 3 + ["FileClaim"] * 3
+    for d in range(10):
+        dstc_calls(tx, date(2026, 11, 1 + d), usual, rng)
+    config = tmp_path / "callintel.yaml"
+    config.write_text(yaml.safe_dump({"input": "none", "transcripts": "tx", "out": str(out),
+                                      "signals": str(ROOT / "signals")}))
+    first = flows.nightly(config=str(config))
+    assert any(n.startswith("topic model refit (no topic model yet)") for n in first["notes"])
+
+    accident_day = date(2026, 11, 11)
+    dstc_calls(tx, accident_day, usual + ["ReportAutomobileAccident"] * 5, rng)
+    second = flows.nightly(config=str(config))
+    assert any(n.startswith("topic model refit (turns the topics explain poorly rose") for n in second["notes"]), \
+        second["notes"]
+    with Store(out).connect_read_only() as con:
+        placed = con.execute("SELECT t.topic_id, count(*) FROM utterance_topics t JOIN current_topics USING (topic_id)"
+                             " WHERE call_id LIKE '%ReportAutomobileAccident' GROUP BY 1 ORDER BY 2 DESC").fetchall()
+        accident = placed[0][0]
+        emerging = con.execute("SELECT emerging FROM topic_trends WHERE topic_id = $t AND day = $d",
+                               {"t": accident, "d": accident_day}).fetchone()
+        others = con.execute("SELECT count(*) FROM utterance_topics WHERE topic_id = $t AND call_id NOT LIKE "
+                             "'%ReportAutomobileAccident'", {"t": accident}).fetchone()[0]
+    assert placed[0][1] >= 7 and others <= 1 and emerging == (True,), (placed, others, emerging)
+
+    dstc_calls(tx, date(2026, 11, 12), usual, rng)
+    third = flows.nightly(config=str(config))
+    assert not any(n.startswith("topic model refit") for n in third["notes"]), third["notes"]
 
 
 def test_topic_ids_hold_across_nights_and_refits(tmp_path, prefect_harness):
