@@ -9,8 +9,8 @@ turns' sentence vectors are kept between fits (pipeline/topic_vectors.py).
 A new problem cannot wait a week for the refit: its turns are outliers of the current model, or sit at
 its topics' edges. So a turn counts as explained poorly when it is an outlier or less similar to its
 topic than nine in ten of the fit's members were; when the share of such turns since the fit rises
-above the fit's own share (the trend views' z-test, z >= 3, and at least `min_topic_size` of them),
-the model is refit that night.
+above the fit's own share (by 5 points, and by the trend views' z-test, z >= 3, with at least
+`min_topic_size` of them), the model is refit that night.
 """
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ from pipeline.views import Z_THRESHOLD
 
 FIRST_EMBEDDING = "all-MiniLM-L6-v2-onnx-int8"  # the float32 maths: models fitted before topic_embedding was kept
 EDGE_PERCENTILE = 10  # a member less similar to its topic than this percentile of the fit's is at its edge
+# and the least rise of the share explained poorly worth a refit: on a large centre's nights the z-test alone
+# would call for one at a drift of a point or two
+MIN_RISE = 0.05
 
 
 def options_hash(cfg: TopicsConfig) -> str:
@@ -169,10 +172,10 @@ def _fit_edge(rows: pd.DataFrame) -> dict:
 
 
 def poorly_explained_rising(at_fit: list[int], since: list[int], cfg: TopicsConfig) -> str | None:
-    """Why the turns since the fit call for a refit, or None: their share explained poorly is above the fit's
-    by the trend views' two-proportion z-test (z >= Z_THRESHOLD), and they are enough to make a topic."""
+    """Why the turns since the fit call for a refit, or None: their share explained poorly is above the fit's by
+    MIN_RISE and by the trend views' two-proportion z-test (z >= Z_THRESHOLD), and they are enough for a topic."""
     (a, n), (b, m) = at_fit, since
-    if b < cfg.min_topic_size or not n or not m or b / m <= a / n:
+    if b < cfg.min_topic_size or not n or not m or b / m - a / n < MIN_RISE:
         return None
     pooled = (a + b) / (n + m)
     z = (b / m - a / n) / math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / m))

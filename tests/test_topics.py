@@ -411,3 +411,18 @@ def test_a_model_fitted_with_another_embedding_is_refit_and_tfidf_does_not_care(
     tfidf = TopicsConfig(representation="tfidf")
     assert discover.refit_due({**older, "topic_options": discover.options_hash(tfidf)}, date(2026, 11, 21), "s",
                               tfidf) is None
+
+
+def test_a_refit_for_turns_explained_poorly_needs_a_real_rise():
+    from pipeline.config import TopicsConfig
+    from pipeline.discover import poorly_explained_rising
+
+    cfg = TopicsConfig(min_topic_size=3)
+    # pooled 26/130 = 0.2: z = (14/30 - 0.12) / sqrt(0.2 * 0.8 * (1/100 + 1/30)) = 4.16
+    assert poorly_explained_rising([12, 100], [14, 30], cfg) == ("turns the topics explain poorly rose from 12% at "
+                                                                 "the fit to 47% since (z 4.2)")
+    assert poorly_explained_rising([12, 100], [2, 4], cfg) is None            # too few turns for a topic
+    assert poorly_explained_rising([12, 100], [6, 30], cfg) is None           # 20%: not significant (z 1.1)
+    # a big centre: 13% against 12% is significant (z 6.8) but a drift, not a new problem
+    assert poorly_explained_rising([12_000, 100_000], [13_000, 100_000], cfg) is None
+    assert poorly_explained_rising([12_000, 100_000], [18_000, 100_000], cfg) is not None
