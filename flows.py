@@ -382,8 +382,17 @@ def run_nightly(config: str | None = None, **params) -> dict:
     return (nightly.with_options(task_runner=runner) if runner else nightly)(config=config, **params)
 
 
+def api_configured() -> bool:
+    """Whether a Prefect server is configured: a temporary one has no scheduler, so a deployment served on it
+    would never run."""
+    return bool(PREFECT_API_URL.value())
+
+
 def deployment(cfg: Config, config_path: str | None):
-    """The nightly deployment: the same flow on the configured cron, in the configured (or local) zone."""
+    """The nightly deployment: the same flow on the configured cron, in the configured (or local) zone.
+
+    One run at a time: a night still running when the next is due makes the next wait its turn (queued)
+    rather than fail on the store's lock."""
     import tzlocal
 
     zone = cfg.schedule.timezone or tzlocal.get_localzone_name()
@@ -391,7 +400,7 @@ def deployment(cfg: Config, config_path: str | None):
     runner = task_runner(cfg)
     flow_ = nightly.with_options(task_runner=runner) if runner else nightly
     return flow_.to_deployment(name="nightly", schedules=[Cron(cfg.schedule.cron, timezone=zone)],
-                                 parameters=params, description="callintel nightly run")
+                                 parameters=params, description="callintel nightly run", concurrency_limit=1)
 
 
 def serve_nightly(config_path: str | None) -> None:

@@ -170,8 +170,10 @@ def _print_summary(summary: dict) -> None:
 def serve(config_path) -> None:
     """Serve the nightly flow as a Prefect deployment on the configured cron (default 02:00 local).
 
-    Runs until stopped. For run history and a UI, start `prefect server start` beside it
-    and set PREFECT_API_URL=http://127.0.0.1:4200/api before serving.
+    Runs until stopped. Needs a Prefect server, whose scheduler makes the runs (and which keeps their
+    history, with a UI): start `prefect server start` beside it and set
+    PREFECT_API_URL=http://127.0.0.1:4200/api before serving. A night still running when the next is
+    due makes the next wait.
 
     \b
     Example:
@@ -181,6 +183,9 @@ def serve(config_path) -> None:
     _check_inputs(cfg)
     import flows
 
+    if not flows.api_configured():
+        raise UsageProblem("callintel serve needs a Prefect server: a temporary one schedules nothing. Start "
+                           "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
     click.echo(f"serving 'nightly' on cron '{cfg.schedule.cron}' ({cfg.schedule.timezone or 'local time'}); Ctrl-C stops")
     flows.serve_nightly(config_path)
 
