@@ -5,8 +5,10 @@ calls to process plus one-line failures. Nothing here writes.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +18,9 @@ import pandas as pd
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr"}
 METADATA_COLUMNS = {"file", "call_id", "started_at", "agent_id", "queue", "direction", "agent_channel"}
+# A file modified in the last SETTLE_S seconds is looked at again RECHECK_S later: one that changed meanwhile is
+# still being written (a copy in progress, a call still being recorded) and is left for the next run.
+SETTLE_S, RECHECK_S = 60.0, 1.0
 
 
 @dataclass
@@ -62,6 +67,28 @@ def discover(folder: Path) -> list[Path]:
         if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
+
+
+def still_written(files: list[Path]) -> set[Path]:
+    """Those of these files still being written: modified in the last SETTLE_S seconds, and again within RECHECK_S.
+
+    A WAV cut short betrays itself (probe: its header declares more), an mp3 or ogg does not: half a copy
+    decodes as a shorter call, and once stored short the whole file would be skipped, or stored twice.
+    """
+    now, recent = time.time(), {}
+    for path in files:
+        with contextlib.suppress(OSError):  # unreadable or gone: the plan reports it
+            if now - (stat := path.stat()).st_mtime < SETTLE_S:
+                recent[path] = (stat.st_size, stat.st_mtime_ns)
+    if not recent:
+        return set()
+    time.sleep(RECHECK_S)
+    changed = set()
+    for path, was in recent.items():
+        with contextlib.suppress(OSError):
+            if ((stat := path.stat()).st_size, stat.st_mtime_ns) != was:
+                changed.add(path)
+    return changed
 
 
 def name_failure(rel: str) -> dict | None:
@@ -271,6 +298,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
     jobs, skipped, notes, ids = [], 0, [], {}
     root = folder.resolve()
     files = discover(folder)
+    writing = still_written(files)
     for path in files:
         rel = path.relative_to(folder).as_posix()
         if bad_name := name_failure(rel):
@@ -282,15 +310,17 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             failures.append(failure(rel, "ingest", f"{rel}: a symbolic link to a file outside the input folder; "
                                                    "not read"))
             continue
+        if path in writing:
+            notes.append(f"{rel}: still being written (it changed within {RECHECK_S:g} s); taken on a later run")
+            continue
         meta = metadata.get(resolved, {})
         try:
             stat = path.stat()
-            if meta.get("call_id") in known_ids or (rel, stat.st_size, stat.st_mtime) in known_files:
+            unchanged = (rel, stat.st_size, stat.st_mtime) in known_files
+            # without a metadata id, a stored path is the same call: new bytes there are not a second call
+            if meta.get("call_id") in known_ids or unchanged or (rel in stored_as and not meta.get("call_id")):
                 skipped += 1
-                if meta.get("call_id") and stored_as.get(rel, meta["call_id"]) != meta["call_id"]:
-                    notes.append(f"{rel}: metadata now names it {meta['call_id']}, but it was stored as "
-                                 f"{stored_as[rel]} on an earlier night, with that night's metadata; the stored "
-                                 "call was kept")
+                notes += _stored_note(rel, meta, stored_as, unchanged)
                 continue
             if resolved in held:
                 continue  # its metadata row was rejected: already a failure that names the file and the line
@@ -316,6 +346,19 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             ids[job.call_id] = rel
             jobs.append(job)
     return Plan(jobs, len(files), skipped, failures, notes)
+
+
+def _stored_note(rel: str, meta: dict, stored_as: dict[str, str], unchanged: bool) -> list[str]:
+    """What a run should say of a file it skips as stored: nothing, unless it no longer matches the stored call."""
+    if meta.get("call_id") and stored_as.get(rel, meta["call_id"]) != meta["call_id"]:
+        return [f"{rel}: metadata now names it {meta['call_id']}, but it was stored as {stored_as[rel]} on an "
+                "earlier night, with that night's metadata; the stored call was kept"]
+    if unchanged or rel not in stored_as:
+        return []
+    redo = "" if meta.get("call_id") else (f"; if that one is incomplete, `callintel forget --call-id "
+                                           f"{stored_as[rel]} --yes` and the next run stores this file")
+    return [f"{rel}: changed since it was stored as call {stored_as[rel]} on an earlier night (its size or time "
+            f"differ); the stored call was kept{redo}"]
 
 
 def _job(path: Path, rel: str, stat, meta: dict, default_agent_channel: str) -> CallJob:

@@ -104,3 +104,43 @@ def test_unreadable_metadata_holds_the_folder_back(folder):
     plan = plan_recordings(folder, NOTHING_KNOWN, "left")
     assert plan.jobs == []
     assert plan.failures[0]["error"] == "metadata.csv: no 'file' column; it names each recording"
+
+
+def test_a_recording_still_being_written_is_left_for_a_later_run(folder):
+    """Half a copy of an mp3 decodes as a shorter call: a file that grows while the run looks is not taken."""
+    import threading
+
+    growing, done = folder / "growing.mp3", threading.Event()
+
+    def copy_slowly():
+        with open(JFK, "rb") as source, open(growing, "wb") as target:
+            while not done.is_set() and (chunk := source.read(4096)):
+                target.write(chunk)
+                target.flush()
+                done.wait(0.1)
+
+    writer = threading.Thread(target=copy_slowly)
+    writer.start()
+    try:
+        plan = plan_recordings(folder, NOTHING_KNOWN, "left")
+    finally:
+        done.set()
+        writer.join()
+    assert [j.source_path for j in plan.jobs] == ["2026-11-09/a.flac", "b.WAV"]  # just copied, but whole
+    assert plan.notes == ["growing.mp3: still being written (it changed within 1 s); taken on a later run"]
+    assert plan.failures == []
+
+
+def test_a_stored_recording_whose_file_changed_is_not_stored_again(folder):
+    """Stored short (its copy was cut off), then the whole file arrives: not a second call under a new audio hash,
+    and the run says which call to forget to store the whole one."""
+    first = plan_recordings(folder, NOTHING_KNOWN, "left")
+    known = pd.DataFrame([{"call_id": j.call_id, "source_path": j.source_path, "file_size": j.file_size,
+                           "file_mtime": j.file_mtime} for j in first.jobs])
+    b = next(j for j in first.jobs if j.source_path == "b.WAV")
+    write_wav(folder / "b.WAV", JFK, rate=16000, channels=1)  # the same name, now other bytes
+    again = plan_recordings(folder, known, "left")
+    assert again.jobs == [] and again.skipped == 2
+    assert again.notes == [f"b.WAV: changed since it was stored as call {b.call_id} on an earlier night (its size "
+                           f"or time differ); the stored call was kept; if that one is incomplete, `callintel "
+                           f"forget --call-id {b.call_id} --yes` and the next run stores this file"]
