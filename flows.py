@@ -26,7 +26,8 @@ from prefect.utilities.annotations import quote  # noqa: E402
 
 from pipeline import archive, audio_redact, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
 from pipeline import prefect_server, transcribe, transcripts  # noqa: E402
-from pipeline.config import Config, load_config, with_overrides  # noqa: E402
+from pipeline.config import Config, input_problem, load_config, with_overrides  # noqa: E402
+from pipeline.discover import load_topic_model  # noqa: E402
 from pipeline.progress import bar  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, close_failed, close_interrupted, store_summary, transcript_rows  # noqa: E402
@@ -34,6 +35,7 @@ from pipeline.schemas import conform  # noqa: E402
 from pipeline.signals import load_signals  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.transcribe import AsrOptions, Transcriber  # noqa: E402
+from pipeline.transcripts import stored_transcript_ids  # noqa: E402
 from pipeline.views import VIEWS  # noqa: E402
 
 
@@ -96,7 +98,9 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
 
 def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress: bool | None) -> dict:
     """The night's steps, in order, under the lock."""
-    writer.topic_model = _load_topic_model(store, run)
+    if problem := input_problem(cfg):  # a failed night a scheduler sees, not an "ok" one that read nothing
+        raise FileNotFoundError(problem)
+    writer.topic_model = load_topic_model(store, run)
     with run.step("re-tag and re-score"):
         _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress), progress)
         archive.record_rubrics(writer)
@@ -104,11 +108,12 @@ def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress
     with run.step("transcripts"):
         _import_transcripts(cfg, writer, known, since, progress)
     with run.step("recordings"):
-        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(store),
+        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=stored_transcript_ids(store),
                                forgotten=store.forgotten())
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
-        run.notes += plan.notes
+        run.notes += plan.notes + ([] if cfg.input.is_dir() else
+                                   [f"input folder {cfg.input} does not exist: no recordings were looked for"])
         run.add_failures(plan.failures)
         _transcribe(cfg, writer, plan.jobs, progress)
     with run.step("topics"):
@@ -121,7 +126,12 @@ def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress
         store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures},
                      meta={"pages_pending": pages_pending})
         store.publish(VIEWS)
-    return store_summary(store, run)
+    summary = store_summary(store, run)
+    # the line a scheduler's log keeps (a served night has no terminal to print the CLI's summary on)
+    print(f"night {run.run_id}: {summary['status']}; {run.counts['transcribed']} transcribed, "
+          f"{run.counts['imported']} imported, {run.counts['failed']} failed"
+          + (f" (SELECT * FROM failures WHERE run_id = '{run.run_id}')" if run.counts["failed"] else ""))
+    return summary
 
 
 class _Writer:
@@ -232,19 +242,6 @@ def _cluster(cfg: Config):
     return FlowRunContext.get().task_runner.client if cfg.runner.kind == "dask" else None
 
 
-def _load_topic_model(store: Store, run: Run):
-    from models.topics import TopicModel, TopicModelError
-
-    path = store.model_path()
-    if path is None:
-        return None
-    try:
-        return TopicModel.load(path)
-    except (TopicModelError, OSError, ValueError) as exc:
-        run.notes.append(f"topic model not usable ({exc}); refitting")
-        return None
-
-
 def _discover_topics(cfg: Config, writer: _Writer) -> None:
     discover.update(writer, cfg.topics, fit_topics)
 
@@ -318,11 +315,6 @@ def _progress(prepared, done):
     for ready in prepared:
         done.update(ready.files)
         yield ready
-
-
-def _transcript_ids(store: Store) -> set[str]:
-    calls = store.read("calls", ["call_id", "asr_model"]).to_pandas()
-    return set(calls.loc[calls["asr_model"] == "transcript", "call_id"])
 
 
 def _transcribe(cfg: Config, writer: _Writer, jobs: list, progress: bool | None) -> None:

@@ -44,8 +44,8 @@ from pipeline.transcribe import CallTranscript
 
 TASKS = ["plan_recordings", "list_transcripts", "tag_calls", "enrich", "assign_topics", "fit_topics", "score_calls",
          "redact_calls", "_write_pages"]
-STEPS = ["load_config", "load_signals", "Tagger", "load_qa", "close_interrupted", "_load_topic_model",
-         "_retag_archive", "_rescore_archive", "_import_transcripts", "list_transcripts", "_transcript_ids",
+STEPS = ["load_config", "load_signals", "Tagger", "load_qa", "close_interrupted", "load_topic_model",
+         "_retag_archive", "_rescore_archive", "_import_transcripts", "list_transcripts", "stored_transcript_ids",
          "plan_recordings", "_transcribe", "_discover_topics", "_write_pages", "store_summary"]
 STORE_METHODS = ["_recover", "manifest", "meta", "read", "read_calls", "calls_without_page", "commit",
                  "publish", "write_summary", "stale_summaries", "forgotten", "model_path"]

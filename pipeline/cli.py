@@ -17,7 +17,7 @@ from pipeline.cli_topics import topics
 from pipeline.cli_trends import trends
 from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
                                  query)
-from pipeline.config import Config, ConfigError
+from pipeline.config import Config, ConfigError, input_problem
 from pipeline.store import Store, StoreBusy
 
 SHOWN = 20  # failures and notes printed after a run; the rest are in the store
@@ -38,11 +38,8 @@ def _check_inputs(cfg: Config) -> None:
         load_qa(cfg.signals, load_signals(cfg.signals))
     except ConfigError as exc:
         raise UsageProblem(str(exc)) from None
-    if not cfg.input.is_dir() and not (cfg.transcripts and cfg.transcripts.is_dir()):
-        raise UsageProblem(f"input folder {cfg.input} does not exist; give --input DIR (recordings) "
-                           "or --transcripts DIR")
-    if cfg.transcripts and not cfg.transcripts.is_dir():
-        raise UsageProblem(f"transcripts folder {cfg.transcripts} does not exist")
+    if problem := input_problem(cfg):
+        raise UsageProblem(problem)
     try:
         model = resolve(cfg.asr.model)
     except ModelNotFound as exc:

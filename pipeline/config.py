@@ -235,3 +235,13 @@ def with_overrides(cfg: Config, **overrides: object) -> Config:
         runner = cfg.runner.model_copy(update={"workers": int(given.pop("workers"))})
         given["runner"] = runner
     return cfg.model_copy(update=given)
+
+
+def input_problem(cfg: Config) -> str | None:
+    """Why a run has nothing to read (checked by `callintel run` before it starts, and by every run itself,
+    since a served night reloads a config that may have changed, or finds a share unmounted), or None."""
+    if cfg.transcripts and not cfg.transcripts.is_dir():
+        return f"transcripts folder {cfg.transcripts} does not exist"
+    if not cfg.input.is_dir() and not cfg.transcripts:
+        return f"input folder {cfg.input} does not exist; give --input DIR (recordings) or --transcripts DIR"
+    return None

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from models.topics import EMBEDDING_MODEL, TopicModel, embed
+from models.topics import EMBEDDING_MODEL, TopicModel, TopicModelError, embed
 from pipeline import topic_vectors
 from pipeline.config import TopicsConfig
 from pipeline.schemas import conform
@@ -182,6 +182,18 @@ def poorly_explained_rising(at_fit: list[int], since: list[int], cfg: TopicsConf
     if z < Z_THRESHOLD:
         return None
     return f"turns the topics explain poorly rose from {a / n:.0%} at the fit to {b / m:.0%} since (z {z:.1f})"
+
+
+def load_topic_model(store, run) -> TopicModel | None:
+    """The store's current topic model, or None (none yet, or not usable: the run notes it and refits)."""
+    path = store.model_path()
+    if path is None:
+        return None
+    try:
+        return TopicModel.load(path)
+    except (TopicModelError, OSError, ValueError) as exc:
+        run.notes.append(f"topic model not usable ({exc}); refitting")
+        return None
 
 
 def _newest_day(store) -> date | None:

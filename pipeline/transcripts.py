@@ -256,3 +256,9 @@ def _json_files(folder: Path) -> list[tuple[str, str, bool]]:
                     found.append(((*parts, entry.name), entry.path, entry.is_symlink()))
     found.sort()
     return [(path, "/".join(parts), is_link) for parts, path, is_link in found]
+
+
+def stored_transcript_ids(store) -> set[str]:
+    """Ids of the calls stored from transcripts: a recording of one of them is not transcribed too."""
+    calls = store.read("calls", ["call_id", "asr_model"]).to_pandas()
+    return set(calls.loc[calls["asr_model"] == "transcript", "call_id"])

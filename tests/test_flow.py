@@ -226,6 +226,24 @@ def test_a_run_an_error_stops_says_where_and_why_keeps_what_it_committed_and_the
     assert runs == [("failed", len(calls)), ("ok", 0)]
 
 
+def test_a_served_night_whose_folders_are_gone_fails_instead_of_reading_nothing(tmp_path, prefect_harness):
+    """`callintel run` checks its folders before it starts; a served night reloads its config and may find a
+    share unmounted. It used to finish 'ok', found 0, with nothing said."""
+    import flows
+
+    with pytest.raises(FileNotFoundError, match="input folder .*unmounted does not exist"):
+        flows.nightly(input=str(tmp_path / "unmounted"), out=str(tmp_path / "out"), signals=str(ROOT / "signals"))
+    with Store(tmp_path / "out").connect_read_only() as con:
+        ((status, notes),) = con.execute("SELECT status, notes FROM runs").fetchall()
+    assert status == "failed" and any("input folder" in n and "unmounted does not exist" in n for n in notes)
+
+    (tmp_path / "tx").mkdir()  # transcripts only, the recordings share gone: the run goes on, and says so
+    night = flows.nightly(input=str(tmp_path / "unmounted"), transcripts_dir=str(tmp_path / "tx"),
+                          out=str(tmp_path / "out"), signals=str(ROOT / "signals"))
+    assert night["status"] == "ok"
+    assert f"input folder {tmp_path / 'unmounted'} does not exist: no recordings were looked for" in night["notes"]
+
+
 def test_what_arrives_a_night_after_its_recording_is_not_silently_dropped(tmp_path, prefect_harness):
     """The recording was stored on a night without its metadata (so under a hash id), or its transcript came
     later: the stored call is kept (nothing is stored twice), and the run says so, naming the file."""

@@ -214,12 +214,12 @@ def test_topic_ids_hold_across_nights_and_refits(tmp_path, prefect_harness):
             {"speaker": "customer", "start_s": 2.5, "end_s": 7.0,
              "text": "Since the latest update your app just crashes every time I open it on my phone."}]}))
     second = night(tmp_path, [], out)
-    assert not any("refit" in n for n in second["notes"]) and Store(out).meta()["topic_model"] == fitted
+    assert not any(n.startswith("topic model refit") for n in second["notes"]) and Store(out).meta()["topic_model"] == fitted
     assigned = {(r["call_id"], r["utt_idx"]): r["topic_id"] for r in Store(out).read("utterance_topics").to_pylist()}
     assert assigned[("n-1", 1)] == topic and crash_topic(out)[0] == topic
 
     third = night(tmp_path, [], out, refit_days=1)                # options changed and due: refit
-    assert any("refit" in n for n in third["notes"]) and Store(out).meta()["topic_model"] != fitted
+    assert any(n.startswith("topic model refit") for n in third["notes"]) and Store(out).meta()["topic_model"] != fitted
     with Store(out).connect_read_only() as con:
         versions = con.execute("SELECT count(DISTINCT model_version) FROM topics").fetchone()[0]
         seen = con.execute("SELECT DISTINCT first_seen FROM topics WHERE topic_id = $t", {"t": topic}).fetchall()
@@ -227,7 +227,7 @@ def test_topic_ids_hold_across_nights_and_refits(tmp_path, prefect_harness):
 
     parts = Store(out).manifest()["utterance_topics"]
     fourth = night(tmp_path, [], out, refit_days=1)               # nothing new: nothing refit or rewritten
-    assert not any("refit" in n for n in fourth["notes"]) and Store(out).manifest()["utterance_topics"] == parts
+    assert not any(n.startswith("topic model refit") for n in fourth["notes"]) and Store(out).manifest()["utterance_topics"] == parts
 
 
 def new_call(tmp_path: Path, call_id: str, day: str, said: str) -> None:
@@ -255,7 +255,7 @@ def test_a_refit_embeds_no_turn_a_fit_or_a_night_embedded_before_and_fits_as_fro
     new_call(tmp_path, "n-1", "2026-11-21", crash)
     second = night(tmp_path, [], out)  # no refit due: the night keeps the vector of the one turn it assigned
     kept = Store(out).meta()["topic_vectors_assigned"]
-    assert not any("refit" in n for n in second["notes"]) and assigned == [[crash]] and len(kept) == 1
+    assert not any(n.startswith("topic model refit") for n in second["notes"]) and assigned == [[crash]] and len(kept) == 1
     keys, vectors = topic_vectors.load(Store(out), kept[0]["file"])
     assert keys.tolist() == [topic_vectors._key(crash)] and np.array_equal(vectors, embed([crash]).astype(np.float16))
 
