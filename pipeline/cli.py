@@ -76,6 +76,10 @@ def cli() -> None:
     """
 
 
+wait_option = click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
+                           help="Seconds to wait for a run writing to the same --out before giving up.")
+
+
 @cli.command()
 @config_option
 @click.option("--input", "input_dir", type=click.Path(file_okay=False), help="Recordings folder, searched recursively.")
@@ -85,8 +89,7 @@ def cli() -> None:
 @click.option("--signals", "signals_dir", type=click.Path(file_okay=False), help="Signals/rubric/flags folder.")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only calls started on or after DATE.")
 @click.option("--workers", type=click.IntRange(min=1), help="Transcription processes (default: one per core).")
-@click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0, show_default=True,
-              help="Seconds to wait for another run writing to the same --out before giving up.")
+@wait_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, workers, wait_s, quiet) -> None:
     """Run the nightly flow once over new recordings and transcripts.
@@ -330,9 +333,10 @@ def sql(query_text, config_path, out, fmt, limit) -> None:
 @click.option("--agent", help="Delete every call of this agent.")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Delete every call on or after DATE.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@wait_option
 @config_option
 @out_option
-def forget(call_ids, agent, since, yes, config_path, out) -> None:
+def forget(call_ids, agent, since, yes, wait_s, config_path, out) -> None:
     """Delete calls from every table, Parquet partition and HTML page (a data-subject request).
 
     The deletion is recorded in the `deletions` table (who and when, not what), and a
@@ -341,7 +345,7 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
     \b
     Example:
       callintel forget --call-id c-0004
-      callintel forget --agent a_ruiz --since 2026-11-01 --yes
+      callintel forget --agent a_ruiz --since 2026-11-01 --yes --wait 3600   # after tonight's run
     """
     from pipeline.forget import deletion_record, select_calls
     from pipeline.views import VIEWS
@@ -350,7 +354,7 @@ def forget(call_ids, agent, since, yes, config_path, out) -> None:
         raise UsageProblem("say what to forget: --call-id ID, --agent ID and/or --since DATE")
     store = Store(load_cli_config(config_path, out=out).out)
     try:
-        with store.lock():
+        with store.lock(wait_s):
             calls = store.read("calls", ["call_id", "agent_id", "call_date"])
             chosen = select_calls(calls, call_ids, agent, since.date() if since else None)
             if not chosen:

@@ -86,3 +86,26 @@ def test_selectors_combine_and_every_one_must_hold():
     record = deletion_record(2, call_id=("a", "c"), agent=None, since=date(2026, 11, 20))
     assert record["selection"] == "call_id,since" and record["calls"] == 2
     assert set(record) == {"deletion_id", "deleted_at", "deleted_by", "selection", "calls"}  # no ids, no dates
+
+
+def test_forget_waits_for_a_run_with_wait(tmp_path):
+    """A request arriving during the night's run: refused at once without --wait (and told to add it), done
+    once the run lets go with it."""
+    import subprocess
+    import sys
+
+    store = Store(tmp_path)
+    with store.lock():
+        store.publish()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pipeline.store import Store\n"
+                               f"with Store({str(tmp_path)!r}).lock():\n    print('held', flush=True)\n"
+                               "    time.sleep(3)\n"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        runner = CliRunner()
+        busy = runner.invoke(cli, ["forget", "--agent", "a_ruiz", "--yes", "--out", str(tmp_path)])
+        assert busy.exit_code == 2 and "--wait SECONDS" in busy.output
+        waited = runner.invoke(cli, ["forget", "--agent", "a_ruiz", "--yes", "--wait", "60", "--out", str(tmp_path)])
+        assert waited.exit_code == 2 and "no stored call matches; nothing was deleted" in waited.output
+    finally:
+        holder.kill()
