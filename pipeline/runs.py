@@ -67,14 +67,17 @@ class Run:
         return {**asdict(self), **extra}
 
     @classmethod
-    def interrupted(cls, summary: dict) -> Run:
-        """A run found 'running' in its summary while we hold the lock was killed."""
+    def interrupted(cls, summary: dict, stored: dict[str, int]) -> Run:
+        """A run found 'running' in its summary while we hold the lock was killed, or could not record its end
+        (a full disk); `stored`: the calls it had committed, as counts (transcribed, imported)."""
         run = cls(summary.get("config_hash", ""), summary.get("signals_hash"), summary.get("qa_hash"),
                   run_id=summary["run_id"],
                   started_at=datetime.fromisoformat(summary["started_at"]))
         run.status = "interrupted"
-        run.counts = dict.fromkeys(COUNTS, None)
-        run.notes = ["killed before it finished; what it had committed was kept and the rest was redone"]
+        run.counts = {**dict.fromkeys(COUNTS, None), **stored}
+        calls = sum(stored.values())
+        run.notes = [f"stopped before it finished (killed, or it could not record its end: a full disk?); the "
+                     f"{calls} call{'s' * (calls != 1)} it had committed were kept and the rest was redone"]
         return run
 
 
@@ -94,8 +97,12 @@ def transcript_rows(job: CallJob, result: CallTranscript, run_id: str, asr_model
 
 def close_interrupted(store) -> None:
     """Mark runs killed before they finished (their summaries still say 'running'): only under the lock."""
-    for stale in store.stale_summaries():
-        run = Run.interrupted(stale)
+    stale_runs = store.stale_summaries()
+    calls = store.read("calls", ["run_id", "asr_model"]).to_pylist() if stale_runs else []  # only after a kill
+    for stale in stale_runs:
+        mine = [c["asr_model"] for c in calls if c["run_id"] == stale["run_id"]]
+        imported = mine.count("transcript")
+        run = Run.interrupted(stale, {"transcribed": len(mine) - imported, "imported": imported})
         store.commit(run.run_id, 99_999, {"runs": [run.row()]})
         store.write_summary(run.summary())
 

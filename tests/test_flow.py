@@ -188,7 +188,11 @@ def test_a_killed_run_rerun_ends_with_the_rows_of_an_uninterrupted_one(tmp_path,
         assert table_rows(killed, table, order) == table_rows(clean, table, order)
     with Store(killed).connect_read_only() as con:
         statuses = sorted(r[0] for r in con.execute("SELECT status FROM runs").fetchall())
+        (stopped,) = con.execute("SELECT transcribed, imported, notes FROM runs WHERE status = 'interrupted'")\
+            .fetchall()
     assert statuses == ["interrupted", "ok"]
+    # its row counts the calls it had committed (the store's calls say which run stored them)
+    assert stopped[:2] == (committed, 0) and f"the {committed} call" in stopped[2][0]
 
 
 def test_a_run_an_error_stops_says_where_and_why_keeps_what_it_committed_and_the_next_run_finishes(
