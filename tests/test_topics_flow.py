@@ -50,6 +50,16 @@ def crash_topic(out: Path) -> tuple[int, set]:
     return topic, {(r["call_id"], r["utt_idx"]) for r in rows if r["topic_id"] == topic}
 
 
+def promote_the_crash_topic(out: Path, signals: Path) -> tuple[int, Path]:
+    """`callintel topics promote` of the crash topic into a copy of the shipped signals: (its id, the folder)."""
+    topic, _ = crash_topic(out)
+    shutil.copytree(ROOT / "signals", signals)
+    made = subprocess.run([CALLINTEL, "topics", "promote", str(topic), "--write", str(signals / "candidate.yaml"),
+                           "--out", str(out)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    return topic, signals
+
+
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory, prefect_harness):
     tmp = tmp_path_factory.mktemp("topics")
@@ -85,12 +95,7 @@ def test_trends_command_plot_notebook_and_promote(demo_out, tmp_path):
     assert f"{START}  app, " in shown.stdout and "crash" in shown.stdout
     assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "t.png").stat().st_size > 20_000
 
-    topic, _ = crash_topic(demo_out)
-    signals = tmp_path / "signals"
-    shutil.copytree(ROOT / "signals", signals)
-    made = subprocess.run([CALLINTEL, "topics", "promote", str(topic), "--write", str(signals / "candidate.yaml"),
-                           "--out", str(demo_out)], capture_output=True, text=True)
-    assert made.returncode == 0, made.stderr
+    topic, signals = promote_the_crash_topic(demo_out, tmp_path / "signals")
     library = load_signals(signals)
     (candidate,) = [s for s in library.signals if s.id not in {t.id for t in load_signals(ROOT / "signals").signals}]
     assert candidate.speaker == "customer" and candidate.examples and Tagger(library).check_examples() == []
@@ -122,12 +127,7 @@ def test_a_topic_the_next_fit_drops_is_no_longer_listed_or_promoted(tmp_path, pr
     such topic. `topics list`, `show` and `promote` are about the model fitted last, not every topic ever."""
     out = tmp_path / "out"
     night(tmp_path, [c["call_id"] for c in SCRIPT["calls"]], out)
-    topic, _ = crash_topic(out)
-    signals = tmp_path / "signals"
-    shutil.copytree(ROOT / "signals", signals)
-    made = subprocess.run([CALLINTEL, "topics", "promote", str(topic), "--write", str(signals / "app_crash.yaml"),
-                           "--out", str(out)], capture_output=True, text=True)
-    assert made.returncode == 0, made.stderr
+    topic, signals = promote_the_crash_topic(out, tmp_path / "signals")
     config = yaml.safe_load((tmp_path / "callintel.yaml").read_text())
     (tmp_path / "callintel.yaml").write_text(yaml.safe_dump({**config, "signals": str(signals)}))
     import flows
