@@ -124,7 +124,10 @@ def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) ->
     return total
 
 
-def _interruptions(agent: list[tuple], customer: list[tuple]) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+CutIns = list[tuple[float, int]]  # (when a side cut in, the utt_idx of its turn)
+
+
+def _interruptions(agent: list[tuple], customer: list[tuple]) -> tuple[CutIns, CutIns]:
     """(agent interrupting the customer, customer interrupting the agent), from word times: each as (when it
     cut in, the interrupting turn's utt_idx).
 
