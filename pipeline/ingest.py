@@ -345,6 +345,9 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
         else:
             ids[job.call_id] = rel
             jobs.append(job)
+            if job.channels > 2:  # a conference bridge's or a surround file: said, not silently cut
+                notes.append(f"{rel}: {job.channels} channels; the first two are transcribed (agent and customer, "
+                             "as channels.agent says), the others are not")
     return Plan(jobs, len(files), skipped, failures, notes)
 
 

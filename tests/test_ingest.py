@@ -144,3 +144,11 @@ def test_a_stored_recording_whose_file_changed_is_not_stored_again(folder):
     assert again.notes == [f"b.WAV: changed since it was stored as call {b.call_id} on an earlier night (its size "
                            f"or time differ); the stored call was kept; if that one is incomplete, `callintel "
                            f"forget --call-id {b.call_id} --yes` and the next run stores this file"]
+
+
+def test_channels_beyond_two_are_named_not_silently_dropped(folder):
+    write_wav(folder / "bridge.wav", JFK, rate=8000, channels=6)
+    plan = plan_recordings(folder, NOTHING_KNOWN, "left")
+    assert next(j for j in plan.jobs if j.source_path == "bridge.wav").channels == 6
+    assert plan.notes == ["bridge.wav: 6 channels; the first two are transcribed (agent and customer, as "
+                          "channels.agent says), the others are not"]
