@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-
 from pipeline import parallel, qa
 from pipeline.progress import bar
 from pipeline.rubric import load_qa

@@ -240,7 +240,6 @@ def check(config_path, signals_dir) -> None:
 def _check_rubric_versions(cfg: Config, rules) -> None:
     """Warn, before the night, of a rubric edited under a version number the store has scored with."""
     from pipeline import qa
-    from pipeline.store import Store
 
     store = Store(cfg.out)
     if not store.manifest()["rubrics"]:

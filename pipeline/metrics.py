@@ -54,10 +54,11 @@ def metrics_of(turns: list[dict]) -> dict:
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(speech)]
     agent_s, customer_s = _length(agent), _length(customer)
     by_agent, by_customer = _interruptions(_talk_spurts(sides["agent"].spurts), _talk_spurts(sides["customer"].spurts))
-    moments = [{"metric": f"{side}_interruptions", "utt_idx": idx, "start_s": round(at, 3)}
-               for side, cut_ins in (("agent", by_agent), ("customer", by_customer)) for at, idx in cut_ins]
     # A mono call's turns are nobody's: who talked, overlapped or cut in cannot be told (null), not zero
     sided = any(u["speaker"] in sides for u in turns) or not turns
+    cut_ins = sorted(({"metric": f"{side}_interruptions", "utt_idx": idx, "start_s": round(at, 3)}
+                      for side, found in (("agent", by_agent), ("customer", by_customer)) for at, idx in found),
+                     key=lambda m: m["start_s"]) if sided else []
     return {
         "agent_talk_s": round(agent_s, 3) if sided else None,
         "customer_talk_s": round(customer_s, 3) if sided else None,
@@ -72,15 +73,15 @@ def metrics_of(turns: list[dict]) -> dict:
         "customer_wpm": _wpm(sides["customer"].words, customer_s),
         "turns": sum(1 for _ in itertools.groupby(turns, key=lambda u: u["speaker"])),
         **_sentiment(turns),
-        "moments": (sorted(moments, key=lambda m: m["start_s"]) if sided else []) + _longest_silence(turns, speech),
+        "moments": cut_ins + _longest_silence(turns, speech, gaps),
     }
 
 
-def _longest_silence(turns: list[dict], speech: list[tuple[float, float]]) -> list[dict]:
-    gaps = [(b[0] - a[1], b[0]) for a, b in itertools.pairwise(speech)]
+def _longest_silence(turns: list[dict], speech: list[tuple[float, float]], gaps: list[float]) -> list[dict]:
+    """The turn that ended the longest silence (gaps[k] lies between speech[k] and speech[k + 1])."""
     if not gaps:
         return []
-    resumed = max(gaps, key=lambda gap: gap[0])[1]  # the first of equal silences
+    resumed = speech[gaps.index(max(gaps)) + 1][0]  # the first of equal silences
     turn = next(u for u in turns if u["start_s"] == resumed)
     return [{"metric": "max_silence_s", "utt_idx": turn["utt_idx"], "start_s": turn["start_s"]}]
 

@@ -72,7 +72,7 @@ class CallFacts:
         return Outcome(False, self.evidence(hit), said)
 
     def _sided(self, signal_id: str) -> bool:
-        return next(s.speaker for s in self.library.signals if s.id == signal_id) in SIDES
+        return self.library.signal(signal_id).speaker in SIDES
 
     def _category(self, cond: Condition) -> Outcome:
         category = next(c for c in self.library.categories if c.id == cond.category)

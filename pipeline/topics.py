@@ -26,9 +26,8 @@ Example:
 """
 from __future__ import annotations
 
-import itertools
-
 import copy
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
