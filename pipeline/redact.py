@@ -8,20 +8,26 @@ from, and the digits are judged. Spans are character offsets in the original tex
 
 A cue is a word that says what a run is; the *nearest* decides: the last cue before
 the run, else one right after it ("... is my order number"), else the last one of the
-context (the previous utterance: the agent's question). Classes: card (card, credit,
-debit, visa, amex, long number; not "SIM card"), cvv (expiry/expires, security code,
-CVV, digits on the back), ssn (social, SSN), phone (phone, mobile, cell, call me,
-reach you), id (order, account, reference, tracking, ticket, invoice, confirmation,
-policy, zip, case/member/claim... number). Money runs ("$", "dollars") are skipped.
+context (the turn answered: the previous one, or past turns that only ask to wait, "Hang
+on.", the question before them); for a run of up to 8 digits a cvv cue of the context wins
+("the three digit code on the back of the card?"). Classes: card (card, credit, debit,
+visa, amex, long number; not "SIM card"), cvv (expiry/expires, valid thru, security code,
+CVV, digits on the back, "code" where a card is named), ssn (social, SSN), phone (phone,
+mobile, cell, call me, reach you), id (order, account, reference, tracking, ticket,
+invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$",
+"dollars") are skipped, except for a card at a group boundary after the price.
 
 - card: with a card cue, any run of >= 13 digits, Luhn or not (ASR mishears digits;
   for PCI over-redaction is the cheap error). Else a run of 13-19 digits that is
-  Luhn-valid, whatever its cue (a leading "oh" may be an interjection). In a longer run
-  (card, expiry and CVV read together), unless an id cue is nearest (tracking numbers
-  are long): Luhn-valid 13-19 digit windows that start and end at a digit-group
-  boundary, best first (starting 2-6, 16 long, earliest), never overlapping. Up to 8
+  Luhn-valid, whatever its cue (a leading "oh" may be an interjection). In a run that is
+  not one (card, expiry and CVV read together; an order number just before a card):
+  Luhn-valid 13-19 digit windows that start and end at a digit-group boundary and not
+  at a 0, best first (starting 2-6, 16 long, earliest), never overlapping. Up to 8
   digits after a card in its run go with it; more are judged on their own. A run of 20+
-  digits with no such window (Whisper looping on a card: "4424242424...") goes whole.
+  digits with no such window (Whisper looping on a card: "4424242424...") goes whole,
+  unless an id cue is nearest (tracking numbers are long). Where a card is named, runs
+  at most 4 words apart whose digits together are a Luhn-valid card ("4111 1111, sorry,
+  1111 1111").
 - expiry/CVV, redacted as card: 2-8 digits with a cvv cue nearest (with a month name
   just before: "September twenty seven"); 3-8 digits at most 3 words after a card.
 - ssn: 9 digits with an ssn cue, or written NNN-NN-NNNN.
@@ -44,12 +50,11 @@ context (a card cue between them, or when that turn has no cue one up to 4 turns
 the agent's question, takes its place), and a span crossing a turn boundary is redacted
 in each turn it touches: a card, phone or date read over several turns (Whisper turns
 end at pauses) goes, and with a card, phone or SSN the read-backs of its digits between
-its pieces.
+its pieces, and runs of 5+ of its digits in the 4 turns after it ("That's 123 45 6789").
 
-Known limits: a card read in pieces with words other than fillers between them in one
-turn ("4242 4242 and 4242 4242"), or glued to other digits in a run of <= 19 digits
-with no card cue, is missed; so are its pieces when the other speaker says anything
-else between them ("4112?" misheard, "sorry, you broke up"); 7-digit local numbers,
+Known limits: a card read in pieces with words between them in one turn where no card
+is named is missed; so are its pieces when the other speaker says a number of their own
+between them ("4112?" misheard); 7-digit local numbers,
 extensions and non-US/UK phone formats are not phones; a birth year alone is no date;
 a non-DOB date in the turn after a DOB question is redacted; a 13-19 digit Luhn-valid
 identifier is a card, in one turn or read in pieces.
@@ -57,17 +62,14 @@ identifier is a card, in one turn or read in pieces.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left, bisect_right
 from collections import Counter
-from dataclasses import dataclass
 from typing import Collection
 
-from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails, is_date,
-                             runs, spell)
-from pipeline.redact_turns import CUE_TURNS, cross_turn, turn_blocks
+from pipeline.spoken import (FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails,
+                             is_date, runs, spell)
+from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
+from pipeline.redact_turns import BACKCHANNEL, CUE_TURNS, cross_turn, digits, read_backs, turn_blocks
 
-ENTITIES = ("card", "ssn", "phone", "email", "dob")
-PRIORITY = {kind: rank for rank, kind in enumerate(ENTITIES)}  # overlapping spans keep the kind ranked first
 CUE_WORDS = {**dict.fromkeys("expiry expires expire expired expiring expiration exp cvv cvc cv2 csc".split(), "cvv"),
              **dict.fromkeys("card cards credit debit visa mastercard amex".split(), "card"),
              **dict.fromkeys("social ssn".split(), "ssn"),
@@ -75,12 +77,20 @@ CUE_WORDS = {**dict.fromkeys("expiry expires expire expired expiring expiration 
              **dict.fromkeys("order account reference ref tracking ticket invoice confirmation policy zip postcode "
                              "postal".split(), "id"),
              **dict.fromkeys("birth birthday birthdate born dob".split(), "dob")}
-CUE_PAIRS = {("security", "code"): "cvv", ("american", "express"): "card", ("long", "number"): "card",
-             ("contact", "number"): "phone", ("d", "o"): "dob"}
+CUE_PAIRS = {("security", "code"): "cvv", ("security", "number"): "cvv", ("digit", "code"): "cvv",
+             ("verification", "code"): "cvv", ("verification", "number"): "cvv", ("american", "express"): "card",
+             ("long", "number"): "card", ("contact", "number"): "phone", ("d", "o"): "dob"}
+CUE_PAIRS |= {("valid", b): "cvv" for b in ("thru", "through", "until", "till", "to")}  # an expiry
 CUE_PAIRS |= {(a, b): "phone" for a in ("call", "reach", "text", "ring") for b in ("me", "you", "him", "her", "us")}
 CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booking transaction serial routing".split()
               for b in ("number", "no", "id", "code")}
-CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back"}
+CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back", "code"}
+# "code" alone is a card's security code only where a card is named; these codes are something else
+NOT_CVV_CODE = set("zip post postal area promo promotional discount voucher sort country access confirmation reference "
+                   "booking tracking dialling dialing".split())
+# what a turn says while its speaker looks for a number: the context reaches past it, to the question
+WAITING = BACKCHANNEL | FILLERS | set("let me find check get grab look see it just a bear with hold wait please minute one "
+                                      "flip over turn where's where is my wallet purse oh".split())
 TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
@@ -92,17 +102,10 @@ MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence
 CUE_AFTER = re.compile(r"[\s,]*(?:(?:is|was|that's|its|it's|my|your|the)\s+){0,3}")
 
 
-@dataclass(frozen=True)
-class Span:
-    kind: str
-    start: int
-    end: int
-
-
 def luhn(digits: str) -> bool:
     total = 0
     for i, c in enumerate(reversed(digits)):
-        d = (ord(c) - 48) * (1 + i % 2)
+        d = int(c) * (1 + i % 2)  # int(), not ord(): a full-width "４" is a digit too
         total += d - 9 if d > 9 else d
     return total % 10 == 0
 
@@ -125,16 +128,23 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
     return _find_pii(text, entities, context) if text and _may_hold_pii(text) else []
 
 
-def _find_pii(text: str, entities: Collection[str], context: str) -> list[Span]:
+def _find_pii(text: str, entities: Collection[str], context: str, context_dob: bool = True) -> list[Span]:
+    """find_pii(); context_dob: whether a DOB cue in the context counts (not from a question turns back: a date
+    said a few turns after "your date of birth?" may be any date)."""
     tok = Tokens(text)
     cues, context_cues = _cues(tok.words), _cues(_cue_words(context)) if context else []
-    dob_cue = any(kind == "dob" for kind, _ in cues + context_cues)
+    dob_cue = any(kind == "dob" for kind, _ in cues + (context_cues if context_dob else []))
     found = [Span("email", a, b) for a, b in emails(text)]
     found += [Span("dob", a, b) for a, b in dates(tok, [(s.start, s.end) for s in found])
               if dob_cue or BIRTH_YEAR.search(text[a:b].lower())]
-    context_cue = next((kind for kind, _ in reversed(context_cues) if kind != "dob"), None)
-    found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], context_cue, dob_cue)
-    return _merge([s for s in found if s.kind in entities])
+    kinds = [kind for kind, _ in context_cues if kind != "dob"]
+    context_cue = kinds[-1] if kinds else None
+    # "the three digit code on the back of the card?": a short answer is the code, whichever cue came last
+    short_cue = "cvv" if "cvv" in kinds else context_cue
+    found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], (context_cue, short_cue), dob_cue)
+    if "card" in kinds or any(kind == "card" for kind, _ in cues):
+        found += _card_in_pieces(tok, found)
+    return merge([s for s in found if s.kind in entities])
 
 
 def _may_hold_pii(text: str) -> bool:
@@ -161,7 +171,7 @@ def redact_text(text: str, entities: Collection[str] = ENTITIES, context: str = 
         'call me on [PHONE]'
     """
     spans = find_pii(text, entities, context)
-    return _apply(text, spans), spans
+    return apply_spans(text, spans), spans
 
 
 def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITIES) -> tuple[list[dict], Counter]:
@@ -172,16 +182,20 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     turns counts once.
     """
     texts = [u.get("text") or "" for u in utterances]
-    found = [find_pii(t, entities, texts[i - 1] if i else "") for i, t in enumerate(texts)]
+    may = [bool(t) and _may_hold_pii(t) for t in texts]
+    found = [_find_pii(t, entities, *_answered(texts, i, may)) if may[i] else [] for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
-    for block in turn_blocks(utterances, texts, _has_card_cue):
+    for block in turn_blocks(utterances, texts, _has_card_cue, _has_cue, may):
         for i, span, is_continuation in _cross_turn(block, texts, entities):
             found[i].append(span)
             if is_continuation:
                 continued[i].append(span.start)
+    for i, span in _repeated(texts, found, may):
+        found[i].append(span)
+        continued[i].append(span.start)
     rows, counts = [], Counter()
     for i, utterance in enumerate(utterances):
-        row, spans = _redact_row(utterance, texts[i], _merge(found[i]))
+        row, spans = redact_row(utterance, texts[i], merge(found[i]))
         rows.append(row)
         if spans:
             counts.update(s.kind for s in spans if not any(s.start <= c < s.end for c in continued[i]))
@@ -190,16 +204,21 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
 
 # --- numbers -------------------------------------------------------------------------------
 
-def _numbers(tok: Tokens, taken: list[Span], cues, context_cue: str | None, dob_cue: bool) -> list[Span]:
+def _numbers(tok: Tokens, taken: list[Span], cues, context: tuple[str | None, str | None],
+             dob_cue: bool) -> list[Span]:
     spans, last_card = [], None
     for run in runs(tok, covered(tok, [(s.start, s.end) for s in taken])):
         ds = spell(tok, run)
-        end = ds[-1][2] if ds else 0
-        if not ds or tok.text[:ds[0][1]].rstrip().endswith(("$", "£", "€")) or MONEY_AFTER.match(tok.text, end):
-            continue  # money
-        cue = _nearest(cues, tok, run[0], run[-1]) or context_cue
-        hits = _classify(ds, cue, tok.text, dob_cue, lead_oh=tok.words[run[0]] in ("oh", "o"))
-        if not hits and last_card and run[0] - last_card[1] <= 4 and 3 <= len(ds) <= 8:
+        if not ds:
+            continue
+        end = ds[-1][2]
+        cue = _nearest(cues, tok, run[0], run[-1]) or context[len(ds) <= 8]
+        money = tok.text[:ds[0][1]].rstrip().endswith(("$", "£", "€")) or MONEY_AFTER.match(tok.text, end)
+        if money:  # a price, unless a card follows it in the same run ("$50. 4111 1111 1111 1111")
+            hits = [("card", a, b) for a, b in _card_windows(ds, "".join(d[0] for d in ds))] if len(ds) > 13 else []
+        else:
+            hits = _classify(ds, cue, tok.text, dob_cue, lead_oh=tok.words[run[0]] in ("oh", "o"))
+        if not hits and not money and last_card and run[0] - last_card[1] <= 4 and 3 <= len(ds) <= 8:
             spans[last_card[0]] = Span("card", spans[last_card[0]].start, end)  # expiry/CVV right after a card
             last_card = (last_card[0], run[-1])
             continue
@@ -214,6 +233,29 @@ def _numbers(tok: Tokens, taken: list[Span], cues, context_cue: str | None, dob_
     return spans
 
 
+PIECE_GAP = 4  # words between the pieces of a card read in one turn ("4111 1111, sorry, 1111 1111")
+
+
+def _card_in_pieces(tok: Tokens, taken: list[Span]) -> list[Span]:
+    """A card read in pieces with words between them, in a turn that names a card or answers a question about one:
+    consecutive digit runs, at most PIECE_GAP words apart, whose digits together are a Luhn-valid 13-19 digits."""
+    pieces = [(run, ds) for run in runs(tok, covered(tok, [(s.start, s.end) for s in taken]))
+              if (ds := spell(tok, run))]
+    found, i = [], 0
+    while i < len(pieces):
+        n = len(pieces[i][1])
+        for j in range(i + 1, len(pieces)):
+            n += len(pieces[j][1])
+            if n > 19 or pieces[j][0][0] - pieces[j - 1][0][-1] - 1 > PIECE_GAP:
+                break
+            if n >= 13 and luhn("".join(d[0] for _, ds in pieces[i:j + 1] for d in ds)):
+                found += [Span("card", ds[0][1], ds[-1][2]) for _, ds in pieces[i:j + 1]]
+                i = j
+                break
+        i += 1
+    return found
+
+
 def _classify(ds, cue, text: str, dob_cue: bool, lead_oh: bool) -> list[tuple[str, int, int]]:
     """(kind, first digit, end digit) of what a run of digits says; see the module docstring."""
     digits = "".join(d[0] for d in ds)
@@ -222,8 +264,10 @@ def _classify(ds, cue, text: str, dob_cue: bool, lead_oh: bool) -> list[tuple[st
         cards = [(0, n)]
     elif 13 <= n <= 19:
         cards = [(0, n)] if luhn(digits) else [(1, n)] if lead_oh and n > 13 and luhn(digits[1:]) else []
+        cards = cards or _card_windows(ds, digits)  # a card glued to a shorter number before it ("zip 90210 4111 ...")
     else:
-        cards = _card_windows(ds, digits) if n > 19 and cue != "id" else []
+        # whatever the cue: an order or account number said just before a card joins its run
+        cards = _card_windows(ds, digits) if n > 19 else []
         if n > 19 and cue != "id" and not cards:
             # 20+ digits with no card at a group boundary: Whisper looping on a card read aloud ("4424242424...");
             # no identifier said on a call is that long, so the whole run goes
@@ -241,7 +285,9 @@ def _card_windows(ds, digits: str) -> list[tuple[int, int]]:
     group does, best first and never overlapping; up to 8 digits after a card (expiry, CVV) go with it."""
     n = len(digits)
     bounds = {i for i, d in enumerate(ds) if d[3]} | {n}
-    windows = [(a, a + k) for a in sorted(bounds) for k in range(13, 20) if a + k in bounds and luhn(digits[a:a + k])]
+    # no card number starts with 0 (and a run of zeros is Luhn-valid)
+    windows = [(a, a + k) for a in sorted(bounds) if a < n and digits[a] != "0" for k in range(13, 20)
+               if a + k in bounds and luhn(digits[a:a + k])]
     # a real card starts 2-6 and is mostly 16 long (Amex 15): that beats a chance Luhn window over other numbers
     windows.sort(key=lambda w: (digits[w[0]] not in "23456", abs(w[1] - w[0] - 16), w[0]))
     taken, cards = bytearray(n), []
@@ -277,11 +323,19 @@ def _cues(ws: list[str]) -> list[tuple[str, int]]:
             kind = CUE_PAIRS.get((w, ws[i + 1])) or CUE_WORDS.get(w)
             if w == "back" and ws[i - 2:i] == ["on", "the"] and ws[i - 3] in ("digits", "numbers", "code"):
                 kind = "cvv"  # "the three digits on the back"
-            elif (w in ("card", "cards") and ws[i - 1] in ("sim", "id")) or (w == "order" and ws[i - 1] == "in"):
+            elif w == "code" and not kind:
+                kind = "cvv" if ws[i - 1] not in NOT_CVV_CODE and _names_card(ws) else None
+            elif (w in ("card", "cards") and ws[i - 1] in ("sim", "id")) or (w == "order" and ws[i - 1] == "in") or (
+                    w == "security" and ws[i - 1] == "social"):  # "social security number" is an SSN's cue
                 kind = None
             if kind:
                 found.append((kind, i))
     return found
+
+
+def _names_card(ws: list[str]) -> bool:
+    return any(CUE_WORDS.get(w) == "card" or (w, n) in (("american", "express"), ("long", "number"))
+               for w, n in zip(ws, ws[1:]))
 
 
 def _cue_words(text: str) -> list[str]:
@@ -299,27 +353,7 @@ def _nearest(cues, tok: Tokens, first: int, last: int) -> str | None:
     return None
 
 
-# --- spans, turns and words ----------------------------------------------------------------
-
-def _merge(spans: list[Span]) -> list[Span]:
-    merged: list[Span] = []
-    for s in sorted(spans, key=lambda s: (s.start, -s.end)):
-        if merged and s.start < merged[-1].end:
-            last = merged[-1]
-            kind = min(last.kind, s.kind, key=PRIORITY.get)
-            merged[-1] = Span(kind, last.start, max(last.end, s.end))
-        elif s.end > s.start:
-            merged.append(s)
-    return merged
-
-
-def _apply(text: str, spans: list[Span]) -> str:
-    out, pos = [], 0
-    for s in spans:
-        out += [text[pos:s.start], f"[{s.kind.upper()}]"]
-        pos = s.end
-    return "".join(out) + text[pos:]
-
+# --- turns ---------------------------------------------------------------------------------
 
 def _cross_turn(block: list[int], texts: list[str], entities):
     """(utterance index, span part, is a continuation) for spans of the joined block that cross a turn, and for
@@ -328,6 +362,33 @@ def _cross_turn(block: list[int], texts: list[str], entities):
     card_cue = any(_has_card_cue(t) for t in [context] + [texts[i] for i in block])
     for i, kind, start, end, more in cross_turn(block, texts, lambda t, c: find_pii(t, entities, c), context, card_cue):
         yield i, Span(kind, start, end), more
+
+
+def _answered(texts: list[str], i: int, may: list[bool]) -> tuple[str, bool]:
+    """The turn that turn i answers, its context, and whether that is the turn just before it: the one before it;
+    when that only asks to wait ("Sure, one second.", "Hang on."), the nearest of the CUE_TURNS before it that
+    names or says something."""
+    for k in range(i - 1, max(i - 1 - CUE_TURNS, -1), -1):
+        if may[k] or _cues(_cue_words(texts[k])):
+            return texts[k], k == i - 1
+        if not WAITING.issuperset(LETTERS.findall(texts[k].lower())):
+            break
+    return (texts[i - 1] if i else ""), True
+
+
+REPEATED_DIGITS = 5  # a read-back this long repeats a number; "ending 1111" (a card's last four) may stay
+
+
+def _repeated(texts: list[str], found: list[list[Span]], may: list[bool]):
+    """(turn, span) of each later read-back of a card, phone or SSN found in a turn: "That's 123 45 6789, thank
+    you" after the caller said it. Runs of REPEATED_DIGITS or more of its digits, in the CUE_TURNS after it."""
+    for i, spans in enumerate(found):
+        for span in spans:
+            if span.kind in ("card", "phone", "ssn"):
+                number = digits(texts[i][span.start:span.end])
+                later = [k for k in range(i + 1, min(i + 1 + CUE_TURNS, len(texts))) if may[k]]
+                for k, start, end in read_backs(texts, later, number, REPEATED_DIGITS):
+                    yield k, Span(span.kind, start, end)
 
 
 def _block_context(texts: list[str], block: list[int]) -> str:
@@ -343,37 +404,9 @@ def _block_context(texts: list[str], block: list[int]) -> str:
     return previous
 
 
+def _has_cue(text: str) -> bool:
+    return bool(_cues(_cue_words(text)))
+
+
 def _has_card_cue(text: str) -> bool:
     return bool(CARD_HINT.search(text.lower())) and any(kind == "card" for kind, _ in _cues(_cue_words(text)))
-
-
-def _redact_row(utterance: dict, text: str, spans: list[Span]) -> tuple[dict, list[Span]]:
-    row = dict(utterance)
-    words = [dict(w) for w in utterance.get("words") or []]
-    if spans and words:
-        spans, words = _redact_words(words, text, spans)
-    if spans:
-        row["text"] = _apply(text, spans)
-    if "words" in utterance:
-        row["words"] = words
-    return row, spans
-
-
-def _redact_words(words: list[dict], text: str, spans: list[Span]) -> tuple[list[Span], list[dict]]:
-    """Spans widened to whole words, and the words with each span's words merged into one."""
-    if " ".join(w["word"] for w in words) != text:
-        raise ValueError("utterance words do not spell its text, so they cannot be redacted safely")
-    starts, pos = [], 0
-    for w in words:
-        starts.append(pos)
-        pos += len(w["word"]) + 1
-    bounds = [(bisect_right(starts, s.start) - 1, bisect_left(starts, s.end) - 1) for s in spans]
-    wide = _merge([Span(s.kind, starts[a], starts[b] + len(words[b]["word"])) for s, (a, b) in zip(spans, bounds)])
-    out, done = [], 0
-    for s in wide:
-        a, b = bisect_right(starts, s.start) - 1, bisect_left(starts, s.end) - 1
-        probs = [w.get("probability") for w in words[a:b + 1]]
-        out += words[done:a] + [{"word": f"[{s.kind.upper()}]", "start_s": words[a]["start_s"],
-                                 "end_s": words[b]["end_s"], "probability": None if None in probs else min(probs)}]
-        done = b + 1
-    return wide, out + words[done:]

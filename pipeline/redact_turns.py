@@ -28,13 +28,15 @@ from typing import Callable, Iterator
 
 from pipeline.spoken import FILLERS, NUMBER_WORDS, UNITS, Tokens, runs, spell
 
-BACKCHANNEL = set("ok okay mhm mm hmm mmhmm mm-hmm uh-huh uh huh yes yeah yep yup right sure go on ahead got it "
-                  "alright thanks thank you great perfect".split())
+BACKCHANNEL = set("ok okay mhm mhmm mm hm hmm mmhmm mm-hmm uh-huh uh huh um hum yes yeah yep yup right all sure go on ahead "
+                  "got it gotcha alright thanks thank you great perfect cool fine understood noted ready sir ma'am maam "
+                  "madam say hang moment sec second".split())
 # No cue word here ("expiry", "order", "phone"...): a turn naming what comes next starts a block of its own
 PROMPTS = set("and the then next last first final rest remaining more other others after that that's what what's "
               "whats comes keep going carry continue please so of number numbers digits ones sorry again pardon was "
               "is correct".split())
 COUNTED = {"next", "last", "first", "final", "other", "remaining"}  # "the next four": four digits, not a 4
+WAITS = {"moment", "sec", "second", "minute", "min", "mo"}
 CARD_WORDS = {"card", "long"}  # "and the rest of the card?" goes on reading a card, but ends any other block
 PLAIN = BACKCHANNEL | PROMPTS | FILLERS | CARD_WORDS
 BETWEEN_WORDS = PLAIN | NUMBER_WORDS
@@ -47,10 +49,13 @@ DIGIT = re.compile(r"\d")
 MONEY = re.compile(r"[$£€%]")
 
 
-def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable[[str], bool]) -> list[list[int]]:
+def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable[[str], bool],
+                has_cue: Callable[[str], bool], numeric: list[bool]) -> list[list[int]]:
     """Indices of the turns of each block of two or more turns (see the module docstring); a block reads a card
-    when has_card_cue is true of one of its turns or of the CUE_TURNS turns before it."""
-    blocks, block, skipped, said = [], [], [], {}
+    when has_card_cue is true of one of its turns or of the CUE_TURNS turns before it. has_cue: does a turn name
+    what a number is (a remark that does, "and the expiry?", ends a block even while a card is read); numeric:
+    which turns may say a number."""
+    blocks, block, skipped, said, cued = [], [], [], {}, {}
 
     def block_said() -> str:
         for k in block:
@@ -59,14 +64,25 @@ def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable
         return "".join(said[k] for k in block)
 
     def reading_card() -> bool:
-        return any(has_card_cue(texts[k]) for k in range(max(block[0] - CUE_TURNS, 0), block[-1] + 1))
+        for k in range(max(block[0] - CUE_TURNS, 0), block[-1] + 1):
+            if k not in cued:
+                cued[k] = has_card_cue(texts[k])
+            if cued[k]:
+                return True
+        return False
+
+    def remark_in_card() -> bool:
+        """A short remark of the other speaker in the middle of a card ("sorry, could you repeat that?")."""
+        # the block's last turn says a number, and so far fewer digits than a card has: the remark falls in the
+        # middle of one
+        return numeric[block[-1]] and reading_card() and 0 < len(block_said()) < 16 and not has_cue(texts[i])
 
     for i, utterance in enumerate(utterances):
         speaker = utterance.get("speaker")
         if block and speaker == utterances[block[-1]].get("speaker"):
             block.append(i)
             skipped = []
-        elif block and _between(texts[i], block_said, reading_card):
+        elif block and _between(texts[i], block_said, reading_card, remark_in_card):
             skipped.append(i)
         else:
             blocks.append(block)
@@ -121,16 +137,19 @@ def searched(text: str) -> str:
     return "".join(chars)
 
 
-def _between(text: str, said: Callable[[], str], reading_card: Callable[[], bool]) -> bool:
+def _between(text: str, said: Callable[[], str], reading_card: Callable[[], bool],
+             remark_in_card: Callable[[], bool]) -> bool:
     """True for a turn of the other speaker a block reads on through; said() is what the block said so far."""
     if len(text) >= BETWEEN_CHARS or MONEY.search(text):
         return False  # "$" says something of its own
     lowered = text.lower()
     first = WORD.search(lowered)
-    if first and first.group() not in BETWEEN_WORDS:
-        return False  # most turns: a word of their own, first thing
+    if first and first.group() not in BETWEEN_WORDS:  # most turns: a word of their own, first thing
+        return _remark(text, lowered, remark_in_card)
     words = WORD.findall(lowered)
-    if not BETWEEN_WORDS.issuperset(words) or (not CARD_WORDS.isdisjoint(words) and not reading_card()):
+    if not BETWEEN_WORDS.issuperset(words):
+        return _remark(text, lowered, remark_in_card)
+    if not CARD_WORDS.isdisjoint(words) and not reading_card():
         return False
     if NUMBER_WORDS.isdisjoint(words) and not DIGIT.search(text):
         return True  # backchannel or a prompt, no number in it
@@ -143,10 +162,16 @@ def _between(text: str, said: Callable[[], str], reading_card: Callable[[], bool
     return all(i in in_runs or w in PLAIN or _is_count(tok.words, i) for i, w in enumerate(tok.words[:len(tok.starts)]))
 
 
-def read_backs(texts: list[str], turns: list[int], number: str) -> list[tuple[int, int, int]]:
-    """(turn, start, end) of each run of two or more digits in the turns that repeats digits of the number."""
+def _remark(text: str, lowered: str, remark_in_card: Callable[[], bool]) -> bool:
+    """A turn with words of its own is read through only in the middle of a card, and only when it says no number
+    and names nothing ("Sorry, you broke up there", "Yes, I have that"): PCI makes over-redaction the cheap error."""
+    return remark_in_card() and not DIGIT.search(text) and NUMBER_WORDS.isdisjoint(WORD.findall(lowered))
+
+
+def read_backs(texts: list[str], turns: list[int], number: str, shortest: int = 2) -> list[tuple[int, int, int]]:
+    """(turn, start, end) of each run of `shortest` or more digits in the turns that repeats digits of the number."""
     return [(i, start, end) for i in turns for _, ds, start, end in _digit_runs(Tokens(texts[i]))
-            if len(ds) >= 2 and ds in number]
+            if len(ds) >= shortest and ds in number]
 
 
 def digits(text: str) -> str:
@@ -165,4 +190,6 @@ def _digit_runs(tok: Tokens) -> Iterator[tuple[list[int], str, int, int]]:
 
 def _is_count(words: list[str], i: int) -> bool:
     w = words[i]
+    if w == "one" and words[i + 1] in WAITS:
+        return True  # "one moment": a wait, not a digit
     return i > 0 and words[i - 1] in COUNTED and (w in UNITS or (w.isdecimal() and len(w) == 1))

@@ -11,12 +11,13 @@ import re
 from bisect import bisect_left, bisect_right
 from typing import Iterable
 
-UNITS = dict(zip("zero one two three four five six seven eight nine".split(), "0123456789"), oh="0", o="0")
+UNITS = dict(zip("zero one two three four five six seven eight nine".split(), "0123456789"), oh="0", o="0",
+             nought="0", naught="0")  # British callers read a zero as "nought"
 TEENS = {w: str(10 + i) for i, w in enumerate(
     "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split())}
 TENS = {w: str(2 + i) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
 SCALE = {"hundred", "thousand"}
-MULT = {"double": 2, "triple": 3}
+MULT = {"double": 2, "triple": 3, "treble": 3}
 FILLERS = {"um", "uh", "er", "erm", "ah", "hmm", "slash", "dash"}
 NUMBER_WORDS = set(UNITS) | set(TEENS) | set(TENS) | SCALE | set(MULT)
 ORDINALS = {w: 1 + i for i, w in enumerate(
@@ -26,7 +27,7 @@ MONTHS = set("january february march april may june july august september octobe
              "jan feb mar apr jun jul aug sep sept oct nov dec".split())
 
 TOKEN = re.compile(r"\[(?:CARD|SSN|PHONE|EMAIL|DOB)\]|\d+(?:st|nd|rd|th)?|[^\W\d_]+(?:'[^\W\d_]+)?", re.I)
-GAP = re.compile(r"[\s,.;:/()+\u2026\u2013\u2014-]*")   # what may sit between the numbers of one run
+GAP = re.compile(r"[\s,.;:/()+?!\"'_*#\u2026\u2013\u2014-]*")   # what may sit between the numbers of one run ("4111? 1111?")
 TIGHT = re.compile(r"[ \t-]*")                          # "forty two" / "forty-two" is 42; "forty, two" is 40 2
 DAY_DIGITS = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?")
 DATE_WRITTEN = re.compile(r"\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|(?:19|20)\d\d-\d{1,2}-\d{1,2})\b")
@@ -35,6 +36,7 @@ SPOKEN_EMAIL = re.compile(
     r"(?:\s+(?:" + "|".join(sorted(NUMBER_WORDS - SCALE - set(MULT))) + r"))*"  # "jsmith eighty four at ..."
     r"\s+(?:at|@)\s+[a-z0-9]+(?:(?:\s*\.\s*|\s+dot\s+)[a-z0-9]+)*(?:\s*\.\s*|\s+dot\s+)"
     r"(?:com|net|org|edu|gov|io|co|uk|us|ca|au|de|fr|ie|nz|info|biz|me)\b", re.I)
+SPOKEN_AT = re.compile(r"(?<!\S)at\s", re.I)  # "at" between words, or opening a turn ("anna dot brooks" / "at gmail")
 WRITTEN_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
@@ -190,6 +192,6 @@ def _small(ws: list[str], i: int) -> int:
 def emails(text: str) -> list[tuple[int, int]]:
     """(start, end) of written and spoken e-mail addresses."""
     found = list(WRITTEN_EMAIL.finditer(text)) if "@" in text else []
-    if "@" in text or " at " in text.lower():
+    if "@" in text or SPOKEN_AT.search(text):
         found += SPOKEN_EMAIL.finditer(text)
     return [(m.start(), m.end()) for m in found]
