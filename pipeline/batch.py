@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import gc
 import itertools
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import discover, qa, redact, scorecard, store_pages, tag, transcripts
+from pipeline.redact_meta import redact_extras
 from pipeline.config import TopicsConfig
 from pipeline.parallel import GC_THRESHOLD, few_collections, in_order, process_pool
 from pipeline.rubric import QaConfig, load_qa
@@ -45,23 +45,6 @@ def redact_calls(utterances: list[dict], entities: list[str]) -> tuple[list[dict
         out += clean
         found[call_id] = sum(counts.values())
     return out, found, failed
-
-
-def redact_extras(calls: list[dict], entities: list[str]) -> tuple[list[dict], dict[str, int]]:
-    """PII out of the calls' other metadata (`extra`: a CRM export's notes column, a transcript's own fields),
-    each value as text, its column's name the context ("card_number"). Returns the calls and spans per call."""
-    out, found = [], {}
-    for call in calls:
-        if call.get("extra"):
-            clean, n = {}, 0
-            for key, value in json.loads(call["extra"]).items():
-                text = value if isinstance(value, str) else json.dumps(value)
-                redacted, spans = redact.redact_text(text, entities, context=str(key).replace("_", " "))
-                clean[key], n = (redacted if spans else value), n + len(spans)
-            if n:
-                call, found[call["call_id"]] = {**call, "extra": json.dumps(clean, sort_keys=True)}, n
-        out.append(call)
-    return out, found
 
 
 # Calls a worker prepares at a time: small enough that a night of a few thousand calls keeps every core

@@ -16,6 +16,8 @@ from pathlib import Path
 import av
 import pandas as pd
 
+from pipeline.redact_meta import quoted
+
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr"}
 METADATA_COLUMNS = {"file", "call_id", "started_at", "agent_id", "queue", "direction", "agent_channel"}
 # A file modified in the last SETTLE_S seconds is looked at again RECHECK_S later: one that changed meanwhile is
@@ -117,7 +119,7 @@ def parse_timestamp(value: str) -> datetime:
     try:
         return ts.astimezone().replace(tzinfo=None) if ts.tzinfo else ts
     except OverflowError:  # "9999-12-31T23:59:59-05:00" has no local time; callers expect ValueError
-        raise ValueError(f"{value!r} is out of range") from None
+        raise ValueError(f"{quoted(value)} is out of range") from None
 
 
 def call_id_problem(call_id: str) -> str | None:
@@ -230,9 +232,9 @@ def _read_metadata(folder: Path) -> tuple[dict[Path, dict], list[dict], set[Path
         where = f"{name} line {line}"
         error, row = _metadata_row(record, root, where)
         if not error and row["call_id"] and row["call_id"] in seen_ids:
-            error = f"{where}: duplicate call_id {row['call_id']!r} (first on line {seen_ids[row['call_id']]})"
+            error = f"{where}: duplicate call_id {quoted(row['call_id'])} (first on line {seen_ids[row['call_id']]})"
         elif not error and row["path"] in seen_files:
-            error = f"{where}: file {record['file'].strip()!r} already described on line {seen_files[row['path']]}"
+            error = f"{where}: file {quoted(record['file'].strip())} already described on line {seen_files[row['path']]}"
         if error:
             failures.append(failure(record.get("file", ""), "ingest", error))
             # The file is not taken with a made-up id and date instead: it would be stored again under its
@@ -253,23 +255,23 @@ def _metadata_row(record: dict, root: Path, where: str) -> tuple[str | None, dic
         return f"{where}: file is empty; it names the recording the row describes", {}
     target = (root / file).resolve()
     if Path(file).is_absolute() or not target.is_relative_to(root):
-        return f"{where}: file {file!r} is outside the input folder", {}
+        return f"{where}: file {quoted(file)} is outside the input folder", {}
     if not target.is_file():
-        return f"{where}: file {file!r} not found", {}
+        return f"{where}: file {quoted(file)} not found", {}
     started = None
     if record.get("started_at", "").strip():
         try:
             started = parse_timestamp(record["started_at"])
         except ValueError:
-            return f"{where}: started_at {record['started_at']!r} is not an ISO-8601 timestamp", {}
+            return f"{where}: started_at {quoted(record['started_at'])} is not an ISO-8601 timestamp", {}
         if why := future_problem(started):
-            return f"{where}: started_at {record['started_at']!r} {why}", {}
+            return f"{where}: started_at {quoted(record['started_at'])} {why}", {}
     channel = record.get("agent_channel", "").strip().lower() or None
     if channel not in (None, "left", "right", "mono"):
-        return f"{where}: agent_channel {channel!r} must be left, right or mono", {}
+        return f"{where}: agent_channel {quoted(channel)} must be left, right or mono", {}
     clean = lambda key: (record.get(key) or "").strip() or None  # noqa: E731
     if clean("call_id") and (problem := call_id_problem(clean("call_id"))):
-        return f"{where}: call_id {clean('call_id')!r} {problem}", {}
+        return f"{where}: call_id {quoted(clean('call_id'))} {problem}", {}
     extra = {k: v for k, v in record.items() if k not in METADATA_COLUMNS and v != ""}
     return None, {"path": target, "call_id": clean("call_id"), "started_at": started, "agent_channel": channel,
                   "agent_id": clean("agent_id"), "queue": clean("queue"), "direction": clean("direction"),

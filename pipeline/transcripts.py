@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.config import format_validation_error
 from pipeline.ingest import call_digest, call_id_problem, failure, future_problem, name_failure, parse_timestamp
+from pipeline.redact_meta import quoted
 
 
 class _Utterance(BaseModel):
@@ -64,9 +65,9 @@ class _Transcript(BaseModel):
         try:
             started = parse_timestamp(value)
         except ValueError:
-            raise ValueError(f"{value!r} is not an ISO-8601 timestamp") from None
+            raise ValueError(f"{quoted(value)} is not an ISO-8601 timestamp") from None
         if why := future_problem(started):
-            raise ValueError(f"{value!r} {why}")
+            raise ValueError(f"{quoted(value)} {why}")
         return started
 
 
@@ -216,7 +217,7 @@ def admit(loaded: list[tuple[str, str]], known_ids: set[str], seen: dict[str, st
         if call_id in known_ids:
             known.append((call_id, rel))
         elif call_id in seen:
-            failures.append(failure(rel, "ingest", f"{rel}: duplicate call_id {call_id!r} (also in {seen[call_id]})"))
+            failures.append(failure(rel, "ingest", f"{rel}: duplicate call_id {quoted(call_id)} (also in {seen[call_id]})"))
         else:
             seen[call_id] = kept[call_id] = rel
     return kept, known, failures
