@@ -68,7 +68,7 @@ from typing import Collection
 from pipeline.spoken import (FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails,
                              is_date, runs, spell)
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
-from pipeline.redact_turns import BACKCHANNEL, CUE_TURNS, cross_turn, digits, read_backs, turn_blocks
+from pipeline.redact_turns import BACKCHANNEL, CUE_TURNS, EDGE, cross_turn, digits, read_backs, turn_blocks
 
 CUE_WORDS = {**dict.fromkeys("expiry expires expire expired expiring expiration exp cvv cvc cv2 csc".split(), "cvv"),
              **dict.fromkeys("card cards credit debit visa mastercard amex".split(), "card"),
@@ -94,6 +94,7 @@ WAITING = BACKCHANNEL | FILLERS | set("let me find check get grab look see it ju
 TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
+ONE_DIGIT = re.compile(r"\d")
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
 CARD_HINT = re.compile("|".join(w for w, kind in CUE_WORDS.items() if kind == "card") + "|american|long")  # lower
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -142,8 +143,9 @@ def _find_pii(text: str, entities: Collection[str], context: str, context_dob: b
     # "the three digit code on the back of the card?": a short answer is the code, whichever cue came last
     short_cue = "cvv" if "cvv" in kinds else context_cue
     found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], (context_cue, short_cue), dob_cue)
-    if "card" in kinds or any(kind == "card" for kind, _ in cues):
-        found += _card_in_pieces(tok, found)
+    named = "card" in kinds or any(kind == "card" for kind, _ in cues)
+    if named or len(ONE_DIGIT.findall(text)) >= 13:
+        found += _card_in_pieces(tok, found, named)
     return merge([s for s in found if s.kind in entities])
 
 
@@ -236,9 +238,10 @@ def _numbers(tok: Tokens, taken: list[Span], cues, context: tuple[str | None, st
 PIECE_GAP = 4  # words between the pieces of a card read in one turn ("4111 1111, sorry, 1111 1111")
 
 
-def _card_in_pieces(tok: Tokens, taken: list[Span]) -> list[Span]:
-    """A card read in pieces with words between them, in a turn that names a card or answers a question about one:
-    consecutive digit runs, at most PIECE_GAP words apart, whose digits together are a Luhn-valid 13-19 digits."""
+def _card_in_pieces(tok: Tokens, taken: list[Span], named: bool) -> list[Span]:
+    """A card read in pieces with words between them: consecutive digit runs, at most PIECE_GAP words apart, whose
+    digits together are a Luhn-valid 13-19 digits. The words may be any when a card is named (in the turn, or the
+    question it answers); else only backchannel ("4111 1111 mhm 1111 1111": both sides of a mono recording)."""
     pieces = [(run, ds) for run in runs(tok, covered(tok, [(s.start, s.end) for s in taken]))
               if (ds := spell(tok, run))]
     found, i = [], 0
@@ -246,7 +249,8 @@ def _card_in_pieces(tok: Tokens, taken: list[Span]) -> list[Span]:
         n = len(pieces[i][1])
         for j in range(i + 1, len(pieces)):
             n += len(pieces[j][1])
-            if n > 19 or pieces[j][0][0] - pieces[j - 1][0][-1] - 1 > PIECE_GAP:
+            gap = tok.words[pieces[j - 1][0][-1] + 1:pieces[j][0][0]]
+            if n > 19 or len(gap) > PIECE_GAP or not (named or EDGE.issuperset(gap)):
                 break
             if n >= 13 and luhn("".join(d[0] for _, ds in pieces[i:j + 1] for d in ds)):
                 found += [Span("card", ds[0][1], ds[-1][2]) for _, ds in pieces[i:j + 1]]
