@@ -29,6 +29,7 @@ from pipeline import prefect_server, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, input_problem, load_config, with_overrides  # noqa: E402
 from pipeline.discover import load_topic_model  # noqa: E402
 from pipeline.progress import bar  # noqa: E402
+from pipeline.redact_archive import reredact  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, close_failed, close_interrupted, store_summary, transcript_rows  # noqa: E402
 from pipeline.schemas import conform  # noqa: E402
@@ -101,8 +102,9 @@ def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress
     if problem := input_problem(cfg):  # a failed night a scheduler sees, not an "ok" one that read nothing
         raise FileNotFoundError(problem)
     writer.topic_model = load_topic_model(store, run)
-    with run.step("re-tag and re-score"):
-        _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress), progress)
+    with run.step("re-tag and re-score"):  # after the stored text is redacted again, if the rules changed
+        again = reredact(writer, cfg.redaction.entities, progress)
+        _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress, force=again), progress)
         archive.record_rubrics(writer)
     known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime", "asr_model"]).to_pandas()
     with run.step("transcripts"):
@@ -222,8 +224,8 @@ class _Writer:
 
 
 # The stored archive brought up to date when the rules change (pipeline/archive.py), with this flow's tasks.
-def _retag_archive(cfg: Config, writer: _Writer, progress: bool | None = None) -> bool:
-    return archive.retag(writer, tag_calls, _spread(cfg), progress)
+def _retag_archive(cfg: Config, writer: _Writer, progress: bool | None = None, force: bool = False) -> bool:
+    return archive.retag(writer, tag_calls, _spread(cfg), progress, force)
 
 
 def _rescore_archive(cfg: Config, writer: _Writer, retagged: bool, progress: bool | None = None) -> None:

@@ -42,12 +42,13 @@ def _calls_a_day(store) -> dict[date, int]:
     return {c["values"]: c["counts"] for c in counts}
 
 
-def retag(writer, tag_calls, spread: Spread | None = None, progress: bool | None = None) -> bool:
-    """signals/ changed since the stored calls were tagged: re-tag them all from stored text, no ASR (tag_calls:
-    tag.tag_calls, or the flow's task of it; with `spread`, groups are tagged there with tag.tag_calls)."""
+def retag(writer, tag_calls, spread: Spread | None = None, progress: bool | None = None, force: bool = False) -> bool:
+    """signals/ changed since the stored calls were tagged, or (force) their text did: re-tag them all from stored
+    text, no ASR (tag_calls: tag.tag_calls, or the flow's task of it; with `spread`, groups are tagged there with
+    tag.tag_calls)."""
     store, library = writer.store, writer.tagger.library
     before = store.meta().get("signals_hash")
-    if before == library.hash:
+    if before == library.hash and not force:
         return False
     calls_a_day = _calls_a_day(store)
     groups, spread = _grouped(calls_a_day, spread)
@@ -66,7 +67,8 @@ def retag(writer, tag_calls, spread: Spread | None = None, progress: bool | None
         return False
     retagged = sum(calls_a_day.values())
     writer.run.counts["retagged"] = retagged
-    writer.run.notes.append(f"signals changed (now {library.hash}): re-tagged {retagged} stored calls")
+    why = f"signals changed (now {library.hash})" if before != library.hash else "stored text redacted again"
+    writer.run.notes.append(f"{why}: re-tagged {retagged} stored calls")
     return True
 
 

@@ -50,6 +50,8 @@ def refit_due(meta: dict, newest_day: date | None, signals_hash: str, cfg: Topic
         return "no topic model yet"
     if meta.get("topic_signals_hash") != signals_hash:
         return "signals changed, so did the untagged turns"
+    if meta.get("topic_refit_due"):  # pipeline.redact_archive: the model file must not keep the old text
+        return meta["topic_refit_due"]
     if meta.get("topic_options") != options_hash(cfg):
         return "topic options changed"
     if cfg.representation == "embedding" and meta.get("topic_embedding", FIRST_EMBEDDING) != EMBEDDING_MODEL:
@@ -136,7 +138,8 @@ def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
                           "topics": store.manifest()["topics"]},
                   meta={"topic_model": filename, "topic_vectors": vectors.saved, "topic_vectors_assigned": [],
                         "topic_fit_day": newest.isoformat(), "topic_signals_hash": library.hash,
-                        "topic_options": options_hash(cfg), "topic_embedding": EMBEDDING_MODEL, **_fit_edge(rows)})
+                        "topic_refit_due": None, "topic_options": options_hash(cfg),
+                        "topic_embedding": EMBEDDING_MODEL, **_fit_edge(rows)})
     writer.topic_model = model
     store.drop_stale_models()  # the model and vectors this fit replaced (a window's vectors can be gigabytes)
     embedded = f" ({vectors.embedded} texts embedded, {vectors.reused} kept from earlier runs)" if vectors.saved else ""

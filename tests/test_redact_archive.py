@@ -1,0 +1,104 @@
+"""A release that redacts more also cleans what an earlier one stored (pipeline/redact_archive.py).
+
+The earlier release is simulated on a real store: after a real night, c-0001's card turn is put back as the
+demo transcript says it (as rules that missed the card would have stored it), and so is one topic example.
+The truth is the transcript: the card's words must be gone from every table, view and page, and the rest of
+the turn kept word for word.
+"""
+import json
+import shutil
+
+import duckdb
+import pytest
+
+from conftest import ROOT
+from pipeline.schemas import conform
+from pipeline.store import Store
+
+CALLS = ["c-0001", "c-0002", "c-0003", "c-0005"]
+TURN = 8  # c-0001: "Please put it on my new Visa. The number is four two four two, ..."
+CARD = "four two four two, four two four two, four two four two, four two four two"
+
+
+@pytest.fixture
+def folder(tmp_path):
+    tx = tmp_path / "tx"
+    tx.mkdir()
+    for call_id in CALLS:
+        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
+    (tmp_path / "callintel.yaml").write_text(
+        f"input: {tmp_path / 'none'}\ntranscripts: {tx}\nout: {tmp_path / 'out'}\nsignals: {ROOT / 'signals'}\n"
+        "topics: {representation: tfidf, min_topic_size: 2}\n")
+    return tmp_path
+
+
+def said() -> str:
+    return json.loads((ROOT / "data/demo_transcripts/c-0001.json").read_text())["utterances"][TURN]["text"]
+
+
+def as_an_older_release_stored_it(store: Store) -> None:
+    """c-0001's card turn and a topic example with the card's words in them, and another release's rules."""
+    utterances = store.read("utterances").to_pylist()
+    for u in utterances:
+        if (u["call_id"], u["utt_idx"]) == ("c-0001", TURN):
+            u["text"] = said()
+    topics = store.read("topics").to_pylist()
+    topics[0]["examples"] = [said()] + list(topics[0]["examples"] or [])
+    with store.lock():
+        store.commit("older", 1, {"utterances": conform("utterances", utterances),
+                                  "topics": conform("topics", topics)},
+                     remove={"utterances": store.manifest()["utterances"], "topics": store.manifest()["topics"]},
+                     meta={"redaction_hash": "older release"})
+
+
+def stored_anywhere(out, words: str) -> list[str]:
+    """Every table and view value, and every page, holding these words."""
+    found = []
+    with duckdb.connect(str(out / "callintel.duckdb"), read_only=True) as con:
+        for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall():
+            columns = [c[0] for c in con.execute(f'DESCRIBE "{name}"').fetchall()]
+            hits = con.execute(f'SELECT count(*) FROM "{name}" WHERE '
+                               + " OR ".join(f'CAST("{c}" AS VARCHAR) ILIKE ?' for c in columns),
+                               [f"%{words}%"] * len(columns)).fetchone()[0]
+            found += [name] * hits
+    found += [p.name for p in (out / "scorecards").rglob("*.html") if words in p.read_text()]
+    return found
+
+
+def test_text_an_earlier_release_stored_is_redacted_again(folder, prefect_harness):
+    import flows
+
+    first = flows.nightly(config=str(folder / "callintel.yaml"))
+    assert first["counts"]["imported"] == len(CALLS)
+    store = Store(folder / "out")
+    model_before = store.meta()["topic_model"]
+    as_an_older_release_stored_it(store)
+
+    second = flows.nightly(config=str(folder / "callintel.yaml"))
+    turn = [u for u in store.read("utterances").to_pylist() if (u["call_id"], u["utt_idx"]) == ("c-0001", TURN)]
+    assert turn[0]["text"] == said().replace(CARD, "[CARD]")
+    assert stored_anywhere(folder / "out", "four two four two") == []
+    examples = [e for row in store.read("topics").to_pylist() for e in row["examples"] or []]
+    assert said().replace(CARD, "[CARD]") in examples
+    assert "redaction rules changed: redacted 1 more pieces of personal data in 1 stored calls (c-0001)" in " ".join(
+        second["notes"])
+    assert f"stored text redacted again: re-tagged {len(CALLS)} stored calls" in second["notes"]
+    assert store.meta()["topic_model"] != model_before  # refit: the old model file and its examples are gone
+    assert not (folder / "out" / "models" / model_before).exists()
+    assert second["counts"]["redacted"] == 1
+
+    third = flows.nightly(config=str(folder / "callintel.yaml"))
+    assert not any("redaction rules changed" in note for note in third["notes"]), third["notes"]
+    assert third["counts"]["retagged"] == 0
+
+
+def test_a_store_already_redacted_by_these_rules_is_only_read_once(folder, prefect_harness):
+    import flows
+
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    store = Store(folder / "out")
+    with store.lock():
+        store.commit("older", 1, {}, meta={"redaction_hash": "older release"})
+    again = flows.nightly(config=str(folder / "callintel.yaml"))
+    assert not any("redaction rules changed" in note for note in again["notes"]), again["notes"]
+    assert again["counts"]["retagged"] == 0 and store.meta()["redaction_hash"] != "older release"
