@@ -18,6 +18,7 @@ Example:
     python bench/rule_change.py --calls 5000 --workers 1
     python bench/rule_change.py --calls 60000 --change signals
     python bench/rule_change.py --calls 20000 --change flags   # most pages come out the same: left alone
+    python bench/rule_change.py --calls 20000 --change redaction   # the pass an upgrade of the redaction costs
 """
 from __future__ import annotations
 
@@ -80,7 +81,8 @@ def measure(calls: int, days: int, workers: int, change: str) -> dict:
         CHANGES[change](signals)
         second = night(work, signals, workers)
     retagged = first["imported"] if change == "signals" else 0
-    if (second["rescored"], second["retagged"]) != (first["imported"], retagged) or first["failures"] or \
+    rescored = 0 if change == "redaction" else first["imported"]
+    if (second["rescored"], second["retagged"]) != (rescored, retagged) or first["failures"] or \
             second["failures"]:
         raise SystemExit(f"unexpected counts: first night {first}, rule-change night {second}")
     return {"calls": calls, "utterances": utterances, "first": first, "change": second, "what": change}
@@ -104,7 +106,18 @@ def add_flag_rule(signals: Path) -> None:
                      "    description: Billing question\n    when: {signal: billing_question}\n")
 
 
-CHANGES = {"rubric": bump_rubric, "signals": add_signal, "flags": add_flag_rule}
+def older_redaction(signals: Path) -> None:
+    """As if an earlier release had redacted the store: the night redacts every stored call again (finding
+    nothing more: the same rules), which is the pass an upgrade costs before any re-tag it leads to."""
+    sys.path.insert(0, str(ROOT))
+    from pipeline.store import Store
+
+    store = Store(signals.parent / "out")
+    with store.lock():
+        store.commit("bench", 1, {}, meta={"redaction_hash": "an earlier release"})
+
+
+CHANGES = {"rubric": bump_rubric, "signals": add_signal, "flags": add_flag_rule, "redaction": older_redaction}
 
 
 def report(r: dict) -> None:
@@ -130,7 +143,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="processes (default: every core)")
     parser.add_argument("--change", choices=sorted(CHANGES), default="rubric",
                         help="what changes before the second night: the rubric's version (default), a new "
-                             "signal, or a new flag rule")
+                             "signal, a new flag rule, or the redaction rules (stored text redacted again)")
     args = parser.parse_args()
     results = [measure(int(n), max(1, int(n) // args.per_day), args.workers or None, args.change)
                for n in args.calls.split(",")]
