@@ -234,7 +234,8 @@ def _read_metadata(folder: Path) -> tuple[dict[Path, dict], list[dict], set[Path
         if not error and row["call_id"] and row["call_id"] in seen_ids:
             error = f"{where}: duplicate call_id {quoted(row['call_id'])} (first on line {seen_ids[row['call_id']]})"
         elif not error and row["path"] in seen_files:
-            error = f"{where}: file {quoted(record['file'].strip())} already described on line {seen_files[row['path']]}"
+            error = (f"{where}: file {quoted(record['file'].strip())} already described on line "
+                     f"{seen_files[row['path']]}")
         if error:
             failures.append(failure(record.get("file", ""), "ingest", error))
             # The file is not taken with a made-up id and date instead: it would be stored again under its

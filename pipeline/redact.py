@@ -65,8 +65,8 @@ import re
 from collections import Counter
 from typing import Collection
 
-from pipeline.spoken import (FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates, emails,
-                             is_date, runs, spell)
+from pipeline.spoken import (FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates,
+                             emails, is_date, runs, spell)
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
 from pipeline.redact_turns import BACKCHANNEL, CUE_TURNS, EDGE, cross_turn, digits, read_backs, turn_blocks
 
@@ -89,8 +89,8 @@ CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back", "code"}
 NOT_CVV_CODE = set("zip post postal area promo promotional discount voucher sort country access confirmation reference "
                    "booking tracking dialling dialing".split())
 # what a turn says while its speaker looks for a number: the context reaches past it, to the question
-WAITING = BACKCHANNEL | FILLERS | set("let me find check get grab look see it just a bear with hold wait please minute one "
-                                      "flip over turn where's where is my wallet purse oh".split())
+WAITING = BACKCHANNEL | FILLERS | set("let me find check get grab look see it just a bear with hold wait please "
+                                      "minute one flip over turn where's where is my wallet purse oh".split())
 TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
 
 DIGIT_OR_AT = re.compile(r"[\d@]")

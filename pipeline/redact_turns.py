@@ -28,9 +28,9 @@ from typing import Callable, Iterator
 
 from pipeline.spoken import FILLERS, NUMBER_WORDS, UNITS, Tokens, runs, spell
 
-BACKCHANNEL = set("ok okay mhm mhmm mm hm hmm mmhmm mm-hmm uh-huh uh huh um hum yes yeah yep yup right all sure go on ahead "
-                  "got it gotcha alright thanks thank you great perfect cool fine understood noted ready sir ma'am maam "
-                  "madam say hang moment sec second".split())
+BACKCHANNEL = set("ok okay mhm mhmm mm hm hmm mmhmm mm-hmm uh-huh uh huh um hum yes yeah yep yup right all sure go "
+                  "on ahead got it gotcha alright thanks thank you great perfect cool fine understood noted ready sir "
+                  "ma'am maam madam say hang moment sec second".split())
 # No cue word here ("expiry", "order", "phone"...): a turn naming what comes next starts a block of its own
 PROMPTS = set("and the then next last first final rest remaining more other others after that that's what what's "
               "whats comes keep going carry continue please so of number numbers digits ones sorry again pardon was "

@@ -217,7 +217,8 @@ def admit(loaded: list[tuple[str, str]], known_ids: set[str], seen: dict[str, st
         if call_id in known_ids:
             known.append((call_id, rel))
         elif call_id in seen:
-            failures.append(failure(rel, "ingest", f"{rel}: duplicate call_id {quoted(call_id)} (also in {seen[call_id]})"))
+            failures.append(failure(rel, "ingest",
+                                    f"{rel}: duplicate call_id {quoted(call_id)} (also in {seen[call_id]})"))
         else:
             seen[call_id] = kept[call_id] = rel
     return kept, known, failures
