@@ -234,6 +234,7 @@ def check(config_path, signals_dir) -> None:
                    f"{sum(c.points for c in r.criteria):g} points, pass at {r.pass_pct:g}%")
     click.echo(f"flags OK: {len(rules.flags)} rules")
     _check_rubric_versions(cfg, rules)
+    _check_redaction(cfg)
     _check_embedding(cfg)
 
 
@@ -248,6 +249,16 @@ def _check_rubric_versions(cfg: Config, rules) -> None:
         click.echo(f"WARNING: rubric {r.id} v{r.version} differs from the v{r.version} the scorecards in {cfg.out} were "
                    f"scored with; the next run re-scores them in place and their old results are lost. Give it "
                    f"version: {r.version + 1} to keep them beside the new.")
+
+
+def _check_redaction(cfg: Config) -> None:
+    """Say, before the night, that it will redact the stored text again (an upgrade, or entities changed)."""
+    from pipeline.redact_archive import redaction_hash
+
+    store = Store(cfg.out)
+    if store.manifest()["calls"] and store.meta().get("redaction_hash") != redaction_hash(cfg.redaction.entities):
+        click.echo(f"NOTE: the redaction rules changed since the calls in {cfg.out} were stored; the next run "
+                   f"redacts them again first (about 4 minutes for 10 million utterances).")
 
 
 def _check_embedding(cfg: Config) -> None:

@@ -7,6 +7,9 @@ the turn kept word for word.
 """
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -14,6 +17,8 @@ import pytest
 from conftest import ROOT
 from pipeline.schemas import conform
 from pipeline.store import Store
+
+CALLINTEL = str(Path(sys.executable).with_name("callintel"))
 
 CALLS = ["c-0001", "c-0002", "c-0003", "c-0005"]
 TURN = 8  # c-0001: "Please put it on my new Visa. The number is four two four two, ..."
@@ -51,6 +56,13 @@ def as_an_older_release_stored_it(store: Store) -> None:
                      meta={"redaction_hash": "older release"})
 
 
+def check(folder) -> str:
+    done = subprocess.run([CALLINTEL, "check", "--config", str(folder / "callintel.yaml")], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def stored_anywhere(out, words: str) -> list[str]:
     """Every table and view value, and every page, holding these words."""
     found = []
@@ -73,8 +85,10 @@ def test_text_an_earlier_release_stored_is_redacted_again(folder, prefect_harnes
     store = Store(folder / "out")
     model_before = store.meta()["topic_model"]
     as_an_older_release_stored_it(store)
+    assert "the next run redacts them again first" in check(folder)
 
     second = flows.nightly(config=str(folder / "callintel.yaml"))
+    assert "NOTE: the redaction rules changed" not in check(folder)
     turn = [u for u in store.read("utterances").to_pylist() if (u["call_id"], u["utt_idx"]) == ("c-0001", TURN)]
     assert turn[0]["text"] == said().replace(CARD, "[CARD]")
     assert stored_anywhere(folder / "out", "four two four two") == []
