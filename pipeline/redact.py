@@ -68,17 +68,18 @@ from typing import Collection
 from pipeline.spoken import (FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates,
                              emails, is_date, runs, spell)
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
-from pipeline.redact_turns import BACKCHANNEL, CUE_TURNS, EDGE, cross_turn, digits, read_backs, turn_blocks
+from pipeline.redact_turns import CUE_TURNS, EDGE, counts, cross_turn, digits, read_backs, turn_blocks
 
-CUE_WORDS = {**dict.fromkeys("expiry expires expire expired expiring expiration exp cvv cvc cv2 csc".split(), "cvv"),
-             **dict.fromkeys("card cards credit debit visa mastercard amex".split(), "card"),
+# "cv" is how "CV2" reads (a word, then a digit); "credit"/"debit" alone are no card ("a credit of $17", "direct debit")
+CUE_WORDS = {**dict.fromkeys("expiry expires expire expired expiring expiration exp cvv cvc cv csc".split(), "cvv"),
+             **dict.fromkeys("card cards visa mastercard amex".split(), "card"),
              **dict.fromkeys("social ssn".split(), "ssn"),
              **dict.fromkeys("phone phones mobile cell telephone landline".split(), "phone"),
              **dict.fromkeys("order account reference ref tracking ticket invoice confirmation policy zip postcode "
                              "postal".split(), "id"),
              **dict.fromkeys("birth birthday birthdate born dob".split(), "dob")}
 CUE_PAIRS = {("security", "code"): "cvv", ("security", "number"): "cvv", ("digit", "code"): "cvv",
-             ("verification", "code"): "cvv", ("verification", "number"): "cvv", ("american", "express"): "card",
+             ("credit", "card"): "card", ("debit", "card"): "card", ("american", "express"): "card",
              ("long", "number"): "card", ("contact", "number"): "phone", ("d", "o"): "dob"}
 CUE_PAIRS |= {("valid", b): "cvv" for b in ("thru", "through", "until", "till", "to")}  # an expiry
 CUE_PAIRS |= {(a, b): "phone" for a in ("call", "reach", "text", "ring") for b in ("me", "you", "him", "her", "us")}
@@ -87,10 +88,10 @@ CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booki
 CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back", "code"}
 # "code" alone is a card's security code only where a card is named; these codes are something else
 NOT_CVV_CODE = set("zip post postal area promo promotional discount voucher sort country access confirmation reference "
+                   "error puk pin activation unlock reset otp sms text verification gift "
                    "booking tracking dialling dialing".split())
-# what a turn says while its speaker looks for a number: the context reaches past it, to the question
-WAITING = BACKCHANNEL | FILLERS | set("let me find check get grab look see it just a bear with hold wait please "
-                                      "minute one flip over turn where's where is my wallet purse oh".split())
+NOT_PAYMENT = set("sim id gift loyalty reward rewards membership library business greeting key sd memory graphics "
+                  "sound network store".split())  # "SIM card", "gift card": no card number to protect
 TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
@@ -141,7 +142,7 @@ def _find_pii(text: str, entities: Collection[str], context: str, context_dob: b
     kinds = [kind for kind, _ in context_cues if kind != "dob"]
     context_cue = kinds[-1] if kinds else None
     # "the three digit code on the back of the card?": a short answer is the code, whichever cue came last
-    short_cue = "cvv" if "cvv" in kinds else context_cue
+    short_cue = "cvv" if context_cue == "card" and "cvv" in kinds else context_cue
     found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], (context_cue, short_cue), dob_cue)
     named = "card" in kinds or any(kind == "card" for kind, _ in cues)
     if named or len(ONE_DIGIT.findall(text)) >= 13:
@@ -185,9 +186,10 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     """
     texts = [u.get("text") or "" for u in utterances]
     may = [bool(t) and _may_hold_pii(t) for t in texts]
-    found = [_find_pii(t, entities, *_answered(texts, i, may)) if may[i] else [] for i, t in enumerate(texts)]
+    speakers = [u.get("speaker") for u in utterances]
+    found = [_find_pii(t, entities, *_answered(texts, speakers, i, may)) if may[i] else [] for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
-    for block in turn_blocks(utterances, texts, _has_card_cue, _has_cue, may):
+    for block in turn_blocks(utterances, texts, _has_card_cue, _has_other_cue, may):
         for i, span, is_continuation in _cross_turn(block, texts, entities):
             found[i].append(span)
             if is_continuation:
@@ -217,7 +219,8 @@ def _numbers(tok: Tokens, taken: list[Span], cues, context: tuple[str | None, st
         cue = _nearest(cues, tok, run[0], run[-1]) or context[len(ds) <= 8]
         money = tok.text[:ds[0][1]].rstrip().endswith(("$", "£", "€")) or MONEY_AFTER.match(tok.text, end)
         if money:  # a price, unless a card follows it in the same run ("$50. 4111 1111 1111 1111")
-            hits = [("card", a, b) for a, b in _card_windows(ds, "".join(d[0] for d in ds))] if len(ds) > 13 else []
+            windows = _card_windows(ds, "".join(d[0] for d in ds)) if len(ds) > 13 else []
+            hits = [("card", a, b) for a, b in windows if a > 0]  # never from the price's own first digit
         else:
             hits = _classify(ds, cue, tok.text, dob_cue, lead_oh=tok.words[run[0]] in ("oh", "o"))
         if not hits and not money and last_card and run[0] - last_card[1] <= 4 and 3 <= len(ds) <= 8:
@@ -242,16 +245,18 @@ def _card_in_pieces(tok: Tokens, taken: list[Span], named: bool) -> list[Span]:
     """A card read in pieces with words between them: consecutive digit runs, at most PIECE_GAP words apart, whose
     digits together are a Luhn-valid 13-19 digits. The words may be any when a card is named (in the turn, or the
     question it answers); else only backchannel ("4111 1111 mhm 1111 1111": both sides of a mono recording)."""
-    pieces = [(run, ds) for run in runs(tok, covered(tok, [(s.start, s.end) for s in taken]))
-              if (ds := spell(tok, run))]
+    blocked = covered(tok, [(s.start, s.end) for s in taken]) | counts(tok)  # "and the next four?" says no digit
+    pieces = [(run, ds) for run in runs(tok, blocked) if len(ds := spell(tok, run)) >= 3]
     found, i = [], 0
     while i < len(pieces):
         n = len(pieces[i][1])
         for j in range(i + 1, len(pieces)):
             n += len(pieces[j][1])
-            gap = tok.words[pieces[j - 1][0][-1] + 1:pieces[j][0][0]]
-            if n > 19 or len(gap) > PIECE_GAP or not (named or EDGE.issuperset(gap)):
-                break
+            # the words between, less backchannel and counts ("great, and the next four?")
+            gap = [tok.words[k] for k in range(pieces[j - 1][0][-1] + 1, pieces[j][0][0]) if k not in blocked]
+            said = [w for w in gap if w not in EDGE]
+            if n > 19 or len(said) > PIECE_GAP or (said and not named) or not CUE_HEADS.isdisjoint(gap):
+                break  # "ending 9555, the refund reference is 4065 9434": a cue says the next piece is something else
             if n >= 13 and luhn("".join(d[0] for _, ds in pieces[i:j + 1] for d in ds)):
                 found += [Span("card", ds[0][1], ds[-1][2]) for _, ds in pieces[i:j + 1]]
                 i = j
@@ -266,12 +271,15 @@ def _classify(ds, cue, text: str, dob_cue: bool, lead_oh: bool) -> list[tuple[st
     n = len(digits)
     if n >= 13 and cue == "card":
         cards = [(0, n)]
+    elif _device_id(digits):
+        cards = []
     elif 13 <= n <= 19:
         cards = [(0, n)] if luhn(digits) else [(1, n)] if lead_oh and n > 13 and luhn(digits[1:]) else []
         cards = cards or _card_windows(ds, digits)  # a card glued to a shorter number before it ("zip 90210 4111 ...")
     else:
-        # whatever the cue: an order or account number said just before a card joins its run
-        cards = _card_windows(ds, digits) if n > 19 else []
+        # an order or account number said just before a card joins its run; a long id read in groups
+        # (a tracking number) is no card, so with an id cue only a card in a turn or group of its own counts
+        cards = _card_windows(ds, digits, text if cue == "id" else None) if n > 19 else []
         if n > 19 and cue != "id" and not cards:
             # 20+ digits with no card at a group boundary: Whisper looping on a card read aloud ("4424242424...");
             # no identifier said on a call is that long, so the whole run goes
@@ -284,13 +292,17 @@ def _classify(ds, cue, text: str, dob_cue: bool, lead_oh: bool) -> list[tuple[st
     return found + _not_card(digits[lo:], lo, cue, text[ds[lo][1]:ds[-1][2]] if lo < n else "", dob_cue)
 
 
-def _card_windows(ds, digits: str) -> list[tuple[int, int]]:
+def _card_windows(ds, digits: str, own_turn_in: str | None = None) -> list[tuple[int, int]]:
     """Cards in a run longer than a card: Luhn-valid windows of 13-19 digits that start and end where a digit
-    group does, best first and never overlapping; up to 8 digits after a card (expiry, CVV) go with it."""
+    group does, best first and never overlapping; up to 8 digits after a card (expiry, CVV) go with it.
+    own_turn_in: the text, when only windows that open a turn of a joined block or are one group count."""
     n = len(digits)
     bounds = {i for i, d in enumerate(ds) if d[3]} | {n}
+    starts = bounds if own_turn_in is None else {
+        i for i in bounds if i < n and ((i and "\n" in own_turn_in[ds[i - 1][2]:ds[i][1]])
+                                        or not any(ds[k][3] for k in range(i + 1, min(i + 13, n))))}
     # no card number starts with 0 (and a run of zeros is Luhn-valid)
-    windows = [(a, a + k) for a in sorted(bounds) if a < n and digits[a] != "0" for k in range(13, 20)
+    windows = [(a, a + k) for a in sorted(starts) if a < n and digits[a] != "0" for k in range(13, 20)
                if a + k in bounds and luhn(digits[a:a + k])]
     # a real card starts 2-6 and is mostly 16 long (Amex 15): that beats a chance Luhn window over other numbers
     windows.sort(key=lambda w: (digits[w[0]] not in "23456", abs(w[1] - w[0] - 16), w[0]))
@@ -302,6 +314,13 @@ def _card_windows(ds, digits: str) -> list[tuple[int, int]]:
     cards.sort()
     nexts = [a for a, _ in cards[1:]] + [n]
     return [(a, nxt if nxt - b <= 8 else b) for (a, b), nxt in zip(cards, nexts)]
+
+
+def _device_id(digits: str) -> bool:
+    """A phone's IMEI (15 digits, 35/86/01/99; Luhn-valid by design) or a SIM's ICCID (19-20 digits, 89): no card
+    number starts so (Amex is 34/37), and telecom calls say them all the time."""
+    return (len(digits) == 15 and digits[:2] in ("35", "86", "01", "99")) or (
+        len(digits) in (19, 20) and digits.startswith("89"))
 
 
 def _not_card(digits: str, lo: int, cue: str | None, raw: str, dob_cue: bool) -> list[tuple[str, int, int]]:
@@ -329,7 +348,7 @@ def _cues(ws: list[str]) -> list[tuple[str, int]]:
                 kind = "cvv"  # "the three digits on the back"
             elif w == "code" and not kind:
                 kind = "cvv" if ws[i - 1] not in NOT_CVV_CODE and _names_card(ws) else None
-            elif (w in ("card", "cards") and ws[i - 1] in ("sim", "id")) or (w == "order" and ws[i - 1] == "in") or (
+            elif (w in ("card", "cards") and ws[i - 1] in NOT_PAYMENT) or (w == "order" and ws[i - 1] == "in") or (
                     w == "security" and ws[i - 1] == "social"):  # "social security number" is an SSN's cue
                 kind = None
             if kind:
@@ -338,8 +357,8 @@ def _cues(ws: list[str]) -> list[tuple[str, int]]:
 
 
 def _names_card(ws: list[str]) -> bool:
-    return any(CUE_WORDS.get(w) == "card" or (w, n) in (("american", "express"), ("long", "number"))
-               for w, n in zip(ws, ws[1:]))
+    return any((CUE_WORDS.get(w) == "card" and ws[i - 1] not in NOT_PAYMENT)
+               or (w, ws[i + 1]) in (("american", "express"), ("long", "number")) for i, w in enumerate(ws[:-1]))
 
 
 def _cue_words(text: str) -> list[str]:
@@ -368,18 +387,20 @@ def _cross_turn(block: list[int], texts: list[str], entities):
         yield i, Span(kind, start, end), more
 
 
-def _answered(texts: list[str], i: int, may: list[bool]) -> tuple[str, bool]:
+def _answered(texts: list[str], speakers: list, i: int, may: list[bool]) -> tuple[str, bool]:
     """The turn that turn i answers, its context, and whether that is the turn just before it: the one before it;
-    when that only asks to wait ("Sure, one second.", "Hang on."), the nearest of the CUE_TURNS before it that
-    names or says something."""
+    when that names nothing and says no number ("Sure, one second.", "No problem, take your time."), the nearest
+    of the CUE_TURNS before it that does. A DOB cue counts only past short turns ("Hold on." "No problem."):
+    dates are common, and a longer turn between may have moved the talk on."""
     for k in range(i - 1, max(i - 1 - CUE_TURNS, -1), -1):
         if may[k] or _cues(_cue_words(texts[k])):
-            return texts[k], k == i - 1
-        if not WAITING.issuperset(LETTERS.findall(texts[k].lower())):
-            break
+            if k < i - 1 and speakers[k] == speakers[i]:
+                break  # a question is the other speaker's: this turn goes on from its own
+            return texts[k], all(len(texts[j]) <= SHORT_TURN for j in range(k + 1, i))
     return (texts[i - 1] if i else ""), True
 
 
+SHORT_TURN = 30  # characters: "Hold on.", "No problem, take your time."
 REPEATED_DIGITS = 5  # a read-back this long repeats a number; "ending 1111" (a card's last four) may stay
 
 
@@ -391,7 +412,8 @@ def _repeated(texts: list[str], found: list[list[Span]], may: list[bool]):
             if span.kind in ("card", "phone", "ssn"):
                 number = digits(texts[i][span.start:span.end])
                 later = [k for k in range(i + 1, min(i + 1 + CUE_TURNS, len(texts))) if may[k]]
-                for k, start, end in read_backs(texts, later, number, REPEATED_DIGITS):
+                shortest = len(number) if len(number) <= 8 else max(REPEATED_DIGITS, (len(number) + 1) // 2)
+                for k, start, end in read_backs(texts, later, number, shortest):
                     yield k, Span(span.kind, start, end)
 
 
@@ -408,8 +430,8 @@ def _block_context(texts: list[str], block: list[int]) -> str:
     return previous
 
 
-def _has_cue(text: str) -> bool:
-    return bool(_cues(_cue_words(text)))
+def _has_other_cue(text: str) -> bool:
+    return any(kind != "card" for kind, _ in _cues(_cue_words(text)))
 
 
 def _has_card_cue(text: str) -> bool:

@@ -51,61 +51,77 @@ def reredact(writer, entities: Collection[str], progress: bool | None = None) ->
         return False
     counts = store.read("calls", ["call_date"]).column("call_date").value_counts().to_pylist()
     calls_a_day = {c["values"]: c["counts"] for c in counts}
-    found, changed = Counter(), set()
+    found, changed, replaced = Counter(), set(), {}
     groups = day_groups(calls_a_day, ARCHIVE_CALLS)
     with bar(sum(calls_a_day.values()), "call", "redacting stored calls again", progress) as shown:
         for days in groups:
-            tables, spans = _redacted_again(store, days, entities, run)
+            tables, spans, texts = _redacted_again(store, days, entities, run)
             if tables:
-                writer.commit(tables, remove={name: store.parts_of(name, days) for name in tables})
+                # "found" stays in meta until the end: a run killed after this commit must still redo what
+                # derives from the text, though the next run finds nothing more in these days
+                writer.commit(tables, remove={name: store.parts_of(name, days) for name in tables},
+                              meta={"redaction_found": True})
                 changed |= {c for c, n in spans.items() if n}
                 found.update(spans)
+                replaced |= texts
             shown.update(sum(calls_a_day[day] for day in days))
-    meta = {"redaction_hash": now}
-    if changed:
-        topics = _topics_redacted(store, entities)
+    meta = {"redaction_hash": now, "redaction_found": False}
+    if changed or store.meta().get("redaction_found"):
+        topics = _topics_redacted(store, entities, replaced)
         writer.commit({"topics": topics} if topics is not None else {},
                       remove={"topics": store.manifest()["topics"]} if topics is not None else None,
                       meta={**meta, "topic_refit_due": "stored text redacted again"})
         run.counts["redacted"] += sum(found.values())
-        run.notes.append(f"redaction rules changed: redacted {sum(found.values())} more pieces of personal data in "
-                         f"{len(changed)} stored calls ({', '.join(sorted(changed)[:5])}"
-                         f"{', …' if len(changed) > 5 else ''}); their tags, scores, pages and topics are redone")
+        run.notes.append(_note(found, changed))
     else:
         writer.commit({}, meta=meta)
-    return bool(changed)
+        return False
+    return True
 
 
-def _redacted_again(store, days: set[date], entities: Collection[str], run) -> tuple[dict, Counter]:
-    """({table: the days' rows redacted again} for the tables that changed, spans found per call)."""
+def _note(found: Counter, changed: set[str]) -> str:
+    if not changed:  # an interrupted run redacted them; what derives from their text is still to redo
+        return "redaction rules changed: finishing what an interrupted run began; tags, scores, pages and topics redone"
+    names = ", ".join(sorted(changed)[:5]) + (", …" if len(changed) > 5 else "")
+    return (f"redaction rules changed: redacted {sum(found.values())} more pieces of personal data in {len(changed)} "
+            f"stored calls ({names}); their tags, scores, pages and topics are redone")
+
+
+def _redacted_again(store, days: set[date], entities: Collection[str], run) -> tuple[dict, Counter, dict]:
+    """({table: the days' rows redacted again} for the tables that changed, spans found per call, and each
+    utterance text that changed: old -> new)."""
     utterances = sorted(store.read("utterances", days=days).to_pylist(), key=lambda u: (u["call_id"], u["utt_idx"]))
     by_call: dict[str, list[dict]] = {}
     for u in utterances:
         by_call.setdefault(u["call_id"], []).append(u)
-    spans, rows = Counter(), []
+    spans, rows, dropped = Counter(), [], False
     for call_id, turns in by_call.items():
         try:
             clean, kinds = redact_utterances(turns, entities)
-        except ValueError as exc:  # rows an earlier release stored inconsistently: kept, and said
-            run.notes.append(f"{call_id}: stored text could not be redacted again ({exc})")
-            clean, kinds = turns, Counter()
+        except ValueError as exc:  # words an earlier release stored that do not spell the text: the text wins
+            clean, kinds = redact_utterances([{**t, "words": []} for t in turns], entities)
+            run.notes.append(f"{call_id}: stored words did not spell the text ({exc}); redacted on the text, words "
+                             "dropped")
+            dropped = True
         rows += clean
         spans[call_id] += sum(kinds.values())
-    tables = {"utterances": conform("utterances", rows)} if sum(spans.values()) else {}
+    tables = {"utterances": conform("utterances", rows)} if sum(spans.values()) or dropped else {}
+    texts = {old["text"]: new["text"] for old, new in zip(utterances, rows) if old["text"] != new["text"]}
     calls = store.read("calls", days=days).to_pylist()
     calls, in_extra = redact_extras(calls, entities)
     if in_extra:
         tables["calls"] = conform("calls", calls)
         spans.update(in_extra)
-    return tables, spans
+    return tables, spans, texts
 
 
-def _topics_redacted(store, entities: Collection[str]) -> pa.Table | None:
-    """The topics table with its examples redacted again, or None if none changed."""
+def _topics_redacted(store, entities: Collection[str], replaced: dict[str, str]) -> pa.Table | None:
+    """The topics table with its examples redacted again (as their utterance was, in its conversation, when the
+    pass changed it; else on their own), or None if none changed."""
     rows = store.read("topics").to_pylist()
     changed = False
     for row in rows:
-        examples = [redact_text(e, entities)[0] if e else e for e in row.get("examples") or []]
+        examples = [replaced.get(e) or redact_text(e, entities)[0] if e else e for e in row.get("examples") or []]
         changed |= examples != (row.get("examples") or [])
         row["examples"] = examples
     return conform("topics", rows) if changed else None

@@ -36,7 +36,7 @@ PROMPTS = set("and the then next last first final rest remaining more other othe
               "whats comes keep going carry continue please so of number numbers digits ones sorry again pardon was "
               "is correct".split())
 COUNTED = {"next", "last", "first", "final", "other", "remaining"}  # "the next four": four digits, not a 4
-WAITS = {"moment", "sec", "second", "minute", "min", "mo"}
+WAITS = {"moment", "sec", "second", "minute", "min", "mo", "more"}  # "one moment", "one more time"
 CARD_WORDS = {"card", "long"}  # "and the rest of the card?" goes on reading a card, but ends any other block
 PLAIN = BACKCHANNEL | PROMPTS | FILLERS | CARD_WORDS
 BETWEEN_WORDS = PLAIN | NUMBER_WORDS
@@ -50,11 +50,11 @@ MONEY = re.compile(r"[$£€%]")
 
 
 def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable[[str], bool],
-                has_cue: Callable[[str], bool], numeric: list[bool]) -> list[list[int]]:
+                has_other_cue: Callable[[str], bool], numeric: list[bool]) -> list[list[int]]:
     """Indices of the turns of each block of two or more turns (see the module docstring); a block reads a card
-    when has_card_cue is true of one of its turns or of the CUE_TURNS turns before it. has_cue: does a turn name
-    what a number is (a remark that does, "and the expiry?", ends a block even while a card is read); numeric:
-    which turns may say a number."""
+    when has_card_cue is true of one of its turns or of the CUE_TURNS turns before it. has_other_cue: does a turn
+    name a number other than a card's (a remark that does, "and the expiry?", ends a block even while a card is
+    read; "is that the Visa?" does not); numeric: which turns may say a number."""
     blocks, block, skipped, said, cued = [], [], [], {}, {}
 
     def block_said() -> str:
@@ -75,7 +75,7 @@ def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable
         """A short remark of the other speaker in the middle of a card ("sorry, could you repeat that?")."""
         # the block's last turn says a number, and so far fewer digits than a card has: the remark falls in the
         # middle of one
-        return numeric[block[-1]] and reading_card() and 0 < len(block_said()) < 16 and not has_cue(texts[i])
+        return numeric[block[-1]] and reading_card() and 0 < len(block_said()) < 16 and not has_other_cue(texts[i])
 
     for i, utterance in enumerate(utterances):
         speaker = utterance.get("speaker")
@@ -165,7 +165,9 @@ def _between(text: str, said: Callable[[], str], reading_card: Callable[[], bool
 def _remark(text: str, lowered: str, remark_in_card: Callable[[], bool]) -> bool:
     """A turn with words of its own is read through only in the middle of a card, and only when it says no number
     and names nothing ("Sorry, you broke up there", "Yes, I have that"): PCI makes over-redaction the cheap error."""
-    return remark_in_card() and not DIGIT.search(text) and NUMBER_WORDS.isdisjoint(WORD.findall(lowered))
+    # "oh" opening a remark ("Oh sorry, you cut out") is an interjection, not a zero
+    return remark_in_card() and not DIGIT.search(text) and NUMBER_WORDS.isdisjoint(
+        w for w in WORD.findall(lowered) if w not in ("oh", "o"))
 
 
 def read_backs(texts: list[str], turns: list[int], number: str, shortest: int = 2) -> list[tuple[int, int, int]]:
@@ -179,10 +181,14 @@ def digits(text: str) -> str:
     return "".join(ds for _, ds, _, _ in _digit_runs(Tokens(text)))
 
 
+def counts(tok: Tokens) -> set[int]:
+    """Indices of the words that count digits rather than say one ("the next four", "one moment")."""
+    return {i for i in range(len(tok.starts)) if _is_count(tok.words, i)}
+
+
 def _digit_runs(tok: Tokens) -> Iterator[tuple[list[int], str, int, int]]:
     """(token indices, digits, start, end) of each number run, counts ("the next four") left out."""
-    counts = {i for i in range(len(tok.starts)) if _is_count(tok.words, i)}
-    for run in runs(tok, counts):
+    for run in runs(tok, counts(tok)):
         ds = spell(tok, run)
         if ds:
             yield run, "".join(d[0] for d in ds), ds[0][1], ds[-1][2]

@@ -116,3 +116,19 @@ def test_a_store_already_redacted_by_these_rules_is_only_read_once(folder, prefe
     again = flows.nightly(config=str(folder / "callintel.yaml"))
     assert not any("redaction rules changed" in note for note in again["notes"]), again["notes"]
     assert again["counts"]["retagged"] == 0 and store.meta()["redaction_hash"] != "older release"
+
+
+def test_a_run_killed_after_redacting_some_days_still_redoes_what_derives_from_them(folder, prefect_harness):
+    """The killed run committed the days it redacted (their text is clean now) but not the end of the pass:
+    the next run finds nothing more in the text, and must still re-tag, re-score and refit from it."""
+    import flows
+
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    store = Store(folder / "out")
+    model_before = store.meta()["topic_model"]
+    with store.lock():
+        store.commit("killed", 1, {}, meta={"redaction_hash": "older release", "redaction_found": True})
+    again = flows.nightly(config=str(folder / "callintel.yaml"))
+    assert "redaction rules changed: finishing what an interrupted run began" in " ".join(again["notes"])
+    assert again["counts"]["retagged"] == len(CALLS)
+    assert store.meta()["topic_model"] != model_before and not store.meta()["redaction_found"]
