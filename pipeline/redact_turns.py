@@ -8,7 +8,10 @@ characters) that say nothing of their own:
 - prompts for more digits: "and the rest?", "the next four", "and then?", "keep going",
   "sorry, again?", "and the rest of the card?" (naming the card only when the block
   reads one; "four" after next/last/first/other is a count, not a digit);
-- read-backs: runs of 2+ digits the block has already said ("4111?", "mhm, 4111, go on").
+- read-backs: runs of 2+ digits the block has already said ("4111?", "mhm, 4111, go on");
+- in the middle of a card (a card named within CUE_TURNS, the block's last turn saying a
+  number, fewer than 16 digits so far): any remark that says no number and names nothing
+  but the card ("Oh sorry, you cut out there.", "Is that the Visa?").
 Anything else ends the block: a cue for something else ("and the expiry?", which must
 decide what the next digits are), "and how many handsets?", a digit not read back, a
 money sign. A turn read through is still its speaker's: it opens their next block.
