@@ -335,6 +335,8 @@ def _not_card(digits: str, lo: int, cue: str | None, raw: str, dob_cue: bool) ->
         return []
     if n == 10 or (n == 11 and digits[0] in "01") or (n == 12 and digits.startswith("44")):
         return [("phone", lo, lo + n)]
+    if cue == "phone" and 7 <= n <= 13:  # asked for a phone: a local number, or one ASR lost or split digits of
+        return [("phone", lo, lo + n)]
     return []
 
 

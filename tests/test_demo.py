@@ -37,8 +37,9 @@ def script_turns(call_id: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def transcribed():
-    """c-0001 (agent on the left) and c-0008 (agent on the right, per metadata.csv)."""
-    jobs = [j for j in plan_recordings(DEMO, NOTHING, "left").jobs if j.call_id in ("c-0001", "c-0008")]
+    """c-0001 (agent on the left), c-0002 (a phone number read out) and c-0008 (agent on the right, per
+    metadata.csv)."""
+    jobs = [j for j in plan_recordings(DEMO, NOTHING, "left").jobs if j.call_id in ("c-0001", "c-0002", "c-0008")]
     with Transcriber(AsrOptions(), workers=2, progress=False) as tr:
         return {r.call_id: r for r in tr.run(jobs)}
 
@@ -92,7 +93,7 @@ def test_words_are_close_to_the_script(transcribed, call_id):
 
 
 def test_no_card_number_or_birth_date_survives_redaction_from_audio(transcribed):
-    """The secrets come from the script: its card lines' digits and its birth years must not be stored."""
+    """The secrets come from the script: its card and phone lines' digits and its birth years must not be stored."""
     import re
 
     from pipeline.redact import redact_utterances
@@ -105,6 +106,8 @@ def test_no_card_number_or_birth_date_survives_redaction_from_audio(transcribed)
             if "card" in line.get("pii", []):
                 chunks = {digits[i:i + 4] for i in range(0, 16, 4)}
                 assert not [c for c in chunks if norm(c).replace(" ", "") in stored], (call_id, line["text"])
+            if "phone" in line.get("pii", []):  # tiny.en heard "26, 5 .5, 0 .142": still the caller's number
+                assert norm(digits[-4:]).replace(" ", "") not in stored, (call_id, line["text"])
             if "dob" in line.get("pii", []):
                 spoken = re.search(r"nineteen (\w+)(?: (\w+))?|two thousand(?: and)? (\w+)", norm(line["text"]))
                 assert spoken, line["text"]
