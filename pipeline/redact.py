@@ -37,6 +37,7 @@ invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$
   "March 4th 1986", "March 1986", "4 March 86", "04/03/1986", "1986-03-04", and runs
   of 6 or 8 digits that read as a date.
 - phone: 10 digits, 11 starting 1 or 0 (UK), 12 starting 44 (+44); not with an id cue.
+  With a phone cue, 7-13 digits (a local number, or one ASR lost or split digits of).
 - email: written, and spoken: "anna dot brooks at gmail dot com", "j underscore smith
   at outlook dot co dot uk" (the last label must be a common TLD).
 Kept: prices, times, zip codes, short runs, dates without a DOB cue, non-Luhn
@@ -55,7 +56,7 @@ its pieces, and runs of 5+ of its digits in the 4 turns after it ("That's 123 45
 Known limits: a card read in pieces with words between them in one turn where no card
 is named is missed; so are its pieces when the other speaker says a number of their own
 between them ("4112?" misheard); 7-digit local numbers,
-extensions and non-US/UK phone formats are not phones; a birth year alone is no date;
+extensions and non-US/UK phone formats are not phones without a phone cue; a birth year alone is no date;
 a non-DOB date in the turn after a DOB question is redacted; a 13-19 digit Luhn-valid
 identifier is a card, in one turn or read in pieces.
 """
