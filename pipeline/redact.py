@@ -8,10 +8,11 @@ from, and the digits are judged. Spans are character offsets in the original tex
 
 A cue is a word that says what a run is; the *nearest* decides: the last cue before
 the run, else one right after it ("... is my order number"), else the last one of the
-context (the turn answered: the previous one, or past turns that only ask to wait, "Hang
-on.", the question before them); for a run of up to 8 digits a cvv cue of the context wins
-("the three digit code on the back of the card?"). Classes: card (card, credit, debit,
-visa, amex, long number; not "SIM card"), cvv (expiry/expires, valid thru, security code,
+context (the turn answered: the previous one, or, past turns of the same speaker that name
+nothing and say no number, "Hang on.", the other speaker's question before them); for a
+run of up to 8 digits a cvv cue of the context beats its card cue ("the three digit code
+on the back of the card?"). Classes: card (card, visa, mastercard, amex, credit/debit card,
+long number; not "SIM card", "gift card"), cvv (expiry/expires, valid thru, security code,
 CVV, digits on the back, "code" where a card is named), ssn (social, SSN), phone (phone,
 mobile, cell, call me, reach you), id (order, account, reference, tracking, ticket,
 invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$",
@@ -51,12 +52,13 @@ context (a card cue between them, or when that turn has no cue one up to 4 turns
 the agent's question, takes its place), and a span crossing a turn boundary is redacted
 in each turn it touches: a card, phone or date read over several turns (Whisper turns
 end at pauses) goes, and with a card, phone or SSN the read-backs of its digits between
-its pieces, and runs of 5+ of its digits in the 4 turns after it ("That's 123 45 6789").
+its pieces, and in the 4 turns after it runs of at least half its digits, or all of a
+code's ("That's 123 45 6789", "so one two three").
 
-Known limits: a card read in pieces with words between them in one turn where no card
-is named is missed; so are its pieces when the other speaker says a number of their own
-between them ("4112?" misheard); 7-digit local numbers,
-extensions and non-US/UK phone formats are not phones without a phone cue; a birth year alone is no date;
+Known limits: a card read in pieces with words other than backchannel between them in one
+turn where no card is named is missed; so are its pieces when the other speaker says a
+number of their own between them ("4112?" misheard); 7-digit local numbers, extensions and
+non-US/UK phone formats are not phones without a phone cue; a birth year alone is no date;
 a non-DOB date in the turn after a DOB question is redacted; a 13-19 digit Luhn-valid
 identifier is a card, in one turn or read in pieces.
 """
@@ -66,43 +68,20 @@ import re
 from collections import Counter
 from typing import Collection
 
-from pipeline.spoken import (FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, TOKEN, Tokens, covered, dates,
+from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
                              emails, is_date, runs, spell)
+from pipeline.redact_cues import CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, nearest
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
 from pipeline.redact_turns import CUE_TURNS, EDGE, counts, cross_turn, digits, read_backs, turn_blocks
 
-# "cv" is how "CV2" reads (a word, then a digit); "credit"/"debit" alone are no card ("a credit of $17", "direct debit")
-CUE_WORDS = {**dict.fromkeys("expiry expires expire expired expiring expiration exp cvv cvc cv csc".split(), "cvv"),
-             **dict.fromkeys("card cards visa mastercard amex".split(), "card"),
-             **dict.fromkeys("social ssn".split(), "ssn"),
-             **dict.fromkeys("phone phones mobile cell telephone landline".split(), "phone"),
-             **dict.fromkeys("order account reference ref tracking ticket invoice confirmation policy zip postcode "
-                             "postal".split(), "id"),
-             **dict.fromkeys("birth birthday birthdate born dob".split(), "dob")}
-CUE_PAIRS = {("security", "code"): "cvv", ("security", "number"): "cvv", ("digit", "code"): "cvv",
-             ("credit", "card"): "card", ("debit", "card"): "card", ("american", "express"): "card",
-             ("long", "number"): "card", ("contact", "number"): "phone", ("d", "o"): "dob"}
-CUE_PAIRS |= {("valid", b): "cvv" for b in ("thru", "through", "until", "till", "to")}  # an expiry
-CUE_PAIRS |= {(a, b): "phone" for a in ("call", "reach", "text", "ring") for b in ("me", "you", "him", "her", "us")}
-CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booking transaction serial routing".split()
-              for b in ("number", "no", "id", "code")}
-CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back", "code"}
-# "code" alone is a card's security code only where a card is named; these codes are something else
-NOT_CVV_CODE = set("zip post postal area promo promotional discount voucher sort country access confirmation reference "
-                   "error puk pin activation unlock reset otp sms text verification gift "
-                   "booking tracking dialling dialing".split())
-NOT_PAYMENT = set("sim id gift loyalty reward rewards membership library business greeting key sd memory graphics "
-                  "sound network store".split())  # "SIM card", "gift card": no card number to protect
 TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
 ONE_DIGIT = re.compile(r"\d")
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
-CARD_HINT = re.compile("|".join(w for w, kind in CUE_WORDS.items() if kind == "card") + "|american|long")  # lower
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence|percent|%)", re.I)
-CUE_AFTER = re.compile(r"[\s,]*(?:(?:is|was|that's|its|it's|my|your|the)\s+){0,3}")
 
 
 def luhn(digits: str) -> bool:
@@ -135,7 +114,7 @@ def _find_pii(text: str, entities: Collection[str], context: str, context_dob: b
     """find_pii(); context_dob: whether a DOB cue in the context counts (not from a question turns back: a date
     said a few turns after "your date of birth?" may be any date)."""
     tok = Tokens(text)
-    cues, context_cues = _cues(tok.words), _cues(_cue_words(context)) if context else []
+    cues, context_cues = find_cues(tok.words), find_cues(cue_words(context)) if context else []
     dob_cue = any(kind == "dob" for kind, _ in cues + (context_cues if context_dob else []))
     found = [Span("email", a, b) for a, b in emails(text)]
     found += [Span("dob", a, b) for a, b in dates(tok, [(s.start, s.end) for s in found])
@@ -190,7 +169,7 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     speakers = [u.get("speaker") for u in utterances]
     found = [_find_pii(t, entities, *_answered(texts, speakers, i, may)) if may[i] else [] for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
-    for block in turn_blocks(utterances, texts, _has_card_cue, _has_other_cue, may):
+    for block in turn_blocks(utterances, texts, has_card_cue, has_other_cue, may):
         for i, span, is_continuation in _cross_turn(block, texts, entities):
             found[i].append(span)
             if is_continuation:
@@ -217,7 +196,7 @@ def _numbers(tok: Tokens, taken: list[Span], cues, context: tuple[str | None, st
         if not ds:
             continue
         end = ds[-1][2]
-        cue = _nearest(cues, tok, run[0], run[-1]) or context[len(ds) <= 8]
+        cue = nearest(cues, tok, run[0], run[-1]) or context[len(ds) <= 8]
         money = tok.text[:ds[0][1]].rstrip().endswith(("$", "£", "€")) or MONEY_AFTER.match(tok.text, end)
         if money:  # a price, unless a card follows it in the same run ("$50. 4111 1111 1111 1111")
             windows = _card_windows(ds, "".join(d[0] for d in ds)) if len(ds) > 13 else []
@@ -341,51 +320,13 @@ def _not_card(digits: str, lo: int, cue: str | None, raw: str, dob_cue: bool) ->
     return []
 
 
-def _cues(ws: list[str]) -> list[tuple[str, int]]:
-    """(class, word index) of every cue word; see the module docstring."""
-    found = []
-    for i, w in enumerate(ws):
-        if w in CUE_HEADS:
-            kind = CUE_PAIRS.get((w, ws[i + 1])) or CUE_WORDS.get(w)
-            if w == "back" and ws[i - 2:i] == ["on", "the"] and ws[i - 3] in ("digits", "numbers", "code"):
-                kind = "cvv"  # "the three digits on the back"
-            elif w == "code" and not kind:
-                kind = "cvv" if ws[i - 1] not in NOT_CVV_CODE and _names_card(ws) else None
-            elif (w in ("card", "cards") and ws[i - 1] in NOT_PAYMENT) or (w == "order" and ws[i - 1] == "in") or (
-                    w == "security" and ws[i - 1] == "social"):  # "social security number" is an SSN's cue
-                kind = None
-            if kind:
-                found.append((kind, i))
-    return found
-
-
-def _names_card(ws: list[str]) -> bool:
-    return any((CUE_WORDS.get(w) == "card" and ws[i - 1] not in NOT_PAYMENT)
-               or (w, ws[i + 1]) in (("american", "express"), ("long", "number")) for i, w in enumerate(ws[:-1]))
-
-
-def _cue_words(text: str) -> list[str]:
-    return TOKEN.findall(text.lower()) + [""] * 4
-
-
-def _nearest(cues, tok: Tokens, first: int, last: int) -> str | None:
-    """Class of the last cue before words first..last, else of one right after them ("... is my order number")."""
-    before = [kind for kind, i in cues if i < first]
-    if before:
-        return before[-1]
-    after = next(((kind, i) for kind, i in cues if i > last), None)
-    if after and CUE_AFTER.match(tok.text, tok.ends[last]).end() >= tok.starts[after[1]]:
-        return after[0]
-    return None
-
-
 # --- turns ---------------------------------------------------------------------------------
 
 def _cross_turn(block: list[int], texts: list[str], entities):
     """(utterance index, span part, is a continuation) for spans of the joined block that cross a turn, and for
     the other speaker's read-backs between their pieces (pipeline.redact_turns)."""
     context = _block_context(texts, block)
-    card_cue = any(_has_card_cue(t) for t in [context] + [texts[i] for i in block])
+    card_cue = any(has_card_cue(t) for t in [context] + [texts[i] for i in block])
     for i, kind, start, end, more in cross_turn(block, texts, lambda t, c: find_pii(t, entities, c), context, card_cue):
         yield i, Span(kind, start, end), more
 
@@ -396,7 +337,7 @@ def _answered(texts: list[str], speakers: list, i: int, may: list[bool]) -> tupl
     of the CUE_TURNS before it that does. A DOB cue counts only past short turns ("Hold on." "No problem."):
     dates are common, and a longer turn between may have moved the talk on."""
     for k in range(i - 1, max(i - 1 - CUE_TURNS, -1), -1):
-        if may[k] or _cues(_cue_words(texts[k])):
+        if may[k] or find_cues(cue_words(texts[k])):
             if k < i - 1 and speakers[k] == speakers[i]:
                 break  # a question is the other speaker's: this turn goes on from its own
             return texts[k], all(len(texts[j]) <= SHORT_TURN for j in range(k + 1, i))
@@ -426,16 +367,8 @@ def _block_context(texts: list[str], block: list[int]) -> str:
     like to pay by card" before "of course, whenever you're ready")."""
     first = block[0]
     inside = [texts[k] for k in range(first + 1, block[-1]) if k not in block]
-    previous = next((t for t in inside if _has_card_cue(t)), texts[first - 1] if first else "")
+    previous = next((t for t in inside if has_card_cue(t)), texts[first - 1] if first else "")
     for k in range(first - 2, max(first - 2 - CUE_TURNS, -1), -1):
-        if _has_card_cue(texts[k]):
-            return previous if _cues(_cue_words(previous)) else texts[k]
+        if has_card_cue(texts[k]):
+            return previous if find_cues(cue_words(previous)) else texts[k]
     return previous
-
-
-def _has_other_cue(text: str) -> bool:
-    return any(kind != "card" for kind, _ in _cues(_cue_words(text)))
-
-
-def _has_card_cue(text: str) -> bool:
-    return bool(CARD_HINT.search(text.lower())) and any(kind == "card" for kind, _ in _cues(_cue_words(text)))
