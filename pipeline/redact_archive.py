@@ -28,7 +28,9 @@ from pipeline.redact_meta import redact_extras
 from pipeline.schemas import conform
 from pipeline.store import day_groups
 
-REDACTION_CODE = ("redact.py", "redact_cues.py", "redact_turns.py", "redact_spans.py", "redact_meta.py", "spoken.py")
+# every module whose code decides what is redacted (tests/test_redact_archive.py keeps this list whole)
+REDACTION_CODE = ("redact.py", "redact_cues.py", "redact_turns.py", "redact_spans.py", "redact_meta.py",
+                  "spoken.py")
 ARCHIVE_CALLS = 20_000  # stored calls read and redacted again per commit, as archive.ARCHIVE_CALLS
 
 

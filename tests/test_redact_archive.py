@@ -132,3 +132,10 @@ def test_a_run_killed_after_redacting_some_days_still_redoes_what_derives_from_t
     assert "redaction rules changed: finishing what an interrupted run began" in " ".join(again["notes"])
     assert again["counts"]["retagged"] == len(CALLS)
     assert store.meta()["topic_model"] != model_before and not store.meta()["redaction_found"]
+
+
+def test_the_rules_hash_covers_every_redaction_module():
+    from pipeline.redact_archive import REDACTION_CODE
+
+    modules = {p.name for p in (ROOT / "pipeline").glob("redact*.py")} - {"redact_archive.py"}
+    assert modules | {"spoken.py"} == set(REDACTION_CODE)
