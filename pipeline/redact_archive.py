@@ -8,8 +8,8 @@ first runs them again over the stored utterances and `calls.extra`, a few days a
 (what the earlier rules took out is a placeholder already, so only what they missed is found). When
 anything was found, the archive is re-tagged and re-scored from the new text (so evidence and pages
 follow), topic examples are redacted, and the topic model is refit that night so the model file keeps
-no old text. The recordings' redacted audio copies are not redone: their spans came from the text of
-the night they were made.
+no old text. The redacted audio copies of the calls that changed are made again from their recordings
+with the new spans, or removed where that cannot be done.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from pipeline.audio_redact import redact_audio
 from pipeline.progress import bar
 from pipeline.redact import redact_text, redact_utterances
 from pipeline.redact_meta import redact_extras
@@ -57,7 +58,7 @@ def reredact(writer, entities: Collection[str], progress: bool | None = None) ->
     groups = day_groups(calls_a_day, ARCHIVE_CALLS)
     with bar(sum(calls_a_day.values()), "call", "redacting stored calls again", progress) as shown:
         for days in groups:
-            tables, spans, texts = _redacted_again(store, days, entities, run)
+            tables, spans, texts = _redacted_again(store, days, entities, run, writer.audio_from)
             if tables:
                 # "found" stays in meta until the end: a run killed after this commit must still redo what
                 # derives from the text, though the next run finds nothing more in these days
@@ -89,9 +90,11 @@ def _note(found: Counter, changed: set[str]) -> str:
             f"stored calls ({names}); their tags, scores, pages and topics are redone")
 
 
-def _redacted_again(store, days: set[date], entities: Collection[str], run) -> tuple[dict, Counter, dict]:
+def _redacted_again(store, days: set[date], entities: Collection[str], run,
+                    recordings: Path | None) -> tuple[dict, Counter, dict]:
     """({table: the days' rows redacted again} for the tables that changed, spans found per call, and each
-    utterance text that changed: old -> new)."""
+    utterance text that changed: old -> new). The redacted audio copies of calls that changed are made again
+    (`recordings`: the folder they are made from, when redaction.audio is on)."""
     utterances = sorted(store.read("utterances", days=days).to_pylist(), key=lambda u: (u["call_id"], u["utt_idx"]))
     by_call: dict[str, list[dict]] = {}
     for u in utterances:
@@ -110,11 +113,33 @@ def _redacted_again(store, days: set[date], entities: Collection[str], run) -> t
     tables = {"utterances": conform("utterances", rows)} if sum(spans.values()) or dropped else {}
     texts = {old["text"]: new["text"] for old, new in zip(utterances, rows) if old["text"] != new["text"]}
     calls = store.read("calls", days=days).to_pylist()
+    changed = {c for c, n in spans.items() if n}
+    by_call = {}
+    for row in rows:
+        by_call.setdefault(row["call_id"], []).append(row)
+    _audio_again(store, recordings, [c for c in calls if c["call_id"] in changed], by_call, run)
     calls, in_extra = redact_extras(calls, entities)
     if in_extra:
         tables["calls"] = conform("calls", calls)
         spans.update(in_extra)
     return tables, spans, texts
+
+
+def _audio_again(store, recordings: Path | None, calls: list[dict], utterances: dict[str, list[dict]], run) -> None:
+    """The redacted audio copies of these calls made again from their recordings and new spans; a copy that
+    cannot be (the recording is gone, or redaction.audio is off now) is removed: it holds what the text hides."""
+    for call in calls:
+        if not store.audio_path(call).exists():
+            continue
+        try:
+            if recordings is None:
+                raise ValueError("redaction.audio is off")
+            store.write_audio(call, lambda tmp, c=call: redact_audio(
+                Path(recordings) / c["source_path"], tmp, utterances[c["call_id"]], c["agent_channel"]))
+        except (ValueError, OSError) as exc:
+            store.audio_path(call).unlink(missing_ok=True)
+            run.notes.append(f"{call['call_id']}: redacted audio copy removed, not made again ({exc}): it held "
+                             "what the text now hides")
 
 
 def _topics_redacted(store, entities: Collection[str], replaced: dict[str, str]) -> pa.Table | None:
