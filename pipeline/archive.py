@@ -37,7 +37,8 @@ SPREAD_FROM = 2_000  # stored calls from which the archive is worth starting wor
 SCORED = ("scorecards", "scorecard_items", "flags")  # what a re-score replaces, day by day
 
 
-def _calls_a_day(store) -> dict[date, int]:
+def calls_per_day(store) -> dict[date, int]:
+    """Stored calls per call_date."""
     counts = store.read("calls", ["call_date"]).column("call_date").value_counts().to_pylist()
     return {c["values"]: c["counts"] for c in counts}
 
@@ -50,14 +51,14 @@ def retag(writer, tag_calls, spread: Spread | None = None, progress: bool | None
     before = store.meta().get("signals_hash")
     if before == library.hash and not force:
         return False
-    calls_a_day = _calls_a_day(store)
+    calls_a_day = calls_per_day(store)
     groups, spread = _grouped(calls_a_day, spread)
     stored = (_stored_text(store, days) for days in groups)
     if spread is None:
         done = (tag_rows(writer.tagger, rows, tag_calls) for rows in stored)
     else:
         done = spread.run(retag_anywhere, stored, writer.run.run_id, library.hash)
-    for n, days, (hits, categories) in _as_done(groups, done, calls_a_day, "re-tagging stored calls", progress):
+    for n, days, (hits, categories) in as_done(groups, done, calls_a_day, "re-tagging stored calls", progress):
         # the new hash only with the last group; scorecards are stale from the first until re-scored
         last = {} if n == len(groups) else {"signals_hash": before}
         writer.commit({"signal_hits": hits, "call_categories": categories},
@@ -80,7 +81,7 @@ def _grouped(calls_a_day: dict[date, int], spread: Spread | None) -> tuple[list[
     return day_groups(calls_a_day, spread.group_calls(calls)), spread
 
 
-def _as_done(groups: list[set[date]], done: Iterator, calls_a_day: dict[date, int], desc: str,
+def as_done(groups: list[set[date]], done: Iterator, calls_a_day: dict[date, int], desc: str,
              progress: bool | None) -> Iterator[tuple[int, set[date], tuple]]:
     """(n, days, result) of each group in turn, with the calls done shown (progress.bar)."""
     with bar(sum(calls_a_day.values()), "call", desc, progress) as shown:
@@ -114,14 +115,14 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
     due = retagged or meta.get("rescore_due") or meta.get("qa_hash") != rules.hash
     if not due and (meta.get("metrics_complete") or not _calls_without_metrics(store)):
         return  # the usual night: nothing to re-score, and no need to read the archive to know it
-    calls_a_day = _calls_a_day(store)
+    calls_a_day = calls_per_day(store)
     groups, spread = _grouped(calls_a_day, spread)
     stored = (_stored_rows(store, days) for days in groups)
     if spread is None:
         done = (rescore_rows(rules, writer.tagger.library, run.run_id, rows, score_calls) for rows in stored)
     else:
         done = spread.run(rescore_anywhere, stored, run.run_id, rules.hash)
-    for n, days, (tables, new) in _as_done(groups, done, calls_a_day, "re-scoring stored calls", progress):
+    for n, days, (tables, new) in as_done(groups, done, calls_a_day, "re-scoring stored calls", progress):
         writer.commit(tables, remove={name: store.parts_of(name, days) for name in SCORED},
                       meta={"rescore_due": n < len(groups)})
         writer.count_scored("rescored", new, _call_days(store, days))

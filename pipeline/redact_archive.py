@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.audio_redact import redact_audio
-from pipeline.progress import bar
+from pipeline import archive
+from pipeline.audio_redact import redact_recordings
 from pipeline.redact import redact_text, redact_utterances
 from pipeline.redact_meta import redact_extras
 from pipeline.schemas import conform
@@ -32,7 +32,6 @@ from pipeline.store import day_groups
 # every module whose code decides what is redacted (tests/test_redact_archive.py keeps this list whole)
 REDACTION_CODE = ("redact.py", "redact_cues.py", "redact_turns.py", "redact_spans.py", "redact_meta.py",
                   "spoken.py")
-ARCHIVE_CALLS = 20_000  # stored calls read and redacted again per commit, as archive.ARCHIVE_CALLS
 
 
 def redaction_hash(entities: Collection[str]) -> str:
@@ -52,22 +51,20 @@ def reredact(writer, entities: Collection[str], progress: bool | None = None) ->
     before = store.meta().get("redaction_hash")
     if before == now:
         return False
-    counts = store.read("calls", ["call_date"]).column("call_date").value_counts().to_pylist()
-    calls_a_day = {c["values"]: c["counts"] for c in counts}
+    calls_a_day = archive.calls_per_day(store)
+    groups = day_groups(calls_a_day, archive.ARCHIVE_CALLS)
+    done = (_redacted_again(store, days, entities, run, writer.audio_from) for days in groups)
     found, changed, replaced = Counter(), set(), {}
-    groups = day_groups(calls_a_day, ARCHIVE_CALLS)
-    with bar(sum(calls_a_day.values()), "call", "redacting stored calls again", progress) as shown:
-        for days in groups:
-            tables, spans, texts = _redacted_again(store, days, entities, run, writer.audio_from)
-            if tables:
-                # "found" stays in meta until the end: a run killed after this commit must still redo what
-                # derives from the text, though the next run finds nothing more in these days
-                writer.commit(tables, remove={name: store.parts_of(name, days) for name in tables},
-                              meta={"redaction_found": True})
-                changed |= {c for c, n in spans.items() if n}
-                found.update(spans)
-                replaced |= texts
-            shown.update(sum(calls_a_day[day] for day in days))
+    for _, days, (tables, spans, texts) in archive.as_done(groups, done, calls_a_day, "redacting stored calls again",
+                                                           progress):
+        if tables:
+            # "found" stays in meta until the end: a run killed after this commit must still redo what derives
+            # from the text, though the next run finds nothing more in these days
+            writer.commit(tables, remove={name: store.parts_of(name, days) for name in tables},
+                          meta={"redaction_found": True})
+            changed |= {c for c, n in spans.items() if n}
+            found.update(spans)
+            replaced |= texts
     meta = {"redaction_hash": now, "redaction_found": False}
     if changed or store.meta().get("redaction_found"):
         topics = _topics_redacted(store, entities, replaced)
@@ -113,11 +110,7 @@ def _redacted_again(store, days: set[date], entities: Collection[str], run,
     tables = {"utterances": conform("utterances", rows)} if sum(spans.values()) or dropped else {}
     texts = {old["text"]: new["text"] for old, new in zip(utterances, rows) if old["text"] != new["text"]}
     calls = store.read("calls", days=days).to_pylist()
-    changed = {c for c, n in spans.items() if n}
-    by_call = {}
-    for row in rows:
-        by_call.setdefault(row["call_id"], []).append(row)
-    _audio_again(store, recordings, [c for c in calls if c["call_id"] in changed], by_call, run)
+    _audio_again(store, recordings, [c for c in calls if spans[c["call_id"]]], rows, run)
     calls, in_extra = redact_extras(calls, entities)
     if in_extra:
         tables["calls"] = conform("calls", calls)
@@ -125,21 +118,20 @@ def _redacted_again(store, days: set[date], entities: Collection[str], run,
     return tables, spans, texts
 
 
-def _audio_again(store, recordings: Path | None, calls: list[dict], utterances: dict[str, list[dict]], run) -> None:
-    """The redacted audio copies of these calls made again from their recordings and new spans; a copy that
-    cannot be (the recording is gone, or redaction.audio is off now) is removed: it holds what the text hides."""
-    for call in calls:
-        if not store.audio_path(call).exists():
-            continue
-        try:
-            if recordings is None:
-                raise ValueError("redaction.audio is off")
-            store.write_audio(call, lambda tmp, c=call: redact_audio(
-                Path(recordings) / c["source_path"], tmp, utterances[c["call_id"]], c["agent_channel"]))
-        except (ValueError, OSError) as exc:
-            store.audio_path(call).unlink(missing_ok=True)
-            run.notes.append(f"{call['call_id']}: redacted audio copy removed, not made again ({exc}): it held "
-                             "what the text now hides")
+def _audio_again(store, recordings: Path | None, calls: list[dict], utterances: list[dict], run) -> None:
+    """The redacted audio copies of these calls made again from their recordings and new spans (utterances: the
+    days' redacted rows, by call); a copy that cannot be (the recording is gone, or redaction.audio is off now)
+    is removed: it holds what the text hides."""
+    copied = {c["source_path"]: c for c in calls if store.audio_path(c).exists()}
+    if recordings is None:
+        failed = [{"source_path": path, "error": "redaction.audio is off"} for path in copied]
+    else:
+        failed = redact_recordings(store, recordings, list(copied.values()), utterances)
+    for failure in failed:
+        call = copied[failure["source_path"]]
+        store.audio_path(call).unlink(missing_ok=True)
+        run.notes.append(f"{call['call_id']}: redacted audio copy removed, not made again ({failure['error']}): it "
+                         "held what the text now hides")
 
 
 def _topics_redacted(store, entities: Collection[str], replaced: dict[str, str]) -> pa.Table | None:
