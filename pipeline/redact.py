@@ -123,7 +123,7 @@ def _find_pii(text: str, entities: Collection[str], context: str, context_dob: b
     context_cue = kinds[-1] if kinds else None
     # "the three digit code on the back of the card?": a short answer is the code, whichever cue came last
     short_cue = "cvv" if context_cue == "card" and "cvv" in kinds else context_cue
-    found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], (context_cue, short_cue), dob_cue)
+    found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], context_cue, short_cue, dob_cue)
     named = "card" in kinds or any(kind == "card" for kind, _ in cues)
     if named or len(ONE_DIGIT.findall(text)) >= 13:
         found += _card_in_pieces(tok, found, named)
@@ -188,15 +188,17 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
 
 # --- numbers -------------------------------------------------------------------------------
 
-def _numbers(tok: Tokens, taken: list[Span], cues, context: tuple[str | None, str | None],
+def _numbers(tok: Tokens, taken: list[Span], cues, context_cue: str | None, short_cue: str | None,
              dob_cue: bool) -> list[Span]:
+    """Spans of the runs of digits; without a cue of its own a run takes the context's (short_cue for runs of up to
+    8 digits, where a security code asked for beats the card it is on)."""
     spans, last_card = [], None
     for run in runs(tok, covered(tok, [(s.start, s.end) for s in taken])):
         ds = spell(tok, run)
         if not ds:
             continue
         end = ds[-1][2]
-        cue = nearest(cues, tok, run[0], run[-1]) or context[len(ds) <= 8]
+        cue = nearest(cues, tok, run[0], run[-1]) or (short_cue if len(ds) <= 8 else context_cue)
         money = tok.text[:ds[0][1]].rstrip().endswith(("$", "£", "€")) or MONEY_AFTER.match(tok.text, end)
         if money:  # a price, unless a card follows it in the same run ("$50. 4111 1111 1111 1111")
             windows = _card_windows(ds, "".join(d[0] for d in ds)) if len(ds) > 13 else []

@@ -74,11 +74,11 @@ def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable
                 return True
         return False
 
-    def remark_in_card() -> bool:
+    def remark_in_card(text: str) -> bool:
         """A short remark of the other speaker in the middle of a card ("sorry, could you repeat that?")."""
         # the block's last turn says a number, and so far fewer digits than a card has: the remark falls in the
         # middle of one
-        return numeric[block[-1]] and reading_card() and 0 < len(block_said()) < 16 and not has_other_cue(texts[i])
+        return numeric[block[-1]] and reading_card() and 0 < len(block_said()) < 16 and not has_other_cue(text)
 
     for i, utterance in enumerate(utterances):
         speaker = utterance.get("speaker")
@@ -141,7 +141,7 @@ def searched(text: str) -> str:
 
 
 def _between(text: str, said: Callable[[], str], reading_card: Callable[[], bool],
-             remark_in_card: Callable[[], bool]) -> bool:
+             remark_in_card: Callable[[str], bool]) -> bool:
     """True for a turn of the other speaker a block reads on through; said() is what the block said so far."""
     if len(text) >= BETWEEN_CHARS or MONEY.search(text):
         return False  # "$" says something of its own
@@ -165,11 +165,11 @@ def _between(text: str, said: Callable[[], str], reading_card: Callable[[], bool
     return all(i in in_runs or w in PLAIN or _is_count(tok.words, i) for i, w in enumerate(tok.words[:len(tok.starts)]))
 
 
-def _remark(text: str, lowered: str, remark_in_card: Callable[[], bool]) -> bool:
+def _remark(text: str, lowered: str, remark_in_card: Callable[[str], bool]) -> bool:
     """A turn with words of its own is read through only in the middle of a card, and only when it says no number
     and names nothing ("Sorry, you broke up there", "Yes, I have that"): PCI makes over-redaction the cheap error."""
     # "oh" opening a remark ("Oh sorry, you cut out") is an interjection, not a zero
-    return remark_in_card() and not DIGIT.search(text) and NUMBER_WORDS.isdisjoint(
+    return remark_in_card(text) and not DIGIT.search(text) and NUMBER_WORDS.isdisjoint(
         w for w in WORD.findall(lowered) if w not in ("oh", "o"))
 
 
