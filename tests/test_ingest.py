@@ -87,7 +87,8 @@ def test_bad_metadata_rows_fail_alone_and_say_why(folder):
         "../../etc/passwd,c-3,,\n"
         "b.WAV,c-4,yesterday,\n"
         "b.WAV,c-1,,\n"
-        "b.WAV,c-6,,centre\n")
+        "b.WAV,c-6,,centre\n"
+        "b.WAV,c-7,paid with 4111 1111 1111 1111,\n")  # a notes column shifted into started_at
     rows, failures = read_metadata(folder)
     assert [f["error"] for f in failures] == [
         "metadata.csv line 3: file 'missing.wav' not found",
@@ -95,6 +96,7 @@ def test_bad_metadata_rows_fail_alone_and_say_why(folder):
         "metadata.csv line 5: started_at 'yesterday' is not an ISO-8601 timestamp",
         "metadata.csv line 6: duplicate call_id 'c-1' (first on line 2)",
         "metadata.csv line 7: agent_channel 'centre' must be left, right or mono",
+        "metadata.csv line 8: started_at 'paid with [CARD]' is not an ISO-8601 timestamp",  # stored: no card in it
     ]
     assert [r["call_id"] for r in rows.values()] == ["c-1"]
 
