@@ -69,7 +69,7 @@ from collections import Counter
 from typing import Collection
 
 from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
-                             emails, is_date, runs, spell)
+                             SPOKEN_AT, emails, is_date, runs, spell)
 from pipeline.redact_cues import CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, nearest
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
 from pipeline.redact_turns import CUE_TURNS, EDGE, counts, cross_turn, digits, read_backs, turn_blocks
@@ -79,6 +79,7 @@ TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits 
 DIGIT_OR_AT = re.compile(r"[\d@]")
 ONE_DIGIT = re.compile(r"\d")
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
+SPAN_WORDS = NUMBER_WORDS | MONTHS | ORDINALS.keys()  # the words a number or a date may begin or end with
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence|percent|%)", re.I)
@@ -170,6 +171,8 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     found = [_find_pii(t, entities, *_answered(texts, speakers, i, may)) if may[i] else [] for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
     for block in turn_blocks(utterances, texts, has_card_cue, has_other_cue, may):
+        if not _may_cross(block, texts):
+            continue
         for i, span, is_continuation in _cross_turn(block, texts, entities):
             found[i].append(span)
             if is_continuation:
@@ -331,6 +334,25 @@ def _cross_turn(block: list[int], texts: list[str], entities):
     card_cue = any(has_card_cue(t) for t in [context] + [texts[i] for i in block])
     for i, kind, start, end, more in cross_turn(block, texts, lambda t, c: find_pii(t, entities, c), context, card_cue):
         yield i, Span(kind, start, end), more
+
+
+def _may_cross(block: list[int], texts: list[str]) -> bool:
+    """False for a block no span can cross a turn of, so it need not be searched joined (most blocks).
+
+    A span crossing turns starts in one turn and ends in a later one. A number's or a date's first and last
+    words are digits, number words, ordinals or months, so two of its turns say one; only an e-mail may begin
+    with a plain word ("anna" / "at gmail dot com"), and it needs an "at" or "@".
+    """
+    said = 0
+    for i in block:
+        text = texts[i]
+        if "@" in text or SPOKEN_AT.search(text):
+            return True
+        if ONE_DIGIT.search(text) or not SPAN_WORDS.isdisjoint(LETTERS.findall(text.lower())):
+            said += 1
+            if said == 2:
+                return True
+    return False
 
 
 def _answered(texts: list[str], speakers: list, i: int, may: list[bool]) -> tuple[str, bool]:
