@@ -58,9 +58,10 @@ code's ("That's 123 45 6789", "so one two three").
 Known limits: a card read in pieces with words other than backchannel between them in one
 turn where no card is named is missed; so are its pieces when the other speaker says a
 number of their own between them ("4112?" misheard); 7-digit local numbers, extensions and
-non-US/UK phone formats are not phones without a phone cue; a birth year alone is no date;
-a non-DOB date in the turn after a DOB question is redacted; a 13-19 digit Luhn-valid
-identifier is a card, in one turn or read in pieces.
+non-US/UK phone formats are not phones without a phone cue; a birth year alone is one only
+in answer to a name, a date or a date of birth (and any year of 1900-2012 said alone then
+is taken for one); a non-DOB date in the turn after a DOB question is redacted; a 13-19
+digit Luhn-valid identifier is a card, in one turn or read in pieces.
 """
 from __future__ import annotations
 
@@ -69,17 +70,17 @@ from collections import Counter
 from typing import Collection
 
 from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
-                             SPOKEN_AT, emails, is_date, runs, spell)
+                             emails, is_date, runs, spell)
 from pipeline.redact_cues import CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, nearest
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
-from pipeline.redact_turns import CUE_TURNS, EDGE, counts, cross_turn, digits, read_backs, turn_blocks
+from pipeline.redact_turns import (CUE_TURNS, EDGE, counts, cross_turn, digits, may_cross, read_backs,
+                                   turn_blocks)
 
 TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
 ONE_DIGIT = re.compile(r"\d")
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
-SPAN_WORDS = NUMBER_WORDS | MONTHS | ORDINALS.keys()  # the words a number or a date may begin or end with
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence|percent|%)", re.I)
@@ -101,6 +102,11 @@ BIRTH_YEAR = re.compile(
     r"\btwo thousand(?: and)? (?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b")
 
 
+# Asked for a name or a date, a caller verifying who they are gives their birth date: a year said alone then is
+# its year, even when ASR lost the cue ("your full name and worth date", "name and word made") and the day.
+IDENTITY_WORDS = {"name", "date"}
+
+
 def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "") -> list[Span]:
     """Non-overlapping PII spans of text, sorted; context is the previous utterance of the call.
 
@@ -115,8 +121,10 @@ def _find_pii(text: str, entities: Collection[str], context: str, context_dob: b
     """find_pii(); context_dob: whether a DOB cue in the context counts (not from a question turns back: a date
     said a few turns after "your date of birth?" may be any date)."""
     tok = Tokens(text)
-    cues, context_cues = find_cues(tok.words), find_cues(cue_words(context)) if context else []
+    asked = cue_words(context) if context else []
+    cues, context_cues = find_cues(tok.words), find_cues(asked)
     dob_cue = any(kind == "dob" for kind, _ in cues + (context_cues if context_dob else []))
+    year_cue = dob_cue or (context_dob and not IDENTITY_WORDS.isdisjoint(asked))
     found = [Span("email", a, b) for a, b in emails(text)]
     found += [Span("dob", a, b) for a, b in dates(tok, [(s.start, s.end) for s in found])
               if dob_cue or BIRTH_YEAR.search(text[a:b].lower())]
@@ -124,7 +132,7 @@ def _find_pii(text: str, entities: Collection[str], context: str, context_dob: b
     context_cue = kinds[-1] if kinds else None
     # "the three digit code on the back of the card?": a short answer is the code, whichever cue came last
     short_cue = "cvv" if context_cue == "card" and "cvv" in kinds else context_cue
-    found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], context_cue, short_cue, dob_cue)
+    found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], context_cue, short_cue, dob_cue, year_cue)
     named = "card" in kinds or any(kind == "card" for kind, _ in cues)
     if named or len(ONE_DIGIT.findall(text)) >= 13:
         found += _card_in_pieces(tok, found, named)
@@ -171,7 +179,7 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     found = [_find_pii(t, entities, *_answered(texts, speakers, i, may)) if may[i] else [] for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
     for block in turn_blocks(utterances, texts, has_card_cue, has_other_cue, may):
-        if not _may_cross(block, texts):
+        if not may_cross(block, texts):
             continue
         for i, span, is_continuation in _cross_turn(block, texts, entities):
             found[i].append(span)
@@ -192,20 +200,24 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
 # --- numbers -------------------------------------------------------------------------------
 
 def _numbers(tok: Tokens, taken: list[Span], cues, context_cue: str | None, short_cue: str | None,
-             dob_cue: bool) -> list[Span]:
+             dob_cue: bool, year_cue: bool) -> list[Span]:
     """Spans of the runs of digits; without a cue of its own a run takes the context's (short_cue for runs of up to
-    8 digits, where a security code asked for beats the card it is on)."""
+    8 digits, where a security code asked for beats the card it is on). year_cue: a year said alone, with no cue of
+    its own, is a birth year (IDENTITY_WORDS)."""
     spans, last_card = [], None
     for run in runs(tok, covered(tok, [(s.start, s.end) for s in taken])):
         ds = spell(tok, run)
         if not ds:
             continue
         end = ds[-1][2]
-        cue = nearest(cues, tok, run[0], run[-1]) or (short_cue if len(ds) <= 8 else context_cue)
+        own = nearest(cues, tok, run[0], run[-1])
+        cue = own or (short_cue if len(ds) <= 8 else context_cue)
         money = tok.text[:ds[0][1]].rstrip().endswith(("$", "£", "€")) or MONEY_AFTER.match(tok.text, end)
         if money:  # a price, unless a card follows it in the same run ("$50. 4111 1111 1111 1111")
             windows = _card_windows(ds, "".join(d[0] for d in ds)) if len(ds) > 13 else []
             hits = [("card", a, b) for a, b in windows if a > 0]  # never from the price's own first digit
+        elif year_cue and not own and len(ds) == 4 and BIRTH_YEAR.fullmatch("".join(d[0] for d in ds)):
+            hits = [("dob", 0, 4)]
         else:
             hits = _classify(ds, cue, tok.text, dob_cue, lead_oh=tok.words[run[0]] in ("oh", "o"))
         if not hits and not money and last_card and run[0] - last_card[1] <= 4 and 3 <= len(ds) <= 8:
@@ -334,25 +346,6 @@ def _cross_turn(block: list[int], texts: list[str], entities):
     card_cue = any(has_card_cue(t) for t in [context] + [texts[i] for i in block])
     for i, kind, start, end, more in cross_turn(block, texts, lambda t, c: find_pii(t, entities, c), context, card_cue):
         yield i, Span(kind, start, end), more
-
-
-def _may_cross(block: list[int], texts: list[str]) -> bool:
-    """False for a block no span can cross a turn of, so it need not be searched joined (most blocks).
-
-    A span crossing turns starts in one turn and ends in a later one. A number's or a date's first and last
-    words are digits, number words, ordinals or months, so two of its turns say one; only an e-mail may begin
-    with a plain word ("anna" / "at gmail dot com"), and it needs an "at" or "@".
-    """
-    said = 0
-    for i in block:
-        text = texts[i]
-        if "@" in text or SPOKEN_AT.search(text):
-            return True
-        if ONE_DIGIT.search(text) or not SPAN_WORDS.isdisjoint(LETTERS.findall(text.lower())):
-            said += 1
-            if said == 2:
-                return True
-    return False
 
 
 def _answered(texts: list[str], speakers: list, i: int, may: list[bool]) -> tuple[str, bool]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterator
 
-from pipeline.spoken import FILLERS, NUMBER_WORDS, UNITS, Tokens, runs, spell
+from pipeline.spoken import FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, SPOKEN_AT, UNITS, Tokens, runs, spell
 
 BACKCHANNEL = set("ok okay mhm mhmm mm hm hmm mmhmm mm-hmm uh-huh uh huh um hum yes yeah yep yup right all sure go "
                   "on ahead got it gotcha alright thanks thank you great perfect cool fine understood noted ready sir "
@@ -50,6 +50,8 @@ KEEP = set("$£€%+(")  # "$" before a run or "%" after it says what it is; "+4
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")  # the words Tokens reads
 DIGIT = re.compile(r"\d")
 MONEY = re.compile(r"[$£€%]")
+LETTERS = re.compile(r"[^\W\d_]+")
+SPAN_WORDS = NUMBER_WORDS | MONTHS | ORDINALS.keys()  # the words a number or a date may begin or end with
 
 
 def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable[[str], bool],
@@ -92,6 +94,25 @@ def turn_blocks(utterances: list[dict], texts: list[str], has_card_cue: Callable
             # turns read through are still their speaker's: "go 49" before "4111 4242" is read with it
             block, skipped = [k for k in skipped if utterances[k].get("speaker") == speaker] + [i], []
     return [b for b in blocks + [block] if len(b) > 1]
+
+
+def may_cross(block: list[int], texts: list[str]) -> bool:
+    """False for a block no span can cross a turn of, so it need not be searched joined (most blocks).
+
+    A span crossing turns starts in one turn and ends in a later one. A number's or a date's first and last
+    words are digits, number words, ordinals or months, so two of its turns say one; only an e-mail may begin
+    with a plain word ("anna" / "at gmail dot com"), and it needs an "at" or "@".
+    """
+    said = 0
+    for i in block:
+        text = texts[i]
+        if "@" in text or SPOKEN_AT.search(text):
+            return True
+        if DIGIT.search(text) or not SPAN_WORDS.isdisjoint(LETTERS.findall(text.lower())):
+            said += 1
+            if said == 2:
+                return True
+    return False
 
 
 def cross_turn(block: list[int], texts: list[str], find: Callable[[str, str], list], context: str,
