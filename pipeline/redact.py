@@ -26,7 +26,8 @@ invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$
   at a 0, best first (starting 2-6, 16 long, earliest), never overlapping. Up to 8
   digits after a card in its run go with it; more are judged on their own. A run of 20+
   digits with no such window (Whisper looping on a card: "4424242424...") goes whole,
-  unless an id cue is nearest (tracking numbers are long). Where a card is named, runs
+  unless an id cue is nearest (tracking numbers are long); so does one of 17-19 whose
+  first 16 (Amex 15) are a card, in groups ASR made up ("4 -11 -11 ..."). Where a card is named, runs
   at most 4 words apart whose digits together are a Luhn-valid card ("4111 1111, sorry,
   1111 1111").
 - expiry/CVV, redacted as card: 2-8 digits with a cvv cue nearest (with a month name
@@ -272,7 +273,8 @@ def _classify(ds, cue, text: str, dob_cue: bool, lead_oh: bool) -> list[tuple[st
         cards = []
     elif 13 <= n <= 19:
         cards = [(0, n)] if luhn(digits) else [(1, n)] if lead_oh and n > 13 and luhn(digits[1:]) else []
-        cards = cards or _card_windows(ds, digits)  # a card glued to a shorter number before it ("zip 90210 4111 ...")
+        # a card glued to a shorter number before it ("zip 90210 4111 ..."), or a card and digits ASR repeated
+        cards = cards or _card_windows(ds, digits) or ([(0, n)] if cue != "id" and _card_first(digits) else [])
     else:
         # an order or account number said just before a card joins its run; a long id read in groups
         # (a tracking number) is no card, so with an id cue only a card in a turn or group of its own counts
@@ -311,6 +313,12 @@ def _card_windows(ds, digits: str, own_turn_in: str | None = None) -> list[tuple
     cards.sort()
     nexts = [a for a, _ in cards[1:]] + [n]
     return [(a, nxt if nxt - b <= 8 else b) for (a, b), nxt in zip(cards, nexts)]
+
+
+def _card_first(digits: str) -> bool:
+    """A card's 16 (Amex: 15) digits first, in groups ASR made up and with digits it said again after them:
+    "4 -11 -11 -11 -11 -11 -11 -11 -11 -11" for "four one one one, one one one one, ...": 17-19 digits."""
+    return (luhn(digits[:16]) and digits[0] in "2456") or (digits[:2] in ("34", "37") and luhn(digits[:15]))
 
 
 def _device_id(digits: str) -> bool:

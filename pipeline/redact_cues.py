@@ -18,6 +18,7 @@ CUE_WORDS = {**dict.fromkeys("expiry expires expire expired expiring expiration 
              **dict.fromkeys("order account reference ref tracking ticket invoice confirmation policy zip postcode "
                              "postal".split(), "id"),
              **dict.fromkeys("birth birthday birthdate born dob".split(), "dob")}
+CUE_WORDS |= {w + "'s": kind for w, kind in CUE_WORDS.items()}  # "my card's number is", "the visa's expiry"
 CUE_PAIRS = {("security", "code"): "cvv", ("security", "number"): "cvv", ("digit", "code"): "cvv",
              ("credit", "card"): "card", ("debit", "card"): "card", ("american", "express"): "card",
              ("long", "number"): "card", ("contact", "number"): "phone", ("d", "o"): "dob"}
@@ -46,7 +47,7 @@ def find_cues(ws: list[str]) -> list[tuple[str, int]]:
                 kind = "cvv"  # "the three digits on the back"
             elif w == "code" and not kind:
                 kind = "cvv" if ws[i - 1] not in NOT_CVV_CODE and _names_card(ws) else None
-            elif (w in ("card", "cards") and ws[i - 1] in NOT_PAYMENT) or (w == "order" and ws[i - 1] == "in") or (
+            elif (w in ("card", "cards", "card's") and ws[i - 1] in NOT_PAYMENT) or (w == "order" and ws[i - 1] == "in") or (
                     w == "security" and ws[i - 1] == "social"):  # "social security number" is an SSN's cue
                 kind = None
             if kind:
