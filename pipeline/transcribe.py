@@ -194,14 +194,22 @@ def transcribe_words(model, audio: np.ndarray, opts: AsrOptions, speaker: str) -
 
 
 def words_to_utterances(words: Iterable[Word], pause_s: float) -> list[dict]:
-    """Merge words of all speakers in time order into turns; one turn never spans another speaker's words."""
+    """Merge words of all speakers in time order into turns, in the order they start.
+
+    A speaker's turn ends at a pause of pause_s, or where the other speaker said a word wholly inside its gap
+    (a reply: "how can" / "hello" / "I help"). Words said over each other do not end it: cross-talk stays two
+    whole overlapping turns, not a word of each side in turn ("I" / "March." / "don't" / "So there is").
+    """
+    ordered = sorted(words, key=lambda w: (w.start_s, w.end_s))
     turns: list[list[Word]] = []
-    for word in sorted(words, key=lambda w: (w.start_s, w.end_s)):
-        last = turns[-1][-1] if turns else None
-        if last and last.speaker == word.speaker and word.start_s - last.end_s < pause_s:
-            turns[-1].append(word)
-        else:
-            turns.append([word])
+    open_turn: dict[str | None, tuple[int, int]] = {}  # speaker -> (its turn, position of its last word)
+    for pos, word in enumerate(ordered):
+        turn, last_pos = open_turn.get(word.speaker, (None, 0))
+        if turn is None or _turn_ends(ordered, last_pos, pos, pause_s):
+            turns.append([])
+            turn = len(turns) - 1
+        turns[turn].append(word)
+        open_turn[word.speaker] = (turn, pos)
     return [
         {
             "utt_idx": i, "speaker": turn[0].speaker, "start_s": turn[0].start_s, "end_s": turn[-1].end_s,
@@ -212,6 +220,15 @@ def words_to_utterances(words: Iterable[Word], pause_s: float) -> list[dict]:
         }
         for i, turn in enumerate(turns)
     ]
+
+
+def _turn_ends(ordered: list[Word], last_pos: int, pos: int, pause_s: float) -> bool:
+    """Whether ordered[pos] starts a new turn after its speaker's last word, ordered[last_pos]."""
+    last, word = ordered[last_pos], ordered[pos]
+    if word.start_s - last.end_s >= pause_s:
+        return True
+    return any(other.speaker != word.speaker and other.start_s >= last.end_s and other.end_s <= word.start_s
+               for other in ordered[last_pos + 1:pos])
 
 
 # ---- worker side: one model per process, loaded once ----

@@ -25,6 +25,19 @@ def test_a_turn_never_spans_the_other_speakers_reply():
     assert (utts[2]["start_s"], utts[2]["end_s"]) == (1.6, 2.0)
 
 
+def test_words_said_over_each_other_stay_two_whole_turns():
+    """Cross-talk (c-0004's customer cutting in on the agent): each side's words stay one turn, in start order;
+    a word-by-word split made "I" / "March." / "don't" / "So there is" / "care"."""
+    agent = [w("I", 7.0, 7.2, "agent"), w("don't", 7.4, 7.6, "agent"), w("care", 7.8, 8.0, "agent"),
+             w("about", 8.05, 8.3, "agent"), w("my", 8.3, 8.4, "agent"), w("fee", 8.4, 8.7, "agent")]
+    customer = [w("March.", 7.1, 7.5, "customer"), w("So", 7.55, 7.7, "customer"), w("there", 7.7, 7.9, "customer"),
+                w("is", 7.9, 8.1, "customer")]
+    utts = words_to_utterances(agent + customer, pause_s=0.8)
+    assert [(u["speaker"], u["text"]) for u in utts] == [
+        ("agent", "I don't care about my fee"), ("customer", "March. So there is")]
+    assert [(u["start_s"], u["end_s"]) for u in utts] == [(7.0, 8.7), (7.1, 8.1)]
+
+
 def test_a_pause_starts_a_new_utterance_of_the_same_speaker():
     ws = [w("yes", 0.0, 0.3, "customer"), w("please", 0.4, 0.8, "customer"), w("thanks", 1.7, 2.0, "customer")]
     assert [u["text"] for u in words_to_utterances(ws, pause_s=0.8)] == ["yes please", "thanks"]
