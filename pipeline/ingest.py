@@ -17,6 +17,7 @@ import av
 import pandas as pd
 
 from pipeline.redact_meta import quoted
+from pipeline.wav_header import wav_shortfall
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr"}
 METADATA_COLUMNS = {"file", "call_id", "started_at", "agent_id", "queue", "direction", "agent_channel"}
@@ -172,34 +173,6 @@ def probe(path: Path) -> tuple[int, int, float]:
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ValueError(f"cannot decode audio: {reason}; not a recording, or a damaged one") from None
-
-
-def wav_shortfall(path: Path, size: int) -> tuple[float, float] | None:
-    """(declared_s, held_s) of a RIFF/WAVE file whose data chunk promises more than the file holds, else None.
-
-    A data size of 0 or 0xFFFFFFFF is how streaming writers say "unknown": not a truncation. Up to 0.1 s short
-    is tolerated (sloppy writers round the size).
-    """
-    with open(path, "rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
-            return None
-        pos, byte_rate = 12, 0
-        for _ in range(64):  # a WAV has a handful of chunks; stop rather than walk a corrupt file
-            fh.seek(pos)
-            chunk = fh.read(8)
-            if len(chunk) < 8:
-                return None
-            kind, length = chunk[:4], int.from_bytes(chunk[4:], "little")
-            if kind == b"fmt ":
-                byte_rate = int.from_bytes(fh.read(12)[8:12], "little")
-            elif kind == b"data":
-                held = size - pos - 8
-                if length in (0, 0xFFFFFFFF) or not byte_rate or held >= length - byte_rate // 10:
-                    return None
-                return length / byte_rate, max(held, 0) / byte_rate
-            pos += 8 + length + (length & 1)
-    return None
 
 
 def read_metadata(folder: Path) -> tuple[dict[str, dict], list[dict]]:
