@@ -111,7 +111,7 @@ def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress
         _import_transcripts(cfg, writer, known, since, progress)
     with run.step("recordings"):
         plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=stored_transcript_ids(store),
-                               forgotten=store.forgotten())
+                               forgotten=store.forgotten(), unsized_settle_s=cfg.unsized_wav_settle_minutes * 60)
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
         run.notes += plan.notes + ([] if cfg.input.is_dir() else

@@ -107,6 +107,9 @@ class Config(_Strict):
     # Imported transcripts cost ~1/1000 of transcribing per call: losing 5000 to a kill costs a few seconds
     # on two cores, while commits of 500 wrote twice the part files and took 2x the writing time.
     import_commit_every: int = Field(5000, ge=1, le=100_000)
+    # A WAV whose header gives no size (0 or 0xFFFFFFFF: a streaming recorder's placeholder) is left until it has
+    # not changed for this long, so a call still being recorded is not stored half-length for good.
+    unsized_wav_settle_minutes: float = Field(10, gt=0, le=1440)
     asr: AsrConfig = AsrConfig()
     channels: ChannelsConfig = ChannelsConfig()
     redaction: RedactionConfig = RedactionConfig()
@@ -120,7 +123,8 @@ class Config(_Strict):
 
     def hash(self) -> str:
         """Stable hash of what affects outputs, recorded on every run."""
-        payload = self.model_dump(mode="json", exclude={"runner", "schedule", "commit_every", "import_commit_every"})
+        payload = self.model_dump(mode="json", exclude={"runner", "schedule", "commit_every", "import_commit_every",
+                                                     "unsized_wav_settle_minutes"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

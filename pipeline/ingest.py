@@ -17,13 +17,16 @@ import av
 import pandas as pd
 
 from pipeline.redact_meta import quoted
-from pipeline.wav_header import wav_shortfall
+from pipeline.wav_header import wav_shortfall, wav_size_unknown
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr"}
 METADATA_COLUMNS = {"file", "call_id", "started_at", "agent_id", "queue", "direction", "agent_channel"}
 # A file modified in the last SETTLE_S seconds is looked at again RECHECK_S later: one that changed meanwhile is
 # still being written (a copy in progress, a call still being recorded) and is left for the next run.
 SETTLE_S, RECHECK_S = 60.0, 1.0
+# A WAV whose header gives no size is a streaming recorder's until it has not changed for this long (the
+# default of callintel.yaml's unsized_wav_settle_minutes): a call on hold writes nothing for minutes.
+UNSIZED_SETTLE_S = 600.0
 
 
 @dataclass
@@ -72,26 +75,34 @@ def discover(folder: Path) -> list[Path]:
     )
 
 
-def still_written(files: list[Path]) -> set[Path]:
-    """Those of these files still being written: modified in the last SETTLE_S seconds, and again within RECHECK_S.
+def still_written(files: list[Path], unsized_settle_s: float = UNSIZED_SETTLE_S) -> dict[Path, str]:
+    """Those of these files still being written, each with the note that says so: modified in the last SETTLE_S
+    seconds and again within RECHECK_S, or a WAV whose header gives no size modified in the last unsized_settle_s.
 
     A WAV cut short betrays itself (probe: its header declares more), an mp3 or ogg does not: half a copy
-    decodes as a shorter call, and once stored short the whole file would be skipped, or stored twice.
+    decodes as a shorter call, and once stored short the whole file would be skipped, or stored twice. A WAV
+    a streaming recorder is still writing hides it the same way: its RIFF and data sizes stay 0 or 0xFFFFFFFF
+    until the call ends. Once unchanged for unsized_settle_s it is taken as it is, its length from the audio it
+    holds: some recorders never fix the header.
     """
-    now, recent = time.time(), {}
+    now, recent, writing = time.time(), {}, {}
+    wait = f"{unsized_settle_s / 60:g} min"
     for path in files:
         with contextlib.suppress(OSError):  # unreadable or gone: the plan reports it
-            if now - (stat := path.stat()).st_mtime < SETTLE_S:
+            age = now - (stat := path.stat()).st_mtime
+            if age < SETTLE_S:
                 recent[path] = (stat.st_size, stat.st_mtime_ns)
+            if age < unsized_settle_s and wav_size_unknown(path):
+                writing[path] = (f"still being written (its WAV header gives no length yet and it changed in the "
+                                 f"last {wait}); retried next run, and taken once it has not changed for {wait}")
     if not recent:
-        return set()
+        return writing
     time.sleep(RECHECK_S)
-    changed = set()
     for path, was in recent.items():
         with contextlib.suppress(OSError):
             if ((stat := path.stat()).st_size, stat.st_mtime_ns) != was:
-                changed.add(path)
-    return changed
+                writing[path] = f"still being written (it changed within {RECHECK_S:g} s); taken on a later run"
+    return writing
 
 
 def name_failure(rel: str) -> dict | None:
@@ -261,9 +272,10 @@ def stored_files(known: pd.DataFrame) -> set[tuple[str, int, float]]:
 
 def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: str,
                     since: date | None = None, exclude_ids: set[str] = frozenset(),
-                    forgotten: set[str] = frozenset()) -> Plan:
+                    forgotten: set[str] = frozenset(), unsized_settle_s: float = UNSIZED_SETTLE_S) -> Plan:
     """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls;
-    `forgotten` holds digests of calls deleted on request, which are never stored again."""
+    `forgotten` holds digests of calls deleted on request, which are never stored again; a WAV whose header
+    gives no size is left until it has not changed for unsized_settle_s (see still_written)."""
     metadata, failures, held = _read_metadata(folder)
     if failures and not metadata and failures[0]["source_path"].startswith("metadata."):
         # Without readable metadata the call ids would be wrong; process nothing until it is fixed.
@@ -274,7 +286,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
     jobs, skipped, notes, ids = [], 0, [], {}
     root = folder.resolve()
     files = discover(folder)
-    writing = still_written(files)
+    writing = still_written(files, unsized_settle_s)
     for path in files:
         rel = path.relative_to(folder).as_posix()
         if bad_name := name_failure(rel):
@@ -287,7 +299,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                                                    "not read"))
             continue
         if path in writing:
-            notes.append(f"{rel}: still being written (it changed within {RECHECK_S:g} s); taken on a later run")
+            notes.append(f"{rel}: {writing[path]}")
             continue
         meta = metadata.get(resolved, {})
         try:

@@ -1,6 +1,7 @@
 """Discovery, metadata and probing: new calls found once, bad inputs become one-line failures."""
 import os
 import shutil
+import time
 from datetime import datetime
 
 import pandas as pd
@@ -131,6 +132,52 @@ def test_a_recording_still_being_written_is_left_for_a_later_run(folder):
     assert [j.source_path for j in plan.jobs] == ["2026-11-09/a.flac", "b.WAV"]  # just copied, but whole
     assert plan.notes == ["growing.mp3: still being written (it changed within 1 s); taken on a later run"]
     assert plan.failures == []
+
+
+UNKNOWN = 0xFFFFFFFF
+
+
+def recording(path, riff_size, data_size, halves, age_s):
+    """A stereo 8 kHz 16-bit WAV of JFK (11.0 s) as a streaming recorder leaves it: the header's sizes as given
+    (None: the true one), holding the first half of the audio (halves=1) or all of it (2), modified age_s ago."""
+    whole = write_wav(path.with_suffix(".tmp"), JFK, rate=8000, channels=2).read_bytes()
+    path.with_suffix(".tmp").unlink()
+    head, pcm = bytearray(whole[:44]), whole[44:]
+    assert head[36:40] == b"data"
+    head[4:8] = (len(whole) - 8 if riff_size is None else riff_size).to_bytes(4, "little")
+    head[40:44] = (len(pcm) if data_size is None else data_size).to_bytes(4, "little")
+    path.write_bytes(bytes(head) + pcm[:len(pcm) // 8 * 4] if halves == 1 else bytes(head) + pcm)
+    os.utime(path, (time.time() - age_s, time.time() - age_s))
+
+
+@pytest.mark.parametrize("riff_size, data_size", [(UNKNOWN, UNKNOWN), (0, 0), (None, UNKNOWN), (UNKNOWN, None)])
+def test_a_wav_still_being_recorded_is_stored_whole_once_it_has_not_changed_for_the_settle_time(
+        tmp_path, riff_size, data_size):
+    """A recorder writes RIFF and data sizes of 0xFFFFFFFF (or 0) until the call ends; FFmpeg reads such a file
+    to its end, so half a call was stored as a whole one and the full recording never replaced it."""
+    path = tmp_path / "live.wav"
+    recording(path, riff_size, data_size, halves=1, age_s=5)
+    plan = plan_recordings(tmp_path, NOTHING_KNOWN, "left")
+    note = ("live.wav: still being written (its WAV header gives no length yet and it changed in the last 10 min); "
+            "retried next run, and taken once it has not changed for 10 min")
+    assert (plan.jobs, plan.notes, plan.failures, plan.found, plan.skipped) == ([], [note], [], 1, 0)
+    recording(path, riff_size, data_size, halves=2, age_s=9 * 60)  # the call ended; a recorder that never fixes
+    assert plan_recordings(tmp_path, NOTHING_KNOWN, "left").notes == [note]  # the header: quiet for 9 min only
+    os.utime(path, (time.time() - 11 * 60, time.time() - 11 * 60))
+    later = plan_recordings(tmp_path, NOTHING_KNOWN, "left")
+    assert [(j.source_path, j.channels, j.sample_rate, j.duration_s) for j in later.jobs] == [
+        ("live.wav", 2, 8000, 11.0)]
+    assert (later.notes, later.failures) == ([], [])
+
+
+def test_an_old_wav_whose_header_was_never_fixed_is_read_to_its_end(tmp_path):
+    recording(tmp_path / "old.wav", UNKNOWN, UNKNOWN, halves=2, age_s=3600)
+    recording(tmp_path / "zeros.wav", 0, 0, halves=2, age_s=3600)
+    recording(tmp_path / "recent.wav", UNKNOWN, UNKNOWN, halves=1, age_s=5)
+    plan = plan_recordings(tmp_path, NOTHING_KNOWN, "left", unsized_settle_s=120)
+    assert [(j.source_path, j.duration_s) for j in plan.jobs] == [("old.wav", 11.0), ("zeros.wav", 11.0)]
+    assert plan.notes == ["recent.wav: still being written (its WAV header gives no length yet and it changed in "
+                          "the last 2 min); retried next run, and taken once it has not changed for 2 min"]
 
 
 def test_a_stored_recording_whose_file_changed_is_not_stored_again(folder):
