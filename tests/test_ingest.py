@@ -125,6 +125,8 @@ def test_a_recording_still_being_written_is_left_for_a_later_run(folder):
     writer = threading.Thread(target=copy_slowly)
     writer.start()
     try:
+        while not growing.exists() or not growing.stat().st_size:  # listed before the copy began, it was not seen
+            time.sleep(0.01)
         plan = plan_recordings(folder, NOTHING_KNOWN, "left")
     finally:
         done.set()
