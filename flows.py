@@ -173,8 +173,9 @@ class _Writer:
         admitted, known, duplicates = batch.admit(prepared, known_ids, seen)
         self.run.counts["skipped"] += prepared.skipped + len(known)
         self.run.add_failures(prepared.unreadable + duplicates)
-        self.run.notes += [f"{rel}: call {call_id} was stored from its recording on an earlier night; that call "
-                           "was kept and this transcript not used" for call_id, rel in known if call_id in self.heard]
+        self.run.notes += prepared.notes + [
+            f"{rel}: call {call_id} was stored from its recording on an earlier night; that call was kept and this "
+            "transcript not used" for call_id, rel in known if call_id in self.heard]
         return admitted
 
     def store_batch(self, prepared: batch.Batch) -> list[dict]:
@@ -269,13 +270,16 @@ def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since
     if not cfg.transcripts:
         return
     run = writer.run
-    files, found, skipped, failures = list_transcripts(cfg.transcripts, ingest.stored_files(known))
+    known_files = ingest.stored_files(known)
+    files, found, skipped, failures = list_transcripts(cfg.transcripts, known_files)
     known_ids = set(known["call_id"])
     writer.heard = set(known.loc[known["asr_model"] != "transcript", "call_id"])
-    work, stored, unreadable = transcripts.recheck(files, set(known["source_path"]), known_ids)
+    work, stored, unreadable, notes = transcripts.recheck(files, set(known["source_path"]), known_ids,
+                                                          {rel for rel, _, _ in known_files})
     run.counts["found"] += found
     run.counts["skipped"] += skipped + stored
     run.add_failures(failures + unreadable)
+    run.notes += notes
     store_imported(cfg, writer, work, progress, known_ids, since, writer.store.forgotten())
 
 

@@ -108,6 +108,7 @@ class Batch:
     pages: dict[str, bytes | Path] = field(default_factory=dict)
     # sentence vectors of the turns assigned to topics (topic_vectors.keyed pieces), kept for the next fit
     vectors: list[tuple] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the run should say of files read and not wanted
 
     def without(self, call_ids: set[str]) -> Batch:
         """The batch less these calls (refused by the committing process), in every table. Only for a batch as
@@ -157,14 +158,14 @@ def prepare_transcripts(stages: Stages, ctx: Context, work: list, since=None,
 
     Only the first call of each call_id in the batch is prepared; `loaded` lists them all, for admit().
     """
-    read, skipped, unreadable = transcripts.read(work, since, forgotten)
+    read, skipped, unreadable, notes = transcripts.read(work, since, forgotten)
     first = {}
     for item in read:
         first.setdefault(item.call["call_id"], item)
     calls = [{**item.call, "run_id": ctx.run_id} for item in first.values()]
     prepared = prepare(stages, ctx, calls, [u for item in first.values() for u in item.utterances])
     prepared.loaded = [(item.call["call_id"], item.call["source_path"]) for item in read]
-    prepared.skipped, prepared.unreadable, prepared.files = skipped, unreadable, len(work)
+    prepared.skipped, prepared.unreadable, prepared.files, prepared.notes = skipped, unreadable, len(work), notes
     return prepared
 
 
@@ -198,7 +199,7 @@ def merge(batches: list[Batch]) -> Batch:
                  batches[0].signals_hash if len(hashes) == 1 else "mixed", [x for b in batches for x in b.loaded],
                  sum(b.skipped for b in batches), [f for b in batches for f in b.unreadable],
                  sum(b.files for b in batches), {k: html for b in batches for k, html in b.pages.items()},
-                 [piece for b in batches for piece in b.vectors])
+                 [piece for b in batches for piece in b.vectors], [note for b in batches for note in b.notes])
 
 
 def gather(batches: Iterable[Batch], calls: int) -> Iterator[Batch]:

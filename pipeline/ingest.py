@@ -323,7 +323,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             skipped += 1
         elif forgotten and call_digest(job.call_id) in forgotten:
             skipped += 1
-            notes.append(f"{rel}: deleted on request (callintel forget); not stored again")
+            notes.append(forgotten_note(rel))
         elif job.call_id in exclude_ids:
             skipped += 1
             notes.append(f"{rel}: call {job.call_id} also came as a transcript; the transcript was used")
@@ -348,8 +348,19 @@ def _stored_note(rel: str, meta: dict, stored_as: dict[str, str], unchanged: boo
         return []
     redo = "" if meta.get("call_id") else (f"; if that one is incomplete, `callintel forget --call-id "
                                            f"{stored_as[rel]} --yes` and the next run stores this file")
-    return [f"{rel}: changed since it was stored as call {stored_as[rel]} on an earlier night (its size or time "
-            f"differ); the stored call was kept{redo}"]
+    return [changed_note(rel, stored_as[rel], redo)]
+
+
+def changed_note(rel: str, call_id: str, redo: str = "") -> str:
+    """The note on an input file at a stored call's path that changed since: a stored call is never replaced.
+    redo says how to store the file anyway (recordings and transcripts differ)."""
+    return (f"{rel}: changed since it was stored as call {call_id} on an earlier night (its size or time differ); "
+            f"the stored call was kept{redo}")
+
+
+def forgotten_note(rel: str) -> str:
+    """The note on an input file whose call was deleted on request: said every night it is still there."""
+    return f"{rel}: deleted on request (callintel forget); not stored again"
 
 
 def _job(path: Path, rel: str, stat, meta: dict, default_agent_channel: str) -> CallJob:

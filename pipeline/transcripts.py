@@ -18,7 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config import format_validation_error
-from pipeline.ingest import call_digest, call_id_problem, failure, future_problem, name_failure, parse_timestamp
+from pipeline.ingest import (call_digest, call_id_problem, changed_note, failure, forgotten_note, future_problem,
+                             name_failure, parse_timestamp)
 from pipeline.redact_meta import quoted
 
 
@@ -144,7 +145,7 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     runs the same three steps with the reading spread over its workers: `new_files`, `read`, `admit`.
     """
     files, found, skipped, failures = new_files(folder, known_files)
-    calls, too_old, unreadable = read(files, since, forgotten)
+    calls, too_old, unreadable, _ = read(files, since, forgotten)
     kept, known, duplicates = admit([(c.call["call_id"], c.call["source_path"]) for c in calls], known_ids, {})
     calls = [c for c in calls if kept.get(c.call["call_id"]) == c.call["source_path"]]
     failures = sorted(failures + unreadable + duplicates, key=lambda f: f["source_path"])  # in file order
@@ -169,39 +170,55 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
     return files, len(listed), skipped, failures
 
 
-def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set[str]
-            ) -> tuple[list, int, list[dict]]:
+def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set[str],
+            timed_paths: set[str] = frozenset()) -> tuple[list, int, list[dict], list[str]]:
     """The work for `read`: a file at the path of a stored call (changed since, or stored before file times were
     kept) is read here and skipped when its call is stored, as it nearly always is, rather than prepared in a
-    worker only to be refused; the rest stay paths, for the workers to read. Returns (work, known, failures)."""
-    work, known, failures = [], 0, []
+    worker only to be refused; the rest stay paths, for the workers to read. Returns (work, known, failures,
+    notes).
+
+    A file at a path stored with its size and time (timed_paths) is here only because it changed: a corrected
+    transcript, which is not used (a stored call is never replaced), so the note says so, as for a recording.
+    """
+    work, known, failures, notes = [], 0, [], []
     for path, rel in files:
         if rel not in stored_paths:
             work.append((path, rel))
         elif (item := _load(path, rel, failures)) is not None:
-            if item.call["call_id"] in known_ids:
-                known += 1
-            else:
+            call_id = item.call["call_id"]
+            if call_id not in known_ids:
                 work.append(item)
-    return work, known, failures
+                continue
+            known += 1
+            if rel in timed_paths:  # unlike a recording's hash id, the file's own id is refused once forgotten
+                redo = (f"; to store this version instead, `callintel forget --call-id {call_id} --yes` and give "
+                        "the file a new call_id (a forgotten call_id is never stored again)")
+                notes.append(changed_note(rel, call_id, redo))
+    return work, known, failures, notes
 
 
-def read(files: list, since=None, forgotten: set[str] = frozenset()) -> tuple[list[TranscriptCall], int, list[dict]]:
-    """The calls of (path, rel) files, or of calls loaded already (passed through): (calls, skipped, failures).
+def read(files: list, since=None, forgotten: set[str] = frozenset()
+         ) -> tuple[list[TranscriptCall], int, list[dict], list[str]]:
+    """The calls of (path, rel) files, or of calls loaded already (passed through): (calls, skipped, failures,
+    notes).
 
-    Calls before `since` and forgotten calls are skipped; whether a call is new is `admit`'s to say.
+    Calls before `since` and forgotten calls are skipped, a forgotten one with a note, as for a recording;
+    whether a call is new is `admit`'s to say.
     """
-    calls, skipped, failures = [], 0, []
+    calls, skipped, failures, notes = [], 0, [], []
     for item in files:
         loaded = _load(*item, failures) if isinstance(item, tuple) else item
         if loaded is None:
             continue
         call = loaded.call
-        if (since and call["call_date"] < since) or (forgotten and call_digest(call["call_id"]) in forgotten):
+        if since and call["call_date"] < since:
             skipped += 1
+        elif forgotten and call_digest(call["call_id"]) in forgotten:
+            skipped += 1
+            notes.append(forgotten_note(call["source_path"]))
         else:
             calls.append(loaded)
-    return calls, skipped, failures
+    return calls, skipped, failures, notes
 
 
 def admit(loaded: list[tuple[str, str]], known_ids: set[str], seen: dict[str, str]

@@ -54,9 +54,17 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
     # the topic model and the turns' vectors went too: refit next run
     assert not any((out / "models").glob("*")) and store.meta()["topic_vectors_assigned"] == []
 
-    again = flows.nightly(**run)  # the transcript is still in the folder
+    transcript(tx, "keep-1", "a_chen", "09", "my phone screen went completely black this morning, twice")  # fixed
+    again = flows.nightly(**run)  # the forgotten call's transcript is still in the folder
     assert again["counts"]["imported"] == 0
     assert store.read("calls").column("call_id").to_pylist() == ["keep-1", "keep-2"]
+    assert "twice" not in " ".join(store.read("utterances").column("text").to_pylist())  # a stored call is kept
+    # neither file is dropped without a word: each is named, as a recording would be
+    assert [n for n in again["notes"] if n.startswith(("keep-1.json", "gone-1.json"))] == [
+        "keep-1.json: changed since it was stored as call keep-1 on an earlier night (its size or time differ); the "
+        "stored call was kept; to store this version instead, `callintel forget --call-id keep-1 --yes` and give "
+        "the file a new call_id (a forgotten call_id is never stored again)",
+        "gone-1.json: deleted on request (callintel forget); not stored again"]
 
 
 def test_forget_by_agent_and_since_needs_a_match_and_a_selection(tmp_path):

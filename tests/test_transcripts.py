@@ -116,15 +116,37 @@ def test_files_of_stored_calls_are_checked_before_any_worker_prepares_them(tmp_p
     write(tmp_path, "c-0001.json", GOOD)
     write(tmp_path, "c-0002.json", {**GOOD, "call_id": "c-0002"})
     files = new_files(tmp_path)[0]
-    work, known, failures = recheck(files, {"c-0001.json"}, {"c-0001"})
+    work, known, failures, notes = recheck(files, {"c-0001.json"}, {"c-0001"})
     assert (work, known, failures) == ([(str(tmp_path / "c-0002.json"), "c-0002.json")], 1, [])
+    assert notes == []  # stored before file times were kept: maybe unchanged, so nothing to say
     write(tmp_path, "c-0001.json", {**GOOD, "call_id": "c-0009"})  # the stored path now holds another call
     write(tmp_path, "c-0002.json", "{")                             # left to the workers, unread here
-    work, known, failures = recheck(files, {"c-0001.json"}, {"c-0001"})
+    work, known, failures, notes = recheck(files, {"c-0001.json"}, {"c-0001"})
     assert [w.call["call_id"] for w in work[:1]] == ["c-0009"] and work[1] == files[1] and (known, failures) == (0, [])
     write(tmp_path, "c-0001.json", "[1]")
     assert [f["error"] for f in recheck(files, {"c-0001.json"}, {"c-0001"})[2]] == [
         "c-0001.json: must be a JSON object with call_id, started_at and utterances"]
+
+
+def test_a_corrected_transcript_of_a_stored_call_is_not_used_and_the_run_says_so(tmp_path):
+    """Re-delivered with its text fixed, a stored call's transcript was counted "already stored" and dropped
+    without a word; a changed recording gets a note naming the call, and so does it."""
+    from pipeline.transcripts import new_files, recheck
+
+    write(tmp_path, "c-0001.json", GOOD)
+    write(tmp_path, "c-0002.json", {**GOOD, "call_id": "c-0002"})
+    stored = {(c.call["source_path"], c.call["file_size"], c.call["file_mtime"])
+              for c in load_transcripts(tmp_path, set())[0]}
+    fixed = {**GOOD, "utterances": [{**GOOD["utterances"][0], "text": "Hi, I need help with my bill."}]}
+    write(tmp_path, "c-0001.json", fixed)
+    files, found, skipped, _ = new_files(tmp_path, stored)
+    assert (files, found, skipped) == ([(str(tmp_path / "c-0001.json"), "c-0001.json")], 2, 1)
+    work, known, failures, notes = recheck(files, {"c-0001.json", "c-0002.json"}, {"c-0001", "c-0002"},
+                                           {"c-0001.json", "c-0002.json"})
+    assert (work, known, failures) == ([], 1, [])
+    assert notes == ["c-0001.json: changed since it was stored as call c-0001 on an earlier night (its size or time "
+                     "differ); the stored call was kept; to store this version instead, `callintel forget --call-id "
+                     "c-0001 --yes` and give the file a new call_id (a forgotten call_id is never stored again)"]
 
 
 def test_since_and_forgotten_calls_are_read_but_skipped(tmp_path):
@@ -138,6 +160,11 @@ def test_since_and_forgotten_calls_are_read_but_skipped(tmp_path):
     calls, found, skipped, failures = load_transcripts(tmp_path, set(), since=date(2026, 11, 20),
                                                        forgotten={call_digest("c-0003")})
     assert [c.call["call_id"] for c in calls] == ["c-0001"] and (found, skipped, failures) == (3, 2, [])
+    # a forgotten call's file is named in the run's notes, as a forgotten recording is; one before --since is not
+    calls, skipped, failures, notes = transcripts.read(transcripts.new_files(tmp_path)[0], date(2026, 11, 20),
+                                                       {call_digest("c-0002"), call_digest("c-0003")})
+    assert [c.call["call_id"] for c in calls] == ["c-0001"] and (skipped, failures) == (2, [])
+    assert notes == ["c.json: deleted on request (callintel forget); not stored again"]
 
 
 BASE = json.dumps(GOOD)[1:-1]
