@@ -1,6 +1,7 @@
 """What every `callintel` command shares: one-line usage errors, the config and its options."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from datetime import date, datetime
@@ -16,6 +17,19 @@ from pipeline.store import Store, StoreError
 class UsageProblem(click.ClickException):
     """A user mistake: one line, no traceback, exit 2."""
     exit_code = 2
+
+
+WRITABLE = "give a file in a folder that exists and this user can write"
+
+
+@contextlib.contextmanager
+def writing(what: str, fix: str = WRITABLE):
+    """A file the user asked for that cannot be written (no such folder, no permission, a full disk): one line
+    naming it and what to do, exit 2, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise UsageProblem(f"{what}: cannot write it ({exc.strerror or exc}); {fix}") from None
 
 
 def load_cli_config(path: str | None, **overrides) -> Config:

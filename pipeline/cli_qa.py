@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
-                                 query)
+                                 query, writing)
 from pipeline.scorecard import PAGE_TABLES, bundles, current_rubrics, render, text
 from pipeline.store import Store, StoreError
 
@@ -47,8 +47,9 @@ def scorecard(call_id, html, config_path, out) -> None:
     store = Store(cfg.out)
     page = store.page_path(bundle["call"])
     if not page.exists():
-        page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(render(bundle, cfg.input, page), encoding="utf-8")
+        with writing(f"scorecard page {page}", f"ask for it as a user who can write in {cfg.out}"):
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(render(bundle, cfg.input, page), encoding="utf-8")
     click.echo(str(page))
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_common import UsageProblem, config_option, load_cli_config, out_option, print_frame, query
+from pipeline.cli_common import (WRITABLE, UsageProblem, config_option, load_cli_config, out_option, print_frame,
+                                 query, writing)
 
 CURRENT = "SELECT * FROM current_topics"
 
@@ -71,5 +72,6 @@ def promote(topic_id, target, config_path, out) -> None:
     path = Path(target)
     if path.exists():
         raise UsageProblem(f"{path} already exists; choose another file (nothing was written)")
-    path.write_text(text, encoding="utf-8")
+    with writing(f"--write {path}", f"{WRITABLE} (nothing was written)"):
+        path.write_text(text, encoding="utf-8")
     click.echo(f"wrote {path}: review it, then `callintel check`")

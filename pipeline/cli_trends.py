@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import click
 import pandas as pd
 
-from pipeline.cli_common import UsageProblem, config_option, load_cli_config, out_option, query
+from pipeline.cli_common import UsageProblem, config_option, load_cli_config, out_option, query, writing
 from pipeline.views import BASELINE_DAYS
 
 TOP = 8
@@ -54,8 +55,13 @@ def _plot(frame: pd.DataFrame, keys: list, path: str, what: str) -> None:
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with writing(f"--plot {path}"):
+            fig.savefig(path, dpi=120)
+    except ValueError as exc:  # a name matplotlib cannot tell a format from: x.txt
+        raise UsageProblem(f"--plot {path}: {exc}; end the name in .png") from None
+    finally:
+        plt.close(fig)
 
 
 @click.command()
@@ -96,5 +102,6 @@ def trends(days, what, plot, config_path, out) -> None:
     click.echo(table.rename(columns=lambda d: d.strftime("%m-%d")).to_string() if len(table) else
                f"  (no calls with any {what[:-1]} in these days)")
     if plot:
+        plot += "" if Path(plot).suffix else ".png"  # as matplotlib names it: say the file it wrote
         _plot(frame, keys, plot, what)
         click.echo(f"\nplot: {plot}")

@@ -122,6 +122,16 @@ def test_trends_command_plot_notebook_and_promote(demo_out, tmp_path):
     assert "image/png" in text and "Traceback" not in text
 
 
+def test_a_candidate_that_cannot_be_written_is_one_line(demo_out, tmp_path):
+    topic, _ = crash_topic(demo_out)
+    target = tmp_path / "no-such-folder" / "candidate.yaml"
+    made = subprocess.run([CALLINTEL, "topics", "promote", str(topic), "--write", str(target), "--out", str(demo_out)],
+                          capture_output=True, text=True)
+    assert made.returncode == 2 and made.stdout == ""
+    assert made.stderr == (f"Error: --write {target}: cannot write it (No such file or directory); give a file in a "
+                           "folder that exists and this user can write (nothing was written)\n")
+
+
 def test_a_topic_the_next_fit_drops_is_no_longer_listed_or_promoted(tmp_path, prefect_harness):
     """The README's promote workflow: the crash topic becomes a signal, its turns are tagged, the refit finds no
     such topic. `topics list`, `show` and `promote` are about the model fitted last, not every topic ever."""

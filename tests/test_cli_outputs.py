@@ -1,0 +1,59 @@
+"""What the read commands write for a user: a file they cannot write is one line naming it (exit 2)."""
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT
+from pipeline.cli import cli
+
+CALLS = ["c-0001", "c-0004", "c-0009"]
+WRITABLE = "give a file in a folder that exists and this user can write"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)  # a traceback fails the test
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory, prefect_harness):
+    import flows
+
+    tmp = tmp_path_factory.mktemp("outputs")
+    (tmp / "tx").mkdir()
+    for call_id in CALLS:
+        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tmp / "tx")
+    summary = flows.nightly(input=str(tmp / "none"), transcripts_dir=str(tmp / "tx"), out=str(tmp / "out"),
+                            signals=str(ROOT / "signals"))
+    assert not summary["failures"]
+    return tmp / "out"
+
+
+def test_a_plot_that_cannot_be_written_is_one_line(out, tmp_path):
+    missing = tmp_path / "no-such-folder" / "t.png"
+    shown = invoke("trends", "--plot", str(missing), "--out", str(out))
+    assert shown.exit_code == 2
+    assert shown.output.splitlines()[-1] == f"Error: --plot {missing}: cannot write it (No such file or directory); {WRITABLE}"
+    unknown = invoke("trends", "--plot", str(tmp_path / "t.txt"), "--out", str(out))
+    assert unknown.exit_code == 2
+    said = unknown.output.splitlines()[-1]
+    assert said.startswith(f"Error: --plot {tmp_path / 't.txt'}: Format 'txt' is not supported") and said.endswith(
+        "; end the name in .png")
+    bare = invoke("trends", "--plot", str(tmp_path / "t"), "--out", str(out))  # matplotlib adds .png: say so
+    assert bare.exit_code == 0 and bare.output.splitlines()[-1] == f"plot: {tmp_path / 't.png'}"
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG" and list(tmp_path.iterdir()) == [tmp_path / "t.png"]
+
+
+def test_a_scorecard_page_that_cannot_be_written_is_one_line(out):
+    page = Path(invoke("scorecard", "c-0001", "--html", "--out", str(out)).output.strip())
+    shutil.rmtree(page.parent)
+    page.parent.write_text("a file where the day's folder goes")
+    try:
+        shown = invoke("scorecard", "c-0001", "--html", "--out", str(out))
+    finally:
+        page.parent.unlink()
+    assert shown.exit_code == 2
+    assert shown.output == f"Error: scorecard page {page}: cannot write it (File exists); ask for it as a user who " \
+                           f"can write in {out}\n"
+    assert invoke("scorecard", "c-0001", "--html", "--out", str(out)).output == f"{page}\n"  # written once it can be
