@@ -82,8 +82,16 @@ def print_frame(frame: pd.DataFrame, fmt: str, limit: int, colwidth: int = 60) -
     else:
         cells = frame.head(limit).map(lambda v: ", ".join(map(str, v)) if isinstance(v, (np.ndarray, list)) else v)
         click.echo(cells.to_string(index=False, max_colwidth=colwidth))
+        if _cut(cells, colwidth):  # pandas ends a cut cell in "..." alone, which reads like the text's own
+            click.echo(f"(text longer than {colwidth} characters is cut short here; --format csv or --format json "
+                       "shows it whole)")
         if len(frame) > limit:
             click.echo(f"... {len(frame) - limit} more rows (use --limit or --format csv)")
+
+
+def _cut(cells: pd.DataFrame, colwidth: int) -> bool:
+    """Whether the table cut a cell short (only text is long enough to be: no number or date reaches 60)."""
+    return any(len(str(v)) > colwidth for v in cells.to_numpy().ravel())
 
 
 def _plain(value):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_common import (WRITABLE, UsageProblem, config_option, load_cli_config, out_option, print_frame,
-                                 query, writing)
+from pipeline.cli_common import (WRITABLE, UsageProblem, config_option, format_option, load_cli_config, out_option,
+                                 print_frame, query, writing)
 
 CURRENT = "SELECT * FROM current_topics"
 
@@ -25,20 +25,22 @@ def topics() -> None:
 @topics.command("list")
 @config_option
 @out_option
-def list_topics(config_path, out) -> None:
+@format_option
+def list_topics(config_path, out, fmt) -> None:
     """List the current topics: id, label, size, first seen, an example.
 
     \b
     Example:
       callintel topics list --out data/out
+      callintel topics list --format json     # the examples whole
     """
     frame = query(load_cli_config(config_path, out=out),
                   f"SELECT topic_id, label, size, first_seen, examples[1] AS example FROM ({CURRENT}) ORDER BY size DESC")
-    if frame.empty:
+    if frame.empty and fmt == "table":
         click.echo("no topics in the current model: topic discovery needs enough untagged customer turns "
                    "(and a turn a promoted signal tags is no longer one)")
         return
-    print_frame(frame, "table", 100, colwidth=80)
+    print_frame(frame, fmt, 100, colwidth=80)
 
 
 @topics.command()

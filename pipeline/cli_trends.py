@@ -88,7 +88,8 @@ def trends(days, what, plot, config_path, out) -> None:
     if frame.empty:
         raise UsageProblem(f"no {what} trends yet in {cfg.out}: run `callintel run` first")
     hot = frame[frame["emerging"]].sort_values(["day", "z"], ascending=[False, False])
-    click.echo(f"Emerging {what} in the last {days} days:" if len(hot) else f"No emerging {what} in the last {days} days.")
+    span = "day" if days == 1 else f"{days} days"
+    click.echo(f"Emerging {what} in the last {span}:" if len(hot) else f"No emerging {what} in the last {span}.")
     for row in hot.itertuples():
         base = (f"none in the {BASELINE_DAYS} days before" if pd.isna(row.baseline_share) or row.baseline_share == 0
                 else f"baseline {row.baseline_share:.0%}")

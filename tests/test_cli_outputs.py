@@ -1,4 +1,5 @@
-"""What the read commands write for a user: a file they cannot write is one line naming it (exit 2)."""
+"""What the read commands print and write for a user: a file they cannot write is one line naming it (exit 2),
+and a table that cut text short says so and how to see it whole."""
 import shutil
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from click.testing import CliRunner
 
 from conftest import ROOT
 from pipeline.cli import cli
+from pipeline.store import Store
 
 CALLS = ["c-0001", "c-0004", "c-0009"]
 WRITABLE = "give a file in a folder that exists and this user can write"
@@ -45,6 +47,11 @@ def test_a_plot_that_cannot_be_written_is_one_line(out, tmp_path):
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG" and list(tmp_path.iterdir()) == [tmp_path / "t.png"]
 
 
+def test_trends_of_one_day_say_the_last_day(out):
+    assert invoke("trends", "--days", "1", "--out", str(out)).output.splitlines()[0] == "No emerging signals in the last day."
+    assert invoke("trends", "--days", "2", "--out", str(out)).output.splitlines()[0] == "No emerging signals in the last 2 days."
+
+
 def test_a_scorecard_page_that_cannot_be_written_is_one_line(out):
     page = Path(invoke("scorecard", "c-0001", "--html", "--out", str(out)).output.strip())
     shutil.rmtree(page.parent)
@@ -57,3 +64,18 @@ def test_a_scorecard_page_that_cannot_be_written_is_one_line(out):
     assert shown.output == f"Error: scorecard page {page}: cannot write it (File exists); ask for it as a user who " \
                            f"can write in {out}\n"
     assert invoke("scorecard", "c-0001", "--html", "--out", str(out)).output == f"{page}\n"  # written once it can be
+
+
+def test_a_table_that_cut_text_short_says_so(out):
+    said = "SELECT text FROM utterances WHERE call_id = 'c-0001' ORDER BY utt_idx LIMIT 3"
+    table = invoke("sql", said, "--out", str(out)).output.splitlines()
+    with Store(out).connect_read_only() as con:
+        whole = [r[0] for r in con.execute(said).fetchall()]
+    assert max(map(len, whole)) > 60 and max(map(len, table[1:4])) <= 60
+    assert table[4:] == ["(text longer than 60 characters is cut short here; --format csv or --format json shows it "
+                         "whole)"]
+    assert invoke("sql", "SELECT call_id FROM calls", "--out", str(out)).output.splitlines() == [
+        "call_id", *(f" {c}" for c in CALLS)]  # nothing cut, nothing said
+    flagged = invoke("flagged", "--out", str(out)).output.splitlines()
+    assert flagged[-1] == ("(text longer than 120 characters is cut short here; --format csv or --format json shows "
+                           "it whole)")

@@ -122,7 +122,7 @@ def test_trends_command_plot_notebook_and_promote(demo_out, tmp_path):
     assert "image/png" in text and "Traceback" not in text
 
 
-def test_a_candidate_that_cannot_be_written_is_one_line(demo_out, tmp_path):
+def test_a_candidate_that_cannot_be_written_is_one_line_and_examples_can_be_listed_whole(demo_out, tmp_path):
     topic, _ = crash_topic(demo_out)
     target = tmp_path / "no-such-folder" / "candidate.yaml"
     made = subprocess.run([CALLINTEL, "topics", "promote", str(topic), "--write", str(target), "--out", str(demo_out)],
@@ -130,6 +130,11 @@ def test_a_candidate_that_cannot_be_written_is_one_line(demo_out, tmp_path):
     assert made.returncode == 2 and made.stdout == ""
     assert made.stderr == (f"Error: --write {target}: cannot write it (No such file or directory); give a file in a "
                            "folder that exists and this user can write (nothing was written)\n")
+    listed = subprocess.run([CALLINTEL, "topics", "list", "--format", "json", "--out", str(demo_out)],
+                            capture_output=True, text=True)
+    with Store(demo_out).connect_read_only() as con:
+        example = con.execute("SELECT examples[1] FROM current_topics WHERE topic_id = $t", {"t": topic}).fetchone()[0]
+    assert listed.returncode == 0 and next(t for t in json.loads(listed.stdout) if t["topic_id"] == topic)["example"] == example
 
 
 def test_a_topic_the_next_fit_drops_is_no_longer_listed_or_promoted(tmp_path, prefect_harness):
