@@ -17,7 +17,7 @@ from pipeline.cli_topics import topics
 from pipeline.cli_trends import trends
 from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
                                  query)
-from pipeline.config import Config, ConfigError, input_problem
+from pipeline.config import Config, ConfigError, input_problem, redaction_warning
 from pipeline.store import Store, StoreBusy
 
 SHOWN = 20  # failures and notes printed after a run; the rest are in the store
@@ -106,6 +106,8 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     cfg = load_cli_config(config_path, input=input_dir, transcripts=transcripts_dir, out=out, signals=signals_dir,
                   workers=workers)
     _check_inputs(cfg)
+    if warning := redaction_warning(cfg):  # said at the start, before the night's progress and summary
+        click.echo(warning, err=True)
     _check_out(cfg.out, wait_s)
     import flows  # Prefect is slow to import; only commands that run flows pay for it
 
@@ -254,9 +256,12 @@ def _check_rubric_versions(cfg: Config, rules) -> None:
 
 
 def _check_redaction(cfg: Config) -> None:
-    """Say, before the night, that it will redact the stored text again (an upgrade, or entities changed)."""
+    """Say, before the night, that it will redact the stored text again (an upgrade, or entities changed), and
+    what it will not take out of it."""
     from pipeline.redact_archive import redaction_hash
 
+    if warning := redaction_warning(cfg):
+        click.echo(warning)
     store = Store(cfg.out)
     if store.manifest()["calls"] and store.meta().get("redaction_hash") != redaction_hash(cfg.redaction.entities):
         click.echo(f"NOTE: the redaction rules changed since the calls in {cfg.out} were stored; the next run "

@@ -241,6 +241,25 @@ def with_overrides(cfg: Config, **overrides: object) -> Config:
     return cfg.model_copy(update=given)
 
 
+SPOKEN = {"card": "card numbers", "ssn": "social security numbers", "phone": "phone numbers",
+          "email": "email addresses", "dob": "dates of birth"}
+
+
+def redaction_warning(cfg: Config) -> str | None:
+    """One line when the configuration keeps some personal data in the stored text, else None.
+
+    Not an error: a centre may have its reasons (its own redaction upstream, a test corpus), but it should not
+    find out from the stored text; card numbers stored as spoken break PCI-DSS."""
+    off = [kind for kind in SPOKEN if kind not in cfg.redaction.entities]
+    if not off:
+        return None
+    kinds = [SPOKEN[kind] for kind in off]
+    said = " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)
+    which = "is empty, so nothing is redacted" if len(off) == len(SPOKEN) else f"leaves out {', '.join(off)}"
+    pci = "; PCI-DSS forbids storing card numbers" if "card" in off else ""
+    return f"WARNING: {cfg.source}: redaction.entities {which}: {said} will be stored as spoken{pci}"
+
+
 def input_problem(cfg: Config) -> str | None:
     """Why a run has nothing to read (checked by `callintel run` before it starts, and by every run itself,
     since a served night reloads a config that may have changed, or finds a share unmounted), or None."""

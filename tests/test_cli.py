@@ -1,4 +1,6 @@
-"""The command line: examples in every --help, one-line errors, exit codes of DESIGN.md."""
+"""The command line: examples in every --help, one-line errors, exit codes of the README."""
+import shutil
+
 import pytest
 from click.testing import CliRunner
 
@@ -132,3 +134,29 @@ def test_a_scorecard_whose_every_criterion_is_na_has_no_verdict():
     card = {"rubric_id": "standard", "rubric_version": 2, "auto_failed": False, "passed": None, "pct": None,
             "points": 0.0, "max_points": 0.0}
     assert _card_lines(card, [])[0] == "standard v2: n.a.  NO VERDICT (every criterion n.a.)  (0 of 0 points)"
+
+
+def test_check_and_run_warn_of_personal_data_the_redaction_leaves_in(tmp_path, prefect_harness):
+    """`entities: []` switched every redaction off, cards included, and check said only "config OK". A warning,
+    not an error: a centre may redact upstream."""
+    config = tmp_path / "callintel.yaml"
+    (tmp_path / "tx").mkdir()
+    shutil.copy(ROOT / "data/demo_transcripts/c-0001.json", tmp_path / "tx")
+    warned = {}
+    for entities in ("[]", "[ssn, email, dob]", "[card, ssn, phone, email, dob]"):
+        config.write_text(f"input: .\nsignals: {ROOT / 'signals'}\nredaction:\n  entities: {entities}\n")
+        checked = invoke("check", "--config", str(config))
+        assert checked.exit_code == 0, checked.output
+        warned[entities] = [line for line in checked.output.splitlines() if line.startswith("WARNING")]
+    assert warned == {
+        "[]": [f"WARNING: {config}: redaction.entities is empty, so nothing is redacted: card numbers, social security "
+               "numbers, phone numbers, email addresses and dates of birth will be stored as spoken; PCI-DSS forbids "
+               "storing card numbers"],
+        "[ssn, email, dob]": [f"WARNING: {config}: redaction.entities leaves out card, phone: card numbers and phone "
+                              "numbers will be stored as spoken; PCI-DSS forbids storing card numbers"],
+        "[card, ssn, phone, email, dob]": []}
+    config.write_text(f"input: none\ntranscripts: tx\nout: out\nsignals: {ROOT / 'signals'}\nredaction:\n  entities: []\n")
+    ran = invoke("run", "--config", str(config), "--quiet")
+    assert ran.exit_code == 0, ran.output
+    assert ran.output.splitlines()[0] == warned["[]"][0]
+    assert "(0 pieces of personal data redacted)" in ran.output
