@@ -333,7 +333,7 @@ def signals_test(text, speaker, config_path, signals_dir) -> None:
 @format_option
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Rows shown as a table.")
 def sql(query_text, config_path, out, fmt, limit) -> None:
-    """Run a read-only SQL query on the DuckDB file (tables and views of DESIGN.md).
+    """Run a read-only SQL query on the DuckDB file (its tables and views: README.md, "Outputs").
 
     \b
     Example:

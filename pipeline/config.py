@@ -13,13 +13,14 @@ import re
 import zoneinfo
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONFIG_NAME = "callintel.yaml"
+DOCS = 'README.md, "Configuration"'  # every key, its default and meaning
 
 
 class ConfigError(Exception):
@@ -131,7 +132,7 @@ class Config(_Strict):
 def _describe(error: dict) -> str:
     kind, ctx = error["type"], error.get("ctx", {})
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling against DESIGN.md)"
+        return "unknown key"
     if kind == "missing":
         return "required"
     bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
@@ -154,13 +155,42 @@ def _key_path(loc: tuple) -> str:
     return out or "(top level)"
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
+def _keys_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """The keys the file takes where loc points (an unknown key's parent), or None where that is not one
+    model (a condition that may be one of several kinds)."""
+    for part in loc:
+        if isinstance(part, int):  # an item of a list: the list's model
+            continue
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field else None
+        if model is None:
+            return None
+    return [name for name, field in model.model_fields.items() if not field.exclude]
+
+
+def _model_in(annotation) -> type[BaseModel] | None:
+    """The one model in `Model`, `list[Model]`, `Model | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    found = {m for arg in get_args(annotation) if (m := _model_in(arg))}
+    return found.pop() if len(found) == 1 else None
+
+
+def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel] | None = None,
+                            docs: str | None = None) -> str:
+    """One line: the file, the key path and what is wrong. An unknown key also lists the keys taken there (from
+    model, the file's own) and where they are documented (docs)."""
     # An unknown key first: a misspelt `phrase:` also leaves `phrases` missing, and the typo is the news.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     more = len(errors) - 1
     tail = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-    return f"{source}: {_key_path(first['loc'])}: {_describe(first)}{tail}"
+    said = _describe(first)
+    if first["type"] == "extra_forbidden" and model and (keys := _keys_at(model, first["loc"][:-1])):
+        said += f" (the keys here: {', '.join(keys)})"
+    if first["type"] == "extra_forbidden" and docs:
+        said += f"; see {docs}"
+    return f"{source}: {_key_path(first['loc'])}: {said}{tail}"
 
 
 # libyaml's parser reads the same safe subset (same constructor) in a fraction of the time; each pool worker
@@ -218,7 +248,7 @@ def load_config(path: str | Path | None = None) -> Config:
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(str(path), exc)) from None
+        raise ConfigError(format_validation_error(str(path), exc, Config, DOCS)) from None
     base = path.resolve().parent
     return cfg.model_copy(update={
         "input": (base / cfg.input).resolve(),

@@ -26,6 +26,7 @@ from pipeline.signals import ID, SignalSet, Window
 RUBRIC_KINDS = ("signal", "no_signal", "category", "metric", "all", "any")
 FLAG_KINDS = RUBRIC_KINDS + ("score_pct_lt", "auto_failed", "criterion_failed")
 SEVERITIES = ("high", "medium", "low")
+QA_DOCS = 'README.md, "QA scorecards, flags and the coaching queue"'  # the rubric and flag grammar
 
 
 class _Strict(BaseModel):
@@ -167,7 +168,7 @@ def load_qa(folder: str | Path, library: SignalSet) -> QaConfig:
         try:
             doc = _QaFile.model_validate(raw)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(str(path), exc)) from None
+            raise ConfigError(format_validation_error(str(path), exc, _QaFile, QA_DOCS)) from None
         if doc.rubric:
             _check_rubric(doc.rubric, library, f"{path}: rubric", seen)
             rubrics.append(doc.rubric)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.config import ConfigError, format_validation_error, read_yaml
 
 ID = r"^[a-z][a-z0-9_]*$"
+DOCS = 'README.md, "Signals and categories"'  # the signal and category grammar
 PATTERN_KEYS_ON_TEXT = {"LEMMA": "NORM", "ORTH": "LOWER", "TEXT": "LOWER"}
 
 # The speakers a signal may be scoped to. A turn of any other speaker (a mono recording's or a transcript's
@@ -177,7 +178,7 @@ def _parse(path: Path) -> _File:
     try:
         return _File.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(str(path), exc)) from None
+        raise ConfigError(format_validation_error(str(path), exc, _File, DOCS)) from None
 
 
 def _check_patterns(signals: list[Signal], sources: dict[str, str]) -> None:

@@ -92,7 +92,7 @@ def _checked(data: bytes, rel: str) -> _Transcript:
     try:
         return _Transcript.model_validate(raw)
     except ValidationError as exc:
-        raise ValueError(format_validation_error(rel, exc)) from None
+        raise ValueError(format_validation_error(rel, exc, _Transcript, 'README.md, "Inputs"')) from None
 
 
 @dataclass

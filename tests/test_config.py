@@ -80,3 +80,31 @@ def test_any_yaml_document_loads_or_fails_in_one_line(tmp_path, doc):
         assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
     else:
         assert isinstance(cfg, Config) and cfg.out.is_absolute()
+
+
+def test_an_unknown_key_lists_the_keys_there_and_where_the_readme_documents_them(tmp_path):
+    """It used to say "check the spelling against DESIGN.md", a file a user's clone does not have."""
+    path = write(tmp_path, "redaction:\n  entitys: []\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f'{path}: redaction.entitys: unknown key (the keys here: entities, audio); see README.md, ' \
+                             f'"Configuration"'
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "inptu: calls\n"))
+    assert str(err.value) == (f"{path}: inptu: unknown key (the keys here: input, transcripts, out, signals, commit_every, "
+                              f"import_commit_every, asr, channels, redaction, topics, schedule, runner); see README.md, "
+                              f'"Configuration"')
+
+
+def test_the_readme_sections_errors_and_shipped_files_point_at_exist():
+    from pipeline import config, rubric, signals
+
+    headings = {line.lstrip("#").strip() for line in (ROOT / "README.md").read_text().splitlines()
+                if line.startswith("#")}
+    for docs in (config.DOCS, rubric.QA_DOCS, signals.DOCS, 'README.md, "Inputs"'):
+        assert docs.split('"')[1] in headings, docs
+    readme = (ROOT / "README.md").read_text()
+    assert [key for key in Config.model_fields if key != "source" and f"| {key} " not in readme
+            and f"| {key}." not in readme] == []
+    for shipped in (ROOT / "signals").glob("*.yaml"):
+        assert "DESIGN.md" not in shipped.read_text(), shipped
