@@ -92,8 +92,8 @@ def test_an_unknown_key_lists_the_keys_there_and_where_the_readme_documents_them
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, "inptu: calls\n"))
     assert str(err.value) == (f"{path}: inptu: unknown key (the keys here: input, transcripts, out, signals, commit_every, "
-                              f"import_commit_every, asr, channels, redaction, topics, schedule, runner); see README.md, "
-                              f'"Configuration"')
+                              f"import_commit_every, unsized_wav_settle_minutes, asr, channels, redaction, topics, "
+                              f'schedule, runner); see README.md, "Configuration"')
 
 
 def test_the_readme_sections_errors_and_shipped_files_point_at_exist():
