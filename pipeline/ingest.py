@@ -8,10 +8,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Callable
 
 import av
 import pandas as pd
@@ -75,7 +77,8 @@ def discover(folder: Path) -> list[Path]:
     )
 
 
-def still_written(files: list[Path], unsized_settle_s: float = UNSIZED_SETTLE_S) -> dict[Path, str]:
+def still_written(files: list[Path], unsized_settle_s: float = UNSIZED_SETTLE_S,
+                  stored: Callable[[Path, os.stat_result], bool] = lambda path, stat: False) -> dict[Path, str]:
     """Those of these files still being written, each with the note that says so: modified in the last SETTLE_S
     seconds and again within RECHECK_S, or a WAV whose header gives no size modified in the last unsized_settle_s.
 
@@ -83,7 +86,8 @@ def still_written(files: list[Path], unsized_settle_s: float = UNSIZED_SETTLE_S)
     decodes as a shorter call, and once stored short the whole file would be skipped, or stored twice. A WAV
     a streaming recorder is still writing hides it the same way: its RIFF and data sizes stay 0 or 0xFFFFFFFF
     until the call ends. Once unchanged for unsized_settle_s it is taken as it is, its length from the audio it
-    holds: some recorders never fix the header.
+    holds: some recorders never fix the header. stored: whether a file is a stored call's, unchanged (its header
+    is not read again: after a night of a few thousand calls, the next run would open them all).
     """
     now, recent, writing = time.time(), {}, {}
     wait = f"{unsized_settle_s / 60:g} min"
@@ -92,7 +96,7 @@ def still_written(files: list[Path], unsized_settle_s: float = UNSIZED_SETTLE_S)
             age = now - (stat := path.stat()).st_mtime
             if age < SETTLE_S:
                 recent[path] = (stat.st_size, stat.st_mtime_ns)
-            if age < unsized_settle_s and wav_size_unknown(path):
+            if age < unsized_settle_s and not stored(path, stat) and wav_size_unknown(path):
                 writing[path] = (f"still being written (its WAV header gives no length yet and it changed in the "
                                  f"last {wait}); retried next run, and taken once it has not changed for {wait}")
     if not recent:
@@ -286,7 +290,8 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
     jobs, skipped, notes, ids = [], 0, [], {}
     root = folder.resolve()
     files = discover(folder)
-    writing = still_written(files, unsized_settle_s)
+    writing = still_written(files, unsized_settle_s, lambda path, stat: (
+        path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime) in known_files)
     for path in files:
         rel = path.relative_to(folder).as_posix()
         if bad_name := name_failure(rel):
