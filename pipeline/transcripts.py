@@ -74,6 +74,8 @@ class _Transcript(BaseModel):
 
 def _checked(data: bytes, rel: str) -> _Transcript:
     """data parsed with json and validated; a ValueError naming the file and the problem if it is not a transcript."""
+    if not data.strip():  # an exporter that failed, or a copy not begun: "Expecting value" would say nothing
+        raise ValueError(f"{rel}: empty file ({len(data)} bytes); export the transcript again")
     try:
         # utf-8-sig: Windows exporters start the file with a byte-order mark
         raw = json.loads(data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n"))  # as text mode reads it

@@ -183,6 +183,8 @@ EDGE_CASES = {  # files where a JSON parser's edge rules could differ from the s
     "a list": b"[1, 2]",
     "nested too deeply": b"[" * 100_000,
     "trailing comma": ("{" + BASE + ",}").encode(),
+    "empty": b"",
+    "blank lines only": b"\r\n\n",
 }
 
 
@@ -216,4 +218,6 @@ ERRORS = {  # what the file says is wrong, where: a line ends at CR, CRLF or LF,
     "nested too deeply": "not a transcript (JSON nested too deeply)",
     "trailing comma": f"not valid JSON (line 1 column {len(BASE) + 3}: "
                       "Expecting property name enclosed in double quotes)",
+    "empty": "empty file (0 bytes); export the transcript again",
+    "blank lines only": "empty file (3 bytes); export the transcript again",
 }
