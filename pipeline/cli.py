@@ -33,7 +33,8 @@ def _check_inputs(cfg: Config) -> None:
     from pipeline.signals import load_signals
 
     if not cfg.signals.is_dir():
-        raise UsageProblem(f"{cfg.source}: signals: folder {cfg.signals} does not exist (an empty folder is valid)")
+        raise UsageProblem(f"signals folder {cfg.signals} does not exist (an empty folder is valid); give "
+                           f"--signals DIR, or set signals: in {cfg.source}")
     try:
         load_qa(cfg.signals, load_signals(cfg.signals))
     except ConfigError as exc:

@@ -81,7 +81,9 @@ def test_check_validates_without_writing(tmp_path, monkeypatch):
     assert unwritable.exit_code == 2 and "CALLINTEL_CACHE" in unwritable.output
     (tmp_path / "callintel.yaml").write_text("signals: nowhere\ninput: .\n")
     bad = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
-    assert bad.exit_code == 2 and "signals: folder" in bad.output
+    assert bad.exit_code == 2 and f"signals folder {tmp_path / 'nowhere'} does not exist" in bad.output
+    named = invoke("check", "--config", str(tmp_path / "callintel.yaml"), "--signals", str(tmp_path / "elsewhere"))
+    assert named.exit_code == 2 and f"signals folder {tmp_path / 'elsewhere'} does not exist" in named.output
     # a model that is not here: every recording would fail at 2 a.m. with a worker crash
     (tmp_path / "callintel.yaml").write_text(f"signals: {ROOT / 'signals'}\ninput: .\nasr:\n  model: {tmp_path}/m\n")
     no_model = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
