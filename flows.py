@@ -21,7 +21,8 @@ from prefect import flow, serve, task, unmapped  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.context import FlowRunContext  # noqa: E402
 from prefect.schedules import Cron  # noqa: E402
-from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED  # noqa: E402
+from prefect.context import refresh_global_settings_context  # noqa: E402
+from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, get_current_settings  # noqa: E402
 from prefect.utilities.annotations import quote  # noqa: E402
 
 from pipeline import archive, audio_redact, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
@@ -38,6 +39,10 @@ from pipeline.store import Store  # noqa: E402
 from pipeline.transcribe import AsrOptions, Transcriber  # noqa: E402
 from pipeline.transcripts import stored_transcript_ids  # noqa: E402
 from pipeline.views import VIEWS  # noqa: E402
+
+# Prefect waits 20 s for its temporary API server; a loaded 2-core machine has needed more (see run_nightly).
+EPHEMERAL_STARTUP_TIMEOUT_S = 120
+
 
 class _Whole:
     """A task called with its arguments quoted: Prefect then passes them as they are instead of walking them.
@@ -376,8 +381,21 @@ def run_nightly(config: str | None = None, **params) -> dict:
     runner = task_runner(with_overrides(load_config(config), workers=params.get("workers")))
     if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():  # as Prefect's get_client()
         prefect_server.guard_temporary_server()  # so the temporary server it is about to start ends with us
-        prefect_server.give_the_temporary_server_time()
+        _give_the_temporary_server_time()
     return (nightly.with_options(task_runner=runner) if runner else nightly)(config=config, **params)
+
+
+def _give_the_temporary_server_time() -> None:
+    """Prefect waits 20 s for its temporary server to answer, then stops the run before it stored anything; on
+    a loaded 2-core machine its start-up takes longer, 1 run in 3. A user's own setting (environment, profile,
+    prefect.toml) is kept.
+
+    Set in the environment and Prefect's root settings re-read, not with temporary_settings(): the server is
+    started from whichever thread first needs the API, and only the root settings reach every thread."""
+    if "startup_timeout_seconds" in get_current_settings().server.ephemeral.model_fields_set:
+        return
+    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = str(EPHEMERAL_STARTUP_TIMEOUT_S)
+    refresh_global_settings_context()
 
 
 def api_configured() -> bool:

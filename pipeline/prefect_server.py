@@ -14,8 +14,6 @@ and it fires when the *thread* that started the server ends, while Prefect start
 first needs the API (the events worker's thread, for one). Nor starting the server here to learn its pid: a
 run killed during its ~15 s start-up would still leave it behind.
 
-It also gives that server longer than Prefect's 20 s to start (give_the_temporary_server_time).
-
 Fail-safe: where this cannot work (not Linux 5.3+, a Prefect that starts its server differently) the run goes on
 as before, unguarded (on Linux, tests/test_kill.py then fails).
 """
@@ -100,23 +98,3 @@ def _stop(pidfds: list[int]) -> None:
 if __name__ == "__main__":  # the watcher
     sys.stdin.buffer.read()  # returns at EOF: the run has ended
     _stop(_servers_of(sys.argv[1]))  # none after a normal exit: Prefect stopped its server itself
-
-
-# Prefect waits 20 s for its temporary API server; a loaded 2-core machine has needed more.
-EPHEMERAL_STARTUP_TIMEOUT_S = 120
-
-
-def give_the_temporary_server_time() -> None:
-    """Prefect waits 20 s for its temporary server to answer, then stops the run before it stored anything; on
-    a loaded 2-core machine its start-up takes longer, 1 run in 3. A user's own setting (environment, profile,
-    prefect.toml) is kept.
-
-    Set in the environment and Prefect's root settings re-read, not with temporary_settings(): the server is
-    started from whichever thread first needs the API, and only the root settings reach every thread."""
-    from prefect.context import refresh_global_settings_context
-    from prefect.settings import get_current_settings
-
-    if "startup_timeout_seconds" in get_current_settings().server.ephemeral.model_fields_set:
-        return
-    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = str(EPHEMERAL_STARTUP_TIMEOUT_S)
-    refresh_global_settings_context()
