@@ -271,8 +271,8 @@ def with_overrides(cfg: Config, **overrides: object) -> Config:
     return cfg.model_copy(update=given)
 
 
-SPOKEN = {"card": "card numbers", "ssn": "social security numbers", "phone": "phone numbers",
-          "email": "email addresses", "dob": "dates of birth"}
+PII_NAMES = {"card": "card numbers", "ssn": "social security numbers", "phone": "phone numbers",
+             "email": "email addresses", "dob": "dates of birth"}  # each kind of PII, as a warning says it
 
 
 def redaction_warning(cfg: Config) -> str | None:
@@ -280,12 +280,12 @@ def redaction_warning(cfg: Config) -> str | None:
 
     Not an error: a centre may have its reasons (its own redaction upstream, a test corpus), but it should not
     find out from the stored text; card numbers stored as spoken break PCI-DSS."""
-    off = [kind for kind in SPOKEN if kind not in cfg.redaction.entities]
+    off = [kind for kind in get_args(PII) if kind not in cfg.redaction.entities]
     if not off:
         return None
-    kinds = [SPOKEN[kind] for kind in off]
+    kinds = [PII_NAMES[kind] for kind in off]
     said = " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)
-    which = "is empty, so nothing is redacted" if len(off) == len(SPOKEN) else f"leaves out {', '.join(off)}"
+    which = "is empty, so nothing is redacted" if len(off) == len(get_args(PII)) else f"leaves out {', '.join(off)}"
     pci = "; PCI-DSS forbids storing card numbers" if "card" in off else ""
     return f"WARNING: {cfg.source}: redaction.entities {which}: {said} will be stored as spoken{pci}"
 
