@@ -33,12 +33,12 @@ from pipeline.progress import bar  # noqa: E402
 from pipeline.redact_archive import reredact  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
 from pipeline.runs import Run, close_failed, close_interrupted, store_summary, transcript_rows  # noqa: E402
-from pipeline.schemas import conform  # noqa: E402
 from pipeline.signals import load_signals  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.transcribe import AsrOptions, Transcriber  # noqa: E402
 from pipeline.transcripts import stored_transcript_ids  # noqa: E402
 from pipeline.views import VIEWS  # noqa: E402
+from pipeline.writer import Writer  # noqa: E402
 
 # Prefect waits 20 s for its temporary API server; a loaded 2-core machine has needed more (see run_nightly).
 EPHEMERAL_STARTUP_TIMEOUT_S = 120
@@ -93,7 +93,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         close_interrupted(store)
         run = Run(cfg.hash(), library.hash, rules.hash)
         store.write_summary(run.summary())
-        writer = _Writer(store, run, tagger, rules, cfg)
+        writer = _writer(store, run, tagger, rules, cfg)
         try:
             return _night(cfg, store, run, writer, since, progress)
         except Exception as exc:
@@ -101,7 +101,7 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
             raise
 
 
-def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress: bool | None) -> dict:
+def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress: bool | None) -> dict:
     """The night's steps, in order, under the lock."""
     if problem := input_problem(cfg):  # a failed night a scheduler sees, not an "ok" one that read nothing
         raise FileNotFoundError(problem)
@@ -140,100 +140,18 @@ def _night(cfg: Config, store: Store, run: Run, writer: _Writer, since, progress
     return summary
 
 
-class _Writer:
-    """Commits whole calls: the call, its utterances and its tags land together or not at all."""
-
-    def __init__(self, store: Store, run: Run, tagger: tag.Tagger, rules: QaConfig, cfg: Config):
-        self.store, self.run, self.tagger, self.rules, self.seq = store, run, tagger, rules, 1
-        self.entities, self.topic_options = cfg.redaction.entities, cfg.topics
-        self.audio_from = cfg.input if cfg.redaction.audio else None  # recordings folder, when copies are wanted
-        self.topic_model = None  # the current topic model: new calls' turns are assigned to it as they are stored
-        self.heard: set[str] = set()  # calls stored from recordings, when transcripts are imported
-        self.assigned: list = []  # and their sentence vectors (embedding topics), kept for the next fit
-        self.topics_assigned: list = []  # the topic_id and weight of each turn assigned, to judge the model by
-        self.pages: dict[str, date] = {}  # calls (and their days) whose HTML scorecard must be (re)written
-        # an earlier run stored scorecards and may not have written their pages (killed, or a page failed)
-        self.pages_left = store.meta().get("pages_pending", True)
-
-    def calls(self, calls: list[dict], utterances: list[dict]) -> list[dict]:
-        """Redact, tag, score and commit whole calls in this process; returns the calls stored."""
-        return self.store_batch(self.prepare(calls, utterances))
-
-    def prepare(self, calls: list[dict], utterances: list[dict]) -> batch.Batch:
-        """Redact, tag and score whole calls in this process, one Prefect task run per stage."""
-        return batch.prepare(*self._stages(), calls, utterances)
-
-    def prepare_transcripts(self, work: list, since, forgotten: set[str]) -> batch.Batch:
-        """Read (when given files) and prepare a batch of transcripts in this process."""
-        return batch.prepare_transcripts(*self._stages(), work, since, forgotten)
-
-    def _stages(self) -> tuple[batch.Stages, batch.Context]:
-        stages = batch.Stages(redact_calls, enrich, tag_calls, score_calls, assign_topics, render_pages)
-        return stages, batch.Context(self.tagger, self.rules, self.entities, self.topic_model, self.topic_options,
-                                     self.run.run_id)
-
-    def admit(self, prepared: batch.Batch, known_ids: set[str], seen: dict[str, str]) -> batch.Batch:
-        """The new calls of a batch of transcripts; what was not new or not readable is counted and reported."""
-        admitted, known, duplicates = batch.admit(prepared, known_ids, seen)
-        self.run.counts["skipped"] += prepared.skipped + len(known)
-        self.run.add_failures(prepared.unreadable + duplicates)
-        self.run.notes += prepared.notes + [
-            f"{rel}: call {call_id} was stored from its recording on an earlier night; that call was kept and this "
-            "transcript not used" for call_id, rel in known if call_id in self.heard]
-        return admitted
-
-    def store_batch(self, prepared: batch.Batch) -> list[dict]:
-        """Commit a prepared batch (its calls, their rows in every table, together); returns the calls stored."""
-        if prepared.signals_hash != self.tagger.library.hash:
-            raise RuntimeError("signals/ changed during the run; run again to re-tag with the new library")
-        self.run.counts["redacted"] += sum(prepared.redacted.values())
-        self.run.add_failures([ingest.failure(path, "redact", why) for path, why in prepared.failed.items()])
-        calls, tables = prepared.calls, prepared.tables
-        if self.audio_from is not None:
-            self.run.add_failures(redact_recordings(self.store, self.audio_from, calls,
-                                                    tables["utterances"].to_pylist()))
-        days = [c["call_date"].isoformat() for c in calls] + [self.store.meta().get("newest_day", "")]
-        self.commit(tables, meta={"newest_day": max(days)})
-        self.run.counts["utterances"] += len(tables["utterances"])
-        self.assigned += prepared.vectors
-        self.topics_assigned.append(conform("utterance_topics", tables["utterance_topics"]).select(
-            ["topic_id", "weight"]))
-        self.run.counts["tagged"] += len(calls)
-        self.count_scored("scored", tables, {c["call_id"]: c["call_date"] for c in calls})
-        self.write_pages(calls, prepared.pages)
-        return calls
-
-    def write_pages(self, calls: list[dict], pages: dict[str, bytes | Path]) -> None:
-        """Write the pages rendered with a batch, now that its calls are stored. A page not written is left to
-        the scorecard-pages step, which renders it again from the store and reports why it fails."""
-        failed = self.store.write_pages((c, pages[c["call_id"]]) for c in calls if c["call_id"] in pages)
-        for call_id in pages.keys() - failed.keys():
-            self.pages.pop(call_id, None)
-
-    def count_scored(self, key: str, scored: dict, calls: dict[str, date]) -> None:
-        """Count the calls scored and flagged, and queue the pages of `calls` (id -> day), scored or not: a page
-        shows a call's flags and signals too, so a call no rubric scores still has one to keep current."""
-        self.run.counts[key] += len({c["call_id"] for c in batch.rows(scored["scorecards"], ["call_id"])})
-        self.run.counts["flagged"] += len({f["call_id"] for f in batch.rows(scored["flags"], ["call_id"])})
-        self.pages |= calls
-
-    def commit(self, tables: dict, remove: dict | None = None, meta: dict | None = None) -> None:
-        # Every commit of this release stores metrics with its calls; older stores were backfilled at the start.
-        # pages_pending: calls or their scores committed whose pages may not be written yet (cleared when they are),
-        # so a usual night need not look for every stored call's page to know none is missing.
-        pending = {"pages_pending": True} if any(len(tables.get(t, [])) for t in ("calls", *archive.SCORED)) else {}
-        self.store.commit(self.run.run_id, self.seq, tables, remove,
-                          meta={"signals_hash": self.tagger.library.hash, "qa_hash": self.rules.hash,
-                                "metrics_complete": True, **pending, **(meta or {})})
-        self.seq += 1
+def _writer(store: Store, run: Run, tagger: tag.Tagger, rules: QaConfig, cfg: Config) -> Writer:
+    """The flow's writer, its stages this module's tasks (looked up now: a benchmark swaps them for timers)."""
+    stages = batch.Stages(redact_calls, enrich, tag_calls, score_calls, assign_topics, render_pages)
+    return Writer(store, run, tagger, rules, cfg, stages, redact_recordings)
 
 
 # The stored archive brought up to date when the rules change (pipeline/archive.py), with this flow's tasks.
-def _retag_archive(cfg: Config, writer: _Writer, progress: bool | None = None, force: bool = False) -> bool:
+def _retag_archive(cfg: Config, writer: Writer, progress: bool | None = None, force: bool = False) -> bool:
     return archive.retag(writer, tag_calls, _spread(cfg), progress, force)
 
 
-def _rescore_archive(cfg: Config, writer: _Writer, retagged: bool, progress: bool | None = None) -> None:
+def _rescore_archive(cfg: Config, writer: Writer, retagged: bool, progress: bool | None = None) -> None:
     archive.rescore(writer, retagged, score_calls, _spread(cfg), progress)
 
 
@@ -249,12 +167,12 @@ def _cluster(cfg: Config):
     return FlowRunContext.get().task_runner.client if cfg.runner.kind == "dask" else None
 
 
-def _discover_topics(cfg: Config, writer: _Writer) -> None:
+def _discover_topics(cfg: Config, writer: Writer) -> None:
     discover.update(writer, cfg.topics, fit_topics)
 
 
 @task(name="scorecard-pages", cache_policy=NO_CACHE)
-def _write_pages(cfg: Config, writer: _Writer, progress: bool | None = None) -> bool:
+def _write_pages(cfg: Config, writer: Writer, progress: bool | None = None) -> bool:
     """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write.
 
     A page that cannot be rendered or written is a failure of that call's page only; its data is already
@@ -270,7 +188,7 @@ def _write_pages(cfg: Config, writer: _Writer, progress: bool | None = None) -> 
     return not pages.failed
 
 
-def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since, progress: bool | None) -> None:
+def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, since, progress: bool | None) -> None:
     if not cfg.transcripts:
         return
     run = writer.run
@@ -287,7 +205,7 @@ def _import_transcripts(cfg: Config, writer: _Writer, known: pd.DataFrame, since
     store_imported(cfg, writer, work, progress, known_ids, since, writer.store.forgotten())
 
 
-def store_imported(cfg: Config, writer: _Writer, work: list, progress: bool | None, known_ids: set[str] = frozenset(),
+def store_imported(cfg: Config, writer: Writer, work: list, progress: bool | None, known_ids: set[str] = frozenset(),
                    since=None, forgotten: set[str] = frozenset()) -> None:
     """Read and store transcripts on every core, import_commit_every calls per commit.
 
@@ -327,7 +245,7 @@ def _progress(prepared, done):
         yield ready
 
 
-def _transcribe(cfg: Config, writer: _Writer, jobs: list, progress: bool | None) -> None:
+def _transcribe(cfg: Config, writer: Writer, jobs: list, progress: bool | None) -> None:
     """Transcribe and store the night's recordings, commit_every calls at a time.
 
     Locally a process pool of 1-thread workers (measured fastest on one machine); on Dask one task per
@@ -347,7 +265,7 @@ def _transcribe(cfg: Config, writer: _Writer, jobs: list, progress: bool | None)
             _store_transcripts(writer, chunk, transcribe_batch(transcriber, chunk), opts.model)
 
 
-def _store_transcripts(writer: _Writer, jobs: list, results: list, model: str) -> None:
+def _store_transcripts(writer: Writer, jobs: list, results: list, model: str) -> None:
     run, by_id = writer.run, {job.call_id: job for job in jobs}
     calls, utterances, failures = [], [], []
     for result in results:

@@ -1,6 +1,6 @@
 """Text-pipeline benchmark: N synthetic utterances through the nightly text stages vs a spaCy tokenizer pass.
 
-The stages run exactly as the nightly flow runs them per commit chunk: `flows._Writer.calls` itself
+The stages run exactly as the nightly flow runs them per commit chunk: `writer.Writer.calls` itself
 (redact -> enrich -> tag -> score+flag -> topics -> HTML scorecards -> commit -> pages written), with each
 Prefect task swapped for its plain function wrapped in a timer, so no Prefect is involved. Topics mirror
 the flow's first night: the first chunk of calls is stored without topics, then `flows._discover_topics`
@@ -186,7 +186,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     library = load_signals(cfg.signals)
     tagger, rules = tag.Tagger(library), load_qa(cfg.signals, library)
     timers = Timers()
-    # The flow's tasks, as plain timed functions: _Writer.calls and _discover_topics look them up at call time.
+    # The flow's tasks, as plain timed functions: flows._writer and _discover_topics look them up at call time.
     # With workers > 1 the stages run in the pool's processes, where only their sum ("prepare") is seen.
     flows.redact_calls = timers.wrap("redact", batch.redact_calls)
     flows.enrich = timers.wrap("enrich", qa.add_sentiment)
@@ -207,7 +207,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     with store.lock():
         commit = store.commit
         store.commit = timers.wrap("write", commit)
-        writer = flows._Writer(store, run, tagger, rules, cfg)
+        writer = flows._writer(store, run, tagger, rules, cfg)
         writer.write_pages = timers.wrap("write pages", writer.write_pages)
         start = time.perf_counter()
         archive.record_rubrics(writer)  # as the flow does before it stores a night's calls

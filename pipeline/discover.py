@@ -104,7 +104,7 @@ def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
     """The night's topics step: refit the model on the recent window when it is due, else keep the vectors of
     the turns the night assigned for the next fit. New calls were assigned as they were stored.
 
-    writer: the flow's (flows._Writer: store, run, tagger, topic_model, commit, assigned, topics_assigned);
+    writer: the flow's (writer.Writer: store, run, tagger, topic_model, commit, assigned, topics_assigned);
     fit_task: `fit`, or the flow's Prefect task of it.
     """
     store, run, library = writer.store, writer.run, writer.tagger.library

@@ -194,8 +194,8 @@ def test_a_rule_change_cut_short_between_its_commits_is_finished_by_the_next_run
                                                                                 monkeypatch, change):
     """The archive is re-tagged and re-scored a few days at a time, a commit each (here a day each). A run that
     dies after the first day's commit leaves the change due, and the next run does it all."""
-    import flows
     from pipeline import archive
+    from pipeline.writer import Writer
 
     tx, signals, out = setup(tmp_path)
     run(tx, signals, out)
@@ -203,7 +203,7 @@ def test_a_rule_change_cut_short_between_its_commits_is_finished_by_the_next_run
         new_rubric_version(signals, dropping="resolution_confirmed")
     else:
         (signals / "extra.yaml").write_text("signals:\n  - id: says_account\n    regex: ['\\baccount\\b']\n")
-    commit, commits = flows._Writer.commit, []
+    commit, commits = Writer.commit, []
 
     def dies_at_the_second(self, *args, **kwargs):
         if commits:
@@ -211,11 +211,11 @@ def test_a_rule_change_cut_short_between_its_commits_is_finished_by_the_next_run
         commits.append(commit(self, *args, **kwargs))
 
     monkeypatch.setattr(archive, "ARCHIVE_CALLS", 1)
-    monkeypatch.setattr(flows._Writer, "commit", dies_at_the_second)
+    monkeypatch.setattr(Writer, "commit", dies_at_the_second)
     with pytest.raises(RuntimeError, match="killed"):
         run(tx, signals, out)
     assert len(commits) == 1
-    monkeypatch.setattr(flows._Writer, "commit", commit)
+    monkeypatch.setattr(Writer, "commit", commit)
 
     again = run(tx, signals, out)
     assert (again["counts"]["retagged"], again["counts"]["rescored"]) == ((3 if change == "signals" else 0), 3)
