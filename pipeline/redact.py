@@ -70,7 +70,7 @@ import re
 from collections import Counter
 from typing import Collection
 
-from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
+from pipeline.spoken import (LETTERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
                              emails, is_date, runs, spell)
 from pipeline.redact_cues import CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, nearest
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
@@ -81,7 +81,6 @@ TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits 
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
 ONE_DIGIT = re.compile(r"\d")
-LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 MONEY_AFTER = re.compile(r"\s*(?:dollars?|bucks|pounds?|quid|euros?|cents?|pence|percent|%)", re.I)

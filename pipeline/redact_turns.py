@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterator
 
-from pipeline.spoken import FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, SPOKEN_AT, UNITS, Tokens, runs, spell
+from pipeline.spoken import FILLERS, LETTERS, MONTHS, NUMBER_WORDS, ORDINALS, SPOKEN_AT, UNITS, Tokens, runs, spell
 
 BACKCHANNEL = set("ok okay mhm mhmm mm hm hmm mmhmm mm-hmm uh-huh uh huh um hum yes yeah yep yup right all sure go "
                   "on ahead got it gotcha alright thanks thank you great perfect cool fine understood noted ready sir "
@@ -50,7 +50,6 @@ KEEP = set("$£€%+(")  # "$" before a run or "%" after it says what it is; "+4
 WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")  # the words Tokens reads
 DIGIT = re.compile(r"\d")
 MONEY = re.compile(r"[$£€%]")
-LETTERS = re.compile(r"[^\W\d_]+")
 SPAN_WORDS = NUMBER_WORDS | MONTHS | ORDINALS.keys()  # the words a number or a date may begin or end with
 
 

@@ -27,6 +27,7 @@ MONTHS = set("january february march april may june july august september octobe
              "jan feb mar apr jun jul aug sep sept oct nov dec".split())
 
 TOKEN = re.compile(r"\[(?:CARD|SSN|PHONE|EMAIL|DOB)\]|\d+(?:st|nd|rd|th)?|[^\W\d_]+(?:'[^\W\d_]+)?", re.I)
+LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
 GAP = re.compile(r"[\s,.;:/()+?!\"'_#\u2026\u2013\u2014-]*")  # what may sit between the numbers of one run ("4111?")
 TIGHT = re.compile(r"[ \t-]*")                          # "forty two" / "forty-two" is 42; "forty, two" is 40 2
 DAY_DIGITS = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?")
