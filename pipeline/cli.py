@@ -17,7 +17,8 @@ from pipeline.cli_trends import trends
 from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
                                  query)
 from pipeline.config import Config, ConfigError, redaction_warning
-from pipeline.store import Store, StoreBusy
+from pipeline.store import Store
+from pipeline.store_lock import StoreBusy
 
 SHOWN = 20  # failures and notes printed after a run; the rest are in the store
 RUN_STOPPED = 3  # exit status of a run an error stopped: not a bad call (1), not a usage mistake (2)
@@ -70,14 +71,15 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     check_inputs(cfg)
     if warning := redaction_warning(cfg):  # said at the start, before the night's progress and summary
         click.echo(warning, err=True)
-    check_out(cfg.out, wait_s)
-    import flows  # Prefect is slow to import; only commands that run flows pay for it
-
+    check_out(cfg.out)
     try:
-        summary = flows.run_nightly(config=config_path, input=str(cfg.input), out=str(cfg.out),
-                                    transcripts_dir=str(cfg.transcripts) if cfg.transcripts else None,
-                                    signals=str(cfg.signals), since=since.date() if since else None,
-                                    workers=cfg.workers(), progress=False if quiet else None, wait_s=wait_s)
+        with Store(cfg.out).reserve(wait_s):  # before Prefect starts: a second run is refused at once
+            import flows  # Prefect is slow to import; only commands that run flows pay for it
+
+            summary = flows.run_nightly(config=config_path, input=str(cfg.input), out=str(cfg.out),
+                                        transcripts_dir=str(cfg.transcripts) if cfg.transcripts else None,
+                                        signals=str(cfg.signals), since=since.date() if since else None,
+                                        workers=cfg.workers(), progress=False if quiet else None)
     except StoreBusy as exc:
         raise UsageProblem(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 (Prefect has logged the traceback; the scheduler needs the verdict)

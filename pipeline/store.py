@@ -7,7 +7,7 @@ Layout under the output folder:
     callintel.duckdb                                              tables + views, rebuilt from the parts
     runs/<run_id>.json                                            run summaries
     scorecards/<call_date>/<call_id>.html                         HTML scorecards (pipeline/store_pages.py)
-    .lock                                                         one writer at a time
+    .lock                                                         one writer at a time (pipeline/store_lock.py)
 
 Why a manifest: a commit writes its part files under temporary names, renames
 them, and only then atomically replaces the manifest. A run killed at any point
@@ -21,14 +21,11 @@ new ones see the new data; the nightly run never waits for them.
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
-import time
-from collections.abc import Callable, Iterator
-from datetime import date, datetime
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -39,6 +36,7 @@ import pyarrow.parquet as pq
 from pipeline.ingest import call_digest
 from pipeline.schemas import TABLES, conform
 from pipeline.store_db import DB_NAME, DatabaseMixin, StoreError
+from pipeline.store_lock import LockMixin
 from pipeline.store_pages import PagesMixin
 
 MANIFEST_VERSION = 1
@@ -62,10 +60,6 @@ def day_groups(calls_a_day: dict[date, int], per_group: int) -> list[set[date]]:
     return groups
 
 
-class StoreBusy(StoreError):
-    pass
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
@@ -75,7 +69,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-class Store(DatabaseMixin, PagesMixin):
+class Store(DatabaseMixin, PagesMixin, LockMixin):
     def __init__(self, out: str | Path):
         self.out = Path(out)
         self.parquet = self.out / "parquet"
@@ -144,52 +138,7 @@ class Store(DatabaseMixin, PagesMixin):
                 full = conform(table, con.sql(query, params={"files": files}).to_arrow_table())
         return full.select(columns) if columns else full
 
-    # ---------- one writer at a time ----------
-
-    @contextlib.contextmanager
-    def lock(self, wait_s: float = 0) -> Iterator[None]:
-        """Hold the output folder for writing; a second writer waits up to wait_s, then refuses."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        fh = open(self.out / ".lock", "a+")
-        deadline = time.monotonic() + wait_s
-        while (holder := _try_lock(fh)) is not None:
-            if time.monotonic() >= deadline:
-                fh.close()
-                raise self.busy(holder)
-            time.sleep(0.5)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}, started {datetime.now():%Y-%m-%d %H:%M:%S}")
-        fh.flush()
-        self._lock_fh = fh
-        try:
-            self._recover()
-            yield
-        finally:
-            self._lock_fh = None
-            fh.seek(0)
-            fh.truncate()
-            fcntl.flock(fh, fcntl.LOCK_UN)
-            fh.close()
-
-    def holder(self) -> str | None:
-        """Who holds the output folder for writing ("pid 123, started ..."), or None when nobody does."""
-        path = self.out / ".lock"
-        if not path.exists():
-            return None
-        with open(path, "a+") as fh:
-            if (holder := _try_lock(fh)) is None:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-            return holder
-
-    def busy(self, holder: str) -> StoreBusy:
-        """The error of a writer finding the output folder held by another (`holder`, as holder() says)."""
-        return StoreBusy(f"{self.out}: another callintel run is writing here ({holder}); wait for it to finish, "
-                         "use --wait SECONDS, or a different --out")
-
-    def _require_lock(self) -> None:
-        if self._lock_fh is None:
-            raise RuntimeError("Store writes need `with store.lock():`")
+    # ---------- one writer at a time: lock() and reserve() (pipeline/store_lock.py) ----------
 
     def _recover(self) -> None:
         """Remove what a killed writer left behind: uncommitted parts and temporary files."""
@@ -381,13 +330,3 @@ class Store(DatabaseMixin, PagesMixin):
             if summary.get("status") == "running":
                 stale.append(summary)
         return stale
-
-
-def _try_lock(fh) -> str | None:
-    """Take the write lock on the open .lock file: None when taken, else who holds it (the file's text)."""
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return None
-    except BlockingIOError:
-        fh.seek(0)
-        return fh.read().strip() or "another process"

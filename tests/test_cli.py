@@ -1,5 +1,10 @@
 """The command line: examples in every --help, one-line errors, exit codes of the README."""
+import os
+import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -62,6 +67,23 @@ def test_an_output_folder_that_cannot_be_written_or_is_busy_is_refused_before_an
     assert busy.exit_code == 2 and len(busy.output.strip().splitlines()) == 1
     assert "another callintel run is writing here (pid" in busy.output and "--wait" in busy.output
     assert store.holder() is None  # and once it has finished, nobody holds it
+
+
+def test_two_runs_started_together_one_writes_and_the_other_is_refused_before_prefect_starts(tmp_path):
+    """Each checked the folder before Prefect's ~15 s start-up and took the lock after it, so both started a
+    server and the second ended in a traceback. `run` now holds the lock from before Prefect starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
+    cmd = [str(Path(sys.executable).with_name("callintel")), "run", "--transcripts", str(ROOT / "data/demo_transcripts"),
+           "--input", str(tmp_path / "none"), "--out", str(tmp_path / "out"), "--signals", str(ROOT / "signals")]
+    runs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
+    (winner, won), (loser, lost) = sorted(((p, p.communicate(timeout=600)) for p in runs), key=lambda r: r[0].returncode)
+    assert (winner.returncode, loser.returncode) == (0, 2)
+    assert "new calls   10 (0 transcribed, 10 imported)" in won[0]
+    assert lost[0] == "" and re.fullmatch(
+        re.escape(f"Error: {tmp_path / 'out'}: another callintel run is writing here (pid {winner.pid}, started ")
+        + r"[\d-]+ [\d:]+" + re.escape("); wait for it to finish, use --wait SECONDS, or a different --out\n"), lost[1])
 
 
 def test_check_validates_without_writing(tmp_path, monkeypatch):

@@ -131,8 +131,11 @@ def test_a_killed_run_leaves_no_temporary_prefect_server(tmp_path, kill_when):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")  # a shared, busy machine
-    cmd = [CALLINTEL, "run", "--transcripts", str(ROOT / "data/demo_transcripts"), "--input", str(tmp_path / "none"),
-           "--out", str(out), "--signals", str(ROOT / "signals"), "--quiet", "--wait", "300"]
+    # The flow itself, not `callintel run`, which would wait for the lock before Prefect starts
+    night = (f"import flows; flows.run_nightly(transcripts_dir={str(ROOT / 'data/demo_transcripts')!r}, "
+             f"input={str(tmp_path / 'none')!r}, out={str(out)!r}, signals={str(ROOT / 'signals')!r}, "
+             "progress=False, wait_s=300)")
+    cmd = [sys.executable, "-c", night]
     servers: dict[int, tuple[str, str]] = {}
     with Store(out).lock():  # the run waits for it inside the flow, its server up, writing nothing
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,12 +1,16 @@
 """Every table round-trips with its declared schema; commits are atomic; DuckDB is published by swap."""
+import subprocess
+import sys
 from datetime import date, datetime
 
 import duckdb
 import pyarrow as pa
 import pytest
 
+from conftest import ROOT
 from pipeline.schemas import TABLES, conform
-from pipeline.store import Store, StoreBusy
+from pipeline.store import Store
+from pipeline.store_lock import StoreBusy
 
 
 def sample(field: pa.Field, i: int):
@@ -110,6 +114,25 @@ def test_second_writer_is_refused_with_a_clear_message(tmp_path):
                 pass
     with second.lock():  # free again once the first is done
         pass
+
+
+def test_a_reserved_folder_is_locked_by_this_process_only_and_still_recovered(tmp_path):
+    """`callintel run` reserves the folder before Prefect starts; the flow it runs then locks it through that
+    reservation (and clears a killed run's debris, as any lock does), while any other process is refused."""
+    debris = tmp_path / "parquet/calls/call_date=2026-11-20/part-killed-1.parquet"
+    debris.parent.mkdir(parents=True)
+    debris.write_bytes(b"an uncommitted part")
+    other = [sys.executable, "-c", f"from pipeline.store import Store\nwith Store({str(tmp_path)!r}).lock(): pass"]
+    with Store(tmp_path).reserve():
+        assert debris.exists()  # a reservation only holds the folder; the flow's lock() recovers
+        refused = subprocess.run(other, capture_output=True, text=True, cwd=ROOT)
+        assert refused.returncode == 1 and "another callintel run is writing here (pid" in refused.stderr
+        store = Store(tmp_path)
+        with store.lock():
+            assert not debris.exists()
+            store.commit("r1", 1, {})
+        assert "another callintel run" in subprocess.run(other, capture_output=True, text=True, cwd=ROOT).stderr
+    assert subprocess.run(other, capture_output=True, text=True, cwd=ROOT).returncode == 0  # let go with the reservation
 
 
 def test_second_writer_can_wait_for_the_first(tmp_path):
