@@ -32,43 +32,52 @@ def _exec(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list:
 
 
 class DatabaseMixin:
-    """Needs self.out, self.db_path, self.parquet, self.manifest() and self._require_lock() (see Store)."""
+    """Needs self.out, self.db_path, self.parquet, self.manifest(), self.meta() and self._require_lock() (see Store)."""
 
     def publish(self, views: dict[str, str] | None = None, fresh: bool = False) -> bool:
         """Bring callintel.duckdb up to the manifest; returns False when it already was.
 
         fresh builds the file anew instead of updating a copy: after a deletion, since DuckDB leaves deleted
-        rows' bytes in freed blocks of the file.
+        rows' bytes in freed blocks of the file. For the same reason the file is built anew when the stored
+        text was redacted again since it was built (pipeline/redact_archive.py): updated, it would keep the
+        card numbers and phone numbers the archive no longer holds.
         """
         self._require_lock()
-        manifest = self.manifest()
-        if not fresh and self.db_path.exists() and self._db_current(manifest, views or {}):
+        manifest, redacted_by = self.manifest(), self.meta().get("redaction_hash")
+        built = self._db_built()
+        want = (_fingerprint(), json.dumps(views or {}, sort_keys=True), redacted_by,
+                {(t, p) for t, parts in manifest.items() for p in parts})
+        if not fresh and built == want:
             return False
+        fresh = fresh or built is None or built[2] != redacted_by
         tmp = self.out / (DB_NAME + ".next")
         tmp.unlink(missing_ok=True)
-        if self.db_path.exists() and not fresh:
+        if not fresh:
             shutil.copyfile(self.db_path, tmp)
         with duckdb.connect(str(tmp)) as con:
             self._sync_tables(con, manifest)
             for name, sql in (views or {}).items():
                 _exec(con, f"CREATE OR REPLACE VIEW {name} AS {sql}")
-            _exec(con, "CREATE OR REPLACE TABLE _callintel_meta AS SELECT $f AS fingerprint, $v AS views",
-                        {"f": _fingerprint(), "v": json.dumps(views or {}, sort_keys=True)})
+            _exec(con, "CREATE OR REPLACE TABLE _callintel_meta AS SELECT $f AS fingerprint, $v AS views, "
+                       "$r AS redacted_by", {"f": want[0], "v": want[1], "r": redacted_by})
             _exec(con, "CHECKPOINT")
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, self.db_path)
         return True
 
-    def _db_current(self, manifest: dict[str, list[str]], views: dict[str, str]) -> bool:
+    def _db_built(self) -> tuple | None:
+        """(fingerprint, views, redaction rules, loaded parts) the file was built with; None without a file this
+        code can update (none yet, or one from before `redacted_by` was recorded: built anew, once)."""
+        if not self.db_path.exists():
+            return None
         try:
             with duckdb.connect(str(self.db_path), read_only=True) as con:
-                meta = _exec(con, "SELECT fingerprint, views FROM _callintel_meta")[0]
+                meta = _exec(con, "SELECT fingerprint, views, redacted_by FROM _callintel_meta")[0]
                 loaded = _exec(con, "SELECT table_name, part FROM _loaded_parts")
         except duckdb.Error:
-            return False
-        want = {(t, p) for t, parts in manifest.items() for p in parts}
-        return meta == (_fingerprint(), json.dumps(views, sort_keys=True)) and set(loaded) == want
+            return None
+        return (*meta, set(loaded))
 
     def _sync_tables(self, con: duckdb.DuckDBPyConnection, manifest: dict[str, list[str]]) -> None:
         _exec(con, "CREATE TABLE IF NOT EXISTS _loaded_parts (table_name VARCHAR, part VARCHAR)")

@@ -139,3 +139,22 @@ def test_the_rules_hash_covers_every_redaction_module():
 
     modules = {p.name for p in (ROOT / "pipeline").glob("redact*.py")} - {"redact_archive.py"}
     assert modules | {"spoken.py"} == set(REDACTION_CODE)
+
+
+def test_the_database_file_keeps_no_bytes_of_text_redacted_again(folder, prefect_harness):
+    """DuckDB leaves a deleted row's bytes in freed blocks of its file: a callintel.duckdb updated in place would
+    keep the card the stored text no longer holds, for anyone who reads the file (`strings callintel.duckdb`)."""
+    import flows
+    from pipeline.views import VIEWS
+
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    store = Store(folder / "out")
+    as_an_older_release_stored_it(store)
+    with store.lock():
+        store.publish(VIEWS)  # as the older release's night did
+    db = folder / "out" / "callintel.duckdb"
+    assert "four two four two" in db.read_bytes().decode("latin-1")
+
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    assert stored_anywhere(folder / "out", "four two four two") == []
+    assert "four two four two" not in db.read_bytes().decode("latin-1")
