@@ -71,7 +71,7 @@ from collections import Counter
 from typing import Collection
 
 from pipeline.spoken import (LETTERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
-                             emails, is_date, runs, spell)
+                             emails, folded, is_date, runs, spell)
 from pipeline.redact_cues import CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, nearest
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
 from pipeline.redact_turns import (CUE_TURNS, EDGE, counts, cross_turn, digits, may_cross, read_backs,
@@ -114,7 +114,7 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
         >>> find_pii("it's 4111 1111 1111 1111")
         [Span(kind='card', start=5, end=24)]
     """
-    return _find_pii(text, entities, context) if text and _may_hold_pii(text) else []
+    return _find_pii(folded(text), entities, folded(context)) if text and _may_hold_pii(folded(text)) else []
 
 
 def _find_pii(text: str, entities: Collection[str], context: str, context_dob: bool = True) -> list[Span]:
@@ -173,7 +173,7 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     or None); spans are widened to whole words so text stays " ".join(words). A span split over
     turns counts once.
     """
-    texts = [u.get("text") or "" for u in utterances]
+    texts = [folded(u.get("text") or "") for u in utterances]  # spans are cut from the text as written
     may = [bool(t) and _may_hold_pii(t) for t in texts]
     speakers = [u.get("speaker") for u in utterances]
     found = [_find_pii(t, entities, *_answered(texts, speakers, i, may)) if may[i] else [] for i, t in enumerate(texts)]
@@ -190,7 +190,7 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
         continued[i].append(span.start)
     rows, counts = [], Counter()
     for i, utterance in enumerate(utterances):
-        row, spans = redact_row(utterance, texts[i], merge(found[i]))
+        row, spans = redact_row(utterance, utterance.get("text") or "", merge(found[i]))
         rows.append(row)
         if spans:
             counts.update(s.kind for s in spans if not any(s.start <= c < s.end for c in continued[i]))

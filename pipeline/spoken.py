@@ -41,6 +41,19 @@ SPOKEN_AT = re.compile(r"(?<!\S)at\s", re.I)  # "at" between words, or opening a
 WRITTEN_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+# Typed text (a vendor's transcript, a CRM note) has symbols from other keyboards: a phone written
+# "206‑555‑0142" with non-breaking hyphens, "２０６－５５５－０１４２" or "anna＠gmail.com" from a full-width
+# keyboard. Read as the ASCII symbol each stands for, one character for one, so every offset still points
+# into the text as written.
+FOLDED = str.maketrans({**{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)},  # full-width ASCII
+                        **dict.fromkeys("\u2010\u2011\u2012\u2212\ufe63", "-"), "\ufe6b": "@"})
+
+
+def folded(text: str) -> str:
+    """text with full-width characters and other hyphens read as ASCII; the same length, offset for offset."""
+    return text.translate(FOLDED)
+
+
 class Tokens:
     """Words of a text (lower-cased) with their character offsets; placeholders are opaque words."""
 

@@ -471,3 +471,15 @@ def test_short_turns_that_hold_pii_are_read(text, context, kind):
 @pytest.mark.parametrize("text", ["one moment please", "oh okay", "that's my second bill", "may I ask why"])
 def test_everyday_turns_with_one_number_word_are_skipped(text):
     assert not redact._may_hold_pii(text)
+
+
+def test_symbols_of_other_keyboards_are_read_as_ascii_and_kept_as_written():
+    """A vendor's transcript typed with a non-breaking hyphen or a full-width keyboard: the number goes, and what
+    is kept is the turn as written, not the ASCII it was read as."""
+    turns = [{"speaker": "agent", "text": "And a phone number for you?"},
+             {"speaker": "customer", "text": "２０６－５５５－０１４２，ｔｈａｎｋｓ"},
+             {"speaker": "customer", "text": "or my SSN 078\u201105\u20111120 if you need it"}]
+    clean, counts = redact_utterances(turns)
+    assert [u["text"] for u in clean] == ["And a phone number for you?", "[PHONE]，ｔｈａｎｋｓ",
+                                          "or my SSN [SSN] if you need it"]
+    assert counts == {"phone": 1, "ssn": 1}
