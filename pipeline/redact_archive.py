@@ -28,6 +28,7 @@ from pipeline.redact import redact_text, redact_utterances
 from pipeline.redact_meta import redact_extras
 from pipeline.schemas import conform
 from pipeline.store import day_groups
+from pipeline.topic_text import lemmatise
 
 # every module whose code decides what is redacted (tests/test_redact_archive.py keeps this list whole)
 REDACTION_CODE = ("redact.py", "redact_cues.py", "redact_turns.py", "redact_spans.py", "redact_meta.py",
@@ -136,11 +137,24 @@ def _audio_again(store, recordings: Path | None, calls: list[dict], utterances: 
 
 def _topics_redacted(store, entities: Collection[str], replaced: dict[str, str]) -> pa.Table | None:
     """The topics table with its examples redacted again (as their utterance was, in its conversation, when the
-    pass changed it; else on their own), or None if none changed."""
+    pass changed it; else on their own) and the terms made of what the pass took out dropped from every model
+    version's top terms and label ("anna dot", "gmail"), or None if none changed."""
     rows = store.read("topics").to_pylist()
+    taken = _lemmas_taken(replaced)
     changed = False
     for row in rows:
         examples = [replaced.get(e) or redact_text(e, entities)[0] if e else e for e in row.get("examples") or []]
-        changed |= examples != (row.get("examples") or [])
-        row["examples"] = examples
+        terms = [t for t in row.get("top_terms") or [] if taken.isdisjoint(t.split())]
+        label = ", ".join(t for t in row["label"].split(", ") if taken.isdisjoint(t.split())) or "(no terms)"
+        changed |= (examples, terms, label) != (row.get("examples") or [], row.get("top_terms") or [], row["label"])
+        row.update(examples=examples, top_terms=terms, label=label)
     return conform("topics", rows) if changed else None
+
+
+def _lemmas_taken(replaced: dict[str, str]) -> set[str]:
+    """The lemmas (what topic terms are made of) the pass took out of the texts it changed: old -> new."""
+    if not replaced:
+        return set()
+    lemmas = lemmatise(list(replaced) + list(replaced.values()))
+    old, new = lemmas[:len(replaced)], lemmas[len(replaced):]
+    return {w for before, after in zip(old, new) for w in set(before.split()) - set(after.split())}

@@ -158,3 +158,31 @@ def test_the_database_file_keeps_no_bytes_of_text_redacted_again(folder, prefect
     flows.nightly(config=str(folder / "callintel.yaml"))
     assert stored_anywhere(folder / "out", "four two four two") == []
     assert "four two four two" not in db.read_bytes().decode("latin-1")
+
+
+def test_topic_terms_made_of_text_redacted_again_go_with_it(folder, prefect_harness):
+    """A topic's terms and label are words of its turns: an e-mail an older release kept ("anna dot brooks at gmail
+    dot com") stays in every model version's terms unless those go with the text."""
+    import flows
+
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    store = Store(folder / "out")
+    lines = json.loads((ROOT / "data/demo_transcripts/c-0002.json").read_text())["utterances"]
+    at = next(i for i, u in enumerate(lines) if "gmail" in u["text"])  # the script's e-mail line
+    utterances = store.read("utterances").to_pylist()
+    for u in utterances:
+        if (u["call_id"], u["utt_idx"]) == ("c-0002", at):
+            u["text"] = lines[at]["text"]
+    topics = store.read("topics").to_pylist()
+    kept = list(topics[0]["top_terms"])
+    topics[0]["top_terms"], topics[0]["label"] = kept + ["gmail", "anna dot"], "anna dot, gmail"  # the older fit's
+    with store.lock():
+        store.commit("older", 1, {"utterances": conform("utterances", utterances), "topics": conform("topics", topics)},
+                     remove={"utterances": store.manifest()["utterances"], "topics": store.manifest()["topics"]},
+                     meta={"redaction_hash": "older release"})
+
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    assert stored_anywhere(folder / "out", "gmail") == []
+    assert stored_anywhere(folder / "out", "anna dot") == []
+    older = [row for row in store.read("topics").to_pylist() if row["model_version"] == topics[0]["model_version"]]
+    assert older[0]["top_terms"] == kept
