@@ -114,7 +114,8 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
         >>> find_pii("it's 4111 1111 1111 1111")
         [Span(kind='card', start=5, end=24)]
     """
-    return _find_pii(folded(text), entities, folded(context)) if text and _may_hold_pii(folded(text)) else []
+    text = folded(text or "")
+    return _find_pii(text, entities, folded(context)) if text and _may_hold_pii(text) else []
 
 
 def _find_pii(text: str, entities: Collection[str], context: str, context_dob: bool = True) -> list[Span]:

@@ -51,7 +51,7 @@ FOLDED = str.maketrans({**{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F
 
 def folded(text: str) -> str:
     """text with full-width characters and other hyphens read as ASCII; the same length, offset for offset."""
-    return text.translate(FOLDED)
+    return text if text.isascii() else text.translate(FOLDED)  # nearly every turn is ASCII: no copy
 
 
 class Tokens:
