@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import re._constants as C
+import re._parser as parser
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -72,6 +74,8 @@ class Signal(_Strict):
                 re.compile(expr)
             except re.error as exc:
                 raise ValueError(f"regex {i} does not compile ({exc})") from None
+            if (char := _never_in_text(expr)) is not None:
+                raise ValueError(f"regex {i} {_why_never(expr, char)}")
         return value
 
     @model_validator(mode="after")
@@ -83,6 +87,50 @@ class Signal(_Strict):
     def token_patterns(self) -> list[list[dict]]:
         """Patterns as the Matcher sees them: on our lower-cased, lemma-normalised tokens."""
         return [[_on_norms(token) for token in pattern] for pattern in self.patterns]
+
+
+def _never_in_text(expr: str) -> str | None:
+    """A character that expr spells out and normalised text never holds (upper case, punctuation), else None.
+
+    Phrases are normalised like the text, but an expression is taken as written: `Ofgem`, `£\\d+` or a curly
+    apostrophe never matches, and without an example nothing would ever say so. Sets (`[A-Za-z]`) and
+    negative look-arounds may name such characters harmlessly; any other part that needs one is dead."""
+    tree = parser.parse(expr)
+    return _needed_char(tree, bool(tree.state.flags & re.IGNORECASE))
+
+
+def _needed_char(items, ignore_case: bool) -> str | None:
+    for op, av in items:
+        if op == C.LITERAL:
+            char = chr(av).lower() if ignore_case else chr(av)
+            if not (char in " '" or (re.fullmatch(r"\w", char) and char == char.lower())):
+                return chr(av)
+            continue
+        if op == C.SUBPATTERN:
+            _, add, remove, inner = av
+            groups = [(inner, (ignore_case or bool(add & re.IGNORECASE)) and not remove & re.IGNORECASE)]
+        elif op == C.BRANCH:
+            groups = [(branch, ignore_case) for branch in av[1]]
+        elif op in (C.MAX_REPEAT, C.MIN_REPEAT, C.POSSESSIVE_REPEAT, C.ATOMIC_GROUP):
+            groups = [(av[-1] if op != C.ATOMIC_GROUP else av, ignore_case)]
+        elif op == C.ASSERT:
+            groups = [(av[1], ignore_case)]
+        else:
+            continue
+        for inner, case in groups:
+            if (char := _needed_char(inner, case)) is not None:
+                return char
+    return None
+
+
+def _why_never(expr: str, char: str) -> str:
+    if char == "\u2019":
+        return f"has a curly quote {char!r}; the text it runs on has straight ones: write {expr.replace(char, chr(39))!r}"
+    if char != char.lower():
+        lowered = re.sub(r"(?<!\\)[A-Z]+", lambda m: m.group().lower(), expr)  # \\B, \\D, \\S, \\W stay
+        return f"has {char!r}, but the text it runs on is lower case: write {lowered!r}"
+    return (f"has {char!r}, but the text it runs on has no punctuation (apostrophes aside: each run of it is "
+            "one space): match a space or nothing there")
 
 
 def _on_norms(token: dict) -> dict:

@@ -1,4 +1,6 @@
 """Signal grammar, lemma/ASR-robust matching, speaker scope, windows, negation, categories."""
+import json
+
 import pytest
 
 from pipeline.config import ConfigError
@@ -233,6 +235,27 @@ def test_config_errors_name_file_and_key(tmp_path, yaml_text, message):
     with pytest.raises(ConfigError) as err:
         load_signals(tmp_path)
     assert str(err.value).startswith(f"{tmp_path / 'lib.yaml'}: ") and message in str(err.value)
+
+
+@pytest.mark.parametrize("expr, message", [
+    # each of these can never match: matching sees "ofgem", "50", "it's" and "e mail"
+    ("Ofgem|energy ombudsman", "regex 0 has 'O', but the text it runs on is lower case: write 'ofgem|energy ombudsman'"),
+    ("\u00a3\\d+", "regex 0 has '\u00a3', but the text it runs on has no punctuation"),
+    ("it\u2019s wrong", "regex 0 has a curly quote '\u2019'; the text it runs on has straight ones: write \"it's wrong\""),
+    ("\\be-mail\\b", "regex 0 has '-', but the text it runs on has no punctuation"),
+])
+def test_a_regex_spelling_what_normalised_text_never_holds_is_an_error(tmp_path, expr, message):
+    (tmp_path / "lib.yaml").write_text(f"signals:\n  - id: a\n    regex: [{json.dumps(expr)}]\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_signals(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 'lib.yaml'}: signals[0].regex: {message}")
+
+
+@pytest.mark.parametrize("expr", ["(?i)Ofgem", "(?i:Ofgem) rules", "[A-Z]{2}\\d", "\\d+(?!\\.)", "\\Bfoo\\S",
+                                  "it's wrong"])
+def test_a_regex_whose_capitals_or_punctuation_cannot_stop_a_match_is_kept(tmp_path, expr):
+    (tmp_path / "lib.yaml").write_text(f"signals:\n  - id: a\n    regex: [{json.dumps(expr)}]\n", encoding="utf-8")
+    assert load_signals(tmp_path).signals[0].regex == [expr]
 
 
 def test_yes_no_on_off_are_words_not_booleans(tmp_path):
