@@ -80,6 +80,9 @@ class Lexicon:
             lemma = _lemma(word)
             for form in {word, lemma} | {f for forms in getAllInflections(lemma).values() for f in forms}:
                 canonical.setdefault(form, lemma)
+        # "'s" is spaCy's own norm for "is", "has" and the possessive alike, so a phrase "the bill is wrong" missed
+        # "the bill's wrong", as ASR writes it; read as "is" ("'re" and "'m" already are), it matches.
+        canonical["'s"] = _lemma("is")
         canonical.update({str(i): w for i, w in enumerate(NUMBERS)})
         suffixes = "th st nd rd th th th th th th".split()
         canonical.update({f"{i}{s}": w for i, (w, s) in enumerate(zip(ORDINALS, suffixes))})

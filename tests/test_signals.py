@@ -72,6 +72,20 @@ def test_asr_forms_digits_and_contractions(tagger):
     assert "order_number" not in fired(tagger, "my order number 12345 hasn't come")
 
 
+@pytest.mark.parametrize("text, matched", [
+    ("my bill's wrong", "bill's wrong"),
+    ("It's wrong again!", "It's wrong"),
+    ("the meter’s broken", "meter’s broken"),
+    ("the meter was broken", "meter was broken"),
+])
+def test_a_phrase_with_is_matches_its_contraction(tmp_path, text, matched):
+    """ASR writes "the bill's wrong" far more often than "the bill is wrong"; "'re" and "'m" already matched."""
+    (tmp_path / "lib.yaml").write_text("signals:\n  - id: dispute\n    phrases: [bill is wrong, it is wrong]\n"
+                                       "  - id: fault\n    phrases: [meter is broken]\n")
+    hits = Tagger(load_signals(tmp_path)).match(text, "customer")[0]
+    assert [h.matched_text for h in hits] == [matched]
+
+
 @pytest.mark.parametrize("text", [
     "I don't want to cancel",
     "I'm not going to cancel",
