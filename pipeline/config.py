@@ -208,6 +208,13 @@ SAFE_LOADER.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:tru
                                   list("tTfF"))
 
 
+def yaml_files(folder: Path) -> list[Path]:
+    """The YAML files of a folder users edit, in a stable order. Hidden ones are not the author's: macOS writes
+    `._rubric.yaml` (binary) beside each file copied to a share or a USB stick, Emacs a `.#core.yaml` lock."""
+    found = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    return [path for path in found if not path.name.startswith(".")]
+
+
 def read_yaml(path: Path) -> object:
     """Parse a YAML file, turning every failure into a one-line ConfigError."""
     try:

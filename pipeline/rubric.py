@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.config import ConfigError, format_validation_error, read_yaml
+from pipeline.config import ConfigError, format_validation_error, read_yaml, yaml_files
 from pipeline.metrics import METRICS
 from pipeline.signals import ID, SignalSet, Window
 
@@ -161,7 +161,7 @@ def load_qa(folder: str | Path, library: SignalSet) -> QaConfig:
         'standard'
     """
     rubrics, flags, wheres, seen = [], [], [], {}
-    for path in sorted(Path(folder).glob("*.yaml")) + sorted(Path(folder).glob("*.yml")):
+    for path in yaml_files(Path(folder)):
         raw = read_yaml(path)
         if not isinstance(raw, dict) or not ({"rubric", "flags"} & raw.keys()):
             continue

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.config import ConfigError, format_validation_error, read_yaml
+from pipeline.config import ConfigError, format_validation_error, read_yaml, yaml_files
 
 ID = r"^[a-z][a-z0-9_]*$"
 DOCS = 'README.md, "Signals and categories"'  # the signal and category grammar
@@ -200,7 +200,7 @@ def load_signals(folder: str | Path) -> SignalSet:
     if not folder.is_dir():
         raise ConfigError(f"{folder}: signals folder does not exist")
     signals, categories, sources = [], [], {}
-    for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
+    for path in yaml_files(folder):
         doc = _parse(path)
         for kind, items in (("signals", doc.signals), ("categories", doc.categories)):
             for i, item in enumerate(items):

@@ -288,6 +288,18 @@ def test_yes_no_on_off_are_words_not_booleans(tmp_path):
     assert load_qa(tmp_path, library).rubrics[0].criteria[0].auto_fail is True
 
 
+def test_hidden_files_in_the_signals_folder_are_not_read(tmp_path):
+    """A folder copied from a Mac to a share holds a binary `._<name>` beside each file; an editor leaves locks."""
+    (tmp_path / "lib.yaml").write_text("signals:\n  - id: a\n    phrases: [x]\n"
+                                       "rubric:\n  id: r\n  version: 1\n  criteria:\n"
+                                       "    - {id: c, points: 1, pass_if: {signal: a}}\n")
+    (tmp_path / "._lib.yaml").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \xff\xfe")
+    (tmp_path / ".#lib.yaml").write_text("signals: [")
+    library = load_signals(tmp_path)
+    assert [s.id for s in library.signals] == ["a"]
+    assert [r.id for r in load_qa(tmp_path, library).rubrics] == ["r"]
+
+
 def test_an_empty_folder_is_a_valid_library(tmp_path):
     lib = load_signals(tmp_path)
     assert lib.signals == () and Tagger(lib).match("I want to cancel") == ([], [])
