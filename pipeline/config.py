@@ -6,6 +6,7 @@ without reading code.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -218,10 +219,10 @@ def yaml_files(folder: Path) -> list[Path]:
 def read_yaml(path: Path) -> object:
     """Parse a YAML file, turning every failure into a one-line ConfigError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _decode(path, path.read_bytes())
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
     try:
         return yaml.load(text, Loader=SAFE_LOADER)
@@ -230,6 +231,20 @@ def read_yaml(path: Path) -> object:
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def _decode(path: Path, data: bytes) -> str:
+    """UTF-8 (with or without a byte-order mark), or UTF-16 with its mark: what Windows Notepad saves as
+    "Unicode". Anything else (Word's or an old Notepad's Windows-1252 curly quotes and pound signs) is named by
+    its line, with what to do."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}): "
+                          "save the file with the encoding UTF-8") from None
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -300,6 +300,20 @@ def test_hidden_files_in_the_signals_folder_are_not_read(tmp_path):
     assert [r.id for r in load_qa(tmp_path, library).rubrics] == ["r"]
 
 
+def test_a_file_notepad_saved_as_unicode_is_read(tmp_path):
+    """Windows Notepad's "Unicode" is UTF-16 with a byte-order mark."""
+    (tmp_path / "lib.yaml").write_text("signals:\n  - id: a\n    phrases: [it\u2019s wrong]\n", encoding="utf-16")
+    assert load_signals(tmp_path).signals[0].phrases == ["it\u2019s wrong"]
+
+
+def test_a_file_not_in_utf8_names_its_line_and_what_to_do(tmp_path):
+    (tmp_path / "lib.yaml").write_bytes("signals:\n  - id: a\n    phrases: [\u00a350 charge]\n".encode("cp1252"))
+    with pytest.raises(ConfigError) as err:
+        load_signals(tmp_path)
+    assert str(err.value) == (f"{tmp_path / 'lib.yaml'}: line 3 is not UTF-8 text (byte 0xa3): "
+                              "save the file with the encoding UTF-8")
+
+
 def test_an_empty_folder_is_a_valid_library(tmp_path):
     lib = load_signals(tmp_path)
     assert lib.signals == () and Tagger(lib).match("I want to cancel") == ([], [])
