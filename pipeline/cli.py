@@ -234,7 +234,7 @@ def signals_test(text, speaker, config_path, signals_dir) -> None:
     lib = tagger.library
     for hit in hits:
         s = lib.signal(hit.signal_id)
-        window = f", only {s.window}" if s.window else ""
+        window = f", only {s.window} of a call" if s.window else ""  # the text has no times: say what a call needs
         click.echo(f"fires    {hit.signal_id:<24} on {hit.matched_text!r} (speaker {s.speaker}{window})")
     for n in negated:
         click.echo(f"negated  {n.signal_id:<24} on {n.matched_text!r}: negation cue {n.cue!r} before it "

@@ -44,6 +44,9 @@ class Window(_Strict):
             raise ValueError("give exactly one of first_s or last_s")
         return self
 
+    def __str__(self) -> str:
+        return f"in the first {self.first_s:g} s" if self.first_s else f"in the last {self.last_s:g} s"
+
 
 class Signal(_Strict):
     id: str = Field(pattern=ID)

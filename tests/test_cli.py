@@ -138,6 +138,14 @@ def test_signals_test_says_when_a_signal_is_the_other_sides():
     assert "fires    cancel_intent" in customer.output and "not for" not in customer.output
 
 
+def test_signals_test_says_a_windowed_signal_counts_only_there(tmp_path):
+    (tmp_path / "lib.yaml").write_text("signals:\n  - id: goodbye\n    phrases: [goodbye]\n    window: {last_s: 30}\n"
+                                       "  - id: hello\n    phrases: [hello]\n    window: {first_s: 15.5}\n")
+    out = invoke("signals", "test", "hello and goodbye", "--signals", str(tmp_path)).output
+    assert "fires    hello                    on 'hello' (speaker any, only in the first 15.5 s of a call)" in out
+    assert "fires    goodbye                  on 'goodbye' (speaker any, only in the last 30 s of a call)" in out
+
+
 def test_check_names_what_a_rubric_applies_to(tmp_path):
     """A rubric for inbound calls claims every inbound call: check used to call it the default."""
     import shutil
