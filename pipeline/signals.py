@@ -45,7 +45,7 @@ class Window(_Strict):
         return self
 
     def __str__(self) -> str:
-        return f"in the first {self.first_s:g} s" if self.first_s else f"in the last {self.last_s:g} s"
+        return f"in the first {self.first_s:g} s" if self.first_s is not None else f"in the last {self.last_s:g} s"
 
 
 class Signal(_Strict):
