@@ -1,9 +1,10 @@
 """Stored calls brought up to date when the rules change, from stored tables (no ASR).
 
 `retag` when signals/ changed since the calls were tagged; `rescore` when rubrics, flag rules or signals
-changed, or calls were stored without metrics by an older release. `writer` is the flow's: it commits
-whole tables and counts what it did; the stage functions are passed in so the flow can give its
-Prefect tasks.
+changed, or calls were stored without metrics by an older release. Both, with the metrics computed again, when
+the code that tags and scores changed since the calls were stored (`RULES_CODE`: an upgrade). `writer` is the
+flow's: it commits whole tables and counts what it did; the stage functions are passed in so the flow can give
+its Prefect tasks.
 
 The archive is taken a few days at a time (about ARCHIVE_CALLS calls, never part of a day), each group in
 its own commit, so memory is bounded by a group, not by the archive: a 90-day archive of a large centre
@@ -17,6 +18,7 @@ the Dask cluster, which tags or scores them; the groups come back in order and a
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +37,26 @@ CALL_COLUMNS = ["call_id", "call_date", "duration_s", "queue", "direction"]
 ARCHIVE_CALLS = 20_000  # stored calls re-tagged or re-scored per commit (about 1.5 GB of rows in memory)
 SPREAD_FROM = 2_000  # stored calls from which the archive is worth starting worker processes for
 SCORED = ("scorecards", "scorecard_items", "flags")  # what a re-score replaces, day by day
+# Every module whose code decides tags, metrics, scores and flags (tests/test_upgrade.py keeps this list whole).
+# The signals and rules hashes cover only the YAML: without this, a release that tags or scores differently
+# (mono calls scored on their words, a negation that stops at a courtesy word) would judge the calls stored
+# before it by the old code for ever, beside new calls judged by the new, and trends would step at the upgrade.
+RULES_CODE = ("signals.py", "tag.py", "tag_lexicon.py", "prefilter.py", "metrics.py", "rubric.py", "score.py",
+              "flags.py", "qa.py")
+
+
+def rules_code_hash() -> str:
+    """The code that tagged and scored the stored calls, as recorded in meta (`rules_code`)."""
+    digest, here = hashlib.sha256(), Path(__file__).parent
+    for name in RULES_CODE:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def code_changed(store) -> bool:
+    """Stored calls tagged and scored by other code than this release's (a store of an earlier release has no
+    `rules_code`: it is judged as other code, once)."""
+    return bool(store.manifest()["calls"]) and store.meta().get("rules_code") != rules_code_hash()
 
 
 def calls_per_day(store) -> dict[date, int]:
@@ -48,8 +70,8 @@ def retag(writer, tag_calls, spread: Spread | None = None, progress: bool | None
     text, no ASR (tag_calls: tag.tag_calls, or the flow's task of it; with `spread`, groups are tagged there with
     tag.tag_calls)."""
     store, library = writer.store, writer.tagger.library
-    before = store.meta().get("signals_hash")
-    if before == library.hash and not force:
+    before, new_code = store.meta().get("signals_hash"), code_changed(store)
+    if before == library.hash and not force and not new_code:
         return False
     calls_a_day = calls_per_day(store)
     groups, spread = _grouped(calls_a_day, spread)
@@ -68,7 +90,8 @@ def retag(writer, tag_calls, spread: Spread | None = None, progress: bool | None
         return False
     retagged = sum(calls_a_day.values())
     writer.run.counts["retagged"] = retagged
-    why = f"signals changed (now {library.hash})" if before != library.hash else "stored text redacted again"
+    why = (f"signals changed (now {library.hash})" if before != library.hash else "stored text redacted again"
+           if force else "this release tags and scores with other code")
     writer.run.notes.append(f"{why}: re-tagged {retagged} stored calls")
     return True
 
@@ -111,23 +134,31 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
     store, rules, run = writer.store, writer.rules, writer.run
     meta = store.meta()
     if not store.manifest()["calls"]:
+        if meta.get("rules_code") != rules_code_hash():  # a new store: what it will hold is this code's
+            writer.commit({}, meta={"rules_code": rules_code_hash()})
         return
-    due = retagged or meta.get("rescore_due") or meta.get("qa_hash") != rules.hash
+    new_code = code_changed(store)  # metrics too are computed again: this code may measure them otherwise
+    due = retagged or meta.get("rescore_due") or meta.get("qa_hash") != rules.hash or new_code
     if not due and (meta.get("metrics_complete") or not _calls_without_metrics(store)):
         return  # the usual night: nothing to re-score, and no need to read the archive to know it
     calls_a_day = calls_per_day(store)
     groups, spread = _grouped(calls_a_day, spread)
-    stored = (_stored_rows(store, days) for days in groups)
+    replaced = SCORED + (("call_metrics",) if new_code else ())
+    stored = (_stored_rows(store, days, new_code) for days in groups)
     if spread is None:
         done = (rescore_rows(rules, writer.tagger.library, run.run_id, rows, score_calls) for rows in stored)
     else:
         done = spread.run(rescore_anywhere, stored, run.run_id, rules.hash)
     for n, days, (tables, new) in as_done(groups, done, calls_a_day, "re-scoring stored calls", progress):
-        writer.commit(tables, remove={name: store.parts_of(name, days) for name in SCORED},
-                      meta={"rescore_due": n < len(groups)})
+        # the code's hash only with the last group: a run killed before it does the whole archive again
+        last = {"rules_code": rules_code_hash()} if n == len(groups) else {}
+        writer.commit(tables, remove={name: store.parts_of(name, days) for name in replaced},
+                      meta={"rescore_due": n < len(groups), **last})
         writer.count_scored("rescored", new, _call_days(store, days))
     rescored = sum(calls_a_day.values())
-    run.notes.append(f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {rescored} stored calls")
+    run.notes.append(f"this release measures and scores with other code: re-scored {rescored} stored calls and "
+                     "computed their metrics again" if new_code else
+                     f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {rescored} stored calls")
 
 
 def record_rubrics(writer) -> None:
@@ -155,9 +186,12 @@ def _calls_without_metrics(store) -> bool:
     return bool(calls - set(store.read("call_metrics", ["call_id"]).column("call_id").to_pylist()))
 
 
-def _stored_rows(store, days: set[date]) -> dict:
-    """What re-scoring the calls of these days reads, as Arrow tables (cheap to read, and to send)."""
-    rows = {"calls": store.read("calls", CALL_COLUMNS, days=days), "call_metrics": store.read("call_metrics", days=days)}
+def _stored_rows(store, days: set[date], new_metrics: bool = False) -> dict:
+    """What re-scoring the calls of these days reads, as Arrow tables (cheap to read, and to send).
+
+    new_metrics: the stored metrics are not read, so every call's are computed again."""
+    rows = {"calls": store.read("calls", CALL_COLUMNS, days=days),
+            "call_metrics": store.read("call_metrics", days=set() if new_metrics else days)}
     missing = set(rows["calls"].column("call_id").to_pylist()) - set(rows["call_metrics"].column("call_id").to_pylist())
     words = ["words"] if missing else []  # word times only matter for metrics not stored yet
     rows["utterances"] = store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "sentiment"] + words, days=days)

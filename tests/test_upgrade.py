@@ -1,0 +1,98 @@
+"""A store written by an earlier release, taken over by this one (pipeline/archive.py, pipeline/store.py).
+
+The earlier release is simulated on a real store, in the ways earlier releases did differ: calls tagged and
+scored by other code (here: c-0001's greeting missed, as the code before mono calls were scored on their words
+missed every agent signal of a mono call) and metrics without `moments` (added with metric evidence). The truth
+is the demo script (data/demo_truth.py): what each criterion must say, and where each call's longest silence is.
+"""
+import re
+import shutil
+import sys
+
+import pyarrow.compute as pc
+import pytest
+
+from conftest import ROOT
+from pipeline.schemas import conform
+from pipeline.store import Store
+
+sys.path.insert(0, str(ROOT / "data"))
+import demo_truth  # noqa: E402
+
+CALLS = ["c-0001", "c-0002", "c-0003"]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    tx = tmp_path / "tx"
+    tx.mkdir()
+    for call_id in CALLS:
+        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
+    (tmp_path / "callintel.yaml").write_text(
+        f"input: {tmp_path / 'none'}\ntranscripts: {tx}\nout: {tmp_path / 'out'}\nsignals: {ROOT / 'signals'}\n"
+        "topics: {representation: tfidf, min_topic_size: 2}\n")
+    return tmp_path
+
+
+def as_an_older_release_tagged_and_scored_it(store: Store) -> None:
+    """c-0001 without its greeting (hit and criterion), every call's metrics without moments, no `rules_code`."""
+    hits = store.read("signal_hits")
+    hits = hits.filter(pc.invert(pc.and_(pc.equal(hits["call_id"], "c-0001"),
+                                         pc.equal(hits["signal_id"], "agent_greeting"))))
+    items = store.read("scorecard_items").to_pylist()
+    for item in items:
+        if (item["call_id"], item["criterion_id"]) == ("c-0001", "greeting"):
+            item.update(result="fail", points=0.0, evidence=None)
+    metrics = store.read("call_metrics").drop_columns(["moments"])
+    with store.lock():
+        store.commit("older", 1, {"signal_hits": hits, "scorecard_items": conform("scorecard_items", items),
+                                  "call_metrics": metrics},
+                     remove={t: store.manifest()[t] for t in ("signal_hits", "scorecard_items", "call_metrics")},
+                     meta={"rules_code": None})
+
+
+def results(store: Store, call_id: str) -> dict[str, str]:
+    items = store.read("scorecard_items").to_pylist()
+    return {i["criterion_id"]: i["result"] for i in items if i["call_id"] == call_id}
+
+
+def test_calls_an_earlier_release_tagged_and_scored_are_judged_again_by_this_code(folder, prefect_harness):
+    import flows
+
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    usual = flows.nightly(config=str(folder / "callintel.yaml"))  # a store this release began: nothing to redo
+    assert usual["counts"]["retagged"] == 0 and usual["counts"]["rescored"] == 0, usual["notes"]
+    store = Store(folder / "out")
+    as_an_older_release_tagged_and_scored_it(store)
+    assert results(store, "c-0001")["greeting"] == "fail"  # what the older release left
+
+    upgrade = flows.nightly(config=str(folder / "callintel.yaml"))
+    for call_id in CALLS:
+        assert results(store, call_id) == demo_truth.criteria(call_id), call_id
+    metrics = {m["call_id"]: m for m in store.read("call_metrics").to_pylist()}
+    for call_id in CALLS:
+        longest = [m for m in metrics[call_id]["moments"] or [] if m["metric"] == "max_silence_s"]
+        # the longest silence ends at a turn the script puts after its largest gap (the script may have ties)
+        gaps = [line["gap_s"] for line in demo_truth.lines(call_id)]
+        assert len(longest) == 1 and gaps[longest[0]["utt_idx"]] == pytest.approx(max(gaps)), call_id
+    notes = " ".join(upgrade["notes"])
+    assert re.search(r"other code: re-tagged 3 stored calls", notes), notes
+    assert upgrade["counts"]["rescored"] == len(CALLS)
+
+    after = flows.nightly(config=str(folder / "callintel.yaml"))
+    assert after["counts"]["retagged"] == 0 and after["counts"]["rescored"] == 0, after["notes"]
+
+
+def test_the_rules_code_covers_every_module_that_tags_or_scores():
+    """Every pipeline module that tag.py or qa.py reach, except the YAML reader (config.py), whose reading is
+    already in the signals and rules hashes."""
+    from pipeline.archive import RULES_CODE
+
+    reached, todo = set(), ["tag.py", "qa.py"]
+    while todo:
+        name = todo.pop()
+        reached.add(name)
+        source = (ROOT / "pipeline" / name).read_text()
+        todo += [f"{m}.py" for m in re.findall(r"^from pipeline\.(\w+) import", source, re.M)
+                 if f"{m}.py" not in reached]
+    assert reached - {"config.py"} == set(RULES_CODE)
