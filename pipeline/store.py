@@ -39,7 +39,11 @@ from pipeline.store_db import DB_NAME, DatabaseMixin, StoreError
 from pipeline.store_lock import LockMixin
 from pipeline.store_pages import PagesMixin
 
-MANIFEST_VERSION = 1
+# 2: RELEASE_META is kept up to date. A release before writes 1 and commits without keeping it (it drops the
+# `rubrics` table it does not know, and stores calls judged by its code), so then it is not believed; and a
+# newer release's store (a higher number) is not written by this one, which would drop what it does not know.
+MANIFEST_VERSION = 2
+RELEASE_META = ("rules_code", "rubrics_recorded")
 
 
 def _part_day(part: str) -> date:
@@ -91,10 +95,23 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
         return {name: list(parts.get(name, [])) for name in TABLES}
 
     def meta(self) -> dict:
-        """Facts committed with the data, e.g. the signals hash the stored signal_hits were tagged with."""
+        """Facts committed with the data, e.g. the signals hash the stored signal_hits were tagged with (without
+        RELEASE_META when an older release committed last: what they record is then done again)."""
         if not self._manifest_path.exists():
             return {}
-        return json.loads(self._manifest_path.read_text()).get("meta", {})
+        data = json.loads(self._manifest_path.read_text())
+        meta = data.get("meta", {})
+        if data.get("version", 1) < MANIFEST_VERSION:
+            meta = {k: v for k, v in meta.items() if k not in RELEASE_META}
+        return meta
+
+    def refuse_newer(self) -> None:
+        """Refuse a store a newer release wrote: this one would drop what it does not know."""
+        if self._manifest_path.exists():
+            if (version := json.loads(self._manifest_path.read_text()).get("version", 1)) > MANIFEST_VERSION:
+                raise StoreError(f"{self.out}: written by a newer release of callintel (store format {version}, "
+                                 f"this release writes {MANIFEST_VERSION}); run that release or a later one here, "
+                                 "or use a different --out")
 
     def parts_since(self, table: str, since: date) -> list[str]:
         """Committed parts of a partitioned table holding calls of `since` or later (one day per part)."""

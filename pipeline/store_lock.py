@@ -25,7 +25,7 @@ _RESERVED: dict[str, IO] = {}  # output folder (real path) -> its held .lock fil
 
 
 class LockMixin:
-    """Needs self.out, self._lock_fh (None when not held) and self._recover() (see Store)."""
+    """Needs self.out, self._lock_fh (None when not held), self._recover() and self.refuse_newer() (see Store)."""
 
     @contextlib.contextmanager
     def lock(self, wait_s: float = 0) -> Iterator[None]:
@@ -72,6 +72,7 @@ class LockMixin:
 
     @contextlib.contextmanager
     def _flock(self, wait_s: float) -> Iterator[IO]:
+        self.refuse_newer()
         self.out.mkdir(parents=True, exist_ok=True)
         fh = open(self.out / ".lock", "a+")
         deadline = time.monotonic() + wait_s

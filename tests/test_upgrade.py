@@ -5,16 +5,19 @@ scored by other code (here: c-0001's greeting missed, as the code before mono ca
 missed every agent signal of a mono call) and metrics without `moments` (added with metric evidence). The truth
 is the demo script (data/demo_truth.py): what each criterion must say, and where each call's longest silence is.
 """
+import json
 import re
 import shutil
 import sys
 
+import duckdb
 import pyarrow.compute as pc
 import pytest
+import yaml
 
 from conftest import ROOT
 from pipeline.schemas import conform
-from pipeline.store import Store
+from pipeline.store import Store, StoreError
 
 sys.path.insert(0, str(ROOT / "data"))
 import demo_truth  # noqa: E402
@@ -96,3 +99,38 @@ def test_the_rules_code_covers_every_module_that_tags_or_scores():
         todo += [f"{m}.py" for m in re.findall(r"^from pipeline\.(\w+) import", source, re.M)
                  if f"{m}.py" not in reached]
     assert reached - {"config.py"} == set(RULES_CODE)
+
+
+def as_an_older_release_committed_last(store: Store) -> None:
+    """The manifest as a release before the `rubrics` table writes it (format 1, the tables it knows; its next
+    writer removes the files no manifest names), keeping this release's meta, as its commits do."""
+    manifest = json.loads((store.parquet / "_manifest.json").read_text())
+    del manifest["parts"]["rubrics"]
+    (store.parquet / "_manifest.json").write_text(json.dumps({**manifest, "version": 1}))
+
+
+def test_a_night_of_an_older_release_in_between_is_repaired_by_the_next_upgrade(folder, prefect_harness):
+    import flows
+
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    store = Store(folder / "out")
+    as_an_older_release_committed_last(store)
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    rubric = yaml.safe_load((ROOT / "signals/rubric.yaml").read_text())["rubric"]
+    rows = store.read("rubrics").to_pylist()
+    assert [(r["rubric_id"], r["rubric_version"], r["current"]) for r in rows] == [
+        (rubric["id"], rubric["version"], True)]
+    with duckdb.connect(str(folder / "out" / "callintel.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(DISTINCT call_id) FROM current_scorecards").fetchone()[0] == len(CALLS)
+
+
+def test_a_store_of_a_newer_release_is_not_written(folder, prefect_harness):
+    import flows
+
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    path = folder / "out" / "parquet" / "_manifest.json"
+    before = json.loads(path.read_text())
+    path.write_text(json.dumps({**before, "version": before["version"] + 1}))
+    with pytest.raises(StoreError, match="newer release of callintel"):
+        flows.nightly(config=str(folder / "callintel.yaml"))
+    assert json.loads(path.read_text())["parts"] == before["parts"]
