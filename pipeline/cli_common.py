@@ -56,7 +56,16 @@ def query(cfg: Config, sql: str, params: dict | None = None) -> pd.DataFrame | N
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
     except Exception as exc:  # duckdb.Error and its many subclasses
-        raise UsageProblem(f"query failed: {str(exc).splitlines()[0]}") from None
+        raise UsageProblem(f"query failed: {str(exc).splitlines()[0]}{_upgrade_hint(cfg)}") from None
+
+
+def _upgrade_hint(cfg: Config) -> str:
+    """Why a query of this release can fail on a database an older release published, and what to do: a DuckDB
+    catalog error alone ("Table with name current_topics does not exist!") reads like a broken install."""
+    if not Store(cfg.out).published_by_other_release():
+        return ""
+    return (f"; {cfg.out / 'callintel.duckdb'} was published by another release of callintel: run `callintel run` "
+            "once to publish this release's tables and views (nothing stored is transcribed again)")
 
 
 def _frame(relation) -> pd.DataFrame:

@@ -109,6 +109,15 @@ class DatabaseMixin:
                             f"union_by_name=true{hive})", {"files": files})
                 _exec(con, "INSERT INTO _loaded_parts SELECT $t, unnest($p::VARCHAR[])", {"t": name, "p": new})
 
+    def published_by_other_release(self) -> bool:
+        """Whether callintel.duckdb holds another release's tables: after an upgrade, until its first night
+        publishes this release's (a table or view this release added is missing until then)."""
+        try:
+            with duckdb.connect(str(self.db_path), read_only=True) as con:
+                return _exec(con, "SELECT fingerprint FROM _callintel_meta")[0][0] != _fingerprint()
+        except (duckdb.Error, IndexError):
+            return self.db_path.exists()
+
     def connect_read_only(self) -> duckdb.DuckDBPyConnection:
         """What analyst commands use: the published file, opened read-only."""
         if not self.db_path.exists():

@@ -192,3 +192,34 @@ def test_check_and_run_warn_of_personal_data_the_redaction_leaves_in(tmp_path, p
     assert ran.exit_code == 0, ran.output
     assert ran.output.splitlines()[0] == warned["[]"][0]
     assert "(0 pieces of personal data redacted)" in ran.output
+
+
+def test_a_database_an_older_release_published_says_what_to_do(tmp_path):
+    """Before the first night after an upgrade, callintel.duckdb is the older release's: without this release's
+    tables and views (here, as before the rubrics table and current_topics view were added)."""
+    import json
+
+    import duckdb
+
+    from pipeline.schemas import TABLES
+    from pipeline.views import VIEWS
+
+    store = Store(tmp_path)
+    with store.lock():
+        store.publish(VIEWS)
+    older = json.dumps({name: str(t.schema) for name, t in TABLES.items() if name != "rubrics"}, sort_keys=True)
+    with duckdb.connect(str(store.db_path)) as con:
+        con.execute("DROP VIEW current_topics")
+        con.execute("DROP VIEW current_scorecards")  # it reads rubrics
+        con.execute("DROP TABLE rubrics")
+        con.execute("UPDATE _callintel_meta SET fingerprint = $f", {"f": older})
+    for args in (["topics", "list"], ["sql", "SELECT * FROM rubrics"]):
+        done = invoke(*args, "--out", str(tmp_path))
+        assert done.exit_code == 2 and "published by another release" in done.output, done.output
+        assert "run `callintel run` once" in done.output and len(done.output.strip().splitlines()) == 1
+    assert invoke("sql", "SELECT count(*) FROM calls", "--out", str(tmp_path)).exit_code == 0
+    with store.lock():
+        store.publish(VIEWS)  # what the first night does
+    typo = invoke("sql", "SELEC 1", "--out", str(tmp_path))
+    assert typo.exit_code == 2 and "another release" not in typo.output
+    assert invoke("topics", "list", "--out", str(tmp_path)).exit_code == 0
