@@ -10,7 +10,7 @@ import click
 from models.asr import ModelNotFound, resolve
 from pipeline.cli_common import UsageProblem
 from pipeline.config import Config, ConfigError, input_problem, redaction_warning
-from pipeline.store import Store
+from pipeline.store import Store, StoreError
 
 
 def check_inputs(cfg: Config) -> None:
@@ -37,7 +37,8 @@ def check_inputs(cfg: Config) -> None:
 
 
 def check_out(out: Path) -> None:
-    """The output folder can be written: said at once, not after Prefect's start-up and a traceback."""
+    """The output folder can be written, and not by a newer release: said at once, not after Prefect's start-up
+    and a traceback."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -45,6 +46,10 @@ def check_out(out: Path) -> None:
                            "give a folder this user can write") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise UsageProblem(f"--out {out}: this user cannot write there; give a folder this user can write")
+    try:
+        Store(out).refuse_newer()
+    except StoreError as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def check_rubric_versions(cfg: Config, rules) -> None:

@@ -67,6 +67,11 @@ def test_an_output_folder_that_cannot_be_written_or_is_busy_is_refused_before_an
     assert busy.exit_code == 2 and len(busy.output.strip().splitlines()) == 1
     assert "another callintel run is writing here (pid" in busy.output and "--wait" in busy.output
     assert store.holder() is None  # and once it has finished, nobody holds it
+    (store.parquet).mkdir(parents=True)
+    (store.parquet / "_manifest.json").write_text('{"version": 99, "meta": {}, "parts": {}}')  # a future release's
+    newer = invoke("run", *common, "--out", str(tmp_path / "out"))
+    assert newer.exit_code == 2 and len(newer.output.strip().splitlines()) == 1
+    assert "written by a newer release of callintel" in newer.output
 
 
 def test_two_runs_started_together_one_writes_and_the_other_is_refused_before_prefect_starts(tmp_path):
