@@ -189,12 +189,15 @@ def _calls_without_metrics(store) -> bool:
 def _stored_rows(store, days: set[date], new_metrics: bool = False) -> dict:
     """What re-scoring the calls of these days reads, as Arrow tables (cheap to read, and to send).
 
-    new_metrics: the stored metrics are not read, so every call's are computed again."""
+    new_metrics: the stored metrics are not read, so every call's are computed again; nor is the stored
+    sentiment, which is float32: VADER's own scores of the text give the metrics a new call of this text gets
+    (from the stored ones, sentiment_start and _end could differ by 0.001 where they round)."""
     rows = {"calls": store.read("calls", CALL_COLUMNS, days=days),
             "call_metrics": store.read("call_metrics", days=set() if new_metrics else days)}
     missing = set(rows["calls"].column("call_id").to_pylist()) - set(rows["call_metrics"].column("call_id").to_pylist())
     words = ["words"] if missing else []  # word times only matter for metrics not stored yet
-    rows["utterances"] = store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "sentiment"] + words, days=days)
+    sentiment = [] if new_metrics else ["sentiment"]
+    rows["utterances"] = store.read("utterances", UTTERANCE_COLUMNS + ["end_s"] + sentiment + words, days=days)
     for name in ("signal_hits", "call_categories", *SCORED):
         rows[name] = store.read(name, days=days)
     return rows

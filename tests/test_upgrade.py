@@ -86,6 +86,23 @@ def test_calls_an_earlier_release_tagged_and_scored_are_judged_again_by_this_cod
     assert after["counts"]["retagged"] == 0 and after["counts"]["rescored"] == 0, after["notes"]
 
 
+def test_metrics_computed_again_are_those_a_new_call_gets(folder, tmp_path_factory, prefect_harness):
+    """The same transcripts stored by this release in a fresh store are the reference."""
+    import flows
+
+    fresh = tmp_path_factory.mktemp("fresh")
+    shutil.copy(folder / "callintel.yaml", fresh / "callintel.yaml")
+    text = (fresh / "callintel.yaml").read_text().replace(str(folder / "out"), str(fresh / "out"))
+    (fresh / "callintel.yaml").write_text(text)
+    flows.nightly(config=str(fresh / "callintel.yaml"))
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    as_an_older_release_tagged_and_scored_it(Store(folder / "out"))
+    flows.nightly(config=str(folder / "callintel.yaml"))
+    order = ("call_id", "ascending")
+    upgraded = Store(folder / "out").read("call_metrics").sort_by([order]).to_pylist()
+    assert upgraded == Store(fresh / "out").read("call_metrics").sort_by([order]).to_pylist()
+
+
 def test_the_rules_code_covers_every_module_that_tags_or_scores():
     """Every pipeline module that tag.py or qa.py reach, except the YAML reader (config.py), whose reading is
     already in the signals and rules hashes."""
