@@ -78,6 +78,16 @@ def check_redaction(cfg: Config) -> None:
                    f"redacts them again first (about 4 minutes for 10 million utterances).")
 
 
+def check_rules_code(cfg: Config) -> None:
+    """Say, before the night, that it will re-tag and re-score the archive because this release's code does both
+    otherwise (an upgrade): that night takes longer than usual."""
+    from pipeline.archive import code_changed
+
+    if code_changed(Store(cfg.out)):
+        click.echo(f"NOTE: the calls in {cfg.out} were tagged and scored by another release; the next run re-tags "
+                   "and re-scores them first, from their stored text (no audio is transcribed again).")
+
+
 def check_embedding(cfg: Config) -> None:
     """The embedding model loads, so a night does not stop on it (a missing package, an unwritable cache)."""
     if cfg.topics.representation != "embedding":

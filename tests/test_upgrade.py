@@ -14,8 +14,10 @@ import duckdb
 import pyarrow.compute as pc
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from conftest import ROOT
+from pipeline.cli import cli
 from pipeline.schemas import conform
 from pipeline.store import Store, StoreError
 
@@ -54,6 +56,12 @@ def as_an_older_release_tagged_and_scored_it(store: Store) -> None:
                      meta={"rules_code": None})
 
 
+def check(folder) -> str:
+    done = CliRunner().invoke(cli, ["check", "--config", str(folder / "callintel.yaml")], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
 def results(store: Store, call_id: str) -> dict[str, str]:
     items = store.read("scorecard_items").to_pylist()
     return {i["criterion_id"]: i["result"] for i in items if i["call_id"] == call_id}
@@ -66,8 +74,10 @@ def test_calls_an_earlier_release_tagged_and_scored_are_judged_again_by_this_cod
     usual = flows.nightly(config=str(folder / "callintel.yaml"))  # a store this release began: nothing to redo
     assert usual["counts"]["retagged"] == 0 and usual["counts"]["rescored"] == 0, usual["notes"]
     store = Store(folder / "out")
+    assert "tagged and scored by another release" not in check(folder)
     as_an_older_release_tagged_and_scored_it(store)
     assert results(store, "c-0001")["greeting"] == "fail"  # what the older release left
+    assert "the next run re-tags and re-scores them first" in check(folder)
 
     upgrade = flows.nightly(config=str(folder / "callintel.yaml"))
     for call_id in CALLS:
