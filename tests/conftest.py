@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ JFK_TEXT = "And so my fellow Americans ask not what your country can do for you,
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation: how transcripts are compared with their script."""
     return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def demo_transcripts_folder(tmp_path: Path, call_ids: list[str], config: str) -> Path:
+    """tmp_path with tx/ holding these demo calls' transcripts and a callintel.yaml reading them (plus config)."""
+    tx = tmp_path / "tx"
+    tx.mkdir()
+    for call_id in call_ids:
+        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
+    paths = f"input: {tmp_path / 'none'}\ntranscripts: {tx}\nout: {tmp_path / 'out'}\nsignals: {ROOT / 'signals'}\n"
+    (tmp_path / "callintel.yaml").write_text(paths + config)
+    return tmp_path
 
 
 def write_wav(path: Path, source: Path, rate: int, channels: int, offset_s: float = 0.0) -> Path:

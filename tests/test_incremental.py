@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, demo_transcripts_folder
 from pipeline.schemas import TABLES
 from pipeline.store import Store
 
@@ -22,14 +22,7 @@ def night(tmp_path: Path, prefect_harness):
 
 @pytest.fixture
 def folder(tmp_path):
-    tx = tmp_path / "tx"
-    tx.mkdir()
-    for call_id in CALLS[:-1]:
-        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
-    (tmp_path / "callintel.yaml").write_text(
-        f"input: {tmp_path / 'none'}\ntranscripts: {tx}\nout: {tmp_path / 'out'}\nsignals: {ROOT / 'signals'}\n"
-        "commit_every: 1\nimport_commit_every: 1\n")
-    return tmp_path
+    return demo_transcripts_folder(tmp_path, CALLS[:-1], "commit_every: 1\nimport_commit_every: 1\n")
 
 
 def started_day(call_id: str) -> str:

@@ -6,7 +6,6 @@ The truth is the transcript: the card's words must be gone from every table, vie
 the turn kept word for word.
 """
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, demo_transcripts_folder
 from pipeline.schemas import conform
 from pipeline.store import Store
 
@@ -27,14 +26,7 @@ CARD = "four two four two, four two four two, four two four two, four two four t
 
 @pytest.fixture
 def folder(tmp_path):
-    tx = tmp_path / "tx"
-    tx.mkdir()
-    for call_id in CALLS:
-        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
-    (tmp_path / "callintel.yaml").write_text(
-        f"input: {tmp_path / 'none'}\ntranscripts: {tx}\nout: {tmp_path / 'out'}\nsignals: {ROOT / 'signals'}\n"
-        "topics: {representation: tfidf, min_topic_size: 2}\n")
-    return tmp_path
+    return demo_transcripts_folder(tmp_path, CALLS, "topics: {representation: tfidf, min_topic_size: 2}\n")
 
 
 def said() -> str:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, demo_transcripts_folder
 from pipeline.cli import cli
 from pipeline.schemas import conform
 from pipeline.store import Store, StoreError
@@ -29,14 +29,7 @@ CALLS = ["c-0001", "c-0002", "c-0003"]
 
 @pytest.fixture
 def folder(tmp_path):
-    tx = tmp_path / "tx"
-    tx.mkdir()
-    for call_id in CALLS:
-        shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", tx)
-    (tmp_path / "callintel.yaml").write_text(
-        f"input: {tmp_path / 'none'}\ntranscripts: {tx}\nout: {tmp_path / 'out'}\nsignals: {ROOT / 'signals'}\n"
-        "topics: {representation: tfidf, min_topic_size: 2}\n")
-    return tmp_path
+    return demo_transcripts_folder(tmp_path, CALLS, "topics: {representation: tfidf, min_topic_size: 2}\n")
 
 
 def as_an_older_release_tagged_and_scored_it(store: Store) -> None:
