@@ -65,6 +65,22 @@ def check_rubric_versions(cfg: Config, rules) -> None:
                    f"version: {r.version + 1} to keep them beside the new.")
 
 
+def check_rubric_scopes(cfg: Config, rules) -> None:
+    """Warn of a rubric whose applies_to names a queue or direction no stored call has: it scores nothing, and
+    "0 calls scored" would be the only sign (a call's queue must match exactly: "complaint" is not "complaints")."""
+    store = Store(cfg.out)
+    scoped = [r for r in rules.rubrics if r.applies_to is not None]
+    if not scoped or not store.manifest()["calls"]:
+        return
+    calls = store.read("calls", ["queue", "direction"])
+    seen = {key: sorted({v for v in calls.column(key).to_pylist() if v}) for key in ("queue", "direction")}
+    for r in scoped:
+        for key, values in r.applies_to.model_dump().items():
+            if missing := [v for v in values if v not in seen[key]]:
+                click.echo(f"WARNING: rubric {r.id} applies_to {key} {', '.join(missing)}, which no call in {cfg.out} "
+                           f"has (stored: {', '.join(seen[key]) or 'none'}); a call's {key} must match exactly")
+
+
 def check_redaction(cfg: Config) -> None:
     """Say, before the night, that it will redact the stored text again (an upgrade, or entities changed), and
     what it will not take out of it."""

@@ -163,6 +163,16 @@ def test_only_the_configured_rubric_versions_are_current_after_a_rollback_a_rena
     assert passed == {c: not demo_truth.scorecard(c)["auto_failed"] and truth[c] >= 50 for c in CALLS}
     assert not any("without a new version" in n for n in run(tx, signals, out)["notes"])  # said once
 
+    # a rubric for a queue no call has scores nothing: `check` says so, with the queues the calls do have
+    queues = sorted({json.loads((tx / f"{c}.json").read_text())["queue"] for c in CALLS})
+    (signals / "complaints.yaml").write_text(original.replace("id: standard", "id: complaints").replace(
+        "  criteria:", "  applies_to: {queue: [complaint, " + queues[0] + "]}\n  criteria:", 1))
+    checked = subprocess.run([CALLINTEL, "check", "--config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert [line for line in checked.stdout.splitlines() if line.startswith("WARNING")] == [
+        f"WARNING: rubric complaints applies_to queue complaint, which no call in {out} has (stored: "
+        f"{', '.join(queues)}); a call's queue must match exactly"]
+
 
 def test_without_a_rubric_every_call_has_a_page_that_follows_the_flag_rules(tmp_path, prefect_harness):
     """No rubric at all: a page per call still shows its flags, and a change of the flag rules re-renders it."""
