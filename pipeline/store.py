@@ -84,22 +84,25 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
 
     # ---------- reading committed data ----------
 
-    def manifest(self) -> dict[str, list[str]]:
+    def _manifest_doc(self) -> dict:
+        """The committed manifest file as written ({"version", "meta", "parts"}), or {} before the first commit."""
         if not self._manifest_path.exists():
-            return {name: [] for name in TABLES}
+            return {}
         try:
             data = json.loads(self._manifest_path.read_text())
-            parts = data["parts"]
-        except (ValueError, KeyError) as exc:
+            data["parts"]
+        except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{self._manifest_path}: unreadable manifest ({exc}); restore it from backup") from None
+        return data
+
+    def manifest(self) -> dict[str, list[str]]:
+        parts = self._manifest_doc().get("parts", {})
         return {name: list(parts.get(name, [])) for name in TABLES}
 
     def meta(self) -> dict:
         """Facts committed with the data, e.g. the signals hash the stored signal_hits were tagged with (without
         RELEASE_META when an older release committed last: what they record is then done again)."""
-        if not self._manifest_path.exists():
-            return {}
-        data = json.loads(self._manifest_path.read_text())
+        data = self._manifest_doc()
         meta = data.get("meta", {})
         if data.get("version", 1) < MANIFEST_VERSION:
             meta = {k: v for k, v in meta.items() if k not in RELEASE_META}
@@ -107,11 +110,10 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
 
     def refuse_newer(self) -> None:
         """Refuse a store a newer release wrote: this one would drop what it does not know."""
-        if self._manifest_path.exists():
-            if (version := json.loads(self._manifest_path.read_text()).get("version", 1)) > MANIFEST_VERSION:
-                raise StoreError(f"{self.out}: written by a newer release of callintel (store format {version}, "
-                                 f"this release writes {MANIFEST_VERSION}); run that release or a later one here, "
-                                 "or use a different --out")
+        if (version := self._manifest_doc().get("version", 1)) > MANIFEST_VERSION:
+            raise StoreError(f"{self.out}: written by a newer release of callintel (store format {version}, "
+                             f"this release writes {MANIFEST_VERSION}); run that release or a later one here, "
+                             "or use a different --out")
 
     def parts_since(self, table: str, since: date) -> list[str]:
         """Committed parts of a partitioned table holding calls of `since` or later (one day per part)."""
