@@ -75,7 +75,7 @@ from pipeline.spoken import (LETTERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TEN
                              emails, folded, runs, spell)
 from pipeline.redact_cues import CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, nearest
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
-from pipeline.redact_digits import after_price, classify, luhn, no_price
+from pipeline.redact_digits import classify, luhn, priced
 from pipeline.redact_turns import (CUE_TURNS, EDGE, counts, cross_turn, digits, may_cross, read_backs,
                                    turn_blocks)
 
@@ -207,8 +207,7 @@ def _numbers(tok: Tokens, taken: list[Span], cues, context_cue: str | None, shor
         cue = own or (short_cue if len(ds) <= 8 else context_cue)
         money = tok.text[:ds[0][1]].rstrip().endswith(("$", "£", "€")) or MONEY_AFTER.match(tok.text, end)
         if money:
-            hits = classify(ds, cue, tok.text, dob_cue, False) if no_price(ds, tok.text) else after_price(
-                ds, cue, tok.text, dob_cue)
+            hits = priced(ds, cue, tok.text, dob_cue)
         elif year_cue and not own and len(ds) == 4 and BIRTH_YEAR.fullmatch("".join(d[0] for d in ds)):
             hits = [("dob", 0, 4)]
         else:

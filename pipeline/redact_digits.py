@@ -80,13 +80,19 @@ def _card_first(digits: str) -> bool:
     return (luhn(digits[:16]) and digits[0] in "2456") or (digits[:2] in ("34", "37") and luhn(digits[:15]))
 
 
-def no_price(ds, text: str) -> bool:
+def priced(ds, cue, text: str, dob_cue: bool) -> list[tuple[str, int, int]]:
+    """What a run beside a money sign or word says: nothing of the price itself, but a whole card or a written SSN
+    (no price is either), and a card after the price with what follows it."""
+    return classify(ds, cue, text, dob_cue, False) if _no_price(ds, text) else _after_price(ds, cue, text, dob_cue)
+
+
+def _no_price(ds, text: str) -> bool:
     """A run no price is, though a money sign or word is beside it: a Luhn-valid 13-19 digits, a written SSN."""
     digits = "".join(d[0] for d in ds)
     return (13 <= len(digits) <= 19 and luhn(digits)) or bool(SSN_WRITTEN.fullmatch(text[ds[0][1]:ds[-1][2]]))
 
 
-def after_price(ds, cue, text: str, dob_cue: bool) -> list[tuple[str, int, int]]:
+def _after_price(ds, cue, text: str, dob_cue: bool) -> list[tuple[str, int, int]]:
     """A price's run: a card after the price ("$50. 4111 1111 1111 1111"), never from its first digit, and what
     the digits after that card say, read as a run of their own."""
     windows = _card_windows(ds, "".join(d[0] for d in ds)) if len(ds) > 13 else []
