@@ -45,6 +45,7 @@ RULES_CODE = ("signals.py", "tag.py", "tag_lexicon.py", "prefilter.py", "metrics
               "flags.py", "qa.py")
 
 
+@functools.cache  # the code does not change under a running process; a night asks up to five times
 def rules_code_hash() -> str:
     """The code that tagged and scored the stored calls, as recorded in meta (`rules_code`)."""
     digest, here = hashlib.sha256(), Path(__file__).parent
