@@ -51,8 +51,8 @@ class Writer:
         return batch.prepare_transcripts(*self._stages(), work, since, forgotten)
 
     def _stages(self) -> tuple[batch.Stages, batch.Context]:
-        return self.stages, batch.Context(self.tagger, self.rules, self.entities, self.topic_model, self.topic_options,
-                                     self.run.run_id)
+        return self.stages, batch.Context(self.tagger, self.rules, self.entities, self.topic_model,
+                                          self.topic_options, self.run.run_id)
 
     def admit(self, prepared: batch.Batch, known_ids: set[str], seen: dict[str, str]) -> batch.Batch:
         """The new calls of a batch of transcripts; what was not new or not readable is counted and reported."""
@@ -73,7 +73,7 @@ class Writer:
         calls, tables = prepared.calls, prepared.tables
         if self.audio_from is not None:
             self.run.add_failures(self.redact_recordings(self.store, self.audio_from, calls,
-                                                    tables["utterances"].to_pylist()))
+                                                         tables["utterances"].to_pylist()))
         days = [c["call_date"].isoformat() for c in calls] + [self.store.meta().get("newest_day", "")]
         self.commit(tables, meta={"newest_day": max(days)})
         self.run.counts["utterances"] += len(tables["utterances"])
