@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 from pipeline.schemas import TABLES, conform
-from pipeline.store import Store
+from pipeline.store import Store, StoreError
 from pipeline.store_lock import StoreBusy
 
 
@@ -252,3 +252,12 @@ def test_day_groups_keep_each_day_whole_and_each_group_within_its_bound():
     assert day_groups(calls, 5) == [{d[0]}, {d[1]}, {d[2]}, {d[3], d[4]}]
     assert day_groups(calls, 7) == [{d[0], d[1]}, {d[2]}, {d[3], d[4]}]
     assert day_groups(calls, 100) == [set(d)] and day_groups({}, 5) == []
+
+
+def test_an_unreadable_manifest_is_one_clear_error_wherever_it_is_read(tmp_path):
+    store = Store(tmp_path)
+    store.parquet.mkdir(parents=True)
+    (store.parquet / "_manifest.json").write_text('{"version": 2, "meta": {"signals_hash": "ab')  # cut off mid-write
+    for read in (store.manifest, store.meta, store.refuse_newer):
+        with pytest.raises(StoreError, match=r"_manifest.json: unreadable manifest \(.*\); restore it from backup"):
+            read()
