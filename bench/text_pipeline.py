@@ -256,7 +256,7 @@ def measure(args) -> dict:
     texts = [u["text"] for _, us in generate(args.utterances, args.seed) for u in us]
     base_before, tokens = tokenizer_pass(texts)
     del texts
-    with tempfile.TemporaryDirectory(prefix="callintel-text-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="callintel-text-bench-", dir=args.keep) as tmp:
         if args.profile:
             profiler = cProfile.Profile()
             result = profiler.runcall(run_pipeline, args.utterances, args.commit_every, args.representation,
@@ -265,6 +265,8 @@ def measure(args) -> dict:
         else:
             result = run_pipeline(args.utterances, args.commit_every, args.representation, Path(tmp) / "out",
                                   args.seed, args.workers, args.from_files)
+        if args.keep:  # a speed change must not change what is stored: compare two commits' folders
+            (Path(tmp) / "out").rename(Path(args.keep) / "out")
     texts = [u["text"] for _, us in generate(args.utterances, args.seed) for u in us]
     base_after, _ = tokenizer_pass(texts)
     base = min(base_before, base_after)
@@ -353,6 +355,7 @@ def main() -> None:
                         help="the main night reads its calls from transcript files (written before timing), as a "
                              "real night does; default: from memory, the text stages alone")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the pipeline into FILE and print the top 30")
+    parser.add_argument("--keep", metavar="DIR", help="keep the out folder as DIR/out (DIR must exist, out must not)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sizes:
