@@ -1,31 +1,26 @@
 """`callintel.yaml`: loaded once, validated into typed objects before any work starts.
 
 Every error names the file, the key path and what is wrong, e.g.
-`callintel.yaml: asr.beam_size: must be >= 1`, so an operator can fix it
+`callintel.yaml:4: asr.beam_size: must be >= 1` (pipeline/config_yaml.py), so an operator can fix it
 without reading code.
 """
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import os
-import re
 import zoneinfo
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 
-import yaml
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.config_yaml import ConfigError, format_validation_error, read_yaml
+
 DEFAULT_CONFIG_NAME = "callintel.yaml"
 DOCS = 'README.md, "Configuration"'  # every key, its default and meaning
-
-
-class ConfigError(Exception):
-    """A problem in user configuration; the message is one line naming file and key."""
 
 
 class _Strict(BaseModel):
@@ -128,123 +123,6 @@ class Config(_Strict):
         payload = self.model_dump(mode="json", exclude={"runner", "schedule", "commit_every", "import_commit_every",
                                                      "unsized_wav_settle_minutes"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _describe(error: dict) -> str:
-    kind, ctx = error["type"], error.get("ctx", {})
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required"
-    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
-    if kind in bounds:
-        limit = next(iter(ctx.values()))
-        return f"must be {bounds[kind]} {limit}"
-    if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}"
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    if kind == "string_type" and isinstance(error.get("input"), bool):
-        return f"YAML read {str(error['input']).lower()} as a boolean, not text: put it in quotes"
-    return error["msg"][0].lower() + error["msg"][1:]
-
-
-def _key_path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _keys_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
-    """The keys the file takes where loc points (an unknown key's parent), or None where that is not one
-    model (a condition that may be one of several kinds)."""
-    for part in loc:
-        if isinstance(part, int):  # an item of a list: the list's model
-            continue
-        field = model.model_fields.get(part)
-        model = _model_in(field.annotation) if field else None
-        if model is None:
-            return None
-    return [name for name, field in model.model_fields.items() if not field.exclude]
-
-
-def _model_in(annotation) -> type[BaseModel] | None:
-    """The one model in `Model`, `list[Model]`, `Model | None`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    found = {m for arg in get_args(annotation) if (m := _model_in(arg))}
-    return found.pop() if len(found) == 1 else None
-
-
-def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel] | None = None,
-                            docs: str | None = None) -> str:
-    """One line: the file, the key path and what is wrong. An unknown key also lists the keys taken there (from
-    model, the file's own) and where they are documented (docs)."""
-    # An unknown key first: a misspelt `phrase:` also leaves `phrases` missing, and the typo is the news.
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    more = len(errors) - 1
-    tail = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-    said = _describe(first)
-    if first["type"] == "extra_forbidden" and model and (keys := _keys_at(model, first["loc"][:-1])):
-        said += f" (the keys here: {', '.join(keys)})"
-    if first["type"] == "extra_forbidden" and docs:
-        said += f"; see {docs}"
-    return f"{source}: {_key_path(first['loc'])}: {said}{tail}"
-
-
-# libyaml's parser reads the same safe subset (same constructor) in a fraction of the time; each pool worker
-# reads the whole signal library at start-up, where the pure-Python one cost it about 0.2 s.
-class SAFE_LOADER(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-    """YAML 1.2's booleans: true and false only. YAML 1.1 also reads yes/no/on/off as booleans, so a phrase
-    list `[no, nope]` held False and a counter-example `yes` True; where a setting wants a boolean, the
-    models still take "yes"/"no"/"on"/"off" as one."""
-
-
-SAFE_LOADER.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in SAFE_LOADER.yaml_implicit_resolvers.items()}
-SAFE_LOADER.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                                  list("tTfF"))
-
-
-def yaml_files(folder: Path) -> list[Path]:
-    """The YAML files of a folder users edit, in a stable order. Hidden ones are not the author's: macOS writes
-    `._rubric.yaml` (binary) beside each file copied to a share or a USB stick, Emacs a `.#core.yaml` lock."""
-    found = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
-    return [path for path in found if not path.name.startswith(".")]
-
-
-def read_yaml(path: Path) -> object:
-    """Parse a YAML file, turning every failure into a one-line ConfigError."""
-    try:
-        text = _decode(path, path.read_bytes())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc})") from None
-    try:
-        return yaml.load(text, Loader=SAFE_LOADER)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-
-
-def _decode(path: Path, data: bytes) -> str:
-    """UTF-8 (with or without a byte-order mark), or UTF-16 with its mark: what Windows Notepad saves as
-    "Unicode". Anything else (Word's or an old Notepad's Windows-1252 curly quotes and pound signs) is named by
-    its line, with what to do."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: line {line} is not UTF-8 text (byte 0x{data[exc.start]:02x}): "
-                          "save the file with the encoding UTF-8") from None
 
 
 def load_config(path: str | Path | None = None) -> Config:

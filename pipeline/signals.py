@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.config import ConfigError, format_validation_error, read_yaml, yaml_files
+from pipeline.config_yaml import ConfigError, format_validation_error, read_yaml, yaml_files
 
 ID = r"^[a-z][a-z0-9_]*$"
 DOCS = 'README.md, "Signals and categories"'  # the signal and category grammar

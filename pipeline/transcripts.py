@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.config import format_validation_error
+from pipeline.config_yaml import format_validation_error
 from pipeline.ingest import (call_digest, call_id_problem, changed_note, failure, forgotten_note, future_problem,
                              name_failure, parse_timestamp)
 from pipeline.redact_meta import quoted

@@ -1,6 +1,8 @@
 """callintel.yaml is validated before any work; errors name file, key path and problem."""
 from pathlib import Path
 
+import re
+
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -22,22 +24,28 @@ def test_shipped_config_is_valid_and_matches_defaults():
     assert cfg.asr == Config().asr and cfg.schedule.cron == "0 2 * * *"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("asr:\n  beam_size: 0\n", "asr.beam_size: must be >= 1"),
-    ("asr:\n  pause_s: -1\n", "asr.pause_s: must be > 0"),
-    ("asr:\n  beamsize: 5\n", "asr.beamsize: unknown key"),
-    ("channels:\n  agent: middle\n", "channels.agent: must be one of 'left' or 'right'"),
-    ("schedule:\n  cron: every night\n", "schedule.cron: not a valid cron expression"),
-    ("schedule:\n  timezone: Mars/Olympus\n", "schedule.timezone: unknown time zone 'Mars/Olympus'"),
-    ("commit_every: lots\n", "commit_every: input should be a valid integer"),
-    ("- just\n- a list\n", "(top level): must be a mapping"),
-    ("asr: [unclosed\n", "not valid YAML at line 2"),
+@pytest.mark.parametrize("text, where, message", [
+    ("asr:\n  beam_size: 0\n", ":2", "asr.beam_size: must be >= 1"),
+    ("asr:\n  pause_s: -1\n", ":2", "asr.pause_s: must be > 0"),
+    ("asr:\n  beamsize: 5\n", ":2", "asr.beamsize: unknown key"),
+    ("channels:\n  agent: middle\n", ":2", "channels.agent: must be one of 'left' or 'right'"),
+    ("schedule:\n  cron: every night\n", ":2", "schedule.cron: not a valid cron expression"),
+    ("# nightly\nschedule:\n\n  timezone: Mars/Olympus\n", ":4", "schedule.timezone: unknown time zone 'Mars/Olympus'"),
+    ("commit_every: lots\n", ":1", "commit_every: must be a whole number (it is 'lots')"),
+    ("runner:\n  workers: 2.5\n", ":2", "runner.workers: must be a whole number (it is 2.5)"),
+    ("redaction:\n  entities: card\n", ":2", "redaction.entities: must be a list, e.g. [a, b] or one '- item' a line "
+     "(it is 'card')"),
+    ("asr: tiny\n", ":1", "asr: must be keys and values (it is 'tiny')"),
+    ("asr:\n  vad_filter: maybe\n", ":2", "asr.vad_filter: must be true or false (it is 'maybe')"),
+    ("- just\n- a list\n", "", "(top level): must be a mapping"),
+    ("asr: [unclosed\n", "", "not valid YAML at line 2"),
 ])
-def test_errors_name_file_key_and_problem(tmp_path, text, message):
+def test_errors_name_file_line_key_and_problem(tmp_path, text, where, message):
+    """The line is the key's own, counted from 1 as an editor counts: where the author goes to fix it."""
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
         load_config(path)
-    assert str(err.value).startswith(f"{path}: ")
+    assert str(err.value).startswith(f"{path}{where}: ")
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -77,7 +85,7 @@ def test_any_yaml_document_loads_or_fails_in_one_line(tmp_path, doc):
     try:
         cfg = load_config(path)
     except ConfigError as exc:
-        assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+        assert re.match(rf"{re.escape(str(path))}(:\d+)?: ", str(exc)) and "\n" not in str(exc)
     else:
         assert isinstance(cfg, Config) and cfg.out.is_absolute()
 
@@ -87,11 +95,11 @@ def test_an_unknown_key_lists_the_keys_there_and_where_the_readme_documents_them
     path = write(tmp_path, "redaction:\n  entitys: []\n")
     with pytest.raises(ConfigError) as err:
         load_config(path)
-    assert str(err.value) == f'{path}: redaction.entitys: unknown key (the keys here: entities, audio); see README.md, ' \
+    assert str(err.value) == f'{path}:2: redaction.entitys: unknown key (the keys here: entities, audio); see README.md, ' \
                              f'"Configuration"'
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, "inptu: calls\n"))
-    assert str(err.value) == (f"{path}: inptu: unknown key (the keys here: input, transcripts, out, signals, commit_every, "
+    assert str(err.value) == (f"{path}:1: inptu: unknown key (the keys here: input, transcripts, out, signals, commit_every, "
                               f"import_commit_every, unsized_wav_settle_minutes, asr, channels, redaction, topics, "
                               f'schedule, runner); see README.md, "Configuration"')
 

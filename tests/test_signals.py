@@ -221,34 +221,36 @@ def test_normalise_keeps_apostrophes_and_drops_punctuation():
     assert normalise(" café,AU lait ") == "café au lait"
 
 
-@pytest.mark.parametrize("yaml_text, message", [
-    ("signals:\n  - id: a\n    phrases: [x]\n    window: {first_s: 0}\n", "signals[0].window.first_s: must be > 0"),
+@pytest.mark.parametrize("yaml_text, line, message", [
+    ("signals:\n  - id: a\n    phrases: [x]\n    window: {first_s: 0}\n", 4, "signals[0].window.first_s: must be > 0"),
     ("signals:\n  - id: a\n    phrases: [x]\n  - id: b\n    phrases: [y]\n    window: {first_s: -3}\n",
-     "signals[1].window.first_s: must be > 0"),
+     6, "signals[1].window.first_s: must be > 0"),
     ("signals:\n  - id: a\n    phrases: [x]\n    window: {first_s: 5, last_s: 5}\n",
-     "signals[0].window: give exactly one of first_s or last_s"),
-    ("signals:\n  - id: Bad-Id\n    phrases: [x]\n", "signals[0].id: string should match pattern"),
-    ("signals:\n  - id: a\n    speaker: robot\n    phrases: [x]\n", "signals[0].speaker: must be one of"),
-    ("signals:\n  - id: a\n", "signals[0]: needs at least one of phrases, patterns or regex"),
-    ("signals:\n  - id: a\n    regex: ['(unclosed']\n", "signals[0].regex: regex 0 does not compile"),
-    ("signals:\n  - id: a\n    phrases: [x]\n    negation: maybe\n", "signals[0].negation: must be one of"),
+     4, "signals[0].window: give exactly one of first_s or last_s"),
+    ("signals:\n  - id: Bad-Id\n    phrases: [x]\n", 2, "signals[0].id: an id is lower-case letters, digits and _, starting with a letter, like "
+     "cancel_intent (it is 'Bad-Id')"),
+    ("signals:\n  - id: a\n    speaker: robot\n    phrases: [x]\n", 3, "signals[0].speaker: must be one of"),
+    ("signals:\n  - id: a\n", 2, "signals[0]: needs at least one of phrases, patterns or regex"),
+    ("signals:\n  - id: a\n    regex: ['(unclosed']\n", 3, "signals[0].regex: regex 0 does not compile"),
+    ("signals:\n  - id: a\n    phrases: [x]\n    negation: maybe\n", 4, "signals[0].negation: must be one of"),
     ("signals:\n  - id: a\n    phrases: [x]\n    patterns: [[{LEMMA: {NOPE: [a]}}]]\n",
-     "signals[0].patterns[0]: not a valid spaCy token pattern"),
+     4, "signals[0].patterns[0]: not a valid spaCy token pattern"),
     ("signals:\n  - id: a\n    phrases: [x]\ncategories:\n  - id: c\n    all: [a, b]\n",
-     "categories[0].all[1]: unknown signal 'b'"),
-    ("signals:\n  - id: a\n    phrases: [x]\n  - id: a\n    phrases: [y]\n", "signals[1].id: 'a' is already defined"),
-    ("signal:\n  - id: a\n", "signal: unknown key"),
+     6, "categories[0].all[1]: unknown signal 'b'"),
+    ("signals:\n  - id: a\n    phrases: [x]\n  - id: a\n    phrases: [y]\n", 4, "signals[1].id: 'a' is already defined"),
+    ("signal:\n  - id: a\n", 1, "signal: unknown key"),
     # a misspelt key is the news, not what its absence breaks (here a string-less counter-example before)
     ("signals:\n  - id: a\n    phrases: [x]\n    counter_example: [y]\n    speaker: robot\n",
-     "signals[0].counter_example: unknown key"),
-    ("signals:\n  - id: a\n    phrases: [true, x]\n", "signals[0].phrases[0]: YAML read true as a boolean, not text: "
+     4, "signals[0].counter_example: unknown key"),
+    ("signals:\n  - id: a\n    phrases: [true, x]\n", 3, "signals[0].phrases[0]: YAML read true as a boolean, not text: "
      "put it in quotes"),
 ])
-def test_config_errors_name_file_and_key(tmp_path, yaml_text, message):
+def test_config_errors_name_file_line_and_key(tmp_path, yaml_text, line, message):
+    """The line is the one an editor shows for the key (or list item) at fault, counted in the YAML above."""
     (tmp_path / "lib.yaml").write_text(yaml_text)
     with pytest.raises(ConfigError) as err:
         load_signals(tmp_path)
-    assert str(err.value).startswith(f"{tmp_path / 'lib.yaml'}: ") and message in str(err.value)
+    assert str(err.value).startswith(f"{tmp_path / 'lib.yaml'}:{line}: ") and message in str(err.value)
 
 
 @pytest.mark.parametrize("expr, message", [
@@ -262,7 +264,7 @@ def test_a_regex_spelling_what_normalised_text_never_holds_is_an_error(tmp_path,
     (tmp_path / "lib.yaml").write_text(f"signals:\n  - id: a\n    regex: [{json.dumps(expr)}]\n", encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_signals(tmp_path)
-    assert str(err.value).startswith(f"{tmp_path / 'lib.yaml'}: signals[0].regex: {message}")
+    assert str(err.value).startswith(f"{tmp_path / 'lib.yaml'}:3: signals[0].regex: {message}")
 
 
 @pytest.mark.parametrize("expr", ["(?i)Ofgem", "(?i:Ofgem) rules", "[A-Z]{2}\\d", "\\d+(?!\\.)", "\\Bfoo\\S",
