@@ -122,6 +122,8 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
                                    [f"input folder {cfg.input} does not exist: no recordings were looked for"])
         run.add_failures(plan.failures)
         _transcribe(cfg, writer, plan.jobs, progress)
+    if run.counts["transcribed"] + run.counts["imported"]:  # said where a served night's owner reads
+        run.notes += qa.unmatched_scopes(writer.rules, store)
     with run.step("topics"):
         _discover_topics(cfg, writer)
     with run.step("scorecard pages"):

@@ -66,19 +66,13 @@ def check_rubric_versions(cfg: Config, rules) -> None:
 
 
 def check_rubric_scopes(cfg: Config, rules) -> None:
-    """Warn of a rubric whose applies_to names a queue or direction no stored call has: it scores nothing, and
-    "0 calls scored" would be the only sign (a call's queue must match exactly: "complaint" is not "complaints")."""
-    store = Store(cfg.out)
-    scoped = [r for r in rules.rubrics if r.applies_to is not None]
-    if not scoped or not store.manifest()["calls"]:
-        return
-    calls = store.read("calls", ["queue", "direction"])
-    seen = {key: sorted({v for v in calls.column(key).to_pylist() if v}) for key in ("queue", "direction")}
-    for r in scoped:
-        for key, values in r.applies_to.model_dump().items():
-            if missing := [v for v in values if v not in seen[key]]:
-                click.echo(f"WARNING: rubric {r.id} applies_to {key} {', '.join(missing)}, which no call in {cfg.out} "
-                           f"has (stored: {', '.join(seen[key]) or 'none'}); a call's {key} must match exactly")
+    """Say which calls the rubrics will not score as their author may mean (the night notes the second too)."""
+    from pipeline.qa import overlapping_defaults, unmatched_scopes
+
+    if note := overlapping_defaults(rules):
+        click.echo(f"NOTE: {note}")
+    for warning in unmatched_scopes(rules, Store(cfg.out)):
+        click.echo(f"WARNING: {warning}")
 
 
 def check_redaction(cfg: Config) -> None:

@@ -82,3 +82,27 @@ def edited_in_place(qa: QaConfig, stored: list[dict]) -> list:
     """The configured rubrics whose stored version of the same number was defined otherwise (`rubrics` rows)."""
     hashes = {(r["rubric_id"], r["rubric_version"]): r["rubric_hash"] for r in stored}
     return [r for r in qa.rubrics if hashes.get((r.id, r.version), r.hash) != r.hash]
+
+
+def overlapping_defaults(qa: QaConfig) -> str | None:
+    """A note when two rubrics without applies_to both score every call no other rubric claims: meant at times
+    (two forms for every call), but more often one was meant for some queues and lost its applies_to."""
+    defaults = [r.id for r in qa.rubrics if r.applies_to is None]
+    if len(defaults) < 2:
+        return None
+    return (f"rubrics {', '.join(defaults)} have no applies_to, so each scores every call no other rubric claims; "
+            "give applies_to to any meant for some queues or directions only")
+
+
+def unmatched_scopes(qa: QaConfig, store) -> list[str]:
+    """A rubric whose applies_to names a queue or direction no stored call has scores nothing, and "0 calls
+    scored" is the only sign: a call's queue must match exactly ("complaint" is not "complaints")."""
+    scoped = [r for r in qa.rubrics if r.applies_to is not None]
+    if not scoped or not store.manifest()["calls"]:
+        return []
+    calls = store.read("calls", ["queue", "direction"])
+    seen = {key: sorted({v for v in calls.column(key).to_pylist() if v}) for key in ("queue", "direction")}
+    return [f"rubric {r.id} applies_to {key} {', '.join(missing)}, which no call in {store.out} has (stored: "
+            f"{', '.join(seen[key]) or 'none'}); a call's {key} must match exactly"
+            for r in scoped for key, values in r.applies_to.model_dump().items()
+            if (missing := [v for v in values if v not in seen[key]])]

@@ -1,7 +1,7 @@
 """QA rubrics (`rubric:`) and flag rules (`flags:`) from the YAML under `signals/`, validated.
 
 A criterion naming a signal, category or metric that does not exist is a config error
-naming the file and key, e.g. `signals/rubric.yaml: rubric.criteria[2].pass_if.signal:
+naming the file, line and key, e.g. `signals/rubric.yaml:21: rubric.criteria[2].pass_if.signal:
 unknown signal 'greting'`, raised before any work starts.
 
 Several files may each hold one `rubric:`. A rubric with `applies_to` scores the calls of
@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.config import ConfigError, format_validation_error, read_yaml, yaml_files
+from pipeline.config_yaml import ConfigError, format_validation_error, read_yaml, yaml_files
 from pipeline.metrics import METRICS
 from pipeline.signals import ID, SignalSet, Window
 
@@ -186,6 +186,9 @@ def _check_rubric(rubric: Rubric, library: SignalSet, where: str, seen: dict) ->
     if ("rubric", rubric.id) in seen:
         raise ConfigError(f"{where}.id: rubric {rubric.id!r} is already defined in {seen[('rubric', rubric.id)]}")
     seen[("rubric", rubric.id)] = where.split(":")[0]
+    if not any(criterion.points for criterion in rubric.criteria):  # a score is points earned / points possible
+        raise ConfigError(f"{where}.criteria: worth 0 points in all, so no call could be given a score; give the "
+                          "criteria their points (only an auto_fail criterion may keep points: 0)")
     for i, criterion in enumerate(rubric.criteria):
         for key in ("pass_if", "na_if"):
             condition = getattr(criterion, key)

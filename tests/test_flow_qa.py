@@ -172,6 +172,15 @@ def test_only_the_configured_rubric_versions_are_current_after_a_rollback_a_rena
     assert [line for line in checked.stdout.splitlines() if line.startswith("WARNING")] == [
         f"WARNING: rubric complaints applies_to queue complaint, which no call in {out} has (stored: "
         f"{', '.join(queues)}); a call's queue must match exactly"]
+    # a night with new calls says it in its notes (a served night has no `check` before it), once
+    (tx / "extra.json").write_text((tx / f"{CALLS[0]}.json").read_text().replace(CALLS[0], "extra-1"))
+    noted = run(tx, signals, out)["notes"]
+    warned = [line.removeprefix("WARNING: ") for line in checked.stdout.splitlines() if "applies_to" in line]
+    assert [n for n in noted if "applies_to" in n] == warned
+    # two rubrics without applies_to both score every call: meant at times, so a note, not a warning
+    (signals / "second.yaml").write_text(original.replace("id: standard", "id: second_form"))
+    checked = subprocess.run([CALLINTEL, "check", "--config", str(config)], capture_output=True, text=True)
+    assert "NOTE: rubrics standard, second_form have no applies_to, so each scores every call" in checked.stdout
 
 
 def test_without_a_rubric_every_call_has_a_page_that_follows_the_flag_rules(tmp_path, prefect_harness):

@@ -62,6 +62,39 @@ def test_a_mistake_names_the_file_and_key(tmp_path, criterion, message):
     assert str(folder / "rubric.yaml") in text and message.replace("criteria.0", "criteria[0]") in text
 
 
+def test_a_mistake_is_named_by_its_line_as_the_author_wrote_it(tmp_path):
+    """Counted from 1, as an editor counts: the author need not count criteria from 0 to find criteria[2]."""
+    folder = folder_with(tmp_path, {})
+    (folder / "rubric.yaml").write_text(
+        "# our sales form\n"
+        "rubric:\n"
+        "  id: sales\n"
+        "  version: 1\n"
+        "  criteria:\n"
+        "    - {id: greet, points: 10, pass_if: {signal: agent_greeting}}\n"
+        "    - id: close\n"
+        "      points: 10\n"
+        "      pass_if:\n"
+        "        any:\n"
+        "          - {signal: closing}\n"
+        "          - {no_signal: cloisng}\n")
+    with pytest.raises(ConfigError) as err:
+        load_qa(folder, LIBRARY)
+    assert str(err.value) == f"{folder / 'rubric.yaml'}:12: rubric.criteria[1].pass_if.any[1].no_signal: unknown signal 'cloisng'"
+
+
+def test_a_rubric_worth_no_points_is_refused(tmp_path):
+    """Its score (points earned / points possible) could never be given: every call would have no verdict.
+    safe_dump sorts the keys: `criteria:` is the second line."""
+    folder = folder_with(tmp_path, rubric({**GOOD, "points": 0}, {**GOOD, "id": "swear", "points": 0, "auto_fail": True}))
+    with pytest.raises(ConfigError) as err:
+        load_qa(folder, LIBRARY)
+    assert str(err.value).startswith(f"{folder / 'rubric.yaml'}:2: rubric.criteria: worth 0 points in all")
+    (folder / "rubric.yaml").write_text(yaml.safe_dump(rubric({**GOOD, "points": 5}, {**GOOD, "id": "swear", "points": 0,
+                                                                                     "auto_fail": True})))
+    assert [c.points for c in load_qa(folder, LIBRARY).rubrics[0].criteria] == [5, 0]
+
+
 def test_duplicates_and_unknown_criteria_in_flags_are_refused(tmp_path):
     folder = folder_with(tmp_path, rubric(GOOD, GOOD))
     with pytest.raises(ConfigError, match="criterion id 'greet' is used twice"):
