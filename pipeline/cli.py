@@ -47,7 +47,7 @@ wait_option = click.option("--wait", "wait_s", type=click.FloatRange(min=0), def
 @config_option
 @click.option("--input", "input_dir", type=click.Path(file_okay=False), help="Recordings folder, searched recursively.")
 @click.option("--transcripts", "transcripts_dir", type=click.Path(file_okay=False),
-              help="Folder of ready-made transcript JSON files (one per call).")
+              help="Folder of ready-made transcripts, one JSON or CSV file per call.")
 @out_option
 @click.option("--signals", "signals_dir", type=click.Path(file_okay=False), help="Signals/rubric/flags folder.")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only calls started on or after DATE.")

@@ -1,6 +1,6 @@
-"""Ready-made transcripts (one JSON file per call) for centres with their own ASR.
+"""Ready-made transcripts (one JSON or CSV file per call) for centres with their own ASR.
 
-Format (DESIGN.md, Inputs):
+Format (DESIGN.md, Inputs; CSV: pipeline/transcript_csv.py):
     {"call_id": "c-0001", "started_at": "2026-11-20T09:14:00", "agent_id": "a_ruiz",
      "queue": "billing", "direction": "inbound",
      "utterances": [{"speaker": "agent", "start_s": 0.4, "end_s": 3.1, "text": "Thank you for calling ..."}]}
@@ -21,6 +21,7 @@ from pipeline.config_yaml import format_validation_error
 from pipeline.ingest import (call_digest, call_id_problem, changed_note, failure, forgotten_note, future_problem,
                              name_failure, parse_timestamp)
 from pipeline.redact_meta import quoted
+from pipeline.transcript_csv import transcript_doc
 
 
 class _Utterance(BaseModel):
@@ -91,6 +92,10 @@ def _checked(data: bytes, rel: str) -> _Transcript:
         raise ValueError(f"{rel}: not a transcript (JSON nested too deeply)") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{rel}: must be a JSON object with call_id, started_at and utterances")
+    return _validated(raw, rel)
+
+
+def _validated(raw: dict, rel: str) -> _Transcript:
     try:
         return _Transcript.model_validate(raw)
     except ValidationError as exc:
@@ -104,14 +109,14 @@ class TranscriptCall:
 
 
 def load_transcript(path: Path, rel: str) -> TranscriptCall:
-    """One JSON file -> a call and its utterances; ValueError names the file and the field."""
+    """One JSON or CSV file -> a call and its utterances; ValueError names the file and the field."""
     try:
         stat = path.stat()
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{rel}: cannot read the file ({exc.strerror or exc})") from None
-    doc = None
-    if b"\\u" not in data:  # an escape may be a lone surrogate, which only the standard way refuses
+    doc = _validated(transcript_doc(data, rel), rel) if rel.lower().endswith(".csv") else None
+    if doc is None and b"\\u" not in data:  # an escape may be a lone surrogate, which only the standard way refuses
         with contextlib.suppress(ValidationError):
             # parsed and checked in one pass inside pydantic-core: half the cost of json.loads + model_validate,
             # and reading is most of what a night of ready-made transcripts costs before the text stages
@@ -158,7 +163,7 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
               ) -> tuple[list[tuple[str, str]], int, int, list[dict]]:
     """(path, path relative to folder) of the files to read, found, skipped (stored, unchanged), failures."""
     root, files, skipped, failures = folder.resolve(), [], 0, []
-    listed = _json_files(folder)
+    listed = _transcript_files(folder)
     for path, rel, is_link in listed:
         if bad_name := name_failure(rel):
             failures.append(bad_name)
@@ -260,8 +265,9 @@ def _stored(path: str, rel: str, known_files: set[tuple[str, int, float]]) -> bo
     return (rel, stat.st_size, stat.st_mtime) in known_files
 
 
-def _json_files(folder: Path) -> list[tuple[str, str, bool]]:
-    """(path, path relative to folder, is a symbolic link) of the .json files under folder, in path order.
+def _transcript_files(folder: Path) -> list[tuple[str, str, bool]]:
+    """(path, path relative to folder, is a symbolic link) of the .json and .csv files under folder, in path order
+    (but a recordings folder's metadata.csv, should the two folders be one).
 
     Like `Path.rglob` (linked directories are not entered), but with one `scandir` per directory and no
     path objects for the files a night skips: over 10,000 stored files this was most of a no-op night.
@@ -273,10 +279,14 @@ def _json_files(folder: Path) -> list[tuple[str, str, bool]]:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append((entry.path, (*parts, entry.name)))
-                elif entry.name.endswith(".json") and entry.is_file():
+                elif _transcript_name(entry.name) and entry.is_file():
                     found.append(((*parts, entry.name), entry.path, entry.is_symlink()))
     found.sort()
     return [(path, "/".join(parts), is_link) for parts, path, is_link in found]
+
+
+def _transcript_name(name: str) -> bool:
+    return name.lower().endswith((".json", ".csv")) and name != "metadata.csv"
 
 
 def stored_transcript_ids(store) -> set[str]:

@@ -1,0 +1,118 @@
+"""Ready-made transcripts as CSV: one file per call, one row per turn, as speech-analytics tools and
+spreadsheets export them (DESIGN.md: "JSON/CSV turns with speaker and times").
+
+    call_id,started_at,agent_id,queue,direction,speaker,start_s,end_s,text
+    c-0101,2026-11-20T09:14:00,a_ruiz,billing,inbound,agent,0.4,3.1,Thank you for calling Skyline
+    c-0101,2026-11-20T09:14:00,a_ruiz,billing,inbound,customer,3.4,6.0,"Hi, my bill is wrong"
+
+speaker, start_s, end_s, text and started_at are required; call_id defaults to the file's name. A call's
+columns (started_at, agent_id, ...) may be on every row or only the first, and rows must not disagree on
+them. Any other column with one value on every row is kept, as a JSON transcript's extra fields are, in
+`calls.extra`. The file becomes the same object a JSON transcript is, and is checked by the same rules.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from decimal import Decimal
+from pathlib import PurePosixPath
+
+TURN = ("speaker", "start_s", "end_s", "text")
+CALL = ("call_id", "started_at", "agent_id", "queue", "direction")
+SPEAKERS = ("agent", "customer", "unknown")
+CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:[.,]\d+)?)")  # 1:02:03.5 or 02:03.5, as subtitle tools write
+
+
+def transcript_doc(data: bytes, rel: str) -> dict:
+    """The CSV's call as a JSON transcript's object; a ValueError naming the file (and row) when it is not one."""
+    rows, comma_decimals = _rows(data, rel)
+    call = _call_columns(rows, rel)
+    call.setdefault("call_id", PurePosixPath(rel).stem)
+    turns = [_turn(row, n, rel, comma_decimals) for n, row in enumerate(rows, start=2)]  # row 1 is the header
+    return {**call, "utterances": turns}
+
+
+def _rows(data: bytes, rel: str) -> tuple[list[dict], bool]:
+    """The rows as {column: value} (column names lower case), and whether decimals are written with a comma."""
+    try:
+        text = data.decode("utf-8-sig")  # Excel writes a byte-order mark
+    except UnicodeDecodeError:
+        raise ValueError(f"{rel}: not UTF-8 text; export the CSV as UTF-8") from None
+    if not text.strip():
+        raise ValueError(f"{rel}: empty file ({len(data)} bytes); export the transcript again")
+    header = text.lstrip().splitlines()[0]
+    # a spreadsheet set to a language whose decimal mark is a comma separates columns with ";"
+    delimiter = max([",", ";", "\t"], key=header.count)
+    reader = csv.reader(io.StringIO(text.lstrip(), newline=""), delimiter=delimiter, strict=True)
+    if not (records := _records(reader, rel)):
+        raise ValueError(f"{rel}: no header row (its lines are blank)")
+    names, *body = records
+    names = [name.strip().lower() for name in names]
+    if missing := [c for c in TURN + ("started_at",) if c not in names]:
+        raise ValueError(f"{rel}: no column {', '.join(missing)} (its columns: {', '.join(names)}); see "
+                         'README.md, "Inputs"')
+    if twice := sorted({name for name in names if names.count(name) > 1}):
+        raise ValueError(f"{rel}: column {', '.join(twice)} appears twice")
+    for n, row in enumerate(body, start=2):
+        if len(row) > len(names):
+            raise ValueError(f"{rel}: row {n} has {len(row)} cells but the header {len(names)} (a {delimiter!r} in "
+                             "a text that is not in quotes?)")
+    return [dict(zip(names, (cell.strip() for cell in row))) for row in body], delimiter == ";"
+
+
+def _records(reader, rel: str) -> list[list[str]]:
+    """The non-blank records; a broken one is named by the line it starts on (an unclosed quote runs to the end)."""
+    records, start = [], 1
+    try:
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                records.append(record)
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        hint = " (a quote that is never closed?)" if "end of data" in str(exc) else ""
+        raise ValueError(f"{rel}: not valid CSV from line {start}: {exc}{hint}") from None
+    return records
+
+
+def _call_columns(rows: list[dict], rel: str) -> dict:
+    """The call's own columns, and any other column with one value on every row (kept as extra)."""
+    call = {}
+    for name in rows[0] if rows else ():
+        if name in TURN:
+            continue
+        values = {row.get(name, "") for row in rows} - {""}
+        if len(values) > 1 and name in CALL:
+            first, other = sorted(values)[:2]
+            raise ValueError(f"{rel}: the rows disagree on {name} ({first!r} and {other!r}); a file is one call")
+        if len(values) == 1 and (name in CALL or all(row.get(name) for row in rows)):
+            call[name] = values.pop()
+    return call
+
+
+def _turn(row: dict, n: int, rel: str, comma_decimals: bool) -> dict:
+    speaker = row.get("speaker", "").lower()
+    if speaker not in SPEAKERS:
+        raise ValueError(f"{rel}: row {n}: speaker {row.get('speaker', '')!r} is not one of {', '.join(SPEAKERS)}")
+    start, end = (_seconds(row.get(key, ""), f"{rel}: row {n}: {key}", comma_decimals) for key in ("start_s", "end_s"))
+    if end < start:
+        raise ValueError(f"{rel}: row {n}: end_s is before start_s")
+    return {"speaker": speaker, "start_s": start, "end_s": end, "text": row.get("text", "")}
+
+
+def _seconds(value: str, where: str, comma_decimals: bool) -> float:
+    """Seconds from `12.5` (`12,5` where a comma is the decimal mark) or a clock time `1:02:03.5` / `02:03.5`."""
+    if comma_decimals:
+        value = value.replace(",", ".")
+    if clock := CLOCK.fullmatch(value):
+        hours, minutes, seconds = clock.groups()
+        # in decimal, so 1:10.123 is the float 70.123 is, as the same time written in seconds would be
+        return float(Decimal(int(hours or 0) * 3600 + int(minutes) * 60) + Decimal(seconds.replace(",", ".")))
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{where}: {value!r} is not a time (seconds, like 12.5, or a clock time, like 1:02.5)")
+    return seconds

@@ -1,0 +1,147 @@
+"""Ready-made transcripts as CSV, one row per turn: the same call as the JSON it was exported from, or one line
+naming the file and row."""
+import csv
+import io
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT
+from pipeline.transcripts import load_transcript, load_transcripts
+
+DEMO = sorted((ROOT / "data/demo_transcripts").glob("*.json"))
+CALL = ["call_id", "started_at", "agent_id", "queue", "direction"]
+
+
+def as_csv(doc: dict, delimiter=",", call_on_every_row=True, times=lambda s: s, speaker=lambda s: s) -> str:
+    """A JSON transcript as a speech-analytics export writes it: the call's columns, then one row per turn."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")  # as Excel saves it
+    writer.writerow(CALL + ["speaker", "start_s", "end_s", "text"])
+    for i, u in enumerate(doc["utterances"]):
+        call = [doc.get(c) or "" for c in CALL] if call_on_every_row or i == 0 else [""] * len(CALL)
+        writer.writerow(call + [speaker(u["speaker"]), times(u["start_s"]), times(u["end_s"]), u["text"]])
+    return out.getvalue()
+
+
+def loaded(path: Path):
+    got = load_transcript(path, path.name)
+    call = {k: v for k, v in got.call.items() if k not in ("source_path", "file_size", "file_mtime")}
+    return call, got.utterances
+
+
+@pytest.mark.parametrize("json_path", DEMO, ids=lambda p: p.stem)
+def test_a_demo_call_exported_as_csv_is_the_same_call(tmp_path, json_path):
+    doc = json.loads(json_path.read_text())
+    (tmp_path / f"{json_path.stem}.csv").write_text(as_csv(doc), newline="")
+    assert loaded(tmp_path / f"{json_path.stem}.csv") == loaded(json_path)
+
+
+def clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:06.3f}"  # 1:02.500
+
+
+@pytest.mark.parametrize("variant", [
+    {"delimiter": ";", "times": lambda s: f"{s}".replace(".", ",")},  # a spreadsheet in a comma-decimal language
+    {"delimiter": "\t"},
+    {"times": clock, "speaker": str.capitalize},                         # "Agent", "0:03.100"
+    {"call_on_every_row": False},                                        # the call's columns on the first row only
+])
+def test_what_exporters_and_spreadsheets_write_is_read_the_same(tmp_path, variant):
+    doc = json.loads(DEMO[0].read_text())
+    (tmp_path / "call.csv").write_bytes(b"\xef\xbb\xbf" + as_csv(doc, **variant).encode())  # with Excel's BOM
+    assert loaded(tmp_path / "call.csv") == loaded(DEMO[0])
+
+
+def test_the_file_name_is_the_call_id_and_a_column_the_same_on_every_row_is_kept(tmp_path):
+    (tmp_path / "c-77.csv").write_text("started_at,speaker,start_s,end_s,text,crm_case,confidence\n"
+                                       "2026-11-20T09:14:00,agent,0.4,3.1,Thank you for calling.,X-12,0.9\n"
+                                       "2026-11-20T09:14:00,customer,3.5,5.0,\"Hi, I need help.\",X-12,0.7\n")
+    call, utterances = loaded(tmp_path / "c-77.csv")
+    assert call["call_id"] == "c-77" and call["duration_s"] == 5.0 and json.loads(call["extra"]) == {"crm_case": "X-12"}
+    assert [(u["speaker"], u["text"]) for u in utterances] == [("agent", "Thank you for calling."),
+                                                               ("customer", "Hi, I need help.")]
+
+
+HEAD = "call_id,started_at,speaker,start_s,end_s,text\n"
+TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
+
+
+@pytest.mark.parametrize("body, error", [
+    ("", "bad.csv: empty file (0 bytes); export the transcript again"),
+    ("call_id,speaker,start_s,end_s,text\nc-9,agent,0.4,3.1,Hi\n",
+     'bad.csv: no column started_at (its columns: call_id, speaker, start_s, end_s, text); see README.md, "Inputs"'),
+    (HEAD + TURN + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
+     "bad.csv: row 3: speaker 'robot' is not one of agent, customer, unknown"),
+    (HEAD + TURN + "c-9,2026-11-20T09:14:00,customer,5.0,3.5,Hi\n", "bad.csv: row 3: end_s is before start_s"),
+    (HEAD + "c-9,2026-11-20T09:14:00,agent,soon,3.1,Hi\n",
+     "bad.csv: row 2: start_s: 'soon' is not a time (seconds, like 12.5, or a clock time, like 1:02.5)"),
+    (HEAD + TURN + "c-9,2026-11-21T10:00:00,customer,3.5,5.0,Hi\n",
+     "bad.csv: the rows disagree on started_at ('2026-11-20T09:14:00' and '2026-11-21T10:00:00'); a file is one call"),
+    (HEAD + "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello, how can I help?\n",
+     "bad.csv: row 2 has 7 cells but the header 6 (a ',' in a text that is not in quotes?)"),
+    (HEAD + "c-9,yesterday,agent,0.4,3.1,Hi\n", "bad.csv: started_at: 'yesterday' is not an ISO-8601 timestamp"),
+    (HEAD + "c-9,2026-11-20T09:14:00,agent,0.4,3.1,\"Hi\n" + TURN * 3,
+     "bad.csv: not valid CSV from line 2: unexpected end of data (a quote that is never closed?)"),
+])
+def test_a_bad_csv_fails_alone_with_one_line_naming_the_file_and_row(tmp_path, body, error):
+    (tmp_path / "bad.csv").write_text(body)
+    (tmp_path / "good.json").write_text(DEMO[0].read_text())
+    calls, found, skipped, failures = load_transcripts(tmp_path, set())
+    assert [c.call["source_path"] for c in calls] == ["good.json"] and (found, skipped) == (2, 0)
+    assert [(f["source_path"], f["error"]) for f in failures] == [("bad.csv", error)]
+
+
+def test_not_utf8_and_a_recordings_metadata_csv(tmp_path):
+    (tmp_path / "latin.csv").write_bytes((HEAD + TURN.replace("Hello", "Caf\xe9")).encode("latin-1"))
+    (tmp_path / "metadata.csv").write_text("file,call_id\na.wav,c-1\n")  # the transcripts folder is the recordings'
+    calls, found, _, failures = load_transcripts(tmp_path, set())
+    assert (calls, found) == ([], 1)
+    assert [f["error"] for f in failures] == ["latin.csv: not UTF-8 text; export the CSV as UTF-8"]
+
+
+def test_a_night_of_csv_transcripts_stores_what_the_json_ones_store(tmp_path, prefect_harness):
+    """The whole night (redact, tag, score, flag) on the demo calls exported as CSV equals the night on the JSON."""
+    import flows
+
+    (tmp_path / "json").mkdir()
+    (tmp_path / "csv").mkdir()
+    for path in DEMO:
+        (tmp_path / "json" / path.name).write_text(path.read_text())
+        (tmp_path / "csv" / f"{path.stem}.csv").write_text(as_csv(json.loads(path.read_text())), newline="")
+    (tmp_path / "csv" / "broken.csv").write_text(HEAD + "c-99,2026-11-20T09:14:00,robot,0,1,Hi\n")
+    nights = {kind: flows.nightly(input=str(tmp_path / "none"), transcripts_dir=str(tmp_path / kind),
+                                  out=str(tmp_path / f"out-{kind}"), signals=str(ROOT / "signals"), progress=False)
+              for kind in ("json", "csv")}
+    assert nights["json"]["counts"]["imported"] == nights["csv"]["counts"]["imported"] == len(DEMO)
+    assert [f["error"] for f in nights["csv"]["failures"]] == [
+        "broken.csv: row 2: speaker 'robot' is not one of agent, customer, unknown"]
+    queries = ["SELECT * EXCLUDE (run_id, source_path, file_size, file_mtime) FROM calls",
+               "SELECT * FROM utterances", "SELECT * FROM signal_hits", "SELECT * FROM call_categories",
+               "SELECT * FROM scorecards", "SELECT * FROM scorecard_items", "SELECT * EXCLUDE (created_run) FROM flags"]
+    tables = {}
+    for kind in nights:
+        with duckdb.connect(str(tmp_path / f"out-{kind}" / "callintel.duckdb"), read_only=True) as con:
+            tables[kind] = [sorted(map(repr, con.execute(q).fetchall())) for q in queries]
+    assert all(tables["json"]) and tables["csv"] == tables["json"]
+
+
+CELLS = st.one_of(st.sampled_from(["agent", "Customer", "unknown", "0.4", "1:02.5", "2026-11-20T09:14:00", "", "c-1",
+                                   '"', '""', "a,b", "\n", "x;y", "\t", "-1", "nan", "inf", "1e400", "99:99", "é"]),
+                  st.text(max_size=5))
+COLUMNS = st.lists(st.sampled_from(CALL + ["speaker", "start_s", "end_s", "text", "crm_case"]), min_size=3, max_size=8)
+
+
+@settings(max_examples=400, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(COLUMNS, st.lists(st.lists(CELLS, max_size=8), max_size=5), st.sampled_from([",", ";", "\t"]))
+def test_whatever_a_csv_holds_it_is_a_call_or_one_line_naming_the_file(tmp_path, columns, rows, delimiter):
+    (tmp_path / "f.csv").write_text(delimiter.join(columns) + "\n" + "\n".join(delimiter.join(r) for r in rows))
+    try:
+        load_transcript(tmp_path / "f.csv", "f.csv")
+    except ValueError as exc:
+        assert str(exc).startswith("f.csv: ") and "\n" not in str(exc)
