@@ -81,11 +81,12 @@ def _describe(error: dict) -> str:
 
 
 # what a value of the wrong type should have been, in the words of the YAML it is written in
-_WANTED = {"float_parsing": "must be a number", "float_type": "must be a number", "int_parsing": "must be a whole number",
-           "int_type": "must be a whole number", "int_from_float": "must be a whole number",
-           "list_type": "must be a list, e.g. [a, b] or one '- item' a line", "dict_type": "must be keys and values",
-           "model_type": "must be keys and values", "model_attributes_type": "must be keys and values",
-           "string_type": "must be text", "path_type": "must be a folder or file name", "bool_parsing": "must be true or false", "bool_type": "must be true or false"}
+_WANTED = {**dict.fromkeys(("float_parsing", "float_type"), "must be a number"),
+           **dict.fromkeys(("int_parsing", "int_type", "int_from_float"), "must be a whole number"),
+           **dict.fromkeys(("dict_type", "model_type", "model_attributes_type"), "must be keys and values"),
+           **dict.fromkeys(("bool_parsing", "bool_type"), "must be true or false"),
+           "list_type": "must be a list, e.g. [a, b] or one '- item' a line", "string_type": "must be text",
+           "path_type": "must be a folder or file name"}
 
 
 def _shown(value) -> str:
