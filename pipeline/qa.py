@@ -6,10 +6,12 @@ configured (they stay queryable by version) and replaces those of current versio
 """
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from models.sentiment import sentiment
 from pipeline.flags import flag_calls
 from pipeline.metrics import call_metrics
-from pipeline.rubric import QaConfig
+from pipeline.rubric import QaConfig, Rubric
 from pipeline.score import call_facts, score_calls
 from pipeline.signals import SignalSet
 
@@ -68,7 +70,7 @@ def rubric_rows(qa: QaConfig, stored: list[dict], run_id: str) -> tuple[list[dic
              f"scorecards beside the new" for rubric in edited_in_place(qa, stored)]
     for rubric in qa.rubrics:
         was = rows.get((rubric.id, rubric.version))
-        same = was is not None and was["rubric_hash"] == rubric.hash
+        same = was is not None and _same(rubric, was)
         rows[(rubric.id, rubric.version)] = {
             "rubric_id": rubric.id, "rubric_version": rubric.version, "current": True, "rubric_hash": rubric.hash,
             "pass_pct": rubric.pass_pct, "applies_to": None if rubric.applies_to is None else rubric.scope,
@@ -80,8 +82,20 @@ def rubric_rows(qa: QaConfig, stored: list[dict], run_id: str) -> tuple[list[dic
 
 def edited_in_place(qa: QaConfig, stored: list[dict]) -> list:
     """The configured rubrics whose stored version of the same number was defined otherwise (`rubrics` rows)."""
-    hashes = {(r["rubric_id"], r["rubric_version"]): r["rubric_hash"] for r in stored}
-    return [r for r in qa.rubrics if hashes.get((r.id, r.version), r.hash) != r.hash]
+    rows = {(r["rubric_id"], r["rubric_version"]): r for r in stored}
+    return [r for r in qa.rubrics if (r.id, r.version) in rows and not _same(r, rows[(r.id, r.version)])]
+
+
+def _same(rubric: Rubric, row: dict) -> bool:
+    """Whether a stored `rubrics` row defines this rubric. Its hash is of the definition as a release wrote it,
+    so a release whose grammar gained a key (with a default) would call every stored rubric edited; read
+    with today's grammar, the stored definition says whether its author changed anything."""
+    if row["rubric_hash"] == rubric.hash:
+        return True
+    try:
+        return Rubric.model_validate_json(row["definition"] or "") == rubric
+    except ValidationError:  # a key this release no longer has: that is a change of what the rubric means
+        return False
 
 
 def overlapping_defaults(qa: QaConfig) -> str | None:

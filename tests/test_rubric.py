@@ -1,4 +1,5 @@
 """Rubric and flag grammar: the shipped rubric is a real QA form; every mistake is named by file and key."""
+import json
 import shutil
 
 import pytest
@@ -143,3 +144,24 @@ def test_windows_na_and_unmeasurable_metrics(tmp_path):
     assert (card["points"], card["max_points"], card["pct"], card["passed"]) == (10, 40, 25.0, False)
     _, items = score_call(r, facts([], {"talk_ratio": 0.5, "duration_s": 30.0}, duration=30.0))
     assert {i["criterion_id"]: i["result"] for i in items}["verify"] == "na"
+
+
+def test_a_rubric_stored_by_a_release_with_fewer_keys_is_not_called_edited():
+    """An older release wrote the definition without keys added since (with defaults): the rubric is the same,
+    so no "changed without a new version" note, and its first run stays. A real edit is still told."""
+    from pipeline import qa
+
+    rules = load_qa(ROOT / "signals", LIBRARY)
+    (rubric,) = rules.rubrics
+    older = rubric.model_dump(mode="json", exclude={"applies_to"})  # as if these keys came later, with defaults
+    for criterion in older["criteria"]:
+        if criterion["na_if"] is None:
+            del criterion["na_if"]
+    stored = [{"rubric_id": rubric.id, "rubric_version": rubric.version, "rubric_hash": "0123456789abcdef",
+               "definition": json.dumps(older), "first_run": "first-night", "current": True}]
+    rows, notes = qa.rubric_rows(rules, stored, "upgrade-night")
+    assert notes == [] and [r["first_run"] for r in rows] == ["first-night"]
+    older["criteria"][0]["points"] += 5
+    rows, notes = qa.rubric_rows(rules, [{**stored[0], "definition": json.dumps(older)}], "upgrade-night")
+    assert [r["first_run"] for r in rows] == ["upgrade-night"] and len(notes) == 1
+    assert notes[0].startswith(f"rubric {rubric.id} v{rubric.version} was changed without a new version")
