@@ -53,7 +53,7 @@ EXPECTED = {
     "held/unsafe.wav": ("ingest", ["metadata.csv line 12", "call_id '../../../pwned'", "must not contain /"]),
     "broken.json": ("ingest", ["broken.json", "not valid JSON", "line 1 column"]),
     "nofields.json": ("ingest", ["nofields.json", "started_at: required", "1 more problem"]),
-    "types.json": ("ingest", ["types.json", "utterances[0].start_s", "valid number"]),
+    "types.json": ("ingest", ["types.json", "utterances[0].start_s", "must be a number (it is 'soon')"]),
     "infinite.json": ("ingest", ["infinite.json", "utterances[0].end_s", "finite number"]),
     "deep.json": ("ingest", ["deep.json", "nested too deeply"]),
     "badid.json": ("ingest", ["badid.json", "call_id", "must not contain /"]),
