@@ -131,8 +131,10 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
     with run.step("compact and publish"):
         store.compact(run.run_id)
         run.finish()
-        store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures},
-                     meta={"pages_pending": pages_pending})
+        # a page left unwritten keeps the old pages_code, so the next night draws them all again
+        pages = {"pages_pending": True} if pages_pending else {"pages_pending": False,
+                                                                "pages_code": scorecard.page_code()}
+        store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures}, meta=pages)
         store.publish(VIEWS)
     summary = store_summary(store, run)
     # the line a scheduler's log keeps (a served night has no terminal to print the CLI's summary on)
@@ -181,9 +183,14 @@ def _write_pages(cfg: Config, writer: Writer, progress: bool | None = None) -> b
     stored. On Dask they are rendered on the flow's cluster. Returns whether every page is written.
     """
     store = writer.store
-    calls = writer.pages | (store.calls_without_page() if writer.pages_left else {})
+    redraw = archive.pages_changed(store)  # this release draws pages otherwise: every stored call's, once
+    calls = writer.pages | (store.calls_without_page() if writer.pages_left else {}) | (
+        archive.stored_calls(store) if redraw else {})
     pages = scorecard.write_stored(store, calls, cfg.input, cfg.workers(), progress, _cluster(cfg))
-    if pages.unchanged:
+    if redraw:
+        writer.run.notes.append(f"scorecard pages drawn again, as this release draws them: {pages.written} changed, "
+                                f"{pages.unchanged} the same")
+    elif pages.unchanged:
         writer.run.notes.append(f"scorecard pages: {pages.written} written, {pages.unchanged} already up to date")
     writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page", f"HTML scorecard not written ({why})")
                              for call, why in pages.failed])

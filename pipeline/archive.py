@@ -28,6 +28,7 @@ from pathlib import Path
 from pipeline import parallel, qa
 from pipeline.progress import bar
 from pipeline.rubric import load_qa
+from pipeline.scorecard import page_code
 from pipeline.schemas import conform
 from pipeline.signals import load_signals
 from pipeline.store import day_groups
@@ -48,8 +49,12 @@ RULES_CODE = ("signals.py", "tag.py", "tag_lexicon.py", "prefilter.py", "metrics
 @functools.cache  # the code does not change under a running process; a night asks up to five times
 def rules_code_hash() -> str:
     """The code that tagged and scored the stored calls, as recorded in meta (`rules_code`)."""
+    return _code_hash(RULES_CODE)
+
+
+def _code_hash(names: tuple[str, ...]) -> str:
     digest, here = hashlib.sha256(), Path(__file__).parent
-    for name in RULES_CODE:
+    for name in names:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -58,6 +63,19 @@ def code_changed(store) -> bool:
     """Stored calls tagged and scored by other code than this release's (a store of an earlier release has no
     `rules_code`: it is judged as other code, once)."""
     return bool(store.manifest()["calls"]) and store.meta().get("rules_code") != rules_code_hash()
+
+
+def pages_changed(store) -> bool:
+    """Stored pages drawn by other page code than this release's (a store without `pages_code`: once). A page's
+    fingerprint spares rendering it again only when its call is chosen for the night: without this, a fix or a
+    new part of the page would reach only the calls stored or re-scored after the upgrade."""
+    return bool(store.manifest()["calls"]) and store.meta().get("pages_code") != page_code()
+
+
+def stored_calls(store) -> dict[str, date]:
+    """Every stored call_id with its call_date (where its page is)."""
+    calls = store.read("calls", ["call_id", "call_date"])
+    return dict(zip(calls.column("call_id").to_pylist(), calls.column("call_date").to_pylist()))
 
 
 def calls_per_day(store) -> dict[date, int]:

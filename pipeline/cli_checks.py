@@ -90,12 +90,16 @@ def check_redaction(cfg: Config) -> None:
 
 def check_rules_code(cfg: Config) -> None:
     """Say, before the night, that it will re-tag and re-score the archive because this release's code does both
-    otherwise (an upgrade): that night takes longer than usual."""
-    from pipeline.archive import code_changed
+    otherwise (an upgrade), or draw every page again: that night takes longer than usual."""
+    from pipeline.archive import code_changed, pages_changed
 
-    if code_changed(Store(cfg.out)):
+    store = Store(cfg.out)
+    if code_changed(store):
         click.echo(f"NOTE: the calls in {cfg.out} were tagged and scored by another release; the next run re-tags "
                    "and re-scores them first, from their stored text (no audio is transcribed again).")
+    elif pages_changed(store):
+        click.echo(f"NOTE: the scorecard pages in {cfg.out} were drawn by another release; the next run draws them "
+                   "again, so that night takes longer than usual.")
 
 
 def check_embedding(cfg: Config) -> None:

@@ -148,11 +148,11 @@ def fingerprint(bundle: dict, href: str | None) -> str:
     """What a page is rendered from: its rows, its recording's link and the code that renders it. Not the run
     that stored the call, which the page does not show: the same call stored by two runs has the same page."""
     rows = {**bundle, "call": {k: v for k, v in bundle["call"].items() if k != "run_id"}}
-    return hashlib.blake2b(pickle.dumps((_page_code(), rows, href), protocol=5), digest_size=16).hexdigest()
+    return hashlib.blake2b(pickle.dumps((page_code(), rows, href), protocol=5), digest_size=16).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
-def _page_code() -> str:
+def page_code() -> str:
     """The page's template and the modules that turn rows into it: a release that changes them renders again."""
     here = Path(__file__).parent
     code = hashlib.sha256()

@@ -43,7 +43,7 @@ from pipeline.store_pages import PagesMixin
 # `rubrics` table it does not know, and stores calls judged by its code), so then it is not believed; and a
 # newer release's store (a higher number) is not written by this one, which would drop what it does not know.
 MANIFEST_VERSION = 2
-RELEASE_META = ("rules_code", "rubrics_recorded")
+RELEASE_META = ("rules_code", "rubrics_recorded", "pages_code")
 
 
 def _part_day(part: str) -> date:

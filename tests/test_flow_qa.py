@@ -420,3 +420,29 @@ def test_a_page_that_cannot_be_rendered_is_reported_and_the_others_are_written(t
         ("c-0009.json", "scorecard-page", "HTML scorecard not written (ValueError: a bug in the page)")]
     assert {p.stem for p in (out / "scorecards").rglob("*.html")} == {"c-0001", "c-0004"}
     assert "c-0009" in Store(out).read("scorecards", ["call_id"]).column("call_id").to_pylist()
+
+
+def test_pages_drawn_by_another_release_are_drawn_again_once(tmp_path, prefect_harness):
+    """An upgrade that changes the page (a fix, a new part) reaches the calls stored before it: the first night
+    renders every stored page and writes those that come out different; the night after touches none."""
+    tx, signals, out = setup(tmp_path)
+    run(tx, signals, out)
+    pages = {p.stem: p for p in (out / "scorecards").rglob("*.html")}
+    drawn = {call_id: page.read_bytes() for call_id, page in pages.items()}
+    store = Store(out)
+    with store.lock():  # as an older release left it: its own pages, and no pages_code
+        store.commit("older-release", 0, {}, meta={"pages_code": None})
+    older = re.sub(rb'(name="callintel-page" content=")\w+', rb"\g<1>0123", drawn["c-0004"])  # other page code
+    pages["c-0004"].write_bytes(older.replace(b"<h1>", b"<h1>older release "))
+    config = tmp_path / "callintel.yaml"
+    config.write_text(f"input: {tx}\nout: {out}\nsignals: {signals}\ntopics: {{representation: tfidf}}\n")
+    checked = subprocess.run([CALLINTEL, "check", "--config", str(config)], capture_output=True, text=True)
+    assert f"NOTE: the scorecard pages in {out} were drawn by another release" in checked.stdout, checked.stdout
+    upgraded = run(tx, signals, out)
+    assert upgraded["counts"]["imported"] == 0
+    assert "scorecard pages drawn again, as this release draws them: 1 changed, 2 the same" in upgraded["notes"]
+    assert {call_id: page.read_bytes() for call_id, page in pages.items()} == drawn
+    when = {call_id: page.stat().st_mtime_ns for call_id, page in pages.items()}
+    after = run(tx, signals, out)
+    assert not any("scorecard pages" in note for note in after["notes"])
+    assert {call_id: page.stat().st_mtime_ns for call_id, page in pages.items()} == when
