@@ -1,7 +1,7 @@
 """Reading the YAML users write, and saying where it is wrong.
 
 An error is one line: the file, the line, the key path and what is wrong, as a compiler writes it
-(`signals/rubric.yaml:62: rubric.criteria[7].points: 'ten' is not a number`), so a terminal or an editor
+(`signals/rubric.yaml:63: rubric.criteria[7].points: must be a number (it is 'ten')`), so a terminal or an editor
 opens the file at that line, and an index counted from 0 never needs decoding.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
+ID = r"^[a-z][a-z0-9_]*$"  # of a signal, category, rubric, criterion or flag
 # "<file>.yaml: <key path>: ...", the start of every error about a place in a YAML file
 _PLACE = re.compile(r"(?P<path>.+?\.ya?ml): (?P<key>[a-z_]\w*(?:\.[a-z_]\w*|\[\d+\])*): ")
 
@@ -74,7 +75,7 @@ def _describe(error: dict) -> str:
         return f"YAML read {str(error['input']).lower()} as a boolean, not text: put it in quotes"
     if said := _WANTED.get(kind):
         return f"{said} (it is {_shown(error.get('input'))})"
-    if kind == "string_pattern_mismatch" and ctx.get("pattern") == r"^[a-z][a-z0-9_]*$":
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == ID:
         return ("an id is lower-case letters, digits and _, starting with a letter, like cancel_intent "
                 f"(it is {_shown(error.get('input'))})")
     return error["msg"][0].lower() + error["msg"][1:]

@@ -19,9 +19,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.config_yaml import ConfigError, format_validation_error, read_yaml, yaml_files
+from pipeline.config_yaml import ID, ConfigError, format_validation_error, read_yaml, yaml_files
 from pipeline.metrics import METRICS
-from pipeline.signals import ID, SignalSet, Window
+from pipeline.signals import SignalSet, Window
 
 RUBRIC_KINDS = ("signal", "no_signal", "category", "metric", "all", "any")
 FLAG_KINDS = RUBRIC_KINDS + ("score_pct_lt", "auto_failed", "criterion_failed")

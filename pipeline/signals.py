@@ -18,9 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.config_yaml import ConfigError, format_validation_error, read_yaml, yaml_files
+from pipeline.config_yaml import ID, ConfigError, format_validation_error, read_yaml, yaml_files
 
-ID = r"^[a-z][a-z0-9_]*$"
 DOCS = 'README.md, "Signals and categories"'  # the signal and category grammar
 PATTERN_KEYS_ON_TEXT = {"LEMMA": "NORM", "ORTH": "LOWER", "TEXT": "LOWER"}
 
