@@ -71,8 +71,8 @@ import re
 from collections import Counter
 from typing import Collection
 
-from pipeline.spoken import (LETTERS, MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
-                             emails, folded, runs, spell)
+from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
+                             emails, folded, letter_words, runs, spell)
 from pipeline.redact_cues import CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, nearest
 from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
 from pipeline.redact_digits import classify, luhn, priced
@@ -80,6 +80,7 @@ from pipeline.redact_turns import (CUE_TURNS, EDGE, counts, cross_turn, digits, 
                                    turn_blocks)
 
 TWO_DIGIT_WORDS = set(TEENS) | set(TENS)  # one word that alone says two digits ("nineteen", "forty")
+CLUES = NUMBER_WORDS | MONTHS | {"at"}  # a turn without a digit or "@" says none of these, or no PII
 
 DIGIT_OR_AT = re.compile(r"[\d@]")
 ONE_DIGIT = re.compile(r"\d")
@@ -141,7 +142,9 @@ def _may_hold_pii(text: str) -> bool:
     """
     if DIGIT_OR_AT.search(text):
         return True
-    words = LETTERS.findall(text.lower())
+    words = letter_words(text)
+    if CLUES.isdisjoint(words):
+        return False  # most turns: no number word, month or "at" at all
     numbers = [w for w in words if w in NUMBER_WORDS]
     if len(numbers) > 1 or (numbers and numbers[0] in TWO_DIGIT_WORDS) or "at" in words:
         return True

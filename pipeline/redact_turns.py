@@ -29,7 +29,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterator
 
-from pipeline.spoken import FILLERS, LETTERS, MONTHS, NUMBER_WORDS, ORDINALS, SPOKEN_AT, UNITS, Tokens, runs, spell
+from pipeline.spoken import (FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, SPOKEN_AT, UNITS, Tokens, letter_words, runs,
+                             spell)
 
 BACKCHANNEL = set("ok okay mhm mhmm mm hm hmm mmhmm mm-hmm uh-huh uh huh um hum yes yeah yep yup right all sure go "
                   "on ahead got it gotcha alright thanks thank you great perfect cool fine understood noted ready sir "
@@ -107,7 +108,7 @@ def may_cross(block: list[int], texts: list[str]) -> bool:
         text = texts[i]
         if "@" in text or SPOKEN_AT.search(text):
             return True
-        if DIGIT.search(text) or not SPAN_WORDS.isdisjoint(LETTERS.findall(text.lower())):
+        if DIGIT.search(text) or not SPAN_WORDS.isdisjoint(letter_words(text)):
             said += 1
             if said == 2:
                 return True

@@ -28,6 +28,8 @@ MONTHS = set("january february march april may june july august september octobe
 
 TOKEN = re.compile(r"\[(?:CARD|SSN|PHONE|EMAIL|DOB)\]|\d+(?:st|nd|rd|th)?|[^\W\d_]+(?:'[^\W\d_]+)?", re.I)
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
+# ASCII bytes with every non-letter a space: on ASCII text, LETTERS' words are what str.split() leaves
+_LETTERS_ONLY = bytes(c if chr(c).isalpha() and c < 128 else 32 for c in range(256))
 GAP = re.compile(r"[\s,.;:/()+?!\"'_#\u2026\u2013\u2014-]*")  # what may sit between the numbers of one run ("4111?")
 TIGHT = re.compile(r"[ \t-]*")                          # "forty two" / "forty-two" is 42; "forty, two" is 40 2
 DAY_DIGITS = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?")
@@ -47,6 +49,14 @@ WRITTEN_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # into the text as written.
 FOLDED = str.maketrans({**{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)},  # full-width ASCII
                         **dict.fromkeys("\u2010\u2011\u2012\u2212\ufe63", "-"), "\ufe6b": "@"})
+
+
+def letter_words(text: str) -> list[str]:
+    """LETTERS.findall(text.lower()); on ASCII text (nearly every turn) without the regex engine, which
+    made this the largest cost of the many turns that say no number."""
+    if text.isascii():
+        return text.encode().translate(_LETTERS_ONLY).decode().lower().split()
+    return LETTERS.findall(text.lower())
 
 
 def folded(text: str) -> str:
