@@ -6,10 +6,12 @@ measured on the call (talk_ratio of a mono call) is n.a., not a fail.
 """
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pipeline.rubric import Condition, Criterion, QaConfig, Rubric
+from pipeline.rubric import RUBRIC_KINDS, Condition, Criterion, QaConfig, Rubric
 from pipeline.signals import SIDES, SignalSet
 
 
@@ -36,7 +38,7 @@ class CallFacts:
             self.hits[hit["signal_id"]].append(hit)
 
     def test(self, cond: Condition) -> Outcome:
-        return getattr(self, "_" + cond.kind)(cond)
+        return _TESTS[cond.kind](self, cond)
 
     def evidence(self, hit: dict) -> dict:
         return {"utt_idx": hit["utt_idx"], "start_s": hit["start_s"], "text": self.texts.get(hit["utt_idx"], "")}
@@ -50,17 +52,20 @@ class CallFacts:
         return [h for h in hits if h["start_s"] >= duration - window.last_s]
 
     def _signal(self, cond: Condition) -> Outcome:
-        hits = self.hits.get(cond.signal, [])
+        hits = self.hits.get(cond.signal)
+        if not hits:
+            return _absent(cond)
         inside = self._in_window(cond, hits)
         if inside:
             return Outcome(True, self.evidence(inside[0]), f"{cond.signal} at {clock(inside[0]['start_s'])}")
-        if hits:
-            return Outcome(False, self.evidence(hits[0]),
-                           f"{cond.signal} at {clock(hits[0]['start_s'])}, outside {_window_words(cond)}")
-        return Outcome(False, None, f"no {cond.signal}{' in ' + _window_words(cond) if cond.within else ''}")
+        return Outcome(False, self.evidence(hits[0]),
+                       f"{cond.signal} at {clock(hits[0]['start_s'])}, outside {_window_words(cond)}")
 
     def _no_signal(self, cond: Condition) -> Outcome:
-        inside = self._in_window(cond, self.hits.get(cond.no_signal, []))
+        hits = self.hits.get(cond.no_signal)
+        if not hits:
+            return _absent(cond)
+        inside = self._in_window(cond, hits)
         if not inside:
             return Outcome(True, None, f"no {cond.no_signal}")
         known = [h for h in inside if h["speaker"] in SIDES]
@@ -105,17 +110,33 @@ class CallFacts:
         return None
 
     def _all(self, cond: Condition) -> Outcome:
-        return _combine([self.test(c) for c in cond.all], need_all=True)
+        return _combine(map(self.test, cond.all), need_all=True)
 
     def _any(self, cond: Condition) -> Outcome:
-        return _combine([self.test(c) for c in cond.any], need_all=False)
+        return _combine(map(self.test, cond.any), need_all=False)
 
 
-def _combine(outcomes: list[Outcome], need_all: bool) -> Outcome:
+_TESTS = {kind: getattr(CallFacts, "_" + kind) for kind in RUBRIC_KINDS}  # test() without a getattr per condition
+
+
+@functools.lru_cache(maxsize=4096)
+def _absent(cond: Condition) -> Outcome:
+    """The outcome of a signal or no_signal condition on a call without that signal: most tests of most calls, the
+    same for each, so made once (a condition is frozen, so it is its own key)."""
+    if cond.no_signal is not None:
+        return Outcome(True, None, f"no {cond.no_signal}")
+    return Outcome(False, None, f"no {cond.signal}{' in ' + _window_words(cond) if cond.within else ''}")
+
+
+def _combine(tests: Iterator[Outcome], need_all: bool) -> Outcome:
+    """The first decisive outcome (the conditions after it are not tested: most na_if `all`s of no_signals end at
+    the first signal said), else the first not measurable, else all of them in one."""
     decisive = False if need_all else True
-    for outcome in outcomes:
+    outcomes = []
+    for outcome in tests:
         if outcome.ok is decisive:
             return outcome
+        outcomes.append(outcome)
     if any(o.ok is None for o in outcomes):
         return next(o for o in outcomes if o.ok is None)
     evidence = next((o.evidence for o in outcomes if o.evidence), None)
