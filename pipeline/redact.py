@@ -67,9 +67,10 @@ digit Luhn-valid identifier is a card, in one turn or read in pieces.
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
-from typing import Collection
+from typing import Callable, Collection
 
 from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
                              emails, folded, letter_words, runs, spell)
@@ -108,15 +109,23 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
         [Span(kind='card', start=5, end=24)]
     """
     text = folded(text or "")
-    return _find_pii(text, entities, folded(context)) if text and _may_hold_pii(text) else []
+    return _find_pii(text, entities, _asked(folded(context))) if text and _may_hold_pii(text) else []
 
 
-def _find_pii(text: str, entities: Collection[str], context: str, context_dob: bool = True) -> list[Span]:
+Asked = tuple[list[str], list[tuple[str, int]]]  # the context's cue words, and the cues among them
+
+
+def _asked(context: str) -> Asked:
+    words = cue_words(context) if context else []
+    return words, find_cues(words)
+
+
+def _find_pii(text: str, entities: Collection[str], context: Asked, context_dob: bool = True) -> list[Span]:
     """find_pii(); context_dob: whether a DOB cue in the context counts (not from a question turns back: a date
     said a few turns after "your date of birth?" may be any date)."""
     tok = Tokens(text)
-    asked = cue_words(context) if context else []
-    cues, context_cues = find_cues(tok.words), find_cues(asked)
+    asked, context_cues = context
+    cues = find_cues(tok.words)
     dob_cue = any(kind == "dob" for kind, _ in cues + (context_cues if context_dob else []))
     year_cue = dob_cue or (context_dob and not IDENTITY_WORDS.isdisjoint(asked))
     found = [Span("email", a, b) for a, b in emails(text)]
@@ -172,7 +181,10 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     texts = [folded(u.get("text") or "") for u in utterances]  # spans are cut from the text as written
     may = [bool(t) and _may_hold_pii(t) for t in texts]
     speakers = [u.get("speaker") for u in utterances]
-    found = [_find_pii(t, entities, *_answered(texts, speakers, i, may)) if may[i] else [] for i, t in enumerate(texts)]
+    # a turn's cues are read once, however many later turns look back at it (_answered)
+    asked = functools.cache(lambda k: _asked(texts[k]))
+    found = [_find_pii(t, entities, *_answered(texts, speakers, i, may, asked)) if may[i] else []
+             for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
     for block in turn_blocks(utterances, texts, has_card_cue, has_other_cue, may):
         if not may_cross(block, texts):
@@ -268,17 +280,18 @@ def _cross_turn(block: list[int], texts: list[str], entities):
         yield i, Span(kind, start, end), more
 
 
-def _answered(texts: list[str], speakers: list, i: int, may: list[bool]) -> tuple[str, bool]:
-    """The turn that turn i answers, its context, and whether that is the turn just before it: the one before it;
-    when that names nothing and says no number ("Sure, one second.", "No problem, take your time."), the nearest
-    of the CUE_TURNS before it that does. A DOB cue counts only past short turns ("Hold on." "No problem."):
+def _answered(texts: list[str], speakers: list, i: int, may: list[bool],
+              asked: Callable[[int], Asked]) -> tuple[Asked, bool]:
+    """The turn that turn i answers (as asked(k) reads turn k), and whether that is the turn just before it: the
+    one before it; when that names nothing and says no number ("Sure, one second.", "No problem, take your time."),
+    the nearest of the CUE_TURNS before it that does. A DOB cue counts only past short turns ("Hold on." "No problem."):
     dates are common, and a longer turn between may have moved the talk on."""
     for k in range(i - 1, max(i - 1 - CUE_TURNS, -1), -1):
-        if may[k] or find_cues(cue_words(texts[k])):
+        if may[k] or asked(k)[1]:
             if k < i - 1 and speakers[k] == speakers[i]:
                 break  # a question is the other speaker's: this turn goes on from its own
-            return texts[k], all(len(texts[j]) <= SHORT_TURN for j in range(k + 1, i))
-    return (texts[i - 1] if i else ""), True
+            return asked(k), all(len(texts[j]) <= SHORT_TURN for j in range(k + 1, i))
+    return (asked(i - 1) if i else _asked("")), True
 
 
 SHORT_TURN = 30  # characters: "Hold on.", "No problem, take your time."
