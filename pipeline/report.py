@@ -30,7 +30,8 @@ import jinja2
 from markupsafe import Markup
 
 from pipeline.flags import SEVERITY_RANK
-from pipeline.page_rows import RESULT_LABEL, clock, criterion_rows, fmt, hit_rows, secs, strip_cells, turn_rows
+from pipeline.page_rows import (RESULT_LABEL, axis, clock, criteria_sections, criterion_rows, flag_list, fmt, hit_rows,
+                                metric_tiles, score_cards, secs, strip_cells, turn_rows)
 
 # The page's only script. Clicking a time seeks the recording (the link itself scrolls to the
 # utterance, with or without a recording); while it plays, the utterance being heard is outlined.
@@ -177,8 +178,7 @@ def _metrics(m: dict | None) -> list[tuple[str, str, str]]:
 def _strip(utterances: list[dict], duration: float | None) -> dict:
     """Sentiment cells in a 1000-unit-wide SVG, one lane per side of the call, and the time axis under them."""
     end = max([duration or 0.0] + [u.get("end_s") or 0.0 for u in utterances]) or 1.0
-    ticks = [{"x": f"{f * 100:.0f}", "label": clock(end * f)} for f in (0, 0.25, 0.5, 0.75, 1)]
-    return {"cells": strip_cells(utterances, end), "ticks": ticks}
+    return {"cells": strip_cells(utterances, end), "axis": axis(end)}
 
 
 def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict], items: list[dict],
@@ -205,17 +205,21 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
         if hit["signal_id"] not in signals_at[hit["utt_idx"]]:
             signals_at[hit["utt_idx"]].append(hit["signal_id"])
     duration = _duration(call, metrics, utterances)
+    flags = sorted(flags, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), 9), f["flag_id"]))
     page = _ENV.get_template("scorecard.html.j2").render(
         call=call,
         started=_started(call),
         duration=clock(duration),
         source="imported transcript" if call.get("asr_model") == "transcript" else (call.get("asr_model") or ""),
         cards=cards,
+        score_cards=score_cards(cards),
+        criteria=criteria_sections(cards),
         auto_failed=any(c["auto_failed"] for c in cards),
-        metric_tiles=_metrics(metrics),
+        metric_tiles=metric_tiles(_metrics(metrics)),
         has_metrics=metrics is not None,
         talk_ratio=(metrics or {}).get("talk_ratio"),
-        flags=sorted(flags, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), 9), f["flag_id"])),
+        flags=flags,
+        flag_list=flag_list(flags),
         hits=hits,
         hit_rows=hit_rows(hits),
         strip=_strip(utterances, duration),

@@ -397,6 +397,25 @@ def test_every_value_a_row_takes_from_the_data_stays_text(chromium, tmp_path):
     assert dom.find("rect", "cell", data_utt="0").find("title").text().endswith(f"{BREAKOUT}: sentiment +0.60")
 
 
+def test_every_value_the_summary_takes_from_the_data_stays_text(chromium, tmp_path):
+    """The score cards, criteria headings and flags are written by page_rows too: their ids and words stay text."""
+    r = rows(auto_failed=True)
+    for row in r["scorecards"] + r["items"]:
+        row["rubric_id"] = BREAKOUT
+    r["flags"][0].update(flag_id=BREAKOUT, severity=BREAKOUT, reason=BREAKOUT)
+    dom = open_page(chromium, tmp_path, render_scorecard(r["call"], r["utterances"], r["scorecards"], r["items"],
+                                                         r["metrics"], r["hits"], r["flags"]))
+    assert not dom.find_all(id="injected") and not dom.find_all("i")
+    assert not [n for n in dom.iter() if "onclick" in n.attrs or "data-broken" in n.attrs]
+    card = dom.find(cls="score-card")
+    assert card.attrs["id"] == f"score-{BREAKOUT}" and card.find("small").text() == f"{BREAKOUT} · version 2"
+    assert {a.attrs["href"] for a in card.find(cls="missed").find_all("a")} == {f"#criteria-{BREAKOUT}"}
+    assert dom.find("section", "criteria").attrs["id"] == f"criteria-{BREAKOUT}"
+    flag = next(f for f in dom.find_all("li", "flag") if f.find(cls="flag-id").text() == BREAKOUT)
+    assert flag.find("span").attrs["class"] == f"sev {BREAKOUT}" and flag.find("span").text() == BREAKOUT
+    assert flag.text() == f"{BREAKOUT}{BREAKOUT} — {BREAKOUT}"
+
+
 def test_an_utterance_index_that_is_not_an_integer_is_refused_not_written():
     """Indexes go into ids and links unescaped because they are integers; anything else stops the page."""
     r = rows()
