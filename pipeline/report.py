@@ -80,7 +80,7 @@ _ENV = _RowsEnvironment(
     trim_blocks=True,
     lstrip_blocks=True,
     # Not looked at on disk again for each page (a stat and a lock, 10 us of a page): a process renders with the
-    # template it started with, as it does with report.py and the fingerprint of both (scorecard._page_code).
+    # template it started with, as it does with report.py and the fingerprint of both (scorecard.page_code).
     auto_reload=False,
 )
 
