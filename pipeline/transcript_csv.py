@@ -53,13 +53,15 @@ def _rows(data: bytes, rel: str) -> tuple[list[dict], bool]:
     if missing := [c for c in TURN + ("started_at",) if c not in names]:
         raise ValueError(f"{rel}: no column {', '.join(missing)} (its columns: {', '.join(names)}); see "
                          'README.md, "Inputs"')
-    if twice := sorted({name for name in names if names.count(name) > 1}):
+    if twice := sorted({name for name in names if name and names.count(name) > 1}):
         raise ValueError(f"{rel}: column {', '.join(twice)} appears twice")
     for n, row in enumerate(body, start=2):
         if len(row) > len(names):
             raise ValueError(f"{rel}: row {n} has {len(row)} cells but the header {len(names)} (a {delimiter!r} in "
                              "a text that is not in quotes?)")
-    return [dict(zip(names, (cell.strip() for cell in row))) for row in body], delimiter == ";"
+    # a spreadsheet exports the blank columns someone once typed in as columns with no name: nothing can name them
+    named = [i for i, name in enumerate(names) if name]
+    return [{names[i]: row[i].strip() for i in named if i < len(row)} for row in body], delimiter == ";"
 
 
 def _records(reader, rel: str) -> list[list[str]]:

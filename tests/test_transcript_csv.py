@@ -57,6 +57,13 @@ def test_what_exporters_and_spreadsheets_write_is_read_the_same(tmp_path, varian
     assert loaded(tmp_path / "call.csv") == loaded(DEMO[0])
 
 
+def test_blank_columns_a_spreadsheet_keeps_at_the_end_are_not_columns(tmp_path):
+    doc = json.loads(DEMO[0].read_text())
+    lines = as_csv(doc).split("\r\n")[:-1]
+    (tmp_path / "call.csv").write_text("".join(f"{line},,\r\n" for line in lines), newline="")  # two unnamed columns
+    assert loaded(tmp_path / "call.csv") == loaded(DEMO[0])
+
+
 def test_the_file_name_is_the_call_id_and_a_column_the_same_on_every_row_is_kept(tmp_path):
     (tmp_path / "c-77.csv").write_text("started_at,speaker,start_s,end_s,text,crm_case,confidence\n"
                                        "2026-11-20T09:14:00,agent,0.4,3.1,Thank you for calling.,X-12,0.9\n"
