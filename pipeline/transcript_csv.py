@@ -28,14 +28,15 @@ CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:[.,]\d+)?)")  # 1:02:03.5 o
 def transcript_doc(data: bytes, rel: str) -> dict:
     """The CSV's call as a JSON transcript's object; a ValueError naming the file (and row) when it is not one."""
     rows, comma_decimals = _rows(data, rel)
-    call = _call_columns(rows, rel)
+    call = _call_columns([row for _, row in rows], rel)
     call.setdefault("call_id", PurePosixPath(rel).stem)
-    turns = [_turn(row, n, rel, comma_decimals) for n, row in enumerate(rows, start=2)]  # row 1 is the header
+    turns = [_turn(row, n, rel, comma_decimals) for n, row in rows]
     return {**call, "utterances": turns}
 
 
-def _rows(data: bytes, rel: str) -> tuple[list[dict], bool]:
-    """The rows as {column: value} (column names lower case), and whether decimals are written with a comma."""
+def _rows(data: bytes, rel: str) -> tuple[list[tuple[int, dict]], bool]:
+    """The rows as (row number, {column: value}) (column names lower case), and whether decimals are written with
+    a comma."""
     try:
         text = data.decode("utf-8-sig")  # Excel writes a byte-order mark
     except UnicodeDecodeError:
@@ -45,32 +46,33 @@ def _rows(data: bytes, rel: str) -> tuple[list[dict], bool]:
     header = text.lstrip().splitlines()[0]
     # a spreadsheet set to a language whose decimal mark is a comma separates columns with ";"
     delimiter = max([",", ";", "\t"], key=header.count)
-    reader = csv.reader(io.StringIO(text.lstrip(), newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     if not (records := _records(reader, rel)):
         raise ValueError(f"{rel}: no header row (its lines are blank)")
-    names, *body = records
+    (_, names), *body = records
     names = [name.strip().lower() for name in names]
     if missing := [c for c in TURN + ("started_at",) if c not in names]:
         raise ValueError(f"{rel}: no column {', '.join(missing)} (its columns: {', '.join(names)}); see "
                          'README.md, "Inputs"')
     if twice := sorted({name for name in names if name and names.count(name) > 1}):
         raise ValueError(f"{rel}: column {', '.join(twice)} appears twice")
-    for n, row in enumerate(body, start=2):
+    for n, row in body:
         if len(row) > len(names):
             raise ValueError(f"{rel}: row {n} has {len(row)} cells but the header {len(names)} (a {delimiter!r} in "
                              "a text that is not in quotes?)")
     # a spreadsheet exports the blank columns someone once typed in as columns with no name: nothing can name them
     named = [i for i, name in enumerate(names) if name]
-    return [{names[i]: row[i].strip() for i in named if i < len(row)} for row in body], delimiter == ";"
+    return [(n, {names[i]: row[i].strip() for i in named if i < len(row)}) for n, row in body], delimiter == ";"
 
 
-def _records(reader, rel: str) -> list[list[str]]:
-    """The non-blank records; a broken one is named by the line it starts on (an unclosed quote runs to the end)."""
+def _records(reader, rel: str) -> list[tuple[int, list[str]]]:
+    """The non-blank records with their row numbers as a spreadsheet shows them (blank rows count, a text's line
+    breaks do not); a broken one is named by the line it starts on (an unclosed quote runs to the end)."""
     records, start = [], 1
     try:
-        for record in reader:
+        for n, record in enumerate(reader, start=1):
             if any(cell.strip() for cell in record):
-                records.append(record)
+                records.append((n, record))
             start = reader.line_num + 1
     except csv.Error as exc:
         hint = " (a quote that is never closed?)" if "end of data" in str(exc) else ""

@@ -85,6 +85,11 @@ TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
     (HEAD + TURN + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
      "bad.csv: row 3: speaker 'robot' is not one of agent, customer, unknown"),
     (HEAD + TURN + "c-9,2026-11-20T09:14:00,customer,5.0,3.5,Hi\n", "bad.csv: row 3: end_s is before start_s"),
+    # a spreadsheet numbers blank rows too: the row named is the one it shows
+    (HEAD + TURN + "\n" + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
+     "bad.csv: row 4: speaker 'robot' is not one of agent, customer, unknown"),
+    ("\n" + HEAD + TURN + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
+     "bad.csv: row 4: speaker 'robot' is not one of agent, customer, unknown"),
     (HEAD + "c-9,2026-11-20T09:14:00,agent,soon,3.1,Hi\n",
      "bad.csv: row 2: start_s: 'soon' is not a time (seconds, like 12.5, or a clock time, like 1:02.5)"),
     (HEAD + TURN + "c-9,2026-11-21T10:00:00,customer,3.5,5.0,Hi\n",
