@@ -106,6 +106,8 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
     if problem := input_problem(cfg):  # a failed night a scheduler sees, not an "ok" one that read nothing
         raise FileNotFoundError(problem)
     writer.topic_model = load_topic_model(store, run)
+    # judged before the night stores anything: a new store's first calls have no pages_code until the night ends
+    redraw = archive.pages_changed(store)
     with run.step("re-tag and re-score"):  # after the stored text is redacted again, if the rules changed
         again = reredact(writer, cfg.redaction.entities, progress)
         _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress, force=again), progress)
@@ -127,7 +129,7 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
     with run.step("topics"):
         _discover_topics(cfg, writer)
     with run.step("scorecard pages"):
-        pages_pending = not _write_pages(cfg, writer, progress)
+        pages_pending = not _write_pages(cfg, writer, redraw, progress)
     with run.step("compact and publish"):
         store.compact(run.run_id)
         run.finish()
@@ -176,14 +178,14 @@ def _discover_topics(cfg: Config, writer: Writer) -> None:
 
 
 @task(name="scorecard-pages", cache_policy=NO_CACHE)
-def _write_pages(cfg: Config, writer: Writer, progress: bool | None = None) -> bool:
-    """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write.
+def _write_pages(cfg: Config, writer: Writer, redraw: bool, progress: bool | None = None) -> bool:
+    """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write; with redraw
+    (this release draws pages otherwise than the one that drew the stored ones) every stored call's, once.
 
     A page that cannot be rendered or written is a failure of that call's page only; its data is already
     stored. On Dask they are rendered on the flow's cluster. Returns whether every page is written.
     """
     store = writer.store
-    redraw = archive.pages_changed(store)  # this release draws pages otherwise: every stored call's, once
     calls = writer.pages | (store.calls_without_page() if writer.pages_left else {}) | (
         archive.stored_calls(store) if redraw else {})
     pages = scorecard.write_stored(store, calls, cfg.input, cfg.workers(), progress, _cluster(cfg))

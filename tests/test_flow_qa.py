@@ -446,3 +446,12 @@ def test_pages_drawn_by_another_release_are_drawn_again_once(tmp_path, prefect_h
     after = run(tx, signals, out)
     assert not any("scorecard pages" in note for note in after["notes"])
     assert {call_id: page.stat().st_mtime_ns for call_id, page in pages.items()} == when
+
+
+def test_a_new_stores_first_night_draws_its_pages_once(tmp_path, prefect_harness):
+    """A history import into a new store renders each page with its batch; drawing every page again at the end of
+    the same night, as if another release had drawn them, is the whole pages step twice."""
+    tx, signals, out = setup(tmp_path)
+    first = run(tx, signals, out)
+    assert first["counts"]["imported"] == 3 and len(list((out / "scorecards").rglob("*.html"))) == 3
+    assert not any("drawn again" in note for note in first["notes"]), first["notes"]
