@@ -50,6 +50,8 @@ def _rows(data: bytes, rel: str) -> tuple[list[tuple[int, dict]], bool]:
     if not (records := _records(reader, rel)):
         raise ValueError(f"{rel}: no header row (its lines are blank)")
     (_, names), *body = records
+    if not body:  # else the first thing missed would be started_at, which the header names
+        raise ValueError(f"{rel}: a header and no rows; export the transcript again")
     names = [name.strip().lower() for name in names]
     if missing := [c for c in TURN + ("started_at",) if c not in names]:
         raise ValueError(f"{rel}: no column {', '.join(missing)} (its columns: {', '.join(names)}); see "

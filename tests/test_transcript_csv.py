@@ -80,6 +80,7 @@ TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
 
 @pytest.mark.parametrize("body, error", [
     ("", "bad.csv: empty file (0 bytes); export the transcript again"),
+    (HEAD, "bad.csv: a header and no rows; export the transcript again"),
     ("call_id,speaker,start_s,end_s,text\nc-9,agent,0.4,3.1,Hi\n",
      'bad.csv: no column started_at (its columns: call_id, speaker, start_s, end_s, text); see README.md, "Inputs"'),
     (HEAD + TURN + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
