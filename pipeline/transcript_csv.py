@@ -7,8 +7,8 @@ spreadsheets export them (DESIGN.md: "JSON/CSV turns with speaker and times").
 
 speaker, start_s, end_s, text and started_at are required; call_id defaults to the file's name. A call's
 columns (started_at, agent_id, ...) may be on every row or only the first, and rows must not disagree on
-them. Any other column with one value on every row is kept, as a JSON transcript's extra fields are, in
-`calls.extra`. The file becomes the same object a JSON transcript is, and is checked by the same rules.
+them. Any other column with one value, on every row or on the first only, is kept, as a JSON transcript's
+extra fields are, in `calls.extra`. The file becomes the same object a JSON transcript is, and is checked by the same rules.
 """
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ def _records(reader, rel: str) -> list[tuple[int, list[str]]]:
 
 
 def _call_columns(rows: list[dict], rel: str) -> dict:
-    """The call's own columns, and any other column with one value on every row (kept as extra)."""
+    """The call's own columns, and any other column with one value on every row or on the first row only, as the
+    call's columns are written (kept as extra); a column whose value changes from turn to turn is the turn's."""
     call = {}
     for name in rows[0] if rows else ():
         if name in TURN:
@@ -92,7 +93,8 @@ def _call_columns(rows: list[dict], rel: str) -> dict:
         if len(values) > 1 and name in CALL:
             first, other = sorted(values)[:2]
             raise ValueError(f"{rel}: the rows disagree on {name} ({first!r} and {other!r}); a file is one call")
-        if len(values) == 1 and (name in CALL or all(row.get(name) for row in rows)):
+        on_rows = [bool(row.get(name)) for row in rows]
+        if len(values) == 1 and (name in CALL or all(on_rows) or not any(on_rows[1:])):
             call[name] = values.pop()
     return call
 

@@ -74,6 +74,16 @@ def test_the_file_name_is_the_call_id_and_a_column_the_same_on_every_row_is_kept
                                                                ("customer", "Hi, I need help.")]
 
 
+def test_a_column_written_on_the_first_row_only_is_the_calls_as_the_call_columns_are(tmp_path):
+    """The layout with the call's columns on the first row only: a `disposition` there is the call's too (it was
+    dropped); a column that changes from turn to turn (a per-turn score) is not the call's."""
+    (tmp_path / "x.csv").write_text("call_id,started_at,agent_id,disposition,speaker,start_s,end_s,text,score\n"
+                                    "x,2026-10-01T10:00:00,a1,resolved,agent,0,1,Hi,0.9\n"
+                                    ",,,,customer,1,2,Hello,0.4\n")
+    call, _ = loaded(tmp_path / "x.csv")
+    assert (call["agent_id"], json.loads(call["extra"])) == ("a1", {"disposition": "resolved"})
+
+
 HEAD = "call_id,started_at,speaker,start_s,end_s,text\n"
 TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
 
