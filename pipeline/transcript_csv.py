@@ -8,7 +8,8 @@ spreadsheets export them (DESIGN.md: "JSON/CSV turns with speaker and times").
 speaker, start_s, end_s, text and started_at are required; call_id defaults to the file's name. A call's
 columns (started_at, agent_id, ...) may be on every row or only the first, and rows must not disagree on
 them. Any other column with one value, on every row or on the first only, is kept, as a JSON transcript's
-extra fields are, in `calls.extra`. The file becomes the same object a JSON transcript is, and is checked by the same rules.
+extra fields are, in `calls.extra`. The file becomes the same object a JSON transcript is, and is checked by
+the same rules.
 """
 from __future__ import annotations
 
