@@ -5,7 +5,8 @@ spreadsheets export them (DESIGN.md: "JSON/CSV turns with speaker and times").
     c-0101,2026-11-20T09:14:00,a_ruiz,billing,inbound,agent,0.4,3.1,Thank you for calling Skyline
     c-0101,2026-11-20T09:14:00,a_ruiz,billing,inbound,customer,3.4,6.0,"Hi, my bill is wrong"
 
-speaker, start_s, end_s, text and started_at are required; call_id defaults to the file's name. A call's
+speaker (agent, customer or unknown, or an export's word for a side: rep, caller, ...), start_s, end_s, text
+and started_at are required; call_id defaults to the file's name. A call's
 columns (started_at, agent_id, ...) may be on every row or only the first, and rows must not disagree on
 them. Any other column with one value, on every row or on the first only, is kept, as a JSON transcript's
 extra fields are, in `calls.extra`. The file becomes the same object a JSON transcript is, and is checked by
@@ -23,6 +24,10 @@ from pathlib import PurePosixPath
 TURN = ("speaker", "start_s", "end_s", "text")
 CALL = ("call_id", "started_at", "agent_id", "queue", "direction")
 SPEAKERS = ("agent", "customer", "unknown")
+# what contact-centre exports call the two sides; a numbered speaker ("Speaker 1") says neither, so it is refused
+SAID_FOR = {**dict.fromkeys(("rep", "representative", "advisor", "adviser", "operator", "csr", "associate",
+                             "employee", "staff"), "agent"),
+            **dict.fromkeys(("caller", "client", "consumer", "member", "contact"), "customer")}
 CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:[.,]\d+)?)")  # 1:02:03.5 or 02:03.5, as subtitle tools write
 
 
@@ -102,8 +107,10 @@ def _call_columns(rows: list[dict], rel: str) -> dict:
 
 def _turn(row: dict, n: int, rel: str, comma_decimals: bool) -> dict:
     speaker = row.get("speaker", "").lower()
+    speaker = SAID_FOR.get(speaker, speaker)
     if speaker not in SPEAKERS:
-        raise ValueError(f"{rel}: row {n}: speaker {row.get('speaker', '')!r} is not one of {', '.join(SPEAKERS)}")
+        raise ValueError(f"{rel}: row {n}: speaker {row.get('speaker', '')!r} is not agent, customer or unknown, nor "
+                         "a word for one (rep, caller, ...)")
     start, end = (_seconds(row.get(key, ""), f"{rel}: row {n}: {key}", comma_decimals) for key in ("start_s", "end_s"))
     if end < start:
         raise ValueError(f"{rel}: row {n}: end_s is before start_s")

@@ -84,6 +84,22 @@ def test_a_column_written_on_the_first_row_only_is_the_calls_as_the_call_columns
     assert (call["agent_id"], json.loads(call["extra"])) == ("a1", {"disposition": "resolved"})
 
 
+@pytest.mark.parametrize("agent, customer", [("Rep", "Caller"), ("ADVISOR", "client"), ("CSR", "Customer")])
+def test_the_sides_as_exports_call_them_are_agent_and_customer(tmp_path, agent, customer):
+    doc = json.loads(DEMO[0].read_text())
+    said = {"agent": agent, "customer": customer}
+    (tmp_path / "call.csv").write_text(as_csv(doc, speaker=lambda s: said.get(s, s)), newline="")
+    assert loaded(tmp_path / "call.csv") == loaded(DEMO[0])
+
+
+def test_a_numbered_speaker_says_no_side_and_is_refused(tmp_path):
+    (tmp_path / "s.csv").write_text("started_at,speaker,start_s,end_s,text\n2026-11-20T09:14:00,Speaker 1,0,1,Hi\n")
+    with pytest.raises(ValueError) as err:
+        load_transcript(tmp_path / "s.csv", "s.csv")
+    assert str(err.value) == ("s.csv: row 2: speaker 'Speaker 1' is not agent, customer or unknown, nor a word for one "
+                              "(rep, caller, ...)")
+
+
 HEAD = "call_id,started_at,speaker,start_s,end_s,text\n"
 TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
 
@@ -94,13 +110,13 @@ TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
     ("call_id,speaker,start_s,end_s,text\nc-9,agent,0.4,3.1,Hi\n",
      'bad.csv: no column started_at (its columns: call_id, speaker, start_s, end_s, text); see README.md, "Inputs"'),
     (HEAD + TURN + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
-     "bad.csv: row 3: speaker 'robot' is not one of agent, customer, unknown"),
+     "bad.csv: row 3: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...)"),
     (HEAD + TURN + "c-9,2026-11-20T09:14:00,customer,5.0,3.5,Hi\n", "bad.csv: row 3: end_s is before start_s"),
     # a spreadsheet numbers blank rows too: the row named is the one it shows
     (HEAD + TURN + "\n" + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
-     "bad.csv: row 4: speaker 'robot' is not one of agent, customer, unknown"),
+     "bad.csv: row 4: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...)"),
     ("\n" + HEAD + TURN + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
-     "bad.csv: row 4: speaker 'robot' is not one of agent, customer, unknown"),
+     "bad.csv: row 4: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...)"),
     (HEAD + "c-9,2026-11-20T09:14:00,agent,soon,3.1,Hi\n",
      "bad.csv: row 2: start_s: 'soon' is not a time (seconds, like 12.5, or a clock time, like 1:02.5)"),
     (HEAD + TURN + "c-9,2026-11-21T10:00:00,customer,3.5,5.0,Hi\n",
@@ -142,7 +158,7 @@ def test_a_night_of_csv_transcripts_stores_what_the_json_ones_store(tmp_path, pr
               for kind in ("json", "csv")}
     assert nights["json"]["counts"]["imported"] == nights["csv"]["counts"]["imported"] == len(DEMO)
     assert [f["error"] for f in nights["csv"]["failures"]] == [
-        "broken.csv: row 2: speaker 'robot' is not one of agent, customer, unknown"]
+        "broken.csv: row 2: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...)"]
     queries = ["SELECT * EXCLUDE (run_id, source_path, file_size, file_mtime) FROM calls",
                "SELECT * FROM utterances", "SELECT * FROM signal_hits", "SELECT * FROM call_categories",
                "SELECT * FROM scorecards", "SELECT * FROM scorecard_items", "SELECT * EXCLUDE (created_run) FROM flags"]
