@@ -186,8 +186,9 @@ def _write_pages(cfg: Config, writer: Writer, redraw: bool, progress: bool | Non
     stored. On Dask they are rendered on the flow's cluster. Returns whether every page is written.
     """
     store = writer.store
-    calls = writer.pages | (store.calls_without_page() if writer.pages_left else {}) | (
-        archive.stored_calls(store) if redraw else {})
+    # every stored call's when redrawing (tonight's and those a killed run left among them), read once
+    calls = store.calls_with_day() if redraw else writer.pages | (
+        store.calls_without_page() if writer.pages_left else {})
     pages = scorecard.write_stored(store, calls, cfg.input, cfg.workers(), progress, _cluster(cfg))
     if redraw:
         writer.run.notes.append(f"scorecard pages drawn again, as this release draws them: {pages.written} changed, "

@@ -49,12 +49,8 @@ RULES_CODE = ("signals.py", "tag.py", "tag_lexicon.py", "prefilter.py", "metrics
 @functools.cache  # the code does not change under a running process; a night asks up to five times
 def rules_code_hash() -> str:
     """The code that tagged and scored the stored calls, as recorded in meta (`rules_code`)."""
-    return _code_hash(RULES_CODE)
-
-
-def _code_hash(names: tuple[str, ...]) -> str:
     digest, here = hashlib.sha256(), Path(__file__).parent
-    for name in names:
+    for name in RULES_CODE:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -70,12 +66,6 @@ def pages_changed(store) -> bool:
     fingerprint spares rendering it again only when its call is chosen for the night: without this, a fix or a
     new part of the page would reach only the calls stored or re-scored after the upgrade."""
     return bool(store.manifest()["calls"]) and store.meta().get("pages_code") != page_code()
-
-
-def stored_calls(store) -> dict[str, date]:
-    """Every stored call_id with its call_date (where its page is)."""
-    calls = store.read("calls", ["call_id", "call_date"])
-    return dict(zip(calls.column("call_id").to_pylist(), calls.column("call_date").to_pylist()))
 
 
 def calls_per_day(store) -> dict[date, int]:

@@ -139,9 +139,14 @@ class PagesMixin:
         self._require_lock()
         shutil.rmtree(self.incoming_pages, ignore_errors=True)
 
-    def calls_without_page(self) -> dict[str, date]:
-        """Stored calls whose HTML scorecard is missing (a run killed after its commit, or a deleted file)."""
+    def calls_with_day(self) -> dict[str, date]:
+        """Every stored call_id with its call_date (where its page is)."""
         if not self.manifest()["calls"]:
             return {}
-        calls = self.read("calls", ["call_id", "call_date"]).to_pylist()
-        return {c["call_id"]: c["call_date"] for c in calls if not self.page_path(c).exists()}
+        calls = self.read("calls", ["call_id", "call_date"])
+        return dict(zip(calls.column("call_id").to_pylist(), calls.column("call_date").to_pylist()))
+
+    def calls_without_page(self) -> dict[str, date]:
+        """Stored calls whose HTML scorecard is missing (a run killed after its commit, or a deleted file)."""
+        return {call_id: day for call_id, day in self.calls_with_day().items()
+                if not self.page_path({"call_id": call_id, "call_date": day}).exists()}
