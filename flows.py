@@ -117,7 +117,8 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
         _import_transcripts(cfg, writer, known, since, progress)
     with run.step("recordings"):
         plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=stored_transcript_ids(store),
-                               forgotten=store.forgotten(), unsized_settle_s=cfg.unsized_wav_settle_minutes * 60)
+                               forgotten=store.forgotten(), unsized_settle_s=cfg.unsized_wav_settle_minutes * 60,
+                               zone=cfg.schedule.timezone)
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
         run.notes += plan.notes + ([] if cfg.input.is_dir() else
@@ -209,7 +210,7 @@ def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, since,
     known_ids = set(known["call_id"])
     writer.heard = set(known.loc[known["asr_model"] != "transcript", "call_id"])
     work, stored, unreadable, notes = transcripts.recheck(files, set(known["source_path"]), known_ids,
-                                                          {rel for rel, _, _ in known_files})
+                                                          {rel for rel, _, _ in known_files}, cfg.schedule.timezone)
     run.counts["found"] += found
     run.counts["skipped"] += skipped + stored
     run.add_failures(failures + unreadable)
@@ -231,7 +232,8 @@ def store_imported(cfg: Config, writer: Writer, work: list, progress: bool | Non
     # One batch is not worth starting processes for; on Dask the cluster, not this machine, has the cores.
     workers = min(cfg.workers(), len(chunks))
     model_path = writer.store.model_path() if writer.topic_model is not None else None  # the file it loaded
-    setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, writer.run.run_id)
+    setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, writer.run.run_id,
+             cfg.schedule.timezone)
     seen: dict[str, str] = {}  # call_id -> file, of the calls admitted this night
     with bar(len(work), "file", "importing transcripts", progress) as done, contextlib.ExitStack() as stack, \
             parallel.few_collections():

@@ -57,7 +57,7 @@ class ChannelsConfig(_Strict):
 
 class ScheduleConfig(_Strict):
     cron: str = "0 2 * * *"
-    timezone: str | None = None  # None: the machine's local zone
+    timezone: str | None = None  # the centre's zone (the cron's, and calls' days: see centre_time); None: the machine's
 
     @field_validator("cron")
     @classmethod

@@ -11,13 +11,14 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Callable
 
 import av
 import pandas as pd
 
+from pipeline.centre_time import future_problem, local_time, parse_timestamp
 from pipeline.redact_meta import quoted
 from pipeline.wav_header import wav_shortfall, wav_size_unknown
 
@@ -121,23 +122,6 @@ def name_failure(rel: str) -> dict | None:
                                         "(e.g. convmv -f latin1 -t utf8)")
 
 
-def future_problem(started: datetime) -> str | None:
-    """Why a call's start cannot be right, or None. A call a year ahead (a typo, a recorder's clock) would be
-    the store's newest day for years: the topic window and trends would follow it and leave every real call."""
-    if started > datetime.now() + timedelta(days=1):
-        return "is in the future (more than a day ahead of this machine's clock); correct the date"
-    return None
-
-
-def parse_timestamp(value: str) -> datetime:
-    """ISO-8601 -> naive local time (contact centres reason in their own clock)."""
-    ts = datetime.fromisoformat(value.strip())
-    try:
-        return ts.astimezone().replace(tzinfo=None) if ts.tzinfo else ts
-    except OverflowError:  # "9999-12-31T23:59:59-05:00" has no local time; callers expect ValueError
-        raise ValueError(f"{quoted(value)} is out of range") from None
-
-
 def call_id_problem(call_id: str) -> str | None:
     """Why an id from metadata or a transcript cannot be a call_id, or None.
 
@@ -190,13 +174,14 @@ def probe(path: Path) -> tuple[int, int, float]:
         raise ValueError(f"cannot decode audio: {reason}; not a recording, or a damaged one") from None
 
 
-def read_metadata(folder: Path) -> tuple[dict[str, dict], list[dict]]:
-    """metadata.csv/.parquet rows keyed by resolved file path; bad rows become failures."""
-    rows, failures, _ = _read_metadata(folder)
+def read_metadata(folder: Path, zone: str | None = None) -> tuple[dict[str, dict], list[dict]]:
+    """metadata.csv/.parquet rows keyed by resolved file path; bad rows become failures. zone: the centre's
+    (see centre_time)."""
+    rows, failures, _ = _read_metadata(folder, zone)
     return rows, failures
 
 
-def _read_metadata(folder: Path) -> tuple[dict[Path, dict], list[dict], set[Path]]:
+def _read_metadata(folder: Path, zone: str | None = None) -> tuple[dict[Path, dict], list[dict], set[Path]]:
     """Rows keyed by resolved file path, failures, and the files whose row was rejected (held back)."""
     for name in ("metadata.csv", "metadata.parquet"):
         path = folder / name
@@ -218,7 +203,7 @@ def _read_metadata(folder: Path) -> tuple[dict[Path, dict], list[dict], set[Path
     root = folder.resolve()
     for line, record in enumerate(frame.to_dict("records"), start=2):
         where = f"{name} line {line}"
-        error, row = _metadata_row(record, root, where)
+        error, row = _metadata_row(record, root, where, zone)
         if not error and row["call_id"] and row["call_id"] in seen_ids:
             error = f"{where}: duplicate call_id {quoted(row['call_id'])} (first on line {seen_ids[row['call_id']]})"
         elif not error and row["path"] in seen_files:
@@ -238,7 +223,7 @@ def _read_metadata(folder: Path) -> tuple[dict[Path, dict], list[dict], set[Path
     return rows, failures, held
 
 
-def _metadata_row(record: dict, root: Path, where: str) -> tuple[str | None, dict]:
+def _metadata_row(record: dict, root: Path, where: str, zone: str | None) -> tuple[str | None, dict]:
     file = record["file"].strip()
     if not file:
         return f"{where}: file is empty; it names the recording the row describes", {}
@@ -250,10 +235,10 @@ def _metadata_row(record: dict, root: Path, where: str) -> tuple[str | None, dic
     started = None
     if record.get("started_at", "").strip():
         try:
-            started = parse_timestamp(record["started_at"])
+            started = parse_timestamp(record["started_at"], zone)
         except ValueError:
             return f"{where}: started_at {quoted(record['started_at'])} is not an ISO-8601 timestamp", {}
-        if why := future_problem(started):
+        if why := future_problem(started, zone):
             return f"{where}: started_at {quoted(record['started_at'])} {why}", {}
     channel = record.get("agent_channel", "").strip().lower() or None
     if channel not in (None, "left", "right", "mono"):
@@ -276,11 +261,13 @@ def stored_files(known: pd.DataFrame) -> set[tuple[str, int, float]]:
 
 def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: str,
                     since: date | None = None, exclude_ids: set[str] = frozenset(),
-                    forgotten: set[str] = frozenset(), unsized_settle_s: float = UNSIZED_SETTLE_S) -> Plan:
+                    forgotten: set[str] = frozenset(), unsized_settle_s: float = UNSIZED_SETTLE_S,
+                    zone: str | None = None) -> Plan:
     """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls;
     `forgotten` holds digests of calls deleted on request, which are never stored again; a WAV whose header
-    gives no size is left until it has not changed for unsized_settle_s (see still_written)."""
-    metadata, failures, held = _read_metadata(folder)
+    gives no size is left until it has not changed for unsized_settle_s (see still_written); zone: the centre's,
+    in which a call's start is read (see centre_time)."""
+    metadata, failures, held = _read_metadata(folder, zone)
     if failures and not metadata and failures[0]["source_path"].startswith("metadata."):
         # Without readable metadata the call ids would be wrong; process nothing until it is fixed.
         return Plan([], 0, 0, failures, [])
@@ -317,7 +304,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                 continue
             if resolved in held:
                 continue  # its metadata row was rejected: already a failure that names the file and the line
-            job = _job(path, rel, stat, meta, default_agent_channel)
+            job = _job(path, rel, stat, meta, default_agent_channel, zone)
         except ValueError as exc:
             failures.append(failure(rel, "ingest", f"{rel}: {exc}"))
             continue
@@ -368,14 +355,14 @@ def forgotten_note(rel: str) -> str:
     return f"{rel}: deleted on request (callintel forget); not stored again"
 
 
-def _job(path: Path, rel: str, stat, meta: dict, default_agent_channel: str) -> CallJob:
+def _job(path: Path, rel: str, stat, meta: dict, default_agent_channel: str, zone: str | None) -> CallJob:
     channels, rate, duration = probe(path)
     digest = sha256(path)
     channel = meta.get("agent_channel") or (default_agent_channel if channels >= 2 else "mono")
     return CallJob(
         call_id=meta.get("call_id") or digest[:16], source_path=rel, path=path, audio_sha256=digest,
         file_size=stat.st_size, file_mtime=stat.st_mtime,
-        started_at=meta.get("started_at") or datetime.fromtimestamp(stat.st_mtime).replace(microsecond=0),
+        started_at=meta.get("started_at") or local_time(stat.st_mtime, zone).replace(microsecond=0),
         channels=channels, sample_rate=rate, duration_s=duration, agent_channel=channel,
         agent_id=meta.get("agent_id"), queue=meta.get("queue"), direction=meta.get("direction"),
         extra=meta.get("extra", {}),

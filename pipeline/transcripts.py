@@ -15,11 +15,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from pipeline.config_yaml import format_validation_error
-from pipeline.ingest import (call_digest, call_id_problem, changed_note, failure, forgotten_note, future_problem,
-                             name_failure, parse_timestamp)
+from pipeline.centre_time import future_problem, parse_timestamp
+from pipeline.ingest import call_digest, call_id_problem, changed_note, failure, forgotten_note, name_failure
 from pipeline.redact_meta import quoted
 from pipeline.transcript_csv import transcript_doc
 
@@ -61,19 +61,20 @@ class _Transcript(BaseModel):
 
     @field_validator("started_at", mode="before")
     @classmethod
-    def _timestamp(cls, value):
+    def _timestamp(cls, value, info: ValidationInfo):
         if not isinstance(value, str):
             raise ValueError("must be an ISO-8601 timestamp string")
+        zone = (info.context or {}).get("zone")  # the centre's (see centre_time)
         try:
-            started = parse_timestamp(value)
+            started = parse_timestamp(value, zone)
         except ValueError:
             raise ValueError(f"{quoted(value)} is not an ISO-8601 timestamp") from None
-        if why := future_problem(started):
+        if why := future_problem(started, zone):
             raise ValueError(f"{quoted(value)} {why}")
         return started
 
 
-def _checked(data: bytes, rel: str) -> _Transcript:
+def _checked(data: bytes, rel: str, zone: str | None) -> _Transcript:
     """data parsed with json and validated; a ValueError naming the file and the problem if it is not a transcript."""
     if not data.strip():  # an exporter that failed, or a copy not begun: "Expecting value" would say nothing
         raise ValueError(f"{rel}: empty file ({len(data)} bytes); export the transcript again")
@@ -92,12 +93,12 @@ def _checked(data: bytes, rel: str) -> _Transcript:
         raise ValueError(f"{rel}: not a transcript (JSON nested too deeply)") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{rel}: must be a JSON object with call_id, started_at and utterances")
-    return _validated(raw, rel)
+    return _validated(raw, rel, zone)
 
 
-def _validated(raw: dict, rel: str) -> _Transcript:
+def _validated(raw: dict, rel: str, zone: str | None) -> _Transcript:
     try:
-        return _Transcript.model_validate(raw)
+        return _Transcript.model_validate(raw, context={"zone": zone})
     except ValidationError as exc:
         raise ValueError(format_validation_error(rel, exc, _Transcript, 'README.md, "Inputs"')) from None
 
@@ -108,21 +109,22 @@ class TranscriptCall:
     utterances: list[dict]
 
 
-def load_transcript(path: Path, rel: str) -> TranscriptCall:
-    """One JSON or CSV file -> a call and its utterances; ValueError names the file and the field."""
+def load_transcript(path: Path, rel: str, zone: str | None = None) -> TranscriptCall:
+    """One JSON or CSV file -> a call and its utterances; ValueError names the file and the field. zone: the
+    centre's, in which started_at is read (see centre_time)."""
     try:
         stat = path.stat()
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{rel}: cannot read the file ({exc.strerror or exc})") from None
-    doc = _validated(transcript_doc(data, rel), rel) if rel.lower().endswith(".csv") else None
+    doc = _validated(transcript_doc(data, rel), rel, zone) if rel.lower().endswith(".csv") else None
     if doc is None and b"\\u" not in data:  # an escape may be a lone surrogate, which only the standard way refuses
         with contextlib.suppress(ValidationError):
             # parsed and checked in one pass inside pydantic-core: half the cost of json.loads + model_validate,
             # and reading is most of what a night of ready-made transcripts costs before the text stages
-            doc = _Transcript.model_validate_json(data)
+            doc = _Transcript.model_validate_json(data, context={"zone": zone})
     if doc is None:
-        doc = _checked(data, rel)  # the standard parser's way, which says what is wrong (or accepts it)
+        doc = _checked(data, rel, zone)  # the standard parser's way, which says what is wrong (or accepts it)
     turns = sorted(doc.utterances, key=lambda u: (u.start_s, u.end_s))
     call_id, day = doc.call_id, doc.started_at.date()
     utterances = [
@@ -143,7 +145,7 @@ def load_transcript(path: Path, rel: str) -> TranscriptCall:
 
 
 def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: set[str] = frozenset(),
-                     known_files: set[tuple[str, int, float]] = frozenset()
+                     known_files: set[tuple[str, int, float]] = frozenset(), zone: str | None = None
                      ) -> tuple[list[TranscriptCall], int, int, list[dict]]:
     """New transcripts in folder -> (calls, found, skipped, failures); forgotten calls are skipped.
 
@@ -152,7 +154,7 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     runs the same three steps with the reading spread over its workers: `new_files`, `read`, `admit`.
     """
     files, found, skipped, failures = new_files(folder, known_files)
-    calls, too_old, unreadable, _ = read(files, since, forgotten)
+    calls, too_old, unreadable, _ = read(files, since, forgotten, zone)
     kept, known, duplicates = admit([(c.call["call_id"], c.call["source_path"]) for c in calls], known_ids, {})
     calls = [c for c in calls if kept.get(c.call["call_id"]) == c.call["source_path"]]
     failures = sorted(failures + unreadable + duplicates, key=lambda f: f["source_path"])  # in file order
@@ -178,7 +180,7 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
 
 
 def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set[str],
-            timed_paths: set[str] = frozenset()) -> tuple[list, int, list[dict], list[str]]:
+            timed_paths: set[str] = frozenset(), zone: str | None = None) -> tuple[list, int, list[dict], list[str]]:
     """The work for `read`: a file at the path of a stored call (changed since, or stored before file times were
     kept) is read here and skipped when its call is stored, as it nearly always is, rather than prepared in a
     worker only to be refused; the rest stay paths, for the workers to read. Returns (work, known, failures,
@@ -191,7 +193,7 @@ def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set
     for path, rel in files:
         if rel not in stored_paths:
             work.append((path, rel))
-        elif (item := _load(path, rel, failures)) is not None:
+        elif (item := _load(path, rel, failures, zone)) is not None:
             call_id = item.call["call_id"]
             if call_id not in known_ids:
                 work.append(item)
@@ -204,7 +206,7 @@ def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set
     return work, known, failures, notes
 
 
-def read(files: list, since=None, forgotten: set[str] = frozenset()
+def read(files: list, since=None, forgotten: set[str] = frozenset(), zone: str | None = None
          ) -> tuple[list[TranscriptCall], int, list[dict], list[str]]:
     """The calls of (path, rel) files, or of calls loaded already (passed through): (calls, skipped, failures,
     notes).
@@ -214,7 +216,7 @@ def read(files: list, since=None, forgotten: set[str] = frozenset()
     """
     calls, skipped, failures, notes = [], 0, [], []
     for item in files:
-        loaded = _load(*item, failures) if isinstance(item, tuple) else item
+        loaded = _load(*item, failures, zone) if isinstance(item, tuple) else item
         if loaded is None:
             continue
         call = loaded.call
@@ -248,10 +250,10 @@ def admit(loaded: list[tuple[str, str]], known_ids: set[str], seen: dict[str, st
     return kept, known, failures
 
 
-def _load(path: str, rel: str, failures: list[dict]) -> TranscriptCall | None:
+def _load(path: str, rel: str, failures: list[dict], zone: str | None) -> TranscriptCall | None:
     """The file's call, or None with the reason it cannot be read added to failures."""
     try:
-        return load_transcript(Path(path), rel)
+        return load_transcript(Path(path), rel, zone)
     except ValueError as exc:
         failures.append(failure(rel, "ingest", exc))
         return None

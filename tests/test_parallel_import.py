@@ -114,7 +114,7 @@ def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp
     from pipeline import transcripts
 
     parsed, load = [], transcripts.load_transcript
-    monkeypatch.setattr(transcripts, "load_transcript", lambda path, rel: parsed.append(rel) or load(path, rel))
+    monkeypatch.setattr(transcripts, "load_transcript", lambda path, rel, zone=None: parsed.append(rel) or load(path, rel, zone))
     monkeypatch.setattr(batch, "WORK_CALLS", 1)
     first, second, third = (ROOT / f"data/demo_transcripts/{c}.json" for c in CALLS[:3])
     nights = {}
@@ -171,7 +171,7 @@ from pipeline.config import Config
 if __name__ == "__main__":
     cfg = Config()
     work = [[(p, p.name)] for p in sorted((batch.Path({str(ROOT)!r}) / "data/demo_transcripts").glob("c-*.json"))[:2]]
-    with batch.Pool(2, cfg.signals, list(cfg.redaction.entities), None, cfg.topics, "r") as pool:
+    with batch.Pool(2, cfg.signals, list(cfg.redaction.entities), None, cfg.topics, "r", None) as pool:
         print(sum(len(b.calls) for b in pool.map((w, None, set()) for w in work)), flush=True)
         {then}
 """)

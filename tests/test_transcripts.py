@@ -66,7 +66,7 @@ def test_stored_files_are_not_read_again_unless_they_changed(tmp_path, monkeypat
     stored = {(c.call["source_path"], c.call["file_size"], c.call["file_mtime"]) for c in first}
     assert stored == {(p.name, p.stat().st_size, p.stat().st_mtime) for p in tmp_path.glob("*.json")}
     read, load = [], transcripts.load_transcript
-    monkeypatch.setattr(transcripts, "load_transcript", lambda path, rel: read.append(rel) or load(path, rel))
+    monkeypatch.setattr(transcripts, "load_transcript", lambda path, rel, zone=None: read.append(rel) or load(path, rel, zone))
     write(tmp_path, "c-0003.json", {**GOOD, "call_id": "c-0003"})
     calls, found, skipped, _ = load_transcripts(tmp_path, {"c-0001", "c-0002"}, known_files=stored)
     assert read == ["c-0003.json"] and [c.call["call_id"] for c in calls] == ["c-0003"] and (found, skipped) == (3, 2)
@@ -204,7 +204,7 @@ def test_the_one_pass_parser_never_changes_an_answer(tmp_path, monkeypatch, case
     path.write_bytes(EDGE_CASES[case])
     fast = _outcome(path)
     one_pass = transcripts._Transcript.model_validate_json
-    monkeypatch.setattr(transcripts._Transcript, "model_validate_json", lambda data: one_pass(b"null"))  # always fails
+    monkeypatch.setattr(transcripts._Transcript, "model_validate_json", lambda data, **kw: one_pass(b"null"))  # always fails
     assert fast == _outcome(path)
     assert fast[0] == "ok" if case not in ERRORS else fast == ("error", f"t.json: {ERRORS[case]}")
 
