@@ -5,8 +5,8 @@ spreadsheets export them (DESIGN.md: "JSON/CSV turns with speaker and times").
     c-0101,2026-11-20T09:14:00,a_ruiz,billing,inbound,agent,0.4,3.1,Thank you for calling Skyline
     c-0101,2026-11-20T09:14:00,a_ruiz,billing,inbound,customer,3.4,6.0,"Hi, my bill is wrong"
 
-speaker (agent, customer or unknown, or an export's word for a side: rep, caller, ...), start_s, end_s, text
-and started_at are required; call_id defaults to the file's name. A call's
+speaker (agent, customer or unknown, or an export's word for a side: rep, caller, ...), start_s, end_s
+(or start_ms, end_ms), text and started_at are required; call_id defaults to the file's name. A call's
 columns (started_at, agent_id, ...) may be on every row or only the first, and rows must not disagree on
 them. Any other column with one value, on every row or on the first only, is kept, as a JSON transcript's
 extra fields are, in `calls.extra`. The file becomes the same object a JSON transcript is, and is checked by
@@ -28,6 +28,7 @@ SPEAKERS = ("agent", "customer", "unknown")
 SAID_FOR = {**dict.fromkeys(("rep", "representative", "advisor", "adviser", "operator", "csr", "associate",
                              "employee", "staff"), "agent"),
             **dict.fromkeys(("caller", "client", "consumer", "member", "contact"), "customer")}
+DAY_S = 86400.0  # no call lasts a day: a time past it is in other units, nearly always milliseconds
 CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:[.,]\d+)?)")  # 1:02:03.5 or 02:03.5, as subtitle tools write
 
 
@@ -59,7 +60,7 @@ def _rows(data: bytes, rel: str) -> tuple[list[tuple[int, dict]], bool]:
     if not body:  # else the first thing missed would be started_at, which the header names
         raise ValueError(f"{rel}: a header and no rows; export the transcript again")
     names = [name.strip().lower() for name in names]
-    if missing := [c for c in TURN + ("started_at",) if c not in names]:
+    if missing := [c for c in TURN + ("started_at",) if c not in names and c.replace("_s", "_ms") not in names]:
         raise ValueError(f"{rel}: no column {', '.join(missing)} (its columns: {', '.join(names)}); see "
                          'README.md, "Inputs"')
     if twice := sorted({name for name in names if name and names.count(name) > 1}):
@@ -111,10 +112,47 @@ def _turn(row: dict, n: int, rel: str, comma_decimals: bool) -> dict:
     if speaker not in SPEAKERS:
         raise ValueError(f"{rel}: row {n}: speaker {row.get('speaker', '')!r} is not agent, customer or unknown, nor "
                          "a word for one (rep, caller, ...)")
-    start, end = (_seconds(row.get(key, ""), f"{rel}: row {n}: {key}", comma_decimals) for key in ("start_s", "end_s"))
+    start, end = (_time(row, key, f"{rel}: row {n}", comma_decimals) for key in ("start_s", "end_s"))
     if end < start:
         raise ValueError(f"{rel}: row {n}: end_s is before start_s")
+    if problem := too_long(end):
+        raise ValueError(f"{rel}: row {n}: {problem}")
     return {"speaker": speaker, "start_s": start, "end_s": end, "text": row.get("text", "")}
+
+
+def too_long(end_s: float) -> str | None:
+    """Why a turn's end cannot be in seconds, or None."""
+    if end_s > DAY_S:
+        return (f"end_s {end_s:g} is more than a day into the call; times are in seconds (milliseconds may be "
+                "given as start_ms and end_ms)")
+    return None
+
+
+def milliseconds_as_seconds(turn: dict) -> dict:
+    """A turn whose times are start_ms/end_ms (and not start_s/end_s) with them in seconds; other turns as given.
+    A value that is not a number is left for the seconds' check to name."""
+    if "start_s" in turn and "end_s" in turn:  # nearly every turn: returned as it is, with no copy
+        return turn
+    turn = dict(turn)
+    for key in ("start_s", "end_s"):
+        value = turn.get(key.replace("_s", "_ms"))
+        if key not in turn and isinstance(value, (int, float)) and not isinstance(value, bool):
+            turn[key] = value / 1000
+    return turn
+
+
+def _time(row: dict, key: str, where: str, comma_decimals: bool) -> float:
+    """The turn's start_s or end_s in seconds, from its column or, failing that, its _ms column."""
+    if key in row or (ms := key.replace("_s", "_ms")) not in row:
+        return _seconds(row.get(key, ""), f"{where}: {key}", comma_decimals)
+    value = row[ms].replace(",", ".") if comma_decimals else row[ms]
+    try:
+        millis = float(value)
+    except ValueError:
+        millis = math.nan
+    if not math.isfinite(millis) or millis < 0:
+        raise ValueError(f"{where}: {ms}: {row[ms]!r} is not a number of milliseconds")
+    return millis / 1000
 
 
 def _seconds(value: str, where: str, comma_decimals: bool) -> float:

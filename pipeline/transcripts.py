@@ -21,7 +21,7 @@ from pipeline.config_yaml import format_validation_error
 from pipeline.centre_time import future_problem, parse_timestamp
 from pipeline.ingest import call_digest, call_id_problem, changed_note, failure, forgotten_note, name_failure
 from pipeline.redact_meta import quoted
-from pipeline.transcript_csv import transcript_doc
+from pipeline.transcript_csv import milliseconds_as_seconds, too_long, transcript_doc
 
 
 class _Utterance(BaseModel):
@@ -37,6 +37,8 @@ class _Utterance(BaseModel):
     def _ordered(self):
         if self.end_s < self.start_s:
             raise ValueError("end_s is before start_s")
+        if problem := too_long(self.end_s):
+            raise ValueError(problem)
         return self
 
 
@@ -93,6 +95,10 @@ def _checked(data: bytes, rel: str, zone: str | None) -> _Transcript:
         raise ValueError(f"{rel}: not a transcript (JSON nested too deeply)") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{rel}: must be a JSON object with call_id, started_at and utterances")
+    if isinstance(turns := raw.get("utterances"), list):
+        # start_ms/end_ms, as some exporters write them, as seconds. Here, not in a validator: the one-pass
+        # parser refuses such a file (no start_s), so only it pays, not every turn of every file.
+        raw["utterances"] = [milliseconds_as_seconds(t) if isinstance(t, dict) else t for t in turns]
     return _validated(raw, rel, zone)
 
 

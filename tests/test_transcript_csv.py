@@ -124,6 +124,12 @@ TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
     (HEAD + "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello, how can I help?\n",
      "bad.csv: row 2 has 7 cells but the header 6 (a ',' in a text that is not in quotes?)"),
     (HEAD + "c-9,yesterday,agent,0.4,3.1,Hi\n", "bad.csv: started_at: 'yesterday' is not an ISO-8601 timestamp"),
+    # a 25-minute call exported in milliseconds under the seconds' names
+    (HEAD + TURN + "c-9,2026-11-20T09:14:00,customer,1498000,1500000,Bye\n",
+     "bad.csv: row 3: end_s 1.5e+06 is more than a day into the call; times are in seconds (milliseconds may be "
+     "given as start_ms and end_ms)"),
+    ("call_id,started_at,speaker,start_ms,end_ms,text\nc-9,2026-11-20T09:14:00,agent,400,soon,Hi\n",
+     "bad.csv: row 2: end_ms: 'soon' is not a number of milliseconds"),
     (HEAD + "c-9,2026-11-20T09:14:00,agent,0.4,3.1,\"Hi\n" + TURN * 3,
      "bad.csv: not valid CSV from line 2: unexpected end of data (a quote that is never closed?)"),
 ])
@@ -184,3 +190,18 @@ def test_whatever_a_csv_holds_it_is_a_call_or_one_line_naming_the_file(tmp_path,
         load_transcript(tmp_path / "f.csv", "f.csv")
     except ValueError as exc:
         assert str(exc).startswith("f.csv: ") and "\n" not in str(exc)
+
+
+def test_times_in_milliseconds_are_read_as_seconds_in_csv_and_json(tmp_path):
+    """start_ms/end_ms columns (or keys) give the same turns as the seconds they stand for."""
+    (tmp_path / "ms.csv").write_text("call_id,started_at,speaker,start_ms,end_ms,text\n"
+                                     "c-9,2026-11-20T09:14:00,agent,400,3100,Hello.\n"
+                                     "c-9,2026-11-20T09:14:00,customer,3400,1502250,Hi\n")
+    (tmp_path / "ms.json").write_text(json.dumps({
+        "call_id": "c-8", "started_at": "2026-11-20T09:14:00",
+        "utterances": [{"speaker": "agent", "start_ms": 400, "end_ms": 3100, "text": "Hello."},
+                       {"speaker": "customer", "start_ms": 3400, "end_ms": 1502250, "text": "Hi"}]}))
+    for name in ("ms.csv", "ms.json"):
+        got = load_transcript(tmp_path / name, name)
+        assert [(u["start_s"], u["end_s"]) for u in got.utterances] == [(0.4, 3.1), (3.4, 1502.25)], name
+        assert got.call["duration_s"] == 1502.25

@@ -43,8 +43,12 @@ def test_bad_files_fail_alone_with_the_field_named(tmp_path):
     write(tmp_path, "e.json", {**GOOD, "call_id": "c-5", "utterances": [{"speaker": "bot", "start_s": 0, "end_s": 1, "text": "x"}]})
     write(tmp_path, "f.json", {**GOOD})
     write(tmp_path, "g.json", [1, 2])
+    # milliseconds under the seconds' names: a 30-minute call would end on its 21st day
+    write(tmp_path, "h.json", {**GOOD, "call_id": "c-8", "utterances": [
+        {"speaker": "agent", "start_s": 0, "end_s": 1200, "text": "x"},
+        {"speaker": "customer", "start_s": 1790000, "end_s": 1800000, "text": "y"}]})
     calls, found, _, failures = load_transcripts(tmp_path, set())
-    assert [c.call["call_id"] for c in calls] == ["c-0001"] and found == 7
+    assert [c.call["call_id"] for c in calls] == ["c-0001"] and found == 8
     assert [f["error"] for f in failures] == [
         "b.json: not valid JSON (line 1 column 35: Expecting value)",
         "c.json: utterances[0].start_s: required",
@@ -52,6 +56,8 @@ def test_bad_files_fail_alone_with_the_field_named(tmp_path):
         "e.json: utterances[0].speaker: must be one of 'agent', 'customer' or 'unknown'",
         "f.json: duplicate call_id 'c-0001' (also in a.json)",
         "g.json: must be a JSON object with call_id, started_at and utterances",
+        "h.json: utterances[1]: end_s 1.8e+06 is more than a day into the call; times are in seconds "
+        "(milliseconds may be given as start_ms and end_ms)",
     ]
 
 
