@@ -8,9 +8,10 @@ spreadsheets export them (DESIGN.md: "JSON/CSV turns with speaker and times").
 speaker (agent, customer or unknown, or an export's word for a side: rep, caller, ...), start_s, end_s
 (or start_ms, end_ms), text and started_at are required; call_id defaults to the file's name. A call's
 columns (started_at, agent_id, ...) may be on every row or only the first, and rows must not disagree on
-them. Any other column with one value, on every row or on the first only, is kept, as a JSON transcript's
-extra fields are, in `calls.extra`. The file becomes the same object a JSON transcript is, and is checked by
-the same rules.
+them, except that a transferred call's agent_id and queue may change (the first is the call's, and all are
+kept in order in `calls.extra` as agent_ids and queues). Any other column with one value, on every row or
+on the first only, is kept, as a JSON transcript's extra fields are, in `calls.extra`. The file becomes the
+same object a JSON transcript is, and is checked by the same rules.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import PurePosixPath
 TURN = ("speaker", "start_s", "end_s", "text")
 CALL = ("call_id", "started_at", "agent_id", "queue", "direction")
 SPEAKERS = ("agent", "customer", "unknown")
+TRANSFERRED = {"agent_id": "agent_ids", "queue": "queues"}  # call columns a transfer changes -> extra key of all
 # what contact-centre exports call the two sides; a numbered speaker ("Speaker 1") says neither, so it is refused
 SAID_FOR = {**dict.fromkeys(("rep", "representative", "advisor", "adviser", "operator", "csr", "associate",
                              "employee", "staff"), "agent"),
@@ -97,6 +99,11 @@ def _call_columns(rows: list[dict], rel: str) -> dict:
         if name in TURN:
             continue
         values = {row.get(name, "") for row in rows} - {""}
+        if len(values) > 1 and name in TRANSFERRED:
+            # a transferred call: it is the first agent's (or queue's), who took it; the others are kept in order
+            in_order = list(dict.fromkeys(value for row in rows if (value := row.get(name, ""))))
+            call[name], call[TRANSFERRED[name]] = in_order[0], in_order
+            continue
         if len(values) > 1 and name in CALL:
             first, other = sorted(values)[:2]
             raise ValueError(f"{rel}: the rows disagree on {name} ({first!r} and {other!r}); a file is one call")

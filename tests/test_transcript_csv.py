@@ -205,3 +205,17 @@ def test_times_in_milliseconds_are_read_as_seconds_in_csv_and_json(tmp_path):
         got = load_transcript(tmp_path / name, name)
         assert [(u["start_s"], u["end_s"]) for u in got.utterances] == [(0.4, 3.1), (3.4, 1502.25)], name
         assert got.call["duration_s"] == 1502.25
+
+
+def test_a_transferred_call_is_the_first_agents_and_keeps_every_agent_and_queue(tmp_path):
+    """The agent and queue change where the call was transferred: the call is stored (not refused), under the agent
+    who took it, with all of them in order in calls.extra."""
+    (tmp_path / "t.csv").write_text("call_id,started_at,agent_id,queue,speaker,start_s,end_s,text\n"
+                                    "c-7,2026-11-20T09:14:00,a_ruiz,billing,agent,0,2,Billing - Ruiz speaking.\n"
+                                    "c-7,2026-11-20T09:14:00,a_ruiz,billing,customer,2,4,My phone is broken.\n"
+                                    "c-7,2026-11-20T09:14:00,a_chen,technical,agent,4,6,Tech support - Chen here.\n"
+                                    "c-7,2026-11-20T09:14:00,a_ruiz,technical,agent,6,8,Ruiz again - all sorted?\n")
+    got = load_transcript(tmp_path / "t.csv", "t.csv")
+    assert (got.call["agent_id"], got.call["queue"]) == ("a_ruiz", "billing")
+    assert json.loads(got.call["extra"]) == {"agent_ids": ["a_ruiz", "a_chen"], "queues": ["billing", "technical"]}
+    assert len(got.utterances) == 4
