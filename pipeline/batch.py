@@ -84,7 +84,7 @@ class Context:
     topic_model: object | None
     topic_options: TopicsConfig
     run_id: str
-    zone: str | None = None  # the centre's (callintel.yaml schedule.timezone), in which transcripts' times are read
+    reading: transcripts.Reading = transcripts.Reading()  # the centre's zone and names for the sides
     pages_to: Path | None = None  # a store's scorecards/.incoming: stage pages there (a pool worker), not return them
 
 
@@ -159,7 +159,7 @@ def prepare_transcripts(stages: Stages, ctx: Context, work: list, since=None,
 
     Only the first call of each call_id in the batch is prepared; `loaded` lists them all, for admit().
     """
-    read, skipped, unreadable, notes = transcripts.read(work, since, forgotten, ctx.zone)
+    read, skipped, unreadable, notes = transcripts.read(work, since, forgotten, ctx.reading)
     first = {}
     for item in read:
         first.setdefault(item.call["call_id"], item)
@@ -222,12 +222,12 @@ _SETUP: tuple | None = None  # what _CONTEXT was built from
 
 
 def _context(signals: Path, entities: list[str], model_path: Path | None, options: TopicsConfig,
-             run_id: str, zone: str | None) -> Context:
+             run_id: str, reading: transcripts.Reading) -> Context:
     from models import topics
 
     library = load_signals(signals)
     model = topics.TopicModel.load(model_path) if model_path else None
-    return Context(tag.Tagger(library), load_qa(signals, library), list(entities), model, options, run_id, zone)
+    return Context(tag.Tagger(library), load_qa(signals, library), list(entities), model, options, run_id, reading)
 
 
 def _init_worker(pages_to: Path | None, *setup) -> None:
@@ -253,7 +253,7 @@ def _prepare_in_worker(work: list, since, forgotten: set[str]) -> Batch:
 
 def prepare_anywhere(setup: tuple, work: list, since, forgotten: set[str]) -> Batch:
     """prepare_transcripts() in a process that may serve many runs (a Dask worker): the context is built from
-    `setup` (signals folder, entities, model file, topic options, run id, zone) once per process and run."""
+    `setup` (signals folder, entities, model file, topic options, run id, reading) once per process and run."""
     global _CONTEXT, _SETUP
     from models import embedding
 
@@ -274,9 +274,9 @@ class Pool:
     """
 
     def __init__(self, workers: int, signals: Path, entities: list[str], model_path: Path | None,
-                 options: TopicsConfig, run_id: str, zone: str | None, pages_to: Path | None = None):
+                 options: TopicsConfig, run_id: str, reading: transcripts.Reading, pages_to: Path | None = None):
         self._pool = process_pool(workers, _init_worker, (pages_to, signals, list(entities), model_path, options,
-                                                          run_id, zone))
+                                                          run_id, reading))
         self.workers = workers
 
     def __enter__(self) -> Pool:

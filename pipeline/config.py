@@ -107,6 +107,8 @@ class Config(_Strict):
     # A WAV whose header gives no size (0 or 0xFFFFFFFF: a streaming recorder's placeholder) is left until it has
     # not changed for this long, so a call still being recorded is not stored half-length for good.
     unsized_wav_settle_minutes: float = Field(10, gt=0, le=1440)
+    # How the centre's transcript exports name the speakers, when not agent/customer: {"spk_0": "agent"}.
+    transcript_speakers: dict[str, Literal["agent", "customer", "unknown"]] = {}
     asr: AsrConfig = AsrConfig()
     channels: ChannelsConfig = ChannelsConfig()
     redaction: RedactionConfig = RedactionConfig()
@@ -114,6 +116,19 @@ class Config(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     runner: RunnerConfig = RunnerConfig()
     source: str = Field("<defaults>", exclude=True)
+
+    @field_validator("transcript_speakers")
+    @classmethod
+    def _speaker_names(cls, names: dict[str, str]) -> dict[str, str]:
+        """Names as a label is matched: stripped, in lower case (`Speaker 1` is `speaker 1`)."""
+        folded = {}
+        for name, side in names.items():
+            if not (key := name.strip().lower()):
+                raise ValueError("a speaker's name must not be blank")
+            if key in folded and folded[key] != side:
+                raise ValueError(f"{name!r} is named twice, as {folded[key]} and {side}")
+            folded[key] = side
+        return folded
 
     def workers(self) -> int:
         return self.runner.workers or max(1, os.cpu_count() or 1)

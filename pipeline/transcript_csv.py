@@ -34,12 +34,12 @@ DAY_S = 86400.0  # no call lasts a day: a time past it is in other units, nearly
 CLOCK = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:[.,]\d+)?)")  # 1:02:03.5 or 02:03.5, as subtitle tools write
 
 
-def transcript_doc(data: bytes, rel: str) -> dict:
+def transcript_doc(data: bytes, rel: str, sides: dict[str, str] | None = None) -> dict:
     """The CSV's call as a JSON transcript's object; a ValueError naming the file (and row) when it is not one."""
     rows, comma_decimals = _rows(data, rel)
     call = _call_columns([row for _, row in rows], rel)
     call.setdefault("call_id", PurePosixPath(rel).stem)
-    turns = [_turn(row, n, rel, comma_decimals) for n, row in rows]
+    turns = [_turn(row, n, rel, comma_decimals, sides or {}) for n, row in rows]
     return {**call, "utterances": turns}
 
 
@@ -113,12 +113,18 @@ def _call_columns(rows: list[dict], rel: str) -> dict:
     return call
 
 
-def _turn(row: dict, n: int, rel: str, comma_decimals: bool) -> dict:
-    speaker = row.get("speaker", "").lower()
-    speaker = SAID_FOR.get(speaker, speaker)
+def side(said: str, sides: dict[str, str]) -> str:
+    """The side a speaker label stands for: agent, customer or unknown, as the centre names its exports' speakers
+    (callintel.yaml transcript_speakers) or as exports call the sides (SAID_FOR); else the label, lower case."""
+    said = said.strip().lower()
+    return sides.get(said) or SAID_FOR.get(said, said)
+
+
+def _turn(row: dict, n: int, rel: str, comma_decimals: bool, sides: dict[str, str]) -> dict:
+    speaker = side(row.get("speaker", ""), sides)
     if speaker not in SPEAKERS:
         raise ValueError(f"{rel}: row {n}: speaker {row.get('speaker', '')!r} is not agent, customer or unknown, nor "
-                         "a word for one (rep, caller, ...)")
+                         "a word for one (rep, caller, ...); name it in callintel.yaml transcript_speakers")
     start, end = (_time(row, key, f"{rel}: row {n}", comma_decimals) for key in ("start_s", "end_s"))
     if end < start:
         raise ValueError(f"{rel}: row {n}: end_s is before start_s")

@@ -21,7 +21,23 @@ from pipeline.config_yaml import format_validation_error
 from pipeline.centre_time import future_problem, parse_timestamp
 from pipeline.ingest import call_digest, call_id_problem, changed_note, failure, forgotten_note, name_failure
 from pipeline.redact_meta import quoted
-from pipeline.transcript_csv import milliseconds_as_seconds, too_long, transcript_doc
+from pipeline.transcript_csv import milliseconds_as_seconds, side, too_long, transcript_doc
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a centre's transcripts are read: in its zone (see centre_time), with its exports' own names for the
+    sides (callintel.yaml transcript_speakers: {"spk_0": "agent"}, names in lower case)."""
+    zone: str | None = None
+    speakers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, cfg) -> Reading:
+        return cls(cfg.schedule.timezone, tuple(sorted(cfg.transcript_speakers.items())))
+
+    @property
+    def sides(self) -> dict[str, str]:
+        return dict(self.speakers)
 
 
 class _Utterance(BaseModel):
@@ -76,7 +92,7 @@ class _Transcript(BaseModel):
         return started
 
 
-def _checked(data: bytes, rel: str, zone: str | None) -> _Transcript:
+def _checked(data: bytes, rel: str, reading: Reading) -> _Transcript:
     """data parsed with json and validated; a ValueError naming the file and the problem if it is not a transcript."""
     if not data.strip():  # an exporter that failed, or a copy not begun: "Expecting value" would say nothing
         raise ValueError(f"{rel}: empty file ({len(data)} bytes); export the transcript again")
@@ -98,13 +114,22 @@ def _checked(data: bytes, rel: str, zone: str | None) -> _Transcript:
     if isinstance(turns := raw.get("utterances"), list):
         # start_ms/end_ms, as some exporters write them, as seconds. Here, not in a validator: the one-pass
         # parser refuses such a file (no start_s), so only it pays, not every turn of every file.
-        raw["utterances"] = [milliseconds_as_seconds(t) if isinstance(t, dict) else t for t in turns]
-    return _validated(raw, rel, zone)
+        raw["utterances"] = [_as_written(t, reading.sides) if isinstance(t, dict) else t for t in turns]
+    return _validated(raw, rel, reading)
 
 
-def _validated(raw: dict, rel: str, zone: str | None) -> _Transcript:
+def _as_written(turn: dict, sides: dict[str, str]) -> dict:
+    """A turn with the names exports use read as ours: start_ms/end_ms as seconds, a side's other name (rep,
+    caller, a configured spk_0) as agent or customer."""
+    turn = milliseconds_as_seconds(turn)
+    if isinstance(said := turn.get("speaker"), str):
+        turn = {**turn, "speaker": side(said, sides)}
+    return turn
+
+
+def _validated(raw: dict, rel: str, reading: Reading) -> _Transcript:
     try:
-        return _Transcript.model_validate(raw, context={"zone": zone})
+        return _Transcript.model_validate(raw, context={"zone": reading.zone})
     except ValidationError as exc:
         raise ValueError(format_validation_error(rel, exc, _Transcript, 'README.md, "Inputs"')) from None
 
@@ -115,22 +140,21 @@ class TranscriptCall:
     utterances: list[dict]
 
 
-def load_transcript(path: Path, rel: str, zone: str | None = None) -> TranscriptCall:
-    """One JSON or CSV file -> a call and its utterances; ValueError names the file and the field. zone: the
-    centre's, in which started_at is read (see centre_time)."""
+def load_transcript(path: Path, rel: str, reading: Reading = Reading()) -> TranscriptCall:
+    """One JSON or CSV file -> a call and its utterances; ValueError names the file and the field."""
     try:
         stat = path.stat()
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{rel}: cannot read the file ({exc.strerror or exc})") from None
-    doc = _validated(transcript_doc(data, rel), rel, zone) if rel.lower().endswith(".csv") else None
+    doc = _validated(transcript_doc(data, rel, reading.sides), rel, reading) if rel.lower().endswith(".csv") else None
     if doc is None and b"\\u" not in data:  # an escape may be a lone surrogate, which only the standard way refuses
         with contextlib.suppress(ValidationError):
             # parsed and checked in one pass inside pydantic-core: half the cost of json.loads + model_validate,
             # and reading is most of what a night of ready-made transcripts costs before the text stages
-            doc = _Transcript.model_validate_json(data, context={"zone": zone})
+            doc = _Transcript.model_validate_json(data, context={"zone": reading.zone})
     if doc is None:
-        doc = _checked(data, rel, zone)  # the standard parser's way, which says what is wrong (or accepts it)
+        doc = _checked(data, rel, reading)  # the standard parser's way, which says what is wrong (or accepts it)
     turns = sorted(doc.utterances, key=lambda u: (u.start_s, u.end_s))
     call_id, day = doc.call_id, doc.started_at.date()
     utterances = [
@@ -151,7 +175,7 @@ def load_transcript(path: Path, rel: str, zone: str | None = None) -> Transcript
 
 
 def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: set[str] = frozenset(),
-                     known_files: set[tuple[str, int, float]] = frozenset(), zone: str | None = None
+                     known_files: set[tuple[str, int, float]] = frozenset(), reading: Reading = Reading()
                      ) -> tuple[list[TranscriptCall], int, int, list[dict]]:
     """New transcripts in folder -> (calls, found, skipped, failures); forgotten calls are skipped.
 
@@ -160,7 +184,7 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     runs the same three steps with the reading spread over its workers: `new_files`, `read`, `admit`.
     """
     files, found, skipped, failures = new_files(folder, known_files)
-    calls, too_old, unreadable, _ = read(files, since, forgotten, zone)
+    calls, too_old, unreadable, _ = read(files, since, forgotten, reading)
     kept, known, duplicates = admit([(c.call["call_id"], c.call["source_path"]) for c in calls], known_ids, {})
     calls = [c for c in calls if kept.get(c.call["call_id"]) == c.call["source_path"]]
     failures = sorted(failures + unreadable + duplicates, key=lambda f: f["source_path"])  # in file order
@@ -186,7 +210,7 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
 
 
 def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set[str],
-            timed_paths: set[str] = frozenset(), zone: str | None = None) -> tuple[list, int, list[dict], list[str]]:
+            timed_paths: set[str] = frozenset(), reading: Reading = Reading()) -> tuple[list, int, list[dict], list[str]]:
     """The work for `read`: a file at the path of a stored call (changed since, or stored before file times were
     kept) is read here and skipped when its call is stored, as it nearly always is, rather than prepared in a
     worker only to be refused; the rest stay paths, for the workers to read. Returns (work, known, failures,
@@ -199,7 +223,7 @@ def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set
     for path, rel in files:
         if rel not in stored_paths:
             work.append((path, rel))
-        elif (item := _load(path, rel, failures, zone)) is not None:
+        elif (item := _load(path, rel, failures, reading)) is not None:
             call_id = item.call["call_id"]
             if call_id not in known_ids:
                 work.append(item)
@@ -212,7 +236,7 @@ def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set
     return work, known, failures, notes
 
 
-def read(files: list, since=None, forgotten: set[str] = frozenset(), zone: str | None = None
+def read(files: list, since=None, forgotten: set[str] = frozenset(), reading: Reading = Reading()
          ) -> tuple[list[TranscriptCall], int, list[dict], list[str]]:
     """The calls of (path, rel) files, or of calls loaded already (passed through): (calls, skipped, failures,
     notes).
@@ -222,7 +246,7 @@ def read(files: list, since=None, forgotten: set[str] = frozenset(), zone: str |
     """
     calls, skipped, failures, notes = [], 0, [], []
     for item in files:
-        loaded = _load(*item, failures, zone) if isinstance(item, tuple) else item
+        loaded = _load(*item, failures, reading) if isinstance(item, tuple) else item
         if loaded is None:
             continue
         call = loaded.call
@@ -256,10 +280,10 @@ def admit(loaded: list[tuple[str, str]], known_ids: set[str], seen: dict[str, st
     return kept, known, failures
 
 
-def _load(path: str, rel: str, failures: list[dict], zone: str | None) -> TranscriptCall | None:
+def _load(path: str, rel: str, failures: list[dict], reading: Reading) -> TranscriptCall | None:
     """The file's call, or None with the reason it cannot be read added to failures."""
     try:
-        return load_transcript(Path(path), rel, zone)
+        return load_transcript(Path(path), rel, reading)
     except ValueError as exc:
         failures.append(failure(rel, "ingest", exc))
         return None

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from pipeline import archive, audio_redact, batch, ingest, tag
+from pipeline import archive, audio_redact, batch, ingest, tag, transcripts
 from pipeline.config import Config
 from pipeline.rubric import QaConfig
 from pipeline.runs import Run
@@ -29,7 +29,7 @@ class Writer:
         self.stages, self.redact_recordings = stages, redact_recordings
         self.store, self.run, self.tagger, self.rules, self.seq = store, run, tagger, rules, 1
         self.entities, self.topic_options = cfg.redaction.entities, cfg.topics
-        self.zone = cfg.schedule.timezone  # the centre's: transcripts' times are read in it
+        self.reading = transcripts.Reading.of(cfg)  # the centre's zone and names for the sides
         self.audio_from = cfg.input if cfg.redaction.audio else None  # recordings folder, when copies are wanted
         self.topic_model = None  # the current topic model: new calls' turns are assigned to it as they are stored
         self.heard: set[str] = set()  # calls stored from recordings, when transcripts are imported
@@ -53,7 +53,7 @@ class Writer:
 
     def _stages(self) -> tuple[batch.Stages, batch.Context]:
         return self.stages, batch.Context(self.tagger, self.rules, self.entities, self.topic_model,
-                                          self.topic_options, self.run.run_id, zone=self.zone)
+                                          self.topic_options, self.run.run_id, reading=self.reading)
 
     def admit(self, prepared: batch.Batch, known_ids: set[str], seen: dict[str, str]) -> batch.Batch:
         """The new calls of a batch of transcripts; what was not new or not readable is counted and reported."""

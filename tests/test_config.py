@@ -32,6 +32,10 @@ def test_shipped_config_is_valid_and_matches_defaults():
     ("schedule:\n  cron: every night\n", ":2", "schedule.cron: not a valid cron expression"),
     ("# nightly\nschedule:\n\n  timezone: Mars/Olympus\n", ":4", "schedule.timezone: unknown time zone 'Mars/Olympus'"),
     ("commit_every: lots\n", ":1", "commit_every: must be a whole number (it is 'lots')"),
+    ("transcript_speakers:\n  spk_0: agent\n  spk_1: client\n", ":3",
+     "transcript_speakers.spk_1: must be one of 'agent', 'customer' or 'unknown'"),
+    ("transcript_speakers:\n  Speaker 1: agent\n  speaker 1: customer\n", ":1",
+     "transcript_speakers: 'speaker 1' is named twice, as agent and customer"),
     ("runner:\n  workers: 2.5\n", ":2", "runner.workers: must be a whole number (it is 2.5)"),
     ("redaction:\n  entities: card\n", ":2", "redaction.entities: must be a list, e.g. [a, b] or one '- item' a line "
      "(it is 'card')"),
@@ -100,7 +104,7 @@ def test_an_unknown_key_lists_the_keys_there_and_where_the_readme_documents_them
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, "inptu: calls\n"))
     assert str(err.value) == (f"{path}:1: inptu: unknown key (the keys here: input, transcripts, out, signals, commit_every, "
-                              f"import_commit_every, unsized_wav_settle_minutes, asr, channels, redaction, topics, "
+                              f"import_commit_every, unsized_wav_settle_minutes, transcript_speakers, asr, channels, redaction, topics, "
                               f'schedule, runner); see README.md, "Configuration"')
 
 
@@ -116,3 +120,8 @@ def test_the_readme_sections_errors_and_shipped_files_point_at_exist():
             and f"| {key}." not in readme] == []
     for shipped in (ROOT / "signals").glob("*.yaml"):
         assert "DESIGN.md" not in shipped.read_text(), shipped
+
+
+def test_speakers_names_are_matched_as_written_in_any_case(tmp_path):
+    cfg = load_config(write(tmp_path, "transcript_speakers:\n  ' Speaker 1': agent\n  SPK_1: customer\n"))
+    assert cfg.transcript_speakers == {"speaker 1": "agent", "spk_1": "customer"}

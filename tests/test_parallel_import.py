@@ -114,7 +114,7 @@ def test_workers_read_the_files_and_this_process_decides_which_calls_are_new(tmp
     from pipeline import transcripts
 
     parsed, load = [], transcripts.load_transcript
-    monkeypatch.setattr(transcripts, "load_transcript", lambda path, rel, zone=None: parsed.append(rel) or load(path, rel, zone))
+    monkeypatch.setattr(transcripts, "load_transcript", lambda *args: parsed.append(args[1]) or load(*args))
     monkeypatch.setattr(batch, "WORK_CALLS", 1)
     first, second, third = (ROOT / f"data/demo_transcripts/{c}.json" for c in CALLS[:3])
     nights = {}
@@ -165,13 +165,13 @@ def pool_script(tmp_path: Path, first: str = "", then: str = "") -> Path:
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})
 {first}
-from pipeline import batch
+from pipeline import batch, transcripts
 from pipeline.config import Config
 
 if __name__ == "__main__":
     cfg = Config()
     work = [[(p, p.name)] for p in sorted((batch.Path({str(ROOT)!r}) / "data/demo_transcripts").glob("c-*.json"))[:2]]
-    with batch.Pool(2, cfg.signals, list(cfg.redaction.entities), None, cfg.topics, "r", None) as pool:
+    with batch.Pool(2, cfg.signals, list(cfg.redaction.entities), None, cfg.topics, "r", transcripts.Reading()) as pool:
         print(sum(len(b.calls) for b in pool.map((w, None, set()) for w in work)), flush=True)
         {then}
 """)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from pipeline.transcripts import load_transcript, load_transcripts
+from pipeline.transcripts import Reading, load_transcript, load_transcripts
 
 DEMO = sorted((ROOT / "data/demo_transcripts").glob("*.json"))
 CALL = ["call_id", "started_at", "agent_id", "queue", "direction"]
@@ -92,14 +92,6 @@ def test_the_sides_as_exports_call_them_are_agent_and_customer(tmp_path, agent, 
     assert loaded(tmp_path / "call.csv") == loaded(DEMO[0])
 
 
-def test_a_numbered_speaker_says_no_side_and_is_refused(tmp_path):
-    (tmp_path / "s.csv").write_text("started_at,speaker,start_s,end_s,text\n2026-11-20T09:14:00,Speaker 1,0,1,Hi\n")
-    with pytest.raises(ValueError) as err:
-        load_transcript(tmp_path / "s.csv", "s.csv")
-    assert str(err.value) == ("s.csv: row 2: speaker 'Speaker 1' is not agent, customer or unknown, nor a word for one "
-                              "(rep, caller, ...)")
-
-
 HEAD = "call_id,started_at,speaker,start_s,end_s,text\n"
 TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
 
@@ -110,13 +102,13 @@ TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
     ("call_id,speaker,start_s,end_s,text\nc-9,agent,0.4,3.1,Hi\n",
      'bad.csv: no column started_at (its columns: call_id, speaker, start_s, end_s, text); see README.md, "Inputs"'),
     (HEAD + TURN + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
-     "bad.csv: row 3: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...)"),
+     "bad.csv: row 3: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...); name it in callintel.yaml transcript_speakers"),
     (HEAD + TURN + "c-9,2026-11-20T09:14:00,customer,5.0,3.5,Hi\n", "bad.csv: row 3: end_s is before start_s"),
     # a spreadsheet numbers blank rows too: the row named is the one it shows
     (HEAD + TURN + "\n" + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
-     "bad.csv: row 4: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...)"),
+     "bad.csv: row 4: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...); name it in callintel.yaml transcript_speakers"),
     ("\n" + HEAD + TURN + "c-9,2026-11-20T09:14:00,robot,3.5,5.0,Hi\n",
-     "bad.csv: row 4: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...)"),
+     "bad.csv: row 4: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...); name it in callintel.yaml transcript_speakers"),
     (HEAD + "c-9,2026-11-20T09:14:00,agent,soon,3.1,Hi\n",
      "bad.csv: row 2: start_s: 'soon' is not a time (seconds, like 12.5, or a clock time, like 1:02.5)"),
     (HEAD + TURN + "c-9,2026-11-21T10:00:00,customer,3.5,5.0,Hi\n",
@@ -164,7 +156,7 @@ def test_a_night_of_csv_transcripts_stores_what_the_json_ones_store(tmp_path, pr
               for kind in ("json", "csv")}
     assert nights["json"]["counts"]["imported"] == nights["csv"]["counts"]["imported"] == len(DEMO)
     assert [f["error"] for f in nights["csv"]["failures"]] == [
-        "broken.csv: row 2: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...)"]
+        "broken.csv: row 2: speaker 'robot' is not agent, customer or unknown, nor a word for one (rep, caller, ...); name it in callintel.yaml transcript_speakers"]
     queries = ["SELECT * EXCLUDE (run_id, source_path, file_size, file_mtime) FROM calls",
                "SELECT * FROM utterances", "SELECT * FROM signal_hits", "SELECT * FROM call_categories",
                "SELECT * FROM scorecards", "SELECT * FROM scorecard_items", "SELECT * EXCLUDE (created_run) FROM flags"]
@@ -219,3 +211,25 @@ def test_a_transferred_call_is_the_first_agents_and_keeps_every_agent_and_queue(
     assert (got.call["agent_id"], got.call["queue"]) == ("a_ruiz", "billing")
     assert json.loads(got.call["extra"]) == {"agent_ids": ["a_ruiz", "a_chen"], "queues": ["billing", "technical"]}
     assert len(got.utterances) == 4
+
+
+def test_the_centres_names_for_its_speakers_are_read_as_sides_in_csv_and_json(tmp_path):
+    """A diarising export's Speaker 1/Speaker 2, named in callintel.yaml transcript_speakers, are the agent and
+    the customer; an export's word for a side (Caller) is read in JSON as in CSV; an unnamed one is refused."""
+    reading = Reading(speakers=(("speaker 1", "agent"), ("speaker 2", "customer")))
+    (tmp_path / "s.csv").write_text("call_id,started_at,speaker,start_s,end_s,text\n"
+                                    "c-9,2026-11-20T09:14:00,Speaker 1,0,2,Hello.\n"
+                                    "c-9,2026-11-20T09:14:00,speaker 2,2,4,Hi.\n")
+    (tmp_path / "s.json").write_text(json.dumps({
+        "call_id": "c-8", "started_at": "2026-11-20T09:14:00",
+        "utterances": [{"speaker": "Speaker 1", "start_s": 0, "end_s": 2, "text": "Hello."},
+                       {"speaker": "Caller", "start_s": 2, "end_s": 4, "text": "Hi."}]}))
+    for name in ("s.csv", "s.json"):
+        assert [u["speaker"] for u in load_transcript(tmp_path / name, name, reading).utterances] == [
+            "agent", "customer"], name
+    with pytest.raises(ValueError, match=r"^s.csv: row 2: speaker 'Speaker 1' is not agent, customer or unknown, "
+                                         r"nor a word for one \(rep, caller, ...\); name it in callintel.yaml "
+                                         r"transcript_speakers$"):
+        load_transcript(tmp_path / "s.csv", "s.csv")
+    with pytest.raises(ValueError, match=r"^s.json: utterances\[0\].speaker: must be one of"):
+        load_transcript(tmp_path / "s.json", "s.json")

@@ -72,7 +72,7 @@ def test_stored_files_are_not_read_again_unless_they_changed(tmp_path, monkeypat
     stored = {(c.call["source_path"], c.call["file_size"], c.call["file_mtime"]) for c in first}
     assert stored == {(p.name, p.stat().st_size, p.stat().st_mtime) for p in tmp_path.glob("*.json")}
     read, load = [], transcripts.load_transcript
-    monkeypatch.setattr(transcripts, "load_transcript", lambda path, rel, zone=None: read.append(rel) or load(path, rel, zone))
+    monkeypatch.setattr(transcripts, "load_transcript", lambda *args: read.append(args[1]) or load(*args))
     write(tmp_path, "c-0003.json", {**GOOD, "call_id": "c-0003"})
     calls, found, skipped, _ = load_transcripts(tmp_path, {"c-0001", "c-0002"}, known_files=stored)
     assert read == ["c-0003.json"] and [c.call["call_id"] for c in calls] == ["c-0003"] and (found, skipped) == (3, 2)
