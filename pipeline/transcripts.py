@@ -112,8 +112,8 @@ def _checked(data: bytes, rel: str, reading: Reading) -> _Transcript:
     if not isinstance(raw, dict):
         raise ValueError(f"{rel}: must be a JSON object with call_id, started_at and utterances")
     if isinstance(turns := raw.get("utterances"), list):
-        # start_ms/end_ms, as some exporters write them, as seconds. Here, not in a validator: the one-pass
-        # parser refuses such a file (no start_s), so only it pays, not every turn of every file.
+        # exporters' own names (start_ms/end_ms, rep, spk_0) read as ours. Here, not in a validator: the one-pass
+        # parser refuses such a file (no start_s, no known speaker), so only it pays, not every turn of every file.
         raw["utterances"] = [_as_written(t, reading.sides) if isinstance(t, dict) else t for t in turns]
     return _validated(raw, rel, reading)
 
