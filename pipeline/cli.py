@@ -190,8 +190,9 @@ def check(config_path, signals_dir) -> None:
     if problems:
         raise UsageProblem(f"{len(problems)} signal example(s) do not hold:\n  " + "\n  ".join(problems))
     lib = tagger.library
+    zone = cfg.schedule.timezone or "this machine's"  # what calls' days are counted in: a wrong one misfiles them
     click.echo(f"config OK ({cfg.source}, hash {cfg.hash()}): input {cfg.input}, out {cfg.out}, "
-               f"model {cfg.asr.model}, schedule '{cfg.schedule.cron}'")
+               f"model {cfg.asr.model}, schedule '{cfg.schedule.cron}', centre's zone {zone}")
     click.echo(f"signals OK ({cfg.signals}, hash {lib.hash}): {len(lib.signals)} signals, "
                f"{len(lib.categories)} categories, every example and counter-example holds")
     from pipeline.rubric import load_qa

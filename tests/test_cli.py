@@ -94,6 +94,7 @@ def test_two_runs_started_together_one_writes_and_the_other_is_refused_before_pr
 def test_check_validates_without_writing(tmp_path, monkeypatch):
     result = invoke("check", "--config", str(ROOT / "callintel.yaml"))
     assert result.exit_code == 0 and result.output.startswith("config OK")
+    assert "centre's zone this machine's\n" in result.output  # the shipped config sets none: calls' days are local
     assert "topics OK: embedding model" in result.output
     # a night would stop on a cache folder it cannot write: check says so first, naming the fix
     from models import embedding
