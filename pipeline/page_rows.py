@@ -2,22 +2,28 @@
 
 Every call gets a page, so these parts are most of a night's page rendering. Through Jinja each
 value of each row cost a lookup and an escape call (about 600 a page, 0.64 ms); here a row is
-one f-string, and the page takes 0.35 ms. The rule that keeps this safe is the template's: every
+one f-string, and the page takes 0.35 ms. The rule that keeps this safe was the template's: every
 value that comes from the call's data passes through `_e` (markupsafe's escaping), or `_label`
 (the same, remembered for values that recur from call to call), even ids and labels that are plain
 today. Only what this module makes itself goes in unescaped: formatted numbers, times and colours,
-and utterance indexes and counts, which must be ints. The rest of the page is the Jinja template
-(templates/scorecard.html.j2), which places these parts as Markup.
+and utterance indexes and counts, which must be ints. The rows are read column by column
+(call_rows.Rows: a list per column), and the parts that recur from page to page (a criterion's row
+around its detail and evidence, a hit's row around its time and words) are made once and remembered.
+The rest of the page is report.py, which places these parts.
 test_report puts markup into every value a row writes and requires it to stay text.
 """
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
-from markupsafe import Markup, escape
+from markupsafe import escape
+
+from pipeline.call_rows import Rows
 
 RESULT_LABEL = {"pass": "Pass", "fail": "Fail", "na": "N/A"}
 SPEAKER_LABEL = {"agent": "Agent", "customer": "Customer"}
+WHO = {speaker: (speaker, label) for speaker, label in SPEAKER_LABEL.items()}  # a speaker's CSS class and label
 LANE_Y = {"agent": 2, "customer": 22}  # the sentiment strip's rows; any other speaker sits between them
 NO_EVIDENCE = '<span class="muted">—</span>'
 NOT_SCORED = ('  <div class="score-card"><h2>QA score</h2><p class="empty">Not scored: no speech, or no rubric '
@@ -39,8 +45,11 @@ def _clock(s: int) -> str:
 
 
 def secs(seconds: float | None) -> str:
-    """The seconds a time link seeks to, as written in its data-t attribute."""
-    return "0" if seconds is None else f"{max(0.0, float(seconds)):.2f}"
+    """The seconds a time link seeks to, as written in its data-t attribute (0.00 for any not above 0)."""
+    if seconds is None:
+        return "0"
+    seconds = float(seconds)
+    return f"{seconds:.2f}" if seconds > 0 else "0.00"
 
 
 @functools.lru_cache(maxsize=8192)  # scores come to 2 decimals or so: few distinct values, each drawn twice a turn
@@ -55,6 +64,17 @@ def sentiment_colour(score: float | None) -> str:
 
 def fmt(value, spec: str = "{:g}", suffix: str = "") -> str:
     return "—" if value is None else spec.format(value) + suffix
+
+
+def _e_all(values: list) -> list[str]:
+    """_e of each value: for a page's texts, escaped as one string and cut apart again (a sixth of the cost)."""
+    try:
+        joined = "\0".join(values)
+    except TypeError:  # not all text
+        return [_e(value) for value in values]
+    if joined.count("\0") != len(values) - 1:  # a text holding the separator, or no text at all
+        return [_e(value) for value in values]
+    return _e(joined).split("\0")
 
 
 def _e(value) -> str:
@@ -80,24 +100,33 @@ def _who(speaker: str | None) -> str:
     return speaker if speaker in SPEAKER_LABEL else _label(speaker or "unknown")
 
 
-def _idx(value) -> int:
-    """An utterance index as written into ids and links: an int, or the row is refused rather than escaped."""
-    if type(value) is not int:
-        raise TypeError(f"utterance index {value!r} is not an integer")
-    return value
+def _ints(values: list) -> list[int]:
+    """Utterance indexes as written into ids and links: ints, or the page is refused rather than escaped."""
+    if {*map(type, values)} - {int}:
+        bad = next(v for v in values if type(v) is not int)
+        raise TypeError(f"utterance index {bad!r} is not an integer")
+    return values
 
 
-def strip_cells(utterances: list[dict], end: float) -> Markup:
-    """The sentiment strip's cells in a 1000-unit-wide SVG: x and width from the utterance's times."""
+def times(starts: list) -> tuple[list[str], list[str]]:
+    """The data-t seconds and the clock of each start: the transcript and the strip both write them."""
+    return [secs(s) for s in starts], [clock(s) for s in starts]
+
+
+def strip_cells(turns: Rows, end: float, clocks: list[str]) -> str:
+    """The sentiment strip's cells in a 1000-unit-wide SVG: x and width from the utterance's times (turns sorted,
+    clocks: times() of their starts)."""
     out = []
-    for u in utterances:
-        idx, start = _idx(u["utt_idx"]), u.get("start_s") or 0.0
-        width = max(2.0, ((u.get("end_s") or start) - start) / end * 1000)
-        lane, colour, said = _lane(u.get("speaker"), u.get("sentiment"))
+    for idx, start, stop, speaker, score, clk in zip(_ints(turns["utt_idx"]), turns["start_s"], turns["end_s"],
+                                                    turns["speaker"], turns["sentiment"], clocks):
+        if not start:
+            start, clk = start or 0.0, clock(start or 0.0)
+        width = max(2.0, ((stop or start) - start) / end * 1000)
+        lane, colour, said = _lane(speaker, score)
         out.append(f'      <a href="#u{idx}"><rect class="cell" data-utt="{idx}" x="{start / end * 1000:.1f}" '
                    f'y="{lane}" width="{width:.1f}" height="16" fill="{colour}">'
-                   f'<title>{clock(start)} {said}</title></rect></a>\n')
-    return Markup("".join(out))
+                   f'<title>{clk} {said}</title></rect></a>\n')
+    return "".join(out)
 
 
 @functools.lru_cache(maxsize=8192, typed=True)  # a few speakers times a few hundred scores
@@ -107,64 +136,107 @@ def _lane(speaker, score: float | None) -> tuple[int, str, str]:
     return LANE_Y.get(speaker, 12), sentiment_colour(score), _e(said)
 
 
-def criterion_rows(items: list[dict]) -> Markup:
-    """One table row per criterion of a scorecard (items as report._item makes them)."""
+def hit_rows(hits: Rows) -> str:
+    """One table row per signal hit, in the order given (time order)."""
     out = []
-    for item in items:
-        result, cid, evidence = _label(item["result"]), _label(item["criterion_id"]), item["evidence"]
-        detail = " · " + _label(item["detail"]) if item["detail"] else ""
+    for sid, idx, start, speaker, matched, category in zip(hits["signal_id"], _ints(hits["utt_idx"]),
+                                                            hits["start_s"], hits["speaker"],
+                                                            _e_all([m or "" for m in hits["matched_text"]]),
+                                                            hits["category"]):
+        try:
+            head, middle = _hit_parts(sid, category, speaker)
+        except TypeError:  # a value that cannot be remembered (not hashable): made again
+            head, middle = _hit_parts.__wrapped__(sid, category, speaker)
+        out.append(f'{head}{idx}" data-t="{secs(start)}">{clock(start)}{middle}{matched}”</td>\n      </tr>\n')
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=8192, typed=True)  # typed: 1, 1.0 and True are written differently
+def _hit_parts(signal_id, category, speaker) -> tuple[str, str]:
+    """A hit's row before its utterance index, and from its time's end to its matched words."""
+    sid = _label(signal_id)
+    category = f'<span class="muted cat">{_label(category)}</span>' if category else ""
+    return (f'      <tr class="hit" data-signal="{sid}">\n        <td><a class="t" href="#u',
+            f'</a></td>\n        <td><b>{sid}</b>{category}</td>\n'
+            f'        <td><span class="who {_who(speaker)}">{_label(speaker or "—")}</span></td>\n'
+            f'        <td class="matched">“')
+
+
+class Criteria(NamedTuple):
+    """A card's criteria as its table rows, the result of each as stored, the ids of those failed (escaped) and
+    the chip each one cited as evidence puts under its utterance: (utt_idx, chip)."""
+    rows: str
+    results: list[str]
+    failed: list[str]
+    cited: list[tuple[object, str]]
+
+
+def criterion_rows(items: Rows, picked: list[int]) -> Criteria:
+    """One table row per criterion of a scorecard: the items at these positions."""
+    rows, failed, cited = [], [], []
+    stored, ids, questions, points, most, evidences, details = (
+        items[name] for name in ("result", "criterion_id", "question", "points", "max_points", "evidence", "detail"))
+    for i in picked:
+        result, evidence, detail = stored[i] or "na", evidences[i], details[i]
+        key = (result, ids[i], questions[i]) + ((None, None) if result == "na" else (points[i], most[i]))
+        try:
+            head, tail, chip = _criterion_parts(*key)
+        except TypeError:  # a value that cannot be remembered (not hashable): made again
+            head, tail, chip = _criterion_parts.__wrapped__(*key)
+        detail = " · " + _label(detail) if detail else ""
         if evidence:
-            evidence = (f'<a class="t" href="{_label(evidence["href"])}" data-t="{evidence["t"]}">{evidence["clock"]}'
-                        f'</a>\n          <p class="quote evidence-text">{_e(evidence["text"])}</p>')
-        out.append(f'      <tr class="crit result-{result}" data-criterion="{cid}">\n'
-                   f'        <td><div class="q">{_label(item["question"])}</div>'
-                   f'<div class="d">{cid}{detail}</div></td>\n'
-                   f'        <td><span class="badge {result}">{_label(item["result_label"])}</span></td>\n'
-                   f'        <td class="num">{_label(item["points"])}</td>\n'
-                   f'        <td>{evidence or NO_EVIDENCE}</td>\n'
-                   f'      </tr>\n')
-    return Markup("".join(out))
+            at, start = evidence.get("utt_idx"), evidence.get("start_s")
+            href = _label("#transcript" if at is None else f"#u{at}")
+            evidence = (f'<a class="t" href="{href}" data-t="{secs(start)}">{clock(start)}</a>\n'
+                        f'          <p class="quote evidence-text">{_e(evidence.get("text") or "")}</p>')
+            if at is not None:
+                cited.append((at, chip))
+        rows.append(f"{head}{detail}{tail}{evidence or NO_EVIDENCE}</td>\n      </tr>\n")
+        if result == "fail":
+            failed.append(_label(ids[i]))
+    return Criteria("".join(rows), [stored[i] for i in picked], failed, cited)
 
 
-def hit_rows(hits: list[dict]) -> Markup:
-    """One table row per signal hit, in time order."""
+@functools.lru_cache(maxsize=8192, typed=True)  # a rubric's criteria, their results and points: few, every page
+def _criterion_parts(result, criterion_id, question, points, max_points) -> tuple[str, str, str]:
+    """A criterion's row up to its detail, from its detail to its evidence, and its chip under the evidence;
+    its points are none when it does not apply (na)."""
+    r, cid, label = _label(result), _label(criterion_id), _label(RESULT_LABEL.get(result, result))
+    question = _label(question or criterion_id.replace("_", " ").capitalize())
+    points = "—" if result == "na" else f"{fmt(points)} / {fmt(max_points)}"
+    return (f'      <tr class="crit result-{r}" data-criterion="{cid}">\n'
+            f'        <td><div class="q">{question}</div><div class="d">{cid}',
+            f'</div></td>\n'
+            f'        <td><span class="badge {r}">{label}</span></td>\n'
+            f'        <td class="num">{_label(points)}</td>\n'
+            f'        <td>',
+            f'<span class="chip {r}">{label} · {cid}</span>')
+
+
+def turn_rows(turns: Rows, at: list[str], clocks: list[str], cited: dict[int, list[str]],
+              signals_at: dict[int, list[str]]) -> str:
+    """The transcript: one block per utterance (turns sorted; at, clocks: times() of their starts), the evidence
+    for a criterion marked, its chips (cited: the criteria's, signals_at: the signals' ids) under it."""
     out = []
-    for h in hits:
-        sid, speaker, category, start = _label(h["signal_id"]), h.get("speaker"), h.get("category"), h.get("start_s")
-        category = f'<span class="muted cat">{_label(category)}</span>' if category else ""
-        link = f'<a class="t" href="#u{_idx(h["utt_idx"])}" data-t="{secs(start)}">{clock(start)}</a>'
-        out.append(f'      <tr class="hit" data-signal="{sid}">\n'
-                   f'        <td>{link}</td>\n'
-                   f'        <td><b>{sid}</b>{category}</td>\n'
-                   f'        <td><span class="who {_who(speaker)}">{_label(speaker or "—")}</span></td>\n'
-                   f'        <td class="matched">“{_e(h.get("matched_text") or "")}”</td>\n'
-                   f'      </tr>\n')
-    return Markup("".join(out))
-
-
-def turn_rows(utterances: list[dict], cited: dict[int, list[dict]], signals_at: dict[int, list[str]]) -> Markup:
-    """The transcript: one block per utterance, the evidence for a criterion marked, its chips under it."""
-    out = []
-    for u in utterances:
-        idx, speaker, start = _idx(u["utt_idx"]), u.get("speaker"), u.get("start_s")
-        items, signals = cited.get(idx, ()), signals_at.get(idx, ())
-        who, t, tag = _who(speaker), secs(start), "mark" if items else "span"
-        out.append(f'  <div class="utt {who}{" evidence" if items else ""}" id="u{idx}" data-start="{t}" '
-                   f'data-end="{secs(u.get("end_s"))}">\n'
-                   f'    <a class="t" href="#u{idx}" data-t="{t}">{clock(start)}</a>\n'
-                   f'    <span class="who {who}">{SPEAKER_LABEL.get(speaker, "Unknown")}</span>\n'
+    for idx, speaker, t, clk, stop, text, score in zip(_ints(turns["utt_idx"]), turns["speaker"], at, clocks,
+                                                       turns["end_s"], _e_all(turns["text"]), turns["sentiment"]):
+        who, label = WHO.get(speaker) or (_who(speaker), "Unknown")
+        chips, signals = cited.get(idx), signals_at.get(idx)
+        tag = "mark" if chips else "span"
+        out.append(f'  <div class="utt {who}{" evidence" if chips else ""}" id="u{idx}" data-start="{t}" '
+                   f'data-end="{secs(stop)}">\n'
+                   f'    <a class="t" href="#u{idx}" data-t="{t}">{clk}</a>\n'
+                   f'    <span class="who {who}">{label}</span>\n'
                    f'    <div class="body">\n'
-                   f'<{tag} class="text">{_e(u["text"])}</{tag}>'
-                   + (_chips(items, signals) if items or signals else "")
-                   + f'    </div>\n{_dot(u.get("sentiment"))}  </div>\n')
-    return Markup("".join(out))
+                   f'<{tag} class="text">{text}</{tag}>'
+                   + (_chips(chips or (), signals or ()) if chips or signals else "")
+                   + f'    </div>\n{_dot(score)}  </div>\n')
+    return "".join(out)
 
 
-def _chips(items: list[dict], signals: list[str]) -> str:
+def _chips(chips: list[str], signals: list[str]) -> str:
     """Under an utterance: the criteria it is evidence for, then the signals that fired on it."""
-    chips = "".join(f'<span class="chip {_label(i["result"])}">{_label(i["result_label"])} · '
-                    f'{_label(i["criterion_id"])}</span>' for i in items)
-    chips += "".join(f'<span class="chip">{_label(signal)}</span>' for signal in signals)
+    chips = "".join(chips) + "".join(f'<span class="chip">{_label(signal)}</span>' for signal in signals)
     return f'      <div class="chips">\n{chips}      </div>\n'
 
 
@@ -175,14 +247,13 @@ def _dot(score: float | None) -> str:
             f'title="sentiment {fmt(score, "{:+.2f}")}"></span>\n')
 
 
-def score_cards(cards: list[dict]) -> Markup:
+def score_cards(cards: list[dict]) -> str:
     """The summary's score of each rubric (cards as report._cards makes them), with its failed criteria and the
     other versions it was scored under."""
     out = []
     for card in cards:
         rid, verdict, counts = _label(card["rubric_id"]), _label(card["verdict"]), card["counts"]
-        missed = "".join(f'<a href="#criteria-{rid}" class="chip fail">{_label(i["criterion_id"])}</a>'
-                         for i in card["items"] if i["result"] == "fail")
+        missed = "".join(f'<a href="#criteria-{rid}" class="chip fail">{cid}</a>' for cid in card["failed"])
         older = ", ".join(f'v{_label(o["version"])} {_label(o["pct"])} ({_label(o["verdict"])})'
                           for o in card["older"])
         out.append(
@@ -203,22 +274,22 @@ def score_cards(cards: list[dict]) -> Markup:
             + (f'    <div class="older">Also scored under other versions of this rubric:\n{older}.</div>\n'
                if older else "")
             + '  </div>\n')
-    return Markup("".join(out) or NOT_SCORED)
+    return "".join(out) or NOT_SCORED
 
 
-def criteria_sections(cards: list[dict]) -> Markup:
+def criteria_sections(cards: list[dict]) -> str:
     """A table of criteria per rubric (cards as report._cards makes them, each with its criterion_rows)."""
-    return Markup("".join(
+    return "".join(
         f'<section class="criteria" id="criteria-{_label(card["rubric_id"])}">\n'
         f'  <h2>Criteria <small>{_label(card["rubric_id"])} v{_label(card["rubric_version"])}</small></h2>\n'
         '  <table>\n'
         '    <thead><tr><th>Criterion</th><th>Result</th><th class="num">Points</th><th>Evidence</th></tr></thead>\n'
         f'    <tbody>\n{card["rows"]}    </tbody>\n'
         '  </table>\n'
-        '</section>\n' for card in cards))
+        '</section>\n' for card in cards)
 
 
-def flag_list(flags: list[dict]) -> Markup:
+def flag_list(flags: list[dict]) -> str:
     """The call's flags, in the order given."""
     out = []
     for f in flags:
@@ -227,19 +298,20 @@ def flag_list(flags: list[dict]) -> Markup:
         severity = f'<span class="sev {_label(severity or "")}">{_label(severity or "—")}</span>'
         out.append(f'      <li class="flag">{severity}'
                    f'<span><span class="flag-id">{_label(f["flag_id"])}</span>{reason}</span></li>\n')
-    return Markup(f'    <ul class="flags">\n{"".join(out)}    </ul>\n' if out else NO_FLAGS)
+    return f'    <ul class="flags">\n{"".join(out)}    </ul>\n' if out else NO_FLAGS
 
 
-def metric_tiles(tiles: list[tuple[str, str, str]]) -> Markup:
+def metric_tiles(tiles: list[tuple[str, str, str]]) -> str:
     """One tile per (label, value, note); a tile without a note has no note line."""
-    out = []
-    for label, value, note in tiles:
-        note = f'<div class="n">{_label(note)}</div>' if note else ""
-        out.append(f'    <div class="tile"><div class="k">{_label(label)}</div><div class="v">{_label(value)}</div>'
-                   f'{note}</div>\n')
-    return Markup("".join(out))
+    return "".join([_tile(*tile) for tile in tiles])
 
 
-def axis(end: float) -> Markup:
+@functools.lru_cache(maxsize=16384)  # report._metrics' text: ten labels, values that recur from call to call
+def _tile(label: str, value: str, note: str) -> str:
+    note = f'<div class="n">{_label(note)}</div>' if note else ""
+    return f'    <div class="tile"><div class="k">{_label(label)}</div><div class="v">{_label(value)}</div>{note}</div>\n'
+
+
+def axis(end: float) -> str:
     """The sentiment strip's time axis under a call of `end` seconds."""
-    return Markup("".join(f'<span style="left: {x}%">{clock(end * share)}</span>' for x, share in TICKS))
+    return "".join(f'<span style="left: {x}%">{clock(end * share)}</span>' for x, share in TICKS)

@@ -5,14 +5,20 @@ criterion with its result, points and evidence, the metrics, flags, signals, a s
 along the call's timeline and the transcript with the evidence marked. Every time on the page
 is a link to its utterance (`#u<utt_idx>`); with a recording, it also seeks the player there.
 
-Safety: the page is rendered by Jinja2 with autoescaping, and its repeated rows by page_rows.py,
-which escapes every data value the same way, so transcript text, evidence, matched words and
-reasons are always text, never markup. The only script is the constant `SCRIPT` below:
+Safety: the page is written here and in page_rows.py, and every value they take from the call's data
+passes through page_rows._e (markupsafe's escaping, as Jinja's autoescape applied it when the page was
+a template), so transcript text, evidence, matched words and reasons are always text, never markup.
+Only what this code makes itself goes in unescaped: numbers, times, counts, colours and the
+constants below. The only script is the constant `SCRIPT` below:
 it reads numbers from `data-` attributes and toggles classes, and never writes HTML. A Content
 Security Policy allows that one script by its hash, so even markup that slipped through could not
 run a script of its own.
 
-This module renders; it writes no file (the store does).
+The page is constant text (the style sheet is templates/scorecard.css) with the call's parts between;
+a Jinja template had been a sixth of a page's cost (a context, an escape and a copy of each part, a str of
+the whole page encoded again), so the constant parts are kept as UTF-8 and a page can be made as the
+bytes its file holds (utf8=True) without a str of it at all. This module renders; it writes no file (the
+store does).
 
 Example:
     >>> html = render_scorecard({"call_id": "c-1"}, [], [], [], None, [], [])
@@ -25,13 +31,12 @@ import base64
 import datetime as dt
 import hashlib
 from collections import defaultdict
+from pathlib import Path
 
-import jinja2
-from markupsafe import Markup
-
+from pipeline.call_rows import Rows
 from pipeline.flags import SEVERITY_RANK
-from pipeline.page_rows import (RESULT_LABEL, axis, clock, criteria_sections, criterion_rows, flag_list, fmt, hit_rows,
-                                metric_tiles, score_cards, secs, strip_cells, turn_rows)
+from pipeline.page_rows import (_e, axis, clock, criteria_sections, criterion_rows, flag_list, fmt, hit_rows,
+                                metric_tiles, score_cards, strip_cells, times, turn_rows)
 
 # The page's only script. Clicking a time seeks the recording (the link itself scrolls to the
 # utterance, with or without a recording); while it plays, the utterance being heard is outlined.
@@ -57,53 +62,37 @@ SCRIPT = """
   });
 })();
 """
+# The columns a page reads of the tables with many rows a call: given as row dicts, they are turned into these.
+TURN_COLUMNS = ("utt_idx", "speaker", "start_s", "end_s", "text", "sentiment")
+HIT_COLUMNS = ("signal_id", "utt_idx", "start_s", "speaker", "matched_text", "category")
+ITEM_COLUMNS = ("rubric_id", "rubric_version", "criterion_id", "question", "result", "points", "max_points",
+                "evidence", "detail")
 SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
-
-
-class _RowsEnvironment(jinja2.Environment):
-    """`row.key` looks in the dict first: the page's data is rows as dicts, and Jinja's default (an attribute
-    first) raised and caught an AttributeError for each of a page's ~600 lookups, 40% of its rendering time.
-    A key named like a dict method is still read with row["key"] (the template writes card["items"])."""
-
-    def getattr(self, obj, attribute):
-        if type(obj) is dict:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
-        return super().getattr(obj, attribute)
-
-
-_ENV = _RowsEnvironment(
-    loader=jinja2.PackageLoader("pipeline", "templates"),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    # Not looked at on disk again for each page (a stat and a lock, 10 us of a page): a process renders with the
-    # template it started with, as it does with report.py and the fingerprint of both (scorecard.page_code).
-    auto_reload=False,
-)
+CSP = (f"script-src '{SCRIPT_HASH}'; object-src 'none'; base-uri 'none'; form-action 'none'; connect-src 'none'; "
+       "frame-src 'none'")
+STYLE = (Path(__file__).parent / "templates" / "scorecard.css").read_text(encoding="utf-8")
 
 
 def _started(call: dict) -> str:
     started = call.get("started_at")
-    if isinstance(started, dt.datetime):
-        return started.strftime("%Y-%m-%d %H:%M")
+    if isinstance(started, dt.datetime):  # isoformat writes the same for a plain time (strftime: five times the cost)
+        plain = started.tzinfo is None and started.year >= 1000
+        return started.isoformat(" ", "minutes") if plain else started.strftime("%Y-%m-%d %H:%M")
     if started:
         return str(started).replace("T", " ")[:16]
     return str(call["call_date"]) if call.get("call_date") else "—"
 
 
-def _duration(call: dict, metrics: dict | None, utterances: list[dict]) -> float | None:
+def _duration(call: dict, metrics: dict | None, turns: Rows) -> float | None:
     for value in (call.get("duration_s"), (metrics or {}).get("duration_s")):
         if value:
             return float(value)
-    return max((u["end_s"] for u in utterances if u.get("end_s") is not None), default=None)
+    return max((end for end in turns["end_s"] if end is not None), default=None)
 
 
-def _cards(scorecards: list[dict], items: list[dict]) -> list[dict]:
-    """The current version of each rubric (first of its cards: scorecard.bundles), with its items and a note of
-    the other versions it was scored under."""
+def _cards(scorecards: list[dict], items: Rows) -> list[dict]:
+    """The current version of each rubric (first of its cards: scorecard.bundles), with its criteria and a note
+    of the other versions it was scored under."""
     by_rubric: dict[str, list[dict]] = defaultdict(list)
     for card in scorecards:
         by_rubric[card["rubric_id"]].append(card)
@@ -111,8 +100,9 @@ def _cards(scorecards: list[dict], items: list[dict]) -> list[dict]:
     for rubric_id in sorted(by_rubric):
         versions = by_rubric[rubric_id]
         card = versions[0]
-        mine = [i for i in items if i["rubric_id"] == rubric_id and i["rubric_version"] == card["rubric_version"]]
-        pct, auto, shown = card.get("pct"), bool(card.get("auto_failed")), [_item(i) for i in mine]
+        mine = [i for i, (rid, version) in enumerate(zip(items["rubric_id"], items["rubric_version"]))
+                if rid == rubric_id and version == card["rubric_version"]]
+        pct, auto, criteria = card.get("pct"), bool(card.get("auto_failed")), criterion_rows(items, mine)
         if auto:
             verdict = "auto-fail"
         elif pct is None or card.get("passed") is None:
@@ -126,32 +116,16 @@ def _cards(scorecards: list[dict], items: list[dict]) -> list[dict]:
             "pct_text": "—" if pct is None else f"{pct:.0f}%" if float(pct).is_integer() else f"{pct:.1f}%",
             "pct_width": 0 if pct is None else max(0.0, min(100.0, float(pct))),
             "points_text": f"{fmt(card.get('points'))} / {fmt(card.get('max_points'))} points",
-            "counts": {r: sum(1 for i in mine if i["result"] == r) for r in ("pass", "fail", "na")},
-            "items": shown,
-            "rows": criterion_rows(shown),
+            "counts": {r: criteria.results.count(r) for r in ("pass", "fail", "na")},
+            "failed": criteria.failed,
+            "cited": criteria.cited,
+            "rows": criteria.rows,
             "older": [{"version": c["rubric_version"], "pct": fmt(c.get("pct"), "{:.0f}", "%"),
                        "verdict": "auto-fail" if c.get("auto_failed") else
                        ("pass" if c.get("passed") else "fail" if c.get("passed") is False else "n.a.")}
                       for c in versions[1:]],
         })
     return out
-
-
-def _item(item: dict) -> dict:
-    evidence = item.get("evidence") or None
-    result = item.get("result") or "na"
-    return {
-        "criterion_id": item["criterion_id"],
-        "question": item.get("question") or item["criterion_id"].replace("_", " ").capitalize(),
-        "result": result,
-        "result_label": RESULT_LABEL.get(result, result),
-        "points": "—" if result == "na" else f"{fmt(item.get('points'))} / {fmt(item.get('max_points'))}",
-        "detail": item.get("detail") or "",
-        "evidence": None if not evidence else {
-            "utt_idx": evidence.get("utt_idx"), "text": evidence.get("text") or "",
-            "href": "#transcript" if evidence.get("utt_idx") is None else f"#u{evidence['utt_idx']}",
-            "t": secs(evidence.get("start_s")), "clock": clock(evidence.get("start_s"))},
-    }
 
 
 def _metrics(m: dict | None) -> list[tuple[str, str, str]]:
@@ -178,15 +152,16 @@ def _metrics(m: dict | None) -> list[tuple[str, str, str]]:
     ]
 
 
-def _strip(utterances: list[dict], duration: float | None) -> dict:
+def _strip(turns: Rows, duration: float | None, clocks: list[str]) -> tuple[str, str]:
     """Sentiment cells in a 1000-unit-wide SVG, one lane per side of the call, and the time axis under them."""
-    end = max([duration or 0.0] + [u.get("end_s") or 0.0 for u in utterances]) or 1.0
-    return {"cells": strip_cells(utterances, end), "axis": axis(end)}
+    end = max([duration or 0.0] + [stop or 0.0 for stop in turns["end_s"]]) or 1.0
+    return strip_cells(turns, end, clocks), axis(end)
 
 
 def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict], items: list[dict],
                      metrics: dict | None, hits: list[dict], flags: list[dict],
-                     audio_href: str | None = None, fingerprint: str | None = None) -> str:
+                     audio_href: str | None = None, fingerprint: str | None = None,
+                     utf8: bool = False) -> str | bytes:
     """The whole HTML document of one call's scorecard (rows of the tables in pipeline/schemas.py).
 
     scorecards come in scorecard.bundles' order: of each rubric, the version configured now first, shown in
@@ -194,44 +169,121 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
     carry `question`; evidence is {utt_idx, start_s, text} or None. audio_href, when given, is
     the recording's URL relative to the page: time links then seek it. fingerprint, when given, is written
     into the page's head: what it was rendered from (pipeline/scorecard.py), so it need not be rendered again.
+    utf8: the page as the UTF-8 bytes its file holds, not as str (made from the constant parts' bytes).
     """
-    utterances = sorted(utterances, key=lambda u: u["utt_idx"])
-    cards = _cards(scorecards, items)
-    cited: dict[int, list[dict]] = defaultdict(list)
+    turns = Rows.of(utterances, TURN_COLUMNS, ("utt_idx", "text"))
+    turns = turns.sorted(turns["utt_idx"])
+    cards = _cards(scorecards, Rows.of(items, ITEM_COLUMNS, ("rubric_id", "rubric_version", "criterion_id")))
+    cited: dict[int, list[str]] = defaultdict(list)  # utt_idx -> the chips of the criteria it is evidence for
     for card in cards:
-        for item in card["items"]:
-            if item["evidence"] and item["evidence"]["utt_idx"] is not None:
-                cited[item["evidence"]["utt_idx"]].append(item)
-    hits = sorted(hits, key=lambda h: (h.get("start_s") or 0.0, h["signal_id"]))
+        for at, chip in card["cited"]:
+            cited[at].append(chip)
+    hits = Rows.of(hits, HIT_COLUMNS, ("signal_id", "utt_idx"))
+    hits = hits.sorted([(start or 0.0, signal_id) for start, signal_id in zip(hits["start_s"], hits["signal_id"])])
     signals_at: dict[int, list[str]] = defaultdict(list)
-    for hit in hits:
-        if hit["signal_id"] not in signals_at[hit["utt_idx"]]:
-            signals_at[hit["utt_idx"]].append(hit["signal_id"])
-    duration = _duration(call, metrics, utterances)
+    for signal_id, at in zip(hits["signal_id"], hits["utt_idx"]):
+        if signal_id not in signals_at[at]:
+            signals_at[at].append(signal_id)
+    duration = _duration(call, metrics, turns)
     flags = sorted(flags, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), 9), f["flag_id"]))
-    page = _ENV.get_template("scorecard.html.j2").render(
-        call=call,
-        started=_started(call),
-        duration=clock(duration),
-        source="imported transcript" if call.get("asr_model") == "transcript" else (call.get("asr_model") or ""),
-        cards=cards,
-        score_cards=score_cards(cards),
-        criteria=criteria_sections(cards),
-        auto_failed=any(c["auto_failed"] for c in cards),
-        metric_tiles=metric_tiles(_metrics(metrics)),
-        has_metrics=metrics is not None,
-        talk_ratio=(metrics or {}).get("talk_ratio"),
-        flags=flags,
-        flag_list=flag_list(flags),
-        hits=hits,
-        hit_rows=hit_rows(hits),
-        strip=_strip(utterances, duration),
-        turns=turn_rows(utterances, cited, signals_at),
-        n_turns=len(utterances),
-        audio_href=audio_href,
-        fingerprint=fingerprint,
-        script=Markup(SCRIPT),
-        csp=f"script-src '{SCRIPT_HASH}'; object-src 'none'; base-uri 'none'; form-action 'none'; "
-            "connect-src 'none'; frame-src 'none'",
-    )
-    return page
+    at, clocks = times(turns["start_s"])
+    cells, axis_ = _strip(turns, duration, clocks)
+    parts = _head(call, fingerprint) + [
+        _header(call, clock(duration), audio_href),
+        _banner(cards),
+        SUMMARY, score_cards(cards), f'  <div class="flags-card">\n    <h2>Flags <small>{len(flags)} for coaching</small></h2>\n',
+        flag_list(flags), STRIP_OPEN]
+    parts += [STRIP_CELLS, cells, STRIP_AXIS, axis_, STRIP_CLOSE] if cells else [NO_STRIP]
+    parts += [criteria_sections(cards), METRICS_OPEN if metrics is not None else METRICS_OPEN_EMPTY,
+              metric_tiles(_metrics(metrics)), _ratio((metrics or {}).get("talk_ratio")),
+              f'</section>\n\n<section class="signals" id="signals">\n  <h2>Signals found <small>{len(hits)}</small></h2>\n']
+    parts += [HITS_OPEN, hit_rows(hits), HITS_CLOSE] if hits else [NO_HITS]
+    rows = turn_rows(turns, at, clocks, cited, signals_at)
+    parts += [f'</section>\n</div>\n\n<section class="transcript" id="transcript">\n  <h2>Transcript <small>{len(turns)} '
+              f'utterances · evidence for a criterion is <mark>highlighted</mark></small></h2>\n', rows or NO_TURNS,
+              f'</section>\n<footer>callintel · QA scorecard of call {_e(call.get("call_id", ""))}</footer>\n', END]
+    if utf8:
+        return b"".join([part if type(part) is bytes else part.encode() for part in parts])
+    return "".join([part.decode() if type(part) is bytes else part for part in parts])
+
+
+# The page's constant parts, as UTF-8: most of a page's bytes (its style sheet), never a str of it.
+HEAD = (
+    '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+).encode()
+HEAD_META = (
+    f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+    f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">\n<meta name="generator" content="callintel">\n'
+    f'<title>Scorecard '
+).encode()
+HEAD_STYLE = (
+    f'</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<header class="top">\n  <div class="wrap">\n    <div>\n'
+    f'      <div class="brand">callintel · QA scorecard</div>\n      <h1>Call '
+).encode()
+SUMMARY = b'\n<div class="summary">\n'
+STRIP_OPEN = (
+    '  </div>\n</div>\n\n<section class="strip" id="sentiment">\n  <h2>Sentiment along the call <small>one cell per '
+    'utterance · negative<span class="scale"></span>positive · click a cell to read it</small></h2>\n'
+).encode()
+STRIP_CELLS = (
+    '  <div class="strip-wrap">\n    <div class="lanes"><span class="who agent">Agent</span><span class="who customer">'
+    'Customer</span></div>\n    <svg viewBox="0 0 1000 40" preserveAspectRatio="none" role="img" aria-label="Sentiment '
+    'of each utterance along the call">\n      <rect x="0" y="0" width="1000" height="40" fill="#f7f8fa"></rect>\n'
+    '      <line x1="0" y1="20" x2="1000" y2="20" stroke="#dfe3e8" stroke-width="0.5"></line>\n'
+).encode()
+STRIP_AXIS = b'    </svg>\n  </div>\n  <div class="axis">'
+STRIP_CLOSE = b'</div>\n</section>\n\n'
+NO_STRIP = b'<p class="empty">No utterances.</p></section>\n\n'
+METRICS_OPEN = b'\n<div class="grid2">\n<section class="metrics" id="metrics">\n  <h2>Metrics</h2>\n  <div class="tiles">\n'
+METRICS_OPEN_EMPTY = (b'\n<div class="grid2">\n<section class="metrics" id="metrics">\n  <h2>Metrics</h2>\n'
+                      b'<p class="empty">No metrics for this call.</p>  <div class="tiles">\n')
+HITS_OPEN = (b'  <table>\n    <thead><tr><th>Time</th><th>Signal</th><th>Speaker</th><th>Matched words</th></tr></thead>\n'
+             b'    <tbody>\n')
+HITS_CLOSE = b'    </tbody>\n  </table>\n'
+NO_HITS = b'<p class="empty">No signals fired on this call.</p>'
+NO_TURNS = b'  <p class="empty" style="padding: 0 18px">No speech on this call.</p>\n'
+END = f'</main>\n<script>{SCRIPT}</script>\n</body>\n</html>'.encode()
+
+
+def _head(call: dict, fingerprint: str | None) -> list:
+    """The page up to its header's call id: its fingerprint (see scorecard.fingerprint), title and style."""
+    sign = f'<meta name="callintel-page" content="{_e(fingerprint)}">\n' if fingerprint else b""
+    return [HEAD, sign, HEAD_META, _e(call.get("call_id", "")), HEAD_STYLE]
+
+
+def _header(call: dict, duration: str, audio_href: str | None) -> str:
+    """The header's facts of the call and the player (or why there is none)."""
+    asr = call.get("asr_model")
+    source = "imported transcript" if asr == "transcript" else (asr or "")
+    player = (f'    <audio id="player" controls preload="metadata" src="{_e(audio_href)}"></audio>\n'
+              f'    <span>Click any time on this page to play the call from there.</span>\n' if audio_href else
+              '    <span>No recording linked to this page: times jump to the transcript.</span>\n')
+    return (f'{_e(call.get("call_id", ""))}</h1>\n    </div>\n    <dl class="facts">\n'
+            f'      <div><dt>Date / time</dt><dd>{_e(_started(call))}</dd></div>\n'
+            f'      <div><dt>Agent</dt><dd>{_e(call.get("agent_id") or "—")}</dd></div>\n'
+            f'      <div><dt>Queue</dt><dd>{_e(call.get("queue") or "—")}</dd></div>\n'
+            f'      <div><dt>Direction</dt><dd>{_e(call.get("direction") or "—")}</dd></div>\n'
+            f'      <div><dt>Duration</dt><dd>{_e(duration)}</dd></div>\n'
+            + (f'<div><dt>Source</dt><dd>{_e(source)}</dd></div>' if source else "")
+            + f'    </dl>\n  </div>\n</header>\n<div class="player">\n  <div class="wrap">\n{player}  </div>\n</div>\n'
+            f'<main>\n')
+
+
+def _banner(cards: list[dict]) -> str:
+    """AUTO-FAIL, with the rubrics it failed on, when a must-pass criterion failed."""
+    if not any(card["auto_failed"] for card in cards):
+        return ""
+    failed = ", ".join(f'{_e(card["rubric_id"])} v{_e(card["rubric_version"])}' for card in cards if card["auto_failed"])
+    return ('  <div class="banner autofail" role="alert" id="auto-fail">\n    <strong>AUTO-FAIL</strong>\n'
+            f'    <span>A must-pass criterion failed on\n{failed}:\n    the call scores 0% whatever else was done '
+            'well.</span>\n  </div>\n')
+
+
+def _ratio(talk_ratio: float | None) -> str:
+    """The bar of the agent's share of talk time, under the metrics."""
+    if talk_ratio is None:
+        return "  </div>\n"
+    return ('  </div>\n  <div class="ratio" title="Agent share of talk time"><span class="a" style="width: '
+            f'{"%.1f" % (talk_ratio * 100)}%"></span><span class="c" style="flex: 1"></span></div>\n'
+            f'  <div class="legend"><span class="who agent">Agent {"%.0f" % (talk_ratio * 100)}%</span>'
+            f'<span class="who customer">Customer {"%.0f" % (100 - talk_ratio * 100)}%</span></div>\n')

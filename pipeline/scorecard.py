@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.call_rows import Rows, by_call, cut
 from pipeline.flags import SEVERITY_RANK
 from pipeline.progress import tracked
 from pipeline.score import clock
@@ -58,25 +59,31 @@ def _cards_in_order(cards: list[dict], current: set[tuple[str, int]] | None) -> 
                                         -c["rubric_version"]))
 
 
+ROWS = ("utterances", "signal_hits", "scorecard_items")  # page tables with many rows a call: as call_rows.Rows
+
+
 def bundles(tables: dict[str, pa.Table], current: set[tuple[str, int]] | None = None) -> Iterator[dict]:
-    """Per call: its row of `calls` and its rows of every other page table, in time order. `current`: see
-    current_rubrics()."""
-    grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for name, table in tables.items():
-        for row in table.select(PAGE_COLUMNS.get(name, table.column_names)).to_pylist():
-            grouped[row["call_id"]][name].append(row)
-    for call_id in sorted(grouped):
-        rows = grouped[call_id]
-        if not rows["calls"]:
-            continue
+    """Per call: its row of `calls` and its rows of every other page table, in time order; those of the tables
+    with many rows a call (ROWS) as call_rows.Rows, the others as dicts. `current`: see current_rubrics()."""
+    cut_up = {name: by_call(table.select(PAGE_COLUMNS.get(name, table.column_names)))
+              for name, table in tables.items()}
+    dicts = {name: (list(Rows(columns)), spans) for name, (columns, spans) in cut_up.items() if name not in ROWS}
+
+    def rows(name: str, call_id: str) -> list[dict]:
+        every, spans = dicts[name]
+        start, stop = spans.get(call_id, (0, 0))
+        return every[start:stop]
+
+    for call_id in sorted(dicts["calls"][1]):
+        (utterances, hits, items) = (cut(*cut_up[name], call_id) for name in ROWS)
         yield {
-            "call": rows["calls"][0],
-            "utterances": sorted(rows["utterances"], key=lambda u: u["utt_idx"]),
-            "metrics": (rows["call_metrics"] or [None])[0],
-            "hits": sorted(rows["signal_hits"], key=lambda h: (h["start_s"], h["signal_id"])),
-            "scorecards": _cards_in_order(rows["scorecards"], current),
-            "items": rows["scorecard_items"],
-            "flags": sorted(rows["flags"], key=lambda f: (SEVERITY_RANK.get(f["severity"], 9), f["flag_id"])),
+            "call": rows("calls", call_id)[0],
+            "utterances": utterances.sorted(utterances["utt_idx"]),
+            "metrics": (rows("call_metrics", call_id) or [None])[0],
+            "hits": hits.sorted(list(zip(hits["start_s"], hits["signal_id"]))),
+            "scorecards": _cards_in_order(rows("scorecards", call_id), current),
+            "items": items,
+            "flags": sorted(rows("flags", call_id), key=lambda f: (SEVERITY_RANK.get(f["severity"], 9), f["flag_id"])),
         }
 
 
@@ -119,7 +126,7 @@ def _signed(store, input_dir: Path, calls: dict, per_read: int, skip_current: bo
 
 def _render_one(bundle: dict, href: str | None, sign: str | None = None) -> tuple:
     try:
-        return bundle["call"], page(bundle, href, sign).encode(), None
+        return bundle["call"], page(bundle, href, sign, True), None
     except Exception as exc:  # noqa: BLE001 - the call's data is stored; a page bug must not stop the night
         return bundle["call"], None, _why(exc)
 
@@ -156,7 +163,7 @@ def page_code() -> str:
     """The page's template and the modules that turn rows into it: a release that changes them renders again."""
     here = Path(__file__).parent
     code = hashlib.sha256()
-    for name in ("templates/scorecard.html.j2", "report.py", "page_rows.py"):
+    for name in ("templates/scorecard.css", "report.py", "page_rows.py"):
         code.update((here / name).read_bytes())
     return code.hexdigest()
 
@@ -287,14 +294,14 @@ def render(bundle: dict, input_dir: Path, page_file: Path) -> str:
     return page(bundle, audio_href(bundle["call"], input_dir, page_file))
 
 
-def page(bundle: dict, href: str | None, sign: str | None = None) -> str:
+def page(bundle: dict, href: str | None, sign: str | None = None, utf8: bool = False) -> str | bytes:
     """The HTML scorecard of a bundle whose recording (if any) is at href, relative to the page (sign: its
-    fingerprint(), when the caller has it already)."""
+    fingerprint(), when the caller has it already; utf8: as the bytes its file holds, not str)."""
     from pipeline.report import render_scorecard
 
     return render_scorecard(bundle["call"], bundle["utterances"], bundle["scorecards"], bundle["items"],
                             bundle["metrics"], bundle["hits"], bundle["flags"], href,
-                            sign or fingerprint(bundle, href))
+                            sign or fingerprint(bundle, href), utf8)
 
 
 def ready_pages(tables: dict[str, pa.Table]) -> dict[str, bytes]:
@@ -316,7 +323,7 @@ def ready_pages(tables: dict[str, pa.Table]) -> dict[str, bytes]:
     pages = {}
     for bundle in bundles(tables):
         try:  # a transcript: no recording to link
-            pages[bundle["call"]["call_id"]] = page(bundle, None).encode()
+            pages[bundle["call"]["call_id"]] = page(bundle, None, None, True)
         except Exception:  # noqa: BLE001 - left out: the flow renders it again from the store and reports why
             continue
     return pages
