@@ -108,25 +108,10 @@ def _ints(values: list) -> list[int]:
     return values
 
 
-def times(starts: list) -> tuple[list[str], list[str]]:
-    """The data-t seconds and the clock of each start: the transcript and the strip both write them."""
-    return [secs(s) for s in starts], [clock(s) for s in starts]
-
-
-def strip_cells(turns: Rows, end: float, clocks: list[str]) -> str:
-    """The sentiment strip's cells in a 1000-unit-wide SVG: x and width from the utterance's times (turns sorted,
-    clocks: times() of their starts)."""
-    out = []
-    for idx, start, stop, speaker, score, clk in zip(_ints(turns["utt_idx"]), turns["start_s"], turns["end_s"],
-                                                    turns["speaker"], turns["sentiment"], clocks):
-        if not start:
-            start, clk = start or 0.0, clock(start or 0.0)
-        width = max(2.0, ((stop or start) - start) / end * 1000)
-        lane, colour, said = _lane(speaker, score)
-        out.append(f'      <a href="#u{idx}"><rect class="cell" data-utt="{idx}" x="{start / end * 1000:.1f}" '
-                   f'y="{lane}" width="{width:.1f}" height="16" fill="{colour}">'
-                   f'<title>{clk} {said}</title></rect></a>\n')
-    return "".join(out)
+def times(starts: list) -> dict:
+    """start -> (its data-t seconds, its clock), for the starts of a page's utterances: the transcript, the strip,
+    the hits and the evidence write the same few times (when.get(start) or (secs(start), clock(start)))."""
+    return {start: (secs(start), clock(start)) for start in starts}
 
 
 @functools.lru_cache(maxsize=8192, typed=True)  # a few speakers times a few hundred scores
@@ -136,8 +121,8 @@ def _lane(speaker, score: float | None) -> tuple[int, str, str]:
     return LANE_Y.get(speaker, 12), sentiment_colour(score), _e(said)
 
 
-def hit_rows(hits: Rows) -> str:
-    """One table row per signal hit, in the order given (time order)."""
+def hit_rows(hits: Rows, when: dict) -> str:
+    """One table row per signal hit, in the order given (time order); when: times() of the utterances' starts."""
     out = []
     for sid, idx, start, speaker, matched, category in zip(hits["signal_id"], _ints(hits["utt_idx"]),
                                                             hits["start_s"], hits["speaker"],
@@ -147,7 +132,8 @@ def hit_rows(hits: Rows) -> str:
             head, middle = _hit_parts(sid, category, speaker)
         except TypeError:  # a value that cannot be remembered (not hashable): made again
             head, middle = _hit_parts.__wrapped__(sid, category, speaker)
-        out.append(f'{head}{idx}" data-t="{secs(start)}">{clock(start)}{middle}{matched}”</td>\n      </tr>\n')
+        t, clk = when.get(start) or (secs(start), clock(start))
+        out.append(f'{head}{idx}" data-t="{t}">{clk}{middle}{matched}”</td>\n      </tr>\n')
     return "".join(out)
 
 
@@ -171,8 +157,9 @@ class Criteria(NamedTuple):
     cited: list[tuple[object, str]]
 
 
-def criterion_rows(items: Rows, picked: list[int]) -> Criteria:
-    """One table row per criterion of a scorecard: the items at these positions."""
+def criterion_rows(items: Rows, picked: list[int], when: dict) -> Criteria:
+    """One table row per criterion of a scorecard: the items at these positions (when: times() of the utterances'
+    starts, which evidence quotes)."""
     rows, failed, cited = [], [], []
     stored, ids, questions, points, most, evidences, details = (
         items[name] for name in ("result", "criterion_id", "question", "points", "max_points", "evidence", "detail"))
@@ -187,7 +174,8 @@ def criterion_rows(items: Rows, picked: list[int]) -> Criteria:
         if evidence:
             at, start = evidence.get("utt_idx"), evidence.get("start_s")
             href = _label("#transcript" if at is None else f"#u{at}")
-            evidence = (f'<a class="t" href="{href}" data-t="{secs(start)}">{clock(start)}</a>\n'
+            t, clk = when.get(start) or (secs(start), clock(start))
+            evidence = (f'<a class="t" href="{href}" data-t="{t}">{clk}</a>\n'
                         f'          <p class="quote evidence-text">{_e(evidence.get("text") or "")}</p>')
             if at is not None:
                 cited.append((at, chip))
@@ -213,25 +201,33 @@ def _criterion_parts(result, criterion_id, question, points, max_points) -> tupl
             f'<span class="chip {r}">{label} · {cid}</span>')
 
 
-def turn_rows(turns: Rows, at: list[str], clocks: list[str], cited: dict[int, list[str]],
-              signals_at: dict[int, list[str]]) -> str:
-    """The transcript: one block per utterance (turns sorted; at, clocks: times() of their starts), the evidence
-    for a criterion marked, its chips (cited: the criteria's, signals_at: the signals' ids) under it."""
-    out = []
-    for idx, speaker, t, clk, stop, text, score in zip(_ints(turns["utt_idx"]), turns["speaker"], at, clocks,
-                                                       turns["end_s"], _e_all(turns["text"]), turns["sentiment"]):
+def turn_rows(turns: Rows, end: float, when: dict, cited: dict[int, list[str]],
+              signals_at: dict[int, list[str]]) -> tuple[str, str]:
+    """The transcript: one block per utterance (turns sorted; when: times() of their starts), the evidence for a
+    criterion marked, its chips (cited: the criteria's, signals_at: the signals' ids) under it; and the sentiment
+    strip's cells in a 1000-unit-wide SVG (end: the strip's end), x and width from the utterance's times."""
+    rows, cells = [], []
+    for idx, speaker, start, stop, text, score in zip(_ints(turns["utt_idx"]), turns["speaker"], turns["start_s"],
+                                                      turns["end_s"], _e_all(turns["text"]), turns["sentiment"]):
         who, label = WHO.get(speaker) or (_who(speaker), "Unknown")
         chips, signals = cited.get(idx), signals_at.get(idx)
+        t, clk = when[start]
         tag = "mark" if chips else "span"
-        out.append(f'  <div class="utt {who}{" evidence" if chips else ""}" id="u{idx}" data-start="{t}" '
-                   f'data-end="{secs(stop)}">\n'
-                   f'    <a class="t" href="#u{idx}" data-t="{t}">{clk}</a>\n'
-                   f'    <span class="who {who}">{label}</span>\n'
-                   f'    <div class="body">\n'
-                   f'<{tag} class="text">{text}</{tag}>'
-                   + (_chips(chips or (), signals or ()) if chips or signals else "")
-                   + f'    </div>\n{_dot(score)}  </div>\n')
-    return "".join(out)
+        rows.append(f'  <div class="utt {who}{" evidence" if chips else ""}" id="u{idx}" data-start="{t}" '
+                    f'data-end="{secs(stop)}">\n'
+                    f'    <a class="t" href="#u{idx}" data-t="{t}">{clk}</a>\n'
+                    f'    <span class="who {who}">{label}</span>\n'
+                    f'    <div class="body">\n'
+                    f'<{tag} class="text">{text}</{tag}>'
+                    + (_chips(chips or (), signals or ()) if chips or signals else "")
+                    + f'    </div>\n{_dot(score)}  </div>\n')
+        if not start:
+            start, clk = start or 0.0, clock(start or 0.0)
+        lane, colour, said = _lane(speaker, score)
+        cells.append(f'      <a href="#u{idx}"><rect class="cell" data-utt="{idx}" x="{start / end * 1000:.1f}" '
+                     f'y="{lane}" width="{max(2.0, ((stop or start) - start) / end * 1000):.1f}" height="16" '
+                     f'fill="{colour}"><title>{clk} {said}</title></rect></a>\n')
+    return "".join(rows), "".join(cells)
 
 
 def _chips(chips: list[str], signals: list[str]) -> str:

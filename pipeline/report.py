@@ -36,7 +36,7 @@ from pathlib import Path
 from pipeline.call_rows import Rows
 from pipeline.flags import SEVERITY_RANK
 from pipeline.page_rows import (_e, axis, clock, criteria_sections, criterion_rows, flag_list, fmt, hit_rows,
-                                metric_tiles, score_cards, strip_cells, times, turn_rows)
+                                metric_tiles, score_cards, times, turn_rows)
 
 # The page's only script. Clicking a time seeks the recording (the link itself scrolls to the
 # utterance, with or without a recording); while it plays, the utterance being heard is outlined.
@@ -90,9 +90,9 @@ def _duration(call: dict, metrics: dict | None, turns: Rows) -> float | None:
     return max((end for end in turns["end_s"] if end is not None), default=None)
 
 
-def _cards(scorecards: list[dict], items: Rows) -> list[dict]:
+def _cards(scorecards: list[dict], items: Rows, when: dict) -> list[dict]:
     """The current version of each rubric (first of its cards: scorecard.bundles), with its criteria and a note
-    of the other versions it was scored under."""
+    of the other versions it was scored under (when: page_rows.times() of the utterances' starts)."""
     by_rubric: dict[str, list[dict]] = defaultdict(list)
     for card in scorecards:
         by_rubric[card["rubric_id"]].append(card)
@@ -102,7 +102,7 @@ def _cards(scorecards: list[dict], items: Rows) -> list[dict]:
         card = versions[0]
         mine = [i for i, (rid, version) in enumerate(zip(items["rubric_id"], items["rubric_version"]))
                 if rid == rubric_id and version == card["rubric_version"]]
-        pct, auto, criteria = card.get("pct"), bool(card.get("auto_failed")), criterion_rows(items, mine)
+        pct, auto, criteria = card.get("pct"), bool(card.get("auto_failed")), criterion_rows(items, mine, when)
         if auto:
             verdict = "auto-fail"
         elif pct is None or card.get("passed") is None:
@@ -152,10 +152,9 @@ def _metrics(m: dict | None) -> list[tuple[str, str, str]]:
     ]
 
 
-def _strip(turns: Rows, duration: float | None, clocks: list[str]) -> tuple[str, str]:
-    """Sentiment cells in a 1000-unit-wide SVG, one lane per side of the call, and the time axis under them."""
-    end = max([duration or 0.0] + [stop or 0.0 for stop in turns["end_s"]]) or 1.0
-    return strip_cells(turns, end, clocks), axis(end)
+def _strip_end(turns: Rows, duration: float | None) -> float:
+    """Where the sentiment strip (one lane per side of the call) and its time axis end, in seconds."""
+    return max([duration or 0.0] + [stop or 0.0 for stop in turns["end_s"]]) or 1.0
 
 
 def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict], items: list[dict],
@@ -173,7 +172,8 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
     """
     turns = Rows.of(utterances, TURN_COLUMNS, ("utt_idx", "text"))
     turns = turns.sorted(turns["utt_idx"])
-    cards = _cards(scorecards, Rows.of(items, ITEM_COLUMNS, ("rubric_id", "rubric_version", "criterion_id")))
+    when = times(turns["start_s"])
+    cards = _cards(scorecards, Rows.of(items, ITEM_COLUMNS, ("rubric_id", "rubric_version", "criterion_id")), when)
     cited: dict[int, list[str]] = defaultdict(list)  # utt_idx -> the chips of the criteria it is evidence for
     for card in cards:
         for at, chip in card["cited"]:
@@ -185,20 +185,18 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
         if signal_id not in signals_at[at]:
             signals_at[at].append(signal_id)
     duration = _duration(call, metrics, turns)
+    end = _strip_end(turns, duration)
+    rows, cells = turn_rows(turns, end, when, cited, signals_at)
     flags = sorted(flags, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), 9), f["flag_id"]))
-    at, clocks = times(turns["start_s"])
-    cells, axis_ = _strip(turns, duration, clocks)
     parts = _head(call, fingerprint) + [
-        _header(call, clock(duration), audio_href),
-        _banner(cards),
-        SUMMARY, score_cards(cards), f'  <div class="flags-card">\n    <h2>Flags <small>{len(flags)} for coaching</small></h2>\n',
-        flag_list(flags), STRIP_OPEN]
-    parts += [STRIP_CELLS, cells, STRIP_AXIS, axis_, STRIP_CLOSE] if cells else [NO_STRIP]
+        _header(call, clock(duration), audio_href), _banner(cards), SUMMARY, score_cards(cards),
+        f'  <div class="flags-card">\n    <h2>Flags <small>{len(flags)} for coaching</small></h2>\n', flag_list(flags),
+        STRIP_OPEN]
+    parts += [STRIP_CELLS, cells, STRIP_AXIS, axis(end), STRIP_CLOSE] if cells else [NO_STRIP]
     parts += [criteria_sections(cards), METRICS_OPEN if metrics is not None else METRICS_OPEN_EMPTY,
               metric_tiles(_metrics(metrics)), _ratio((metrics or {}).get("talk_ratio")),
               f'</section>\n\n<section class="signals" id="signals">\n  <h2>Signals found <small>{len(hits)}</small></h2>\n']
-    parts += [HITS_OPEN, hit_rows(hits), HITS_CLOSE] if hits else [NO_HITS]
-    rows = turn_rows(turns, at, clocks, cited, signals_at)
+    parts += [HITS_OPEN, hit_rows(hits, when), HITS_CLOSE] if hits else [NO_HITS]
     parts += [f'</section>\n</div>\n\n<section class="transcript" id="transcript">\n  <h2>Transcript <small>{len(turns)} '
               f'utterances · evidence for a criterion is <mark>highlighted</mark></small></h2>\n', rows or NO_TURNS,
               f'</section>\n<footer>callintel · QA scorecard of call {_e(call.get("call_id", ""))}</footer>\n', END]
