@@ -4,6 +4,7 @@ The same bundle feeds both, so `callintel scorecard` and the HTML file never dis
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import itertools
@@ -156,21 +157,30 @@ def fingerprint(bundle: dict, href: str | None) -> str:
     """What a page is rendered from: its rows, its recording's link and the code that renders it. Not the run
     that stored the call, which the page does not show: the same call stored by two runs has the same page.
 
-    The tables with many rows a call (call_rows.Rows) go in as marshal's version 2 of their columns: the bytes of
-    the values alone, whatever objects hold them (later versions, like pickle, note an object seen twice), at a
-    third of pickle's cost. The rest (the call's dates among it) goes in as pickle.
+    The rows go in as marshal's version 2 (dates as ISO text, call_rows.Rows as their columns): the bytes of the
+    values alone, whatever objects hold them (later versions, like pickle, note an object seen twice), at a
+    fraction of pickle's cost; rows marshal does not write (given by hand) go in as pickle. SHA-256 (cut to 128
+    bits) is twice as fast as BLAKE2b on a CPU with SHA instructions.
     """
-    columns = {name: rows.columns for name, rows in bundle.items() if isinstance(rows, Rows)}
-    rest = {name: value for name, value in bundle.items() if name not in columns}
-    rest["call"] = {k: v for k, v in bundle["call"].items() if k != "run_id"}
+    rows = {name: _plain(value) for name, value in bundle.items()}
+    rows["call"].pop("run_id", None)
     try:
-        rows = b"m" + marshal.dumps(columns, 2)
-    except ValueError:  # a value marshal does not write (not from a table: rows given by hand)
-        rows = b"p" + pickle.dumps(columns, protocol=5)
-    digest = hashlib.blake2b(page_code().encode(), digest_size=16)
-    digest.update(pickle.dumps((rest, href), protocol=5))
-    digest.update(rows)
-    return digest.hexdigest()
+        written = b"m" + marshal.dumps((rows, href), 2)
+    except ValueError:
+        written = b"p" + pickle.dumps(({**bundle, "call": rows["call"]}, href), protocol=5)
+    return hashlib.sha256(page_code().encode() + written).hexdigest()[:32]
+
+
+def _plain(value):
+    """A bundle's value as fingerprint() writes it: Rows as their columns, a row (or rows) with its dates as text;
+    always a new dict for a row."""
+    if isinstance(value, Rows):
+        return value.columns
+    if isinstance(value, dict):
+        return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 @functools.lru_cache(maxsize=1)
