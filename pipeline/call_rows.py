@@ -12,10 +12,14 @@ Example:
 """
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+
+ROWS = ("utterances", "signal_hits", "scorecard_items")  # the page tables with many rows a call: as Rows
 
 
 class Rows:
@@ -85,3 +89,15 @@ def cut(columns: dict[str, list], spans: dict[str, tuple[int, int]], call_id: st
     """The call's rows (by_call's columns and spans) but their call_id, which they share; none if it has none."""
     start, stop = spans.get(call_id, (0, 0))
     return Rows({name: values[start:stop] for name, values in columns.items() if name != "call_id"})
+
+
+def plain(value):
+    """A page's rows as values marshal writes (scorecard.fingerprint): Rows as their columns, a row (or rows) with
+    its dates as ISO text, in a new dict."""
+    if isinstance(value, Rows):
+        return value.columns
+    if isinstance(value, dict):
+        return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value

@@ -305,7 +305,8 @@ def metric_tiles(tiles: list[tuple[str, str, str]]) -> str:
 @functools.lru_cache(maxsize=16384)  # report._metrics' text: ten labels, values that recur from call to call
 def _tile(label: str, value: str, note: str) -> str:
     note = f'<div class="n">{_label(note)}</div>' if note else ""
-    return f'    <div class="tile"><div class="k">{_label(label)}</div><div class="v">{_label(value)}</div>{note}</div>\n'
+    return (f'    <div class="tile"><div class="k">{_label(label)}</div><div class="v">{_label(value)}</div>'
+            f'{note}</div>\n')
 
 
 def axis(end: float) -> str:

@@ -195,10 +195,12 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
     parts += [STRIP_CELLS, cells, STRIP_AXIS, axis(end), STRIP_CLOSE] if cells else [NO_STRIP]
     parts += [criteria_sections(cards), METRICS_OPEN if metrics is not None else METRICS_OPEN_EMPTY,
               metric_tiles(_metrics(metrics)), _ratio((metrics or {}).get("talk_ratio")),
-              f'</section>\n\n<section class="signals" id="signals">\n  <h2>Signals found <small>{len(hits)}</small></h2>\n']
+              f'</section>\n\n<section class="signals" id="signals">\n'
+              f'  <h2>Signals found <small>{len(hits)}</small></h2>\n']
     parts += [HITS_OPEN, hit_rows(hits, when), HITS_CLOSE] if hits else [NO_HITS]
-    parts += [f'</section>\n</div>\n\n<section class="transcript" id="transcript">\n  <h2>Transcript <small>{len(turns)} '
-              f'utterances · evidence for a criterion is <mark>highlighted</mark></small></h2>\n', rows or NO_TURNS,
+    parts += [f'</section>\n</div>\n\n<section class="transcript" id="transcript">\n  <h2>Transcript <small>'
+              f'{len(turns)} utterances · evidence for a criterion is <mark>highlighted</mark></small></h2>\n',
+              rows or NO_TURNS,
               f'</section>\n<footer>callintel · QA scorecard of call {_e(call.get("call_id", ""))}</footer>\n', END]
     if utf8:
         return b"".join([part if type(part) is bytes else part.encode() for part in parts])
@@ -232,11 +234,12 @@ STRIP_CELLS = (
 STRIP_AXIS = b'    </svg>\n  </div>\n  <div class="axis">'
 STRIP_CLOSE = b'</div>\n</section>\n\n'
 NO_STRIP = b'<p class="empty">No utterances.</p></section>\n\n'
-METRICS_OPEN = b'\n<div class="grid2">\n<section class="metrics" id="metrics">\n  <h2>Metrics</h2>\n  <div class="tiles">\n'
+METRICS_OPEN = (b'\n<div class="grid2">\n<section class="metrics" id="metrics">\n  <h2>Metrics</h2>\n'
+                b'  <div class="tiles">\n')
 METRICS_OPEN_EMPTY = (b'\n<div class="grid2">\n<section class="metrics" id="metrics">\n  <h2>Metrics</h2>\n'
                       b'<p class="empty">No metrics for this call.</p>  <div class="tiles">\n')
-HITS_OPEN = (b'  <table>\n    <thead><tr><th>Time</th><th>Signal</th><th>Speaker</th><th>Matched words</th></tr></thead>\n'
-             b'    <tbody>\n')
+HITS_OPEN = (b'  <table>\n    <thead><tr><th>Time</th><th>Signal</th><th>Speaker</th><th>Matched words</th></tr>'
+             b'</thead>\n    <tbody>\n')
 HITS_CLOSE = b'    </tbody>\n  </table>\n'
 NO_HITS = b'<p class="empty">No signals fired on this call.</p>'
 NO_TURNS = b'  <p class="empty" style="padding: 0 18px">No speech on this call.</p>\n'
@@ -271,7 +274,7 @@ def _banner(cards: list[dict]) -> str:
     """AUTO-FAIL, with the rubrics it failed on, when a must-pass criterion failed."""
     if not any(card["auto_failed"] for card in cards):
         return ""
-    failed = ", ".join(f'{_e(card["rubric_id"])} v{_e(card["rubric_version"])}' for card in cards if card["auto_failed"])
+    failed = ", ".join(f'{_e(c["rubric_id"])} v{_e(c["rubric_version"])}' for c in cards if c["auto_failed"])
     return ('  <div class="banner autofail" role="alert" id="auto-fail">\n    <strong>AUTO-FAIL</strong>\n'
             f'    <span>A must-pass criterion failed on\n{failed}:\n    the call scores 0% whatever else was done '
             'well.</span>\n  </div>\n')

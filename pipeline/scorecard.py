@@ -4,7 +4,6 @@ The same bundle feeds both, so `callintel scorecard` and the HTML file never dis
 """
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import hashlib
 import itertools
@@ -20,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.call_rows import Rows, by_call, cut
+from pipeline.call_rows import ROWS, Rows, by_call, cut, plain
 from pipeline.flags import SEVERITY_RANK
 from pipeline.progress import tracked
 from pipeline.score import clock
@@ -59,9 +58,6 @@ def _cards_in_order(cards: list[dict], current: set[tuple[str, int]] | None) -> 
     now = current or set()
     return sorted(cards, key=lambda c: (c["rubric_id"], (c["rubric_id"], c["rubric_version"]) not in now,
                                         -c["rubric_version"]))
-
-
-ROWS = ("utterances", "signal_hits", "scorecard_items")  # page tables with many rows a call: as call_rows.Rows
 
 
 def bundles(tables: dict[str, pa.Table], current: set[tuple[str, int]] | None = None) -> Iterator[dict]:
@@ -162,25 +158,13 @@ def fingerprint(bundle: dict, href: str | None) -> str:
     fraction of pickle's cost; rows marshal does not write (given by hand) go in as pickle. SHA-256 (cut to 128
     bits) is twice as fast as BLAKE2b on a CPU with SHA instructions.
     """
-    rows = {name: _plain(value) for name, value in bundle.items()}
+    rows = {name: plain(value) for name, value in bundle.items()}
     rows["call"].pop("run_id", None)
     try:
         written = b"m" + marshal.dumps((rows, href), 2)
     except ValueError:
         written = b"p" + pickle.dumps(({**bundle, "call": rows["call"]}, href), protocol=5)
     return hashlib.sha256(page_code().encode() + written).hexdigest()[:32]
-
-
-def _plain(value):
-    """A bundle's value as fingerprint() writes it: Rows as their columns, a row (or rows) with its dates as text;
-    always a new dict for a row."""
-    if isinstance(value, Rows):
-        return value.columns
-    if isinstance(value, dict):
-        return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 @functools.lru_cache(maxsize=1)
