@@ -92,27 +92,6 @@ def render(auto_failed: bool = False, audio_href: str | None = None) -> str:
                             r["flags"], audio_href=audio_href)
 
 
-PAGES = ROOT / "tests" / "data" / "scorecard_pages"
-
-
-def test_pages_are_byte_for_byte_the_ones_the_jinja_template_rendered():
-    """The page was a Jinja template until its skeleton was written in report.py (for speed); each page must be the
-    bytes the template rendered (kept in tests/data/scorecard_pages): with and without a recording, auto-failed or
-    not, with missing values, with rows holding keys named like dict methods ("items", "values", "keys"), and
-    empty. A change to the page on purpose writes these files again."""
-    r = rows()
-    for row in r["utterances"] + r["hits"] + r["flags"]:
-        row.update({"items": "x", "values": [1], "keys": None})
-    pages = {f"c-0001{'-auto-fail' if a else ''}{'-recording' if h else ''}": render(auto_failed=a, audio_href=h)
-             for a in (False, True) for h in (None, "../x.flac")}
-    pages["c-0001-no-metrics"] = render_scorecard(r["call"], r["utterances"], r["scorecards"], r["items"], None,
-                                                  r["hits"], r["flags"])
-    pages["c-9-empty"] = render_scorecard({"call_id": "c-9"}, [], [], [], None, [], [])
-    assert sorted(p.stem for p in PAGES.glob("*.html")) == sorted(pages)
-    for name, html in pages.items():
-        assert html == (PAGES / f"{name}.html").read_text(encoding="utf-8"), name
-
-
 def test_a_page_as_bytes_is_its_text_in_utf8():
     """utf8=True (how the pipeline renders, for the file) gives the bytes of the page's text, with a fingerprint too."""
     r = rows(auto_failed=True)
