@@ -158,14 +158,18 @@ def _time(row: dict, key: str, where: str, comma_decimals: bool) -> float:
     """The turn's start_s or end_s in seconds, from its column or, failing that, its _ms column."""
     if key in row or (ms := key.replace("_s", "_ms")) not in row:
         return _seconds(row.get(key, ""), f"{where}: {key}", comma_decimals)
-    value = row[ms].replace(",", ".") if comma_decimals else row[ms]
-    try:
-        millis = float(value)
-    except ValueError:
-        millis = math.nan
-    if not math.isfinite(millis) or millis < 0:
+    if (millis := _amount(row[ms].replace(",", ".") if comma_decimals else row[ms])) is None:
         raise ValueError(f"{where}: {ms}: {row[ms]!r} is not a number of milliseconds")
     return millis / 1000
+
+
+def _amount(value: str) -> float | None:
+    """A finite number >= 0 (a time or a length of time), or None."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _seconds(value: str, where: str, comma_decimals: bool) -> float:
@@ -176,10 +180,6 @@ def _seconds(value: str, where: str, comma_decimals: bool) -> float:
         hours, minutes, seconds = clock.groups()
         # in decimal, so 1:10.123 is the float 70.123 is, as the same time written in seconds would be
         return float(Decimal(int(hours or 0) * 3600 + int(minutes) * 60) + Decimal(seconds.replace(",", ".")))
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0:
+    if (seconds := _amount(value)) is None:
         raise ValueError(f"{where}: {value!r} is not a time (seconds, like 12.5, or a clock time, like 1:02.5)")
     return seconds

@@ -184,16 +184,20 @@ def test_whatever_a_csv_holds_it_is_a_call_or_one_line_naming_the_file(tmp_path,
         assert str(exc).startswith("f.csv: ") and "\n" not in str(exc)
 
 
+def both(folder, stem: str, columns: tuple[str, ...], turns: list[tuple]) -> list[str]:
+    """The same call as a CSV and as a JSON transcript, its turns given as values of `columns`: the two names."""
+    started = "2026-11-20T09:14:00"
+    (folder / f"{stem}.csv").write_text("call_id,started_at," + ",".join(columns) + "\n" + "".join(
+        f"{stem},{started}," + ",".join(map(str, turn)) + "\n" for turn in turns))
+    (folder / f"{stem}.json").write_text(json.dumps({"call_id": stem, "started_at": started,
+                                                     "utterances": [dict(zip(columns, turn)) for turn in turns]}))
+    return [f"{stem}.csv", f"{stem}.json"]
+
+
 def test_times_in_milliseconds_are_read_as_seconds_in_csv_and_json(tmp_path):
     """start_ms/end_ms columns (or keys) give the same turns as the seconds they stand for."""
-    (tmp_path / "ms.csv").write_text("call_id,started_at,speaker,start_ms,end_ms,text\n"
-                                     "c-9,2026-11-20T09:14:00,agent,400,3100,Hello.\n"
-                                     "c-9,2026-11-20T09:14:00,customer,3400,1502250,Hi\n")
-    (tmp_path / "ms.json").write_text(json.dumps({
-        "call_id": "c-8", "started_at": "2026-11-20T09:14:00",
-        "utterances": [{"speaker": "agent", "start_ms": 400, "end_ms": 3100, "text": "Hello."},
-                       {"speaker": "customer", "start_ms": 3400, "end_ms": 1502250, "text": "Hi"}]}))
-    for name in ("ms.csv", "ms.json"):
+    for name in both(tmp_path, "ms", ("speaker", "start_ms", "end_ms", "text"),
+                     [("agent", 400, 3100, "Hello."), ("customer", 3400, 1502250, "Hi")]):
         got = load_transcript(tmp_path / name, name)
         assert [(u["start_s"], u["end_s"]) for u in got.utterances] == [(0.4, 3.1), (3.4, 1502.25)], name
         assert got.call["duration_s"] == 1502.25
@@ -217,14 +221,8 @@ def test_the_centres_names_for_its_speakers_are_read_as_sides_in_csv_and_json(tm
     """A diarising export's Speaker 1/Speaker 2, named in callintel.yaml transcript_speakers, are the agent and
     the customer; an export's word for a side (Caller) is read in JSON as in CSV; an unnamed one is refused."""
     reading = Reading(speakers=(("speaker 1", "agent"), ("speaker 2", "customer")))
-    (tmp_path / "s.csv").write_text("call_id,started_at,speaker,start_s,end_s,text\n"
-                                    "c-9,2026-11-20T09:14:00,Speaker 1,0,2,Hello.\n"
-                                    "c-9,2026-11-20T09:14:00,speaker 2,2,4,Hi.\n")
-    (tmp_path / "s.json").write_text(json.dumps({
-        "call_id": "c-8", "started_at": "2026-11-20T09:14:00",
-        "utterances": [{"speaker": "Speaker 1", "start_s": 0, "end_s": 2, "text": "Hello."},
-                       {"speaker": "Caller", "start_s": 2, "end_s": 4, "text": "Hi."}]}))
-    for name in ("s.csv", "s.json"):
+    for name in both(tmp_path, "s", ("speaker", "start_s", "end_s", "text"),
+                     [("Speaker 1", 0, 2, "Hello."), ("Caller", 2, 4, "Hi.")]):
         assert [u["speaker"] for u in load_transcript(tmp_path / name, name, reading).utterances] == [
             "agent", "customer"], name
     with pytest.raises(ValueError, match=r"^s.csv: row 2: speaker 'Speaker 1' is not agent, customer or unknown, "
