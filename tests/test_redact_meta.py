@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.redact import ENTITIES
 from pipeline.redact_meta import quoted, redact_extras
-from pipeline.transcripts import _checked
+from pipeline.transcripts import Reading, _checked
 
 WORDS = [{"word": w, "start": 0.5 * i, "end": 0.5 * i + 0.4} for i, w in enumerate(["5555", "5555", "5555", "4444"])]
 CASES = {
@@ -62,6 +62,6 @@ def test_quoted_input_carries_no_pii():
 def test_a_bad_timestamp_holding_a_card_is_named_without_it():
     doc = {"call_id": "t-1", "started_at": "4111 1111 1111 1111", "utterances": []}
     with pytest.raises(ValueError) as caught:
-        _checked(json.dumps(doc).encode(), "t-1.json")
+        _checked(json.dumps(doc).encode(), "t-1.json", Reading())
     assert "started_at" in str(caught.value) and "[CARD]" in str(caught.value)
     assert "4111" not in str(caught.value)
