@@ -210,8 +210,7 @@ def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, since,
     known_ids = set(known["call_id"])
     writer.heard = set(known.loc[known["asr_model"] != "transcript", "call_id"])
     work, stored, unreadable, notes = transcripts.recheck(files, set(known["source_path"]), known_ids,
-                                                          {rel for rel, _, _ in known_files},
-                                                          transcripts.Reading.of(cfg))
+                                                          {rel for rel, _, _ in known_files}, writer.reading)
     run.counts["found"] += found
     run.counts["skipped"] += skipped + stored
     run.add_failures(failures + unreadable)
@@ -234,7 +233,7 @@ def store_imported(cfg: Config, writer: Writer, work: list, progress: bool | Non
     workers = min(cfg.workers(), len(chunks))
     model_path = writer.store.model_path() if writer.topic_model is not None else None  # the file it loaded
     setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, writer.run.run_id,
-             transcripts.Reading.of(cfg))
+             writer.reading)
     seen: dict[str, str] = {}  # call_id -> file, of the calls admitted this night
     with bar(len(work), "file", "importing transcripts", progress) as done, contextlib.ExitStack() as stack, \
             parallel.few_collections():

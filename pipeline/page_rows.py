@@ -128,13 +128,18 @@ def hit_rows(hits: Rows, when: dict) -> str:
                                                             hits["start_s"], hits["speaker"],
                                                             _e_all([m or "" for m in hits["matched_text"]]),
                                                             hits["category"]):
-        try:
-            head, middle = _hit_parts(sid, category, speaker)
-        except TypeError:  # a value that cannot be remembered (not hashable): made again
-            head, middle = _hit_parts.__wrapped__(sid, category, speaker)
+        head, middle = _remembered(_hit_parts, sid, category, speaker)
         t, clk = when.get(start) or (secs(start), clock(start))
         out.append(f'{head}{idx}" data-t="{t}">{clk}{middle}{matched}”</td>\n      </tr>\n')
     return "".join(out)
+
+
+def _remembered(parts, *key):
+    """parts(*key) from its cache, or made again for a key that cannot be remembered (a value not hashable)."""
+    try:
+        return parts(*key)
+    except TypeError:
+        return parts.__wrapped__(*key)
 
 
 @functools.lru_cache(maxsize=8192, typed=True)  # typed: 1, 1.0 and True are written differently
@@ -166,10 +171,7 @@ def criterion_rows(items: Rows, picked: list[int], when: dict) -> Criteria:
     for i in picked:
         result, evidence, detail = stored[i] or "na", evidences[i], details[i]
         key = (result, ids[i], questions[i]) + ((None, None) if result == "na" else (points[i], most[i]))
-        try:
-            head, tail, chip = _criterion_parts(*key)
-        except TypeError:  # a value that cannot be remembered (not hashable): made again
-            head, tail, chip = _criterion_parts.__wrapped__(*key)
+        head, tail, chip = _remembered(_criterion_parts, *key)
         detail = " · " + _label(detail) if detail else ""
         if evidence:
             at, start = evidence.get("utt_idx"), evidence.get("start_s")
@@ -222,7 +224,7 @@ def turn_rows(turns: Rows, end: float, when: dict, cited: dict[int, list[str]],
                     + (_chips(chips or (), signals or ()) if chips or signals else "")
                     + f'    </div>\n{_dot(score)}  </div>\n')
         if not start:
-            start, clk = start or 0.0, clock(start or 0.0)
+            start, clk = 0.0, clock(0.0)
         lane, colour, said = _lane(speaker, score)
         cells.append(f'      <a href="#u{idx}"><rect class="cell" data-utt="{idx}" x="{start / end * 1000:.1f}" '
                      f'y="{lane}" width="{max(2.0, ((stop or start) - start) / end * 1000):.1f}" height="16" '
