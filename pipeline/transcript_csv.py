@@ -46,12 +46,25 @@ def transcript_doc(data: bytes, rel: str, sides: dict[str, str] | None = None) -
 def _rows(data: bytes, rel: str) -> tuple[list[tuple[int, dict]], bool]:
     """The rows as (row number, {column: value}) (column names lower case), and whether decimals are written with
     a comma."""
+    names, body, delimiter = read_table(data, rel, "transcript")
+    if not body:  # else the first thing missed would be started_at, which the header names
+        raise ValueError(f"{rel}: a header and no rows; export the transcript again")
+    names = [name.lower() for name in names]
+    if missing := [c for c in TURN + ("started_at",) if c not in names and c.replace("_s", "_ms") not in names]:
+        raise ValueError(f"{rel}: no column {', '.join(missing)} (its columns: {', '.join(names)}); see "
+                         'README.md, "Inputs"')
+    return [(n, _named(names, row)) for n, row in body], delimiter == ";"
+
+
+def read_table(data: bytes, rel: str, what: str) -> tuple[list[str], list[tuple[int, list[str]]], str]:
+    """A spreadsheet's CSV export as (column names, stripped; [(row number, cells)], delimiter); a ValueError
+    naming the file when it is not one. what: the thing to export again ("transcript"), for the messages."""
     try:
         text = data.decode("utf-8-sig")  # Excel writes a byte-order mark
     except UnicodeDecodeError:
         raise ValueError(f"{rel}: not UTF-8 text; export the CSV as UTF-8") from None
     if not text.strip():
-        raise ValueError(f"{rel}: empty file ({len(data)} bytes); export the transcript again")
+        raise ValueError(f"{rel}: empty file ({len(data)} bytes); export the {what} again")
     header = text.lstrip().splitlines()[0]
     # a spreadsheet set to a language whose decimal mark is a comma separates columns with ";"
     delimiter = max([",", ";", "\t"], key=header.count)
@@ -59,21 +72,21 @@ def _rows(data: bytes, rel: str) -> tuple[list[tuple[int, dict]], bool]:
     if not (records := _records(reader, rel)):
         raise ValueError(f"{rel}: no header row (its lines are blank)")
     (_, names), *body = records
-    if not body:  # else the first thing missed would be started_at, which the header names
-        raise ValueError(f"{rel}: a header and no rows; export the transcript again")
-    names = [name.strip().lower() for name in names]
-    if missing := [c for c in TURN + ("started_at",) if c not in names and c.replace("_s", "_ms") not in names]:
-        raise ValueError(f"{rel}: no column {', '.join(missing)} (its columns: {', '.join(names)}); see "
-                         'README.md, "Inputs"')
-    if twice := sorted({name for name in names if name and names.count(name) > 1}):
+    names = [name.strip() for name in names]
+    lowered = [name.lower() for name in names]  # "Text" and "text" are one column, twice
+    if twice := sorted({name for name in lowered if name and lowered.count(name) > 1}):
         raise ValueError(f"{rel}: column {', '.join(twice)} appears twice")
     for n, row in body:
         if len(row) > len(names):
             raise ValueError(f"{rel}: row {n} has {len(row)} cells but the header {len(names)} (a {delimiter!r} in "
                              "a text that is not in quotes?)")
-    # a spreadsheet exports the blank columns someone once typed in as columns with no name: nothing can name them
-    named = [i for i, name in enumerate(names) if name]
-    return [(n, {names[i]: row[i].strip() for i in named if i < len(row)}) for n, row in body], delimiter == ";"
+    return names, body, delimiter
+
+
+def _named(names: list[str], row: list[str]) -> dict[str, str]:
+    """A row as {column: value}; a spreadsheet exports the blank columns someone once typed in as columns with no
+    name, and nothing can name them."""
+    return {name: row[i].strip() for i, name in enumerate(names) if name and i < len(row)}
 
 
 def _records(reader, rel: str) -> list[tuple[int, list[str]]]:
