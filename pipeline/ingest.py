@@ -1,4 +1,4 @@
-"""Find what is new: recordings (with optional metadata.csv) and ready-made transcripts.
+"""Find what is new: recordings (with their metadata, see metadata.py) and ready-made transcripts.
 
 Pure planning: reads the input folders and the ids already stored, returns the
 calls to process plus one-line failures. Nothing here writes.
@@ -18,12 +18,10 @@ from typing import Callable
 import av
 import pandas as pd
 
-from pipeline.centre_time import future_problem, local_time, parse_timestamp
-from pipeline.redact_meta import quoted
+from pipeline.centre_time import local_time
 from pipeline.wav_header import wav_shortfall, wav_size_unknown
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr"}
-METADATA_COLUMNS = {"file", "call_id", "started_at", "agent_id", "queue", "direction", "agent_channel"}
 # A file modified in the last SETTLE_S seconds is looked at again RECHECK_S later: one that changed meanwhile is
 # still being written (a copy in progress, a call still being recorded) and is left for the next run.
 SETTLE_S, RECHECK_S = 60.0, 1.0
@@ -174,84 +172,6 @@ def probe(path: Path) -> tuple[int, int, float]:
         raise ValueError(f"cannot decode audio: {reason}; not a recording, or a damaged one") from None
 
 
-def read_metadata(folder: Path, zone: str | None = None) -> tuple[dict[str, dict], list[dict]]:
-    """metadata.csv/.parquet rows keyed by resolved file path; bad rows become failures. zone: the centre's
-    (see centre_time)."""
-    rows, failures, _ = _read_metadata(folder, zone)
-    return rows, failures
-
-
-def _read_metadata(folder: Path, zone: str | None = None) -> tuple[dict[Path, dict], list[dict], set[Path]]:
-    """Rows keyed by resolved file path, failures, and the files whose row was rejected (held back)."""
-    for name in ("metadata.csv", "metadata.parquet"):
-        path = folder / name
-        if path.exists():
-            break
-    else:
-        return {}, [], set()
-    try:
-        if path.suffix == ".csv":
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        else:  # nulls must become "" as in the CSV: astype(str) keeps them as NaN floats, which broke every row
-            frame = pd.read_parquet(path)
-            frame = frame.astype(object).where(frame.notna(), "").astype(str)
-    except Exception as exc:  # pandas raises many kinds for a broken file
-        return {}, [failure(name, "ingest", f"{name}: unreadable ({exc})")], set()
-    if "file" not in frame.columns:
-        return {}, [failure(name, "ingest", f"{name}: no 'file' column; it names each recording")], set()
-    rows, failures, seen_ids, seen_files, held = {}, [], {}, {}, set()
-    root = folder.resolve()
-    for line, record in enumerate(frame.to_dict("records"), start=2):
-        where = f"{name} line {line}"
-        error, row = _metadata_row(record, root, where, zone)
-        if not error and row["call_id"] and row["call_id"] in seen_ids:
-            error = f"{where}: duplicate call_id {quoted(row['call_id'])} (first on line {seen_ids[row['call_id']]})"
-        elif not error and row["path"] in seen_files:
-            error = (f"{where}: file {quoted(record['file'].strip())} already described on line "
-                     f"{seen_files[row['path']]}")
-        if error:
-            failures.append(failure(record.get("file", ""), "ingest", error))
-            # The file is not taken with a made-up id and date instead: it would be stored again under its
-            # real id once the row is fixed. It waits for the fix (the failure says why, every run).
-            held.add((root / str(record.get("file", "")).strip()).resolve())
-            continue
-        if row["call_id"]:
-            seen_ids[row["call_id"]] = line
-        seen_files[row["path"]] = line
-        rows[row["path"]] = row
-    held -= set(rows)  # a file rejected on a line it shares with an accepted one is described by that one
-    return rows, failures, held
-
-
-def _metadata_row(record: dict, root: Path, where: str, zone: str | None) -> tuple[str | None, dict]:
-    file = record["file"].strip()
-    if not file:
-        return f"{where}: file is empty; it names the recording the row describes", {}
-    target = (root / file).resolve()
-    if Path(file).is_absolute() or not target.is_relative_to(root):
-        return f"{where}: file {quoted(file)} is outside the input folder", {}
-    if not target.is_file():
-        return f"{where}: file {quoted(file)} not found", {}
-    started = None
-    if record.get("started_at", "").strip():
-        try:
-            started = parse_timestamp(record["started_at"], zone)
-        except ValueError:
-            return f"{where}: started_at {quoted(record['started_at'])} is not an ISO-8601 timestamp", {}
-        if why := future_problem(started, zone):
-            return f"{where}: started_at {quoted(record['started_at'])} {why}", {}
-    channel = record.get("agent_channel", "").strip().lower() or None
-    if channel not in (None, "left", "right", "mono"):
-        return f"{where}: agent_channel {quoted(channel)} must be left, right or mono", {}
-    clean = lambda key: (record.get(key) or "").strip() or None  # noqa: E731
-    if clean("call_id") and (problem := call_id_problem(clean("call_id"))):
-        return f"{where}: call_id {quoted(clean('call_id'))} {problem}", {}
-    extra = {k: v for k, v in record.items() if k not in METADATA_COLUMNS and v != ""}
-    return None, {"path": target, "call_id": clean("call_id"), "started_at": started, "agent_channel": channel,
-                  "agent_id": clean("agent_id"), "queue": clean("queue"), "direction": clean("direction"),
-                  "extra": extra}
-
-
 def stored_files(known: pd.DataFrame) -> set[tuple[str, int, float]]:
     """(source_path, file_size, file_mtime) of stored calls: a file still matching one is not read again.
     Calls stored without file times (transcripts from before they were kept) match no file."""
@@ -267,10 +187,9 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
     `forgotten` holds digests of calls deleted on request, which are never stored again; a WAV whose header
     gives no size is left until it has not changed for unsized_settle_s (see still_written); zone: the centre's,
     in which a call's start is read (see centre_time)."""
-    metadata, failures, held = _read_metadata(folder, zone)
-    if failures and not metadata and failures[0]["source_path"].startswith("metadata."):
-        # Without readable metadata the call ids would be wrong; process nothing until it is fixed.
-        return Plan([], 0, 0, failures, [])
+    from pipeline.metadata import read_metadata  # here: metadata.py builds on this module's failure rows
+    metadata = read_metadata(folder, zone)
+    failures = list(metadata.failures)
     known_ids = set(known["call_id"])
     known_files = stored_files(known)
     stored_as = dict(zip(known["source_path"], known["call_id"]))
@@ -293,7 +212,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
         if path in writing:
             notes.append(f"{rel}: {writing[path]}")
             continue
-        meta = metadata.get(resolved, {})
+        meta = metadata.rows.get(resolved, {})
         try:
             stat = path.stat()
             unchanged = (rel, stat.st_size, stat.st_mtime) in known_files
@@ -302,8 +221,8 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                 skipped += 1
                 notes += _stored_note(rel, meta, stored_as, unchanged)
                 continue
-            if resolved in held:
-                continue  # its metadata row was rejected: already a failure that names the file and the line
+            if metadata.holds(resolved):
+                continue  # its metadata file or row was refused: already a failure that names the file and line
             job = _job(path, rel, stat, meta, default_agent_channel, zone)
         except ValueError as exc:
             failures.append(failure(rel, "ingest", f"{rel}: {exc}"))

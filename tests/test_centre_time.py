@@ -15,7 +15,8 @@ import yaml
 
 from conftest import JFK, ROOT, write_wav
 from pipeline.centre_time import parse_timestamp
-from pipeline.ingest import plan_recordings, read_metadata
+from pipeline.ingest import plan_recordings
+from pipeline.metadata import read_metadata
 from pipeline.store import Store
 from pipeline.transcripts import Reading, load_transcript
 
@@ -63,9 +64,9 @@ def test_a_recordings_metadata_time_and_file_time_are_read_on_the_centres_clock(
     write_wav(tmp_path / "untagged.wav", JFK, rate=8000, channels=1)  # other audio: a copy would be the same call
     pd.DataFrame({"file": ["tagged.flac"], "started_at": ["2026-11-20T02:30:00Z"]}).to_csv(
         tmp_path / "metadata.csv", index=False)
-    rows, failures = read_metadata(tmp_path, CHICAGO)
-    assert failures == []
-    assert rows[(tmp_path / "tagged.flac").resolve()]["started_at"] == datetime(2026, 11, 19, 20, 30)
+    metadata = read_metadata(tmp_path, CHICAGO)
+    assert metadata.failures == []
+    assert metadata.rows[(tmp_path / "tagged.flac").resolve()]["started_at"] == datetime(2026, 11, 19, 20, 30)
     # a recording without a time in metadata starts when its file was last written, on the centre's clock
     written = datetime.fromisoformat("2026-11-20T03:15:00+00:00").timestamp()
     os.utime(tmp_path / "untagged.wav", (written, written))

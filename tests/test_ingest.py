@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import JFK, write_wav
-from pipeline.ingest import discover, plan_recordings, probe, read_metadata, sha256
+from pipeline.ingest import discover, plan_recordings, probe, sha256
+from pipeline.metadata import read_metadata
 
 NOTHING_KNOWN = pd.DataFrame({"call_id": [], "source_path": [], "file_size": [], "file_mtime": []})
 
@@ -90,8 +91,8 @@ def test_bad_metadata_rows_fail_alone_and_say_why(folder):
         "b.WAV,c-1,,\n"
         "b.WAV,c-6,,centre\n"
         "b.WAV,c-7,paid with 4111 1111 1111 1111,\n")  # a notes column shifted into started_at
-    rows, failures = read_metadata(folder)
-    assert [f["error"] for f in failures] == [
+    metadata = read_metadata(folder)
+    assert [f["error"] for f in metadata.failures] == [
         "metadata.csv line 3: file 'missing.wav' not found",
         "metadata.csv line 4: file '../../etc/passwd' is outside the input folder",
         "metadata.csv line 5: started_at 'yesterday' is not an ISO-8601 timestamp",
@@ -99,7 +100,7 @@ def test_bad_metadata_rows_fail_alone_and_say_why(folder):
         "metadata.csv line 7: agent_channel 'centre' must be left, right or mono",
         "metadata.csv line 8: started_at 'paid with [CARD]' is not an ISO-8601 timestamp",  # stored: no card in it
     ]
-    assert [r["call_id"] for r in rows.values()] == ["c-1"]
+    assert [r["call_id"] for r in metadata.rows.values()] == ["c-1"]
 
 
 def test_unreadable_metadata_holds_the_folder_back(folder):

@@ -1,0 +1,154 @@
+"""The recordings' metadata: `metadata.csv` (or `metadata.parquet`) in the recordings folder or in any folder below
+it, one row per recording, its `file` relative to the folder the metadata file is in.
+
+A recorder that writes a folder a day writes that day's metadata beside its recordings (2026-11-20/metadata.csv);
+an export of a history has one file at the top. Both are read, and a recording may be described once. A CSV is
+read as spreadsheets export one (`;` or tab separated, a byte-order mark), known column names in any case.
+
+A metadata file that cannot be read holds back the recordings of its folder and below: taken without it, they
+would be stored under made-up ids and times, and a stored call is never replaced. A refused row holds back the
+recording it names, for the same reason. Either is a failure every run until it is fixed.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.centre_time import future_problem, parse_timestamp
+from pipeline.ingest import call_id_problem, failure
+from pipeline.redact_meta import quoted
+from pipeline.transcript_csv import read_table
+
+NAMES = ("metadata.csv", "metadata.parquet")  # in a folder with both, the CSV is read
+COLUMNS = {"file", "call_id", "started_at", "agent_id", "queue", "direction", "agent_channel"}
+
+
+@dataclass
+class Metadata:
+    """What the metadata files say: rows by resolved recording path, failures, and what they hold back."""
+    rows: dict[Path, dict] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)
+    held: set[Path] = field(default_factory=set)       # recordings whose row was refused
+    blocked: list[Path] = field(default_factory=list)  # folders whose metadata file cannot be read
+
+    def holds(self, recording: Path) -> bool:
+        """Whether a recording (resolved path) waits for its metadata to be fixed."""
+        return recording in self.held or any(recording.is_relative_to(folder) for folder in self.blocked)
+
+
+def metadata_files(folder: Path) -> list[Path]:
+    """The metadata files under folder, the top one first; hidden folders ignored, as discover() ignores them."""
+    found = []
+    for here, subfolders, files in os.walk(folder):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        found += [Path(here) / name for name in NAMES if name in files][:1]
+    return found
+
+
+def read_metadata(folder: Path, zone: str | None = None) -> Metadata:
+    """Every metadata file under folder; bad files and rows become failures. zone: the centre's (see
+    centre_time), in which a started_at with an offset is read."""
+    metadata, root = Metadata(), folder.resolve()
+    seen_ids: dict[str, tuple[str, int]] = {}
+    seen_files: dict[Path, tuple[str, int]] = {}
+    for path in metadata_files(folder):
+        name = path.relative_to(folder).as_posix()
+        try:
+            records = _records(path, name)
+        except ValueError as exc:
+            metadata.failures.append(failure(name, "ingest", str(exc)))
+            metadata.blocked.append(path.parent.resolve())
+            continue
+        for line, record in records:
+            where = f"{name} line {line}"
+            error, row = _row(record, root, path.parent.resolve(), where, zone)
+            if error := error or _clash(row, record["file"], (name, line), seen_ids, seen_files):
+                metadata.failures.append(failure(_shown(name, record["file"]), "ingest", error))
+                # Not taken with a made-up id and date instead: it would be stored again under its real id once
+                # the row is fixed. It waits for the fix (the failure says why, every run).
+                metadata.held.add((path.parent / record["file"]).resolve())
+                continue
+            if row["call_id"]:
+                seen_ids[row["call_id"]] = (name, line)
+            seen_files[row["path"]] = (name, line)
+            metadata.rows[row["path"]] = row
+    metadata.held -= set(metadata.rows)  # a file refused on one line and described by another is described
+    return metadata
+
+
+def _clash(row: dict, file: str, here: tuple[str, int], seen_ids: dict, seen_files: dict) -> str | None:
+    """Why a valid row is refused all the same: its call_id or its recording was described before."""
+    where = f"{here[0]} line {here[1]}"
+    if row["call_id"] in seen_ids:
+        return f"{where}: duplicate call_id {quoted(row['call_id'])} ({_first(here[0], seen_ids[row['call_id']])})"
+    if row["path"] in seen_files:
+        return f"{where}: file {quoted(file)} already described ({_first(here[0], seen_files[row['path']])})"
+    return None
+
+
+def _shown(name: str, file: str) -> str:
+    """A row's recording as the failures table names recordings: relative to the input folder."""
+    folder = posixpath.dirname(name)
+    return posixpath.normpath(posixpath.join(folder, file)) if folder and file else file
+
+
+def _first(name: str, seen: tuple[str, int]) -> str:
+    where, line = seen
+    return f"first on line {line}" if where == name else f"first in {where} line {line}"
+
+
+def _records(path: Path, name: str) -> list[tuple[int, dict[str, str]]]:
+    """(line, {column: value}) of a metadata file, known column names folded to lower case; a ValueError naming
+    the file when it cannot be read."""
+    try:
+        if path.suffix == ".csv":
+            names, body, _ = read_table(path.read_bytes(), name, "metadata")
+        else:  # nulls must become "" as in the CSV: astype(str) keeps them as NaN floats, which broke every row
+            frame = pd.read_parquet(path)
+            frame = frame.astype(object).where(frame.notna(), "").astype(str)
+            names, body = [str(c) for c in frame.columns], list(enumerate(frame.values.tolist(), start=2))
+    except OSError as exc:
+        raise ValueError(f"{name}: unreadable ({exc.strerror or exc})") from None
+    except ValueError:
+        raise
+    except Exception as exc:  # pyarrow raises many kinds for a broken file
+        raise ValueError(f"{name}: unreadable ({exc})") from None
+    names = [n.lower() if n.lower() in COLUMNS else n for n in names]
+    if "file" not in names:
+        raise ValueError(f"{name}: no 'file' column; it names each recording")
+    return [(line, {n: (row[i].strip() if i < len(row) else "") for i, n in enumerate(names) if n})
+            for line, row in body]
+
+
+def _row(record: dict, root: Path, base: Path, where: str, zone: str | None) -> tuple[str | None, dict]:
+    """(why the row is refused, or None; the row). base: the metadata file's folder, which `file` is relative to."""
+    file = record["file"]
+    if not file:
+        return f"{where}: file is empty; it names the recording the row describes", {}
+    target = (base / file).resolve()
+    if Path(file).is_absolute() or not target.is_relative_to(root):
+        return f"{where}: file {quoted(file)} is outside the input folder", {}
+    if not target.is_file():
+        return f"{where}: file {quoted(file)} not found", {}
+    started = None
+    if record.get("started_at"):
+        try:
+            started = parse_timestamp(record["started_at"], zone)
+        except ValueError:
+            return f"{where}: started_at {quoted(record['started_at'])} is not an ISO-8601 timestamp", {}
+        if why := future_problem(started, zone):
+            return f"{where}: started_at {quoted(record['started_at'])} {why}", {}
+    channel = record.get("agent_channel", "").lower() or None
+    if channel not in (None, "left", "right", "mono"):
+        return f"{where}: agent_channel {quoted(channel)} must be left, right or mono", {}
+    clean = lambda key: record.get(key) or None  # noqa: E731
+    if clean("call_id") and (problem := call_id_problem(clean("call_id"))):
+        return f"{where}: call_id {quoted(clean('call_id'))} {problem}", {}
+    extra = {k: v for k, v in record.items() if k not in COLUMNS and v != ""}
+    return None, {"path": target, "call_id": clean("call_id"), "started_at": started, "agent_channel": channel,
+                  "agent_id": clean("agent_id"), "queue": clean("queue"), "direction": clean("direction"),
+                  "extra": extra}

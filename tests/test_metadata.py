@@ -1,0 +1,89 @@
+"""Metadata as recorders and spreadsheets write it: a file per day folder, `;` separated, a byte-order mark."""
+import shutil
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from conftest import JFK, write_wav
+from pipeline.ingest import plan_recordings
+
+NOTHING_KNOWN = pd.DataFrame({"call_id": [], "source_path": [], "file_size": [], "file_mtime": []})
+
+
+@pytest.fixture
+def days(tmp_path):
+    """Two day folders of a recorder, a recording each, and one at the top; every recording other audio."""
+    for day, rate in (("2026-11-20", 8000), ("2026-11-21", 11025)):
+        (tmp_path / day).mkdir()
+        write_wav(tmp_path / day / "a.wav", JFK, rate=rate, channels=1)
+    shutil.copy(JFK, tmp_path / "top.flac")
+    return tmp_path
+
+
+def _plan(folder):
+    plan = plan_recordings(folder, NOTHING_KNOWN, "left")
+    return plan, {job.source_path: job for job in plan.jobs}, [f["error"] for f in plan.failures]
+
+
+def test_each_day_folder_describes_its_own_recordings(days):
+    (days / "metadata.csv").write_text("file,call_id,agent_id\ntop.flac,c-top,a_lee\n")
+    (days / "2026-11-20" / "metadata.csv").write_text(
+        "file,call_id,started_at,agent_id,queue\na.wav,c-20,2026-11-20T09:14:00,a_ruiz,billing\n")
+    (days / "2026-11-21" / "metadata.csv").write_text(
+        "file,call_id,started_at,agent_id,queue\na.wav,c-21,2026-11-21T16:02:00,a_chen,sales\n")
+    plan, jobs, errors = _plan(days)
+    assert errors == []
+    got = {rel: (j.call_id, j.started_at, j.agent_id, j.queue) for rel, j in jobs.items()}
+    assert got == {"2026-11-20/a.wav": ("c-20", datetime(2026, 11, 20, 9, 14), "a_ruiz", "billing"),
+                   "2026-11-21/a.wav": ("c-21", datetime(2026, 11, 21, 16, 2), "a_chen", "sales"),
+                   "top.flac": ("c-top", jobs["top.flac"].started_at, "a_lee", None)}
+
+
+def test_a_spreadsheets_csv_is_read_as_it_was_saved(days):
+    """Excel in a language whose decimal mark is a comma: `;` between columns, a byte-order mark, names as typed."""
+    (days / "metadata.csv").write_bytes(
+        "\ufeffFile;Call_ID;Started_At;Agent_ID;Agent_Channel;Campaign\n"
+        "top.flac;c-top;2026-11-20T10:00:00;a_lee;Right;spring sale\n".encode())
+    plan, jobs, errors = _plan(days)
+    top = jobs["top.flac"]
+    assert errors == []
+    assert (top.call_id, top.started_at, top.agent_id, top.agent_channel, top.extra) == (
+        "c-top", datetime(2026, 11, 20, 10, 0), "a_lee", "right", {"Campaign": "spring sale"})
+
+
+def test_a_recording_or_call_id_described_twice_is_refused_where_it_is_said_again(days):
+    (days / "metadata.csv").write_text("file,call_id\n2026-11-20/a.wav,c-20\ntop.flac,c-top\n")
+    (days / "2026-11-20" / "metadata.csv").write_text("file,call_id\na.wav,c-other\n")
+    (days / "2026-11-21" / "metadata.csv").write_text("file,call_id\na.wav,c-top\n")
+    plan, jobs, errors = _plan(days)
+    assert errors == [
+        "2026-11-20/metadata.csv line 2: file 'a.wav' already described (first in metadata.csv line 2)",
+        "2026-11-21/metadata.csv line 2: duplicate call_id 'c-top' (first in metadata.csv line 3)",
+    ]
+    assert [f["source_path"] for f in plan.failures] == ["2026-11-20/a.wav", "2026-11-21/a.wav"]
+    # the first description stands; a recording whose only row was refused waits for the fix, not a made-up id
+    assert {rel: j.call_id for rel, j in jobs.items()} == {"2026-11-20/a.wav": "c-20", "top.flac": "c-top"}
+
+
+def test_an_unreadable_day_file_holds_back_that_day_only(days):
+    (days / "2026-11-20" / "metadata.csv").write_text("file,call_id\na.wav,c-20\n")
+    (days / "2026-11-21" / "metadata.csv").write_bytes(b"name,started\nx,y\n")
+    plan, jobs, errors = _plan(days)
+    assert errors == ["2026-11-21/metadata.csv: no 'file' column; it names each recording"]
+    assert sorted(jobs) == ["2026-11-20/a.wav", "top.flac"] and plan.found == 3
+
+
+def test_a_broken_csv_is_named_with_its_line(days):
+    (days / "2026-11-21" / "metadata.csv").write_text('file,call_id\na.wav,"c-21\n')
+    _, jobs, errors = _plan(days)
+    assert errors == ['2026-11-21/metadata.csv: not valid CSV from line 2: unexpected end of data '
+                      '(a quote that is never closed?)']
+    assert "2026-11-21/a.wav" not in jobs
+
+
+def test_a_hidden_folders_metadata_is_not_read(days):
+    (days / ".old").mkdir()
+    (days / ".old" / "metadata.csv").write_text("file,call_id\n../top.flac,c-hidden\n")
+    _, jobs, errors = _plan(days)
+    assert errors == [] and jobs["top.flac"].call_id != "c-hidden"
