@@ -89,13 +89,20 @@ def print_frame(frame: pd.DataFrame, fmt: str, limit: int, colwidth: int = 60) -
     elif frame.empty:  # not pandas' "Empty DataFrame" repr
         click.echo("  ".join(map(str, frame.columns)) + "\n(no rows)")
     else:
-        cells = frame.head(limit).map(lambda v: ", ".join(map(str, v)) if isinstance(v, (np.ndarray, list)) else v)
-        click.echo(cells.to_string(index=False, max_colwidth=colwidth))
+        cells = frame.head(limit).map(_cell)
+        click.echo(cells.to_string(index=False, max_colwidth=colwidth, na_rep="NULL"))
         if _cut(cells, colwidth):  # pandas ends a cut cell in "..." alone, which reads like the text's own
             click.echo(f"(text longer than {colwidth} characters is cut short here; --format csv or --format json "
                        "shows it whole)")
         if len(frame) > limit:
             click.echo(f"... {len(frame) - limit} more rows (use --limit or --format csv)")
+
+
+def _cell(value):
+    """A cell as the table shows it: a list as items, and missing as SQL says it (pandas has NaN, NaT and None)."""
+    if isinstance(value, (np.ndarray, list)):
+        return ", ".join(map(str, value))
+    return "NULL" if value is None else value
 
 
 def _cut(cells: pd.DataFrame, colwidth: int) -> bool:

@@ -79,3 +79,12 @@ def test_a_table_that_cut_text_short_says_so(out):
     flagged = invoke("flagged", "--out", str(out)).output.splitlines()
     assert flagged[-1] == ("(text longer than 120 characters is cut short here; --format csv or --format json shows "
                            "it whole)")
+
+
+def test_a_missing_value_is_null_in_every_column(out):
+    """pandas would print NaN for a missing text or number and None for a missing JSON: an analyst reads SQL's NULL."""
+    said = ("SELECT 'c-x' AS call_id, CAST(NULL AS VARCHAR) AS queue, CAST(NULL AS DOUBLE) AS score, "
+            "CAST(NULL AS JSON) AS extra, CAST(NULL AS DATE) AS call_date")
+    lines = invoke("sql", said, "--out", str(out)).output.splitlines()
+    assert [line.split() for line in lines] == [["call_id", "queue", "score", "extra", "call_date"],
+                                                ["c-x", "NULL", "NULL", "NULL", "NULL"]]
