@@ -75,6 +75,26 @@ def check_rubric_scopes(cfg: Config, rules) -> None:
         click.echo(f"WARNING: {warning}")
 
 
+def check_metadata(cfg: Config, shown: int = 10) -> None:
+    """Say, before the night, what the recordings' metadata files describe, and which of their rows or files the
+    night will refuse: their recordings are held back until the metadata is fixed."""
+    from pipeline.metadata import metadata_files, read_metadata
+
+    if not cfg.input.is_dir() or not (files := metadata_files(cfg.input)):
+        return
+    metadata = read_metadata(cfg.input, cfg.schedule.timezone)
+    described = f"{len(files)} file(s) in {cfg.input} describe {len(metadata.rows)} recording(s)"
+    if not metadata.failures:
+        click.echo(f"metadata OK: {described}")
+        return
+    click.echo(f"WARNING: metadata: {described}; {len(metadata.failures)} problem(s), each a failure every night "
+               "until fixed (a recording a refused row names waits for the fix):")
+    for problem in metadata.failures[:shown]:
+        click.echo(f"  {problem['error']}")
+    if len(metadata.failures) > shown:
+        click.echo(f"  ... and {len(metadata.failures) - shown} more")
+
+
 def check_redaction(cfg: Config) -> None:
     """Say, before the night, that it will redact the stored text again (an upgrade, or entities changed), and
     what it will not take out of it."""

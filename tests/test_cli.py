@@ -119,6 +119,23 @@ def test_check_validates_without_writing(tmp_path, monkeypatch):
     assert no_model.output.strip() == f"Error: {tmp_path / 'callintel.yaml'}: asr.model folder {tmp_path}/m does not exist"
 
 
+def test_check_says_which_metadata_rows_the_night_will_refuse(tmp_path):
+    demo = (ROOT / "data/demo/metadata.csv").read_text().splitlines()
+    shipped = invoke("check", "--config", str(ROOT / "callintel.yaml")).output
+    assert f"metadata OK: 1 file(s) in {ROOT / 'data/demo'} describe {len(demo) - 1} recording(s)\n" in shipped
+    (tmp_path / "2026-11-20").mkdir()
+    shutil.copy(ROOT / "data/demo" / demo[1].split(",")[0], tmp_path / "2026-11-20" / "a.wav")
+    (tmp_path / "2026-11-20" / "metadata.csv").write_text("file,call_id\na.wav,c-1\nb.wav,c-2\na.wav,c-3\n")
+    config = f"signals: {ROOT / 'signals'}\ninput: {tmp_path}\nout: {tmp_path / 'out'}\n"
+    (tmp_path / "callintel.yaml").write_text(config)
+    checked = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
+    assert checked.exit_code == 0  # the night runs: only these rows fail
+    assert (f"WARNING: metadata: 1 file(s) in {tmp_path} describe 1 recording(s); 2 problem(s), each a failure every "
+            "night until fixed (a recording a refused row names waits for the fix):\n"
+            "  2026-11-20/metadata.csv line 3: file 'b.wav' not found\n"
+            "  2026-11-20/metadata.csv line 4: file 'a.wav' already described (first on line 2)\n") in checked.output
+
+
 def test_sql_is_read_only_and_reports_errors_in_one_line(tmp_path):
     missing = invoke("sql", "SELECT 1", "--out", str(tmp_path))
     assert missing.exit_code == 2 and "run `callintel run` first" in missing.output
