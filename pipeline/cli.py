@@ -176,8 +176,9 @@ def _tagger(cfg: Config):
 @config_option
 @signals_option
 def check(config_path, signals_dir) -> None:
-    """Validate callintel.yaml and the signals folder, test every signal on its examples, and load the topic
-    embedding model (on first use it is derived into ~/.cache/callintel); write nothing else.
+    """Validate callintel.yaml and the signals folder, test every signal on its examples, list the metadata.csv
+    rows the next night will refuse, and load the topic embedding model (on first use it is derived into
+    ~/.cache/callintel); write nothing else.
 
     \b
     Example:
