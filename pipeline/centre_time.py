@@ -35,6 +35,11 @@ def local_time(epoch_s: float, zone: str | None = None) -> datetime:
     return datetime.fromtimestamp(epoch_s, centre_zone(zone)).replace(tzinfo=None)
 
 
+# said with every timestamp refused: a spreadsheet's "11/20/2026 9:14" is the usual one, and which of 11 and 20 is
+# the month cannot be told in general
+ISO_FORM = "is not an ISO-8601 timestamp (write it year first: 2026-11-20T09:14:00)"
+
+
 def parse_timestamp(value: str, zone: str | None = None) -> datetime:
     """ISO-8601 -> naive time in the centre's zone (contact centres reason in their own clock, and a call's day
     is the centre's day). A time without an offset is the centre's clock already; one with an offset or Z is

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.centre_time import future_problem, parse_timestamp
+from pipeline.centre_time import ISO_FORM, future_problem, parse_timestamp
 from pipeline.ingest import call_id_problem, failure
 from pipeline.redact_meta import quoted
 from pipeline.transcript_csv import read_table
@@ -139,7 +139,7 @@ def _row(record: dict, root: Path, base: Path, where: str, zone: str | None) -> 
         try:
             started = parse_timestamp(record["started_at"], zone)
         except ValueError:
-            return f"{where}: started_at {quoted(record['started_at'])} is not an ISO-8601 timestamp", {}
+            return f"{where}: started_at {quoted(record['started_at'])} {ISO_FORM}", {}
         if why := future_problem(started, zone):
             return f"{where}: started_at {quoted(record['started_at'])} {why}", {}
     channel = record.get("agent_channel", "").lower() or None

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from pipeline.config_yaml import format_validation_error
-from pipeline.centre_time import future_problem, parse_timestamp
+from pipeline.centre_time import ISO_FORM, future_problem, parse_timestamp
 from pipeline.ingest import call_digest, call_id_problem, changed_note, failure, forgotten_note, name_failure
 from pipeline.redact_meta import quoted
 from pipeline.transcript_csv import milliseconds_as_seconds, side, too_long, transcript_doc
@@ -86,7 +86,7 @@ class _Transcript(BaseModel):
         try:
             started = parse_timestamp(value, zone)
         except ValueError:
-            raise ValueError(f"{quoted(value)} is not an ISO-8601 timestamp") from None
+            raise ValueError(f"{quoted(value)} {ISO_FORM}") from None
         if why := future_problem(started, zone):
             raise ValueError(f"{quoted(value)} {why}")
         return started

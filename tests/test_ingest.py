@@ -95,10 +95,12 @@ def test_bad_metadata_rows_fail_alone_and_say_why(folder):
     assert [f["error"] for f in metadata.failures] == [
         "metadata.csv line 3: file 'missing.wav' not found",
         "metadata.csv line 4: file '../../etc/passwd' is outside the input folder",
-        "metadata.csv line 5: started_at 'yesterday' is not an ISO-8601 timestamp",
+        "metadata.csv line 5: started_at 'yesterday' is not an ISO-8601 timestamp "
+        "(write it year first: 2026-11-20T09:14:00)",
         "metadata.csv line 6: duplicate call_id 'c-1' (first on line 2)",
         "metadata.csv line 7: agent_channel 'centre' must be left, right or mono",
-        "metadata.csv line 8: started_at 'paid with [CARD]' is not an ISO-8601 timestamp",  # stored: no card in it
+        "metadata.csv line 8: started_at 'paid with [CARD]' is not an ISO-8601 timestamp "
+        "(write it year first: 2026-11-20T09:14:00)",  # stored: no card in it
     ]
     assert [r["call_id"] for r in metadata.rows.values()] == ["c-1"]
 
