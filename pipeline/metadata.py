@@ -61,16 +61,17 @@ def read_metadata(folder: Path, zone: str | None = None) -> Metadata:
             records = _records(path, name)
         except ValueError as exc:
             metadata.failures.append(failure(name, "ingest", str(exc)))
-            metadata.blocked.append(path.parent.resolve())
+            metadata.blocked.append(path.parent.resolve())  # what it would have described waits
             continue
+        base = path.parent.resolve()
         for line, record in records:
             where = f"{name} line {line}"
-            error, row = _row(record, root, path.parent.resolve(), where, zone)
+            error, row = _row(record, root, base, where, zone)
             if error := error or _clash(row, record["file"], (name, line), seen_ids, seen_files):
                 metadata.failures.append(failure(_shown(name, record["file"]), "ingest", error))
                 # Not taken with a made-up id and date instead: it would be stored again under its real id once
                 # the row is fixed. It waits for the fix (the failure says why, every run).
-                metadata.held.add((path.parent / record["file"]).resolve())
+                metadata.held.add((base / record["file"]).resolve())
                 continue
             if row["call_id"]:
                 seen_ids[row["call_id"]] = (name, line)
