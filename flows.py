@@ -29,6 +29,7 @@ from pipeline import archive, audio_redact, batch, discover, ingest, parallel, q
 from pipeline import prefect_server, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, input_problem, load_config, with_overrides  # noqa: E402
 from pipeline.discover import load_topic_model  # noqa: E402
+from pipeline.file_names import FileNames  # noqa: E402
 from pipeline.progress import bar  # noqa: E402
 from pipeline.redact_archive import reredact  # noqa: E402
 from pipeline.rubric import QaConfig, load_qa  # noqa: E402
@@ -118,7 +119,7 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
     with run.step("recordings"):
         plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=stored_transcript_ids(store),
                                forgotten=store.forgotten(), unsized_settle_s=cfg.unsized_wav_settle_minutes * 60,
-                               zone=cfg.schedule.timezone)
+                               zone=cfg.schedule.timezone, names=FileNames.of(cfg))
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
         run.notes += plan.notes + ([] if cfg.input.is_dir() else

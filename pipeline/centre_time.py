@@ -40,11 +40,11 @@ def local_time(epoch_s: float, zone: str | None = None) -> datetime:
 ISO_FORM = "is not an ISO-8601 timestamp (write it year first: 2026-11-20T09:14:00)"
 
 
-def parse_timestamp(value: str, zone: str | None = None) -> datetime:
-    """ISO-8601 -> naive time in the centre's zone (contact centres reason in their own clock, and a call's day
-    is the centre's day). A time without an offset is the centre's clock already; one with an offset or Z is
-    converted to `zone`, or to the machine's local zone when none is configured."""
-    ts = datetime.fromisoformat(value.strip())
+def parse_timestamp(value: str, zone: str | None = None, form: str | None = None) -> datetime:
+    """ISO-8601 (or the strptime format `form`) -> naive time in the centre's zone (contact centres reason in their
+    own clock, and a call's day is the centre's day). A time without an offset is the centre's clock already; one
+    with an offset or Z is converted to `zone`, or to the machine's local zone when none is configured."""
+    ts = datetime.strptime(value.strip(), form) if form else datetime.fromisoformat(value.strip())
     try:
         return ts.astimezone(centre_zone(zone)).replace(tzinfo=None) if ts.tzinfo else ts
     except OverflowError:  # "9999-12-31T23:59:59-05:00" has no local time; callers expect ValueError

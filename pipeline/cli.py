@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from pipeline.cli_checks import (check_embedding, check_inputs, check_metadata, check_out, check_redaction,
-                                  check_rubric_scopes, check_rubric_versions, check_rules_code)
+from pipeline.cli_checks import (check_embedding, check_file_names, check_inputs, check_metadata, check_out,
+                                  check_redaction, check_rubric_scopes, check_rubric_versions, check_rules_code)
 from pipeline.cli_qa import flagged, scorecard
 from pipeline.cli_topics import topics
 from pipeline.cli_trends import trends
@@ -206,6 +206,7 @@ def check(config_path, signals_dir) -> None:
     check_rubric_versions(cfg, rules)
     check_rubric_scopes(cfg, rules)
     check_metadata(cfg)
+    check_file_names(cfg)
     check_redaction(cfg)
     check_rules_code(cfg)
     check_embedding(cfg)

@@ -95,6 +95,28 @@ def check_metadata(cfg: Config, shown: int = 10) -> None:
         click.echo(f"  ... and {len(metadata.failures) - shown} more")
 
 
+def check_file_names(cfg: Config, shown: int = 10) -> None:
+    """Say, before the night, how many recordings' names file_names.pattern reads, and which names it cannot."""
+    from pipeline.file_names import FileNames, describe
+    from pipeline.ingest import discover
+    from pipeline.metadata import read_metadata
+
+    if not (names := FileNames.of(cfg)) or not cfg.input.is_dir():
+        return
+    rows, files = read_metadata(cfg.input, cfg.schedule.timezone).rows, discover(cfg.input)
+    problems = [why for path in files if (why := describe(names, path.relative_to(cfg.input).as_posix(),
+                                                          rows.get(path.resolve(), {}), cfg.schedule.timezone)[0])]
+    if not problems:
+        click.echo(f"file_names OK: the names of all {len(files)} recording(s) in {cfg.input} are read")
+        return
+    click.echo(f"WARNING: file_names: {len(problems)} of {len(files)} recording(s) in {cfg.input} cannot be read "
+               "from their names, nor has a metadata.csv row; a new one waits (a failure each night) until it can:")
+    for problem in problems[:shown]:
+        click.echo(f"  {problem}")
+    if len(problems) > shown:
+        click.echo(f"  ... and {len(problems) - shown} more")
+
+
 def check_redaction(cfg: Config) -> None:
     """Say, before the night, that it will redact the stored text again (an upgrade, or entities changed), and
     what it will not take out of it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import zoneinfo
 from datetime import datetime
 from pathlib import Path
@@ -88,6 +89,30 @@ class TopicsConfig(_Strict):
     min_topic_size: int = Field(3, ge=2, le=1000)
 
 
+class FileNamesConfig(_Strict):
+    """What a recorder writes in a recording's name, for a recorder that writes no metadata.csv (README "Inputs")."""
+    pattern: str  # a regular expression searched in each recording's path under the input folder
+    started_at_format: str | None = None  # a strptime format for the started_at group (None: ISO-8601)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            groups = re.compile(value).groupindex
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from None
+        if not groups:
+            raise ValueError("names no group: write (?P<call_id>...) around each value a name holds")
+        return value
+
+    @field_validator("started_at_format")
+    @classmethod
+    def _format(cls, value: str | None, info) -> str | None:
+        if value is not None and "started_at" not in re.compile(info.data.get("pattern", "")).groupindex:
+            raise ValueError("the pattern has no (?P<started_at>...) group for it to read")
+        return value
+
+
 class RunnerConfig(_Strict):
     kind: Literal["local", "dask"] = "local"
     workers: int | None = Field(None, ge=1, le=256)  # None: one per CPU core
@@ -109,6 +134,7 @@ class Config(_Strict):
     unsized_wav_settle_minutes: float = Field(10, gt=0, le=1440)
     # How the centre's transcript exports name the speakers, when not agent/customer: {"spk_0": "agent"}.
     transcript_speakers: dict[str, Literal["agent", "customer", "unknown"]] = {}
+    file_names: FileNamesConfig | None = None
     asr: AsrConfig = AsrConfig()
     channels: ChannelsConfig = ChannelsConfig()
     redaction: RedactionConfig = RedactionConfig()

@@ -182,12 +182,13 @@ def stored_files(known: pd.DataFrame) -> set[tuple[str, int, float]]:
 def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: str,
                     since: date | None = None, exclude_ids: set[str] = frozenset(),
                     forgotten: set[str] = frozenset(), unsized_settle_s: float = UNSIZED_SETTLE_S,
-                    zone: str | None = None) -> Plan:
+                    zone: str | None = None, names=None) -> Plan:
     """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls;
     `forgotten` holds digests of calls deleted on request, which are never stored again; a WAV whose header
     gives no size is left until it has not changed for unsized_settle_s (see still_written); zone: the centre's,
-    in which a call's start is read (see centre_time)."""
-    from pipeline.metadata import read_metadata  # here: metadata.py builds on this module's failure rows
+    in which a call's start is read (see centre_time); names: what recordings' names say (file_names.FileNames)."""
+    from pipeline.file_names import describe  # here: both build on this module's failure rows
+    from pipeline.metadata import read_metadata
     metadata = read_metadata(folder, zone)
     failures = list(metadata.failures)
     known_ids = set(known["call_id"])
@@ -212,7 +213,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
         if path in writing:
             notes.append(f"{rel}: {writing[path]}")
             continue
-        meta = metadata.rows.get(resolved, {})
+        unnamed, meta = describe(names, rel, metadata.rows.get(resolved, {}), zone)
         try:
             stat = path.stat()
             unchanged = (rel, stat.st_size, stat.st_mtime) in known_files
@@ -223,6 +224,9 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                 continue
             if metadata.holds(resolved):
                 continue  # its metadata file or row was refused: already a failure that names the file and line
+            if unnamed:  # its id is in a name that cannot be read: stored without it, it would be stored twice
+                failures.append(failure(rel, "ingest", unnamed))
+                continue
             job = _job(path, rel, stat, meta, default_agent_channel, zone)
         except ValueError as exc:
             failures.append(failure(rel, "ingest", f"{rel}: {exc}"))

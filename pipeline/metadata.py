@@ -135,21 +135,30 @@ def _row(record: dict, root: Path, base: Path, where: str, zone: str | None) -> 
         return f"{where}: file {quoted(file)} is outside the input folder", {}
     if not target.is_file():
         return f"{where}: file {quoted(file)} not found", {}
-    started = None
-    if record.get("started_at"):
+    error, row = described(record, where, zone)
+    return error, {"path": target, **row}
+
+
+def described(values: dict[str, str], where: str, zone: str | None,
+              started_at_format: str | None = None) -> tuple[str | None, dict]:
+    """(why the values cannot describe a call, or None; the call's fields and extra) from a metadata row or a
+    recording's name. started_at_format: a strptime format (None: ISO-8601); a time is the centre's clock."""
+    started, said = None, values.get("started_at")
+    if said:
         try:
-            started = parse_timestamp(record["started_at"], zone)
+            started = parse_timestamp(said, zone, started_at_format)
         except ValueError:
-            return f"{where}: started_at {quoted(record['started_at'])} {ISO_FORM}", {}
+            form = f"does not match {started_at_format!r}" if started_at_format else ISO_FORM
+            return f"{where}: started_at {quoted(said)} {form}", {}
         if why := future_problem(started, zone):
-            return f"{where}: started_at {quoted(record['started_at'])} {why}", {}
-    channel = record.get("agent_channel", "").lower() or None
+            return f"{where}: started_at {quoted(said)} {why}", {}
+    channel = values.get("agent_channel", "").lower() or None
     if channel not in (None, "left", "right", "mono"):
         return f"{where}: agent_channel {quoted(channel)} must be left, right or mono", {}
-    clean = lambda key: record.get(key) or None  # noqa: E731
+    clean = lambda key: values.get(key) or None  # noqa: E731
     if clean("call_id") and (problem := call_id_problem(clean("call_id"))):
         return f"{where}: call_id {quoted(clean('call_id'))} {problem}", {}
-    extra = {k: v for k, v in record.items() if k not in COLUMNS and v != ""}
-    return None, {"path": target, "call_id": clean("call_id"), "started_at": started, "agent_channel": channel,
+    extra = {k: v for k, v in values.items() if k not in COLUMNS and v != ""}
+    return None, {"call_id": clean("call_id"), "started_at": started, "agent_channel": channel,
                   "agent_id": clean("agent_id"), "queue": clean("queue"), "direction": clean("direction"),
                   "extra": extra}
