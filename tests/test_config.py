@@ -104,7 +104,8 @@ def test_an_unknown_key_lists_the_keys_there_and_where_the_readme_documents_them
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, "inptu: calls\n"))
     assert str(err.value) == (f"{path}:1: inptu: unknown key (the keys here: input, transcripts, out, signals, commit_every, "
-                              f"import_commit_every, unsized_wav_settle_minutes, transcript_speakers, asr, channels, redaction, topics, "
+                              f"import_commit_every, unsized_wav_settle_minutes, transcript_speakers, file_names, asr, channels, redaction, "
+                              f"topics, "
                               f'schedule, runner); see README.md, "Configuration"')
 
 
