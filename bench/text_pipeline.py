@@ -21,6 +21,7 @@ Example:
     python bench/text_pipeline.py --utterances 100000
     python bench/text_pipeline.py --sizes 1000,10000,100000,1000000
     python bench/text_pipeline.py --representation tfidf --from-files   # as a real night: JSON files in
+    python bench/text_pipeline.py --representation tfidf --vary         # turns as rarely repeated as real ones
 """
 from __future__ import annotations
 
@@ -88,14 +89,27 @@ def _turn(rng: random.Random, speaker: str) -> str:
     return text
 
 
-def generate(n: int, seed: int = 11, days: int = 30, run_id: str = "bench", calls: int | None = None):
+def _vocabulary() -> list[str]:
+    """The words of 913 real customer-service utterances (../shared/data, DSTC 11), for --vary."""
+    path = ROOT.parent / "shared" / "data" / "dstc11-intent-dev" / "utterances.jsonl"
+    if not path.exists():
+        sys.exit(f"--vary needs {path} (the shared public data beside the project)")
+    said = (json.loads(line)["utterance"].lower() for line in path.read_text().splitlines() if line.strip())
+    return sorted({word for text in said for word in text.split() if word.isalpha()})
+
+
+def generate(n: int, seed: int = 11, days: int = 30, run_id: str = "bench", calls: int | None = None,
+             vary: bool = False):
     """Yield (call row, utterance rows) until n utterances (or `calls` calls): 10-20 alternating turns per call,
-    dates over `days`.
+    dates over `days`. The templates repeat: of 100,000 turns about 17,000 differ. vary: end every turn with two
+    words of real customer-service speech, so nearly every turn differs, as in real calls (where 904 of DSTC 11's
+    913 customer utterances do): a cost that hides behind a cache of repeated texts shows.
 
     Rows are shaped like imported transcripts (pipeline/transcripts.py): words empty, confidence null.
     Calls come in time order, as a nightly folder would list them.
     """
     rng = random.Random(seed)
+    vocabulary = _vocabulary() if vary else []
     expected_calls, made, k = calls or max(1, n // 15), 0, 0
     while made < n and k < expected_calls + (n if calls is None else 0):
         day = FIRST_DAY + timedelta(days=min(days - 1, k * days // expected_calls))
@@ -114,6 +128,8 @@ def generate(n: int, seed: int = 11, days: int = 30, run_id: str = "bench", call
         t, utterances = rng.uniform(0.2, 1.5), []
         for i, text in enumerate(script):
             text = _fill(rng, text)
+            if vocabulary:
+                text = f"{text} {rng.choice(vocabulary)} {rng.choice(vocabulary)}"
             duration = 0.35 * len(text.split()) + rng.uniform(0.2, 1.0)
             utterances.append({"call_id": call_id, "utt_idx": i, "speaker": "agent" if i % 2 == 0 else "customer",
                                "start_s": round(t, 3), "end_s": round(t + duration, 3), "text": text, "words": [],
@@ -166,7 +182,7 @@ def write_transcripts(calls: list, folder: Path) -> None:
 
 
 def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed: int, workers: int,
-                 from_files: bool = False) -> dict:
+                 from_files: bool = False, vary: bool = False) -> dict:
     """The flow's text stages over n generated utterances; seconds per stage (workers=1) and counts.
 
     from_files: the main night reads the calls from transcript files (written before the clock starts), as the
@@ -197,7 +213,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
     flows.render_pages = timers.wrap("pages", scorecard.ready_pages)
     store = Store(out)
     run = Run(cfg.hash(), library.hash, rules.hash)
-    calls = [SimpleNamespace(call=c, utterances=us) for c, us in generate(n, seed, run_id=run.run_id)]
+    calls = [SimpleNamespace(call=c, utterances=us) for c, us in generate(n, seed, run_id=run.run_id, vary=vary)]
     first, stored = [], 0  # the first night: the calls the topic model is first fitted on
     while calls and stored < min(n // 2, 20_000):
         first.append(calls.pop(0))
@@ -253,21 +269,21 @@ def _cpu() -> dict[str, float]:
 
 
 def measure(args) -> dict:
-    texts = [u["text"] for _, us in generate(args.utterances, args.seed) for u in us]
+    texts = [u["text"] for _, us in generate(args.utterances, args.seed, vary=args.vary) for u in us]
     base_before, tokens = tokenizer_pass(texts)
     del texts
     with tempfile.TemporaryDirectory(prefix="callintel-text-bench-", dir=args.keep) as tmp:
         if args.profile:
             profiler = cProfile.Profile()
             result = profiler.runcall(run_pipeline, args.utterances, args.commit_every, args.representation,
-                                      Path(tmp) / "out", args.seed, args.workers, args.from_files)
+                                      Path(tmp) / "out", args.seed, args.workers, args.from_files, args.vary)
             profiler.dump_stats(args.profile)
         else:
             result = run_pipeline(args.utterances, args.commit_every, args.representation, Path(tmp) / "out",
-                                  args.seed, args.workers, args.from_files)
+                                  args.seed, args.workers, args.from_files, args.vary)
         if args.keep:  # a speed change must not change what is stored: compare two commits' folders
             (Path(tmp) / "out").rename(Path(args.keep) / "out")
-    texts = [u["text"] for _, us in generate(args.utterances, args.seed) for u in us]
+    texts = [u["text"] for _, us in generate(args.utterances, args.seed, vary=args.vary) for u in us]
     base_after, _ = tokenizer_pass(texts)
     base = min(base_before, base_after)
     return {**result, "utterances": args.utterances, "tokens": tokens, "baseline": base,
@@ -280,7 +296,8 @@ def report(r: dict) -> None:
     n = r["utterances"]
     print(f"{n:,} utterances, {r['counts']['tagged']:,} calls, {r['workers']} worker(s), commit_every {r['commit_every']}, "
           f"{r['parts']:,} part files, {r['counts']['redacted']:,} PII spans redacted, {r['topics']} topics "
-          f"({r['representation']}){', main night read from transcript files' if r.get('from_files') else ''}")
+          f"({r['representation']}){', main night read from transcript files' if r.get('from_files') else ''}"
+          f"{', turns varied (--vary)' if r.get('vary') else ''}")
     cpu = r["main_night_cpu"]
     print(f"first night (sequential) {r['first_night']:.1f} s + first topic fit + main night {r['main_night']:.1f} s "
           f"(CPU: {cpu['main']:.1f} s this process, {cpu['workers']:.1f} s workers)")
@@ -301,7 +318,7 @@ def scaling(args) -> None:
     for size in [int(s) for s in args.sizes.split(",")]:
         cmd = [sys.executable, __file__, "--utterances", str(size), "--commit-every", str(args.commit_every),
                "--representation", args.representation, "--seed", str(args.seed), "--workers", str(args.workers),
-               "--json"] + (["--from-files"] if args.from_files else [])
+               "--json"] + (["--from-files"] if args.from_files else []) + (["--vary"] if args.vary else [])
         done = subprocess.run(cmd, check=True, capture_output=True, text=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         report(rows[-1])
@@ -354,6 +371,9 @@ def main() -> None:
     parser.add_argument("--from-files", action="store_true",
                         help="the main night reads its calls from transcript files (written before timing), as a "
                              "real night does; default: from memory, the text stages alone")
+    parser.add_argument("--vary", action="store_true",
+                        help="end every turn with two words of real customer-service speech, so turns repeat as "
+                             "rarely as in real calls (needs ../shared/data)")
     parser.add_argument("--profile", metavar="FILE", help="cProfile the pipeline into FILE and print the top 30")
     parser.add_argument("--keep", metavar="DIR", help="keep the out folder as DIR/out (DIR must exist, out must not)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
@@ -362,7 +382,7 @@ def main() -> None:
         scaling(args)
         return
     result = {**measure(args), "commit_every": args.commit_every, "representation": args.representation,
-              "from_files": args.from_files}
+              "from_files": args.from_files, "vary": args.vary}
     if args.json:
         print(json.dumps(result, default=str))
         return
