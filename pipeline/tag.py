@@ -11,7 +11,9 @@ that the speaker's phrases, patterns and expressions need; a turn without any ge
 no Doc at all, expressions run on the text before any tokenizing, and a pattern's
 Matcher runs only where all its anchors occur. The scan only ever skips work that
 could not match: `match(..., prefilter=False)` gives the same answers, and the tests
-check that.
+check that. `match_many` remembers the answers of the turns it has seen (a bounded
+memo keyed on the text as said and the speaker's side): scripted lines and courtesies
+repeat all night.
 
 Negation (signals with `negation: exclude`, the default) is a cue scope, NegEx
 style: a hit is dropped when a negation cue (not, n't, no, never, nothing, none,
@@ -55,6 +57,9 @@ COPULAS = {"is", "'s", "s", "was"}
 REPORTING = {"say", "said", "think", "thought", "mean", "meant", "tell", "told", "know", "knew"}
 SCOPE = 6
 MEMO_SIZE = 1 << 16  # combinations of pattern anchors remembered (63 occur in 200k synthetic turns)
+# Turns remembered with their hits: contact-centre speech repeats ("okay", "thank you", scripted openings and
+# closings), and a repeat costs a dict look-up instead of a scan and a Doc. At ~0.3 kB a turn: ~10 MB at most.
+MEMO_TURNS = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class Tagger:
         self._cue = re.compile("|".join(map(re.escape, cues)))
         self._scopes: dict[str | None, tuple[int, frozenset[str]]] = {}
         self._complete: dict[int, frozenset[str]] = {}
+        self._memo: dict[tuple[str, str | None], tuple[Hit, ...]] = {}
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
 
     def _add_phrases(self, s: Signal, lexicon: Lexicon, literals: dict[str, set[str]]) -> None:
@@ -169,16 +175,28 @@ class Tagger:
 
     def match_many(self, texts: list[str], speakers: list[str]):
         """Yield (index, hits) for utterances with at least one hit; negated ones are dropped."""
-        scan, scope, match = self._filter.candidates, self._scope, self._match_norm
+        memo, hits_of = self._memo, self._hits
         for i, text in enumerate(texts):
-            norm = normalise(text)
-            mask, unanchored = scope(speakers[i])
-            present = scan(norm) & mask
-            # most turns stop here: no literal any in-scope phrase, pattern or expression needs is in the text
-            if present or unanchored:
-                hits, _ = match(norm, text, speakers[i], present, unanchored)
-                if hits:
-                    yield i, hits
+            # Answers depend on the text as said (matched words, punctuation) and on whose signals may fire:
+            # every speaker outside SIDES may fire all of them, so they share one entry.
+            key = (text, speakers[i] if speakers[i] in SIDES else None)
+            hits = memo.get(key)
+            if hits is None:
+                hits = hits_of(text, key[1])
+                if len(memo) >= MEMO_TURNS:
+                    memo.clear()  # bounded: a night's scripted lines come back and fill it again
+                memo[key] = hits
+            if hits:
+                yield i, list(hits)
+
+    def _hits(self, text: str, speaker: str | None) -> tuple[Hit, ...]:
+        norm = normalise(text)
+        mask, unanchored = self._scope(speaker)
+        present = self._filter.candidates(norm) & mask
+        # most turns stop here: no literal any in-scope phrase, pattern or expression needs is in the text
+        if not (present or unanchored):
+            return ()
+        return tuple(self._match_norm(norm, text, speaker, present, unanchored)[0])
 
     def _complete_patterns(self, bits: int) -> frozenset[str]:
         """Signals with a pattern all of whose anchors are in bits. Memoised: the anchors found in a turn come in

@@ -215,6 +215,16 @@ def test_prefilter_agrees_on_the_test_library_sentences(tagger):
                 assert tagger.match(variant, speaker) == tagger.match(variant, speaker, prefilter=False)
 
 
+def test_a_repeated_turn_gets_the_answer_of_its_own_speaker_and_words(tagger):
+    """match_many remembers turns: the same words said by another side, or written otherwise, are their own."""
+    texts = ["I want to cancel", "I want to cancel", "I want to cancel", "I WANT to cancel!", "I want to cancel"]
+    speakers = ["customer", "agent", "unknown", "customer", None]
+    for _ in range(2):
+        found = {i: [(h.signal_id, h.matched_text) for h in hits] for i, hits in tagger.match_many(texts, speakers)}
+        assert found == {0: [("cancel_intent", "want to cancel")], 2: [("cancel_intent", "want to cancel")],
+                         3: [("cancel_intent", "WANT to cancel")], 4: [("cancel_intent", "want to cancel")]}
+
+
 def test_normalise_keeps_apostrophes_and_drops_punctuation():
     assert normalise("Hi!  It’s £25.50, OK?") == "hi it's 25 50 ok"
     assert normalise("Thank you for calling") == "thank you for calling"
