@@ -107,6 +107,7 @@ class Tagger:
         self._scopes: dict[str | None, tuple[int, frozenset[str]]] = {}
         self._complete: dict[int, frozenset[str]] = {}
         self._memo: dict[tuple[str, str | None], tuple[Hit, ...]] = {}
+        self._categories: dict[frozenset[str], tuple[Category, ...]] = {}
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
 
     def _add_phrases(self, s: Signal, lexicon: Lexicon, literals: dict[str, set[str]]) -> None:
@@ -288,7 +289,14 @@ class Tagger:
         return None
 
     def categories(self, present: set[str]) -> list[Category]:
-        return [c for c in self.library.categories if c.applies(present)]
+        """The categories a call with these signals falls in. Memoised: calls share few sets of signals."""
+        key = frozenset(present)
+        found = self._categories.get(key)
+        if found is None:
+            found = tuple(c for c in self.library.categories if c.applies(key))
+            if len(self._categories) < MEMO_SIZE:
+                self._categories[key] = found
+        return list(found)
 
     def check_examples(self) -> list[str]:
         """Every signal must fire on its examples and stay silent on its counter-examples."""
