@@ -56,7 +56,7 @@ DEMONSTRATIVES = {"this", "that", "it"}      # "... doesn't work this is ridicul
 COPULAS = {"is", "'s", "s", "was"}
 REPORTING = {"say", "said", "think", "thought", "mean", "meant", "tell", "told", "know", "knew"}
 SCOPE = 6
-MEMO_SIZE = 1 << 16  # combinations of pattern anchors remembered (63 occur in 200k synthetic turns)
+MEMO_SIZE = 1 << 16  # pattern-anchor combinations (63 occur in 200k synthetic turns) or calls' signal sets remembered
 # Turns remembered with their hits: contact-centre speech repeats ("okay", "thank you", scripted openings and
 # closings), and a repeat costs a dict look-up instead of a scan and a Doc. At ~0.3 kB a turn: ~10 MB at most.
 MEMO_TURNS = 1 << 15
