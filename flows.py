@@ -197,8 +197,8 @@ def _write_pages(cfg: Config, writer: Writer, redraw: bool, progress: bool | Non
                                 f"{pages.unchanged} the same")
     elif pages.unchanged:
         writer.run.notes.append(f"scorecard pages: {pages.written} written, {pages.unchanged} already up to date")
-    writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page", f"HTML scorecard not written ({why})")
-                             for call, why in pages.failed])
+    writer.run.add_failures([ingest.failure(call["source_path"], "scorecard-page",
+                                            f"HTML scorecard not written ({why})") for call, why in pages.failed])
     return not pages.failed
 
 

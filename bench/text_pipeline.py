@@ -7,8 +7,8 @@ the flow's first night: the first chunk of calls is stored without topics, then 
 fits the model on the stored window (its first fit; timed as "topic fit"), and every later call is
 assigned in its own commit.
 Everything is written under `with store.lock():` into a temporary out folder, `commit_every` calls per
-commit (the flow's `import_commit_every`; workers prepare `batch.WORK_CALLS` at a time), the run's parts compacted as the flow does, then the run row
-is committed and `store.publish(VIEWS)` builds the DuckDB file.
+commit (the flow's `import_commit_every`; workers prepare `batch.WORK_CALLS` at a time), the run's parts
+compacted as the flow does, then the run row is committed and `store.publish(VIEWS)` builds the DuckDB file.
 
 The baseline is `spacy.blank("en").tokenizer.pipe` over the same (raw) texts in the same process,
 measured before and after the pipeline; the ratio uses the faster of the two (the conservative one).
@@ -294,7 +294,8 @@ def measure(args) -> dict:
 
 def report(r: dict) -> None:
     n = r["utterances"]
-    print(f"{n:,} utterances, {r['counts']['tagged']:,} calls, {r['workers']} worker(s), commit_every {r['commit_every']}, "
+    print(f"{n:,} utterances, {r['counts']['tagged']:,} calls, {r['workers']} worker(s), "
+          f"commit_every {r['commit_every']}, "
           f"{r['parts']:,} part files, {r['counts']['redacted']:,} PII spans redacted, {r['topics']} topics "
           f"({r['representation']}){', main night read from transcript files' if r.get('from_files') else ''}"
           f"{', turns varied (--vary)' if r.get('vary') else ''}")

@@ -24,7 +24,8 @@ SHOWN = 20  # failures and notes printed after a run; the rest are in the store
 RUN_STOPPED = 3  # exit status of a run an error stopped: not a bad call (1), not a usage mistake (2)
 
 SIGNALS_QUERY = "SELECT signal_id, count(DISTINCT call_id) AS calls FROM signal_hits GROUP BY 1 ORDER BY 2 DESC"
-EXAMPLE_QUERY = "SELECT call_date, count(*) AS calls, round(sum(duration_s)/60) AS minutes FROM calls GROUP BY 1 ORDER BY 1"
+EXAMPLE_QUERY = ("SELECT call_date, count(*) AS calls, round(sum(duration_s)/60) AS minutes "
+                 "FROM calls GROUP BY 1 ORDER BY 1")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -154,7 +155,8 @@ def serve(config_path) -> None:
     if not flows.api_configured():
         raise UsageProblem("callintel serve needs a Prefect server: a temporary one schedules nothing. Start "
                            "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
-    click.echo(f"serving 'nightly' on cron '{cfg.schedule.cron}' ({cfg.schedule.timezone or 'local time'}); Ctrl-C stops")
+    zone = cfg.schedule.timezone or "local time"
+    click.echo(f"serving 'nightly' on cron '{cfg.schedule.cron}' ({zone}); Ctrl-C stops")
     flows.serve_nightly(config_path)
 
 

@@ -60,8 +60,8 @@ def check_rubric_versions(cfg: Config, rules) -> None:
     if not store.manifest()["rubrics"]:
         return
     for r in qa.edited_in_place(rules, store.read("rubrics").to_pylist()):
-        click.echo(f"WARNING: rubric {r.id} v{r.version} differs from the v{r.version} the scorecards in {cfg.out} were "
-                   f"scored with; the next run re-scores them in place and their old results are lost. Give it "
+        click.echo(f"WARNING: rubric {r.id} v{r.version} differs from the v{r.version} the scorecards in {cfg.out} "
+                   f"were scored with; the next run re-scores them in place and their old results are lost. Give it "
                    f"version: {r.version + 1} to keep them beside the new.")
 
 

@@ -42,7 +42,8 @@ def load_cli_config(path: str | None, **overrides) -> Config:
 
 config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
                              help="Project file (default: ./callintel.yaml, else built-in defaults).")
-out_option = click.option("--out", type=click.Path(file_okay=False), help="Output folder (default from config: data/out).")
+out_option = click.option("--out", type=click.Path(file_okay=False),
+                          help="Output folder (default from config: data/out).")
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
                              show_default=True, help="How rows are printed.")
 

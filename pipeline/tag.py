@@ -282,8 +282,9 @@ class Tagger:
                 return None
             if lower in NEGATION_CUES or norm == "not":
                 following = doc[i + 1].lower_ if i + 1 < len(doc) else ""
+                after = doc[i + 2].lower_ if i + 2 < len(doc) else ""
                 if (lower == "no" and following in NOT_A_CUE_AFTER_NO) or (norm == "not" and following in SUBJECTS) or (
-                        norm == "not" and (following, doc[i + 2].lower_ if i + 2 < len(doc) else "") in NOT_A_CUE_BEFORE):
+                        norm == "not" and (following, after) in NOT_A_CUE_BEFORE):
                     continue  # "no, I ..." is an interjection; "can't I ..." a question; "not a problem" a set phrase
                 return doc[i].text
         return None

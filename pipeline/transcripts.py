@@ -199,7 +199,8 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
     for path, rel, is_link in listed:
         if bad_name := name_failure(rel):
             failures.append(bad_name)
-        elif is_link and not Path(path).resolve().is_relative_to(root):  # as for recordings: never read what a link points out at
+        # as for recordings: never read what a link points out at
+        elif is_link and not Path(path).resolve().is_relative_to(root):
             failures.append(failure(rel, "ingest", f"{rel}: a symbolic link to a file outside the transcripts "
                                                    "folder; not read"))
         elif known_files and _stored(path, rel, known_files):
@@ -210,7 +211,8 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
 
 
 def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set[str],
-            timed_paths: set[str] = frozenset(), reading: Reading = Reading()) -> tuple[list, int, list[dict], list[str]]:
+            timed_paths: set[str] = frozenset(),
+            reading: Reading = Reading()) -> tuple[list, int, list[dict], list[str]]:
     """The work for `read`: a file at the path of a stored call (changed since, or stored before file times were
     kept) is read here and skipped when its call is stored, as it nearly always is, rather than prepared in a
     worker only to be refused; the rest stay paths, for the workers to read. Returns (work, known, failures,
