@@ -111,7 +111,7 @@ class TopicModel(BaseEstimator, TransformerMixin):
         if self.representation == "tfidf":
             self.vectorizer_ = _fit_tfidf([lemmas[i] for i in sample])
         vectors = self._vectors(texts, lemmas, vectors)
-        sampled = vectors[sample]
+        sampled = _dense(vectors[sample])
         cut = _cut(sampled, self.max_distance_)
         self.centroids_ = _centroids(sampled, cut, self.min_topic_size, self.max_topics)
         self.n_topics_ = len(self.centroids_)
@@ -131,8 +131,9 @@ class TopicModel(BaseEstimator, TransformerMixin):
             return np.arange(n)
         return np.sort(np.random.default_rng(self.random_state).choice(n, self.max_fit, replace=False))
 
-    def _vectors(self, texts: list[str], lemmas: list[str] | None = None, embedded=None) -> np.ndarray:
-        """The texts' vectors; embedded: their `embed` output when the caller has it (used by embedding topics)."""
+    def _vectors(self, texts: list[str], lemmas: list[str] | None = None, embedded=None):
+        """The texts' vectors (TF-IDF's as a sparse matrix); embedded: their `embed` output when the caller has it
+        (used by embedding topics)."""
         if embedded is not None and self.representation == "embedding":
             return embedded
         if not texts:
@@ -142,7 +143,9 @@ class TopicModel(BaseEstimator, TransformerMixin):
         if self.vectorizer_ is None:
             return np.zeros((len(texts), 1), np.float32)
         lemmas = lemmatise(texts) if lemmas is None else lemmas
-        return self.vectorizer_.transform(lemmas).toarray().astype(np.float32)
+        # Sparse: a refit's window of millions of turns, dense over a vocabulary of thousands of terms, would not fit
+        # in memory (and densifying cost most of a fit's time); a turn holds a few terms.
+        return self.vectorizer_.transform(lemmas).astype(np.float32)
 
     # --- using ---------------------------------------------------------------------------------
 
@@ -151,15 +154,16 @@ class TopicModel(BaseEstimator, TransformerMixin):
         check_is_fitted(self, "centroids_")
         vectors = self._vectors([t or "" for t in X])
         if self.n_topics_ == 0:
-            return np.zeros((len(vectors), 0), np.float32)
+            return np.zeros((vectors.shape[0], 0), np.float32)
         return normalize(vectors) @ self.centroids_.T
 
-    def _assign(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.n_topics_ == 0 or len(vectors) == 0:
-            return np.full(len(vectors), -1, np.int64), np.zeros(len(vectors), np.float32)
-        ids, weights = np.empty(len(vectors), np.int64), np.empty(len(vectors), np.float32)
+    def _assign(self, vectors) -> tuple[np.ndarray, np.ndarray]:
+        n = vectors.shape[0]
+        if self.n_topics_ == 0 or n == 0:
+            return np.full(n, -1, np.int64), np.zeros(n, np.float32)
+        ids, weights = np.empty(n, np.int64), np.empty(n, np.float32)
         # A block at a time: a refit's window can be millions of vectors, and normalize copies what it gets.
-        for start in range(0, len(vectors), ASSIGN_BLOCK):
+        for start in range(0, n, ASSIGN_BLOCK):
             similarity = normalize(vectors[start:start + ASSIGN_BLOCK]) @ self.centroids_.T
             best, weight = similarity.argmax(axis=1), similarity.max(axis=1)
             ids[start:start + len(best)] = np.where(weight >= self.min_similarity_, self.topic_ids_[best], -1)
@@ -228,6 +232,11 @@ def _fit_tfidf(lemmas: list[str]) -> TfidfVectorizer | None:
         return _tfidf().fit(lemmas)
     except ValueError:
         return None
+
+
+def _dense(vectors) -> np.ndarray:
+    """A fit's sample (at most max_fit rows) as an array: linkage, centroids and silhouette work on it."""
+    return vectors.toarray() if sparse.issparse(vectors) else vectors
 
 
 def _cut(vectors: np.ndarray, max_distance: float) -> np.ndarray:
