@@ -305,7 +305,8 @@ def report(r: dict) -> None:
     print(f"{'stage':<18}{'seconds':>10}{'utt/s':>12}{'share':>8}")
     for stage in STAGES + ["other"]:
         s = r["seconds"].get(stage, 0.0)
-        rate = f"{n / s:12,.0f}" if s > 0 else f"{'-':>12}"
+        # a stage that took less than the tenth of a second printed has no rate worth reading (and would overflow)
+        rate = f"{n / s:12,.0f}" if s >= 0.05 else f"{'-':>12}"
         print(f"{stage:<18}{s:10.1f}{rate}{s / r['total']:8.1%}")
     print(f"{'total':<18}{r['total']:10.1f}{n / r['total']:12,.0f}")
     print(f"spaCy tokenizer pass {r['baseline']:.1f} s (before {r['baseline_before']:.1f} s, after "
