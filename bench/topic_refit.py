@@ -15,10 +15,14 @@ same run; and checks that the weekly refits find exactly the topics a refit embe
 (random vectors, no embedding: the lookup, the file this fit saves, and the assignment of every turn), in a
 fresh process, against the size of N float32 vectors: at 20,000 calls a night a window holds millions.
 
+`--tfidf-memory N` measures the peak memory of a TF-IDF fit (`representation: tfidf`) of N distinct turns, in a
+fresh process, against the size its vectors would take dense (N x terms as float32): they are kept sparse.
+
 Example:
     python bench/topic_refit.py                  # 8,000 turns
     python bench/topic_refit.py --turns 20000
     python bench/topic_refit.py --memory 1000000
+    python bench/topic_refit.py --tfidf-memory 500000
 """
 from __future__ import annotations
 
@@ -131,15 +135,39 @@ def memory(n: int) -> None:
           f"{(r['peak_mb'] - r['before_mb']) / window:.2f}x the float32 window; this fit's file {r['file_mb']:,.0f} MB")
 
 
+def tfidf_fit(n: int) -> dict:
+    """A TF-IDF fit of n distinct turns in this process: its seconds, terms, topics and peak memory."""
+    texts = window(n, 0)["text"].tolist()
+    before, start = _peak_mb(), time.perf_counter()
+    model = TopicModel(representation="tfidf").fit(texts)
+    return {"seconds": time.perf_counter() - start, "terms": len(model.vectorizer_.vocabulary_),
+            "topics": model.n_topics_, "before_mb": before, "peak_mb": _peak_mb()}
+
+
+def tfidf_memory(n: int) -> None:
+    done = subprocess.run([sys.executable, __file__, "--tfidf-memory", str(n), "--in-process"],
+                          check=True, capture_output=True, text=True)
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    dense, grew = n * r["terms"] * 4 / 1e6, r["peak_mb"] - r["before_mb"]
+    print(f"TF-IDF fit of {n:,} distinct turns: {r['topics']} topics over {r['terms']:,} terms in {r['seconds']:.1f} s;"
+          f" peak RSS {r['peak_mb']:,.0f} MB ({r['before_mb']:,.0f} MB before), {grew:,.0f} MB more: "
+          f"{grew / dense:.2f}x the {dense:,.0f} MB its vectors would take dense as float32")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Example:")[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=8000, help="distinct turns in the window (default 8,000)")
     parser.add_argument("--memory", type=int, metavar="N", help="peak memory of a refit from N kept vectors")
     parser.add_argument("--kept-store", help=argparse.SUPPRESS)  # the --memory measurement's own process
+    parser.add_argument("--tfidf-memory", type=int, metavar="N", help="peak memory of a TF-IDF fit of N turns")
+    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # --tfidf-memory's own process
     args = parser.parse_args()
     if args.kept_store:
         print(json.dumps(lookup(Path(args.kept_store), args.memory)))
+        return
+    if args.tfidf_memory:
+        print(json.dumps(tfidf_fit(args.tfidf_memory))) if args.in_process else tfidf_memory(args.tfidf_memory)
         return
     if args.memory:
         memory(args.memory)
