@@ -15,7 +15,8 @@ measured before and after the pipeline; the ratio uses the faster of the two (th
 Target (issue #8): total <= 3x the tokenizer pass at 1M utterances. Peak RSS (ru_maxrss) is printed.
 
 `--sizes` runs each size in a fresh process (so peak memory is per size), prints a table and saves
-a log-log plot of time against size with a linear reference line (bench/results/text_scaling_<representation>.png).
+a log-log plot of time against size with a linear reference line (bench/results/text_scaling_<representation>.png,
+`_vary` added with --vary).
 
 Example:
     python bench/text_pipeline.py --utterances 100000
@@ -330,9 +331,10 @@ def scaling(args) -> None:
     for r in rows:
         print(f"{r['utterances']:>11,}{r['total']:9.1f}{r['baseline']:11.2f}{r['ratio']:6.1f}x"
               f"{1e6 * r['total'] / r['utterances']:10.0f}{r['peak_mb']:9,.0f}{r['worker_peak_mb']:10,.0f}")
-    name = ROOT / "bench" / "results" / f"text_scaling_{args.representation}"
+    name = ROOT / "bench" / "results" / f"text_scaling_{args.representation}{'_vary' if args.vary else ''}"
     name.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=str))
-    plot(rows, name.with_suffix(".png"), f"{args.representation} topics, {args.workers} worker(s)")
+    plot(rows, name.with_suffix(".png"), f"{args.representation} topics, {args.workers} worker(s)"
+         f"{', turns varied' if args.vary else ''}")
 
 
 def plot(rows: list[dict], path: Path, setting: str) -> None:
