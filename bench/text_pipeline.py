@@ -352,7 +352,7 @@ def plot(rows: list[dict], path: Path, setting: str) -> None:
     ax.loglog(sizes, [3 * r["baseline"] for r in rows], "r:", lw=0.8, label="target: 3x tokenizer")
     ax.set_xlabel("utterances")
     ax.set_ylabel("seconds")
-    ax.set_title(f"callintel text stages: time vs corpus size ({setting})")
+    ax.set_title(f"callintel text stages: time vs corpus size\n({setting})", fontsize=11)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
