@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.centre_time import ISO_FORM, future_problem, parse_timestamp
-from pipeline.ingest import call_id_problem, failure
+from pipeline.ingest import Resolver, call_id_problem, failure
 from pipeline.redact_meta import quoted
 from pipeline.transcript_csv import read_table
 
@@ -34,6 +34,7 @@ class Metadata:
     failures: list[dict] = field(default_factory=list)
     held: set[Path] = field(default_factory=set)       # recordings whose row was refused
     blocked: list[Path] = field(default_factory=list)  # folders whose metadata file cannot be read
+    resolve: Resolver = field(default_factory=Resolver, repr=False, compare=False)  # for the recordings' paths too
 
     def holds(self, recording: Path) -> bool:
         """Whether a recording (resolved path) waits for its metadata to be fixed."""
@@ -66,12 +67,12 @@ def read_metadata(folder: Path, zone: str | None = None) -> Metadata:
         base = path.parent.resolve()
         for line, record in records:
             where = f"{name} line {line}"
-            error, row = _row(record, root, base, where, zone)
+            error, row = _row(record, root, base, where, zone, metadata.resolve)
             if error := error or _clash(row, record["file"], (name, line), seen_ids, seen_files):
                 metadata.failures.append(failure(_shown(name, record["file"]), "ingest", error))
                 # Not taken with a made-up id and date instead: it would be stored again under its real id once
                 # the row is fixed. It waits for the fix (the failure says why, every run).
-                metadata.held.add((base / record["file"]).resolve())
+                metadata.held.add(metadata.resolve(base / record["file"]))
                 continue
             if row["call_id"]:
                 seen_ids[row["call_id"]] = (name, line)
@@ -125,12 +126,13 @@ def _records(path: Path, name: str) -> list[tuple[int, dict[str, str]]]:
             for line, row in body]
 
 
-def _row(record: dict, root: Path, base: Path, where: str, zone: str | None) -> tuple[str | None, dict]:
+def _row(record: dict, root: Path, base: Path, where: str, zone: str | None,
+         resolve: Resolver) -> tuple[str | None, dict]:
     """(why the row is refused, or None; the row). base: the metadata file's folder, which `file` is relative to."""
     file = record["file"]
     if not file:
         return f"{where}: file is empty; it names the recording the row describes", {}
-    target = (base / file).resolve()
+    target = resolve(base / file)
     if Path(file).is_absolute() or not target.is_relative_to(root):
         return f"{where}: file {quoted(file)} is outside the input folder", {}
     if not target.is_file():

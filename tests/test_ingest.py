@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import JFK, write_wav
-from pipeline.ingest import discover, plan_recordings, probe, sha256
+from pipeline.ingest import Resolver, discover, plan_recordings, probe, sha256
 from pipeline.metadata import read_metadata
 
 NOTHING_KNOWN = pd.DataFrame({"call_id": [], "source_path": [], "file_size": [], "file_mtime": []})
@@ -206,3 +206,23 @@ def test_channels_beyond_two_are_named_not_silently_dropped(folder):
     assert next(j for j in plan.jobs if j.source_path == "bridge.wav").channels == 6
     assert plan.notes == ["bridge.wav: 6 channels; the first two are transcribed (agent and customer, as "
                           "channels.agent says), the others are not"]
+
+
+def test_the_resolver_answers_as_path_resolve_through_links_and_dots(tmp_path):
+    """Resolver stands in for Path.resolve() where a night resolves every recording: it must agree on each kind."""
+    rec, outside = tmp_path / "rec", tmp_path / "outside"
+    (rec / "day").mkdir(parents=True)
+    outside.mkdir()
+    for path in (rec / "day" / "a.wav", outside / "b.wav"):
+        path.write_bytes(b"x")
+    os.symlink(rec / "day" / "a.wav", rec / "day" / "inside.wav")   # a link within the folder
+    os.symlink(outside / "b.wav", rec / "day" / "leak.wav")          # a link out of it
+    os.symlink(outside, rec / "linked")                               # a linked folder
+    os.symlink(rec / "day", rec / "alias")                            # a linked folder within
+    asked = [rec / "day" / "a.wav", rec / "day" / "inside.wav", rec / "day" / "leak.wav", rec / "linked" / "b.wav",
+             rec / "alias" / "a.wav", rec / "day" / ".." / "day" / "a.wav", rec / "day" / "missing.wav",
+             rec / "day" / "..", rec / "day" / "."]
+    resolve = Resolver()
+    for _ in range(2):  # the second time from its remembered folders
+        assert [resolve(p) for p in asked] == [p.resolve() for p in asked]
+    assert resolve(rec / "day" / "leak.wav") == (outside / "b.wav").resolve()
