@@ -49,7 +49,8 @@ class _Vader(SentimentIntensityAnalyzer):
         lowered = [w.lower() for w in words]
         for i, lower in enumerate(lowered):
             # VADER's own loop: boosters and "kind of" score 0, and so (in sentiment_valence) does any non-lexicon word
-            if lower not in lexicon or lower in BOOSTER_DICT or (lower == "kind" and i < last and lowered[i + 1] == "of"):
+            if lower not in lexicon or lower in BOOSTER_DICT or (
+                    lower == "kind" and i < last and lowered[i + 1] == "of"):
                 sentiments.append(0)
             else:
                 sentiments.append(self._valence(words, lowered, i, is_cap_diff))

@@ -311,7 +311,8 @@ def _topic_terms(lemmas: list[str], ids: np.ndarray, topic_ids: np.ndarray) -> l
 
 
 def _label(terms: list[str]) -> str:
-    """Top terms, a bigram replacing the unigrams it contains: ["app", "crash", "app crash", "update"] -> "app crash, update"."""
+    """Top terms, a bigram replacing the unigrams it contains:
+    ["app", "crash", "app crash", "update"] -> "app crash, update"."""
     chosen: list[str] = []
     for term in terms:
         words = set(term.split())

@@ -15,8 +15,8 @@ FLAGGED_COLUMNS = "call_date, call_id, agent_id, queue, severity, score_pct, aut
 def _bundle(cfg, call_id: str) -> dict:
     try:
         with Store(cfg.out).connect_read_only() as con:
-            tables = {name: con.sql(f"SELECT * FROM {name} WHERE call_id = $id", params={"id": call_id}).to_arrow_table()
-                      for name in PAGE_TABLES}
+            tables = {name: con.sql(f"SELECT * FROM {name} WHERE call_id = $id",
+                                    params={"id": call_id}).to_arrow_table() for name in PAGE_TABLES}
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
     found = next(bundles(tables, current_rubrics(Store(cfg.out))), None)

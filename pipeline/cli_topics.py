@@ -35,7 +35,8 @@ def list_topics(config_path, out, fmt) -> None:
       callintel topics list --format json     # the examples whole
     """
     frame = query(load_cli_config(config_path, out=out),
-                  f"SELECT topic_id, label, size, first_seen, examples[1] AS example FROM ({CURRENT}) ORDER BY size DESC")
+                  f"SELECT topic_id, label, size, first_seen, examples[1] AS example FROM ({CURRENT}) "
+                  "ORDER BY size DESC")
     if frame.empty and fmt == "table":
         click.echo("no topics in the current model: topic discovery needs enough untagged customer turns "
                    "(and a turn a promoted signal tags is no longer one)")
@@ -45,7 +46,8 @@ def list_topics(config_path, out, fmt) -> None:
 
 @topics.command()
 @click.argument("topic_id", type=int)
-@click.option("--write", "target", type=click.Path(dir_okay=False), help="Write the YAML to this file (never overwrites).")
+@click.option("--write", "target", type=click.Path(dir_okay=False),
+              help="Write the YAML to this file (never overwrites).")
 @config_option
 @out_option
 def promote(topic_id, target, config_path, out) -> None:

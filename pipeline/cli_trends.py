@@ -46,7 +46,8 @@ def _plot(frame: pd.DataFrame, keys: list, path: str, what: str) -> None:
     for key in keys:
         rows = frame[frame["key"] == key].sort_values("day")
         label = str(rows["label"].iloc[0])
-        line, = ax.plot(rows["day"], rows["share"], marker="o", label=label, linewidth=2.5 if rows["emerging"].any() else 1.2)
+        width = 2.5 if rows["emerging"].any() else 1.2
+        line, = ax.plot(rows["day"], rows["share"], marker="o", label=label, linewidth=width)
         hot = rows[rows["emerging"]]
         ax.scatter(hot["day"], hot["share"], s=160, facecolors="none", edgecolors=line.get_color(), linewidths=2)
     ax.set_ylabel("share of the day's calls")
@@ -67,7 +68,8 @@ def _plot(frame: pd.DataFrame, keys: list, path: str, what: str) -> None:
 @click.command()
 @click.option("--days", type=click.IntRange(min=1), default=14, show_default=True, help="How many recent days.")
 @click.option("--topics", "what", flag_value="topics", help="Discovered topics (topic_trends).")
-@click.option("--signals", "what", flag_value="signals", default=True, help="Configured signals (signal_trends; default).")
+@click.option("--signals", "what", flag_value="signals", default=True,
+              help="Configured signals (signal_trends; default).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw the share per day to this PNG file.")
 @config_option
 @out_option

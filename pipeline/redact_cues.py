@@ -47,7 +47,8 @@ def find_cues(ws: list[str]) -> list[tuple[str, int]]:
                 kind = "cvv"  # "the three digits on the back"
             elif w == "code" and not kind:
                 kind = "cvv" if ws[i - 1] not in NOT_CVV_CODE and _names_card(ws) else None
-            elif (w in ("card", "cards", "card's") and ws[i - 1] in NOT_PAYMENT) or (w == "order" and ws[i - 1] == "in") or (
+            elif (w in ("card", "cards", "card's") and ws[i - 1] in NOT_PAYMENT) or (
+                    w == "order" and ws[i - 1] == "in") or (
                     w == "security" and ws[i - 1] == "social"):  # "social security number" is an SSN's cue
                 kind = None
             if kind:

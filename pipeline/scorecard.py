@@ -343,7 +343,8 @@ def text(bundle: dict) -> str:
     call, lines = bundle["call"], []
     started = call["started_at"].strftime("%Y-%m-%d %H:%M") if call.get("started_at") else str(call["call_date"])
     lines.append(f"Call {call['call_id']}  {started}  agent {call.get('agent_id') or '?'}  "
-                 f"queue {call.get('queue') or '?'}  {call.get('direction') or ''}  {clock(call.get('duration_s') or 0)}")
+                 f"queue {call.get('queue') or '?'}  {call.get('direction') or ''}  "
+                 f"{clock(call.get('duration_s') or 0)}")
     shown = {}
     for card in bundle["scorecards"]:
         shown.setdefault(card["rubric_id"], card)

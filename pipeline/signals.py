@@ -127,7 +127,8 @@ def _needed_char(items, ignore_case: bool) -> str | None:
 
 def _why_never(expr: str, char: str) -> str:
     if char == "\u2019":
-        return f"has a curly quote {char!r}; the text it runs on has straight ones: write {expr.replace(char, chr(39))!r}"
+        straight = expr.replace(char, chr(39))
+        return f"has a curly quote {char!r}; the text it runs on has straight ones: write {straight!r}"
     if char != char.lower():
         lowered = re.sub(r"(?<!\\)[A-Z]+", lambda m: m.group().lower(), expr)  # \\B, \\D, \\S, \\W stay
         return f"has {char!r}, but the text it runs on is lower case: write {lowered!r}"
@@ -244,7 +245,8 @@ def _check_patterns(signals: list[Signal], sources: dict[str, str]) -> None:
                 matcher.add(f"{signal.id}.{i}", [pattern])
             except Exception as exc:  # spaCy raises MatcherError/ValueError with a multi-line table
                 detail = " ".join(str(exc).split())[:300]
-                raise ConfigError(f"{sources[signal.id]}.patterns[{i}]: not a valid spaCy token pattern ({detail})") from None
+                raise ConfigError(f"{sources[signal.id]}.patterns[{i}]: not a valid spaCy token pattern "
+                                  f"({detail})") from None
 
 
 def _check_references(categories: list[Category], known: set[str], sources: dict[str, str]) -> None:
