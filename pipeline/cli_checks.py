@@ -103,9 +103,10 @@ def check_file_names(cfg: Config, shown: int = 10) -> None:
 
     if not (names := FileNames.of(cfg)) or not cfg.input.is_dir():
         return
-    rows, files = read_metadata(cfg.input, cfg.schedule.timezone).rows, discover(cfg.input)
+    metadata, files = read_metadata(cfg.input, cfg.schedule.timezone), discover(cfg.input)
     problems = [why for path in files if (why := describe(names, path.relative_to(cfg.input).as_posix(),
-                                                          rows.get(path.resolve(), {}), cfg.schedule.timezone)[0])]
+                                                          metadata.rows.get(metadata.resolve(path), {}),
+                                                          cfg.schedule.timezone)[0])]
     if not problems:
         click.echo(f"file_names OK: the names of all {len(files)} recording(s) in {cfg.input} are read")
         return
