@@ -166,8 +166,11 @@ def main() -> None:
     if args.kept_store:
         print(json.dumps(lookup(Path(args.kept_store), args.memory)))
         return
+    if args.tfidf_memory and args.in_process:
+        print(json.dumps(tfidf_fit(args.tfidf_memory)))
+        return
     if args.tfidf_memory:
-        print(json.dumps(tfidf_fit(args.tfidf_memory))) if args.in_process else tfidf_memory(args.tfidf_memory)
+        tfidf_memory(args.tfidf_memory)
         return
     if args.memory:
         memory(args.memory)
