@@ -86,7 +86,7 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     except Exception as exc:  # noqa: BLE001 (Prefect has logged the traceback; the scheduler needs the verdict)
         from pipeline.runs import error_line
 
-        said = error_line(exc)
+        said = error_line(exc, cfg.out)
         said += "" if said.endswith((".", "!", "?")) else "."  # many exceptions' messages end a sentence already
         click.echo(f"Error: the run stopped: {said} What it committed is kept, and its row in the runs "
                    "table says where it stopped (status 'failed'; 'interrupted', written by the next run, when the "

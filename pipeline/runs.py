@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import secrets
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from pipeline.ingest import CallJob, call_row
 from pipeline.transcribe import CallTranscript
 from pipeline.views import VIEWS
 
+# A write refused for want of room, as an operator would say it: the OSError alone names neither the disk nor the cure.
+FULL_DISK = {errno.ENOSPC: "is full", errno.EDQUOT: "holds all this user's quota allows"}
 COUNTS = ("found", "skipped", "transcribed", "imported", "utterances", "failed", "redacted", "tagged", "retagged",
           "scored", "rescored", "flagged")
 
@@ -48,11 +54,11 @@ class Run:
         self.finished_at = datetime.now().replace(microsecond=0)
         self.status = "partial" if self.failures else "ok"
 
-    def stopped(self, exc: BaseException) -> str:
+    def stopped(self, exc: BaseException, out: Path | None = None) -> str:
         """Record an error that stopped the run; returns the one line that says so (also in notes)."""
         self.finished_at = datetime.now().replace(microsecond=0)
         self.status = "failed"
-        line = (f"stopped by an error in step '{self.step_now}': {error_line(exc)}; what it had "
+        line = (f"stopped by an error in step '{self.step_now}': {error_line(exc, out)}; what it had "
                 "committed was kept and the next run does the rest")
         self.notes.append(line)
         return line
@@ -81,10 +87,38 @@ class Run:
         return run
 
 
-def error_line(exc: BaseException) -> str:
-    """An error as one line: its type and the first line of its message."""
+def error_line(exc: BaseException, out: Path | None = None) -> str:
+    """An error as one line: its type and the first line of its message; a full disk under `out` as which disk is
+    full, how much is free and what to do."""
+    if out is not None and (full := _full_disk(exc)) is not None:
+        return (f"the disk holding {out} {FULL_DISK[full.errno]} ({_free(out)} free; {_first_line(full)}): free "
+                "some space there, or set `out` to a folder on a larger disk")
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
     said = (str(exc).strip().splitlines() or [""])[0][:300]
     return f"{type(exc).__name__}: {said}"
+
+
+def _full_disk(exc: BaseException | None) -> OSError | None:
+    """The OSError for want of room that exc is or was raised while handling (a library may wrap it), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in FULL_DISK:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _free(folder: Path) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "unknown space"
+    power = min(3, int(math.log(free, 1024))) if free else 0
+    return f"{free} bytes" if power == 0 else f"{free / 1024 ** power:.1f} {'KMG'[power - 1]}B"
 
 
 def transcript_rows(job: CallJob, result: CallTranscript, run_id: str, asr_model: str) -> tuple[dict, list[dict]]:
@@ -110,7 +144,7 @@ def close_interrupted(store) -> None:
 def close_failed(store, run: Run, exc: Exception) -> None:
     """An error stopped the run: its row says where and why, with the counts of what it committed, and the
     DuckDB file shows what was committed. Best effort: the store's own trouble may be what stopped it."""
-    print(run.stopped(exc))
+    print(run.stopped(exc, store.out))
     with contextlib.suppress(Exception):
         store.commit(run.run_id, 99_998, {"runs": [run.row()], "failures": run.failures})
         store.publish(VIEWS)

@@ -1,6 +1,7 @@
 """SIGKILL late in a run (after the calls are stored): while the topic model is saved, while HTML pages are
 written, while DuckDB is published. The rerun ends with exactly the rows and pages of an uninterrupted run.
-And a run killed with no Prefect server configured leaves no temporary Prefect server behind."""
+So does the run after one that a full disk stopped, which says which disk. And a run killed with no Prefect
+server configured leaves no temporary Prefect server behind."""
 import os
 import shutil
 import signal
@@ -68,13 +69,65 @@ def test_a_run_killed_after_its_calls_are_stored_recovers_exactly(tmp_path, pref
 
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+    _assert_same_store(killed, clean)
+
+
+def _assert_same_store(out: Path, clean: Path) -> None:
+    """out holds exactly the rows, pages and models of the uninterrupted run's store, and nothing half-written."""
     for table in TABLES:
-        assert rows(killed, table) == rows(clean, table), table
+        assert rows(out, table) == rows(clean, table), table
     pages = sorted(p.relative_to(clean / "scorecards") for p in (clean / "scorecards").rglob("*.html"))
-    assert pages and sorted(p.relative_to(killed / "scorecards") for p in (killed / "scorecards").rglob("*.html")) == pages
-    assert not list(killed.rglob("*.tmp")) and not (killed / "callintel.duckdb.next").exists()
-    fitted = {Store(killed).meta()[key] for key in ("topic_model", "topic_vectors")}  # the model, its vectors
-    assert {p.name for p in (killed / "models").iterdir()} == fitted and None not in fitted
+    assert pages and sorted(p.relative_to(out / "scorecards") for p in (out / "scorecards").rglob("*.html")) == pages
+    assert not list(out.rglob("*.tmp")) and not (out / "callintel.duckdb.next").exists()
+    assert not list((out / "scorecards").glob(".incoming/*"))
+    fitted = {Store(out).meta()[key] for key in ("topic_model", "topic_vectors")}  # the model, its vectors
+    assert {p.name for p in (out / "models").iterdir()} == fitted and None not in fitted
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a file system of its own (tmpfs), resized by the test: mounting one needs root."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+# Room the demo transcripts' night outgrows: while storing its calls (one commit: none is kept), and later, its 10
+# calls committed, while fitting topics (the model's vectors).
+@pytest.mark.parametrize("room, committed", [("100k", 0), ("450k", 10)], ids=["storing-calls", "fitting-topics"])
+def test_a_run_a_full_disk_stops_names_the_disk_and_the_next_run_recovers_exactly(tmp_path, prefect_harness,
+                                                                                   small_disk, room, committed):
+    import flows
+    from prefect.settings import PREFECT_API_URL
+
+    clean = tmp_path / "clean"
+    flows.nightly(input=str(tmp_path / "none"), transcripts_dir=str(ROOT / "data/demo_transcripts"), out=str(clean),
+                  signals=str(ROOT / "signals"))
+    out = small_disk / "out"
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    cmd = [CALLINTEL, "run", "--transcripts", str(ROOT / "data/demo_transcripts"), "--input", str(tmp_path / "none"),
+           "--out", str(out), "--signals", str(ROOT / "signals"), "--quiet"]
+    subprocess.run(["mount", "-o", f"remount,size={room}", str(small_disk)], check=True)
+    full = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert full.returncode == 3, full.stderr[-2000:]
+    said = full.stderr.strip().splitlines()[-1]
+    assert said.startswith(f"Error: the run stopped: the disk holding {out} is full (") and "[Errno 28]" in said
+    assert "free some space there, or set `out` to a folder on a larger disk" in said
+
+    subprocess.run(["mount", "-o", "remount,size=50m", str(small_disk)], check=True)
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    _assert_same_store(out, clean)
+    with Store(out).connect_read_only() as con:
+        runs = con.execute("SELECT status, imported FROM runs ORDER BY started_at").fetchall()
+    # the stopped run could not write its own row (no room): the next one closes it, counting what it committed
+    assert runs == [("interrupted", committed), ("ok", 10 - committed)]
 
 
 def _proc(pid: int) -> tuple[int, str, str] | None:
