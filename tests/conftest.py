@@ -17,6 +17,17 @@ settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# Hypothesis seeds the global `random` for each example and warns when it moves during a draw, as if a strategy
+# had used it. Prefect's events client moves it from a background thread: websockets draws each keepalive ping's
+# payload (every 20 s) and each reconnect delay from it. Those draws get a Random of their own.
+import random  # noqa: E402
+
+import websockets.asyncio.connection  # noqa: E402
+import websockets.client  # noqa: E402
+
+for _module in (websockets.asyncio.connection, websockets.client):
+    _module.random = random.Random()
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 JFK = DATA / "jfk.flac"
