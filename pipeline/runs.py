@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
+import os
 import secrets
 import shutil
 import time
@@ -73,15 +74,26 @@ class Run:
         return {**asdict(self), **extra}
 
     @classmethod
-    def interrupted(cls, summary: dict, stored: dict[str, int]) -> Run:
+    def interrupted(cls, summary: dict, stored: dict[str, int], row: dict | None = None) -> Run:
         """A run found 'running' in its summary while we hold the lock was killed, or could not record its end
-        (a full disk); `stored`: the calls it had committed, as counts (transcribed, imported)."""
+        (a full disk); `stored`: the calls it had committed, as counts (transcribed, imported); `row`: its own
+        `runs` row, when it got as far as committing one."""
         run = cls(summary.get("config_hash", ""), summary.get("signals_hash"), summary.get("qa_hash"),
                   run_id=summary["run_id"],
                   started_at=datetime.fromisoformat(summary["started_at"]))
+        if row is not None and row["status"] == "failed":  # it said why it stopped, then could not save its summary
+            run.status, run.finished_at, run.notes = "failed", row["finished_at"], list(row["notes"] or [])
+            run.counts = {k: row[k] for k in COUNTS}
+            return run
         run.status = "interrupted"
-        run.counts = {**dict.fromkeys(COUNTS, None), **stored}
         calls = sum(stored.values())
+        if row is not None:  # its row said 'ok' or 'partial', but the database was never published with it
+            run.finished_at, run.counts = row["finished_at"], {k: row[k] for k in COUNTS}
+            run.notes = list(row["notes"] or []) + [
+                "stopped after committing its calls and this row, before its end was recorded (killed, or a full "
+                "disk?): the next run published the database"]
+            return run
+        run.counts = {**dict.fromkeys(COUNTS, None), **stored}
         run.notes = [f"stopped before it finished (killed, or it could not record its end: a full disk?); the "
                      f"{calls} call{'s' * (calls != 1)} it had committed were kept and the rest was redone"]
         return run
@@ -91,7 +103,7 @@ def error_line(exc: BaseException, out: Path | None = None) -> str:
     """An error as one line: its type and the first line of its message; a full disk under `out` as which disk is
     full, how much is free and what to do."""
     if out is not None and (full := _full_disk(exc)) is not None:
-        return (f"the disk holding {out} {FULL_DISK[full.errno]} ({_free(out)} free; {_first_line(full)}): free "
+        return (f"the disk holding {out} {FULL_DISK[full[1]]} ({_free(out)} free; {_first_line(full[0])}): free "
                 "some space there, or set `out` to a folder on a larger disk")
     return _first_line(exc)
 
@@ -101,12 +113,15 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {said}"
 
 
-def _full_disk(exc: BaseException | None) -> OSError | None:
-    """The OSError for want of room that exc is or was raised while handling (a library may wrap it), if any."""
+def _full_disk(exc: BaseException | None) -> tuple[BaseException, int] | None:
+    """The error for want of room that exc is or was raised while handling (a library may wrap it), with its errno.
+    DuckDB says it in words only: 'Could not write file "...": No space left on device'."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, OSError) and exc.errno in FULL_DISK:
-            return exc
+            return exc, exc.errno
+        if said := [code for code in FULL_DISK if os.strerror(code) in str(exc)]:
+            return exc, said[0]
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
@@ -130,14 +145,18 @@ def transcript_rows(job: CallJob, result: CallTranscript, run_id: str, asr_model
 
 
 def close_interrupted(store) -> None:
-    """Mark runs killed before they finished (their summaries still say 'running'): only under the lock."""
+    """Mark runs killed before they finished (their summaries still say 'running'): only under the lock.
+    One row a run: a run stopped after committing its own row (while publishing) has that row replaced."""
     stale_runs = store.stale_summaries()
     calls = store.read("calls", ["run_id", "asr_model"]).to_pylist() if stale_runs else []  # only after a kill
+    rows = {r["run_id"]: r for r in store.read("runs").to_pylist()} if stale_runs else {}
     for stale in stale_runs:
         mine = [c["asr_model"] for c in calls if c["run_id"] == stale["run_id"]]
         imported = mine.count("transcript")
-        run = Run.interrupted(stale, {"transcribed": len(mine) - imported, "imported": imported})
-        store.commit(run.run_id, 99_999, {"runs": [run.row()]})
+        run = Run.interrupted(stale, {"transcribed": len(mine) - imported, "imported": imported},
+                              rows.get(stale["run_id"]))
+        if run.status == "interrupted":
+            store.commit(run.run_id, 99_999, {"runs": [run.row()]}, remove=_own_rows(store, run.run_id, ["runs"]))
         store.write_summary(run.summary())
 
 
@@ -146,10 +165,17 @@ def close_failed(store, run: Run, exc: Exception) -> None:
     DuckDB file shows what was committed. Best effort: the store's own trouble may be what stopped it."""
     print(run.stopped(exc, store.out))
     with contextlib.suppress(Exception):
-        store.commit(run.run_id, 99_998, {"runs": [run.row()], "failures": run.failures})
+        # in place of the row (and failures) it committed before the error, if it got that far: publishing
+        store.commit(run.run_id, 99_998, {"runs": [run.row()], "failures": run.failures},
+                     remove=_own_rows(store, run.run_id, ["runs", "failures"]))
         store.publish(VIEWS)
     with contextlib.suppress(Exception):
         store_summary(store, run)
+
+
+def _own_rows(store, run_id: str, tables: list[str]) -> dict[str, list[str]]:
+    """The part files of these tables that run_id committed (its row, its failures): to replace them."""
+    return {name: store.parts_by(name, run_id) for name in tables}
 
 
 def store_summary(store, run: Run) -> dict:
