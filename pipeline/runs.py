@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import math
 import os
 import secrets
 import shutil
@@ -132,7 +131,7 @@ def _free(folder: Path) -> str:
         free = shutil.disk_usage(folder).free
     except OSError:
         return "unknown space"
-    power = min(3, int(math.log(free, 1024))) if free else 0
+    power = min(3, (free.bit_length() - 1) // 10) if free else 0  # 1024 ** power <= free
     return f"{free} bytes" if power == 0 else f"{free / 1024 ** power:.1f} {'KMG'[power - 1]}B"
 
 
