@@ -346,10 +346,15 @@ def deployment(cfg: Config, config_path: str | None):
 
     zone = cfg.schedule.timezone or tzlocal.get_localzone_name()
     params = {"config": str(Path(config_path).resolve())} if config_path else {}
+    return served_flow(cfg).to_deployment(name="nightly", schedules=[Cron(cfg.schedule.cron, timezone=zone)],
+                                          parameters=params, description="callintel nightly run", concurrency_limit=1)
+
+
+def served_flow(cfg: Config):
+    """The nightly flow as `serve` runs it: on the configured runner, and tried again after an error stopped it."""
     runner = task_runner(cfg)
-    flow_ = nightly.with_options(task_runner=runner) if runner else nightly
-    return flow_.to_deployment(name="nightly", schedules=[Cron(cfg.schedule.cron, timezone=zone)],
-                                 parameters=params, description="callintel nightly run", concurrency_limit=1)
+    return nightly.with_options(retries=cfg.schedule.retries, retry_delay_seconds=cfg.schedule.retry_delay_minutes * 60,
+                                **({"task_runner": runner} if runner else {}))
 
 
 def serve_nightly(config_path: str | None) -> None:

@@ -59,6 +59,10 @@ class ChannelsConfig(_Strict):
 class ScheduleConfig(_Strict):
     cron: str = "0 2 * * *"
     timezone: str | None = None  # the centre's zone (the cron's, and calls' days: see centre_time); None: the machine's
+    # A served night an error stopped (a share not mounted yet, a disk a clean-up job frees) is tried again this
+    # many times, this long apart, before the morning finds it failed; each try does only what is left.
+    retries: int = Field(2, ge=0, le=10)
+    retry_delay_minutes: float = Field(30, ge=0, le=24 * 60)
 
     @field_validator("cron")
     @classmethod

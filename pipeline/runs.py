@@ -58,8 +58,9 @@ class Run:
         """Record an error that stopped the run; returns the one line that says so (also in notes)."""
         self.finished_at = datetime.now().replace(microsecond=0)
         self.status = "failed"
-        line = (f"stopped by an error in step '{self.step_now}': {error_line(exc, out)}; what it had "
-                "committed was kept and the next run does the rest")
+        where = f"in step '{self.step_now}'" if self.step_now else "before its first step"
+        line = (f"stopped by an error {where}: {error_line(exc, out)}; what it had committed was kept and the next "
+                "run does the rest")
         self.notes.append(line)
         return line
 

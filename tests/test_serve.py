@@ -3,6 +3,7 @@
 Prefect 3.8.8's scheduler failed on every loop with SQLAlchemy 2.1 ("Can't evaluate bulk DML statement"), so a
 served deployment never ran, silently; and without a server there is no scheduler at all."""
 import json
+import shutil
 import os
 import socket
 import subprocess
@@ -88,3 +89,36 @@ def test_a_served_night_is_scheduled_by_the_prefect_server(tmp_path):
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+def test_a_served_night_an_error_stopped_is_tried_again_and_does_the_rest(tmp_path, prefect_harness):
+    """The share the transcripts come from is not mounted when the night starts: the night fails, and its retry,
+    after the share is back, stores every call. Each try is a run of its own in `runs`."""
+    import threading
+
+    import flows
+    from pipeline.config import load_config
+    from pipeline.store import Store
+
+    tx, out = tmp_path / "tx", tmp_path / "out"
+    config = tmp_path / "callintel.yaml"
+    config.write_text(yaml.safe_dump({"input": str(tmp_path / "none"), "transcripts": str(tx), "out": str(out),
+                                      "signals": str(ROOT / "signals"),
+                                      "schedule": {"retries": 1, "retry_delay_minutes": 0.1}}))
+
+    def mount_once_the_night_failed():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+                json.loads(p.read_text()).get("status") == "failed" for p in out.glob("runs/*.json")):
+            time.sleep(0.05)
+        shutil.copytree(ROOT / "data/demo_transcripts", tx)
+
+    share = threading.Thread(target=mount_once_the_night_failed)
+    share.start()
+    summary = flows.served_flow(load_config(str(config)))(config=str(config))
+    share.join()
+    assert (summary["status"], summary["counts"]["imported"]) == ("ok", 10)
+    runs = sorted(Store(out).read("runs").to_pylist(), key=lambda r: r["started_at"])
+    assert [(r["status"], r["imported"]) for r in runs] == [("failed", 0), ("ok", 10)]
+    assert runs[0]["notes"] == [f"stopped by an error before its first step: FileNotFoundError: transcripts folder "
+                                f"{tx} does not exist; what it had committed was kept and the next run does the rest"]
