@@ -10,7 +10,8 @@ import sys
 import click
 
 from pipeline.cli_checks import (check_embedding, check_file_names, check_inputs, check_metadata, check_out,
-                                  check_redaction, check_rubric_scopes, check_rubric_versions, check_rules_code)
+                                  check_out_room, check_redaction, check_rubric_scopes, check_rubric_versions,
+                                  check_rules_code)
 from pipeline.cli_qa import flagged, scorecard
 from pipeline.cli_topics import topics
 from pipeline.cli_trends import trends
@@ -196,6 +197,7 @@ def check(config_path, signals_dir) -> None:
     zone = cfg.schedule.timezone or "this machine's"  # what calls' days are counted in: a wrong one misfiles them
     click.echo(f"config OK ({cfg.source}, hash {cfg.hash()}): input {cfg.input}, out {cfg.out}, "
                f"model {cfg.asr.model}, schedule '{cfg.schedule.cron}', centre's zone {zone}")
+    check_out_room(cfg.out)
     click.echo(f"signals OK ({cfg.signals}, hash {lib.hash}): {len(lib.signals)} signals, "
                f"{len(lib.categories)} categories, every example and counter-example holds")
     from pipeline.rubric import load_qa

@@ -52,6 +52,17 @@ def check_out(out: Path) -> None:
         raise UsageProblem(str(exc)) from None
 
 
+def check_out_room(out: Path) -> None:
+    """The output folder (or the folder it would be made in) can be written, and what its disk has free: a night
+    that fills the disk stops there (its error says so), so the time to see it is before the night."""
+    from pipeline.runs import free_space
+
+    existing = next(f for f in (out, *out.parents) if f.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageProblem(f"out {out}: this user cannot write there; give a folder this user can write")
+    click.echo(f"out OK: {out}, {free_space(out)} free on its disk")
+
+
 def check_rubric_versions(cfg: Config, rules) -> None:
     """Warn, before the night, of a rubric edited under a version number the store has scored with."""
     from pipeline import qa

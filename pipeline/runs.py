@@ -103,7 +103,7 @@ def error_line(exc: BaseException, out: Path | None = None) -> str:
     """An error as one line: its type and the first line of its message; a full disk under `out` as which disk is
     full, how much is free and what to do."""
     if out is not None and (full := _full_disk(exc)) is not None:
-        return (f"the disk holding {out} {FULL_DISK[full[1]]} ({_free(out)} free; {_first_line(full[0])}): free "
+        return (f"the disk holding {out} {FULL_DISK[full[1]]} ({free_space(out)} free; {_first_line(full[0])}): free "
                 "some space there, or set `out` to a folder on a larger disk")
     return _first_line(exc)
 
@@ -127,7 +127,9 @@ def _full_disk(exc: BaseException | None) -> tuple[BaseException, int] | None:
     return None
 
 
-def _free(folder: Path) -> str:
+def free_space(folder: Path) -> str:
+    """What is free on the disk that holds folder (or would hold it: its nearest folder that exists), in words."""
+    folder = next((f for f in (folder, *folder.parents) if f.exists()), folder)
     try:
         free = shutil.disk_usage(folder).free
     except OSError:

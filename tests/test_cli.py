@@ -91,6 +91,24 @@ def test_two_runs_started_together_one_writes_and_the_other_is_refused_before_pr
         + r"[\d-]+ [\d:]+" + re.escape("); wait for it to finish, use --wait SECONDS, or a different --out\n"), lost[1])
 
 
+def test_check_says_what_the_out_folders_disk_has_free_and_if_it_cannot_be_written(tmp_path, small_disk):
+    """A night that fills its disk stops there: check shows the room before the night. The out folder need not
+    exist yet (the night makes it); its disk is the one of the folder it would be made in."""
+    subprocess.run(["mount", "-o", "remount,size=1m", str(small_disk)], check=True)
+    config = tmp_path / "callintel.yaml"
+    config.write_text(f"input: {ROOT / 'data/demo'}\nout: {small_disk / 'night/out'}\nsignals: {ROOT / 'signals'}\n")
+    result = invoke("check", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1] == f"out OK: {small_disk / 'night/out'}, 1.0 MB free on its disk"
+    assert not (small_disk / "night").exists()
+
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    result = invoke("check", "--config", str(config))
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == (f"Error: out {small_disk / 'night/out'}: this user cannot write there; "
+                                              "give a folder this user can write")
+
+
 def test_check_validates_without_writing(tmp_path, monkeypatch):
     result = invoke("check", "--config", str(ROOT / "callintel.yaml"))
     assert result.exit_code == 0 and result.output.startswith("config OK")

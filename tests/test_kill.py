@@ -108,20 +108,6 @@ def test_a_run_stopped_while_publishing_keeps_one_row_that_says_why(tmp_path, pr
             ("failed", 10), ("ok", 0)]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A folder on a file system of its own (tmpfs), resized by the test: mounting one needs root."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=True)
-
-
 # Room the demo transcripts' night outgrows: while storing its calls (one commit: none is kept); its 10 calls
 # committed, while fitting topics (the model's vectors); and while publishing (DuckDB says it in words only).
 @pytest.mark.parametrize("room, committed", [("100k", 0), ("450k", 10), ("1500k", 10)],
