@@ -180,9 +180,9 @@ def _discover_topics(cfg: Config, writer: Writer) -> None:
 
 
 @task(name="scorecard-pages", cache_policy=NO_CACHE)
-def _write_pages(cfg: Config, writer: Writer, redraw: bool, progress: bool | None = None) -> bool:
+def _write_pages(cfg: Config, writer: Writer, redraw: str | None, progress: bool | None = None) -> bool:
     """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write; with redraw
-    (this release draws pages otherwise than the one that drew the stored ones) every stored call's, once.
+    (why: this release draws pages otherwise than the one that drew the stored ones) every stored call's, once.
 
     A page that cannot be rendered or written is a failure of that call's page only; its data is already
     stored. On Dask they are rendered on the flow's cluster. Returns whether every page is written.
@@ -193,7 +193,7 @@ def _write_pages(cfg: Config, writer: Writer, redraw: bool, progress: bool | Non
         store.calls_without_page() if writer.pages_left else {})
     pages = scorecard.write_stored(store, calls, cfg.input, cfg.workers(), progress, _cluster(cfg))
     if redraw:
-        writer.run.notes.append(f"scorecard pages drawn again, as this release draws them: {pages.written} changed, "
+        writer.run.notes.append(f"scorecard pages drawn again, {redraw}: {pages.written} changed, "
                                 f"{pages.unchanged} the same")
     elif pages.unchanged:
         writer.run.notes.append(f"scorecard pages: {pages.written} written, {pages.unchanged} already up to date")

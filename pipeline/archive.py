@@ -61,11 +61,18 @@ def code_changed(store) -> bool:
     return bool(store.manifest()["calls"]) and store.meta().get("rules_code") != rules_code_hash()
 
 
-def pages_changed(store) -> bool:
-    """Stored pages drawn by other page code than this release's (a store without `pages_code`: once). A page's
-    fingerprint spares rendering it again only when its call is chosen for the night: without this, a fix or a
-    new part of the page would reach only the calls stored or re-scored after the upgrade."""
-    return bool(store.manifest()["calls"]) and store.meta().get("pages_code") != page_code()
+def pages_changed(store) -> str | None:
+    """Why the stored pages are to be drawn again, as the night's note says it, or None. They were drawn by other
+    page code than this release's, or no night that finished recorded which (an older release's store, or a night
+    that stopped first): once. A page's fingerprint spares rendering it again only when its call is chosen for
+    the night: without this, a fix or a new part of the page would reach only the calls stored or re-scored after
+    the upgrade."""
+    drawn_by = store.meta().get("pages_code")
+    if not store.manifest()["calls"] or drawn_by == page_code():
+        return None
+    if drawn_by:
+        return "as this release draws them"
+    return "as no night that finished recorded how they were drawn (an older release, or a night that stopped)"
 
 
 def calls_per_day(store) -> dict[date, int]:

@@ -152,8 +152,8 @@ def check_rules_code(cfg: Config) -> None:
         click.echo(f"NOTE: the calls in {cfg.out} were tagged and scored by another release; the next run re-tags "
                    "and re-scores them first, from their stored text (no audio is transcribed again).")
     elif pages_changed(store):
-        click.echo(f"NOTE: the scorecard pages in {cfg.out} were drawn by another release; the next run draws them "
-                   "again, so that night takes longer than usual.")
+        click.echo(f"NOTE: the scorecard pages in {cfg.out} were drawn by another release, or by a night that "
+                   "stopped before its end; the next run draws them again, so that night takes longer than usual.")
 
 
 def check_embedding(cfg: Config) -> None:

@@ -440,7 +440,8 @@ def test_pages_drawn_by_another_release_are_drawn_again_once(tmp_path, prefect_h
     assert f"NOTE: the scorecard pages in {out} were drawn by another release" in checked.stdout, checked.stdout
     upgraded = run(tx, signals, out)
     assert upgraded["counts"]["imported"] == 0
-    assert "scorecard pages drawn again, as this release draws them: 1 changed, 2 the same" in upgraded["notes"]
+    assert ("scorecard pages drawn again, as no night that finished recorded how they were drawn (an older release, "
+            "or a night that stopped): 1 changed, 2 the same") in upgraded["notes"]
     assert {call_id: page.read_bytes() for call_id, page in pages.items()} == drawn
     when = {call_id: page.stat().st_mtime_ns for call_id, page in pages.items()}
     after = run(tx, signals, out)
