@@ -422,7 +422,10 @@ def test_a_page_that_cannot_be_rendered_is_reported_and_the_others_are_written(t
     assert "c-0009" in Store(out).read("scorecards", ["call_id"]).column("call_id").to_pylist()
 
 
-def test_pages_drawn_by_another_release_are_drawn_again_once(tmp_path, prefect_harness):
+@pytest.mark.parametrize("left_code, why", [
+    (None, "as no night that finished recorded how they were drawn (an older release, or a night that stopped)"),
+    ("0123", "as this release draws them")], ids=["no-pages-code", "other-pages-code"])
+def test_pages_drawn_by_another_release_are_drawn_again_once(tmp_path, prefect_harness, left_code, why):
     """An upgrade that changes the page (a fix, a new part) reaches the calls stored before it: the first night
     renders every stored page and writes those that come out different; the night after touches none."""
     tx, signals, out = setup(tmp_path)
@@ -430,8 +433,8 @@ def test_pages_drawn_by_another_release_are_drawn_again_once(tmp_path, prefect_h
     pages = {p.stem: p for p in (out / "scorecards").rglob("*.html")}
     drawn = {call_id: page.read_bytes() for call_id, page in pages.items()}
     store = Store(out)
-    with store.lock():  # as an older release left it: its own pages, and no pages_code
-        store.commit("older-release", 0, {}, meta={"pages_code": None})
+    with store.lock():  # as an older release left it: its own pages, and its page code or none
+        store.commit("older-release", 0, {}, meta={"pages_code": left_code})
     older = re.sub(rb'(name="callintel-page" content=")\w+', rb"\g<1>0123", drawn["c-0004"])  # other page code
     pages["c-0004"].write_bytes(older.replace(b"<h1>", b"<h1>older release "))
     config = tmp_path / "callintel.yaml"
@@ -440,8 +443,7 @@ def test_pages_drawn_by_another_release_are_drawn_again_once(tmp_path, prefect_h
     assert f"NOTE: the scorecard pages in {out} were drawn by another release" in checked.stdout, checked.stdout
     upgraded = run(tx, signals, out)
     assert upgraded["counts"]["imported"] == 0
-    assert ("scorecard pages drawn again, as no night that finished recorded how they were drawn (an older release, "
-            "or a night that stopped): 1 changed, 2 the same") in upgraded["notes"]
+    assert f"scorecard pages drawn again, {why}: 1 changed, 2 the same" in upgraded["notes"]
     assert {call_id: page.read_bytes() for call_id, page in pages.items()} == drawn
     when = {call_id: page.stat().st_mtime_ns for call_id, page in pages.items()}
     after = run(tx, signals, out)
