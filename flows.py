@@ -182,7 +182,7 @@ def _discover_topics(cfg: Config, writer: Writer) -> None:
 @task(name="scorecard-pages", cache_policy=NO_CACHE)
 def _write_pages(cfg: Config, writer: Writer, redraw: str | None, progress: bool | None = None) -> bool:
     """HTML scorecards of the calls scored in this run, plus any a killed run did not get to write; with redraw
-    (why: this release draws pages otherwise than the one that drew the stored ones) every stored call's, once.
+    (why, from archive.pages_changed: the stored pages were drawn otherwise) every stored call's, once.
 
     A page that cannot be rendered or written is a failure of that call's page only; its data is already
     stored. On Dask they are rendered on the flow's cluster. Returns whether every page is written.

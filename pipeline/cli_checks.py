@@ -12,6 +12,8 @@ from pipeline.cli_common import UsageProblem
 from pipeline.config import Config, ConfigError, input_problem, redaction_warning
 from pipeline.store import Store, StoreError
 
+CANNOT_WRITE = "this user cannot write there; give a folder this user can write"  # run's and check's out folder
+
 
 def check_inputs(cfg: Config) -> None:
     """Everything a run needs, checked before any work so a mistake writes nothing."""
@@ -45,7 +47,7 @@ def check_out(out: Path) -> None:
         raise UsageProblem(f"--out {out}: cannot create the output folder ({exc.strerror or exc}); "
                            "give a folder this user can write") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageProblem(f"--out {out}: this user cannot write there; give a folder this user can write")
+        raise UsageProblem(f"--out {out}: {CANNOT_WRITE}")
     try:
         Store(out).refuse_newer()
     except StoreError as exc:
@@ -59,8 +61,8 @@ def check_out_room(out: Path) -> None:
 
     existing = next(f for f in (out, *out.parents) if f.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageProblem(f"out {out}: this user cannot write there; give a folder this user can write")
-    click.echo(f"out OK: {out}, {free_space(out)} free on its disk")
+        raise UsageProblem(f"out {out}: {CANNOT_WRITE}")
+    click.echo(f"out OK: {out}, {free_space(existing)} free on its disk")
 
 
 def check_rubric_versions(cfg: Config, rules) -> None:

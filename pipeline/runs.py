@@ -86,7 +86,6 @@ class Run:
             run.counts = {k: row[k] for k in COUNTS}
             return run
         run.status = "interrupted"
-        calls = sum(stored.values())
         if row is not None:  # its row said 'ok' or 'partial', but the database was never published with it
             run.finished_at, run.counts = row["finished_at"], {k: row[k] for k in COUNTS}
             run.notes = list(row["notes"] or []) + [
@@ -94,6 +93,7 @@ class Run:
                 "disk?): the next run published the database"]
             return run
         run.counts = {**dict.fromkeys(COUNTS, None), **stored}
+        calls = sum(stored.values())
         run.notes = [f"stopped before it finished (killed, or it could not record its end: a full disk?); the "
                      f"{calls} call{'s' * (calls != 1)} it had committed were kept and the rest was redone"]
         return run
@@ -128,8 +128,7 @@ def _full_disk(exc: BaseException | None) -> tuple[BaseException, int] | None:
 
 
 def free_space(folder: Path) -> str:
-    """What is free on the disk that holds folder (or would hold it: its nearest folder that exists), in words."""
-    folder = next((f for f in (folder, *folder.parents) if f.exists()), folder)
+    """What is free on the disk that holds folder, in words."""
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
