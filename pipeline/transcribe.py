@@ -180,17 +180,24 @@ def pause_point(region: np.ndarray) -> int:
 def transcribe_words(model, audio: np.ndarray, opts: AsrOptions, speaker: str) -> list[Word]:
     # Whisper falls back to sampling when a decode loops; a fixed seed per stream makes the same recording give
     # the same words in every run and on every worker (re-runs and resumed runs must agree).
+    # The log-mel features are numpy maths on the BLAS numpy loaded (OpenBLAS), which splits a product over its
+    # threads and rounds differently with one thread than with several, on some CPUs enough to change words: a
+    # Dask worker (OMP_NUM_THREADS=1) heard other words than the local pool on the same recording, and so did a
+    # pool started after a Dask cluster had set that variable in its parent. One thread, whatever the machine's
+    # cores or the environment: the same words on every runner, and no extra threads in a worker meant for one.
     import ctranslate2
+    from threadpoolctl import threadpool_limits
 
     ctranslate2.set_random_seed(SEED)
-    segments, _ = model.transcribe(
-        audio, beam_size=opts.beam_size, vad_filter=opts.vad_filter, word_timestamps=True,
-        condition_on_previous_text=opts.condition_on_previous_text, language=opts.language,
-    )
-    return [
-        Word(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3), float(w.probability), speaker)
-        for segment in segments for w in (segment.words or []) if w.word.strip()
-    ]
+    with threadpool_limits(limits=1, user_api="blas"):
+        segments, _ = model.transcribe(
+            audio, beam_size=opts.beam_size, vad_filter=opts.vad_filter, word_timestamps=True,
+            condition_on_previous_text=opts.condition_on_previous_text, language=opts.language,
+        )
+        return [
+            Word(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3), float(w.probability), speaker)
+            for segment in segments for w in (segment.words or []) if w.word.strip()
+        ]
 
 
 def words_to_utterances(words: Iterable[Word], pause_s: float) -> list[dict]:

@@ -1,11 +1,15 @@
 """Turns are rebuilt from word timestamps: split at pauses and at the other speaker's words."""
+import json
+import os
 import shutil
+import subprocess
+import sys
 
 import jiwer
 import pandas as pd
 import pytest
 
-from conftest import JFK, JFK_TEXT, words, write_wav
+from conftest import JFK, JFK_TEXT, ROOT, words, write_wav
 from pipeline.ingest import plan_recordings
 from pipeline.transcribe import AsrOptions, Transcriber, Word, channel_plan, words_to_utterances
 
@@ -87,3 +91,22 @@ def test_a_broken_recording_fails_alone(tmp_path):
     with Transcriber(AsrOptions(), workers=1, progress=False) as tr:
         (result,) = tr.run(jobs)
     assert result.error.startswith("cannot decode audio") and result.utterances == []
+
+
+def test_the_same_words_whatever_thread_settings_the_process_started_with():
+    """A Dask worker starts with OMP_NUM_THREADS=1 (and a LocalCluster sets it in the process that starts it); a
+    local pool worker with the machine's default. On some CPUs (AMD EPYC) numpy's BLAS rounded the log-mel
+    features differently with one thread, and tiny.en heard other words ("American," at 0.76 s, not 0.74 s):
+    the Dask runner's tables differed from the local runner's, and a run resumed after a cluster had started
+    in its process from an uninterrupted one."""
+    code = ("import dataclasses, json, sys; from pipeline import transcribe as t; t._init_worker(t.AsrOptions()); "
+            "print(json.dumps([dataclasses.asdict(w) for w in t._transcribe_stream(sys.argv[1], None, 'unknown')[0]]))")
+    heard = {}
+    for threads in ("1", "2", None):
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+        env |= {"OMP_NUM_THREADS": threads} if threads else {}
+        done = subprocess.run([sys.executable, "-c", code, str(JFK)], env=env, cwd=ROOT, capture_output=True,
+                              text=True, check=True)
+        heard[threads] = json.loads(done.stdout.splitlines()[-1])
+    assert heard["1"] == heard["2"] == heard[None]
+    assert jiwer.wer(" ".join(words(JFK_TEXT)), " ".join(words(" ".join(w["word"] for w in heard[None])))) < 0.2
