@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,19 @@ JFK_TEXT = "And so my fellow Americans ask not what your country can do for you,
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation: how transcripts are compared with their script."""
     return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def strings_in(value) -> Iterator[str]:
+    """Every string in rows (dicts, lists), lower-cased: what a search for stored text must see, and not the
+    numbers beside it (a word's probability 0.984111 holds "4111")."""
+    if isinstance(value, str):
+        yield value.lower()
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings_in(v)
 
 
 def demo_transcripts_folder(tmp_path: Path, call_ids: list[str], config: str) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import JFK, ROOT, write_wav
+from conftest import JFK, ROOT, strings_in, write_wav
 from pipeline.store import Store
 
 CALLINTEL = str(Path(sys.executable).with_name("callintel"))
@@ -57,19 +57,9 @@ def assert_no_leak(out: Path, secrets: list[str]) -> None:
     """
     from pipeline.schemas import TABLES
 
-    def strings(value):
-        if isinstance(value, str):
-            yield value.lower()
-        elif isinstance(value, dict):
-            for v in value.values():
-                yield from strings(v)
-        elif isinstance(value, list):
-            for v in value:
-                yield from strings(v)
-
     store = Store(out)
     for name in TABLES:
-        text = "\n".join(strings(store.read(name).drop_columns(
+        text = "\n".join(strings_in(store.read(name).drop_columns(
             [c for c in ("audio_sha256", "run_id", "created_run") if c in TABLES[name].schema.names]).to_pylist()))
         assert not [s for s in secrets if s in text], name
     for path in out.rglob("*"):
