@@ -143,7 +143,8 @@ def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
     writer.topic_model = model
     store.drop_stale_models()  # the model and vectors this fit replaced (a window's vectors can be gigabytes)
     embedded = f" ({vectors.embedded} texts embedded, {vectors.reused} kept from earlier runs)" if vectors.saved else ""
-    run.notes.append(f"topic model refit ({why}): {model.n_topics_} topics from {len(rows)} untagged turns "
+    run.notes.append(f"topic model refit ({why}): {model.n_topics_} topic{'s' * (model.n_topics_ != 1)} "
+                     f"from {len(rows)} untagged turns "
                      f"of {start} to {newest}{embedded}")
 
 
