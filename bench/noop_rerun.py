@@ -42,8 +42,6 @@ from pipeline.runs import transcript_rows
 from pipeline.store import Store
 from pipeline.transcribe import CallTranscript
 
-TASKS = ["plan_recordings", "list_transcripts", "tag_calls", "enrich", "assign_topics", "fit_topics", "score_calls",
-         "redact_calls", "_write_pages"]
 STEPS = ["load_config", "load_signals", "Tagger", "load_qa", "close_interrupted", "load_topic_model",
          "_retag_archive", "_rescore_archive", "_import_transcripts", "list_transcripts", "stored_transcript_ids",
          "plan_recordings", "_transcribe", "_discover_topics", "_write_pages", "store_summary"]
@@ -89,10 +87,18 @@ class FakeAsr:
             writer.run.counts["transcribed"] += len(writer.calls(calls, utterances))
 
 
+def flow_tasks() -> dict:
+    """The flow's Prefect tasks by name (plain tasks and the flows._Whole wrappers of whole-table stages)."""
+    from prefect import Task
+
+    return {name: value for name, value in vars(flows).items() if isinstance(value, (Task, flows._Whole))}
+
+
 def plain_tasks() -> None:
-    """The flow's Prefect tasks as their plain functions, so nightly.fn runs without Prefect."""
-    for name in TASKS:
-        setattr(flows, name, getattr(flows, name).fn)
+    """The flow's Prefect tasks as their plain functions, so nightly.fn runs without Prefect (a task called
+    outside a flow run would start a temporary Prefect server)."""
+    for name, value in flow_tasks().items():
+        setattr(flows, name, value.fn)
 
 
 def build(args, work: Path, config: Path) -> None:
@@ -235,7 +241,7 @@ def main() -> None:
 
     work = args.workdir or Path(f"/tmp/callintel-noop-{args.source}-{args.calls}")
     config = work / "callintel.yaml"
-    originals = {name: getattr(flows, name) for name in TASKS}
+    originals = flow_tasks()
     plain_tasks()
     marker = work / "built.json"
     if args.rebuild or not marker.exists() or json.loads(marker.read_text()) != {
