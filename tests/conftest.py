@@ -44,14 +44,9 @@ def words(text: str) -> list[str]:
 def strings_in(value) -> Iterator[str]:
     """Every string in rows (dicts, lists), lower-cased: what a search for stored text must see, and not the
     numbers beside it (a word's probability 0.984111 holds "4111")."""
-    if isinstance(value, str):
-        yield value.lower()
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from strings_in(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from strings_in(v)
+    from pipeline.redact_meta import _strings
+
+    return (text.lower() for text in _strings(value))
 
 
 def demo_transcripts_folder(tmp_path: Path, call_ids: list[str], config: str) -> Path:
