@@ -26,7 +26,7 @@ from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, 
 from prefect.utilities.annotations import quote  # noqa: E402
 
 from pipeline import archive, audio_redact, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
-from pipeline import prefect_server, transcribe, transcripts  # noqa: E402
+from pipeline import listing, prefect_server, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, input_problem, load_config, with_overrides  # noqa: E402
 from pipeline.discover import load_topic_model  # noqa: E402
 from pipeline.file_names import FileNames  # noqa: E402
@@ -117,9 +117,10 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
     with run.step("transcripts"):
         _import_transcripts(cfg, writer, known, since, progress)
     with run.step("recordings"):
+        writer.settled["recordings"] = settled = listing.Settled(cfg.input, _settled_record(store, "recordings"))
         plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=stored_transcript_ids(store),
                                forgotten=store.forgotten(), unsized_settle_s=cfg.unsized_wav_settle_minutes * 60,
-                               zone=cfg.schedule.timezone, names=FileNames.of(cfg))
+                               zone=cfg.schedule.timezone, names=FileNames.of(cfg), settled=settled)
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
         run.notes += plan.notes + ([] if cfg.input.is_dir() else
@@ -138,7 +139,8 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
         # a page left unwritten keeps the old pages_code, so the next night draws them all again
         pages = {"pages_pending": True} if pages_pending else {"pages_pending": False,
                                                                 "pages_code": scorecard.page_code()}
-        store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures}, meta=pages)
+        settled = {listing.META_KEY: {name: s.record() for name, s in writer.settled.items()}}
+        store.commit(run.run_id, 0, {"runs": [run.row()], "failures": run.failures}, meta=pages | settled)
         store.publish(VIEWS)
     summary = store_summary(store, run)
     # the line a scheduler's log keeps (a served night has no terminal to print the CLI's summary on)
@@ -202,12 +204,19 @@ def _write_pages(cfg: Config, writer: Writer, redraw: str | None, progress: bool
     return not pages.failed
 
 
+def _settled_record(store: Store, name: str) -> dict | None:
+    """The folders of an input folder last night found settled (pipeline/listing.py)."""
+    return (store.meta().get(listing.META_KEY) or {}).get(name)
+
+
 def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, since, progress: bool | None) -> None:
     if not cfg.transcripts:
         return
     run = writer.run
     known_files = ingest.stored_files(known)
-    files, found, skipped, failures = list_transcripts(cfg.transcripts, known_files)
+    writer.settled["transcripts"] = settled = listing.Settled(cfg.transcripts,
+                                                              _settled_record(writer.store, "transcripts"))
+    files, found, skipped, failures = list_transcripts(cfg.transcripts, known_files, settled)
     known_ids = set(known["call_id"].tolist())  # tolist: 4x faster than iterating an Arrow-backed column
     writer.heard = set(known.loc[known["asr_model"] != "transcript", "call_id"].tolist())
     work, stored, unreadable, notes = transcripts.recheck(files, set(known["source_path"].tolist()), known_ids,

@@ -116,10 +116,10 @@ def check_file_names(cfg: Config, shown: int = 10) -> None:
 
     if not (names := FileNames.of(cfg)) or not cfg.input.is_dir():
         return
-    metadata, files = read_metadata(cfg.input, cfg.schedule.timezone), discover(cfg.input)
-    problems = [why for path in files if (why := describe(names, path.relative_to(cfg.input).as_posix(),
-                                                          metadata.rows.get(metadata.resolve(path), {}),
-                                                          cfg.schedule.timezone)[0])]
+    metadata, files = read_metadata(cfg.input, cfg.schedule.timezone), discover(cfg.input).files
+    problems = [why for path, rel, _ in files if (why := describe(names, rel,
+                                                                  metadata.rows.get(metadata.resolve(Path(path)), {}),
+                                                                  cfg.schedule.timezone)[0])]
     if not problems:
         click.echo(f"file_names OK: the names of all {len(files)} recording(s) in {cfg.input} are read")
         return

@@ -20,6 +20,7 @@ import av
 import pandas as pd
 
 from pipeline.centre_time import local_time
+from pipeline.listing import Listing, Settled, list_files
 from pipeline.wav_header import wav_shortfall, wav_size_unknown
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr"}
@@ -88,13 +89,13 @@ class Resolver:
         return real.resolve() if is_link else real
 
 
-def discover(folder: Path) -> list[Path]:
-    """Audio files under folder, recursively, in a stable order; hidden files ignored."""
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+def discover(folder: Path, settled: Settled | None = None) -> Listing:
+    """Audio files under folder, recursively, in a stable order; hidden files ignored; settled folders that have
+    not changed are not listed (pipeline/listing.py)."""
+    if not folder.is_dir():
+        return Listing([])
+    return list_files(folder, lambda name: os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS, settled,
+                      hidden=False)
 
 
 def still_written(files: list[Path], unsized_settle_s: float = UNSIZED_SETTLE_S,
@@ -205,21 +206,23 @@ def stored_files(known: pd.DataFrame) -> set[tuple[str, int, float]]:
 def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: str,
                     since: date | None = None, exclude_ids: set[str] = frozenset(),
                     forgotten: set[str] = frozenset(), unsized_settle_s: float = UNSIZED_SETTLE_S,
-                    zone: str | None = None, names=None) -> Plan:
+                    zone: str | None = None, names=None, settled: Settled | None = None) -> Plan:
     """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls;
     `forgotten` holds digests of calls deleted on request, which are never stored again; a WAV whose header
     gives no size is left until it has not changed for unsized_settle_s (see still_written); zone: the centre's,
-    in which a call's start is read (see centre_time); names: what recordings' names say (file_names.FileNames)."""
+    in which a call's start is read (see centre_time); names: what recordings' names say (file_names.FileNames);
+    settled: the folders found settled last night, not listed again (pipeline/listing.py), updated."""
     from pipeline.file_names import describe  # here: both build on this module's failure rows
     from pipeline.metadata import read_metadata
-    metadata = read_metadata(folder, zone)
+    listing = discover(folder, settled)
+    metadata = read_metadata(folder, zone, listing.kept)
     failures = list(metadata.failures)
     known_ids = set(known["call_id"].tolist())
     known_files = stored_files(known)
     stored_as = dict(zip(known["source_path"].tolist(), known["call_id"].tolist()))
-    jobs, skipped, notes, ids = [], 0, [], {}
+    jobs, skipped, notes, ids, stored = [], 0, [], {}, set()
     root, resolve = folder.resolve(), metadata.resolve
-    files = discover(folder)
+    files = [Path(path) for path, _, _ in listing.files]
     writing = still_written(files, unsized_settle_s, lambda path, stat: (
         path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime) in known_files)
     for path in files:
@@ -243,6 +246,8 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             # without a metadata id, a stored path is the same call: new bytes there are not a second call
             if meta.get("call_id") in known_ids or unchanged or (rel in stored_as and not meta.get("call_id")):
                 skipped += 1
+                if unchanged:
+                    stored.add(rel)
                 notes += _stored_note(rel, meta, stored_as, unchanged)
                 continue
             if metadata.holds(resolved):
@@ -274,7 +279,10 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             if job.channels > 2:  # a conference bridge's or a surround file: said, not silently cut
                 notes.append(f"{rel}: {job.channels} channels; the first two are transcribed (agent and customer, "
                              "as channels.agent says), the others are not")
-    return Plan(jobs, len(files), skipped, failures, notes)
+    if settled is not None:  # a folder whose metadata describes files elsewhere must be read while they may come
+        settled.settle({rel: leaf for rel, leaf in listing.leaves.items() if root / rel not in metadata.reaches_out},
+                       stored)
+    return Plan(jobs, len(files) + listing.unchanged, skipped + listing.unchanged, failures, notes)
 
 
 def _stored_note(rel: str, meta: dict, stored_as: dict[str, str], unchanged: bool) -> list[str]:

@@ -34,6 +34,7 @@ class Metadata:
     failures: list[dict] = field(default_factory=list)
     held: set[Path] = field(default_factory=set)       # recordings whose row was refused
     blocked: list[Path] = field(default_factory=list)  # folders whose metadata file cannot be read
+    reaches_out: set[Path] = field(default_factory=set)  # folders whose metadata file describes a file outside them
     resolve: Resolver = field(default_factory=Resolver, repr=False, compare=False)  # for the recordings' paths too
 
     def holds(self, recording: Path) -> bool:
@@ -41,22 +42,26 @@ class Metadata:
         return recording in self.held or any(recording.is_relative_to(folder) for folder in self.blocked)
 
 
-def metadata_files(folder: Path) -> list[Path]:
-    """The metadata files under folder, the top one first; hidden folders ignored, as discover() ignores them."""
+def metadata_files(folder: Path, skip: set[str] = frozenset()) -> list[Path]:
+    """The metadata files under folder, the top one first; hidden folders ignored, as discover() ignores them,
+    and the folders in skip (relative to folder)."""
     found = []
     for here, subfolders, files in os.walk(folder):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        below = Path(here).relative_to(folder).as_posix()
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".")
+                               and (f"{below}/{name}" if below != "." else name) not in skip)
         found += [Path(here) / name for name in NAMES if name in files][:1]
     return found
 
 
-def read_metadata(folder: Path, zone: str | None = None) -> Metadata:
+def read_metadata(folder: Path, zone: str | None = None, skip: set[str] = frozenset()) -> Metadata:
     """Every metadata file under folder; bad files and rows become failures. zone: the centre's (see
-    centre_time), in which a started_at with an offset is read."""
+    centre_time), in which a started_at with an offset is read; skip: folders (relative to folder) not read,
+    settled ones (pipeline/listing.py)."""
     metadata, root = Metadata(), folder.resolve()
     seen_ids: dict[str, tuple[str, int]] = {}
     seen_files: dict[Path, tuple[str, int]] = {}
-    for path in metadata_files(folder):
+    for path in metadata_files(folder, skip):
         name = path.relative_to(folder).as_posix()
         try:
             records = _records(path, name)
@@ -77,6 +82,8 @@ def read_metadata(folder: Path, zone: str | None = None) -> Metadata:
             if row["call_id"]:
                 seen_ids[row["call_id"]] = (name, line)
             seen_files[row["path"]] = (name, line)
+            if row["path"].parent != base:
+                metadata.reaches_out.add(base)
             metadata.rows[row["path"]] = row
     metadata.held -= set(metadata.rows)  # a file refused on one line and described by another is described
     return metadata

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pipeline.config_yaml import format_validation_error
 from pipeline.centre_time import ISO_FORM, future_problem, parse_timestamp
 from pipeline.ingest import call_digest, call_id_problem, changed_note, failure, forgotten_note, name_failure
+from pipeline.listing import Listing, Settled, list_files
 from pipeline.redact_meta import quoted
 from pipeline.transcript_csv import milliseconds_as_seconds, side, too_long, transcript_doc
 
@@ -191,12 +192,15 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     return calls, found, skipped + too_old + len(known), failures
 
 
-def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset()
+def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset(), settled: Settled | None = None
               ) -> tuple[list[tuple[str, str]], int, int, list[dict]]:
-    """(path, path relative to folder) of the files to read, found, skipped (stored, unchanged), failures."""
-    root, files, skipped, failures = folder.resolve(), [], 0, []
-    listed = _transcript_files(folder)
-    for path, rel, is_link in listed:
+    """(path, path relative to folder) of the files to read, found, skipped (stored, unchanged), failures.
+
+    settled: the folders last found settled (pipeline/listing.py), which are not listed again; updated with
+    those this listing finds settled."""
+    root, files, skipped, failures, stored = folder.resolve(), [], 0, [], set()
+    listing = _transcript_files(folder, settled)
+    for path, rel, is_link in listing.files:
         if bad_name := name_failure(rel):
             failures.append(bad_name)
         # as for recordings: never read what a link points out at
@@ -205,9 +209,12 @@ def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset
                                                    "folder; not read"))
         elif known_files and _stored(path, rel, known_files):
             skipped += 1
+            stored.add(rel)
         else:
             files.append((path, rel))
-    return files, len(listed), skipped, failures
+    if settled is not None:
+        settled.settle(listing.leaves, stored)
+    return files, len(listing.files) + listing.unchanged, skipped + listing.unchanged, failures
 
 
 def recheck(files: list[tuple[str, str]], stored_paths: set[str], known_ids: set[str],
@@ -299,24 +306,10 @@ def _stored(path: str, rel: str, known_files: set[tuple[str, int, float]]) -> bo
     return (rel, stat.st_size, stat.st_mtime) in known_files
 
 
-def _transcript_files(folder: Path) -> list[tuple[str, str, bool]]:
-    """(path, path relative to folder, is a symbolic link) of the .json and .csv files under folder, in path order
-    (but a recordings folder's metadata.csv, should the two folders be one).
-
-    Like `Path.rglob` (linked directories are not entered), but with one `scandir` per directory and no
-    path objects for the files a night skips: over 10,000 stored files this was most of a no-op night.
-    """
-    found, stack = [], [(os.fspath(folder), ())]
-    while stack:
-        directory, parts = stack.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, (*parts, entry.name)))
-                elif _transcript_name(entry.name) and entry.is_file():
-                    found.append(((*parts, entry.name), entry.path, entry.is_symlink()))
-    found.sort()
-    return [(path, "/".join(parts), is_link) for parts, path, is_link in found]
+def _transcript_files(folder: Path, settled: Settled | None = None) -> Listing:
+    """The .json and .csv files under folder, in path order (but a recordings folder's metadata.csv, should the
+    two folders be one), less the settled folders' (see pipeline/listing.py)."""
+    return list_files(folder, _transcript_name, settled)
 
 
 def _transcript_name(name: str) -> bool:

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from pipeline import archive, audio_redact, batch, ingest, tag, transcripts
+from pipeline import archive, audio_redact, batch, ingest, listing, tag, transcripts
 from pipeline.config import Config
 from pipeline.rubric import QaConfig
 from pipeline.runs import Run
@@ -38,6 +38,8 @@ class Writer:
         self.pages: dict[str, date] = {}  # calls (and their days) whose HTML scorecard must be (re)written
         # an earlier run stored scorecards and may not have written their pages (killed, or a page failed)
         self.pages_left = store.meta().get("pages_pending", True)
+        # input folders' settled folders (pipeline/listing.py), as this night's listing found them: kept at its end
+        self.settled: dict[str, listing.Settled] = {}
 
     def calls(self, calls: list[dict], utterances: list[dict]) -> list[dict]:
         """Redact, tag, score and commit whole calls in this process; returns the calls stored."""

@@ -84,3 +84,45 @@ def test_a_night_reads_only_what_its_new_calls_need(folder, prefect_harness, rea
     # reads a whole archive table except the calls list
     assert {table for table, _ in reads} == {"calls"}
     assert {p: p.stat().st_mtime_ns for p in pages} == written
+
+
+def test_a_night_lists_only_day_folders_that_changed(tmp_path, prefect_harness, monkeypatch):
+    """Once a day folder's calls are all stored (and it has not changed since), later nights do not list it:
+    the night's listing costs the folders that changed, not every file the archive ever held. A call delivered
+    late into such a folder changes it, and is stored."""
+    import os
+    import time
+
+    from pipeline import listing
+
+    late = "c-0008"  # of 2026-11-17, beside c-0007
+    folder = demo_transcripts_folder(tmp_path, [], "")
+    for call_id in CALLS:
+        if call_id != late:
+            (folder / "tx" / started_day(call_id)).mkdir(exist_ok=True)
+            shutil.copy(ROOT / f"data/demo_transcripts/{call_id}.json", folder / "tx" / started_day(call_id))
+    assert night(folder, prefect_harness)["counts"]["imported"] == len(CALLS) - 1
+    hour_ago = time.time_ns() - 3600 * 10**9
+    days = sorted(p for p in (folder / "tx").iterdir())
+    for day in days:  # delivered yesterday
+        os.utime(day, ns=(hour_ago, hour_ago))
+    night(folder, prefect_harness)  # finds every folder's calls stored: settles them
+    assert sorted(Store(folder / "out").meta()[listing.META_KEY]["transcripts"]["folders"]) == [d.name for d in days]
+
+    scanned, scandir, tx = [], os.scandir, str(folder / "tx")
+
+    def listed(path):
+        if str(path).startswith(tx):
+            scanned.append(str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", listed)
+    quiet = night(folder, prefect_harness)
+    assert scanned == [tx]  # the day folders are not listed...
+    assert (quiet["counts"]["found"], quiet["counts"]["skipped"]) == (len(CALLS) - 1, len(CALLS) - 1)  # ...but counted
+
+    shutil.copy(ROOT / f"data/demo_transcripts/{late}.json", folder / "tx" / started_day(late))
+    scanned.clear()
+    one = night(folder, prefect_harness)
+    assert one["counts"]["imported"] == 1 and scanned == [tx, f"{tx}/{started_day(late)}"]
+    assert sorted(Store(folder / "out").read("calls").column("call_id").to_pylist()) == CALLS

@@ -26,7 +26,7 @@ def folder(tmp_path):
 
 
 def test_discovery_is_recursive_sorted_and_skips_hidden_and_non_audio(folder):
-    assert [p.relative_to(folder).as_posix() for p in discover(folder)] == ["2026-11-09/a.flac", "b.WAV"]
+    assert [rel for _, rel, _ in discover(folder).files] == ["2026-11-09/a.flac", "b.WAV"]
 
 
 def test_probe_reads_channels_rate_and_duration():

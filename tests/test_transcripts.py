@@ -106,8 +106,9 @@ def test_a_file_gone_between_listing_and_reading_fails_alone(tmp_path, monkeypat
     from pipeline import transcripts
 
     write(tmp_path, "c-0001.json", GOOD)
-    listed = transcripts._transcript_files(tmp_path) + [(str(tmp_path / "gone.json"), "gone.json", False)]
-    monkeypatch.setattr(transcripts, "_transcript_files", lambda folder: listed)
+    listed = transcripts._transcript_files(tmp_path)
+    listed.files.append((str(tmp_path / "gone.json"), "gone.json", False))
+    monkeypatch.setattr(transcripts, "_transcript_files", lambda folder, settled: listed)
     stored = {("c-0001.json", -1, 0.0)}  # something is stored, so each file's times are looked up first
     calls, found, _, failures = load_transcripts(tmp_path, set(), known_files=stored)
     assert [c.call["call_id"] for c in calls] == ["c-0001"] and found == 2
