@@ -37,7 +37,6 @@ from pipeline.runs import Run, close_failed, close_interrupted, store_summary, t
 from pipeline.signals import load_signals  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.transcribe import AsrOptions, Transcriber  # noqa: E402
-from pipeline.transcripts import stored_transcript_ids  # noqa: E402
 from pipeline.views import VIEWS  # noqa: E402
 from pipeline.writer import Writer  # noqa: E402
 
@@ -114,13 +113,15 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
         _rescore_archive(cfg, writer, _retag_archive(cfg, writer, progress, force=again), progress)
         archive.record_rubrics(writer)
     known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime", "asr_model"]).to_pandas()
+    known_ids = set(known["call_id"].tolist())  # tolist: 4x faster than iterating an Arrow-backed column
     with run.step("transcripts"):
-        _import_transcripts(cfg, writer, known, since, progress)
+        _import_transcripts(cfg, writer, known, known_ids, since, progress)
     with run.step("recordings"):
         writer.settled["recordings"] = settled = listing.Settled(cfg.input, _settled_record(store, "recordings"))
-        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=stored_transcript_ids(store),
+        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(cfg, known),
                                forgotten=store.forgotten(), unsized_settle_s=cfg.unsized_wav_settle_minutes * 60,
-                               zone=cfg.schedule.timezone, names=FileNames.of(cfg), settled=settled)
+                               zone=cfg.schedule.timezone, names=FileNames.of(cfg), settled=settled,
+                               known_ids=known_ids)
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
         run.notes += plan.notes + ([] if cfg.input.is_dir() else
@@ -209,18 +210,27 @@ def _settled_record(store: Store, name: str) -> dict | None:
     return (store.meta().get(listing.META_KEY) or {}).get(name)
 
 
-def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, since, progress: bool | None) -> None:
+def _transcript_ids(cfg: Config, known: pd.DataFrame) -> set[str]:
+    """Ids of the calls stored from transcripts (a recording of one is not transcribed too), if recordings come."""
+    if not cfg.input.is_dir():
+        return set()
+    return set(known.loc[known["asr_model"] == "transcript", "call_id"].tolist())
+
+
+def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, known_ids: set[str], since,
+                        progress: bool | None) -> None:
     if not cfg.transcripts:
         return
     run = writer.run
-    known_files = ingest.stored_files(known)
     writer.settled["transcripts"] = settled = listing.Settled(cfg.transcripts,
                                                               _settled_record(writer.store, "transcripts"))
-    files, found, skipped, failures = list_transcripts(cfg.transcripts, known_files, settled)
-    known_ids = set(known["call_id"].tolist())  # tolist: 4x faster than iterating an Arrow-backed column
+    files, found, skipped, failures = list_transcripts(
+        cfg.transcripts, lambda rels: ingest.stored_files(ingest.stored_at(known, rels)), settled)
     writer.heard = set(known.loc[known["asr_model"] != "transcript", "call_id"].tolist())
-    work, stored, unreadable, notes = transcripts.recheck(files, set(known["source_path"].tolist()), known_ids,
-                                                          {rel for rel, _, _ in known_files}, writer.reading)
+    here = ingest.stored_at(known, [rel for _, rel in files])  # stored calls at the paths of files to read
+    work, stored, unreadable, notes = transcripts.recheck(files, set(here["source_path"].tolist()), known_ids,
+                                                          {rel for rel, _, _ in ingest.stored_files(here)},
+                                                          writer.reading)
     run.counts["found"] += found
     run.counts["skipped"] += skipped + stored
     run.add_failures(failures + unreadable)

@@ -43,7 +43,7 @@ from pipeline.store import Store
 from pipeline.transcribe import CallTranscript
 
 STEPS = ["load_config", "load_signals", "Tagger", "load_qa", "close_interrupted", "load_topic_model",
-         "_retag_archive", "_rescore_archive", "_import_transcripts", "list_transcripts", "stored_transcript_ids",
+         "_retag_archive", "_rescore_archive", "_import_transcripts", "list_transcripts", "_transcript_ids",
          "plan_recordings", "_transcribe", "_discover_topics", "_write_pages", "store_summary"]
 STORE_METHODS = ["_recover", "manifest", "meta", "read", "read_calls", "calls_without_page", "commit",
                  "publish", "write_summary", "stale_summaries", "forgotten", "model_path"]

@@ -194,6 +194,12 @@ def probe(path: Path) -> tuple[int, int, float]:
         raise ValueError(f"cannot decode audio: {reason}; not a recording, or a damaged one") from None
 
 
+def stored_at(known: pd.DataFrame, rels: list[str]) -> pd.DataFrame:
+    """The stored calls (rows of `known`) at these paths: a night looks up the files it lists, not every stored
+    call (a set of the whole archive's files cost ~1 s a night per million calls)."""
+    return known[known["source_path"].isin(rels)] if rels else known.iloc[:0]
+
+
 def stored_files(known: pd.DataFrame) -> set[tuple[str, int, float]]:
     """(source_path, file_size, file_mtime) of stored calls: a file still matching one is not read again.
     Calls stored without file times (transcripts from before they were kept) match no file."""
@@ -206,20 +212,23 @@ def stored_files(known: pd.DataFrame) -> set[tuple[str, int, float]]:
 def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: str,
                     since: date | None = None, exclude_ids: set[str] = frozenset(),
                     forgotten: set[str] = frozenset(), unsized_settle_s: float = UNSIZED_SETTLE_S,
-                    zone: str | None = None, names=None, settled: Settled | None = None) -> Plan:
+                    zone: str | None = None, names=None, settled: Settled | None = None,
+                    known_ids: set[str] | None = None) -> Plan:
     """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls;
     `forgotten` holds digests of calls deleted on request, which are never stored again; a WAV whose header
     gives no size is left until it has not changed for unsized_settle_s (see still_written); zone: the centre's,
     in which a call's start is read (see centre_time); names: what recordings' names say (file_names.FileNames);
-    settled: the folders found settled last night, not listed again (pipeline/listing.py), updated."""
+    settled: the folders found settled last night, not listed again (pipeline/listing.py), updated; known_ids:
+    every stored call_id, if the caller has them already."""
     from pipeline.file_names import describe  # here: both build on this module's failure rows
     from pipeline.metadata import read_metadata
     listing = discover(folder, settled)
     metadata = read_metadata(folder, zone, listing.kept)
     failures = list(metadata.failures)
-    known_ids = set(known["call_id"].tolist())
-    known_files = stored_files(known)
-    stored_as = dict(zip(known["source_path"].tolist(), known["call_id"].tolist()))
+    known_ids = set(known["call_id"].tolist()) if known_ids is None else known_ids
+    here = stored_at(known, [rel for _, rel, _ in listing.files])  # the stored calls at the files listed
+    known_files = stored_files(here)
+    stored_as = dict(zip(here["source_path"].tolist(), here["call_id"].tolist()))
     jobs, skipped, notes, ids, stored = [], 0, [], {}, set()
     root, resolve = folder.resolve(), metadata.resolve
     files = [Path(path) for path, _, _ in listing.files]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,10 @@ from pipeline.ingest import call_digest, call_id_problem, changed_note, failure,
 from pipeline.listing import Listing, Settled, list_files
 from pipeline.redact_meta import quoted
 from pipeline.transcript_csv import milliseconds_as_seconds, side, too_long, transcript_doc
+
+
+# stored calls' (source_path, file_size, file_mtime), or a function giving those at the paths it is given
+StoredFiles = set[tuple[str, int, float]] | Callable[[list[str]], set[tuple[str, int, float]]]
 
 
 @dataclass(frozen=True)
@@ -192,14 +197,17 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     return calls, found, skipped + too_old + len(known), failures
 
 
-def new_files(folder: Path, known_files: set[tuple[str, int, float]] = frozenset(), settled: Settled | None = None
+def new_files(folder: Path, known_files: StoredFiles = frozenset(), settled: Settled | None = None
               ) -> tuple[list[tuple[str, str]], int, int, list[dict]]:
     """(path, path relative to folder) of the files to read, found, skipped (stored, unchanged), failures.
 
+    known_files: (source_path, file_size, file_mtime) of stored calls, or what gives those of the paths listed;
     settled: the folders last found settled (pipeline/listing.py), which are not listed again; updated with
     those this listing finds settled."""
     root, files, skipped, failures, stored = folder.resolve(), [], 0, [], set()
     listing = _transcript_files(folder, settled)
+    if callable(known_files):
+        known_files = known_files([rel for _, rel, _ in listing.files])
     for path, rel, is_link in listing.files:
         if bad_name := name_failure(rel):
             failures.append(bad_name)
@@ -314,9 +322,3 @@ def _transcript_files(folder: Path, settled: Settled | None = None) -> Listing:
 
 def _transcript_name(name: str) -> bool:
     return name.lower().endswith((".json", ".csv")) and name != "metadata.csv"
-
-
-def stored_transcript_ids(store) -> set[str]:
-    """Ids of the calls stored from transcripts: a recording of one of them is not transcribed too."""
-    calls = store.read("calls", ["call_id", "asr_model"]).to_pandas()
-    return set(calls.loc[calls["asr_model"] == "transcript", "call_id"])
