@@ -101,9 +101,10 @@ def recordings(root, days: dict[str, dict[str, str]]) -> None:
         (root / day / "metadata.csv").write_text("file,call_id\n" + "".join(f"{f},{c}\n" for f, c in rows.items()))
 
 
-def test_a_settled_recordings_folder_is_skipped_with_its_metadata(tmp_path):
+def test_a_settled_recordings_folder_is_skipped_with_its_metadata(tmp_path, monkeypatch):
     import pandas as pd
 
+    from pipeline import metadata
     from pipeline.ingest import plan_recordings
 
     recordings(tmp_path, {"2026-11-09": {"a.flac": "c-1"},
@@ -125,9 +126,12 @@ def test_a_settled_recordings_folder_is_skipped_with_its_metadata(tmp_path):
 
     (tmp_path / "2026-11-09" / "metadata.csv").write_text("not,a\nmetadata file")  # in place: not read again
     os.utime(tmp_path / "2026-11-09", ns=(times["2026-11-09"],) * 2)
-    again = Settled(tmp_path, settled.record())
+    again, rows, row = Settled(tmp_path, settled.record()), [], metadata._row
+    monkeypatch.setattr(metadata, "_row", lambda record, *args: rows.append(args[2]) or row(record, *args))
     plan = plan_recordings(tmp_path, known, "left", settled=again)
     assert (plan.jobs, plan.found, plan.skipped, plan.failures) == ([], 3, 3, [])
+    assert rows == ["2026-11-10/metadata.csv line 2"]  # not line 3, of a recording in a settled folder
+    monkeypatch.undo()
 
     recordings(tmp_path, {"2026-11-09": {"a.flac": "c-1", "d.flac": "c-4"}})  # a late call, and its row
     plan = plan_recordings(tmp_path, known, "left", settled=Settled(tmp_path, again.record()))
