@@ -319,7 +319,7 @@ def report(r: dict) -> None:
     if r["workers"] == 1:  # with workers the stages' own times are not seen, only their sum
         named = sum(r["seconds"].get(stage, 0.0) for stage in NAMED)
         print(f"the stages issue #8 names (tag + topics + score + write: {', '.join(NAMED)}): {named:.1f} s, "
-              f"{named / r['baseline']:.1f}x the tokenizer pass; the rest (redaction, HTML pages) "
+              f"{named / r['baseline']:.1f}x the tokenizer pass; the rest (redaction, HTML pages, batches) "
               f"{r['total'] - named:.1f} s")
 
 
