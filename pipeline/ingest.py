@@ -197,6 +197,7 @@ def probe(path: Path) -> tuple[int, int, float]:
 def stored_at(known: pd.DataFrame, rels: list[str]) -> pd.DataFrame:
     """The stored calls (rows of `known`) at these paths: a night looks up the files it lists, not every stored
     call (a set of the whole archive's files cost ~1 s a night per million calls)."""
+    rels = [rel for rel in rels if name_failure(rel) is None]  # not UTF-8: never stored, and no Arrow string
     return known[known["source_path"].isin(rels)] if rels else known.iloc[:0]
 
 
