@@ -41,9 +41,9 @@ class Settled:
     """
 
     def __init__(self, folder: Path, record: dict | None):
-        self.root = str(folder.resolve())
-        self.before: dict[str, list[int]] = (record or {}).get("folders", {}) if (record or {}).get("root") == \
-            self.root else {}
+        self.root, record = str(folder.resolve()), record or {}
+        # rel folder -> [its mtime_ns, its call files], as last night left them, and as this night finds them
+        self.before: dict[str, list[int]] = record.get("folders", {}) if record.get("root") == self.root else {}
         self.now: dict[str, list[int]] = {}
 
     def unchanged(self, rel_dir: str, mtime_ns: int) -> int | None:
