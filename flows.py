@@ -224,10 +224,9 @@ def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, known_
     run = writer.run
     writer.settled["transcripts"] = settled = listing.Settled(cfg.transcripts,
                                                               _settled_record(writer.store, "transcripts"))
-    files, found, skipped, failures = list_transcripts(
-        cfg.transcripts, lambda rels: ingest.stored_files(ingest.stored_at(known, rels)), settled)
+    files, found, skipped, failures = list_transcripts(cfg.transcripts, listed := ingest.StoredAt(known), settled)
     writer.heard = set(known.loc[known["asr_model"] != "transcript", "call_id"].tolist())
-    here = ingest.stored_at(known, [rel for _, rel in files])  # stored calls at the paths of files to read
+    here = listed.rows  # the stored calls at the paths listed, among them those of the files to read
     work, stored, unreadable, notes = transcripts.recheck(files, set(here["source_path"].tolist()), known_ids,
                                                           {rel for rel, _, _ in ingest.stored_files(here)},
                                                           writer.reading)

@@ -201,6 +201,18 @@ def stored_at(known: pd.DataFrame, rels: list[str]) -> pd.DataFrame:
     return known[known["source_path"].isin(rels)] if rels else known.iloc[:0]
 
 
+class StoredAt:
+    """What transcripts.new_files looks stored files up with: the stored calls at the paths its listing found,
+    looked up once and kept (`rows`), since the files it leaves to read are among them."""
+
+    def __init__(self, known: pd.DataFrame):
+        self.known, self.rows = known, known.iloc[:0]
+
+    def __call__(self, rels: list[str]) -> set[tuple[str, int, float]]:
+        self.rows = stored_at(self.known, rels)
+        return stored_files(self.rows)
+
+
 def stored_files(known: pd.DataFrame) -> set[tuple[str, int, float]]:
     """(source_path, file_size, file_mtime) of stored calls: a file still matching one is not read again.
     Calls stored without file times (transcripts from before they were kept) match no file."""
