@@ -115,10 +115,10 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
     known = store.read("calls", ["call_id", "source_path", "file_size", "file_mtime", "asr_model"]).to_pandas()
     known_ids = set(known["call_id"].tolist())  # tolist: 4x faster than iterating an Arrow-backed column
     with run.step("transcripts"):
-        _import_transcripts(cfg, writer, known, known_ids, since, progress)
+        imported = _import_transcripts(cfg, writer, known, known_ids, since, progress)
     with run.step("recordings"):
         writer.settled["recordings"] = settled = listing.Settled(cfg.input, _settled_record(store, "recordings"))
-        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(cfg, known),
+        plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(cfg, known) | imported,
                                forgotten=store.forgotten(), unsized_settle_s=cfg.unsized_wav_settle_minutes * 60,
                                zone=cfg.schedule.timezone, names=FileNames.of(cfg), settled=settled,
                                known_ids=known_ids)
@@ -218,9 +218,10 @@ def _transcript_ids(cfg: Config, known: pd.DataFrame) -> set[str]:
 
 
 def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, known_ids: set[str], since,
-                        progress: bool | None) -> None:
+                        progress: bool | None) -> set[str]:
+    """Store the night's new transcripts; returns their call ids (so their recordings are not transcribed too)."""
     if not cfg.transcripts:
-        return
+        return set()
     run = writer.run
     writer.settled["transcripts"] = settled = listing.Settled(cfg.transcripts,
                                                               _settled_record(writer.store, "transcripts"))
@@ -234,12 +235,12 @@ def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, known_
     run.counts["skipped"] += skipped + stored
     run.add_failures(failures + unreadable)
     run.notes += notes
-    store_imported(cfg, writer, work, progress, known_ids, since, writer.store.forgotten())
+    return store_imported(cfg, writer, work, progress, known_ids, since, writer.store.forgotten())
 
 
 def store_imported(cfg: Config, writer: Writer, work: list, progress: bool | None, known_ids: set[str] = frozenset(),
-                   since=None, forgotten: set[str] = frozenset()) -> None:
-    """Read and store transcripts on every core, import_commit_every calls per commit.
+                   since=None, forgotten: set[str] = frozenset()) -> set[str]:
+    """Read and store transcripts on every core, import_commit_every calls per commit; returns the ids stored.
 
     work: (path, rel) transcript files, or calls loaded already (each with .call and .utterances). Workers read
     and prepare WORK_CALLS at a time (so a few thousand calls still keep every core busy, and the JSON is parsed
@@ -254,6 +255,7 @@ def store_imported(cfg: Config, writer: Writer, work: list, progress: bool | Non
     setup = (cfg.signals, list(cfg.redaction.entities), model_path, cfg.topics, writer.run.run_id,
              writer.reading)
     seen: dict[str, str] = {}  # call_id -> file, of the calls admitted this night
+    stored: set[str] = set()
     with bar(len(work), "file", "importing transcripts", progress) as done, contextlib.ExitStack() as stack, \
             parallel.few_collections():
         if cfg.runner.kind == "dask":
@@ -268,8 +270,11 @@ def store_imported(cfg: Config, writer: Writer, work: list, progress: bool | Non
         # admitted batch by batch, before merging: a call_id is unique within one worker's batch only
         admitted = (writer.admit(ready, known_ids, seen) for ready in _progress(prepared, done))
         for group in batch.gather(admitted, cfg.import_commit_every):
-            writer.run.counts["imported"] += len(writer.store_batch(group))
+            calls = writer.store_batch(group)
+            writer.run.counts["imported"] += len(calls)
+            stored.update(c["call_id"] for c in calls)
     writer.store.remove_staged_pages()  # of calls refused after their pages were staged
+    return stored
 
 
 def _progress(prepared, done):

@@ -131,6 +131,25 @@ def test_nightly_writes_every_call_once_and_reruns_add_nothing(tmp_path, prefect
     assert len(after["runs"]) == len(parts_before["runs"]) + 1
 
 
+def test_a_call_that_comes_as_recording_and_transcript_in_one_night_is_stored_once_from_the_transcript(
+        tmp_path, prefect_harness):
+    import flows
+
+    inp = recordings(tmp_path / "rec", n=2)
+    tx = tmp_path / "tx"
+    tx.mkdir()
+    (tx / "c-1.json").write_text(json.dumps({"call_id": "c-1", "started_at": "2026-11-10T10:00:00", "utterances": [
+        {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Thanks for calling, this is Sam."}]}))
+    night = flows.nightly(input=str(inp), transcripts_dir=str(tx), out=str(tmp_path / "out"), workers=1,
+                          progress=False, signals=str(ROOT / "signals"))
+    assert (night["counts"]["transcribed"], night["counts"]["imported"]) == (1, 1)
+    calls = Store(tmp_path / "out").read("calls").to_pandas()
+    assert sorted(calls["call_id"]) == ["c-0", "c-1"]
+    assert calls.set_index("call_id").loc["c-1", "asr_model"] == "transcript"
+    notes = json.loads(Path(night["summary_path"]).read_text())["notes"]
+    assert "day1/call1.wav: call c-1 also came as a transcript; the transcript was used" in notes
+
+
 def _started(out: Path) -> bool:
     """The run holds the lock and wrote its 'running' summary, before any commit."""
     return any(json.loads(p.read_text()).get("status") == "running" for p in (out / "runs").glob("*.json"))
