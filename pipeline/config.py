@@ -145,7 +145,7 @@ class Config(_Strict):
     topics: TopicsConfig = TopicsConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     runner: RunnerConfig = RunnerConfig()
-    source: str = Field("<defaults>", exclude=True)
+    source: str = Field("callintel.yaml (none in this folder, so the defaults)", exclude=True)
 
     @field_validator("transcript_speakers")
     @classmethod

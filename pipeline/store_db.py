@@ -131,5 +131,6 @@ class DatabaseMixin:
     def connect_read_only(self) -> duckdb.DuckDBPyConnection:
         """What analyst commands use: the published file, opened read-only."""
         if not self.db_path.exists():
-            raise StoreError(f"{self.db_path}: no database yet; run `callintel run` first")
+            raise StoreError(f"{self.db_path.absolute()}: no database yet; run `callintel run` first, or run this "
+                             "from the folder with your callintel.yaml (or give --out DIR)")
         return duckdb.connect(str(self.db_path), read_only=True)
