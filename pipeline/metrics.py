@@ -46,19 +46,23 @@ def call_metrics(calls: list[dict], utterances: list[dict]) -> list[dict]:
 
 def metrics_of(turns: list[dict]) -> dict:
     sides = {"agent": _Side(), "customer": _Side()}
+    changes, speaker = 0, _NOBODY
     for u in turns:  # one pass: each turn's words are counted once, for its spurts and for the pace
-        if u["speaker"] in sides:
-            sides[u["speaker"]].add(u)
+        if u["speaker"] != speaker:
+            changes, speaker = changes + 1, u["speaker"]
+        side = sides.get(speaker)
+        if side is not None:
+            side.add(u)
     agent, customer = _merge(sides["agent"].intervals), _merge(sides["customer"].intervals)
     speech = _merge([(u["start_s"], u["end_s"]) for u in turns])
     gaps = [b[0] - a[1] for a, b in itertools.pairwise(speech)]
     agent_s, customer_s = _length(agent), _length(customer)
     by_agent, by_customer = _interruptions(_talk_spurts(sides["agent"].spurts), _talk_spurts(sides["customer"].spurts))
     # A mono call's turns are nobody's: who talked, overlapped or cut in cannot be told (null), not zero
-    sided = any(u["speaker"] in sides for u in turns) or not turns
+    sided = bool(sides["agent"].intervals or sides["customer"].intervals) or not turns
     cut_ins = sorted(({"metric": f"{side}_interruptions", "utt_idx": idx, "start_s": round(at, 3)}
                       for side, found in (("agent", by_agent), ("customer", by_customer)) for at, idx in found),
-                     key=lambda m: m["start_s"]) if sided else []
+                     key=lambda m: m["start_s"]) if sided and (by_agent or by_customer) else []
     return {
         "agent_talk_s": round(agent_s, 3) if sided else None,
         "customer_talk_s": round(customer_s, 3) if sided else None,
@@ -71,7 +75,7 @@ def metrics_of(turns: list[dict]) -> dict:
         "customer_interruptions": len(by_customer) if sided else None,
         "agent_wpm": _wpm(sides["agent"].words, agent_s),
         "customer_wpm": _wpm(sides["customer"].words, customer_s),
-        "turns": sum(1 for _ in itertools.groupby(turns, key=lambda u: u["speaker"])),
+        "turns": changes,  # speaker changes + 1: the number of runs of one speaker
         **_sentiment(turns),
         "moments": cut_ins + _longest_silence(turns, speech, gaps),
     }
@@ -86,7 +90,10 @@ def _longest_silence(turns: list[dict], speech: list[tuple[float, float]], gaps:
     return [{"metric": "max_silence_s", "utt_idx": turn["utt_idx"], "start_s": turn["start_s"]}]
 
 
-@dataclass
+_NOBODY = object()  # the speaker before the first turn: unlike any
+
+
+@dataclass(slots=True)
 class _Side:
     """What one speaker's turns add up to: their (start, end), words, and each turn's spurts."""
     intervals: list[tuple[float, float]] = field(default_factory=list)
@@ -95,19 +102,31 @@ class _Side:
 
     def add(self, turn: dict) -> None:
         words = _word_count(turn)
-        self.intervals.append((turn["start_s"], turn["end_s"]))
+        start, end = turn["start_s"], turn["end_s"]
+        self.intervals.append((start, end))
         self.words += words
-        self.spurts += _turn_spurts(turn, words)
+        if turn.get("words") or end < start:
+            self.spurts += _turn_spurts(turn, words)
+        else:  # most turns (no word times): their one spurt, without a list made for it
+            self.spurts.append(_even_spurt(start, end, words, turn["utt_idx"]))
 
 
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    merged: list[list[float]] = []
-    for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
+    # The interval being merged is kept in two locals, not a list indexed per step; `b if b > a else a` is
+    # max(a, b) as the builtin picks it (the first of equals), without a call each
+    ordered = sorted(intervals)
+    if not ordered:
+        return []
+    merged = []
+    at, until = ordered[0]
+    for start, end in ordered[1:]:
+        if start <= until:
+            until = end if end > until else until
         else:
-            merged.append([start, end])
-    return [(a, b) for a, b in merged]
+            merged.append((at, until))
+            at, until = start, end
+    merged.append((at, until))
+    return merged
 
 
 def _length(intervals: list[tuple[float, float]]) -> float:
@@ -115,10 +134,14 @@ def _length(intervals: list[tuple[float, float]]) -> float:
 
 
 def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
-    total, i, j = 0.0, 0, 0
-    while i < len(a) and j < len(b):
-        total += max(0.0, min(a[i][1], b[j][1]) - max(a[i][0], b[j][0]))
-        if a[i][1] < b[j][1]:
+    total, i, j, n, m = 0.0, 0, 0, len(a), len(b)
+    while i < n and j < m:
+        (a_start, a_end), (b_start, b_end) = a[i], b[j]
+        # max(0.0, min(ends) - max(starts)); adding 0.0 changes nothing, so only overlaps are added
+        both = (b_end if b_end < a_end else a_end) - (b_start if b_start > a_start else a_start)
+        if both > 0.0:
+            total += both
+        if a_end < b_end:
             i += 1
         else:
             j += 1
@@ -171,15 +194,22 @@ def _word_count(turn: dict) -> int:
 
 
 def _join(spurts) -> list[tuple[float, float, float, int]]:
-    out: list[list] = []
+    # as _merge: the spurt being joined in locals, and max/min as the builtins pick them, without a call each
+    out: list[tuple] = []
+    at = None
     for start, end, last, idx in spurts:
-        if out and start - out[-1][1] <= SPURT_GAP_S:
-            out[-1][1], out[-1][2] = max(out[-1][1], end), max(out[-1][2], last)
-            if start == out[-1][0]:
-                out[-1][3] = min(out[-1][3], idx)
+        if at is not None and start - until <= SPURT_GAP_S:
+            until = end if end > until else until
+            latest = last if last > latest else latest
+            if start == at and idx < first:
+                first = idx
         else:
-            out.append([start, end, last, idx])
-    return [tuple(spurt) for spurt in out]
+            if at is not None:
+                out.append((at, until, latest, first))
+            at, until, latest, first = start, end, last, idx
+    if at is not None:
+        out.append((at, until, latest, first))
+    return out
 
 
 def _turn_spurts(turn: dict, words_in_text: int) -> list[tuple[float, float, float, int]]:
@@ -193,7 +223,13 @@ def _turn_spurts(turn: dict, words_in_text: int) -> list[tuple[float, float, flo
     if end < start:  # malformed times: word by word, as if spread over them
         step = (end - start) / n
         return _join(sorted((start + i * step, start + (i + 1) * step, start + i * step, idx) for i in range(n)))
-    return [(start, end, start + (n - 1) * (end - start) / n, idx)]
+    return [_even_spurt(start, end, words_in_text, idx)]
+
+
+def _even_spurt(start: float, end: float, words_in_text: int, idx: int) -> tuple[float, float, float, int]:
+    """The one spurt of a turn without word times (end >= start): its words back to back over the turn."""
+    n = max(1, words_in_text)
+    return start, end, start + (n - 1) * (end - start) / n, idx
 
 
 def _wpm(words: int, talk_s: float) -> float | None:

@@ -6,25 +6,29 @@ measured on the call (talk_ratio of a mono call) is n.a., not a fail.
 """
 from __future__ import annotations
 
-import functools
+import operator
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline.rubric import RUBRIC_KINDS, Condition, Criterion, QaConfig, Rubric
 from pipeline.signals import SIDES, SignalSet
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):  # a tuple, not a frozen dataclass: made for most tests of most calls, at half the cost
     ok: bool | None                # None: could not be measured on this call
     evidence: dict | None
     detail: str
 
 
 def clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
+    seconds = int(seconds)
+    if seconds < 0:
+        seconds = 0
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+_WHEN = operator.itemgetter("start_s", "utt_idx")  # the order of a call's hits
 
 
 class CallFacts:
@@ -34,7 +38,7 @@ class CallFacts:
                  library: SignalSet):
         self.call, self.categories, self.metrics, self.texts, self.library = call, categories, metrics, texts, library
         self.hits: dict[str, list[dict]] = defaultdict(list)
-        for hit in sorted(hits, key=lambda h: (h["start_s"], h["utt_idx"])):
+        for hit in sorted(hits, key=_WHEN):
             self.hits[hit["signal_id"]].append(hit)
 
     def test(self, cond: Condition) -> Outcome:
@@ -93,14 +97,27 @@ class CallFacts:
         value = self.metrics.get(cond.metric)
         if value is None:
             return Outcome(None, None, f"{cond.metric} not measurable on this call")
+        ok = _within(cond, value)
         if cond.lt is not None:
-            ok, rule = value < cond.lt, f"< {cond.lt:g}"
+            rule = f"< {cond.lt:g}"
         elif cond.gt is not None:
-            ok, rule = value > cond.gt, f"> {cond.gt:g}"
+            rule = f"> {cond.gt:g}"
         else:
-            low, high = cond.between
-            ok, rule = low <= value <= high, f"in {low:g}–{high:g}"
+            rule = f"in {cond.between[0]:g}–{cond.between[1]:g}"
         return Outcome(ok, self._moment(cond.metric), f"{cond.metric} {value:g} ({'' if ok else 'not '}{rule})")
+
+    def may_hold(self, cond: Condition) -> bool:
+        """False when a signal, category or metric condition certainly does not hold on this call, told without
+        making its outcome (for flag rules, which most calls do not meet); True when it may."""
+        kind = cond.kind
+        if kind == "signal":
+            return bool(self.hits.get(cond.signal))
+        if kind == "category":
+            return cond.category in self.categories
+        if kind == "metric":
+            value = self.metrics.get(cond.metric)
+            return value is not None and _within(cond, value)
+        return True
 
     def _moment(self, metric: str) -> dict | None:
         """The turn behind a metric's value (the first interruption, the longest silence), if it has one."""
@@ -110,22 +127,79 @@ class CallFacts:
         return None
 
     def _all(self, cond: Condition) -> Outcome:
-        return _combine(map(self.test, cond.all), need_all=True)
+        return self._both(cond, cond.all, need_all=True)
 
     def _any(self, cond: Condition) -> Outcome:
-        return _combine(map(self.test, cond.any), need_all=False)
+        return self._both(cond, cond.any, need_all=False)
+
+    def _both(self, cond: Condition, parts: list[Condition], need_all: bool) -> Outcome:
+        # An all/any of signals only, on a call with none of them (most na_ifs of most calls), has the same
+        # outcome on every such call: combined once, then looked up
+        only = _signals_only(cond)
+        if only is not None and only.isdisjoint(self.hits):
+            known = _ABSENT.get(id(cond))
+            if known is None or known[0] is not cond:
+                known = _remember(cond, _combine(map(self.test, parts), need_all))
+            return known[1]
+        return _combine(map(self.test, parts), need_all)
+
+
+def _within(cond: Condition, value: float) -> bool:
+    """Whether a metric's value meets a metric condition's bound."""
+    if cond.lt is not None:
+        return value < cond.lt
+    if cond.gt is not None:
+        return value > cond.gt
+    low, high = cond.between
+    return low <= value <= high
 
 
 _TESTS = {kind: getattr(CallFacts, "_" + kind) for kind in RUBRIC_KINDS}  # test() without a getattr per condition
 
+# Outcomes that are the same on every call without the condition's signals, by id(condition) -> (condition,
+# outcome); the condition is kept, so its id is not reused while it is a key. By id, not by the condition:
+# hashing a pydantic model hashes every field, which cost more than making the outcome again.
+_ABSENT: dict[int, tuple[Condition, Outcome]] = {}
+_SIGNALS: dict[int, tuple[Condition, frozenset[str] | None]] = {}
 
-@functools.lru_cache(maxsize=4096)
+
+def _remember(cond: Condition, outcome: Outcome) -> tuple[Condition, Outcome]:
+    if len(_ABSENT) > 4096:  # conditions of configurations loaded since: let them go
+        _ABSENT.clear()
+    _ABSENT[id(cond)] = known = (cond, outcome)
+    return known
+
+
 def _absent(cond: Condition) -> Outcome:
     """The outcome of a signal or no_signal condition on a call without that signal: most tests of most calls, the
-    same for each, so made once (a condition is frozen, so it is its own key)."""
-    if cond.no_signal is not None:
-        return Outcome(True, None, f"no {cond.no_signal}")
-    return Outcome(False, None, f"no {cond.signal}{' in ' + _window_words(cond) if cond.within else ''}")
+    same for each, so made once."""
+    known = _ABSENT.get(id(cond))
+    if known is None or known[0] is not cond:
+        if cond.no_signal is not None:
+            outcome = Outcome(True, None, f"no {cond.no_signal}")
+        else:
+            outcome = Outcome(False, None, f"no {cond.signal}{' in ' + _window_words(cond) if cond.within else ''}")
+        known = _remember(cond, outcome)
+    return known[1]
+
+
+def _signals_only(cond: Condition) -> frozenset[str] | None:
+    """The signals an all/any tests, if it tests nothing else (no metric, no category): None otherwise."""
+    known = _SIGNALS.get(id(cond))
+    if known is None or known[0] is not cond:
+        if len(_SIGNALS) > 4096:
+            _SIGNALS.clear()
+        _SIGNALS[id(cond)] = known = (cond, _signal_ids(cond))
+    return known[1]
+
+
+def _signal_ids(cond: Condition) -> frozenset[str] | None:
+    if cond.kind in ("signal", "no_signal"):
+        return frozenset([getattr(cond, cond.kind)])
+    if cond.kind not in ("all", "any"):
+        return None
+    parts = [_signal_ids(c) for c in getattr(cond, cond.kind)]
+    return None if any(p is None for p in parts) else frozenset().union(*parts)
 
 
 def _combine(tests: Iterator[Outcome], need_all: bool) -> Outcome:
@@ -150,31 +224,38 @@ def _window_words(cond: Condition) -> str:
 
 def score_call(rubric: Rubric, facts: CallFacts) -> tuple[dict, list[dict]]:
     """(scorecards row, scorecard_items rows) of one call under one rubric."""
-    key = {"call_id": facts.call["call_id"], "rubric_id": rubric.id, "rubric_version": rubric.version,
-           "call_date": facts.call["call_date"]}
-    items = [{**key, "criterion_id": criterion.id, "question": criterion.question, **_item(criterion, facts)}
-             for criterion in rubric.criteria]
-    max_points = sum(i["max_points"] for i in items)
-    earned = sum(i["points"] for i in items)
-    auto_failed = any(c.auto_fail and i["result"] == "fail" for c, i in zip(rubric.criteria, items))
+    call_id, call_date = facts.call["call_id"], facts.call["call_date"]
+    rubric_id, version = rubric.id, rubric.version
+    items, earned, possible, auto_failed = [], [], [], False
+    for criterion in rubric.criteria:  # each row made once, in its final key order (no {**key, **item} copies)
+        result, points, max_points, evidence, detail = _item(criterion, facts)
+        items.append({"call_id": call_id, "rubric_id": rubric_id, "rubric_version": version, "call_date": call_date,
+                      "criterion_id": criterion.id, "question": criterion.question, "result": result,
+                      "points": points, "max_points": max_points, "evidence": evidence, "detail": detail})
+        earned.append(points)
+        possible.append(max_points)
+        if criterion.auto_fail and result == "fail":
+            auto_failed = True
+    max_points, earned = sum(possible), sum(earned)
     pct = 0.0 if auto_failed else (round(100.0 * earned / max_points, 1) if max_points else None)
-    card = {**key, "points": 0.0 if auto_failed else earned, "max_points": max_points, "pct": pct,
+    card = {"call_id": call_id, "rubric_id": rubric_id, "rubric_version": version, "call_date": call_date,
+            "points": 0.0 if auto_failed else earned, "max_points": max_points, "pct": pct,
             "passed": None if pct is None else (not auto_failed and pct >= rubric.pass_pct),
             "auto_failed": auto_failed}
     return card, items
 
 
-def _item(criterion: Criterion, facts: CallFacts) -> dict:
+def _item(criterion: Criterion, facts: CallFacts) -> tuple:
+    """(result, points, max_points, evidence, detail) of one criterion."""
     if criterion.na_if is not None:
         na = facts.test(criterion.na_if)
         if na.ok:  # no evidence: what made it n.a. (a short call, no hold) is not an utterance that decided it
-            return {"result": "na", "points": 0.0, "max_points": 0.0, "evidence": None,
-                    "detail": f"n.a.: {na.detail}"}
+            return "na", 0.0, 0.0, None, f"n.a.: {na.detail}"
     outcome = facts.test(criterion.pass_if)
     if outcome.ok is None:
-        return {"result": "na", "points": 0.0, "max_points": 0.0, "evidence": None, "detail": f"n.a.: {outcome.detail}"}
-    return {"result": "pass" if outcome.ok else "fail", "points": criterion.points if outcome.ok else 0.0,
-            "max_points": float(criterion.points), "evidence": outcome.evidence, "detail": outcome.detail}
+        return "na", 0.0, 0.0, None, f"n.a.: {outcome.detail}"
+    return ("pass" if outcome.ok else "fail", criterion.points if outcome.ok else 0.0, float(criterion.points),
+            outcome.evidence, outcome.detail)
 
 
 def call_facts(calls: list[dict], hits: list[dict], categories: list[dict], metrics: list[dict],
@@ -194,11 +275,15 @@ def call_facts(calls: list[dict], hits: list[dict], categories: list[dict], metr
 
 def score_calls(qa: QaConfig, facts: list[CallFacts]) -> tuple[list[dict], list[dict]]:
     """Scorecards and items for every call under the rubrics that apply to it; silent calls are not scored."""
-    cards, items = [], []
+    cards, items, rubrics = [], [], {}
     for f in facts:
         if not f.texts:
             continue
-        for rubric in qa.rubrics_for(f.call):
+        # which rubrics apply depends on a call's queue and direction only (Rubric.applies): found once for each
+        scope = (f.call.get("queue"), f.call.get("direction"))
+        if scope not in rubrics:
+            rubrics[scope] = qa.rubrics_for(f.call)
+        for rubric in rubrics[scope]:
             card, rows = score_call(rubric, f)
             cards.append(card)
             items += rows
