@@ -12,8 +12,8 @@ no Doc at all, expressions run on the text before any tokenizing, and a pattern'
 Matcher runs only where all its anchors occur. The scan only ever skips work that
 could not match: `match(..., prefilter=False)` gives the same answers, and the tests
 check that. `match_many` remembers the answers of the turns it has seen (a bounded
-memo keyed on the text as said and the speaker's side): scripted lines and courtesies
-repeat all night.
+least-recently-used memo keyed on the text as said and the speaker's side): scripted lines
+and courtesies repeat all night, and stay remembered while one-off turns come and go.
 
 Negation (signals with `negation: exclude`, the default) is a cue scope, NegEx
 style: a hit is dropped when a negation cue (not, n't, no, never, nothing, none,
@@ -29,6 +29,7 @@ a reporting verb ("I never said I wanted to cancel" does not), or at "this is"/"
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -58,8 +59,11 @@ REPORTING = {"say", "said", "think", "thought", "mean", "meant", "tell", "told",
 SCOPE = 6
 MEMO_SIZE = 1 << 16  # pattern-anchor combinations (63 occur in 200k synthetic turns) or calls' signal sets remembered
 # Turns remembered with their hits: contact-centre speech repeats ("okay", "thank you", scripted openings and
-# closings), and a repeat costs a dict look-up instead of a scan and a Doc. At ~0.3 kB a turn: ~10 MB at most.
-MEMO_TURNS = 1 << 15
+# closings), and a repeat costs a look-up instead of a scan and a Doc. Least recently used go first, so the
+# scripted lines stay while one-off turns pass through (emptying a full memo, as before, made them all misses
+# again: at 1M synthetic turns 131k misses where LRU at this size has 93k, the distinct turns being 92k).
+# At ~0.3 kB a turn: ~20 MB at most.
+MEMO_TURNS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,20 @@ class Tagger:
         self._cue = re.compile("|".join(map(re.escape, cues)))
         self._scopes: dict[str | None, tuple[int, frozenset[str]]] = {}
         self._complete: dict[int, frozenset[str]] = {}
-        self._memo: dict[tuple[str, str | None], tuple[Hit, ...]] = {}
+        self._remembered = functools.lru_cache(maxsize=MEMO_TURNS)(self._hits)
+        # what tag_calls needs of a signal per hit, in one look-up
+        self.hit_rules = {s.id: (s.category, s.window) for s in library.signals}
         self._categories: dict[frozenset[str], tuple[Category, ...]] = {}
         self._ids = {self.nlp.vocab.strings[s.id]: s.id for s in library.signals}
+
+    def __getstate__(self) -> dict:
+        # the memo wraps a bound method, which pickle cannot take (a worker or task may get a Tagger): sent without
+        # it, the copy starts with an empty one
+        return {k: v for k, v in vars(self).items() if k != "_remembered"}
+
+    def __setstate__(self, state: dict) -> None:
+        vars(self).update(state)
+        self._remembered = functools.lru_cache(maxsize=MEMO_TURNS)(self._hits)
 
     def _add_phrases(self, s: Signal, lexicon: Lexicon, literals: dict[str, set[str]]) -> None:
         """One PhraseMatcher for all signals; the prefilter key `<id>.phrases` says one of s's phrases may occur."""
@@ -176,17 +191,12 @@ class Tagger:
 
     def match_many(self, texts: list[str], speakers: list[str]):
         """Yield (index, hits) for utterances with at least one hit; negated ones are dropped."""
-        memo, hits_of = self._memo, self._hits
+        remembered = self._remembered
         for i, text in enumerate(texts):
             # Answers depend on the text as said (matched words, punctuation) and on whose signals may fire:
             # every speaker outside SIDES may fire all of them, so they share one entry.
-            key = (text, speakers[i] if speakers[i] in SIDES else None)
-            hits = memo.get(key)
-            if hits is None:
-                hits = hits_of(text, key[1])
-                if len(memo) >= MEMO_TURNS:
-                    memo.clear()  # bounded: a night's scripted lines come back and fill it again
-                memo[key] = hits
+            speaker = speakers[i]
+            hits = remembered(text, speaker if speaker in SIDES else None)
             if hits:
                 yield i, list(hits)
 
@@ -361,16 +371,19 @@ def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float
     dates = {u["call_id"]: u["call_date"] for u in utterances}
     present: dict[str, set[str]] = {call_id: set() for call_id in dates}
     texts, speakers = [u["text"] or "" for u in utterances], [u["speaker"] for u in utterances]
+    rules = tagger.hit_rules
     for i, found in tagger.match_many(texts, speakers):
         u = utterances[i]
+        call_id, start_s = u["call_id"], u["start_s"]
+        signals = present[call_id]
         for hit in found:
-            signal = tagger.by_id[hit.signal_id]
-            if not _in_window(signal.window, u["start_s"], durations.get(u["call_id"], 0.0)):
+            category, window = rules[hit.signal_id]
+            if window is not None and not _in_window(window, start_s, durations.get(call_id, 0.0)):
                 continue
-            hits.append({"call_id": u["call_id"], "signal_id": hit.signal_id, "utt_idx": u["utt_idx"],
-                         "start_s": u["start_s"], "speaker": u["speaker"], "matched_text": hit.matched_text,
-                         "category": signal.category, "call_date": u["call_date"]})
-            present[u["call_id"]].add(hit.signal_id)
+            hits.append({"call_id": call_id, "signal_id": hit.signal_id, "utt_idx": u["utt_idx"],
+                         "start_s": start_s, "speaker": u["speaker"], "matched_text": hit.matched_text,
+                         "category": category, "call_date": u["call_date"]})
+            signals.add(hit.signal_id)
     categories = [{"call_id": call_id, "category_id": c.id, "call_date": dates[call_id]}
                   for call_id, ids in present.items() for c in tagger.categories(ids)]
     return hits, categories

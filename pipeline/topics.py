@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,6 +47,7 @@ from pipeline.topic_text import is_trivial, lemmatise
 MATCH_THRESHOLD = 0.3   # same topic: c-TF-IDF cosine of the two fits; different topics share few terms (< 0.1)
 GAP = 3                 # words allowed between the two words of a bigram in a generated pattern
 LABEL_WORDS = 3         # a topic's most distinctive terms, paired up for a promoted signal
+MEMO_TURNS = 1 << 16    # texts remembered with their lemmas (~0.2 kB each: ~13 MB at most)
 
 
 def _frame(table) -> pd.DataFrame:
@@ -82,9 +84,23 @@ def selected_turns(turns: Iterable[tuple[str, int, str, str | None]], tagged: se
         if speaker in wanted and (call_id, utt_idx) not in tagged:
             candidates.append(i)
             texts.append(text or "")
-    lemmas = lemmatise(texts)
-    kept = [k for k, lemma in enumerate(lemmas) if not is_trivial("", lemma, min_words, min_content)]
-    return [candidates[k] for k in kept], [lemmas[k] for k in kept]
+    found = _kept_lemmas(texts, min_words, min_content)
+    kept = [k for k, lemma in enumerate(found) if lemma is not None]
+    return [candidates[k] for k in kept], [found[k] for k in kept]
+
+
+def _kept_lemmas(texts: list[str], min_words: int, min_content: int) -> list[str | None]:
+    """Each text's lemmas, None for a trivial turn."""
+    return [_kept(text, min_words, min_content) for text in texts]
+
+
+@functools.lru_cache(maxsize=MEMO_TURNS)
+def _kept(text: str, min_words: int, min_content: int) -> str | None:
+    """Remembered per text (least recently used go first): "yes that's right", "okay thank you" and the like come
+    back all night, and lemmatising them again was most of a batch's selection. A text's lemmas depend on the
+    text alone, so the answers are those of lemmatising every turn."""
+    lemmas = lemmatise([text])[0]
+    return None if is_trivial("", lemmas, min_words, min_content) else lemmas
 
 
 def fit_topics(selected: pd.DataFrame, previous: TopicModel | None = None, model: TopicModel | None = None,
