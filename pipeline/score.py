@@ -137,10 +137,10 @@ class CallFacts:
         # outcome on every such call: combined once, then looked up
         only = _signals_only(cond)
         if only is not None and only.isdisjoint(self.hits):
-            known = _ABSENT.get(id(cond))
-            if known is None or known[0] is not cond:
-                known = _remember(cond, _combine(map(self.test, parts), need_all))
-            return known[1]
+            outcome = _cached(_ABSENT, cond)
+            if outcome is _MISSING:
+                outcome = _cache(_ABSENT, cond, _combine(map(self.test, parts), need_all))
+            return outcome
         return _combine(map(self.test, parts), need_all)
 
 
@@ -156,41 +156,43 @@ def _within(cond: Condition, value: float) -> bool:
 
 _TESTS = {kind: getattr(CallFacts, "_" + kind) for kind in RUBRIC_KINDS}  # test() without a getattr per condition
 
-# Outcomes that are the same on every call without the condition's signals, by id(condition) -> (condition,
-# outcome); the condition is kept, so its id is not reused while it is a key. By id, not by the condition:
-# hashing a pydantic model hashes every field, which cost more than making the outcome again.
+# Outcomes that are the same on every call without the condition's signals, and the signals an all/any tests,
+# by id(condition) -> (condition, value); the condition is kept, so its id is not reused while it is a key. By
+# id, not by the condition: hashing a pydantic model hashes every field, which cost more than making the value.
 _ABSENT: dict[int, tuple[Condition, Outcome]] = {}
 _SIGNALS: dict[int, tuple[Condition, frozenset[str] | None]] = {}
+_MISSING = object()
 
 
-def _remember(cond: Condition, outcome: Outcome) -> tuple[Condition, Outcome]:
-    if len(_ABSENT) > 4096:  # conditions of configurations loaded since: let them go
-        _ABSENT.clear()
-    _ABSENT[id(cond)] = known = (cond, outcome)
-    return known
+def _cached(table: dict, cond: Condition):
+    """The value table keeps for cond, or _MISSING."""
+    known = table.get(id(cond))
+    return known[1] if known is not None and known[0] is cond else _MISSING
+
+
+def _cache(table: dict, cond: Condition, value):
+    if len(table) > 4096:  # conditions of configurations loaded since: let them go
+        table.clear()
+    table[id(cond)] = (cond, value)
+    return value
 
 
 def _absent(cond: Condition) -> Outcome:
     """The outcome of a signal or no_signal condition on a call without that signal: most tests of most calls, the
     same for each, so made once."""
-    known = _ABSENT.get(id(cond))
-    if known is None or known[0] is not cond:
-        if cond.no_signal is not None:
-            outcome = Outcome(True, None, f"no {cond.no_signal}")
-        else:
-            outcome = Outcome(False, None, f"no {cond.signal}{' in ' + _window_words(cond) if cond.within else ''}")
-        known = _remember(cond, outcome)
-    return known[1]
+    outcome = _cached(_ABSENT, cond)
+    if outcome is not _MISSING:
+        return outcome
+    if cond.no_signal is not None:
+        return _cache(_ABSENT, cond, Outcome(True, None, f"no {cond.no_signal}"))
+    return _cache(_ABSENT, cond, Outcome(False, None,
+                                         f"no {cond.signal}{' in ' + _window_words(cond) if cond.within else ''}"))
 
 
 def _signals_only(cond: Condition) -> frozenset[str] | None:
     """The signals an all/any tests, if it tests nothing else (no metric, no category): None otherwise."""
-    known = _SIGNALS.get(id(cond))
-    if known is None or known[0] is not cond:
-        if len(_SIGNALS) > 4096:
-            _SIGNALS.clear()
-        _SIGNALS[id(cond)] = known = (cond, _signal_ids(cond))
-    return known[1]
+    ids = _cached(_SIGNALS, cond)
+    return _cache(_SIGNALS, cond, _signal_ids(cond)) if ids is _MISSING else ids
 
 
 def _signal_ids(cond: Condition) -> frozenset[str] | None:
