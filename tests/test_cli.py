@@ -264,3 +264,14 @@ def test_a_database_an_older_release_published_says_what_to_do(tmp_path):
     typo = invoke("sql", "SELEC 1", "--out", str(tmp_path))
     assert typo.exit_code == 2 and "another release" not in typo.output
     assert invoke("topics", "list", "--out", str(tmp_path)).exit_code == 0
+
+
+def test_commands_run_outside_the_project_folder_say_no_callintel_yaml_was_found(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no callintel.yaml here, no data/out
+    sql = CliRunner().invoke(cli, ["sql", "SELECT 1"])
+    assert sql.exit_code != 0
+    assert f"{tmp_path}/data/out/callintel.duckdb: no database yet" in sql.output
+    assert "from the folder with your callintel.yaml (or give --out DIR)" in sql.output
+    check = CliRunner().invoke(cli, ["check"])
+    assert check.exit_code == 2
+    assert "set signals: in callintel.yaml (none in this folder, so the defaults)" in check.output
