@@ -67,13 +67,12 @@ def _plot(frame: pd.DataFrame, keys: list, path: str, what: str) -> None:
 
 @click.command()
 @click.option("--days", type=click.IntRange(min=1), default=14, show_default=True, help="How many recent days.")
-@click.option("--topics", "what", flag_value="topics", help="Discovered topics (topic_trends).")
-@click.option("--signals", "what", flag_value="signals", default=True,
-              help="Configured signals (signal_trends; default).")
+@click.option("--topics", is_flag=True, help="Discovered topics (topic_trends).")
+@click.option("--signals", is_flag=True, help="Configured signals (signal_trends; the default).")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Also draw the share per day to this PNG file.")
 @config_option
 @out_option
-def trends(days, what, plot, config_path, out) -> None:
+def trends(days, topics, signals, plot, config_path, out) -> None:
     """What is rising: emerging signals or topics, and calls per day for the busiest ones.
 
     A key is emerging on a day when at least 2 calls have it and its share of the day's calls is far
@@ -85,8 +84,11 @@ def trends(days, what, plot, config_path, out) -> None:
       callintel trends --days 14
       callintel trends --topics --days 14 --plot trends.png
     """
+    if topics and signals:  # one table and one plot are of one kind: say so rather than let one flag win
+        raise UsageProblem("--topics and --signals: give one of them (signals when neither)")
+    what = "topics" if topics else "signals"
     cfg = load_cli_config(config_path, out=out)
-    frame = _trends(cfg, what == "topics", days)
+    frame = _trends(cfg, topics, days)
     if frame.empty:
         raise UsageProblem(f"no {what} trends yet in {cfg.out}: run `callintel run` first")
     hot = frame[frame["emerging"]].sort_values(["day", "z"], ascending=[False, False])

@@ -52,6 +52,13 @@ def test_trends_of_one_day_say_the_last_day(out):
     assert invoke("trends", "--days", "2", "--out", str(out)).output.splitlines()[0] == "No emerging signals in the last 2 days."
 
 
+def test_trends_of_signals_and_topics_at_once_is_refused(out):
+    shown = invoke("trends", "--signals", "--topics", "--out", str(out))
+    assert (shown.exit_code, shown.output) == (2, "Error: --topics and --signals: give one of them (signals when "
+                                                  "neither)\n")
+    assert invoke("trends", "--signals", "--out", str(out)).output == invoke("trends", "--out", str(out)).output
+
+
 def test_a_scorecard_page_that_cannot_be_written_is_one_line(out):
     page = Path(invoke("scorecard", "c-0001", "--html", "--out", str(out)).output.strip())
     shutil.rmtree(page.parent)
