@@ -178,10 +178,26 @@ def read_yaml(path: Path) -> object:
     try:
         return yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise ConfigError(_syntax_error(path, text, exc)) from None
+
+
+def _syntax_error(path: Path, text: str, exc: yaml.YAMLError) -> str:
+    """`file:line: not valid YAML: problem (column C ...)`, the form an editor opens at the line. A tab is named:
+    an editor that shows it as spaces leaves the author no way to see why the indent is wrong."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return f"{path}: not valid YAML: {problem}"
+    lines = text.splitlines()
+    row = lines[mark.line] if mark.line < len(lines) else ""
+    if "tab" in problem or row[mark.column:mark.column + 1] == "\t":
+        return (f"{path}:{mark.line + 1}: not valid YAML: a tab character (column {mark.column + 1}); indent "
+                "with spaces, YAML does not allow tabs there")
+    where = f"column {mark.column + 1}"
+    context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and opened is not None and opened.line != mark.line:  # an unclosed [ or " is on an earlier line
+        where += f"; {context} that starts on line {opened.line + 1}"
+    return f"{path}:{mark.line + 1}: not valid YAML: {problem} ({where})"
 
 
 def _decode(path: Path, data: bytes) -> str:

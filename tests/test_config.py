@@ -42,7 +42,11 @@ def test_shipped_config_is_valid_and_matches_defaults():
     ("asr: tiny\n", ":1", "asr: must be keys and values (it is 'tiny')"),
     ("asr:\n  vad_filter: maybe\n", ":2", "asr.vad_filter: must be true or false (it is 'maybe')"),
     ("- just\n- a list\n", "", "(top level): must be a mapping"),
-    ("asr: [unclosed\n", "", "not valid YAML at line 2"),
+    ("asr: [unclosed\n", ":2", "not valid YAML: did not find expected ',' or ']' (column 1; while parsing a flow "
+     "sequence that starts on line 1)"),
+    ("asr:\n\tbeam_size: 5\n", ":2", "not valid YAML: a tab character (column 1); indent with spaces, YAML does "
+     "not allow tabs there"),
+    ("asr:\n  beam_size: 5\n\t\n", ":3", "not valid YAML: a tab character"),
 ])
 def test_errors_name_file_line_key_and_problem(tmp_path, text, where, message):
     """The line is the key's own, counted from 1 as an editor counts: where the author goes to fix it."""
