@@ -130,19 +130,27 @@ def _model_in(annotation) -> type[BaseModel] | None:
 
 def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel] | None = None,
                             docs: str | None = None) -> str:
-    """One line: the file, the key path and what is wrong. An unknown key also lists the keys taken there (from
-    model, the file's own) and where they are documented (docs)."""
+    """One line: the file, then each problem's key path and what is wrong (the first SHOWN of them), so one
+    edit fixes them all rather than one run each. An unknown key also lists the keys taken there (from model, the
+    file's own) and where they are documented (docs)."""
     # An unknown key first: a misspelt `phrase:` also leaves `phrases` missing, and the typo is the news.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    first = errors[0]
-    more = len(errors) - 1
+    said = [_problem(error, model) for error in errors[:SHOWN]]
+    if errors[0]["type"] == "extra_forbidden" and docs:
+        said[0] += f"; see {docs}"
+    more = len(errors) - len(said)
     tail = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-    said = _describe(first)
-    if first["type"] == "extra_forbidden" and model and (keys := _keys_at(model, first["loc"][:-1])):
+    return f"{source}: {'; also '.join(said)}{tail}"
+
+
+SHOWN = 3  # problems of one file named in its error; a file wrong throughout is most likely not the kind expected
+
+
+def _problem(error: dict, model: type[BaseModel] | None) -> str:
+    said = _describe(error)
+    if error["type"] == "extra_forbidden" and model and (keys := _keys_at(model, error["loc"][:-1])):
         said += f" (the keys here: {', '.join(keys)})"
-    if first["type"] == "extra_forbidden" and docs:
-        said += f"; see {docs}"
-    return f"{source}: {_key_path(first['loc'])}: {said}{tail}"
+    return f"{_key_path(error['loc'])}: {said}"
 
 
 # libyaml's parser reads the same safe subset (same constructor) in a fraction of the time; each pool worker

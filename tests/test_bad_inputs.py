@@ -52,7 +52,7 @@ EXPECTED = {
     "/etc/passwd": ("ingest", ["metadata.csv line 11", "'/etc/passwd' is outside the input folder"]),
     "held/unsafe.wav": ("ingest", ["metadata.csv line 12", "call_id '../../../pwned'", "must not contain /"]),
     "broken.json": ("ingest", ["broken.json", "not valid JSON", "line 1 column"]),
-    "nofields.json": ("ingest", ["nofields.json", "started_at: required", "1 more problem"]),
+    "nofields.json": ("ingest", ["nofields.json: started_at: required; also utterances: required"]),
     "types.json": ("ingest", ["types.json", "utterances[0].start_s", "must be a number (it is 'soon')"]),
     "infinite.json": ("ingest", ["infinite.json", "utterances[0].end_s", "finite number"]),
     "deep.json": ("ingest", ["deep.json", "nested too deeply"]),

@@ -58,6 +58,22 @@ def test_errors_name_file_line_key_and_problem(tmp_path, text, where, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_file_with_many_problems_names_the_first_three_in_one_line(tmp_path):
+    """One edit mends what one run shows; a file wrong everywhere still gives a line a terminal can show."""
+    problems = ["commit_every: must be a whole number (it is 'lots')", "runner.workers: must be a whole number (it "
+                "is 2.5)", "channels.agent: must be one of 'left' or 'right'"]
+    path = write(tmp_path, "asr:\n  beamsize: 5\ncommit_every: lots\nrunner:\n  workers: 2.5\nchannels:\n"
+                           "  agent: middle\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    said = str(err.value)
+    head, *rest = said.removesuffix(" (and 1 more problem)").split("; also ")
+    assert said.endswith(" (and 1 more problem)") and "\n" not in said
+    assert head.startswith(f"{path}:2: asr.beamsize: unknown key (the keys here: model, ") and head.endswith(
+        '; see README.md, "Configuration"')  # the typo first: it is most often the cause of the rest
+    assert len(rest) == 2 and set(rest) < set(problems)
+
+
 def test_paths_resolve_against_the_config_folder(tmp_path):
     cfg = load_config(write(tmp_path, "input: calls\nout: ../results\n"))
     assert cfg.input == tmp_path / "calls"
