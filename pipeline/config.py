@@ -18,7 +18,7 @@ from typing import Literal, get_args
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.config_yaml import ConfigError, format_validation_error, read_yaml
+from pipeline.config_yaml import ConfigError, format_validation_error, read_yaml, yaml_line
 
 DEFAULT_CONFIG_NAME = "callintel.yaml"
 DOCS = 'README.md, "Configuration"'  # every key, its default and meaning
@@ -146,6 +146,7 @@ class Config(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     runner: RunnerConfig = RunnerConfig()
     source: str = Field("callintel.yaml (none in this folder, so the defaults)", exclude=True)
+    overridden: frozenset[str] = Field(frozenset(), exclude=True)  # settings given on the command line
 
     @field_validator("transcript_speakers")
     @classmethod
@@ -213,7 +214,16 @@ def with_overrides(cfg: Config, **overrides: object) -> Config:
     if "workers" in given:
         runner = cfg.runner.model_copy(update={"workers": int(given.pop("workers"))})
         given["runner"] = runner
-    return cfg.model_copy(update=given)
+    return cfg.model_copy(update={**given, "overridden": cfg.overridden | given.keys()})
+
+
+def set_at(cfg: Config, *key: str) -> str:
+    """`callintel.yaml:3: ` where the file sets a setting (asr, model: asr.model) the command line did not
+    override, to begin an error about its value: the line a user must edit. Empty otherwise."""
+    if key[0] in cfg.overridden or not (path := Path(cfg.source)).is_file():
+        return ""
+    line = yaml_line(path, list(key))
+    return "" if line is None else f"{path}:{line}: "
 
 
 PII_NAMES = {"card": "card numbers", "ssn": "social security numbers", "phone": "phone numbers",
@@ -239,7 +249,8 @@ def input_problem(cfg: Config) -> str | None:
     """Why a run has nothing to read (checked by `callintel run` before it starts, and by every run itself,
     since a served night reloads a config that may have changed, or finds a share unmounted), or None."""
     if cfg.transcripts and not cfg.transcripts.is_dir():
-        return f"transcripts folder {cfg.transcripts} does not exist"
+        return f"{set_at(cfg, 'transcripts')}transcripts folder {cfg.transcripts} does not exist"
     if not cfg.input.is_dir() and not cfg.transcripts:
-        return f"input folder {cfg.input} does not exist; give --input DIR (recordings) or --transcripts DIR"
+        return (f"{set_at(cfg, 'input')}input folder {cfg.input} does not exist; give --input DIR (recordings) or "
+                "--transcripts DIR")
     return None

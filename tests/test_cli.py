@@ -49,8 +49,25 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path):
 
 def test_missing_input_folder_is_a_usage_error(tmp_path):
     result = invoke("run", "--input", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
-    assert result.exit_code == 2 and "input folder" in result.output and "does not exist" in result.output
-    assert not (tmp_path / "out").exists()
+    assert result.output == (f"Error: input folder {tmp_path / 'nope'} does not exist; give --input DIR (recordings) "
+                             "or --transcripts DIR\n")
+    assert result.exit_code == 2 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("setting, said", [("input", "input folder {} does not exist; give --input DIR"),
+                                           ("transcripts", "transcripts folder {} does not exist"),
+                                           ("signals", "signals folder {} does not exist (an empty folder is valid)")])
+def test_a_missing_folder_set_in_callintel_yaml_is_named_by_its_line(tmp_path, setting, said):
+    """The line to edit (a typo, a share not mounted), not only the folder it resolved to."""
+    config = tmp_path / "callintel.yaml"
+    folders = {"input": ".", "signals": str(ROOT / "signals"), "out": "out", setting: "nowhere"}
+    config.write_text("# the night's folders\n" + "".join(f"{key}: {value}\n" for key, value in folders.items()))
+    line = list(folders).index(setting) + 2
+    result = invoke("run", "--config", str(config))
+    assert result.exit_code == 2 and not (tmp_path / "out").exists()
+    assert result.output.startswith(f"Error: {config}:{line}: {said.format(tmp_path / 'nowhere')}")
+    given = invoke("run", "--config", str(config), f"--{setting}", str(tmp_path / "elsewhere"))
+    assert given.output.startswith(f"Error: {said.format(tmp_path / 'elsewhere')}")  # the option, not the file
 
 
 def test_an_output_folder_that_cannot_be_written_or_is_busy_is_refused_before_any_work(tmp_path):
@@ -134,7 +151,7 @@ def test_check_validates_without_writing(tmp_path, monkeypatch):
     (tmp_path / "callintel.yaml").write_text(f"signals: {ROOT / 'signals'}\ninput: .\nasr:\n  model: {tmp_path}/m\n")
     no_model = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
     assert no_model.exit_code == 2
-    assert no_model.output.strip() == f"Error: {tmp_path / 'callintel.yaml'}: asr.model folder {tmp_path}/m does not exist"
+    assert no_model.output.strip() == f"Error: {tmp_path / 'callintel.yaml'}:4: asr.model folder {tmp_path}/m does not exist"
 
 
 def test_check_says_which_metadata_rows_the_night_will_refuse(tmp_path):
