@@ -17,6 +17,7 @@ in the same clock tick as the change before the listing would leave its time as 
 from __future__ import annotations
 
 import os
+import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,16 @@ class Settled:
 
     def record(self) -> dict:
         return {"root": self.root, "folders": dict(sorted(self.now.items()))}
+
+
+def unsettled(record: dict | None, files: list[str]) -> dict:
+    """The settled folders of each input folder (the store's meta) without those holding these files (relative
+    to their input folder): the next night lists them again, so it says what became of the files. Forgetting a
+    call calls for it: its recording, if still there, gets the night's "not stored again" note."""
+    folders = {posixpath.dirname(rel) for rel in files}
+    return {name: {**was, "folders": {rel_dir: v for rel_dir, v in was.get("folders", {}).items()
+                                      if rel_dir not in folders}}
+            for name, was in (record or {}).items()}
 
 
 @dataclass

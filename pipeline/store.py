@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.ingest import call_digest
+from pipeline.listing import META_KEY as SETTLED, unsettled
 from pipeline.schemas import TABLES, conform
 from pipeline.store_db import DB_NAME, DatabaseMixin, StoreError
 from pipeline.store_lock import LockMixin
@@ -283,6 +284,9 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
             removed += pc.sum(hit).as_py()
             keep[name], remove[name] = rows.filter(pc.invert(hit)), manifest[name]
         forgotten = sorted(set(self.meta().get("forgotten", [])) | {call_digest(c) for c in call_ids})
+        files = self.read("calls", ["call_id", "source_path"]).filter(
+            pc.is_in(pc.field("call_id"), pa.array(sorted(call_ids), pa.string()))).column("source_path")
+        settled = unsettled(self.meta().get(SETTLED), files.to_pylist())
         said = set(self.read("utterances", ["call_id", "text"]).filter(
             pc.is_in(pc.field("call_id"), pa.array(sorted(call_ids), pa.string()))).column("text").to_pylist())
         if said and manifest["topics"]:
@@ -290,7 +294,7 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
         # The topic model holds example turns and centroids of these calls: drop it, the next run refits.
         self.commit(run_id, 1, {**keep, "deletions": [{**record, "rows": removed}]}, remove,
                     meta={"forgotten": forgotten, "topic_model": None, "topic_vectors": None,
-                          "topic_vectors_assigned": []})
+                          "topic_vectors_assigned": [], SETTLED: settled})
         self.drop_stale_models()
         for folder, pattern in (("scorecards", "*/*.html"), ("redacted_audio", "*/*.flac")):
             for path in (self.out / folder).glob(pattern) if (self.out / folder).exists() else []:

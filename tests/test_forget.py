@@ -117,3 +117,31 @@ def test_forget_waits_for_a_run_with_wait(tmp_path):
         assert waited.exit_code == 2 and "no stored call matches; nothing was deleted" in waited.output
     finally:
         holder.kill()
+
+
+def test_a_forgotten_calls_file_in_a_settled_folder_is_named_the_next_night(tmp_path, prefect_harness):
+    """A folder whose files are all stored calls is not listed again (pipeline/listing.py); forgetting one of them
+    must list it again, or operations never hear that the recording is still on the share."""
+    import os
+
+    import flows
+
+    day = tmp_path / "tx" / "2026-11-10"
+    day.mkdir(parents=True)
+    transcript(day, "keep-1", "a_chen", "10", "my phone screen went completely black this morning")
+    transcript(day, "gone-1", "a_ruiz", "10", "I want to cancel my subscription")
+    os.utime(day, (1_700_000_000, 1_700_000_000))  # long unchanged, as last month's folder is: it may settle
+    out = tmp_path / "out"
+    run = dict(input=str(tmp_path / "none"), transcripts_dir=str(tmp_path / "tx"), out=str(out),
+               signals=str(ROOT / "signals"))
+    assert flows.nightly(**run)["counts"]["imported"] == 2
+    flows.nightly(**run)  # finds both stored: the folder settles
+    assert "2026-11-10" in Store(out).meta()["settled_folders"]["transcripts"]["folders"]
+    forgot = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--yes", "--out", str(out)],
+                                catch_exceptions=False)
+    assert forgot.exit_code == 0
+    night = flows.nightly(**run)
+    assert night["counts"]["imported"] == 0
+    assert [n for n in night["notes"] if "gone-1" in n] == [
+        "2026-11-10/gone-1.json: deleted on request (callintel forget); not stored again"]
+    assert Store(out).read("calls").column("call_id").to_pylist() == ["keep-1"]
