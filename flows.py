@@ -97,6 +97,8 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
         try:
             return _night(cfg, store, run, writer, since, progress)
         except Exception as exc:
+            with contextlib.suppress(Exception):  # pages of a stored batch: a page not written is the next night's
+                writer.pages_written()
             close_failed(store, run, exc)
             raise
 
@@ -191,6 +193,7 @@ def _write_pages(cfg: Config, writer: Writer, redraw: str | None, progress: bool
     stored. On Dask they are rendered on the flow's cluster. Returns whether every page is written.
     """
     store = writer.store
+    writer.pages_written()
     # every stored call's when redrawing (tonight's and those a killed run left among them), read once
     calls = store.calls_with_day() if redraw else writer.pages | (
         store.calls_without_page() if writer.pages_left else {})
@@ -273,6 +276,7 @@ def store_imported(cfg: Config, writer: Writer, work: list, progress: bool | Non
             calls = writer.store_batch(group)
             writer.run.counts["imported"] += len(calls)
             stored.update(c["call_id"] for c in calls)
+    writer.pages_written()  # the last batch's, from the folder the next line empties
     writer.store.remove_staged_pages()  # of calls refused after their pages were staged
     return stored
 

@@ -242,6 +242,7 @@ def run_pipeline(n: int, commit_every: int, representation: str, out: Path, seed
         if from_files:
             calls = transcripts.new_files(out.parent / "transcripts")[0]
         flows.store_imported(cfg, writer, calls, False)  # the rest, as a night imports them
+        timers.wrap("write pages", writer.pages_written)()  # the last batch's, as the scorecard-pages step does
         written = timers.seconds["write"]
         timers.wrap("compact", store.compact)(run.run_id)  # as the flow does at the end of each night
         timers.seconds["write"] = written  # compact's own commit is compact's time, not the night's writes

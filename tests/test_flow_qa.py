@@ -422,6 +422,40 @@ def test_a_page_that_cannot_be_rendered_is_reported_and_the_others_are_written(t
     assert "c-0009" in Store(out).read("scorecards", ["call_id"]).column("call_id").to_pylist()
 
 
+def test_a_night_that_fails_after_storing_calls_has_written_their_pages_before_it_lets_go(tmp_path, prefect_harness,
+                                                                                         monkeypatch):
+    """A batch's pages are written by a thread while the next batch is prepared (pipeline/writer.py). A night
+    that fails after storing a batch waits for it: once the night has failed the store is the next night's, so
+    nothing of this one may still be writing in it."""
+    import threading
+    import time
+
+    from pipeline import batch
+    from pipeline.writer import Writer
+
+    monkeypatch.setattr(batch, "WORK_CALLS", 1)  # a batch a call: c-0001's pages are written as c-0004's is stored
+    tx, signals, out = setup(tmp_path)
+    write_pages, store_batch = Store.write_pages, Writer.store_batch
+
+    def slow(store, pages):  # a slow disk: c-0001's page is still being written when the night fails
+        time.sleep(1.5)
+        return write_pages(store, pages)
+
+    def second_fails(writer, prepared):
+        if writer.run.counts["imported"]:
+            raise RuntimeError("the disk filled up")
+        return store_batch(writer, prepared)
+
+    monkeypatch.setattr(Store, "write_pages", slow)
+    monkeypatch.setattr(Writer, "store_batch", second_fails)
+    (tmp_path / "callintel.yaml").write_text("import_commit_every: 1\n")
+    with pytest.raises(RuntimeError, match="the disk filled up"):
+        run(tx, signals, out, config=str(tmp_path / "callintel.yaml"), workers=1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("callintel-pages")]
+    assert Store(out).read("calls", ["call_id"]).column("call_id").to_pylist() == ["c-0001"]
+    assert [p.stem for p in (out / "scorecards").rglob("*.html")] == ["c-0001"]
+
+
 @pytest.mark.parametrize("left_code, why", [
     (None, "as no night that finished recorded how they were drawn (an older release, or a night that stopped)"),
     ("0123", "as this release draws them")], ids=["no-pages-code", "other-pages-code"])
