@@ -274,21 +274,21 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
         """
         self._require_lock()
         manifest, keep, remove, removed = self.manifest(), {}, {}, 0
+        ids = pa.array(sorted(call_ids), pa.string())
         for name, table in TABLES.items():
             if "call_id" not in table.schema.names or not manifest[name]:
                 continue
             rows = self.read(name)
-            hit = pc.is_in(rows.column("call_id"), pa.array(sorted(call_ids), pa.string()))
+            hit = pc.is_in(rows.column("call_id"), ids)
             if not pc.any(hit).as_py():
                 continue
             removed += pc.sum(hit).as_py()
             keep[name], remove[name] = rows.filter(pc.invert(hit)), manifest[name]
         forgotten = sorted(set(self.meta().get("forgotten", [])) | {call_digest(c) for c in call_ids})
-        files = self.read("calls", ["call_id", "source_path"]).filter(
-            pc.is_in(pc.field("call_id"), pa.array(sorted(call_ids), pa.string()))).column("source_path")
-        settled = unsettled(self.meta().get(SETTLED), files.to_pylist())
+        files = self.read("calls", ["call_id", "source_path"]).filter(pc.is_in(pc.field("call_id"), ids))
+        settled = unsettled(self.meta().get(SETTLED), files.column("source_path").to_pylist())
         said = set(self.read("utterances", ["call_id", "text"]).filter(
-            pc.is_in(pc.field("call_id"), pa.array(sorted(call_ids), pa.string()))).column("text").to_pylist())
+            pc.is_in(pc.field("call_id"), ids)).column("text").to_pylist())
         if said and manifest["topics"]:
             keep["topics"], remove["topics"] = self._scrub_examples(said), manifest["topics"]
         # The topic model holds example turns and centroids of these calls: drop it, the next run refits.
