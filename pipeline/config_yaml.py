@@ -16,7 +16,9 @@ from pydantic import BaseModel, ValidationError
 
 ID = r"^[a-z][a-z0-9_]*$"  # of a signal, category, rubric, criterion or flag
 # "<file>.yaml: <key path>: ...", the start of every error about a place in a YAML file
-_PLACE = re.compile(r"(?P<path>.+?\.ya?ml): (?P<key>[a-z_]\w*(?:\.[a-z_]\w*|\[\d+\])*): ")
+_KEY = r"(?P<key>[a-z_]\w*(?:\.[a-z_]\w*|\[\d+\])*)"  # a key path: asr.beam_size, signals[0].phrases
+_PLACE = re.compile(rf"(?P<path>.+?\.ya?ml): {_KEY}: ")
+_ALSO = re.compile(rf"; also {_KEY}: ")  # a further problem of the same file (format_validation_error)
 
 
 class ConfigError(Exception):
@@ -31,9 +33,15 @@ class ConfigError(Exception):
 def _with_line(message: str) -> str:
     if not (place := _PLACE.match(message)):
         return message
-    loc = [int(i) if i else key for key, i in re.findall(r"([a-z_]\w*)|\[(\d+)\]", place["key"])]
-    line = yaml_line(Path(place["path"]), loc)
-    return message if line is None else f"{place['path']}:{line}: {message[len(place['path']) + 2:]}"
+
+    def line_of(key_path: str) -> int | None:
+        loc = [int(i) if i else key for key, i in re.findall(r"([a-z_]\w*)|\[(\d+)\]", key_path)]
+        return yaml_line(Path(place["path"]), loc)
+
+    line = line_of(place["key"])
+    message = message if line is None else f"{place['path']}:{line}: {message[len(place['path']) + 2:]}"
+    # the problems after the first (format_validation_error) are elsewhere in the file: each gets its own line
+    return _ALSO.sub(lambda m: f"; also line {n}: {m['key']}: " if (n := line_of(m["key"])) else m[0], message)
 
 
 def yaml_line(path: Path, loc: list) -> int | None:
@@ -158,7 +166,21 @@ def _problem(error: dict, model: type[BaseModel] | None) -> str:
 class SAFE_LOADER(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """YAML 1.2's booleans: true and false only. YAML 1.1 also reads yes/no/on/off as booleans, so a phrase
     list `[no, nope]` held False and a counter-example `yes` True; where a setting wants a boolean, the
-    models still take "yes"/"no"/"on"/"off" as one."""
+    models still take "yes"/"no"/"on"/"off" as one.
+
+    A key given twice in one mapping is an error: YAML says so, but PyYAML keeps the last, so a second `signals:`
+    block in a file dropped every signal of the first without a word."""
+
+    def construct_mapping(self, node, deep=False):
+        first: dict = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                if key.value in first:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key '{key.value}' is given twice (first on line {first[key.value] + 1})",
+                        key.start_mark)
+                first[key.value] = key.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 SAFE_LOADER.yaml_implicit_resolvers = {

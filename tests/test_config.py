@@ -47,6 +47,7 @@ def test_shipped_config_is_valid_and_matches_defaults():
     ("asr:\n\tbeam_size: 5\n", ":2", "not valid YAML: a tab character (column 1); indent with spaces, YAML does "
      "not allow tabs there"),
     ("asr:\n  beam_size: 5\n\t\n", ":3", "not valid YAML: a tab character"),
+    ("out: a\nasr:\n  beam_size: 5\nout: b\n", ":4", "not valid YAML: the key 'out' is given twice (first on line 1)"),
 ])
 def test_errors_name_file_line_key_and_problem(tmp_path, text, where, message):
     """The line is the key's own, counted from 1 as an editor counts: where the author goes to fix it."""
@@ -60,8 +61,8 @@ def test_errors_name_file_line_key_and_problem(tmp_path, text, where, message):
 
 def test_a_file_with_many_problems_names_the_first_three_in_one_line(tmp_path):
     """One edit mends what one run shows; a file wrong everywhere still gives a line a terminal can show."""
-    problems = ["commit_every: must be a whole number (it is 'lots')", "runner.workers: must be a whole number (it "
-                "is 2.5)", "channels.agent: must be one of 'left' or 'right'"]
+    problems = ["line 3: commit_every: must be a whole number (it is 'lots')", "line 5: runner.workers: must be a "
+                "whole number (it is 2.5)", "line 7: channels.agent: must be one of 'left' or 'right'"]
     path = write(tmp_path, "asr:\n  beamsize: 5\ncommit_every: lots\nrunner:\n  workers: 2.5\nchannels:\n"
                            "  agent: middle\n")
     with pytest.raises(ConfigError) as err:

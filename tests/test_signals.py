@@ -249,6 +249,11 @@ def test_normalise_keeps_apostrophes_and_drops_punctuation():
      6, "categories[0].all[1]: unknown signal 'b'"),
     ("signals:\n  - id: a\n    phrases: [x]\n  - id: a\n    phrases: [y]\n", 4, "signals[1].id: 'a' is already defined"),
     ("signal:\n  - id: a\n", 1, "signal: unknown key"),
+    # PyYAML keeps the last of a key given twice: the first block's signals were dropped without a word
+    ("signals:\n  - id: a\n    phrases: [x]\n\nsignals:\n  - id: b\n    phrases: [y]\n", 5,
+     "not valid YAML: the key 'signals' is given twice (first on line 1)"),
+    ("signals:\n  - id: a\n    phrases: [x]\n    speaker: agent\n    phrases: [y]\n", 5,
+     "the key 'phrases' is given twice (first on line 3)"),
     # a misspelt key is the news, not what its absence breaks (here a string-less counter-example before)
     ("signals:\n  - id: a\n    phrases: [x]\n    counter_example: [y]\n    speaker: robot\n",
      4, "signals[0].counter_example: unknown key"),
