@@ -123,7 +123,7 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
         plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(cfg, known) | imported,
                                forgotten=store.forgotten(), unsized_settle_s=cfg.unsized_wav_settle_minutes * 60,
                                zone=cfg.schedule.timezone, names=FileNames.of(cfg), settled=settled,
-                               known_ids=known_ids)
+                               known_ids=known_ids, out=cfg.out)
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
         run.notes += plan.notes + ([] if cfg.input.is_dir() else
@@ -228,7 +228,8 @@ def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, known_
     run = writer.run
     writer.settled["transcripts"] = settled = listing.Settled(cfg.transcripts,
                                                               _settled_record(writer.store, "transcripts"))
-    files, found, skipped, failures = list_transcripts(cfg.transcripts, listed := ingest.StoredAt(known), settled)
+    files, found, skipped, failures = list_transcripts(cfg.transcripts, listed := ingest.StoredAt(known), settled,
+                                                       cfg.out)
     writer.heard = set(known.loc[known["asr_model"] != "transcript", "call_id"].tolist())
     here = listed.rows  # the stored calls at the paths listed, among them those of the files to read
     work, stored, unreadable, notes = transcripts.recheck(files, set(here["source_path"].tolist()), known_ids,

@@ -116,7 +116,7 @@ def check_file_names(cfg: Config, shown: int = 10) -> None:
 
     if not (names := FileNames.of(cfg)) or not cfg.input.is_dir():
         return
-    metadata, files = read_metadata(cfg.input, cfg.schedule.timezone), discover(cfg.input).files
+    metadata, files = read_metadata(cfg.input, cfg.schedule.timezone), discover(cfg.input, out=cfg.out).files
     problems = [why for path, rel, _ in files if (why := describe(names, rel,
                                                                   metadata.rows.get(metadata.resolve(Path(path)), {}),
                                                                   cfg.schedule.timezone)[0])]

@@ -89,13 +89,13 @@ class Resolver:
         return real.resolve() if is_link else real
 
 
-def discover(folder: Path, settled: Settled | None = None) -> Listing:
+def discover(folder: Path, settled: Settled | None = None, out: Path | None = None) -> Listing:
     """Audio files under folder, recursively, in a stable order; hidden files ignored; settled folders that have
-    not changed are not listed (pipeline/listing.py)."""
+    not changed are not listed, nor the output folder out (pipeline/listing.py)."""
     if not folder.is_dir():
         return Listing([])
     return list_files(folder, lambda name: os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS, settled,
-                      hidden=False)
+                      hidden=False, out=out)
 
 
 def still_written(files: list[Path], unsized_settle_s: float = UNSIZED_SETTLE_S,
@@ -226,16 +226,16 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                     since: date | None = None, exclude_ids: set[str] = frozenset(),
                     forgotten: set[str] = frozenset(), unsized_settle_s: float = UNSIZED_SETTLE_S,
                     zone: str | None = None, names=None, settled: Settled | None = None,
-                    known_ids: set[str] | None = None) -> Plan:
+                    known_ids: set[str] | None = None, out: Path | None = None) -> Plan:
     """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls;
     `forgotten` holds digests of calls deleted on request, which are never stored again; a WAV whose header
     gives no size is left until it has not changed for unsized_settle_s (see still_written); zone: the centre's,
     in which a call's start is read (see centre_time); names: what recordings' names say (file_names.FileNames);
     settled: the folders found settled last night, not listed again (pipeline/listing.py), updated; known_ids:
-    every stored call_id, if the caller has them already."""
+    every stored call_id, if the caller has them already; out: the output folder, never read as input."""
     from pipeline.file_names import describe  # here: both build on this module's failure rows
     from pipeline.metadata import read_metadata
-    listing = discover(folder, settled)
+    listing = discover(folder, settled, out)
     metadata = read_metadata(folder, zone, listing.kept)
     failures = list(metadata.failures)
     known_ids = set(known["call_id"].tolist()) if known_ids is None else known_ids

@@ -75,6 +75,14 @@ def unsettled(record: dict | None, files: list[str]) -> dict:
             for name, was in (record or {}).items()}
 
 
+def _inside(out: Path | None, folder: Path) -> tuple[str, ...] | None:
+    """The parts of out's path below folder, when out is inside it."""
+    if out is None:
+        return None
+    out, folder = Path(out).resolve(), folder.resolve()
+    return out.relative_to(folder).parts if out != folder and out.is_relative_to(folder) else None
+
+
 @dataclass
 class Listing:
     files: list[tuple[str, str, bool]]  # (path, path relative to the folder, is a symbolic link), in path order
@@ -84,13 +92,16 @@ class Listing:
 
 
 def list_files(folder: Path, wanted: Callable[[str], bool], settled: Settled | None = None,
-               hidden: bool = True) -> Listing:
+               hidden: bool = True, out: Path | None = None) -> Listing:
     """The wanted files under folder (by name), with one `scandir` per folder listed and no path objects.
 
     Like `Path.rglob`: linked folders are not entered. hidden=False leaves out names starting with a dot
-    (files and folders). Settled folders that have not changed are not listed (see the module's docstring).
+    (files and folders). Settled folders that have not changed are not listed (see the module's docstring),
+    nor is the output folder `out`, if it is inside: its run files, transcripts and redacted copies of
+    recordings would be read as new calls every night.
     """
     listing, found, stack = Listing([]), [], [(os.fspath(folder), ())]
+    skip = _inside(out, folder)
     now = time.time_ns()
     while stack:
         directory, parts = stack.pop()
@@ -106,6 +117,8 @@ def list_files(folder: Path, wanted: Callable[[str], bool], settled: Settled | N
                 if not hidden and entry.name.startswith("."):
                     continue
                 if entry.is_dir(follow_symlinks=False):
+                    if (*parts, entry.name) == skip:
+                        continue
                     stack.append((entry.path, (*parts, entry.name)))
                     subfolders = True
                 elif wanted(entry.name) and entry.is_file():

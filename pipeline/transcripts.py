@@ -197,15 +197,15 @@ def load_transcripts(folder: Path, known_ids: set[str], since=None, forgotten: s
     return calls, found, skipped + too_old + len(known), failures
 
 
-def new_files(folder: Path, known_files: StoredFiles = frozenset(), settled: Settled | None = None
-              ) -> tuple[list[tuple[str, str]], int, int, list[dict]]:
+def new_files(folder: Path, known_files: StoredFiles = frozenset(), settled: Settled | None = None,
+              out: Path | None = None) -> tuple[list[tuple[str, str]], int, int, list[dict]]:
     """(path, path relative to folder) of the files to read, found, skipped (stored, unchanged), failures.
 
     known_files: (source_path, file_size, file_mtime) of stored calls, or what gives those of the paths listed;
     settled: the folders last found settled (pipeline/listing.py), which are not listed again; updated with
-    those this listing finds settled."""
+    those this listing finds settled; out: the output folder, never read as input."""
     root, files, skipped, failures, stored = folder.resolve(), [], 0, [], set()
-    listing = _transcript_files(folder, settled)
+    listing = _transcript_files(folder, settled, out)
     if callable(known_files):
         known_files = known_files([rel for _, rel, _ in listing.files])
     for path, rel, is_link in listing.files:
@@ -314,10 +314,10 @@ def _stored(path: str, rel: str, known_files: set[tuple[str, int, float]]) -> bo
     return (rel, stat.st_size, stat.st_mtime) in known_files
 
 
-def _transcript_files(folder: Path, settled: Settled | None = None) -> Listing:
+def _transcript_files(folder: Path, settled: Settled | None = None, out: Path | None = None) -> Listing:
     """The .json and .csv files under folder, in path order (but a recordings folder's metadata.csv, should the
-    two folders be one), less the settled folders' (see pipeline/listing.py)."""
-    return list_files(folder, _transcript_name, settled)
+    two folders be one), less the settled folders' and the output folder's (see pipeline/listing.py)."""
+    return list_files(folder, _transcript_name, settled, out=out)
 
 
 def _transcript_name(name: str) -> bool:

@@ -412,3 +412,21 @@ def test_serve_registers_the_nightly_deployment_on_its_cron(tmp_path, prefect_ha
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_an_out_folder_inside_the_transcripts_folder_is_not_read_as_transcripts(tmp_path, prefect_harness):
+    """out: tr/out: the run's own JSON files (runs/, the manifest) were read as transcripts, one more failure each
+    night, so every night exited 1."""
+    import shutil
+
+    import flows
+
+    tx = tmp_path / "tr"
+    tx.mkdir()
+    shutil.copy(ROOT / "data/demo_transcripts/c-0001.json", tx)
+    run = dict(input=str(tmp_path / "none"), transcripts_dir=str(tx), out=str(tx / "out"),
+               signals=str(ROOT / "signals"))
+    first = flows.nightly(**run)
+    assert (first["counts"]["imported"], first["failures"]) == (1, [])
+    second = flows.nightly(**run)
+    assert (second["counts"]["found"], second["counts"]["imported"], second["failures"]) == (1, 0, [])

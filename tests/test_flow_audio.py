@@ -124,3 +124,18 @@ def test_a_copy_an_earlier_release_left_unsilenced_is_made_again(tmp_path, prefe
     third = flows.nightly(config=str(config), progress=False)
     assert not store.audio_path(call).exists()
     assert "c-0001: redacted audio copy removed, not made again" in " ".join(third["notes"])
+
+
+def test_an_out_folder_inside_the_input_folder_is_not_read_as_recordings(tmp_path, prefect_harness):
+    """out: rec/out beside the day folders: the redacted copy written there is a .flac under the input folder, and
+    was stored as a new call the next night (the same call twice in every table)."""
+    import flows
+
+    inp, config = one_call(tmp_path)
+    config.write_text(config.read_text().replace("out: out", "out: rec/out"))
+    first = flows.nightly(config=str(config), progress=False)
+    assert (first["counts"]["transcribed"], first["failures"]) == (1, [])
+    assert (inp / "out/redacted_audio/2026-11-09/c-0001.flac").exists()
+    second = flows.nightly(config=str(config), progress=False)
+    assert (second["counts"]["found"], second["counts"]["transcribed"], second["failures"]) == (1, 0, [])
+    assert Store(inp / "out").read("calls", ["call_id"]).column("call_id").to_pylist() == ["c-0001"]
