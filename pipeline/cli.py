@@ -310,6 +310,9 @@ def forget(call_ids, agent, since, yes, wait_s, config_path, out) -> None:
             chosen = select_calls(calls, call_ids, agent, since.date() if since else None)
             if not chosen:
                 raise UsageProblem("no stored call matches; nothing was deleted")
+            if missed := sorted(set(call_ids) - chosen):  # a mistyped id in a request must not pass unseen
+                click.echo(f"WARNING: no stored call{' also' * bool(agent or since)} matches --call-id "
+                           f"{', '.join(missed)} (mistyped, forgotten before, or not stored yet); not deleted")
             if not yes:
                 _confirm(f"Delete {len(chosen)} call(s) from every table?")
             record = deletion_record(len(chosen), call_id=call_ids, agent=agent, since=since)

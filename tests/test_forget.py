@@ -38,9 +38,11 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
     unanswered = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--out", str(out)], input="")  # cron
     assert unanswered.exit_code == 2 and "add --yes" in unanswered.output and "nothing was deleted" in unanswered.output
     assert "gone-1" in store.read("calls").column("call_id").to_pylist()
-    result = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--out", str(out)], input="y\n",
-                                catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--call-id", "gone-l", "--out", str(out)],
+                                input="y\n", catch_exceptions=False)  # gone-l: a typo in the request
     assert result.exit_code == 0 and "forgot 1 call(s)" in result.output
+    assert result.output.splitlines()[0] == ("WARNING: no stored call matches --call-id gone-l (mistyped, forgotten "
+                                             "before, or not stored yet); not deleted")
     for name, table in TABLES.items():
         if "call_id" in table.schema.names:
             assert "gone-1" not in store.read(name).column("call_id").to_pylist(), name
