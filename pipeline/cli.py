@@ -10,8 +10,8 @@ import sys
 import click
 
 from pipeline.cli_checks import (check_embedding, check_file_names, check_inputs, check_metadata, check_out,
-                                  check_out_room, check_redaction, check_rubric_scopes, check_rubric_versions,
-                                  check_rules_code)
+                                  check_out_room, check_prefect_server, check_redaction, check_rubric_scopes,
+                                  check_rubric_versions, check_rules_code)
 from pipeline.cli_qa import flagged, scorecard
 from pipeline.cli_topics import topics
 from pipeline.cli_trends import trends
@@ -73,6 +73,7 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     check_inputs(cfg)
     if warning := redaction_warning(cfg):  # said at the start, before the night's progress and summary
         click.echo(warning, err=True)
+    check_prefect_server("or unset PREFECT_API_URL to run on a temporary one")
     check_out(cfg.out)
     try:
         with Store(cfg.out).reserve(wait_s):  # before Prefect starts: a second run is refused at once
@@ -156,6 +157,7 @@ def serve(config_path) -> None:
     if not flows.api_configured():
         raise UsageProblem("callintel serve needs a Prefect server: a temporary one schedules nothing. Start "
                            "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+    check_prefect_server("or fix PREFECT_API_URL")
     zone = cfg.schedule.timezone or "local time"
     click.echo(f"serving 'nightly' on cron '{cfg.schedule.cron}' ({zone}); Ctrl-C stops")
     flows.serve_nightly(config_path)

@@ -170,3 +170,19 @@ def check_embedding(cfg: Config) -> None:
     except embedding.TopicModelError as exc:
         raise UsageProblem(f"{cfg.source}: topics: {exc}") from None
     click.echo(f"topics OK: embedding model {embedding.EMBEDDING_MODEL} ready (kept in {embedding.cache_dir()})")
+
+
+def check_prefect_server(then: str) -> None:
+    """A configured Prefect server answers: said at once in one line, not as Prefect's traceback once the flow
+    starts. `then`: what to do instead, as the command calling it can."""
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    if not (url := PREFECT_API_URL.value()):
+        return  # the flow starts a temporary server of its own
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise UsageProblem(f"cannot reach the Prefect server at PREFECT_API_URL={url} ({exc or type(exc).__name__});"
+                           f" start it with `prefect server start` (it takes a few seconds to come up), {then}") from None
+

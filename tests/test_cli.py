@@ -292,3 +292,23 @@ def test_commands_run_outside_the_project_folder_say_no_callintel_yaml_was_found
     check = CliRunner().invoke(cli, ["check"])
     assert check.exit_code == 2
     assert "set signals: in callintel.yaml (none in this folder, so the defaults)" in check.output
+
+
+def test_a_prefect_server_that_does_not_answer_is_one_line_before_anything_is_written(tmp_path):
+    """The README's first step (`prefect server start`) forgotten, or still starting: serve printed a 114-line
+    httpx traceback, and run blamed a run it had not started."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/api"
+    env = {**os.environ, "PREFECT_API_URL": url}
+    said = (f"Error: cannot reach the Prefect server at PREFECT_API_URL={url} ([Errno 111] Connection refused); start "
+            "it with `prefect server start` (it takes a few seconds to come up), ")
+    callintel = str(Path(sys.executable).with_name("callintel"))
+    for args, then in ((["run", "--out", str(tmp_path / "out")], "or unset PREFECT_API_URL to run on a temporary one"),
+                       (["serve"], "or fix PREFECT_API_URL")):
+        done = subprocess.run([callintel, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert (done.returncode, done.stderr) == (2, said + then + "\n"), args
+    assert not (tmp_path / "out").exists()
+
