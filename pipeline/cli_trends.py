@@ -65,6 +65,16 @@ def _plot(frame: pd.DataFrame, keys: list, path: str, what: str) -> None:
         plt.close(fig)
 
 
+def _nothing_yet(cfg, what: str) -> None:
+    """No trend rows: before any run is a mistake; after runs, the stored calls simply have none."""
+    calls = int(query(cfg, "SELECT count(*) AS n FROM calls")["n"].iloc[0])
+    if not calls:
+        raise UsageProblem(f"no calls stored yet in {cfg.out}: run `callintel run` first")
+    why = ("topics are found among the turns no signal tags, once there are enough of them" if what == "topics"
+           else "no configured signal was said in them")
+    click.echo(f"No {what} in the {calls} stored call{'s' * (calls != 1)} yet: {why}.")
+
+
 @click.command()
 @click.option("--days", type=click.IntRange(min=1), default=14, show_default=True, help="How many recent days.")
 @click.option("--topics", is_flag=True, help="Discovered topics (topic_trends).")
@@ -90,7 +100,8 @@ def trends(days, topics, signals, plot, config_path, out) -> None:
     cfg = load_cli_config(config_path, out=out)
     frame = _trends(cfg, topics, days)
     if frame.empty:
-        raise UsageProblem(f"no {what} trends yet in {cfg.out}: run `callintel run` first")
+        _nothing_yet(cfg, what)
+        return
     hot = frame[frame["emerging"]].sort_values(["day", "z"], ascending=[False, False])
     span = "day" if days == 1 else f"{days} days"
     click.echo(f"Emerging {what} in the last {span}:" if len(hot) else f"No emerging {what} in the last {span}.")

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from conftest import ROOT
 from pipeline.cli import cli
 from pipeline.store import Store
+from pipeline.views import VIEWS
 
 CALLS = ["c-0001", "c-0004", "c-0009"]
 WRITABLE = "give a file in a folder that exists and this user can write"
@@ -50,6 +51,31 @@ def test_a_plot_that_cannot_be_written_is_one_line(out, tmp_path):
 def test_trends_of_one_day_say_the_last_day(out):
     assert invoke("trends", "--days", "1", "--out", str(out)).output.splitlines()[0] == "No emerging signals in the last day."
     assert invoke("trends", "--days", "2", "--out", str(out)).output.splitlines()[0] == "No emerging signals in the last 2 days."
+
+
+def test_trends_with_nothing_to_show_say_why(tmp_path, prefect_harness):
+    """After a night whose call says no signal: not 'run callintel run first', which was done."""
+    import json
+
+    import flows
+
+    (tmp_path / "tx").mkdir()
+    (tmp_path / "tx/quiet.json").write_text(json.dumps({"call_id": "quiet", "started_at": "2026-11-20T10:00:00",
+                                                         "utterances": [
+        {"speaker": "agent", "start_s": 0, "end_s": 2, "text": "Blue sky."},
+        {"speaker": "customer", "start_s": 2, "end_s": 4, "text": "Green grass."}]}))
+    out = tmp_path / "out"
+    flows.nightly(input=str(tmp_path / "none"), transcripts_dir=str(tmp_path / "tx"), out=str(out),
+                  signals=str(ROOT / "signals"))
+    shown = invoke("trends", "--out", str(out))
+    assert (shown.exit_code, shown.output) == (0, "No signals in the 1 stored call yet: no configured signal was "
+                                                  "said in them.\n")
+    store = Store(tmp_path / "empty")
+    with store.lock():
+        store.publish(VIEWS)  # as a night that found nothing leaves it
+    before = invoke("trends", "--out", str(tmp_path / "empty"))
+    assert (before.exit_code, before.output) == (2, f"Error: no calls stored yet in {tmp_path / 'empty'}: run "
+                                                    "`callintel run` first\n")
 
 
 def test_trends_of_signals_and_topics_at_once_is_refused(out):
