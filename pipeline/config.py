@@ -197,10 +197,11 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError(format_validation_error(str(path), exc, Config, DOCS)) from None
     base = path.resolve().parent
     return cfg.model_copy(update={
-        "input": (base / cfg.input).resolve(),
-        "transcripts": (base / cfg.transcripts).resolve() if cfg.transcripts else None,
-        "out": (base / cfg.out).resolve(),
-        "signals": (base / cfg.signals).resolve(),
+        # ~ as a shell reads it: `input: ~/recordings` is a home folder, not a folder named ~ beside the file
+        "input": (base / cfg.input.expanduser()).resolve(),
+        "transcripts": (base / cfg.transcripts.expanduser()).resolve() if cfg.transcripts else None,
+        "out": (base / cfg.out.expanduser()).resolve(),
+        "signals": (base / cfg.signals.expanduser()).resolve(),
         "source": str(path),
     })
 
@@ -210,7 +211,7 @@ def with_overrides(cfg: Config, **overrides: object) -> Config:
     given = {k: v for k, v in overrides.items() if v is not None}
     for key in ("input", "transcripts", "out", "signals"):
         if key in given:
-            given[key] = Path(given[key]).resolve()
+            given[key] = Path(given[key]).expanduser().resolve()  # --out=~/x: no shell expands that ~
     if "workers" in given:
         runner = cfg.runner.model_copy(update={"workers": int(given.pop("workers"))})
         given["runner"] = runner

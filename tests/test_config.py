@@ -81,6 +81,13 @@ def test_paths_resolve_against_the_config_folder(tmp_path):
     assert cfg.out == tmp_path.parent / "results"
 
 
+def test_a_home_folder_is_read_as_a_shell_reads_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cfg = load_config(write(tmp_path, "input: ~/recordings\nout: ~/callintel/out\n"))
+    assert (cfg.input, cfg.out) == (tmp_path / "home/recordings", tmp_path / "home/callintel/out")
+    assert with_overrides(cfg, transcripts="~/tx").transcripts == tmp_path / "home/tx"
+
+
 def test_overrides_resolve_against_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = with_overrides(Config(), input="rec", workers=3, out=None)
