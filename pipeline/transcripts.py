@@ -163,10 +163,13 @@ def load_transcript(path: Path, rel: str, reading: Reading = Reading()) -> Trans
         doc = _checked(data, rel, reading)  # the standard parser's way, which says what is wrong (or accepts it)
     turns = sorted(doc.utterances, key=lambda u: (u.start_s, u.end_s))
     call_id, day = doc.call_id, doc.started_at.date()
+    # a turn of no words (an exporter's silence) is no speech: a call of only those is no_speech, not a call whose
+    # agent said none of the rubric's lines
+    said = [(u, text) for u in turns if (text := " ".join(u.text.split()))]
     utterances = [
         {"call_id": call_id, "utt_idx": i, "speaker": u.speaker, "start_s": u.start_s, "end_s": u.end_s,
-         "text": " ".join(u.text.split()), "words": [], "confidence": None, "call_date": day}
-        for i, u in enumerate(turns)
+         "text": text, "words": [], "confidence": None, "call_date": day}
+        for i, (u, text) in enumerate(said)
     ]
     extra = doc.model_extra or {}
     call = {

@@ -29,6 +29,22 @@ def test_valid_transcript_becomes_a_call_in_time_order(tmp_path):
         (0, "agent", "Thank you for calling."), (1, "customer", "Hi, I need help.")]
 
 
+def test_turns_of_no_words_are_no_speech(tmp_path):
+    """An exporter's empty turns are left out; a call of only those is no_speech (it was scored and flagged as a
+    call whose agent said none of the rubric's lines)."""
+    turn = {"speaker": "agent", "start_s": 1.0, "end_s": 3.0}
+    write(tmp_path, "some.json", {"call_id": "some", "started_at": "2026-11-20T13:00:00", "utterances": [
+        {**turn, "text": "Hello."}, {**turn, "start_s": 3.0, "end_s": 4.0, "speaker": "customer", "text": " \n "},
+        {**turn, "start_s": 4.0, "end_s": 6.0, "text": "Anyone there?"}]})
+    write(tmp_path, "none.json", {"call_id": "none", "started_at": "2026-11-20T13:00:00", "utterances": [
+        {**turn, "text": ""}, {**turn, "start_s": 3.0, "end_s": 4.0, "speaker": "customer", "text": "  "}]})
+    calls, _, _, failures = load_transcripts(tmp_path, set())
+    assert failures == []
+    got = {c.call["call_id"]: (c.call["status"], c.call["duration_s"], [(u["utt_idx"], u["text"]) for u in c.utterances])
+           for c in calls}
+    assert got == {"some": ("ok", 6.0, [(0, "Hello."), (1, "Anyone there?")]), "none": ("no_speech", 4.0, [])}
+
+
 def test_known_calls_are_skipped(tmp_path):
     write(tmp_path, "c-0001.json", GOOD)
     calls, found, skipped, _ = load_transcripts(tmp_path, {"c-0001"})
@@ -108,7 +124,7 @@ def test_a_file_gone_between_listing_and_reading_fails_alone(tmp_path, monkeypat
     write(tmp_path, "c-0001.json", GOOD)
     listed = transcripts._transcript_files(tmp_path)
     listed.files.append((str(tmp_path / "gone.json"), "gone.json", False))
-    monkeypatch.setattr(transcripts, "_transcript_files", lambda folder, settled: listed)
+    monkeypatch.setattr(transcripts, "_transcript_files", lambda folder, settled, out: listed)
     stored = {("c-0001.json", -1, 0.0)}  # something is stored, so each file's times are looked up first
     calls, found, _, failures = load_transcripts(tmp_path, set(), known_files=stored)
     assert [c.call["call_id"] for c in calls] == ["c-0001"] and found == 2
