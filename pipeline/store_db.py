@@ -133,4 +133,9 @@ class DatabaseMixin:
         if not self.db_path.exists():
             raise StoreError(f"{self.db_path.absolute()}: no database yet; run `callintel run` first, or run this "
                              "from the folder with your callintel.yaml (or give --out DIR)")
-        return duckdb.connect(str(self.db_path), read_only=True)
+        try:
+            return duckdb.connect(str(self.db_path), read_only=True)
+        except duckdb.Error as exc:  # truncated, overwritten, or not a database: the Parquet files hold the data
+            raise StoreError(f"{self.db_path.absolute()}: cannot be opened ({str(exc).splitlines()[0]}); the next "
+                             "`callintel run` builds it again from the stored Parquet files (nothing is lost)"
+                             ) from None

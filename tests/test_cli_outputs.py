@@ -78,6 +78,24 @@ def test_trends_with_nothing_to_show_say_why(tmp_path, prefect_harness):
                                                     "`callintel run` first\n")
 
 
+def test_a_damaged_database_file_is_one_line_saying_the_next_run_rebuilds_it(out, tmp_path):
+    """A truncated callintel.duckdb (a full disk, a bad copy): scorecard gave a traceback, and sql called it another
+    release's file."""
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "callintel.duckdb").write_bytes(b"")
+    said = (f"Error: {copy / 'callintel.duckdb'}: cannot be opened (IO Error: The file \"{copy / 'callintel.duckdb'}\" "
+            "exists, but it is not a valid DuckDB database file!); the next `callintel run` builds it again from the "
+            "stored Parquet files (nothing is lost)\n")
+    for args in (["scorecard", "c-0001"], ["sql", "SELECT count(*) AS n FROM calls"], ["flagged"]):
+        shown = invoke(*args, "--out", str(copy))
+        assert (shown.exit_code, shown.output) == (2, said), args
+    store = Store(copy)
+    with store.lock():
+        store.publish(VIEWS)  # what a run ends with
+    assert invoke("sql", "SELECT count(*) AS n FROM calls", "--out", str(copy)).output.split() == ["n", str(len(CALLS))]
+
+
 def test_trends_of_signals_and_topics_at_once_is_refused(out):
     shown = invoke("trends", "--signals", "--topics", "--out", str(out))
     assert (shown.exit_code, shown.output) == (2, "Error: --topics and --signals: give one of them (signals when "
