@@ -80,6 +80,10 @@ def read_metadata(folder: Path, zone: str | None = None, skip: set[str] = frozen
                 # Not taken with a made-up id and date instead: it would be stored again under its real id once
                 # the row is fixed. It waits for the fix (the failure says why, every run).
                 metadata.held.add(metadata.resolve(base / record["file"]))
+                # its id stays taken: a later row with the same id stored tonight would make this one, once fixed,
+                # "already stored", its recording never stored and never reported
+                if said := (record.get("call_id") or "").strip():
+                    seen_ids.setdefault(said, (name, line))
                 continue
             if row["call_id"]:
                 seen_ids[row["call_id"]] = (name, line)

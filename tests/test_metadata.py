@@ -66,6 +66,18 @@ def test_a_recording_or_call_id_described_twice_is_refused_where_it_is_said_agai
     assert {rel: j.call_id for rel, j in jobs.items()} == {"2026-11-20/a.wav": "c-20", "top.flac": "c-top"}
 
 
+def test_a_refused_rows_call_id_is_still_taken_by_it(days):
+    """The first row of c-20 is refused (a typo), the second is fine: the second was stored as c-20, and once the
+    typo was mended the first recording was 'already stored' - never stored, never reported."""
+    (days / "metadata.csv").write_text("file,call_id,agent_channel\n2026-11-20/a.wav,c-20,rigth\n"
+                                       "2026-11-21/a.wav,c-20,left\n")
+    plan, jobs, errors = _plan(days)
+    assert errors == ["metadata.csv line 2: agent_channel 'rigth' must be left, right or mono",
+                      "metadata.csv line 3: duplicate call_id 'c-20' (first on line 2)"]
+    assert [f["source_path"] for f in plan.failures] == ["2026-11-20/a.wav", "2026-11-21/a.wav"]
+    assert "c-20" not in {j.call_id for j in jobs.values()}  # neither, until the file says which it is
+
+
 def test_an_unreadable_day_file_holds_back_that_day_only(days):
     (days / "2026-11-20" / "metadata.csv").write_text("file,call_id\na.wav,c-20\n")
     (days / "2026-11-21" / "metadata.csv").write_bytes(b"name,started\nx,y\n")
