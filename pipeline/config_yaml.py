@@ -74,9 +74,12 @@ def _describe(error: dict) -> str:
     bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
     if kind in bounds:
         limit = next(iter(ctx.values()))
-        return f"must be {bounds[kind]} {limit}"
+        return f"must be {bounds[kind]} {limit} (it is {_shown(error.get('input'))})"
     if kind == "literal_error":
-        return f"must be one of {ctx.get('expected')}"
+        return f"must be one of {ctx.get('expected')} (it is {_shown(error.get('input'))})"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} (it is empty)" if not error.get("input") else \
+            f"must have at least {ctx.get('min_length')} (it has {len(error['input'])})"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "string_type" and isinstance(error.get("input"), bool):

@@ -25,7 +25,10 @@ def test_shipped_config_is_valid_and_matches_defaults():
 
 
 @pytest.mark.parametrize("text, where, message", [
-    ("asr:\n  beam_size: 0\n", ":2", "asr.beam_size: must be >= 1"),
+    ("asr:\n  beam_size: 0\n", ":2", "asr.beam_size: must be >= 1 (it is 0)"),
+    ("topics:\n  speakers: []\n", ":2", "topics.speakers: must have at least 1 (it is empty)"),
+    ("redaction:\n  entities: [card, phones]\n", ":2", "redaction.entities[1]: must be one of 'card', 'ssn', 'phone', "
+     "'email' or 'dob' (it is 'phones')"),
     ("asr:\n  pause_s: -1\n", ":2", "asr.pause_s: must be > 0"),
     ("asr:\n  beamsize: 5\n", ":2", "asr.beamsize: unknown key"),
     ("channels:\n  agent: middle\n", ":2", "channels.agent: must be one of 'left' or 'right'"),
@@ -62,7 +65,7 @@ def test_errors_name_file_line_key_and_problem(tmp_path, text, where, message):
 def test_a_file_with_many_problems_names_the_first_three_in_one_line(tmp_path):
     """One edit mends what one run shows; a file wrong everywhere still gives a line a terminal can show."""
     problems = ["line 3: commit_every: must be a whole number (it is 'lots')", "line 5: runner.workers: must be a "
-                "whole number (it is 2.5)", "line 7: channels.agent: must be one of 'left' or 'right'"]
+                "whole number (it is 2.5)", "line 7: channels.agent: must be one of 'left' or 'right' (it is 'middle')"]
     path = write(tmp_path, "asr:\n  beamsize: 5\ncommit_every: lots\nrunner:\n  workers: 2.5\nchannels:\n"
                            "  agent: middle\n")
     with pytest.raises(ConfigError) as err:

@@ -69,7 +69,7 @@ def test_bad_files_fail_alone_with_the_field_named(tmp_path):
         "b.json: not valid JSON (line 1 column 35: Expecting value)",
         "c.json: utterances[0].start_s: required",
         "d.json: started_at: 'last tuesday' is not an ISO-8601 timestamp (write it year first: 2026-11-20T09:14:00)",
-        "e.json: utterances[0].speaker: must be one of 'agent', 'customer' or 'unknown'",
+        "e.json: utterances[0].speaker: must be one of 'agent', 'customer' or 'unknown' (it is 'bot')",
         "f.json: duplicate call_id 'c-0001' (also in a.json)",
         "g.json: must be a JSON object with call_id, started_at and utterances",
         "h.json: utterances[1]: end_s 1.8e+06 is more than a day into the call; times are in seconds "
