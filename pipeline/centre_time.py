@@ -37,7 +37,8 @@ def local_time(epoch_s: float, zone: str | None = None) -> datetime:
 
 # said with every timestamp refused: a spreadsheet's "11/20/2026 9:14" is the usual one, and which of 11 and 20 is
 # the month cannot be told in general
-ISO_FORM = "is not an ISO-8601 timestamp (write it year first: 2026-11-20T09:14:00)"
+ISO_FORM = ("is not an ISO-8601 timestamp (write it as 2026-11-20T09:14:00: year first, two digits for the month, "
+            "day, hour and minute)")
 
 
 def parse_timestamp(value: str, zone: str | None = None, form: str | None = None) -> datetime:

@@ -134,7 +134,8 @@ def _records(path: Path, name: str) -> list[tuple[int, dict[str, str]]]:
         raise ValueError(f"{name}: unreadable ({exc})") from None
     names = [n.lower() if n.lower() in COLUMNS else n for n in names]
     if "file" not in names:
-        raise ValueError(f"{name}: no 'file' column; it names each recording")
+        raise ValueError(f"{name}: no 'file' column; it names each recording (the columns: "
+                         f"{', '.join(n for n in names if n) or 'none'})")
     return [(line, {n: (row[i].strip() if i < len(row) else "") for i, n in enumerate(names) if n})
             for line, row in body]
 

@@ -112,7 +112,9 @@ def _checked(data: bytes, rel: str, reading: Reading) -> _Transcript:
         raise ValueError(f"{rel}: holds an unpaired surrogate escape (like \\ud800), which is not text; "
                          "fix the exporter") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{rel}: not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+        # json's "Invalid control character at" ends where it gave the offset (a raw line break in a string)
+        raise ValueError(f"{rel}: not valid JSON (line {exc.lineno} column {exc.colno}: "
+                         f"{exc.msg.removesuffix(' at')})") from None
     except RecursionError:  # "[[[[..." thousands deep: json's recursion limit, which would stop the whole batch
         raise ValueError(f"{rel}: not a transcript (JSON nested too deeply)") from None
     if not isinstance(raw, dict):

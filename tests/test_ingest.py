@@ -96,11 +96,13 @@ def test_bad_metadata_rows_fail_alone_and_say_why(folder):
         "metadata.csv line 3: file 'missing.wav' not found",
         "metadata.csv line 4: file '../../etc/passwd' is outside the input folder",
         "metadata.csv line 5: started_at 'yesterday' is not an ISO-8601 timestamp "
-        "(write it year first: 2026-11-20T09:14:00)",
+        "(write it as 2026-11-20T09:14:00: year first, two digits for the month, "
+        "day, hour and minute)",
         "metadata.csv line 6: duplicate call_id 'c-1' (first on line 2)",
         "metadata.csv line 7: agent_channel 'centre' must be left, right or mono",
         "metadata.csv line 8: started_at 'paid with [CARD]' is not an ISO-8601 timestamp "
-        "(write it year first: 2026-11-20T09:14:00)",  # stored: no card in it
+        "(write it as 2026-11-20T09:14:00: year first, two digits for the month, "
+        "day, hour and minute)",  # stored: no card in it
     ]
     assert [r["call_id"] for r in metadata.rows.values()] == ["c-1"]
 
@@ -109,7 +111,8 @@ def test_unreadable_metadata_holds_the_folder_back(folder):
     (folder / "metadata.csv").write_text("name,started\nx,y\n")
     plan = plan_recordings(folder, NOTHING_KNOWN, "left")
     assert plan.jobs == []
-    assert plan.failures[0]["error"] == "metadata.csv: no 'file' column; it names each recording"
+    assert plan.failures[0]["error"] == ("metadata.csv: no 'file' column; it names each recording (the columns: name, "
+                                         "started)")
 
 
 def test_a_recording_still_being_written_is_left_for_a_later_run(folder):

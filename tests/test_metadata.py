@@ -82,7 +82,7 @@ def test_an_unreadable_day_file_holds_back_that_day_only(days):
     (days / "2026-11-20" / "metadata.csv").write_text("file,call_id\na.wav,c-20\n")
     (days / "2026-11-21" / "metadata.csv").write_bytes(b"name,started\nx,y\n")
     plan, jobs, errors = _plan(days)
-    assert errors == ["2026-11-21/metadata.csv: no 'file' column; it names each recording"]
+    assert errors == ["2026-11-21/metadata.csv: no 'file' column; it names each recording (the columns: name, started)"]
     assert sorted(jobs) == ["2026-11-20/a.wav", "top.flac"] and plan.found == 3
 
 

@@ -116,7 +116,7 @@ TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
     (HEAD + "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello, how can I help?\n",
      "bad.csv: row 2 has 7 cells but the header 6 (a ',' in a text that is not in quotes?)"),
     (HEAD + "c-9,yesterday,agent,0.4,3.1,Hi\n", "bad.csv: started_at: 'yesterday' is not an ISO-8601 timestamp "
-     "(write it year first: 2026-11-20T09:14:00)"),
+     "(write it as 2026-11-20T09:14:00: year first, two digits for the month, day, hour and minute)"),
     # a 25-minute call exported in milliseconds under the seconds' names
     (HEAD + TURN + "c-9,2026-11-20T09:14:00,customer,1498000,1500000,Bye\n",
      "bad.csv: row 3: end_s 1.5e+06 is more than a day into the call; times are in seconds (milliseconds may be "

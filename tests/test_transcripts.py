@@ -68,7 +68,8 @@ def test_bad_files_fail_alone_with_the_field_named(tmp_path):
     assert [f["error"] for f in failures] == [
         "b.json: not valid JSON (line 1 column 35: Expecting value)",
         "c.json: utterances[0].start_s: required",
-        "d.json: started_at: 'last tuesday' is not an ISO-8601 timestamp (write it year first: 2026-11-20T09:14:00)",
+        "d.json: started_at: 'last tuesday' is not an ISO-8601 timestamp (write it as 2026-11-20T09:14:00: year "
+        "first, two digits for the month, day, hour and minute)",
         "e.json: utterances[0].speaker: must be one of 'agent', 'customer' or 'unknown' (it is 'bot')",
         "f.json: duplicate call_id 'c-0001' (also in a.json)",
         "g.json: must be a JSON object with call_id, started_at and utterances",
@@ -236,7 +237,7 @@ ERRORS = {  # what the file says is wrong, where: a line ends at CR, CRLF or LF,
     "lone surrogate escape": "holds an unpaired surrogate escape (like \\ud800), which is not text; fix the exporter",
     "cr lines, error on line 3": "not valid JSON (line 3 column 6: Expecting value)",
     "not UTF-8": "not UTF-8 text",
-    "control character in a string": f"not valid JSON (line 1 column {len(BASE) + 11}: Invalid control character at)",
+    "control character in a string": f"not valid JSON (line 1 column {len(BASE) + 11}: Invalid control character)",
     "a list": "must be a JSON object with call_id, started_at and utterances",
     "nested too deeply": "not a transcript (JSON nested too deeply)",
     "trailing comma": f"not valid JSON (line 1 column {len(BASE) + 3}: "
