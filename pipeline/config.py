@@ -18,6 +18,7 @@ from typing import Literal, get_args
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipeline.column_names import ALIASES, METADATA, resembles
 from pipeline.config_yaml import ConfigError, format_validation_error, read_yaml, yaml_line
 
 DEFAULT_CONFIG_NAME = "callintel.yaml"
@@ -107,6 +108,12 @@ class FileNamesConfig(_Strict):
             raise ValueError(f"not a regular expression ({exc})") from None
         if not groups:
             raise ValueError("names no group: write (?P<call_id>...) around each value a name holds")
+        for group in groups:  # any other group is kept in calls.extra, so a misspelt one would be lost silently
+            if group != "file" and (meant := resembles(group, METADATA - {"file"}, ALIASES)):
+                raise ValueError(f"group {group!r} is not one callintel reads; did you mean (?P<{meant}>...)?")
+        if not {"call_id", "started_at"} & groups.keys():
+            raise ValueError("names neither a call_id nor a started_at group, so a recording's name tells nothing "
+                             "of its call: write (?P<call_id>...) or (?P<started_at>...) around them")
         return value
 
     @field_validator("started_at_format")
@@ -147,6 +154,13 @@ class Config(_Strict):
     runner: RunnerConfig = RunnerConfig()
     source: str = Field("callintel.yaml (none in this folder, so the defaults)", exclude=True)
     overridden: frozenset[str] = Field(frozenset(), exclude=True)  # settings given on the command line
+
+    @field_validator("input", "transcripts", "out", "signals")
+    @classmethod
+    def _path(cls, value: Path | None) -> Path | None:
+        if value is not None and "\x00" in str(value):  # no file system takes one: resolve() raised on it
+            raise ValueError("holds a NUL character, which no folder name can")
+        return value
 
     @field_validator("transcript_speakers")
     @classmethod

@@ -19,12 +19,13 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.centre_time import ISO_FORM, future_problem, parse_timestamp
+from pipeline.column_names import ALIASES, METADATA, read_as
 from pipeline.ingest import Resolver, call_id_problem, failure
 from pipeline.redact_meta import quoted
 from pipeline.transcript_csv import read_table
 
 NAMES = ("metadata.csv", "metadata.parquet")  # in a folder with both, the CSV is read
-COLUMNS = {"file", "call_id", "started_at", "agent_id", "queue", "direction", "agent_channel"}
+COLUMNS = METADATA
 
 
 @dataclass
@@ -132,10 +133,10 @@ def _records(path: Path, name: str) -> list[tuple[int, dict[str, str]]]:
         raise
     except Exception as exc:  # pyarrow raises many kinds for a broken file
         raise ValueError(f"{name}: unreadable ({exc})") from None
-    names = [n.lower() if n.lower() in COLUMNS else n for n in names]
+    written, names = names, read_as(names, COLUMNS, name, ALIASES)  # `Call ID`, `agent`: ours; `callid` refused
     if "file" not in names:
         raise ValueError(f"{name}: no 'file' column; it names each recording (the columns: "
-                         f"{', '.join(n for n in names if n) or 'none'})")
+                         f"{', '.join(n for n in written if n) or 'none'})")
     return [(line, {n: (row[i].strip() if i < len(row) else "") for i, n in enumerate(names) if n})
             for line, row in body]
 

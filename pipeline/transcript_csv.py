@@ -22,6 +22,8 @@ import re
 from decimal import Decimal
 from pathlib import PurePosixPath
 
+from pipeline.column_names import read_as
+
 TURN = ("speaker", "start_s", "end_s", "text")
 CALL = ("call_id", "started_at", "agent_id", "queue", "direction")
 SPEAKERS = ("agent", "customer", "unknown")
@@ -49,7 +51,8 @@ def _rows(data: bytes, rel: str) -> tuple[list[tuple[int, dict]], bool]:
     names, body, delimiter = read_table(data, rel, "transcript")
     if not body:  # else the first thing missed would be started_at, which the header names
         raise ValueError(f"{rel}: a header and no rows; export the transcript again")
-    names = [name.lower() for name in names]
+    # `Call ID`, `agent`: ours; `agent_idd` refused, not an extra field; the other columns' names in lower case
+    names = [name.lower() for name in read_as(names, TURN + CALL + ("start_ms", "end_ms"), rel, ("agent", "queuename"))]
     if missing := [c for c in TURN + ("started_at",) if c not in names and c.replace("_s", "_ms") not in names]:
         raise ValueError(f"{rel}: no column {', '.join(missing)} (its columns: {', '.join(names)}); see "
                          'README.md, "Inputs"')

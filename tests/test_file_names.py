@@ -94,6 +94,13 @@ def test_a_stored_recording_is_not_read_again_whatever_its_name(recorder):
                                  "name holds"),
     ("  pattern: '(?P<call_id>c\\d+)'\n  started_at_format: '%H%M'\n", 4,
      "file_names.started_at_format: the pattern has no (?P<started_at>...) group for it to read"),
+    # kept in calls.extra as any other group is, a misspelt one left every call under a made-up id for good
+    ("  pattern: '(?P<callid>[a-z]+)\\.'\n", 3, "file_names.pattern: group 'callid' is not one callintel reads; "
+                                               "did you mean (?P<call_id>...)?"),
+    ("  pattern: '(?P<agent>[a-z]+)_(?P<queue>\\w+)\\.'\n", 3, "file_names.pattern: group 'agent' is not one "
+                                                             "callintel reads; did you mean (?P<agent_id>...)?"),
+    ("  pattern: '(?P<agent_id>[a-z]+)_(?P<queue>\\w+)\\.'\n", 3, "file_names.pattern: names neither a call_id nor a "
+     "started_at group, so a recording's name tells nothing of its call"),
 ])
 def test_a_pattern_that_cannot_work_is_refused_with_its_line(tmp_path, setting, line, error):
     (tmp_path / "callintel.yaml").write_text(f"signals: {ROOT / 'signals'}\nfile_names:\n{setting}")

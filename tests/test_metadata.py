@@ -52,6 +52,24 @@ def test_a_spreadsheets_csv_is_read_as_it_was_saved(days):
         "c-top", datetime(2026, 11, 20, 10, 0), "a_lee", "right", {"Campaign": "spring sale"})
 
 
+def test_columns_are_read_however_a_spreadsheet_names_them_and_a_misspelt_one_is_refused(days):
+    """`Call ID`, `callid`, `Agent`, `Started`: ours. A name one slip from ours was kept as an extra field, so the
+    call was stored without it (under a made-up id, for good, when it was the id)."""
+    (days / "metadata.csv").write_text("File,callid,Agent,Started,Campaign\ntop.flac,c-top,a_lee,2026-11-20T10:00:00,"
+                                       "spring\n")
+    plan, jobs, errors = _plan(days)
+    top = jobs["top.flac"]
+    assert errors == [] and (top.call_id, top.agent_id, top.started_at, top.extra) == (
+        "c-top", "a_lee", datetime(2026, 11, 20, 10, 0), {"Campaign": "spring"})
+    (days / "metadata.csv").write_text("file,call_id,agent_chanel\ntop.flac,c-top,left\n")
+    plan, jobs, errors = _plan(days)
+    assert errors == ["metadata.csv: column 'agent_chanel' is not one callintel reads; did you mean 'agent_channel'? "
+                      "(rename it; a column named unlike any it reads is kept in calls.extra)"]
+    assert "top.flac" not in jobs  # waits for the fix, as a refused row's recording does
+    (days / "metadata.csv").write_text("file,call_id,Call ID\ntop.flac,c-top,c-top\n")
+    assert _plan(days)[2] == ["metadata.csv: columns 'call_id' and 'Call ID' are both read as 'call_id'; keep one"]
+
+
 def test_a_recording_or_call_id_described_twice_is_refused_where_it_is_said_again(days):
     (days / "metadata.csv").write_text("file,call_id\n2026-11-20/a.wav,c-20\ntop.flac,c-top\n")
     (days / "2026-11-20" / "metadata.csv").write_text("file,call_id\na.wav,c-other\n")

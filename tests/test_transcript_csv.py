@@ -74,6 +74,16 @@ def test_the_file_name_is_the_call_id_and_a_column_the_same_on_every_row_is_kept
                                                                ("customer", "Hi, I need help.")]
 
 
+def test_columns_are_read_however_an_export_names_them(tmp_path):
+    """`Call ID`, `Agent`, `Queue Name`: ours (agent and queue were kept as extra fields: the call had no agent)."""
+    (tmp_path / "x.csv").write_text("Call ID,Started At,Agent,Queue Name,Speaker,Start_S,End_S,Text,Campaign\n"
+                                    "x-1,2026-10-01T10:00:00,a1,billing,agent,0,1,Hi,spring\n")
+    call, utterances = loaded(tmp_path / "x.csv")
+    assert (call["call_id"], call["agent_id"], call["queue"], json.loads(call["extra"])) == (
+        "x-1", "a1", "billing", {"campaign": "spring"})
+    assert [(u["speaker"], u["text"]) for u in utterances] == [("agent", "Hi")]
+
+
 def test_a_column_written_on_the_first_row_only_is_the_calls_as_the_call_columns_are(tmp_path):
     """The layout with the call's columns on the first row only: a `disposition` there is the call's too (it was
     dropped); a column that changes from turn to turn (a per-turn score) is not the call's."""
@@ -123,6 +133,10 @@ TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
      "given as start_ms and end_ms)"),
     ("call_id,started_at,speaker,start_ms,end_ms,text\nc-9,2026-11-20T09:14:00,agent,400,soon,Hi\n",
      "bad.csv: row 2: end_ms: 'soon' is not a number of milliseconds"),
+    # kept as an extra field, a misspelt column left the call without its agent, out of every agent's figures
+    ("call_id,started_at,agnet_id,speaker,start_s,end_s,text\nc-9,2026-11-20T09:14:00,a1,agent,0.4,3.1,Hi\n",
+     "bad.csv: column 'agnet_id' is not one callintel reads; did you mean 'agent_id'? (rename it; a column named "
+     "unlike any it reads is kept in calls.extra)"),
     (HEAD + "c-9,2026-11-20T09:14:00,agent,0.4,3.1,\"Hi\n" + TURN * 3,
      "bad.csv: not valid CSV from line 2: unexpected end of data (a quote that is never closed?)"),
 ])
