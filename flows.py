@@ -359,10 +359,10 @@ def _give_the_temporary_server_time() -> None:
     refresh_global_settings_context()
 
 
-def api_configured() -> bool:
-    """Whether a Prefect server is configured: a temporary one has no scheduler, so a deployment served on it
-    would never run."""
-    return bool(PREFECT_API_URL.value())
+def api_url() -> str | None:
+    """The configured Prefect server's API (None: a run starts a temporary one, which has no scheduler, so a
+    deployment served on it would never run)."""
+    return PREFECT_API_URL.value() or None
 
 
 def deployment(cfg: Config, config_path: str | None):

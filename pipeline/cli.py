@@ -73,11 +73,12 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     check_inputs(cfg)
     if warning := redaction_warning(cfg):  # said at the start, before the night's progress and summary
         click.echo(warning, err=True)
-    check_prefect_server("or unset PREFECT_API_URL to run on a temporary one")
+    import flows  # Prefect is slow to import; only commands that run flows pay for it
+
+    check_prefect_server(flows.api_url(), "or unset PREFECT_API_URL to run on a temporary one")
     check_out(cfg.out)
     try:
         with Store(cfg.out).reserve(wait_s):  # before Prefect starts: a second run is refused at once
-            import flows  # Prefect is slow to import; only commands that run flows pay for it
 
             summary = flows.run_nightly(config=config_path, input=str(cfg.input), out=str(cfg.out),
                                         transcripts_dir=str(cfg.transcripts) if cfg.transcripts else None,
@@ -154,10 +155,10 @@ def serve(config_path) -> None:
     check_inputs(cfg)
     import flows
 
-    if not flows.api_configured():
+    if not flows.api_url():
         raise UsageProblem("callintel serve needs a Prefect server: a temporary one schedules nothing. Start "
                            "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api")
-    check_prefect_server("or fix PREFECT_API_URL")
+    check_prefect_server(flows.api_url(), "or fix PREFECT_API_URL")
     zone = cfg.schedule.timezone or "local time"
     click.echo(f"serving 'nightly' on cron '{cfg.schedule.cron}' ({zone}); Ctrl-C stops")
     flows.serve_nightly(config_path)

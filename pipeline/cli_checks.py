@@ -172,13 +172,12 @@ def check_embedding(cfg: Config) -> None:
     click.echo(f"topics OK: embedding model {embedding.EMBEDDING_MODEL} ready (kept in {embedding.cache_dir()})")
 
 
-def check_prefect_server(then: str) -> None:
-    """A configured Prefect server answers: said at once in one line, not as Prefect's traceback once the flow
-    starts. `then`: what to do instead, as the command calling it can."""
+def check_prefect_server(url: str | None, then: str) -> None:
+    """The configured Prefect server (PREFECT_API_URL) answers: said at once in one line, not as Prefect's
+    traceback once the flow starts. `then`: what to do instead, as the command calling it can."""
     import httpx
-    from prefect.settings import PREFECT_API_URL
 
-    if not (url := PREFECT_API_URL.value()):
+    if not url:
         return  # the flow starts a temporary server of its own
     try:
         httpx.get(f"{url.rstrip('/')}/health", timeout=10).raise_for_status()
