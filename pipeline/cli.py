@@ -209,6 +209,9 @@ def check(config_path, signals_dir) -> None:
     for r in rules.rubrics:
         click.echo(f"rubric OK: {r.id} v{r.version} ({r.scope}), {len(r.criteria)} criteria, "
                    f"{sum(c.points for c in r.criteria):g} points, pass at {r.pass_pct:g}%")
+    if not rules.rubrics:  # valid (a centre may only want signals), but a wrong --signals folder looks the same
+        click.echo(f"WARNING: no rubric in {cfg.signals}: no call will be scored (see README.md, \"QA scorecards, "
+                   "flags and the coaching queue\")")
     click.echo(f"flags OK: {len(rules.flags)} rules")
     check_rubric_versions(cfg, rules)
     check_rubric_scopes(cfg, rules)

@@ -221,7 +221,11 @@ def test_check_names_what_a_rubric_applies_to(tmp_path):
     checked = invoke("check", "--config", str(ROOT / "callintel.yaml"), "--signals", str(tmp_path / "signals"))
     assert checked.exit_code == 0, checked.output
     assert "rubric OK: inbound_standard v1 (direction inbound)" in checked.output
-    assert "rubric OK: standard v1 (default)" in checked.output
+    assert "rubric OK: standard v1 (default)" in checked.output and "no rubric" not in checked.output
+    (tmp_path / "empty").mkdir()  # valid, but what a --signals pointed at the wrong folder also gives
+    empty = invoke("check", "--config", str(ROOT / "callintel.yaml"), "--signals", str(tmp_path / "empty"))
+    assert empty.exit_code == 0 and (f"WARNING: no rubric in {tmp_path / 'empty'}: no call will be scored (see "
+                                     'README.md, "QA scorecards, flags and the coaching queue")') in empty.output
 
 
 def test_a_scorecard_whose_every_criterion_is_na_has_no_verdict():
