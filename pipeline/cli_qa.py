@@ -53,6 +53,15 @@ def scorecard(call_id, html, config_path, out) -> None:
     click.echo(str(page))
 
 
+def _unknown_agent(cfg, agent: str) -> str:
+    """A hint when no call at all is the agent's: a mistyped id reads like an agent with nothing to coach."""
+    if query(cfg, "SELECT count(*) AS n FROM calls WHERE agent_id = $a", {"a": agent})["n"].iloc[0]:
+        return ""
+    near = query(cfg, "SELECT DISTINCT agent_id FROM calls WHERE agent_id IS NOT NULL ORDER BY "
+                      "levenshtein(agent_id, $a), agent_id LIMIT 3", {"a": agent})["agent_id"].tolist()
+    return f" (no stored call has agent_id {agent!r}{'; the nearest: ' + ', '.join(near) if near else ''})"
+
+
 @click.command()
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="Only calls on or after DATE.")
 @click.option("--agent", help="Only this agent's calls.")
@@ -75,6 +84,6 @@ def flagged(since, agent, severity, fmt, limit, config_path, out) -> None:
                        "AND ($since IS NULL OR call_date >= $since) AND ($agent IS NULL OR agent_id = $agent)",
                   {"ranks": ranks, "since": since.date() if since else None, "agent": agent})
     if frame.empty and fmt == "table":
-        click.echo("no flagged calls match")
+        click.echo("no flagged calls match" + (_unknown_agent(cfg, agent) if agent else ""))
         return
     print_frame(frame, fmt, limit, colwidth=120)

@@ -96,6 +96,14 @@ def test_a_damaged_database_file_is_one_line_saying_the_next_run_rebuilds_it(out
     assert invoke("sql", "SELECT count(*) AS n FROM calls", "--out", str(copy)).output.split() == ["n", str(len(CALLS))]
 
 
+def test_flagged_for_an_agent_no_call_has_says_so_and_names_the_nearest(out):
+    """A mistyped agent read like an agent with nothing to coach."""
+    assert invoke("flagged", "--agent", "a_ruis", "--out", str(out)).output == (
+        "no flagged calls match (no stored call has agent_id 'a_ruis'; the nearest: a_ruiz, a_okafor)\n")
+    assert invoke("flagged", "--agent", "a_ruiz", "--severity", "high", "--since", "2099-01-01", "--out",
+                  str(out)).output == "no flagged calls match\n"  # a_ruiz's calls are stored: nothing to add
+
+
 def test_trends_of_signals_and_topics_at_once_is_refused(out):
     shown = invoke("trends", "--signals", "--topics", "--out", str(out))
     assert (shown.exit_code, shown.output) == (2, "Error: --topics and --signals: give one of them (signals when "
