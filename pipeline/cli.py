@@ -280,6 +280,8 @@ def sql(query_text, config_path, out, fmt, limit) -> None:
       callintel sql "SELECT speaker, count(*) AS n FROM utterances GROUP BY 1"
       callintel sql "SELECT * FROM calls" --format csv > calls.csv
     """
+    if not query_text.strip().strip(";"):  # `callintel sql ""`: a shell variable that was empty
+        raise UsageProblem('no query given; e.g. callintel sql "SELECT count(*) AS calls FROM calls"')
     frame = query(load_cli_config(config_path, out=out), query_text)
     if frame is not None:
         print_frame(frame, fmt, limit)

@@ -96,6 +96,13 @@ def test_a_damaged_database_file_is_one_line_saying_the_next_run_rebuilds_it(out
     assert invoke("sql", "SELECT count(*) AS n FROM calls", "--out", str(copy)).output.split() == ["n", str(len(CALLS))]
 
 
+def test_an_empty_query_is_a_usage_error(out):
+    for said in ("", "  ", ";"):
+        shown = invoke("sql", said, "--out", str(out))
+        assert (shown.exit_code, shown.output) == (2, 'Error: no query given; e.g. callintel sql "SELECT count(*) AS '
+                                                      'calls FROM calls"\n')
+
+
 def test_flagged_for_an_agent_no_call_has_says_so_and_names_the_nearest(out):
     """A mistyped agent read like an agent with nothing to coach."""
     assert invoke("flagged", "--agent", "a_ruis", "--out", str(out)).output == (
