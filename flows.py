@@ -126,8 +126,7 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
                                known_ids=known_ids, out=cfg.out)
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
-        run.notes += plan.notes + ([] if cfg.input.is_dir() else
-                                   [f"input folder {cfg.input} does not exist: no recordings were looked for"])
+        run.notes += plan.notes + ingest.unread_notes(cfg.input, cfg.transcripts, run.counts["found"])
         run.add_failures(plan.failures)
         _transcribe(cfg, writer, plan.jobs, progress)
     if run.counts["transcribed"] + run.counts["imported"]:  # said where a served night's owner reads

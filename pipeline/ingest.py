@@ -326,6 +326,18 @@ def changed_note(rel: str, call_id: str, redo: str = "") -> str:
             f"the stored call was kept{redo}")
 
 
+def unread_notes(folder: Path, transcripts: Path | None, found: int) -> list[str]:
+    """What a night that found nothing to read says: an unmounted share looks like an empty folder, and a centre
+    that records thousands of calls a night did not record none."""
+    if not folder.is_dir():  # a transcripts-only night
+        return [f"input folder {folder} does not exist: no recordings were looked for"]
+    if found:
+        return []
+    where = f"{folder} or {transcripts}" if transcripts else str(folder)
+    return [f"no recordings{' or transcripts' if transcripts else ''} at all in {where}: if calls were expected, "
+            "check that the folder is there and mounted"]
+
+
 def forgotten_note(rel: str) -> str:
     """The note on an input file whose call was deleted on request: said every night it is still there."""
     return f"{rel}: deleted on request (callintel forget); not stored again"

@@ -256,6 +256,12 @@ def test_a_served_night_whose_folders_are_gone_fails_instead_of_reading_nothing(
     assert night["status"] == "ok"
     assert f"input folder {tmp_path / 'unmounted'} does not exist: no recordings were looked for" in night["notes"]
 
+    (tmp_path / "mount").mkdir()  # a mount point with the share not mounted on it: an empty folder
+    empty = flows.nightly(input=str(tmp_path / "mount"), out=str(tmp_path / "out"), signals=str(ROOT / "signals"))
+    assert (empty["status"], empty["counts"]["found"]) == ("ok", 0)
+    assert empty["notes"] == [f"no recordings at all in {tmp_path / 'mount'}: if calls were expected, check that "
+                              "the folder is there and mounted"]
+
 
 def test_what_arrives_a_night_after_its_recording_is_not_silently_dropped(tmp_path, prefect_harness):
     """The recording was stored on a night without its metadata (so under a hash id), or its transcript came
