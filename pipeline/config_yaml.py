@@ -27,10 +27,12 @@ class ConfigError(Exception):
     carry the parsed file around to say it."""
 
     def __init__(self, message: str):
-        super().__init__(_with_line(message))
+        super().__init__(with_line(message))
 
 
-def _with_line(message: str) -> str:
+def with_line(message: str) -> str:
+    """A message about a place in a YAML file (`<file>.yaml: <key path>: ...`) with the place's line after the
+    file's name, and the line of each further problem (`; also <key path>: `)."""
     if not (place := _PLACE.match(message)):
         return message
 

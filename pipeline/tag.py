@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import spacy
 from spacy.matcher import Matcher, PhraseMatcher
 
+from pipeline.config_yaml import with_line
 from pipeline.prefilter import RegexPrefilter
 from pipeline.signals import SIDES, Category, Signal, SignalSet
 from pipeline.tag_lexicon import Lexicon, normalise
@@ -310,21 +311,21 @@ class Tagger:
         return list(found)
 
     def check_examples(self) -> list[str]:
-        """Every signal must fire on its examples and stay silent on its counter-examples."""
+        """Every signal must fire on its examples and stay silent on its counter-examples (each problem as
+        `file:line: signals[0].examples[1]: ...`, the line of the example)."""
         problems = []
         for s in self.library.signals:
-            speaker = s.speaker if s.speaker != "any" else "unknown"
-            for text in s.examples:
+            speaker, where = s.speaker if s.speaker != "any" else "unknown", self.library.sources[s.id]
+            for k, text in enumerate(s.examples):
                 hits, negated = self.match(text, speaker)
                 if s.id not in {h.signal_id for h in hits}:
                     why = next((f" (negated by {n.cue!r})" for n in negated if n.signal_id == s.id), "")
-                    problems.append(f"{self.library.sources[s.id]} ({s.id}): example does not match{why}: {text!r}")
-            for text in s.counter_examples:
+                    problems.append(with_line(f"{where}.examples[{k}]: {s.id} does not match{why}: {text!r}"))
+            for k, text in enumerate(s.counter_examples):
                 hits, _ = self.match(text, speaker)
-                hit = next((h for h in hits if h.signal_id == s.id), None)
-                if hit:
-                    problems.append(f"{self.library.sources[s.id]} ({s.id}): counter-example matches "
-                                    f"on {hit.matched_text!r}: {text!r}")
+                if hit := next((h for h in hits if h.signal_id == s.id), None):
+                    problems.append(with_line(f"{where}.counter_examples[{k}]: {s.id} matches on "
+                                              f"{hit.matched_text!r}: {text!r}"))
         return problems
 
 

@@ -349,6 +349,7 @@ def test_check_examples_lists_every_broken_example(tmp_path):
         "    examples: [I want to cancel, I don't want to cancel]\n"
         "    counter_examples: [no cancellations here, please cancel it]\n")
     problems = Tagger(load_signals(tmp_path)).check_examples()
-    assert len(problems) == 2
-    assert "example does not match (negated by \"n't\"): \"I don't want to cancel\"" in problems[0]
-    assert "counter-example matches on 'cancel': 'please cancel it'" in problems[1]
+    path = tmp_path / "lib.yaml"  # each named by its line: the examples' and the counter-examples'
+    assert problems == [
+        f"{path}:5: signals[0].examples[1]: cancel does not match (negated by \"n't\"): \"I don't want to cancel\"",
+        f"{path}:6: signals[0].counter_examples[1]: cancel matches on 'cancel': 'please cancel it'"]
