@@ -76,7 +76,7 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
     import flows  # Prefect is slow to import; only commands that run flows pay for it
 
     check_prefect_server(flows.api_url(), "or unset PREFECT_API_URL to run on a temporary one")
-    check_out(cfg.out)
+    check_out(cfg)
     try:
         with Store(cfg.out).reserve(wait_s):  # before Prefect starts: a second run is refused at once
 

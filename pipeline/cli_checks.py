@@ -50,16 +50,18 @@ def _check_language(cfg: Config) -> None:
                            "language code Whisper knows: write en (English), es, fr, de, ...")
 
 
-def check_out(out: Path) -> None:
+def check_out(cfg: Config) -> None:
     """The output folder can be written, and not by a newer release: said at once, not after Prefect's start-up
-    and a traceback."""
+    and a traceback. Named as it was given: by --out, or by its callintel.yaml line."""
+    out = cfg.out
+    given = f"{at}out: {out}" if (at := set_at(cfg, "out")) else f"--out {out}"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageProblem(f"--out {out}: cannot create the output folder ({exc.strerror or exc}); "
+        raise UsageProblem(f"{given}: cannot create the output folder ({exc.strerror or exc}); "
                            "give a folder this user can write") from None
     if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageProblem(f"--out {out}: {CANNOT_WRITE}")
+        raise UsageProblem(f"{given}: {CANNOT_WRITE}")
     try:
         Store(out).refuse_newer()
     except StoreError as exc:

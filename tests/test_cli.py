@@ -77,7 +77,12 @@ def test_an_output_folder_that_cannot_be_written_or_is_busy_is_refused_before_an
     common = ["--input", str(tmp_path / "rec"), "--signals", str(ROOT / "signals"), "--quiet"]
     under_a_file = invoke("run", *common, "--out", str(tmp_path / "a-file" / "out"))
     assert under_a_file.exit_code == 2 and len(under_a_file.output.strip().splitlines()) == 1
-    assert "cannot create the output folder" in under_a_file.output
+    assert under_a_file.output == (f"Error: --out {tmp_path / 'a-file' / 'out'}: cannot create the output folder "
+                                   "(Not a directory); give a folder this user can write\n")
+    (tmp_path / "callintel.yaml").write_text(f"input: rec\nsignals: {ROOT / 'signals'}\nout: a-file\n")  # a file
+    from_file = invoke("run", "--config", str(tmp_path / "callintel.yaml"), "--quiet")
+    assert from_file.output == (f"Error: {tmp_path / 'callintel.yaml'}:3: out: {tmp_path / 'a-file'}: cannot create "
+                                "the output folder (File exists); give a folder this user can write\n")
     store = Store(tmp_path / "out")
     with store.lock():  # another run writing there
         busy = invoke("run", *common, "--out", str(tmp_path / "out"))
