@@ -201,7 +201,8 @@ def load_signals(folder: str | Path) -> SignalSet:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ConfigError(f"{folder}: signals folder does not exist")
+        raise ConfigError(f"{folder.absolute()}: signals folder does not exist; give --signals DIR, or run this from "
+                          "the folder with your callintel.yaml")
     signals, categories, sources = [], [], {}
     for path in yaml_files(folder):
         doc = _parse(path)

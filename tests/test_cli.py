@@ -307,6 +307,10 @@ def test_commands_run_outside_the_project_folder_say_no_callintel_yaml_was_found
     check = CliRunner().invoke(cli, ["check"])
     assert check.exit_code == 2
     assert "set signals: in callintel.yaml (none in this folder, so the defaults)" in check.output
+    tried = CliRunner().invoke(cli, ["signals", "test", "I want to cancel"])
+    assert (tried.exit_code, tried.output) == (2, f"Error: {tmp_path}/signals: signals folder does not exist; give "
+                                                  "--signals DIR, or run this from the folder with your "
+                                                  "callintel.yaml\n")
 
 
 def test_a_prefect_server_that_does_not_answer_is_one_line_before_anything_is_written(tmp_path):
