@@ -241,7 +241,8 @@ def _check_patterns(signals: list[Signal], sources: dict[str, str]) -> None:
     # nothing to make (an English pipeline's tokenizer takes 0.2 s, paid again by every pool worker).
     matcher = Matcher(Vocab(), validate=True)
     for signal in signals:
-        for i, pattern in enumerate(signal.token_patterns()):
+        # as written first, so an error speaks of the LEMMA the author wrote, not the NORM it is matched on
+        for i, pattern in [*enumerate(signal.patterns), *enumerate(signal.token_patterns())]:
             try:
                 matcher.add(f"{signal.id}.{i}", [pattern])
             except Exception as exc:  # spaCy raises MatcherError/ValueError with a multi-line table

@@ -245,6 +245,10 @@ def test_normalise_keeps_apostrophes_and_drops_punctuation():
     ("signals:\n  - id: a\n    phrases: [x]\n    negation: maybe\n", 4, "signals[0].negation: must be one of"),
     ("signals:\n  - id: a\n    phrases: [x]\n    patterns: [[{LEMMA: {NOPE: [a]}}]]\n",
      4, "signals[0].patterns[0]: not a valid spaCy token pattern"),
+    # in the author's words: LEMMA, not the NORM callintel matches it on
+    ("signals:\n  - id: a\n    phrases: [x]\n    patterns: [[{LEMMA: {IN: cancel}}]]\n",
+     4, "signals[0].patterns[0]: not a valid spaCy token pattern (Invalid token patterns for matcher rule 'a.0' "
+     "Pattern 0: - [pattern -> 0 -> LEMMA -> TokenPatternString -> IN] Input should be a valid list"),
     ("signals:\n  - id: a\n    phrases: [x]\ncategories:\n  - id: c\n    all: [a, b]\n",
      6, "categories[0].all[1]: unknown signal 'b'"),
     ("signals:\n  - id: a\n    phrases: [x]\n  - id: a\n    phrases: [y]\n", 4, "signals[1].id: 'a' is already defined"),
