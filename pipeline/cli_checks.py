@@ -197,5 +197,6 @@ def check_prefect_server(url: str | None, then: str) -> None:
         httpx.get(f"{url.rstrip('/')}/health", timeout=10).raise_for_status()
     except httpx.HTTPError as exc:
         raise UsageProblem(f"cannot reach the Prefect server at PREFECT_API_URL={url} ({exc or type(exc).__name__});"
-                           f" start it with `prefect server start` (it takes a few seconds to come up), {then}") from None
+                           f" start it with `prefect server start` (it takes a few seconds to come up), {then}"
+                           ) from None
 

@@ -43,7 +43,8 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path):
     (tmp_path / "callintel.yaml").write_text("out: results\nasr:\n  beam_size: 0\n")
     result = invoke("run", "--config", str(tmp_path / "callintel.yaml"))
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [f"Error: {tmp_path / 'callintel.yaml'}:3: asr.beam_size: must be >= 1 (it is 0)"]
+    assert result.output.strip().splitlines() == [
+        f"Error: {tmp_path / 'callintel.yaml'}:3: asr.beam_size: must be >= 1 (it is 0)"]
     assert not (tmp_path / "results").exists()
 
 

@@ -40,8 +40,8 @@ def test_turns_of_no_words_are_no_speech(tmp_path):
         {**turn, "text": ""}, {**turn, "start_s": 3.0, "end_s": 4.0, "speaker": "customer", "text": "  "}]})
     calls, _, _, failures = load_transcripts(tmp_path, set())
     assert failures == []
-    got = {c.call["call_id"]: (c.call["status"], c.call["duration_s"], [(u["utt_idx"], u["text"]) for u in c.utterances])
-           for c in calls}
+    got = {c.call["call_id"]: (c.call["status"], c.call["duration_s"],
+                               [(u["utt_idx"], u["text"]) for u in c.utterances]) for c in calls}
     assert got == {"some": ("ok", 6.0, [(0, "Hello."), (1, "Anyone there?")]), "none": ("no_speech", 4.0, [])}
 
 
