@@ -120,5 +120,7 @@ def test_a_served_night_an_error_stopped_is_tried_again_and_does_the_rest(tmp_pa
     assert (summary["status"], summary["counts"]["imported"]) == ("ok", 10)
     runs = sorted(Store(out).read("runs").to_pylist(), key=lambda r: r["started_at"])
     assert [(r["status"], r["imported"]) for r in runs] == [("failed", 0), ("ok", 10)]
-    assert runs[0]["notes"] == [f"stopped by an error before its first step: FileNotFoundError: transcripts folder "
-                                f"{tx} does not exist; what it had committed was kept and the next run does the rest"]
+    line = config.read_text().splitlines().index(f"transcripts: {tx}") + 1  # the line to mend, named with the folder
+    assert runs[0]["notes"] == [f"stopped by an error before its first step: FileNotFoundError: {config}:{line}: "
+                                f"transcripts folder {tx} does not exist; what it had committed was kept and the next "
+                                "run does the rest"]
