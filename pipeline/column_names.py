@@ -24,18 +24,20 @@ def _fold(name: str) -> str:
     return re.sub(r"[\s_.-]+", "", name.lower())
 
 
-def read_as(names: list[str], known: Collection[str], rel: str, aliases: Collection[str] = ()) -> list[str]:
+def read_as(names: list[str], known: Collection[str], rel: str, aliases: Collection[str] = (),
+            what: str = "column") -> list[str]:
     """The names with each known column's own name (however it is written, or by one of `aliases`' names), the
-    others as written. A ValueError naming the file for a name that looks misspelt, or two read as one column."""
+    others as written. A ValueError naming the file for a name that looks misspelt, or two read as one column.
+    what: what a name names in the file ("column", or a JSON transcript's "field"), for the messages."""
     ours = _ours(known, aliases)
     read = []
     for name in names:
         column = ours.get(_fold(name)) if name else None
         if column is None and name and (meant := resembles(name, known, aliases)):
-            raise ValueError(f"{rel}: column {name!r} is not one callintel reads; did you mean {meant!r}? (rename "
-                             "it; a column named unlike any it reads is kept in calls.extra)")
+            raise ValueError(f"{rel}: {what} {name!r} is not one callintel reads; did you mean {meant!r}? (rename "
+                             f"it; a {what} named unlike any it reads is kept in calls.extra)")
         if column is not None and column in read:
-            raise ValueError(f"{rel}: columns {names[read.index(column)]!r} and {name!r} are both read as "
+            raise ValueError(f"{rel}: {what}s {names[read.index(column)]!r} and {name!r} are both read as "
                              f"{column!r}; keep one")
         read.append(column or name)
     return read
@@ -49,6 +51,8 @@ def resembles(name: str, known: Collection[str], aliases: Collection[str] = ()) 
     if folded in ours:
         return ours[folded]
     near = min(ours, key=lambda k: DamerauLevenshtein.distance(folded, k))  # "callerid" is 2 from callid: its own
+    if folded == near + "s":  # `queues`, `agent_ids`: a transferred call's list of them, not a slip
+        return None
     return ours[near] if DamerauLevenshtein.distance(folded, near) <= NEAR else None
 
 

@@ -7,7 +7,6 @@ Format (DESIGN.md, Inputs; CSV: pipeline/transcript_csv.py):
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -18,12 +17,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from pipeline.column_names import read_as
 from pipeline.config_yaml import format_validation_error
 from pipeline.centre_time import ISO_FORM, future_problem, parse_timestamp
 from pipeline.ingest import call_digest, call_id_problem, changed_note, failure, forgotten_note, name_failure
 from pipeline.listing import Listing, Settled, list_files
 from pipeline.redact_meta import quoted
-from pipeline.transcript_csv import milliseconds_as_seconds, side, too_long, transcript_doc
+from pipeline.transcript_csv import CALL, milliseconds_as_seconds, side, too_long, transcript_doc
+
+FIELDS = CALL + ("utterances",)
+# exporters' names for a call's fields (`agent`, `queueName`, `startTime`; pipeline/column_names.py)
+EXPORTERS = ("agent", "queuename", "started", "starttime", "callstart")
 
 
 # stored calls' (source_path, file_size, file_mtime), or a function giving those at the paths it is given
@@ -119,11 +123,26 @@ def _checked(data: bytes, rel: str, reading: Reading) -> _Transcript:
         raise ValueError(f"{rel}: not a transcript (JSON nested too deeply)") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{rel}: must be a JSON object with call_id, started_at and utterances")
+    raw = dict(zip(read_as(list(raw), FIELDS, rel, EXPORTERS, "field"), raw.values()))  # `Call ID`, `agent`: ours
     if isinstance(turns := raw.get("utterances"), list):
         # exporters' own names (start_ms/end_ms, rep, spk_0) read as ours. Here, not in a validator: the one-pass
         # parser refuses such a file (no start_s, no known speaker), so only it pays, not every turn of every file.
         raw["utterances"] = [_as_written(t, reading.sides) if isinstance(t, dict) else t for t in turns]
     return _validated(raw, rel, reading)
+
+
+def _one_pass(data: bytes, rel: str, reading: Reading) -> _Transcript | None:
+    """The transcript parsed and checked in one pass inside pydantic-core (half the cost of json.loads +
+    model_validate: reading is most of what a night of ready-made transcripts costs before the text stages), or
+    None for the standard way to decide: a file it refuses, or one with an exporter's name for a field of ours."""
+    if b"\\u" in data:  # an escape may be a lone surrogate, which only the standard way refuses
+        return None
+    try:
+        doc = _Transcript.model_validate_json(data, context={"zone": reading.zone})
+    except ValidationError:
+        return None
+    extra = list(doc.model_extra or ())
+    return None if extra and read_as(extra, FIELDS, rel, EXPORTERS, "field") != extra else doc
 
 
 def _as_written(turn: dict, sides: dict[str, str]) -> dict:
@@ -155,14 +174,10 @@ def load_transcript(path: Path, rel: str, reading: Reading = Reading()) -> Trans
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{rel}: cannot read the file ({exc.strerror or exc})") from None
-    doc = _validated(transcript_doc(data, rel, reading.sides), rel, reading) if rel.lower().endswith(".csv") else None
-    if doc is None and b"\\u" not in data:  # an escape may be a lone surrogate, which only the standard way refuses
-        with contextlib.suppress(ValidationError):
-            # parsed and checked in one pass inside pydantic-core: half the cost of json.loads + model_validate,
-            # and reading is most of what a night of ready-made transcripts costs before the text stages
-            doc = _Transcript.model_validate_json(data, context={"zone": reading.zone})
-    if doc is None:
-        doc = _checked(data, rel, reading)  # the standard parser's way, which says what is wrong (or accepts it)
+    if rel.lower().endswith(".csv"):
+        doc = _validated(transcript_doc(data, rel, reading.sides), rel, reading)
+    else:
+        doc = _one_pass(data, rel, reading) or _checked(data, rel, reading)  # the latter says what is wrong
     turns = sorted(doc.utterances, key=lambda u: (u.start_s, u.end_s))
     call_id, day = doc.call_id, doc.started_at.date()
     # a turn of no words (an exporter's silence) is no speech: a call of only those is no_speech, not a call whose

@@ -29,6 +29,23 @@ def test_valid_transcript_becomes_a_call_in_time_order(tmp_path):
         (0, "agent", "Thank you for calling."), (1, "customer", "Hi, I need help.")]
 
 
+def test_an_exporters_field_names_are_read_as_ours(tmp_path):
+    """`agent`, `queueName`, `Call ID`: the call's agent, queue and id (agent and queue were kept as extra fields,
+    so the call had no agent: no coaching queue, no per-agent figures); one field given twice is refused."""
+    write(tmp_path, "a.json", {"Call ID": "c-7", "startTime": "2026-11-20T09:14:00", "agent": "a_lee",
+                               "queueName": "sales", "Direction": "outbound", "crm_case": "X-12",
+                               "queues": ["sales", "retention"],  # a list of them: an extra field, not a slip
+                               "utterances": GOOD["utterances"]})
+    write(tmp_path, "b.json", {**GOOD, "call_id": "c-8", "agent": "a_lee"})
+    calls, _, _, failures = load_transcripts(tmp_path, set())
+    call = calls[0].call
+    assert (call["call_id"], call["started_at"], call["agent_id"], call["queue"], call["direction"]) == (
+        "c-7", datetime(2026, 11, 20, 9, 14), "a_lee", "sales", "outbound")
+    assert json.loads(call["extra"]) == {"crm_case": "X-12", "queues": ["sales", "retention"]}
+    assert [f["error"] for f in failures] == ["b.json: fields 'agent_id' and 'agent' are both read as 'agent_id'; "
+                                              "keep one"]
+
+
 def test_turns_of_no_words_are_no_speech(tmp_path):
     """An exporter's empty turns are left out; a call of only those is no_speech (it was scored and flagged as a
     call whose agent said none of the rubric's lines)."""
@@ -205,6 +222,9 @@ EDGE_CASES = {  # files where a JSON parser's edge rules could differ from the s
     "whole-number times": json.dumps({**GOOD, "utterances": [{"speaker": "agent", "start_s": 1, "end_s": 2,
                                                               "text": "ok"}]}).encode(),
     "a list": b"[1, 2]",
+    "an exporter's field names": ('{"Call ID": "c-9", "startTime": "2026-11-20T09:14:00", "agent": "a_lee", '
+                                  '"queueName": "sales", "utterances": []}').encode(),
+    "a misspelt field": ("{" + BASE + ', "agnet_id": "a_lee"}').encode(),
     "nested too deeply": b"[" * 100_000,
     "trailing comma": ("{" + BASE + ",}").encode(),
     "empty": b"",
@@ -234,6 +254,8 @@ def test_the_one_pass_parser_never_changes_an_answer(tmp_path, monkeypatch, case
 
 
 ERRORS = {  # what the file says is wrong, where: a line ends at CR, CRLF or LF, as in a text editor
+    "a misspelt field": "field 'agnet_id' is not one callintel reads; did you mean 'agent_id'? (rename it; a field "
+                        "named unlike any it reads is kept in calls.extra)",
     "lone surrogate escape": "holds an unpaired surrogate escape (like \\ud800), which is not text; fix the exporter",
     "cr lines, error on line 3": "not valid JSON (line 3 column 6: Expecting value)",
     "not UTF-8": "not UTF-8 text",
