@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pipeline import parallel, qa
 from pipeline.progress import bar
 from pipeline.rubric import load_qa
@@ -130,14 +133,29 @@ def as_done(groups: list[set[date]], done: Iterator, calls_a_day: dict[date, int
 
 
 def _stored_text(store, days: set[date]) -> dict:
-    return {"utterances": store.read("utterances", UTTERANCE_COLUMNS, days=days),
+    return {"utterances": store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "words"], days=days),
             "calls": store.read("calls", ["call_id", "duration_s"], days=days)}
 
 
 def tag_rows(tagger, rows: dict, tag_calls) -> tuple[list[dict], list[dict]]:
-    """The stored text of some days tagged: (signal_hits, call_categories)."""
-    calls = rows["calls"].to_pylist()
-    return tag_calls(tagger, rows["utterances"].to_pylist(), {c["call_id"]: c["duration_s"] for c in calls})
+    """The stored text of some days tagged: (signal_hits, call_categories), each hit at the time its words were said,
+    as when the call was first tagged."""
+    calls, turns = rows["calls"].to_pylist(), rows["utterances"]
+    return tag_calls(tagger, turns.drop_columns(["words"]).to_pylist(), {c["call_id"]: c["duration_s"] for c in calls},
+                     WordStarts(turns.column("words")))
+
+
+class WordStarts:
+    """The start times of each stored turn's words, by the turn's row, made Python values only for the turns a
+    signal fires in (a dict per word of every turn would cost more than the tagging)."""
+
+    def __init__(self, words: pa.ChunkedArray):
+        words = words.combine_chunks()
+        self.offsets = words.offsets.to_numpy()
+        self.starts = pc.struct_field(words.values, "start_s").to_numpy(zero_copy_only=False)
+
+    def __getitem__(self, row: int):
+        return self.starts[self.offsets[row]:self.offsets[row + 1]]
 
 
 def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None = None,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import spacy
@@ -39,11 +40,10 @@ from spacy.matcher import Matcher, PhraseMatcher
 from pipeline.config_yaml import with_line
 from pipeline.prefilter import RegexPrefilter
 from pipeline.signals import SIDES, Category, Signal, SignalSet
-from pipeline.tag_lexicon import Lexicon, normalise
+from pipeline.tag_lexicon import Lexicon, Words, normalise
 
 __all__ = ["Hit", "Negated", "Tagger", "normalise", "tag_calls"]
 
-WORD_OR_MARK = re.compile(r"[\w']+|[,.;:!?]")
 NEGATION_CUES = {"not", "n't", "no", "never", "nothing", "none", "nobody", "without", "neither", "nor", "cannot"}
 NOT_A_CUE_AFTER_NO = {"i", "you", "we", "they", "he", "she", "it", "thanks", "thank", "problem", "worries",
                       "doubt", "sir", "madam", "ma'am", "that's", "that"}
@@ -71,7 +71,7 @@ MEMO_TURNS = 1 << 16
 class Hit:
     signal_id: str
     matched_text: str
-    start_token: int
+    word: int  # how many of the turn's words (split at whitespace, as said) come before the match: when it was said
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ class Tagger:
             signal = self.by_id[signal_id]
             if signal_id in seen or (speaker in SIDES and signal.speaker not in ("any", speaker)):
                 continue
-            words = words or _Words(doc, norm, original)
+            words = words or Words(doc, norm, original)
             text = words.original(start, end)
             cue = self._negation(doc, start, words) if signal.negation == "exclude" else None
             if cue:
@@ -274,10 +274,10 @@ class Tagger:
                     negated.append(Negated(signal_id, text, cue))
             else:
                 seen.add(signal_id)
-                hits.append(Hit(signal_id, text, start))
+                hits.append(Hit(signal_id, text, words.before(start)))
         return hits, negated
 
-    def _negation(self, doc, start: int, words: _Words) -> str | None:
+    def _negation(self, doc, start: int, words: Words) -> str | None:
         if not self._cue.search(words.norm, 0, doc[start].idx):
             return None  # most hits: no cue anywhere before them, so no token-by-token scope walk
         if doc[start].lower_ in CLAUSE_WORDS:  # the match itself opens a clause: "..., just cancel it"
@@ -329,44 +329,13 @@ class Tagger:
         return problems
 
 
-class _Words:
-    """Maps tokens of the normalised text back to the original words and punctuation."""
-
-    def __init__(self, doc, norm: str, original: str):
-        self.doc, self.norm, self.original_text = doc, norm, original
-        # Plain ASCII turns (most ASR output) normalise by lower-casing alone: the same words at the same offsets.
-        self.plain = original.isascii() and original.lower() == norm
-        if not self.plain:
-            marks = WORD_OR_MARK.finditer(original.replace("\u2019", "'"))
-            self.items = [(m.group(), m.start(), m.end()) for m in marks]
-            self.word_pos = [k for k, (w, _, _) in enumerate(self.items) if w not in ",.;:!?"]
-
-    def _word_of(self, token_index: int) -> int:
-        return self.norm.count(" ", 0, self.doc[token_index].idx)
-
-    def original(self, start: int, end: int) -> str:
-        if self.plain:
-            first = self.norm.rfind(" ", 0, self.doc[start].idx) + 1
-            last = self.norm.find(" ", self.doc[end - 1].idx)
-            return self.original_text[first:last if last >= 0 else len(self.norm)]
-        first, last = self._word_of(start), self._word_of(end - 1)
-        if last >= len(self.word_pos):
-            return self.doc[start:end].text
-        return self.original_text[self.items[self.word_pos[first]][1]:self.items[self.word_pos[last]][2]]
-
-    def clause_break(self, token_index: int, start: int) -> bool:
-        if self.plain:
-            return False  # no punctuation
-        a, b = self._word_of(token_index), self._word_of(start)
-        if b >= len(self.word_pos) or a == b:
-            return False
-        return any(w in ",.;:!?" for w, _, _ in self.items[self.word_pos[a] + 1:self.word_pos[b]])
-
-
-def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float]) -> tuple[list[dict], list[dict]]:
+def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float],
+              word_starts: Sequence | None = None) -> tuple[list[dict], list[dict]]:
     """The `signal_hits` and `call_categories` rows of whole calls (every utterance of each call given).
 
-    utterances need call_id, utt_idx, speaker, start_s, text, call_date; durations maps call_id to seconds.
+    utterances need call_id, utt_idx, speaker, start_s, end_s, text, call_date; durations maps call_id to seconds.
+    A hit's start_s is when its first word was said: word_starts[i] holds the start times of utterances[i]'s words
+    (None: their `words`, if any).
     """
     hits = []
     dates = {u["call_id"]: u["call_date"] for u in utterances}
@@ -375,10 +344,12 @@ def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float
     rules = tagger.hit_rules
     for i, found in tagger.match_many(texts, speakers):
         u = utterances[i]
-        call_id, start_s = u["call_id"], u["start_s"]
+        call_id = u["call_id"]
         signals = present[call_id]
+        starts = word_starts[i] if word_starts is not None else [w["start_s"] for w in u.get("words") or ()]
         for hit in found:
             category, window = rules[hit.signal_id]
+            start_s = _said_at(u, texts[i], hit.word, starts)
             if window is not None and not _in_window(window, start_s, durations.get(call_id, 0.0)):
                 continue
             hits.append({"call_id": call_id, "signal_id": hit.signal_id, "utt_idx": u["utt_idx"],
@@ -388,6 +359,17 @@ def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float
     categories = [{"call_id": call_id, "category_id": c.id, "call_date": dates[call_id]}
                   for call_id, ids in present.items() for c in tagger.categories(ids)]
     return hits, categories
+
+
+def _said_at(u: dict, text: str, word: int, starts: Sequence) -> float:
+    """When a turn's word was said: its own time when the turn has one per word (ASR), else the turn's words spread
+    evenly over it, as call metrics take them (a compliance window tests the phrase, not the turn it ends)."""
+    n = len(text.split())
+    word = min(word, n - 1)
+    if len(starts) == n and n:
+        return float(starts[word])
+    start, end = u["start_s"], u.get("end_s")
+    return start if end is None or end <= start or word <= 0 else round(start + word * (end - start) / n, 3)
 
 
 def _in_window(window, start_s: float, duration_s: float) -> bool:

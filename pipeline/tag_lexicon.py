@@ -24,6 +24,7 @@ from spacy.lang.norm_exceptions import BASE_NORMS
 from pipeline.signals import SignalSet
 
 NON_WORD = re.compile(r"[^\w']+")
+WORD_OR_MARK = re.compile(r"[\w']+|[,.;:!?]")
 NORMAL_ASCII = re.compile(r"[a-z0-9_']+(?: [a-z0-9_']+)*")
 NORMAL_WORDS = re.compile(r"[\w']+(?: [\w']+)*")
 LEMMA_PREFERENCE = ("VERB", "NOUN", "ADJ", "ADV", "PROPN", "AUX")
@@ -187,3 +188,45 @@ def _values(value) -> list[str]:
     if isinstance(value, dict):
         return [v for vs in value.values() if isinstance(vs, list) for v in vs if isinstance(v, str)]
     return []
+
+
+class Words:
+    """Maps tokens of the normalised text back to the original words and punctuation."""
+
+    def __init__(self, doc, norm: str, original: str):
+        self.doc, self.norm, self.original_text = doc, norm, original
+        # Plain ASCII turns (most ASR output) normalise by lower-casing alone: the same words at the same offsets.
+        self.plain = original.isascii() and original.lower() == norm
+        if not self.plain:
+            marks = WORD_OR_MARK.finditer(original.replace("\u2019", "'"))
+            self.items = [(m.group(), m.start(), m.end()) for m in marks]
+            self.word_pos = [k for k, (w, _, _) in enumerate(self.items) if w not in ",.;:!?"]
+
+    def _word_of(self, token_index: int) -> int:
+        return self.norm.count(" ", 0, self.doc[token_index].idx)
+
+    def before(self, token_index: int) -> int:
+        """The number of the original text's words (split at whitespace) before this token's word."""
+        if self.plain:  # single spaces, the same offsets
+            return self._word_of(token_index)
+        k = self._word_of(token_index)
+        at = self.items[self.word_pos[k]][1] if k < len(self.word_pos) else len(self.original_text)
+        return len(self.original_text[:at].split())
+
+    def original(self, start: int, end: int) -> str:
+        if self.plain:
+            first = self.norm.rfind(" ", 0, self.doc[start].idx) + 1
+            last = self.norm.find(" ", self.doc[end - 1].idx)
+            return self.original_text[first:last if last >= 0 else len(self.norm)]
+        first, last = self._word_of(start), self._word_of(end - 1)
+        if last >= len(self.word_pos):
+            return self.doc[start:end].text
+        return self.original_text[self.items[self.word_pos[first]][1]:self.items[self.word_pos[last]][2]]
+
+    def clause_break(self, token_index: int, start: int) -> bool:
+        if self.plain:
+            return False  # no punctuation
+        a, b = self._word_of(token_index), self._word_of(start)
+        if b >= len(self.word_pos) or a == b:
+            return False
+        return any(w in ",.;:!?" for w, _, _ in self.items[self.word_pos[a] + 1:self.word_pos[b]])

@@ -148,6 +148,43 @@ def test_windows_and_categories_per_call(tagger):
     assert sorted((c["call_id"], c["category_id"]) for c in categories) == [("a", "saved_churn"), ("b", "unsaved_churn")]
 
 
+def test_a_window_tests_when_the_phrase_was_said_not_when_its_turn_began(tagger):
+    """A 45 s turn that ends with the disclosure said it ~40 s in: outside the first 30 s (it passed, from the turn's
+    start). A goodbye ending a turn that began 46 s before a 56 s call's end was said in its last 20 s (it failed).
+    Without word times, a turn's words are spread evenly over it; with them (ASR), the word's own time is used."""
+    filler = "let me go over your account and the changes we made to it today " * 2  # 28 words
+    long_disclosure = {**utt("a", 0, "agent", 0.5, filler + "this call may be recorded"), "end_s": 45.0}
+    long_goodbye = {**utt("a", 1, "agent", 10.0, filler + "okay goodbye"), "end_s": 55.0}
+    hits, _ = tag_calls(tagger, [long_disclosure, long_goodbye], {"a": 56.0})
+    assert [(h["signal_id"], h["start_s"]) for h in hits] == [("goodbye", round(10.0 + 29 * 45.0 / 30, 3))]
+
+    said = [{"word": w, "start_s": 0.5 + k * 0.25, "end_s": 0.7 + k * 0.25}  # said quickly: the phrase at 7.5 s
+            for k, w in enumerate(long_disclosure["text"].split())]
+    hits, _ = tag_calls(tagger, [{**long_disclosure, "words": said}], {"a": 56.0})
+    assert [(h["signal_id"], h["start_s"]) for h in hits] == [("disclosure", 0.5 + 28 * 0.25)]
+
+
+def test_stored_turns_tagged_again_keep_their_words_times(tagger):
+    """Re-tagging the archive (signals changed) reads the words' times from Parquet's columns, not a dict a word:
+    each hit at the time it had when the call was first tagged."""
+    import pyarrow as pa
+
+    from pipeline.archive import tag_rows
+    from pipeline.schemas import conform
+
+    turns = [{**utt("a", k, "agent", 1.0 + 10 * k, text), "end_s": 9.0 + 10 * k, "call_date": None,
+              "words": [{"word": w, "start_s": 1.0 + 10 * k + j, "end_s": 1.5 + 10 * k + j, "probability": 0.9}
+                        for j, w in enumerate(text.split())]}
+             for k, text in enumerate(["hi there, this call may be recorded", "no words here", "okay then goodbye"])]
+    turns[1]["words"] = []  # an imported transcript's turn: no word times
+    first, _ = tag_calls(tagger, turns, {"a": 30.0})
+    stored = conform("utterances", turns).select(list(turns[0]))  # as Parquet gives them back
+    again, _ = tag_rows(tagger, {"utterances": stored, "calls": pa.table({"call_id": ["a"], "duration_s": [30.0]})},
+                        tag_calls)
+    assert [(h["signal_id"], h["start_s"]) for h in first] == [("disclosure", 3.0), ("goodbye", 23.0)]  # each its turn's third word
+    assert again == first
+
+
 def test_one_hit_per_signal_per_utterance(tagger):
     hits, _ = tagger.match("cancel, cancel, I want to cancel my subscription", "customer")
     assert [h.signal_id for h in hits] == ["cancel_intent"]
