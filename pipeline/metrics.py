@@ -2,7 +2,8 @@
 
 Definitions (they are what `call_metrics` means, and what rubric `metric:` conditions test):
 - talk time: the time a speaker's turns cover (their own overlapping turns counted once).
-- talk_ratio: the agent's share of all talk time (agent / (agent + customer)); null without both.
+- talk_ratio: the agent's share of all talk time (agent / (agent + customer)): 0 when only the customer spoke (an
+  agent silent on a call is what QA must see), null when nobody did or on a mono call.
 - silence_s / max_silence_s: time nobody speaks between the first and the last turn; ring-in
   and hang-up silence are recording artefacts, not silence on the call.
 - overlap_s: time both sides speak at once.
@@ -66,7 +67,7 @@ def metrics_of(turns: list[dict]) -> dict:
     return {
         "agent_talk_s": round(agent_s, 3) if sided else None,
         "customer_talk_s": round(customer_s, 3) if sided else None,
-        "talk_ratio": round(agent_s / (agent_s + customer_s), 4) if agent_s and customer_s else None,
+        "talk_ratio": round(agent_s / (agent_s + customer_s), 4) if sided and agent_s + customer_s else None,
         "silence_s": round(sum(gaps), 3),
         "max_silence_s": round(max(gaps, default=0.0), 3),
         "overlap_s": round(_intersection(agent, customer), 3) if sided else None,

@@ -210,6 +210,15 @@ def test_mono_and_silent_calls_have_no_ratio_but_no_errors():
     assert empty["turns"] == 0 and empty["silence_s"] == 0 and empty["sentiment_end"] is None
 
 
+def test_a_call_where_one_side_never_speaks_has_a_talk_ratio_that_fails():
+    """Only the customer spoke (an agent who never answered, or a dead agent channel): the agent's share is 0, so a
+    balanced-talk criterion fails; it was null, so the criterion was n.a. and the call had no verdict."""
+    customer_only = metrics_of([turn("customer", 0.5, 9.0), turn("customer", 10.0, 19.0)])
+    assert (customer_only["agent_talk_s"], customer_only["customer_talk_s"], customer_only["talk_ratio"]) == (
+        0.0, 17.5, 0.0)
+    assert metrics_of([turn("agent", 0.0, 4.0)])["talk_ratio"] == 1.0
+
+
 def test_vader_reads_spoken_turns():
     scored = qa.add_sentiment([{"text": "this is absolutely terrible, I'm furious"}, {"text": "thank you so much, great"},
                                {"text": "[CARD]"}])
