@@ -177,6 +177,7 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
         return  # the usual night: nothing to re-score, and no need to read the archive to know it
     calls_a_day = calls_per_day(store)
     groups, spread = _grouped(calls_a_day, spread)
+    scored_before = _scored(store, rules)
     replaced = SCORED + (("call_metrics",) if new_code else ())
     stored = (_stored_rows(store, days, new_code) for days in groups)
     if spread is None:
@@ -193,6 +194,26 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
     run.notes.append(f"this release measures and scores with other code: re-scored {rescored} stored calls and "
                      "computed their metrics again" if new_code else
                      f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {rescored} stored calls")
+    run.notes += _unscored_notes(scored_before.join(_scored(store, rules), ["rubric_id", "rubric_version", "call_id"],
+                                                    join_type="left anti"))
+
+
+def _scored(store, rules) -> pa.Table:
+    """(rubric_id, rubric_version, call_id) of the stored scorecards of the rubric versions configured now."""
+    cards = store.read("scorecards", ["rubric_id", "rubric_version", "call_id"])
+    configured = pa.table({"rubric_id": [r.id for r in rules.rubrics], "rubric_version": [r.version for r in rules.rubrics]})
+    return cards.join(configured.cast(cards.select(["rubric_id", "rubric_version"]).schema), ["rubric_id", "rubric_version"],
+                      join_type="left semi")
+
+
+def _unscored_notes(lost: pa.Table) -> list[str]:
+    """A note for each configured rubric version whose scorecards of some calls a re-score replaced by none: another
+    rubric claims those calls now (a rubric for their queue was added), and their old results are gone."""
+    counts = lost.group_by(["rubric_id", "rubric_version"]).aggregate([("call_id", "count")]).to_pylist()
+    return [f"rubric {c['rubric_id']} v{c['rubric_version']} no longer scores {c['call_id_count']} stored calls (a "
+            f"rubric for their queue or direction claims them): their {c['rubric_id']} v{c['rubric_version']} "
+            "scorecards were removed; give a rubric a new version before such a change to keep its old results"
+            for c in sorted(counts, key=lambda c: (c["rubric_id"], c["rubric_version"]))]
 
 
 def record_rubrics(writer) -> None:

@@ -177,6 +177,12 @@ def test_only_the_configured_rubric_versions_are_current_after_a_rollback_a_rena
     noted = run(tx, signals, out)["notes"]
     warned = [line.removeprefix("WARNING: ") for line in checked.stdout.splitlines() if "applies_to" in line]
     assert [n for n in noted if "applies_to" in n] == warned
+    # the stored calls the new rubric claims lost their standard v1 scorecards: said, not silently
+    claimed = [c for c in CALLS if json.loads((tx / f"{c}.json").read_text())["queue"] == queues[0]]
+    assert [n for n in noted if "no longer scores" in n] == [
+        f"rubric standard v1 no longer scores {len(claimed)} stored calls (a rubric for their queue or direction "
+        "claims them): their standard v1 scorecards were removed; give a rubric a new version before such a change "
+        "to keep its old results"]
     # two rubrics without applies_to both score every call: meant at times, so a note, not a warning
     (signals / "second.yaml").write_text(original.replace("id: standard", "id: second_form"))
     checked = subprocess.run([CALLINTEL, "check", "--config", str(config)], capture_output=True, text=True)
