@@ -57,7 +57,11 @@ def query(cfg: Config, sql: str, params: dict | None = None) -> pd.DataFrame | N
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
     except Exception as exc:  # duckdb.Error and its many subclasses
-        raise UsageProblem(f"query failed: {str(exc).splitlines()[0]}{_upgrade_hint(cfg)}") from None
+        first = str(exc).splitlines()[0]
+        if "disabled by configuration" in first:  # COPY ... TO, read_csv('/etc/...'), ATTACH
+            first += ("; queries read only the tables and views of callintel.duckdb (to save rows in a file: "
+                      "--format csv > rows.csv)")
+        raise UsageProblem(f"query failed: {first}{_upgrade_hint(cfg)}") from None
 
 
 def _upgrade_hint(cfg: Config) -> str:

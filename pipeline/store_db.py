@@ -134,7 +134,9 @@ class DatabaseMixin:
             raise StoreError(f"{self.db_path.absolute()}: no database yet; run `callintel run` first, or run this "
                              "from the folder with your callintel.yaml (or give --out DIR)")
         try:
-            return duckdb.connect(str(self.db_path), read_only=True)
+            # read-only is the file; without external access a query cannot write files either (`COPY calls TO
+            # '/tmp/x.csv'`, unredacted paths and metadata anywhere on disk) nor read or attach others
+            return duckdb.connect(str(self.db_path), read_only=True, config={"enable_external_access": False})
         except duckdb.Error as exc:  # truncated, overwritten, or not a database: the Parquet files hold the data
             raise StoreError(f"{self.db_path.absolute()}: cannot be opened ({str(exc).splitlines()[0]}); the next "
                              "`callintel run` builds it again from the stored Parquet files (nothing is lost)"

@@ -197,6 +197,15 @@ def test_sql_is_read_only_and_reports_errors_in_one_line(tmp_path):
     assert write.exit_code == 2 and "read-only" in write.output and len(write.output.strip().splitlines()) == 1
     typo = invoke("sql", "SELEC 1", "--out", str(tmp_path))
     assert typo.exit_code == 2 and typo.output.startswith("Error: query failed:")
+    # nor writes or reads files outside it: the calls' paths and metadata copied anywhere on disk, /etc read
+    leak, secret = tmp_path / "leak.csv", tmp_path / "secret.csv"
+    secret.write_text("a\n1\n")
+    for query in (f"COPY (SELECT * FROM calls) TO '{leak}'", f"SELECT * FROM read_csv('{secret}')",
+                  f"ATTACH '{tmp_path / 'other.db'}' AS other"):
+        refused = invoke("sql", query, "--out", str(tmp_path))
+        assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1, query
+        assert "file system operations are disabled" in refused.output and "--format csv > rows.csv" in refused.output
+    assert not leak.exists() and not (tmp_path / "other.db").exists()
 
 
 def test_signals_test_says_when_a_signal_is_the_other_sides():
