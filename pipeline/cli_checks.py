@@ -99,11 +99,11 @@ def check_rubric_versions(cfg: Config, rules) -> None:
 
 def check_rubric_scopes(cfg: Config, rules) -> None:
     """Say which calls the rubrics will not score as their author may mean (the night notes the second too)."""
-    from pipeline.qa import overlapping_defaults, unmatched_scopes
+    from pipeline.qa import overlapping_defaults, unflagged_criteria, unmatched_scopes
 
     if note := overlapping_defaults(rules):
         click.echo(f"NOTE: {note}")
-    for warning in unmatched_scopes(rules, Store(cfg.out)):
+    for warning in unflagged_criteria(rules) + unmatched_scopes(rules, Store(cfg.out)):
         click.echo(f"WARNING: {warning}")
 
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from models.sentiment import sentiment
 from pipeline.flags import flag_calls
 from pipeline.metrics import call_metrics
-from pipeline.rubric import QaConfig, Rubric
+from pipeline.rubric import QaConfig, Rubric, walk
 from pipeline.score import call_facts, score_calls
 from pipeline.signals import SignalSet
 
@@ -108,6 +108,21 @@ def overlapping_defaults(qa: QaConfig) -> str | None:
         return None
     return (f"rubrics {', '.join(defaults)} have no applies_to, so each scores every call no other rubric claims; "
             "give applies_to to any meant for some queues or directions only")
+
+
+def unflagged_criteria(qa: QaConfig) -> list[str]:
+    """A flag rule's criterion_failed tests one criterion id; a rubric without a criterion of that id never raises
+    it, and the calls that rubric scores lose the flag unnoticed (a queue's rubric naming its disclosure otherwise)."""
+    warnings = []
+    for rule in qa.flags:
+        for cond in walk(rule.when):
+            lacking = [r for r in qa.rubrics if cond.criterion_failed is not None
+                       and cond.criterion_failed not in {c.id for c in r.criteria}]
+            warnings += [f"flag {rule.id} tests criterion_failed: {cond.criterion_failed}, which rubric {r.id} "
+                         f"({'the default' if r.scope == 'default' else r.scope}) has no criterion of, so the calls "
+                         "it scores never raise that flag; name the criterion alike in every rubric, or add a "
+                         "criterion_failed for its own id" for r in lacking]
+    return warnings
 
 
 def unmatched_scopes(qa: QaConfig, store) -> list[str]:

@@ -223,12 +223,13 @@ def _check_flag_criteria(flags, rubrics: list[Rubric]) -> None:
     # After all files are read: a flag rule may name a criterion of a rubric in a later file.
     known = {c.id for r in rubrics for c in r.criteria}
     for rule, where in flags:
-        for cond in _walk(rule.when):
+        for cond in walk(rule.when):
             if cond.criterion_failed is not None and cond.criterion_failed not in known:
                 raise ConfigError(f"{where}.when: criterion_failed: unknown criterion {cond.criterion_failed!r}")
 
 
-def _walk(cond: Condition):
+def walk(cond: Condition):
+    """The condition and every condition in its all/any lists, depth first."""
     yield cond
     for child in (cond.all or []) + (cond.any or []):
-        yield from _walk(child)
+        yield from walk(child)

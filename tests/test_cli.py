@@ -341,3 +341,24 @@ def test_a_prefect_server_that_does_not_answer_is_one_line_before_anything_is_wr
         assert (done.returncode, done.stderr) == (2, said + then + "\n"), args
     assert not (tmp_path / "out").exists()
 
+
+
+def test_check_warns_of_a_flag_rule_whose_criterion_a_rubric_names_otherwise(tmp_path):
+    """The shipped missing_disclosure flag tests criterion_failed: recording_disclosure. A billing rubric calling
+    its disclosure `disclosure` never raises it, so billing calls without one drop out of the coaching queue."""
+    signals = tmp_path / "signals"
+    shutil.copytree(ROOT / "signals", signals)
+    rubric = (signals / "rubric.yaml").read_text()
+    assert "- id: recording_disclosure" in rubric
+    (signals / "billing_rubric.yaml").write_text(rubric.replace("id: standard", "id: billing_qa").replace(
+        "- id: recording_disclosure", "- id: disclosure").replace("  criteria:", "  applies_to: {queue: [billing]}\n"
+                                                                  "  criteria:", 1))
+    (tmp_path / "callintel.yaml").write_text(f"out: {tmp_path / 'out'}\ninput: {ROOT / 'data/demo'}\n")
+    checked = invoke("check", "--config", str(tmp_path / "callintel.yaml"), "--signals", str(signals))
+    assert checked.exit_code == 0, checked.output
+    assert [line for line in checked.output.splitlines() if line.startswith("WARNING: flag")] == [
+        "WARNING: flag missing_disclosure tests criterion_failed: recording_disclosure, which rubric billing_qa (queue "
+        "billing) has no criterion of, so the calls it scores never raise that flag; name the criterion alike in "
+        "every rubric, or add a criterion_failed for its own id"]
+    shipped = invoke("check", "--config", str(tmp_path / "callintel.yaml"), "--signals", str(ROOT / "signals"))
+    assert "WARNING: flag" not in shipped.output
