@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config_yaml import ID, ConfigError, format_validation_error, read_yaml, yaml_files
 from pipeline.metrics import METRICS
@@ -31,6 +31,12 @@ QA_DOCS = 'README.md, "QA scorecards, flags and the coaching queue"'  # the rubr
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# metrics on a fixed scale: a bound outside it is a bound on another scale (a talk_ratio "between: [30, 70]")
+METRIC_SCALES = {"talk_ratio": (0, 1, " (the agent's share: 0.5 is half the talk)"),
+                 **{m: (-1, 1, " (VADER's compound score)") for m in ("sentiment_start", "sentiment_end")},
+                 "sentiment_change": (-2, 2, " (sentiment_end - sentiment_start)")}
 
 
 class Condition(_Strict):
@@ -69,7 +75,20 @@ class Condition(_Strict):
             raise ValueError("between needs [low, high]")
         if self.kind in ("all", "any") and not getattr(self, self.kind):
             raise ValueError(f"{self.kind} needs at least one condition")
+        if self.auto_failed is False:  # it flagged every call without an auto-fail, unscored ones too
+            raise ValueError("auto_failed: true is its one form (it flags calls whose scorecard an auto-fail "
+                             "criterion zeroed)")
+        if self.score_pct_lt is not None and self.score_pct_lt < 1:
+            raise ValueError(f"score_pct_lt is a percentage ({self.score_pct_lt:g} flags only calls scoring under "
+                             f"{self.score_pct_lt:g}%); write {self.score_pct_lt * 100:g} for {self.score_pct_lt * 100:g}%")
+        if (scale := METRIC_SCALES.get(self.metric)) and (out := [b for b in self._bounds() if not
+                                                               scale[0] <= b <= scale[1]]):
+            raise ValueError(f"{self.metric} runs from {scale[0]:g} to {scale[1]:g}{scale[2]}, so {out[0]:g} is "
+                             "outside it and the condition could never change")
         return self
+
+    def _bounds(self) -> list[float]:
+        return list(self.between) if self.between is not None else [b for b in (self.lt, self.gt) if b is not None]
 
 
 class AppliesTo(_Strict):
@@ -91,6 +110,14 @@ class Rubric(_Strict):
     version: int = Field(ge=1)
     description: str = ""
     pass_pct: float = Field(80, ge=0, le=100)
+
+    @field_validator("pass_pct")
+    @classmethod
+    def _percent(cls, value: float) -> float:
+        if 0 < value < 1:  # a share, not a percentage: every call with a point would pass
+            raise ValueError(f"is a percentage ({value:g} passes a call scoring {value:g}%); write {value * 100:g} "
+                             f"for {value * 100:g}%")
+        return value
     applies_to: AppliesTo | None = None
     criteria: list[Criterion] = Field(min_length=1)
 

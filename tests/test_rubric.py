@@ -54,6 +54,11 @@ GOOD = {"id": "greet", "question": "Greeted?", "points": 10, "pass_if": {"signal
     ({**GOOD, "pass_if": {"score_pct_lt": 50}}, "rubric.criteria[0].pass_if.score_pct_lt: not allowed here"),
     ({**GOOD, "points": -5}, "rubric.criteria.0.points: must be >= 0"),
     ({**GOOD, "pass_if": {"signal": "agent_greeting", "within": {"first_s": 0}}}, "first_s: must be > 0"),
+    # a bound on another scale than its metric's: percentages for a share, a 1-5 scale for VADER's -1..1
+    ({**GOOD, "pass_if": {"metric": "talk_ratio", "between": [30, 70]}}, "rubric.criteria[0].pass_if: talk_ratio runs "
+     "from 0 to 1 (the agent's share: 0.5 is half the talk), so 30 is outside it and the condition could never change"),
+    ({**GOOD, "pass_if": {"metric": "sentiment_end", "gt": 5}}, "sentiment_end runs from -1 to 1 (VADER's compound "
+     "score), so 5 is outside it"),
 ])
 def test_a_mistake_names_the_file_and_key(tmp_path, criterion, message):
     folder = folder_with(tmp_path, rubric(criterion))
@@ -106,6 +111,20 @@ def test_duplicates_and_unknown_criteria_in_flags_are_refused(tmp_path):
     folder = folder_with(tmp_path / "c", {"flags": [{"id": "x", "severity": "urgent", "when": {"auto_failed": True}}]})
     with pytest.raises(ConfigError, match=r"flags\.0\.severity|flags\[0\]\.severity"):
         load_qa(folder, LIBRARY)
+
+
+@pytest.mark.parametrize("doc, message", [
+    (rubric(GOOD, pass_pct=0.8), "rubric.pass_pct: is a percentage (0.8 passes a call scoring 0.8%); write 80 for 80%"),
+    ({"flags": [{"id": "x", "severity": "high", "when": {"score_pct_lt": 0.6}}]},
+     "flags[0].when: score_pct_lt is a percentage (0.6 flags only calls scoring under 0.6%); write 60 for 60%"),
+    ({"flags": [{"id": "x", "severity": "high", "when": {"auto_failed": False}}]},  # it flagged unscored calls too
+     "flags[0].when: auto_failed: true is its one form"),
+])
+def test_a_share_where_a_percentage_goes_and_a_false_auto_failed_are_refused(tmp_path, doc, message):
+    folder = folder_with(tmp_path, doc)
+    with pytest.raises(ConfigError) as err:
+        load_qa(folder, LIBRARY)
+    assert message in str(err.value).replace("flags.0", "flags[0]")
 
 
 def test_rubrics_are_chosen_per_queue_with_a_default(tmp_path):
