@@ -110,6 +110,8 @@ class Rubric(_Strict):
     version: int = Field(ge=1)
     description: str = ""
     pass_pct: float = Field(80, ge=0, le=100)
+    applies_to: AppliesTo | None = None
+    criteria: list[Criterion] = Field(min_length=1)
 
     @field_validator("pass_pct")
     @classmethod
@@ -118,17 +120,6 @@ class Rubric(_Strict):
             raise ValueError(f"is a percentage ({value:g} passes a call scoring {value:g}%); write {value * 100:g} "
                              f"for {value * 100:g}%")
         return value
-    applies_to: AppliesTo | None = None
-    criteria: list[Criterion] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _unique(self):
-        seen = set()
-        for criterion in self.criteria:
-            if criterion.id in seen:
-                raise ValueError(f"criterion id {criterion.id!r} is used twice")
-            seen.add(criterion.id)
-        return self
 
     @property
     def scope(self) -> str:
@@ -192,6 +183,9 @@ def load_qa(folder: str | Path, library: SignalSet) -> QaConfig:
         raw = read_yaml(path)
         if not isinstance(raw, dict) or not ({"rubric", "flags"} & raw.keys()):
             continue
+        if "rubric" in raw and raw["rubric"] is None:  # else "no rubric, no call scored" was only a warning
+            raise ConfigError(f"{path}: rubric: is empty; give its id, version and criteria ({QA_DOCS}), or remove "
+                              "the key")
         try:
             doc = _QaFile.model_validate(raw)
         except ValidationError as exc:
@@ -213,6 +207,10 @@ def _check_rubric(rubric: Rubric, library: SignalSet, where: str, seen: dict) ->
     if ("rubric", rubric.id) in seen:
         raise ConfigError(f"{where}.id: rubric {rubric.id!r} is already defined in {seen[('rubric', rubric.id)]}")
     seen[("rubric", rubric.id)] = where.split(":")[0]
+    ids = [c.id for c in rubric.criteria]
+    if (twice := next((k for k, i in enumerate(ids) if i in ids[:k]), None)) is not None:  # named by its own line
+        raise ConfigError(f"{where}.criteria[{twice}].id: criterion id {ids[twice]!r} is used twice (first as "
+                          f"criteria[{ids.index(ids[twice])}])")
     if not any(criterion.points for criterion in rubric.criteria):  # a score is points earned / points possible
         raise ConfigError(f"{where}.criteria: worth 0 points in all, so no call could be given a score; give the "
                           "criteria their points (only an auto_fail criterion may keep points: 0)")
@@ -252,7 +250,9 @@ def _check_flag_criteria(flags, rubrics: list[Rubric]) -> None:
     for rule, where in flags:
         for cond in walk(rule.when):
             if cond.criterion_failed is not None and cond.criterion_failed not in known:
-                raise ConfigError(f"{where}.when: criterion_failed: unknown criterion {cond.criterion_failed!r}")
+                why = "" if rubrics else (" (no rubric is configured: no file in the folder has a `rubric:`; an "
+                                          "emptied rubric.yaml?)")
+                raise ConfigError(f"{where}.when: criterion_failed: unknown criterion {cond.criterion_failed!r}{why}")
 
 
 def walk(cond: Condition):

@@ -127,6 +127,30 @@ def test_a_share_where_a_percentage_goes_and_a_false_auto_failed_are_refused(tmp
     assert message in str(err.value).replace("flags.0", "flags[0]")
 
 
+def test_a_repeated_criterion_an_empty_rubric_and_flags_without_one_say_where_and_why(tmp_path):
+    """The repeated id is named by its own line (it was `rubric:`'s); `rubric:` with nothing under it is refused (it
+    only warned that no call would be scored); flags naming a criterion when no rubric is left say that is why."""
+    signals = tmp_path / "signals"
+    shutil.copytree(ROOT / "signals", signals)
+    ids = [c["id"] for c in yaml.safe_load((signals / "rubric.yaml").read_text())["rubric"]["criteria"]]
+    lines = (signals / "rubric.yaml").read_text().splitlines()
+    second = next(k for k, line in enumerate(lines) if line.strip() == "- id: empathy")
+    lines[second] = lines[second].replace("empathy", "greeting")
+    (signals / "rubric.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_qa(signals, LIBRARY)
+    assert str(err.value) == (f"{signals / 'rubric.yaml'}:{second + 1}: rubric.criteria[{ids.index('empathy')}].id: "
+                              f"criterion id 'greeting' is used twice (first as criteria[{ids.index('greeting')}])")
+
+    (signals / "rubric.yaml").write_text("# our form\nrubric:\n")
+    with pytest.raises(ConfigError, match=r"rubric\.yaml:2: rubric: is empty; give its id, version and criteria"):
+        load_qa(signals, LIBRARY)
+    (signals / "rubric.yaml").write_text("")
+    with pytest.raises(ConfigError, match=r"flags\.yaml:\d+: flags\[\d\]\.when: criterion_failed: unknown criterion "
+                       r"'\w+' \(no rubric is configured"):
+        load_qa(signals, LIBRARY)
+
+
 def test_rubrics_are_chosen_per_queue_with_a_default(tmp_path):
     folder = folder_with(tmp_path, rubric(GOOD, applies_to={"queue": ["sales"]}), name="sales.yaml")
     (folder / "rubric.yaml").write_text((ROOT / "signals/rubric.yaml").read_text())
