@@ -340,7 +340,8 @@ def _confirm(question: str) -> None:
     except click.Abort:
         raise UsageProblem("no answer (no terminal to ask at?): add --yes to delete without asking; "
                            "nothing was deleted") from None
-    raise UsageProblem("nothing was deleted")
+    click.echo("nothing was deleted")  # a "no" is an answer, not an error
+    raise click.exceptions.Exit(0)
 
 
 cli.add_command(scorecard)

@@ -290,7 +290,8 @@ class Transcriber:
     def start_progress(self, jobs: list) -> None:
         """One bar in seconds of audio over all jobs of the night, however they are batched."""
         total = sum(j.duration_s * len(channel_plan(j.channels, j.agent_channel)) for j in jobs)
-        self._bar = bar(round(total), "s", "transcribing audio", self.progress)
+        # seconds of each channel: a stereo call is heard twice, so this is twice the recordings' minutes
+        self._bar = bar(round(total), "s", "transcribing channel audio", self.progress)
 
     def __enter__(self) -> Transcriber:
         if self.workers == 1:

@@ -35,6 +35,8 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
     assigned = [entry["file"] for entry in store.meta()["topic_vectors_assigned"]]
     assert {p.name for p in (out / "models").glob("*")} == fitted | set(assigned) and len(assigned) == 1
 
+    declined = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--out", str(out)], input="n\n")
+    assert declined.exit_code == 0 and declined.output.endswith("nothing was deleted\n")
     unanswered = CliRunner().invoke(cli, ["forget", "--call-id", "gone-1", "--out", str(out)], input="")  # cron
     assert unanswered.exit_code == 2 and "add --yes" in unanswered.output and "nothing was deleted" in unanswered.output
     assert "gone-1" in store.read("calls").column("call_id").to_pylist()

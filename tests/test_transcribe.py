@@ -75,7 +75,7 @@ def test_stereo_call_labels_each_channel_by_the_map(tmp_path, whisper, capsys):
         tr.start_progress(jobs)
         (result,) = tr.run(jobs)
     # 2 x 12.3 s: 25 s, where rounding each channel's seconds made 24 of 25
-    assert capsys.readouterr().err.splitlines()[-1].startswith("transcribing audio: 25 of 25 s (100%) in ")
+    assert capsys.readouterr().err.splitlines()[-1].startswith("transcribing channel audio: 25 of 25 s (100%) in ")
     assert result.error is None and result.duration_s == pytest.approx(12.3, abs=0.01)
     assert {u["speaker"] for u in result.utterances} == {"customer"}
     heard = " ".join(words(" ".join(u["text"] for u in result.utterances)))
