@@ -101,6 +101,10 @@ def nightly(config: str | None = None, input: str | None = None, transcripts_dir
                 writer.pages_written()
             close_failed(store, run, exc)
             raise
+        except KeyboardInterrupt:  # Ctrl-C: stopped at once; the next run marks this one interrupted
+            with contextlib.suppress(Exception):
+                writer.pages_written()
+            raise
 
 
 def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress: bool | None) -> dict:
@@ -340,7 +344,10 @@ def run_nightly(config: str | None = None, **params) -> dict:
     """The nightly flow once, on the task runner the configuration asks for."""
     runner = task_runner(with_overrides(load_config(config), workers=params.get("workers")))
     if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():  # as Prefect's get_client()
+        from prefect.server.api import server as api_server
+
         prefect_server.guard_temporary_server()  # so the temporary server it is about to start ends with us
+        prefect_server.in_own_session(api_server)  # and a Ctrl-C stops the run, not the server it reports through
         _give_the_temporary_server_time()
     return (nightly.with_options(task_runner=runner) if runner else nightly)(config=config, **params)
 

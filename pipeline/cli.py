@@ -23,6 +23,7 @@ from pipeline.store_lock import StoreBusy
 
 SHOWN = 20  # failures and notes printed after a run; the rest are in the store
 RUN_STOPPED = 3  # exit status of a run an error stopped: not a bad call (1), not a usage mistake (2)
+INTERRUPTED = 130  # as a shell reports a command a Ctrl-C stopped (128 + SIGINT)
 
 SIGNALS_QUERY = "SELECT signal_id, count(DISTINCT call_id) AS calls FROM signal_hits GROUP BY 1 ORDER BY 2 DESC"
 EXAMPLE_QUERY = ("SELECT call_date, count(*) AS calls, round(sum(duration_s)/60) AS minutes "
@@ -61,7 +62,7 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
 
     Already stored calls are skipped, so running it again is cheap and safe. Exit status 0 when every
     call was stored, 1 when some failed (listed in the failures table; the rest were stored), 2 on a
-    usage or config mistake, 3 when an error stopped the run (what it committed is kept).
+    usage or config mistake, 3 when an error stopped the run, 130 when a Ctrl-C did (what it committed is kept).
 
     \b
     Example:
@@ -86,6 +87,10 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
                                         workers=cfg.workers(), progress=False if quiet else None)
     except StoreBusy as exc:
         raise UsageProblem(str(exc)) from None
+    except KeyboardInterrupt:  # Ctrl-C, or SIGINT from a supervisor
+        click.echo("Interrupted: what the run committed is kept (the next run marks this one 'interrupted' in the "
+                   "runs table); run it again and it does the rest.", err=True)
+        sys.exit(INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 (Prefect has logged the traceback; the scheduler needs the verdict)
         from pipeline.runs import error_line
 

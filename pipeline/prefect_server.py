@@ -20,12 +20,14 @@ as before, unguarded (on Linux, tests/test_kill.py then fails).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
+import types
 import uuid
 
 OWNER = "CALLINTEL_PREFECT_OWNER"  # in the run's environment, so in that of the server Prefect starts for it
@@ -58,6 +60,17 @@ def guard_temporary_server() -> None:
         os.close(read)
     os.environ[OWNER] = token  # after the watcher started: it is not one of the run's servers
     _watching = (watcher, write)
+
+
+def in_own_session(server_module) -> None:
+    """Have the module that starts Prefect's temporary server (prefect.server.api.server) start it in a session of
+    its own. A Ctrl-C at the terminal signals the whole foreground process group: the server died of it at once,
+    and the run, which records how it ended through that server, spent minutes retrying it and ended in a
+    ConnectError instead of stopping. Only that module's name `subprocess` is rebound; the watcher above still ends
+    the server with the run."""
+    if not isinstance(server_module.subprocess, types.SimpleNamespace):
+        server_module.subprocess = types.SimpleNamespace(
+            **{**vars(subprocess), "Popen": functools.partial(subprocess.Popen, start_new_session=True)})
 
 
 def _servers_of(token: str) -> list[int]:

@@ -221,3 +221,53 @@ def test_a_killed_run_leaves_no_temporary_prefect_server(tmp_path, kill_when):
             proc.kill()
             for pid in _alive(servers):  # never leave one behind, even when the test fails
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and this test rely on Linux")
+def test_a_ctrl_c_stops_the_run_at_once_in_one_line_and_the_next_run_finishes_it(tmp_path):
+    """A Ctrl-C at the terminal signals every process of the run's group: the run, its transcription workers and
+    Prefect's temporary server. The server died of it, so the run spent minutes retrying it and ended 'the run
+    stopped: ConnectError' (exit 3). Now the server lives in its own session, the workers leave quietly, and the
+    run says in one line that it was interrupted (exit 130, as a shell reports a Ctrl-C); the next run marks it
+    interrupted and stores every call."""
+    recordings = tmp_path / "in"
+    rows = (ROOT / "data/demo/metadata.csv").read_text().splitlines()[:4]  # the header and 3 calls of 2026-11-09/10
+    for row in rows[1:]:
+        (recordings / row.split(",")[0]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "data/demo" / row.split(",")[0], recordings / row.split(",")[0])
+    (recordings / "metadata.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
+    cmd = [CALLINTEL, "run", "--input", str(recordings), "--out", str(out), "--signals", str(ROOT / "signals"),
+           "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # its own group, as a terminal's foreground job
+    servers = {}
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None and not list((out / "runs").glob("*")):
+            servers = _temporary_servers(proc.pid) or servers
+            time.sleep(0.05)
+        time.sleep(3)  # transcribing: the workers are busy
+        servers = _temporary_servers(proc.pid) or servers
+        assert proc.poll() is None and servers, "the run ended, or never started its flow"
+        os.killpg(proc.pid, signal.SIGINT)
+        said, _ = proc.communicate(timeout=120)  # it took minutes, retrying a dead server
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, said
+    assert said.count("Interrupted: what the run committed is kept") == 1
+    assert "Traceback" not in said and "ConnectError" not in said and "the run stopped" not in said
+    time.sleep(1)
+    assert not _alive(servers), "the temporary Prefect server outlived the run"
+
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with Store(out).connect_read_only() as con:
+        assert sorted(r[0] for r in con.execute("SELECT call_id FROM calls").fetchall()) == sorted(
+            row.split(",")[1] for row in rows[1:])
+        statuses = [r[0] for r in con.execute("SELECT status FROM runs ORDER BY started_at").fetchall()]
+    assert statuses == ["interrupted", "ok"]
