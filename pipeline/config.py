@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from cronsim import CronSim, CronSimError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.column_names import ALIASES, METADATA, resembles
 from pipeline.config_yaml import ConfigError, format_validation_error, read_yaml, yaml_line
@@ -128,6 +128,12 @@ class RunnerConfig(_Strict):
     kind: Literal["local", "dask"] = "local"
     workers: int | None = Field(None, ge=1, le=256)  # None: one per CPU core
     address: str | None = Field(None, pattern=r"^(tcp|tls|ucx|inproc)://\S+$")  # an existing Dask scheduler
+
+    @model_validator(mode="after")
+    def _address_for_dask(self):
+        if self.address and self.kind != "dask":  # else the run quietly ran on this machine's processes
+            raise ValueError("address only goes with kind: dask (the local runner uses this machine's processes)")
+        return self
 
 
 class Config(_Strict):

@@ -362,3 +362,21 @@ def test_check_warns_of_a_flag_rule_whose_criterion_a_rubric_names_otherwise(tmp
         "every rubric, or add a criterion_failed for its own id"]
     shipped = invoke("check", "--config", str(tmp_path / "callintel.yaml"), "--signals", str(ROOT / "signals"))
     assert "WARNING: flag" not in shipped.output
+
+
+def test_a_dask_scheduler_that_does_not_answer_is_named_by_its_line_before_anything_runs(tmp_path):
+    """It passed `check`, and `run` waited 30 s after Prefect's start-up to print 72 lines of Dask's tracebacks."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once it is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "callintel.yaml"
+    config.write_text(f"input: {ROOT / 'data/demo'}\nout: {tmp_path / 'out'}\nsignals: {ROOT / 'signals'}\n"
+                      f"runner:\n  kind: dask\n  address: tcp://127.0.0.1:{port}\n")
+    for command in ("check", "run"):
+        said = invoke(command, "--config", str(config))
+        assert said.exit_code == 2 and said.output.startswith(
+            f"Error: {config}:6: runner.address: no Dask scheduler answers at tcp://127.0.0.1:{port} (Connection "
+            "refused); start it (`dask scheduler`"), said.output
+    assert not (tmp_path / "out").exists()  # refused before anything was written

@@ -41,6 +41,7 @@ def test_shipped_config_is_valid_and_matches_defaults():
     ("transcript_speakers:\n  Speaker 1: agent\n  speaker 1: customer\n", ":1",
      "transcript_speakers: 'speaker 1' is named twice, as agent and customer"),
     ("runner:\n  workers: 2.5\n", ":2", "runner.workers: must be a whole number (it is 2.5)"),
+    ("runner:\n  address: tcp://10.0.0.5:8786\n", ":1", "runner: address only goes with kind: dask"),
     ("redaction:\n  entities: card\n", ":2", "redaction.entities: must be a list, e.g. [a, b] or one '- item' a line "
      "(it is 'card')"),
     ("asr: tiny\n", ":1", "asr: must be keys and values (it is 'tiny')"),
