@@ -236,9 +236,15 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
     from pipeline.file_names import describe  # here: both build on this module's failure rows
     from pipeline.metadata import read_metadata
     listing = discover(folder, settled, out)
-    metadata = read_metadata(folder, zone, listing.kept)
-    failures = list(metadata.failures)
     known_ids = set(known["call_id"].tolist()) if known_ids is None else known_ids
+
+    def gone(call_id: str, rel: str) -> bool:  # only asked of rows whose recording is missing: rare
+        if call_id:
+            return call_id in known_ids or call_digest(call_id) in forgotten
+        return bool((known["source_path"] == rel).any())
+
+    metadata = read_metadata(folder, zone, listing.kept, gone)
+    failures = list(metadata.failures)
     here = stored_at(known, [rel for _, rel, _ in listing.files])  # the stored calls at the files listed
     known_files = stored_files(here)
     stored_as = dict(zip(here["source_path"].tolist(), here["call_id"].tolist()))

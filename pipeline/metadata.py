@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,10 +56,13 @@ def metadata_files(folder: Path, skip: set[str] = frozenset()) -> list[Path]:
     return found
 
 
-def read_metadata(folder: Path, zone: str | None = None, skip: set[str] = frozenset()) -> Metadata:
+def read_metadata(folder: Path, zone: str | None = None, skip: set[str] = frozenset(),
+                  gone: Callable[[str, str], bool] | None = None) -> Metadata:
     """Every metadata file under folder; bad files and rows become failures. zone: the centre's (see
     centre_time), in which a started_at with an offset is read; skip: folders (relative to folder) not read,
-    settled ones (pipeline/listing.py)."""
+    settled ones (pipeline/listing.py); gone(call_id, recording): whether a row whose recording is missing
+    describes a call stored (or forgotten) before its recording was removed, which is no failure: a centre that
+    keeps recordings 90 days had a failure for each, every night."""
     metadata, root = Metadata(), folder.resolve()
     seen_ids: dict[str, tuple[str, int]] = {}
     seen_files: dict[Path, tuple[str, int]] = {}
@@ -76,6 +80,9 @@ def read_metadata(folder: Path, zone: str | None = None, skip: set[str] = frozen
                 continue  # its call is stored and its folder unchanged: not looked at again (and ~80 us a row)
             where = f"{name} line {line}"
             error, row = _row(record, root, base, where, zone, metadata.resolve)
+            if row.get("missing") and gone is not None and gone((record.get("call_id") or "").strip(),
+                                                                _shown(name, record["file"])):
+                continue
             if error := error or _clash(row, record["file"], (name, line), seen_ids, seen_files):
                 metadata.failures.append(failure(_shown(name, record["file"]), "ingest", error))
                 # Not taken with a made-up id and date instead: it would be stored again under its real id once
@@ -156,7 +163,7 @@ def _row(record: dict, root: Path, base: Path, where: str, zone: str | None,
     if Path(file).is_absolute() or not target.is_relative_to(root):
         return f"{where}: file {quoted(file)} is outside the input folder", {}
     if not target.is_file():
-        return f"{where}: file {quoted(file)} not found", {}
+        return f"{where}: file {quoted(file)} not found", {"missing": True}
     error, row = described(record, where, zone)
     return error, {"path": target, **row}
 

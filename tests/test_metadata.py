@@ -117,3 +117,20 @@ def test_a_hidden_folders_metadata_is_not_read(days):
     (days / ".old" / "metadata.csv").write_text("file,call_id\n../top.flac,c-hidden\n")
     _, jobs, errors = _plan(days)
     assert errors == [] and jobs["top.flac"].call_id != "c-hidden"
+
+
+def test_a_row_whose_recording_was_removed_after_its_call_was_stored_is_no_failure(days):
+    """A centre keeps recordings 90 days; their calls stay stored and their metadata.csv rows stay. Each such row
+    was a failure ("file 'x' not found") every night. A row naming a missing file for a call never stored, or for a
+    call stored from another file, still is one; a forgotten call's row is no failure either."""
+    from pipeline.ingest import call_digest
+
+    (days / "2026-11-20" / "metadata.csv").write_text(
+        "file,call_id\nold.wav,c-old\nforgot.wav,c-forgot\nnever.wav,c-never\na.wav,c-a\n")
+    (days / "2026-11-21" / "metadata.csv").write_text("file,agent_id\nold-too.wav,a_lee\na.wav,a_lee\n")
+    known = pd.DataFrame({"call_id": ["c-old", "4d2f00aa11bb22cc"], "source_path": ["2026-11-20/old.wav",
+                                                                                    "2026-11-21/old-too.wav"],
+                          "file_size": [10, 10], "file_mtime": [1.0, 1.0]})
+    plan = plan_recordings(days, known, "left", forgotten={call_digest("c-forgot")})
+    assert [f["error"] for f in plan.failures] == ["2026-11-20/metadata.csv line 4: file 'never.wav' not found"]
+    assert sorted(job.call_id for job in plan.jobs if job.source_path.startswith("2026-11-20")) == ["c-a"]
