@@ -314,3 +314,9 @@ def _tile(label: str, value: str, note: str) -> str:
 def axis(end: float) -> str:
     """The sentiment strip's time axis under a call of `end` seconds."""
     return "".join(f'<span style="left: {x}%">{clock(end * share)}</span>' for x, share in TICKS)
+
+
+def sentiment_label(m: dict) -> str:
+    """Whose sentiment the metrics give: the customer's, or on a mono call (no side known) every turn's."""
+    mono = m.get("agent_talk_s") is None and m.get("customer_talk_s") is None
+    return "Sentiment (every turn: mono call)" if mono else "Customer sentiment"

@@ -36,7 +36,7 @@ from pathlib import Path
 from pipeline.call_rows import Rows
 from pipeline.flags import SEVERITY_RANK
 from pipeline.page_rows import (_e, axis, clock, criteria_sections, criterion_rows, flag_list, fmt, hit_rows,
-                                metric_tiles, score_cards, times, turn_rows)
+                                metric_tiles, score_cards, sentiment_label, times, turn_rows)
 
 # The page's only script. Clicking a time seeks the recording (the link itself scrolls to the
 # utterance, with or without a recording); while it plays, the utterance being heard is outlined.
@@ -147,7 +147,7 @@ def _metrics(m: dict | None) -> list[tuple[str, str, str]]:
          f"agent / customer (total {fmt(m.get('interruptions'))})"),
         ("Words per minute", pair("agent_wpm", "customer_wpm"), "agent / customer"),
         ("Turns", fmt(m.get("turns")), ""),
-        ("Customer sentiment", f"{fmt(start, '{:+.2f}')} → {fmt(end, '{:+.2f}')}",
+        (sentiment_label(m), f"{fmt(start, '{:+.2f}')} → {fmt(end, '{:+.2f}')}",
          f"change {fmt(change, '{:+.2f}')}"),
     ]
 

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from pipeline.call_rows import ROWS, Rows, by_call, cut, plain
 from pipeline.flags import SEVERITY_RANK
+from pipeline.page_rows import sentiment_label
 from pipeline.progress import tracked
 from pipeline.score import clock
 from pipeline.store import day_groups
@@ -381,11 +382,14 @@ def _metric_lines(m: dict | None) -> list[str]:
     def num(key, fmt="{:g}"):
         return "—" if m.get(key) is None else fmt.format(m[key])
 
+    def talk(key):  # null on a mono call: whose talk is whose cannot be told, not 0:00
+        return "—" if m.get(key) is None else clock(m[key])
+
     return [
-        f"Talk: agent {clock(m['agent_talk_s'] or 0)}, customer {clock(m['customer_talk_s'] or 0)}, "
+        f"Talk: agent {talk('agent_talk_s')}, customer {talk('customer_talk_s')}, "
         f"agent share {num('talk_ratio', '{:.0%}')}; silence {num('silence_s')} s (longest {num('max_silence_s')} s); "
         f"overlap {num('overlap_s')} s; interruptions by agent {num('agent_interruptions')}, "
         f"by customer {num('customer_interruptions')}; wpm agent {num('agent_wpm')}, customer {num('customer_wpm')}",
-        f"Customer sentiment: {num('sentiment_start', '{:+.2f}')} at the start -> {num('sentiment_end', '{:+.2f}')} "
+        f"{sentiment_label(m)}: {num('sentiment_start', '{:+.2f}')} at the start -> {num('sentiment_end', '{:+.2f}')} "
         f"at the end ({num('sentiment_change', '{:+.2f}')})",
     ]

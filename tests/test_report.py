@@ -321,6 +321,29 @@ document.body.setAttribute("data-widths", text.width + " " + row.width);
         assert text > 0.6 * row, (width, text, row)  # the text takes most of its row, beside time and dot
 
 
+def test_a_very_long_criterion_id_wraps_and_leaves_every_result_on_screen(chromium, tmp_path):
+    """A 240-character id with no break pushed the Result, Points and Evidence columns of every criterion off the
+    page, behind a horizontal scrollbar."""
+    r = rows()
+    long_id = "agent_confirmed_the_customer_was_happy_with_the_outcome_" * 4 + "x" * 16
+    assert len(long_id) == 240
+    r["items"] = [{**i, "criterion_id": long_id} if i["criterion_id"] == "empathy" else i for i in r["items"]]
+    html = render_scorecard(r["call"], r["utterances"], r["scorecards"], r["items"], r["metrics"], r["hits"],
+                            r["flags"])
+    assert long_id in html
+    probe = """
+var last = Array.from(document.querySelectorAll("tr.crit td")).map(function (td) {
+  return td.getBoundingClientRect().right; });
+document.body.setAttribute("data-fit", Math.max.apply(null, last) + " " + document.documentElement.scrollWidth +
+                           " " + window.innerWidth);
+"""
+    page = tmp_path / "c-0001.html"
+    page.write_text(with_probe(html, probe), encoding="utf-8")
+    dom = parse(browse(chromium, page, "--dump-dom", "--window-size=1280,2000"))
+    right, scroll, inner = map(float, dom.find("body").attrs["data-fit"].split())
+    assert right <= inner and scroll <= inner, (right, scroll, inner)
+
+
 def test_a_time_link_seeks_the_recording_and_scrolls_to_the_utterance(chromium, tmp_path):
     html = render(audio_href=RECORDING.as_uri())
     # A probe script clicks the first evidence time once the recording is loaded and notes what happened.
@@ -407,3 +430,22 @@ def test_an_utterance_index_that_is_not_an_integer_is_refused_not_written():
     r["hits"][0]["utt_idx"] = '0"><i id="injected">'
     with pytest.raises(TypeError, match="utterance index"):
         render_scorecard(r["call"], r["utterances"], r["scorecards"], r["items"], r["metrics"], r["hits"], r["flags"])
+
+
+def test_a_mono_calls_talk_times_are_unknown_and_its_sentiment_is_every_turns():
+    """On a mono call (every turn `unknown`) the text scorecard said `agent 0:00, customer 0:00` and gave the
+    agent's greeting as the customer's sentiment; the page too called it the customer's."""
+    from pipeline.metrics import metrics_of
+    from pipeline.scorecard import text
+
+    r = rows()
+    mono = metrics_of([{**u, "speaker": "unknown"} for u in r["utterances"]])
+    assert mono["agent_talk_s"] is None and mono["sentiment_start"] is not None
+    said = text({"call": r["call"], "scorecards": [], "items": [], "flags": [], "metrics": mono}).splitlines()
+    assert said[2].startswith("Talk: agent —, customer —, agent share —;")
+    assert said[3].startswith("Sentiment (every turn: mono call): ")
+    page = parse(render_scorecard(r["call"], r["utterances"], [], [], mono, [], []))
+    tiles = {t.find(cls="k").text(): t.find(cls="v").text() for t in page.find_all(cls="tile")}
+    assert "Sentiment (every turn: mono call)" in tiles and "Customer sentiment" not in tiles
+    stereo = text({"call": r["call"], "scorecards": [], "items": [], "flags": [], "metrics": r["metrics"]})
+    assert "Talk: agent 0:46, customer 0:33," in stereo and "\nCustomer sentiment: +0.10 at the start" in stereo
