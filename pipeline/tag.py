@@ -72,6 +72,7 @@ class Hit:
     signal_id: str
     matched_text: str
     word: int  # how many of the turn's words (split at whitespace, as said) come before the match: when it was said
+    of: int    # the turn's words
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ class Tagger:
                     negated.append(Negated(signal_id, text, cue))
             else:
                 seen.add(signal_id)
-                hits.append(Hit(signal_id, text, words.before(start)))
+                hits.append(Hit(signal_id, text, words.before(start), len(original.split())))
         return hits, negated
 
     def _negation(self, doc, start: int, words: Words) -> str | None:
@@ -346,10 +347,10 @@ def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float
         u = utterances[i]
         call_id = u["call_id"]
         signals = present[call_id]
-        starts = word_starts[i] if word_starts is not None else [w["start_s"] for w in u.get("words") or ()]
         for hit in found:
             category, window = rules[hit.signal_id]
-            start_s = _said_at(u, texts[i], hit.word, starts)
+            start_s = u["start_s"] if not hit.word else _said_at(
+                u, hit, word_starts[i] if word_starts is not None else u.get("words"))
             if window is not None and not _in_window(window, start_s, durations.get(call_id, 0.0)):
                 continue
             hits.append({"call_id": call_id, "signal_id": hit.signal_id, "utt_idx": u["utt_idx"],
@@ -361,15 +362,15 @@ def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float
     return hits, categories
 
 
-def _said_at(u: dict, text: str, word: int, starts: Sequence) -> float:
-    """When a turn's word was said: its own time when the turn has one per word (ASR), else the turn's words spread
-    evenly over it, as call metrics take them (a compliance window tests the phrase, not the turn it ends)."""
-    n = len(text.split())
-    word = min(word, n - 1)
-    if len(starts) == n and n:
-        return float(starts[word])
+def _said_at(u: dict, hit: Hit, said: Sequence | None) -> float:
+    """When a hit's first word was said: its own time when the turn has one per word (ASR: `said`, the words or
+    their start times), else the turn's words spread evenly over it, as call metrics take them (a compliance window
+    tests the phrase, not the turn it ends)."""
+    if said is not None and len(said) == hit.of:
+        word = said[min(hit.word, hit.of - 1)]
+        return float(word["start_s"] if isinstance(word, dict) else word)
     start, end = u["start_s"], u.get("end_s")
-    return start if end is None or end <= start or word <= 0 else round(start + word * (end - start) / n, 3)
+    return start if end is None or end <= start else round(start + hit.word * (end - start) / hit.of, 3)
 
 
 def _in_window(window, start_s: float, duration_s: float) -> bool:
