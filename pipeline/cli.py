@@ -118,7 +118,8 @@ def _print_summary(summary: dict) -> None:
     echo(f"  QA          {c['scored']} calls scored{rescored}; {c['flagged']} flagged for coaching")
     echo(f"  failures    {c['failed']}")
     for f in summary["failures"][:SHOWN]:
-        echo(f"    {f['source_path']} [{f['stage']}]: {f['error']}")
+        said = f["error"].removeprefix(f"{f['source_path']}: ")  # most errors name their file first: not twice
+        echo(f"    {f['source_path']} [{f['stage']}]: {said}")
     if len(summary["failures"]) > SHOWN:
         echo(f"    ... and {len(summary['failures']) - SHOWN} more: callintel sql \"SELECT source_path, error FROM "
              f"failures WHERE run_id = '{summary['run_id']}'\" --out {summary['out']}")

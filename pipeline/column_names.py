@@ -29,18 +29,28 @@ def read_as(names: list[str], known: Collection[str], rel: str, aliases: Collect
     """The names with each known column's own name (however it is written, or by one of `aliases`' names), the
     others as written. A ValueError naming the file for a name that looks misspelt, or two read as one column.
     what: what a name names in the file ("column", or a JSON transcript's "field"), for the messages."""
+    read, problems = read_names(names, known, aliases, what)
+    if problems:
+        raise ValueError(f"{rel}: {'; '.join(problems)}")
+    return read
+
+
+def read_names(names: list[str], known: Collection[str], aliases: Collection[str] = (),
+               what: str = "column") -> tuple[list[str], list[str]]:
+    """(read_as's names, each name it refuses and why): a file's every problem told at once, not one a night."""
     ours = _ours(known, aliases)
-    read = []
+    read, problems = [], []
     for name in names:
         column = ours.get(_fold(name)) if name else None
         if column is None and name and (meant := resembles(name, known, aliases)):
-            raise ValueError(f"{rel}: {what} {name!r} is not one callintel reads; did you mean {meant!r}? (rename "
-                             f"it; a {what} named unlike any it reads is kept in calls.extra)")
-        if column is not None and column in read:
-            raise ValueError(f"{rel}: {what}s {names[read.index(column)]!r} and {name!r} are both read as "
-                             f"{column!r}; keep one")
+            problems.append(f"{what} {name!r} is not one callintel reads; did you mean {meant!r}? (rename it: a "
+                            f"{what} callintel does not read is kept in calls.extra, so a misspelt one is refused)")
+        elif column is not None and column in read:
+            problems.append(f"{what}s {names[read.index(column)]!r} and {name!r} are both read as {column!r}; "
+                            "keep one")
+            column = None
         read.append(column or name)
-    return read
+    return read, problems
 
 
 def resembles(name: str, known: Collection[str], aliases: Collection[str] = ()) -> str | None:

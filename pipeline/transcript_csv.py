@@ -22,7 +22,7 @@ import re
 from decimal import Decimal
 from pathlib import PurePosixPath
 
-from pipeline.column_names import read_as
+from pipeline.column_names import read_names
 
 TURN = ("speaker", "start_s", "end_s", "text")
 CALL = ("call_id", "started_at", "agent_id", "queue", "direction")
@@ -52,10 +52,12 @@ def _rows(data: bytes, rel: str) -> tuple[list[tuple[int, dict]], bool]:
     if not body:  # else the first thing missed would be started_at, which the header names
         raise ValueError(f"{rel}: a header and no rows; export the transcript again")
     # `Call ID`, `agent`: ours; `agent_idd` refused, not an extra field; the other columns' names in lower case
-    names = [name.lower() for name in read_as(names, TURN + CALL + ("start_ms", "end_ms"), rel, ("agent", "queuename"))]
+    read, problems = read_names(names, TURN + CALL + ("start_ms", "end_ms"), ("agent", "queuename"))
+    names = [name.lower() for name in read]
     if missing := [c for c in TURN + ("started_at",) if c not in names and c.replace("_s", "_ms") not in names]:
-        raise ValueError(f"{rel}: no column {', '.join(missing)} (its columns: {', '.join(names)}); see "
-                         'README.md, "Inputs"')
+        problems.append(f"no column {', '.join(missing)} (its columns: {', '.join(names)}); see README.md, \"Inputs\"")
+    if problems:  # all at once: an export with other names has several, which took a night each
+        raise ValueError(f"{rel}: {'; '.join(problems)}")
     return [(n, _named(names, row)) for n, row in body], delimiter == ";"
 
 

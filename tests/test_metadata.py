@@ -64,7 +64,8 @@ def test_columns_are_read_however_a_spreadsheet_names_them_and_a_misspelt_one_is
     (days / "metadata.csv").write_text("file,call_id,agent_chanel\ntop.flac,c-top,left\n")
     plan, jobs, errors = _plan(days)
     assert errors == ["metadata.csv: column 'agent_chanel' is not one callintel reads; did you mean 'agent_channel'? "
-                      "(rename it; a column named unlike any it reads is kept in calls.extra)"]
+                      "(rename it: a column callintel does not read is kept in calls.extra, so a misspelt one is "
+                      "refused)"]
     assert "top.flac" not in jobs  # waits for the fix, as a refused row's recording does
     (days / "metadata.csv").write_text("file,call_id,Call ID\ntop.flac,c-top,c-top\n")
     assert _plan(days)[2] == ["metadata.csv: columns 'call_id' and 'Call ID' are both read as 'call_id'; keep one"]

@@ -135,8 +135,14 @@ TURN = "c-9,2026-11-20T09:14:00,agent,0.4,3.1,Hello.\n"
      "bad.csv: row 2: end_ms: 'soon' is not a number of milliseconds"),
     # kept as an extra field, a misspelt column left the call without its agent, out of every agent's figures
     ("call_id,started_at,agnet_id,speaker,start_s,end_s,text\nc-9,2026-11-20T09:14:00,a1,agent,0.4,3.1,Hi\n",
-     "bad.csv: column 'agnet_id' is not one callintel reads; did you mean 'agent_id'? (rename it; a column named "
-     "unlike any it reads is kept in calls.extra)"),
+     "bad.csv: column 'agnet_id' is not one callintel reads; did you mean 'agent_id'? (rename it: a column "
+     "callintel does not read is kept in calls.extra, so a misspelt one is refused)"),
+    # an export with other names has several problems: all of them at once, not one a night
+    ("conversation_id,start_time,agent,queue,channel,begin,end,transcript\nc-9,09:14,a1,billing,0,0.4,3.1,Hi\n",
+     "bad.csv: column 'end' is not one callintel reads; did you mean 'end_s'? (rename it: a column callintel does "
+     "not read is kept in calls.extra, so a misspelt one is refused); no column speaker, start_s, end_s, text, "
+     "started_at (its columns: conversation_id, start_time, agent_id, queue, channel, begin, end, transcript); see "
+     "README.md, \"Inputs\""),
     (HEAD + "c-9,2026-11-20T09:14:00,agent,0.4,3.1,\"Hi\n" + TURN * 3,
      "bad.csv: not valid CSV from line 2: unexpected end of data (a quote that is never closed?)"),
 ])

@@ -254,8 +254,8 @@ def test_the_one_pass_parser_never_changes_an_answer(tmp_path, monkeypatch, case
 
 
 ERRORS = {  # what the file says is wrong, where: a line ends at CR, CRLF or LF, as in a text editor
-    "a misspelt field": "field 'agnet_id' is not one callintel reads; did you mean 'agent_id'? (rename it; a field "
-                        "named unlike any it reads is kept in calls.extra)",
+    "a misspelt field": "field 'agnet_id' is not one callintel reads; did you mean 'agent_id'? (rename it: a field "
+                        "callintel does not read is kept in calls.extra, so a misspelt one is refused)",
     "lone surrogate escape": "holds an unpaired surrogate escape (like \\ud800), which is not text; fix the exporter",
     "cr lines, error on line 3": "not valid JSON (line 3 column 6: Expecting value)",
     "not UTF-8": "not UTF-8 text",
