@@ -200,10 +200,11 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
 
 def _scored(store, rules) -> pa.Table:
     """(rubric_id, rubric_version, call_id) of the stored scorecards of the rubric versions configured now."""
-    cards = store.read("scorecards", ["rubric_id", "rubric_version", "call_id"])
-    configured = pa.table({"rubric_id": [r.id for r in rules.rubrics], "rubric_version": [r.version for r in rules.rubrics]})
-    return cards.join(configured.cast(cards.select(["rubric_id", "rubric_version"]).schema), ["rubric_id", "rubric_version"],
-                      join_type="left semi")
+    key = ["rubric_id", "rubric_version"]
+    cards = store.read("scorecards", key + ["call_id"])
+    configured = pa.Table.from_pylist([{"rubric_id": r.id, "rubric_version": r.version} for r in rules.rubrics],
+                                      schema=cards.select(key).schema)
+    return cards.join(configured, key, join_type="left semi")
 
 
 def _unscored_notes(lost: pa.Table) -> list[str]:

@@ -79,8 +79,9 @@ class Condition(_Strict):
             raise ValueError("auto_failed: true is its one form (it flags calls whose scorecard an auto-fail "
                              "criterion zeroed)")
         if self.score_pct_lt is not None and self.score_pct_lt < 1:
-            raise ValueError(f"score_pct_lt is a percentage ({self.score_pct_lt:g} flags only calls scoring under "
-                             f"{self.score_pct_lt:g}%); write {self.score_pct_lt * 100:g} for {self.score_pct_lt * 100:g}%")
+            low = self.score_pct_lt
+            raise ValueError(f"score_pct_lt is a percentage ({low:g} flags only calls scoring under {low:g}%); write "
+                             f"{low * 100:g} for {low * 100:g}%")
         if (scale := METRIC_SCALES.get(self.metric)) and (out := [b for b in self._bounds() if not
                                                                scale[0] <= b <= scale[1]]):
             raise ValueError(f"{self.metric} runs from {scale[0]:g} to {scale[1]:g}{scale[2]}, so {out[0]:g} is "

@@ -181,7 +181,8 @@ def test_stored_turns_tagged_again_keep_their_words_times(tagger):
     stored = conform("utterances", turns).select(list(turns[0]))  # as Parquet gives them back
     again, _ = tag_rows(tagger, {"utterances": stored, "calls": pa.table({"call_id": ["a"], "duration_s": [30.0]})},
                         tag_calls)
-    assert [(h["signal_id"], h["start_s"]) for h in first] == [("disclosure", 3.0), ("goodbye", 23.0)]  # each its turn's third word
+    # each its turn's third word
+    assert [(h["signal_id"], h["start_s"]) for h in first] == [("disclosure", 3.0), ("goodbye", 23.0)]
     assert again == first
 
 
