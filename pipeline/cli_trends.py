@@ -28,6 +28,14 @@ def _trends(cfg, topics: bool, days: int) -> pd.DataFrame:
     return frame[frame["day"] > frame["day"].max() - timedelta(days=days)]
 
 
+def _call_days(cfg, frame: pd.DataFrame, days: int) -> set:
+    """The days in the shown window that have stored calls."""
+    last = frame["day"].max()
+    found = query(cfg, "SELECT DISTINCT call_date AS day FROM calls WHERE call_date > $first AND call_date <= $last",
+                  {"first": last - timedelta(days=days), "last": last})
+    return set(pd.to_datetime(found["day"]).dt.date)
+
+
 def _top_keys(frame: pd.DataFrame) -> list:
     """Emerging keys first, then the most frequent, at most TOP of them."""
     emerging = frame.loc[frame["emerging"], "key"].unique().tolist()
@@ -114,6 +122,9 @@ def trends(days, topics, signals, plot, config_path, out) -> None:
     keys = _top_keys(frame)
     table = frame[frame["key"].isin(keys)].pivot_table(index="label", columns="day", values="calls", fill_value=0,
                                                        aggfunc="sum").astype(int)
+    # every day with calls: topic_trends has only the days whose calls had turns no signal tagged, and a day left
+    # out reads as a day without calls
+    table = table.reindex(columns=sorted(set(table.columns) | _call_days(cfg, frame, days)), fill_value=0)
     click.echo(f"\nCalls per day ({what}):")
     click.echo(table.rename(columns=lambda d: d.strftime("%m-%d")).to_string() if len(table) else
                f"  (no calls with any {what[:-1]} in these days)")

@@ -93,6 +93,10 @@ def test_trends_command_plot_notebook_and_promote(demo_out, tmp_path):
                            capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
     assert f"{START}  app, " in shown.stdout and "crash" in shown.stdout
+    # every day with calls is a column, also one whose calls had no untagged turn (it read as a day without calls)
+    header = shown.stdout.split("Calls per day (topics):\n")[1].splitlines()[0]
+    demo_days = sorted({c["started_at"][5:10] for c in SCRIPT["calls"]})
+    assert [word for word in header.split() if word[:2].isdigit()] == demo_days and len(demo_days) == 8, header
     assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "t.png").stat().st_size > 20_000
 
     topic, signals = promote_the_crash_topic(demo_out, tmp_path / "signals")
