@@ -147,6 +147,11 @@ class FlagRule(_Strict):
     description: str = ""
     when: Condition
 
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _any_case(cls, value):  # `High`, as a QA manager writes it, is high: refusing it said nothing useful
+        return value.lower() if isinstance(value, str) else value
+
 
 class _QaFile(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)  # signals/categories are the signals loader's

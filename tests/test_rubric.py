@@ -111,6 +111,8 @@ def test_duplicates_and_unknown_criteria_in_flags_are_refused(tmp_path):
     folder = folder_with(tmp_path / "c", {"flags": [{"id": "x", "severity": "urgent", "when": {"auto_failed": True}}]})
     with pytest.raises(ConfigError, match=r"flags\.0\.severity|flags\[0\]\.severity"):
         load_qa(folder, LIBRARY)
+    folder = folder_with(tmp_path / "d", {"flags": [{"id": "x", "severity": "High", "when": {"auto_failed": True}}]})
+    assert [f.severity for f in load_qa(folder, LIBRARY).flags] == ["high"]  # as a QA manager writes it
 
 
 @pytest.mark.parametrize("doc, message", [
