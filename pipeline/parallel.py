@@ -34,8 +34,10 @@ def _orphan_guard(initializer: Callable | None, *initargs) -> None:
     """A worker leaves when its parent is gone. A run killed with SIGKILL (an operator, the OOM killer) cannot
     shut its pool down, and each orphaned worker kept its models: about 1 GB a killed run, for good."""
     # A Ctrl-C at the terminal reaches every process of the run: the run decides what stops; a worker leaves quietly
-    # (it printed a traceback of its own, one a worker, over the run's one line)
-    signal.signal(signal.SIGINT, lambda *_: os._exit(1))
+    # (it printed a traceback of its own, one a worker, over the run's one line). A run that ignores SIGINT (started
+    # in the background by a shell, as `cmd &`) passes that on: its workers ignore it too, and stay.
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, lambda *_: os._exit(1))
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True, name="orphan-guard").start()

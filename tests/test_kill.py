@@ -242,8 +242,10 @@ def test_a_ctrl_c_stops_the_run_at_once_in_one_line_and_the_next_run_finishes_it
                PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
     cmd = [CALLINTEL, "run", "--input", str(recordings), "--out", str(out), "--signals", str(ROOT / "signals"),
            "--workers", "2", "--quiet"]
+    # its own group, as a terminal's foreground job, and Ctrl-C as a terminal gives it (a shell's background job,
+    # as this test may run in, ignores SIGINT, and so would the run)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # its own group, as a terminal's foreground job
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     servers = {}
     try:
         deadline = time.monotonic() + 180
