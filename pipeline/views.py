@@ -84,22 +84,23 @@ FROM per_call p JOIN calls c USING (call_id) LEFT JOIN score s USING (call_id)
 ORDER BY c.call_date DESC, p.rank, p.n_flags DESC, s.score_pct NULLS LAST, c.started_at DESC, c.call_id
 """
 
+# Per rubric: a call two rubrics score has two scorecards, and a mean over both would mix two scales of points
 AGENT_SCORES = """
 WITH cards AS (SELECT s.*, coalesce(c.agent_id, '(unknown)') AS agent_id,
                       date_trunc('week', s.call_date)::DATE AS week
                FROM current_scorecards s JOIN calls c USING (call_id)),
-weekly AS (SELECT agent_id, week, count(DISTINCT call_id) AS calls, round(avg(pct), 1) AS mean_score,
+weekly AS (SELECT agent_id, week, rubric_id, count(*) AS calls, round(avg(pct), 1) AS mean_score,
                   round(avg(passed::INT), 3) AS pass_rate, sum(auto_failed::INT)::BIGINT AS auto_fails
-           FROM cards GROUP BY 1, 2),
-fails AS (SELECT k.agent_id, k.week, i.criterion_id, count(*) AS n
+           FROM cards GROUP BY 1, 2, 3),
+fails AS (SELECT k.agent_id, k.week, k.rubric_id, i.criterion_id, count(*) AS n
           FROM scorecard_items i JOIN cards k USING (call_id, rubric_id, rubric_version)
-          WHERE i.result = 'fail' GROUP BY 1, 2, 3),
-top AS (SELECT agent_id, week, list(criterion_id ORDER BY n DESC, criterion_id)[1:3] AS most_failed
-        FROM fails GROUP BY 1, 2)
-SELECT w.agent_id, w.week, w.calls, w.mean_score, w.pass_rate, w.auto_fails,
+          WHERE i.result = 'fail' GROUP BY 1, 2, 3, 4),
+top AS (SELECT agent_id, week, rubric_id, list(criterion_id ORDER BY n DESC, criterion_id)[1:3] AS most_failed
+        FROM fails GROUP BY 1, 2, 3)
+SELECT w.agent_id, w.week, w.rubric_id, w.calls, w.mean_score, w.pass_rate, w.auto_fails,
        coalesce(t.most_failed, []::VARCHAR[]) AS most_failed
-FROM weekly w LEFT JOIN top t USING (agent_id, week)
-ORDER BY w.week DESC, w.mean_score, w.agent_id
+FROM weekly w LEFT JOIN top t USING (agent_id, week, rubric_id)
+ORDER BY w.week DESC, w.rubric_id, w.mean_score, w.agent_id
 """
 
 # The topics of the model fitted last; in a store written before `current` was recorded, the newest version's

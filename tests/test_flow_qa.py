@@ -352,27 +352,45 @@ def test_scorecard_and_flagged_commands(tmp_path, prefect_harness):
     assert page.returncode == 0 and Path(page.stdout.strip()).exists()
 
 
-def test_agent_scores_per_agent_per_week(tmp_path, prefect_harness):
+def test_agent_scores_per_agent_per_week_and_rubric(tmp_path, prefect_harness):
+    """A second default rubric scores every call too: each agent's week has a row per rubric, each rubric's mean
+    over its own scorecards (a mean over both would mix two rubrics' scales)."""
     from collections import Counter
     from datetime import date, timedelta
 
     tx, signals, out = setup(tmp_path)
+    standard = yaml.safe_load((signals / "rubric.yaml").read_text())["rubric"]
+    kept = [c for c in standard["criteria"] if c["id"] in ("greeting", "recording_disclosure")]
+    (signals / "courtesy.yaml").write_text(yaml.safe_dump(
+        {"rubric": {"id": "courtesy", "version": 1, "pass_pct": 50, "criteria": kept}}))
     run(tx, signals, out)
     calls = {c: json.loads((tx / f"{c}.json").read_text()) for c in CALLS}
-    expected = {}
+    weeks = {}
     for call_id, doc in calls.items():
         day = date.fromisoformat(doc["started_at"][:10])
-        expected.setdefault((doc["agent_id"], day - timedelta(days=day.weekday())), []).append(call_id)
+        weeks.setdefault((doc["agent_id"], day - timedelta(days=day.weekday())), []).append(call_id)
+    points = {c["id"]: c["points"] for c in kept}
+
+    def courtesy(call_id):  # the script's truth under the two-criterion rubric
+        results = demo_truth.criteria(call_id)
+        pct = round(100 * sum(points[c] for c in points if results[c] == "pass") / sum(points.values()), 1)
+        fails = [c for c in points if results[c] == "fail"]
+        return {"pct": pct, "passed": pct >= 50, "auto_failed": False}, fails
+
+    truth = {"standard": lambda c: (demo_truth.scorecard(c), [k for k, r in demo_truth.criteria(c).items()
+                                                               if r == "fail"]),
+             "courtesy": courtesy}
     with Store(out).connect_read_only() as con:
-        rows = con.execute("SELECT agent_id, week, calls, mean_score, pass_rate, auto_fails, most_failed "
+        rows = con.execute("SELECT agent_id, week, rubric_id, calls, mean_score, pass_rate, auto_fails, most_failed "
                            "FROM agent_scores").fetchall()
-    assert {(r[0], r[1]) for r in rows} == set(expected)
-    for agent, week, n, mean, pass_rate, auto_fails, most_failed in rows:
-        cards = [demo_truth.scorecard(c) for c in expected[(agent, week)]]
+    assert sorted((r[0], r[1], r[2]) for r in rows) == sorted((a, w, r) for a, w in weeks for r in truth)
+    for agent, week, rubric_id, n, mean, pass_rate, auto_fails, most_failed in rows:
+        cards, failed = zip(*(truth[rubric_id](c) for c in weeks[(agent, week)]))
         assert n == len(cards)
         assert mean == round(sum(c["pct"] for c in cards) / n, 1)
-        assert pass_rate == sum(c["passed"] for c in cards) / n and auto_fails == sum(c["auto_failed"] for c in cards)
-        fails = Counter(k for c in expected[(agent, week)] for k, r in demo_truth.criteria(c).items() if r == "fail")
+        assert pass_rate == round(sum(c["passed"] for c in cards) / n, 3)
+        assert auto_fails == sum(c["auto_failed"] for c in cards)
+        fails = Counter(k for f in failed for k in f)
         assert most_failed == sorted(fails, key=lambda k: (-fails[k], k))[:3]
 
 
