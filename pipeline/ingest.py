@@ -276,6 +276,9 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                 skipped += 1
                 if unchanged:
                     stored.add(rel)
+                elif rel not in stored_as:  # its call came earlier from another file: said once, then settled
+                    stored.add(rel)
+                    notes.append(_stored_elsewhere_note(rel, meta["call_id"], known))
                 notes += _stored_note(rel, meta, stored_as, unchanged)
                 continue
             if metadata.holds(resolved):
@@ -323,6 +326,15 @@ def _stored_note(rel: str, meta: dict, stored_as: dict[str, str], unchanged: boo
     redo = "" if meta.get("call_id") else (f"; if that one is incomplete, `callintel forget --call-id "
                                            f"{stored_as[rel]} --yes` and the next run stores this file")
     return [changed_note(rel, stored_as[rel], redo)]
+
+
+def _stored_elsewhere_note(rel: str, call_id: str, known: pd.DataFrame) -> str:
+    """A recording whose metadata names a call stored on an earlier night from another file (its transcript,
+    most often, which a vendor delivered first): a stored call is never replaced, nor stored twice."""
+    source = known.loc[known["call_id"] == call_id, "source_path"]
+    where = f" from {source.iloc[0]}" if len(source) else ""
+    return (f"{rel}: call {call_id} was stored{where} on an earlier night; this recording was not transcribed, "
+            "and the stored call was kept")
 
 
 def changed_note(rel: str, call_id: str, redo: str = "") -> str:

@@ -150,6 +150,30 @@ def test_a_call_that_comes_as_recording_and_transcript_in_one_night_is_stored_on
     assert "day1/call1.wav: call c-1 also came as a transcript; the transcript was used" in notes
 
 
+def test_a_recording_arriving_after_its_call_was_stored_from_a_transcript_is_named_in_the_notes(
+        tmp_path, prefect_harness):
+    """The vendor's transcript of c-1 came on one night, its recording on the next: the call is not stored twice
+    nor replaced, and the night says why the recording was not transcribed."""
+    import flows
+
+    tx = tmp_path / "tx"
+    tx.mkdir()
+    (tx / "c-1.json").write_text(json.dumps({"call_id": "c-1", "started_at": "2026-11-10T10:00:00", "utterances": [
+        {"speaker": "agent", "start_s": 0.5, "end_s": 2.0, "text": "Thanks for calling, this is Sam."}]}))
+    options = dict(transcripts_dir=str(tx), out=str(tmp_path / "out"), workers=1, progress=False,
+                   signals=str(ROOT / "signals"))
+    first = flows.nightly(input=str(tmp_path / "rec"), **options)
+    assert first["counts"]["imported"] == 1
+    inp = recordings(tmp_path / "rec", n=2)  # call0.wav is c-0, new; call1.wav is c-1
+    second = flows.nightly(input=str(inp), **options)
+    assert (second["counts"]["transcribed"], second["counts"]["imported"], second["failures"]) == (1, 0, [])
+    calls = Store(tmp_path / "out").read("calls").to_pandas().set_index("call_id")
+    assert sorted(calls.index) == ["c-0", "c-1"] and calls.loc["c-1", "asr_model"] == "transcript"
+    notes = json.loads(Path(second["summary_path"]).read_text())["notes"]
+    assert ("day1/call1.wav: call c-1 was stored from c-1.json on an earlier night; this recording was not "
+            "transcribed, and the stored call was kept") in notes
+
+
 def _started(out: Path) -> bool:
     """The run holds the lock and wrote its 'running' summary, before any commit."""
     return any(json.loads(p.read_text()).get("status") == "running" for p in (out / "runs").glob("*.json"))
