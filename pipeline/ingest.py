@@ -333,8 +333,8 @@ def _stored_elsewhere_note(rel: str, call_id: str, known: pd.DataFrame) -> str:
     most often, which a vendor delivered first): a stored call is never replaced, nor stored twice."""
     source = known.loc[known["call_id"] == call_id, "source_path"]
     where = f" from {source.iloc[0]}" if len(source) else ""
-    return (f"{rel}: call {call_id} was stored{where} on an earlier night; this recording was not transcribed, "
-            "and the stored call was kept")
+    return (f"{rel}: call {call_id} was stored{where} on an earlier night; that call was kept and this recording "
+            "not used")
 
 
 def changed_note(rel: str, call_id: str, redo: str = "") -> str:

@@ -170,8 +170,8 @@ def test_a_recording_arriving_after_its_call_was_stored_from_a_transcript_is_nam
     calls = Store(tmp_path / "out").read("calls").to_pandas().set_index("call_id")
     assert sorted(calls.index) == ["c-0", "c-1"] and calls.loc["c-1", "asr_model"] == "transcript"
     notes = json.loads(Path(second["summary_path"]).read_text())["notes"]
-    assert ("day1/call1.wav: call c-1 was stored from c-1.json on an earlier night; this recording was not "
-            "transcribed, and the stored call was kept") in notes
+    assert ("day1/call1.wav: call c-1 was stored from c-1.json on an earlier night; that call was kept and this "
+            "recording not used") in notes
 
 
 def _started(out: Path) -> bool:
