@@ -130,7 +130,14 @@ def _keys_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
         model = _model_in(field.annotation) if field else None
         if model is None:
             return None
-    return [name for name, field in model.model_fields.items() if not field.exclude]
+    return [name for name, field in model.model_fields.items() if not field.exclude and _taken_under(field, loc)]
+
+
+def _taken_under(field, loc: tuple) -> bool:
+    """Whether a file takes this key under its top-level key loc[0]: a field marked `only_under` (a flag rule's
+    scorecard tests, in the condition model rubrics share) is not listed as taken anywhere else."""
+    only = field.json_schema_extra.get("only_under") if isinstance(field.json_schema_extra, dict) else None
+    return only is None or bool(loc) and loc[0] == only
 
 
 def _model_in(annotation) -> type[BaseModel] | None:
@@ -163,7 +170,17 @@ def _problem(error: dict, model: type[BaseModel] | None) -> str:
     said = _describe(error)
     if error["type"] == "extra_forbidden" and model and (keys := _keys_at(model, error["loc"][:-1])):
         said += f" (the keys here: {', '.join(keys)})"
+        said += _belongs_higher(model, error["loc"])
     return f"{_key_path(error['loc'])}: {said}"
+
+
+def _belongs_higher(model: type[BaseModel], loc: tuple) -> str:
+    """Where an unknown key is one of an enclosing object's (na_if written inside its criterion's pass_if), the
+    hint that names that object: its indentation, not its spelling, is what is wrong."""
+    for up in range(len(loc) - 2, 0, -1):
+        if isinstance(loc[up], str) and loc[-1] in (_keys_at(model, loc[:up]) or ()):
+            return f"; {loc[-1]} is a key of {_key_path(loc[:up])}: move it out to sit beside {loc[up]}"
+    return ""
 
 
 # libyaml's parser reads the same safe subset (same constructor) in a fraction of the time; each pool worker

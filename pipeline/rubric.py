@@ -26,6 +26,7 @@ from pipeline.signals import SignalSet, Window
 RUBRIC_KINDS = ("signal", "no_signal", "category", "metric", "all", "any")
 FLAG_KINDS = RUBRIC_KINDS + ("score_pct_lt", "auto_failed", "criterion_failed")
 SEVERITIES = ("high", "medium", "low")
+FLAGS_ONLY = {"only_under": "flags"}
 QA_DOCS = 'README.md, "QA scorecards, flags and the coaching queue"'  # the rubric and flag grammar
 
 
@@ -51,9 +52,10 @@ class Condition(_Strict):
     within: Window | None = None
     all: list[Condition] | None = None
     any: list[Condition] | None = None
-    score_pct_lt: float | None = Field(None, gt=0, le=100)
-    auto_failed: bool | None = None
-    criterion_failed: str | None = None
+    # the scorecard tests of a flag rule: a rubric's unknown-key error does not list them (config_yaml._keys_at)
+    score_pct_lt: float | None = Field(None, gt=0, le=100, json_schema_extra=FLAGS_ONLY)
+    auto_failed: bool | None = Field(None, json_schema_extra=FLAGS_ONLY)
+    criterion_failed: str | None = Field(None, json_schema_extra=FLAGS_ONLY)
 
     @functools.cached_property
     def kind(self) -> str:  # asked for every condition of every call: looked up once

@@ -89,6 +89,25 @@ def test_a_mistake_is_named_by_its_line_as_the_author_wrote_it(tmp_path):
     assert str(err.value) == f"{folder / 'rubric.yaml'}:12: rubric.criteria[1].pass_if.any[1].no_signal: unknown signal 'cloisng'"
 
 
+def test_an_unknown_key_lists_the_keys_taken_there_and_a_misplaced_one_says_where_it_goes(tmp_path):
+    """na_if written inside its pass_if: the keys listed are a rubric condition's (not a flag rule's scorecard
+    tests, refused in a rubric), and the hint names the criterion it belongs to. A flag rule's condition lists
+    its scorecard tests too."""
+    conditions = "signal, no_signal, category, metric, lt, gt, between, within, all, any"
+    inside = {**GOOD, "pass_if": {"all": [{"signal": "agent_greeting"}, {"na_if": {"no_signal": "complaint"}}]}}
+    with pytest.raises(ConfigError) as err:
+        load_qa(folder_with(tmp_path / "r", rubric(inside)), LIBRARY)
+    assert str(err.value).split(": ", 1)[1] == (
+        f"rubric.criteria[0].pass_if.all[1].na_if: unknown key (the keys here: {conditions}); na_if is a key of "
+        'rubric.criteria[0]: move it out to sit beside pass_if; see README.md, "QA scorecards, flags and the '
+        'coaching queue"')
+    flag = {"flags": [{"id": "low", "severity": "high", "when": {"score_pct": 50}}]}
+    with pytest.raises(ConfigError) as err:
+        load_qa(folder_with(tmp_path / "f", {**rubric(GOOD), **flag}), LIBRARY)
+    assert (f"flags[0].when.score_pct: unknown key (the keys here: {conditions}, score_pct_lt, auto_failed, "
+            "criterion_failed); see") in str(err.value)
+
+
 def test_a_rubric_worth_no_points_is_refused(tmp_path):
     """Its score (points earned / points possible) could never be given: every call would have no verdict.
     safe_dump sorts the keys: `criteria:` is the second line."""
