@@ -10,6 +10,7 @@ import contextlib
 import gc
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.context
 import os
 import signal
 import threading
@@ -26,18 +27,40 @@ GC_THRESHOLD = (10_000, 50, 100)
 
 def process_pool(workers: int, initializer: Callable | None = None, initargs: tuple = ()) -> cf.ProcessPoolExecutor:
     # spawn, not fork: the parent holds threads (Prefect, DuckDB) that fork would copy broken
-    return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_orphan_guard,
-                                  initargs=(initializer, *initargs))
+    quit_on_interrupt = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    return cf.ProcessPoolExecutor(workers, mp_context=_SPAWN_DEAF, initializer=_orphan_guard,
+                                  initargs=(quit_on_interrupt, initializer, *initargs))
 
 
-def _orphan_guard(initializer: Callable | None, *initargs) -> None:
+class _DeafProcess(multiprocessing.context.SpawnProcess):
+    """A worker started with SIGINT blocked: a Ctrl-C while it starts (importing its models, seconds on a busy
+    machine) would otherwise raise KeyboardInterrupt inside an import, and print a traceback of its own over the
+    run's one line. The mask, unlike a handler, holds from the fork through the exec; the worker decides what the
+    signal means once it is ready (_orphan_guard), and a Ctrl-C that came meanwhile is delivered then."""
+
+    def start(self) -> None:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})  # this thread's: any thread may start it
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+class _DeafSpawn(multiprocessing.context.SpawnContext):
+    Process = _DeafProcess
+
+
+_SPAWN_DEAF = _DeafSpawn()
+
+
+def _orphan_guard(quit_on_interrupt: bool, initializer: Callable | None, *initargs) -> None:
     """A worker leaves when its parent is gone. A run killed with SIGKILL (an operator, the OOM killer) cannot
     shut its pool down, and each orphaned worker kept its models: about 1 GB a killed run, for good."""
     # A Ctrl-C at the terminal reaches every process of the run: the run decides what stops; a worker leaves quietly
     # (it printed a traceback of its own, one a worker, over the run's one line). A run that ignores SIGINT (started
     # in the background by a shell, as `cmd &`) passes that on: its workers ignore it too, and stay.
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, lambda *_: os._exit(1))
+    signal.signal(signal.SIGINT, (lambda *_: os._exit(1)) if quit_on_interrupt else signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the fork (_DeafProcess)
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True, name="orphan-guard").start()

@@ -273,3 +273,33 @@ def test_a_ctrl_c_stops_the_run_at_once_in_one_line_and_the_next_run_finishes_it
             row.split(",")[1] for row in rows[1:])
         statuses = [r[0] for r in con.execute("SELECT status FROM runs ORDER BY started_at").fetchall()]
     assert statuses == ["interrupted", "ok"]
+
+
+SLOW_WORKER = """
+import os, signal, sys, time
+sys.path[:0] = [{root!r}, {here!r}]
+from pipeline.parallel import process_pool
+import slow_models
+
+if __name__ == "__main__":
+    pool = process_pool(1, slow_models.ready)
+    future = pool.submit(os.getpid)
+    time.sleep(1.0)  # the worker is importing slow_models, as a real one imports its models
+    (worker,) = pool._processes.values()
+    os.kill(worker.pid, signal.SIGINT)
+    worker.join(30)
+    print("worker exit", worker.exitcode, flush=True)
+"""
+
+
+def test_a_ctrl_c_while_a_worker_starts_ends_it_quietly(tmp_path):
+    """A Ctrl-C reaches a worker still importing its models (seconds, on a busy machine): raised inside an import,
+    it printed a worker's KeyboardInterrupt traceback over the run's one line. A worker starts with SIGINT held
+    back, and leaves quietly on it once it is ready."""
+    (tmp_path / "slow_models.py").write_text("import time\ntime.sleep(3)\n\ndef ready():\n    pass\n")
+    script = tmp_path / "pool.py"
+    script.write_text(SLOW_WORKER.format(root=str(ROOT), here=str(tmp_path)))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert done.stdout == "worker exit 1\n", done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
