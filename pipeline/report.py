@@ -90,6 +90,19 @@ def _duration(call: dict, metrics: dict | None, turns: Rows) -> float | None:
     return max((end for end in turns["end_s"] if end is not None), default=None)
 
 
+def cards_in_order(cards: list[dict], current: set[tuple[str, int]] | None) -> list[dict]:
+    """A call's scorecards, each rubric's current version (scorecard.current_rubrics) first and its other versions
+    after it, newest first. A rubric whose configured version did not score this call is left out, as
+    `current_scorecards` leaves it out (its version 2 claims other queues now, say): its old card, shown first,
+    read as the call's verdict. Here, not in scorecard.py: page_code() covers it, so stored pages are redrawn."""
+    if current is not None:
+        shown = {c["rubric_id"] for c in cards if (c["rubric_id"], c["rubric_version"]) in current}
+        cards = [c for c in cards if c["rubric_id"] in shown]
+    now = current or set()
+    return sorted(cards, key=lambda c: (c["rubric_id"], (c["rubric_id"], c["rubric_version"]) not in now,
+                                        -c["rubric_version"]))
+
+
 def _cards(scorecards: list[dict], items: Rows, when: dict) -> list[dict]:
     """The current version of each rubric (first of its cards: scorecard.bundles), with its criteria and a note
     of the other versions it was scored under (when: page_rows.times() of the utterances' starts)."""

@@ -23,6 +23,7 @@ from pipeline.call_rows import ROWS, Rows, by_call, cut, plain
 from pipeline.flags import SEVERITY_RANK
 from pipeline.page_rows import sentiment_label
 from pipeline.progress import tracked
+from pipeline.report import cards_in_order
 from pipeline.score import clock
 from pipeline.store import day_groups
 
@@ -50,17 +51,6 @@ def current_rubrics(store) -> set[tuple[str, int]] | None:
     return {(r["rubric_id"], r["rubric_version"]) for r in rubrics if r["current"]} if rubrics else None
 
 
-def _cards_in_order(cards: list[dict], current: set[tuple[str, int]] | None) -> list[dict]:
-    """A call's scorecards, each rubric's current version first and its other versions after it, newest
-    first; a rubric with no version configured now is left out (as `current_scorecards` leaves it out)."""
-    if current is not None:
-        shown = {rubric_id for rubric_id, _ in current}
-        cards = [c for c in cards if c["rubric_id"] in shown]
-    now = current or set()
-    return sorted(cards, key=lambda c: (c["rubric_id"], (c["rubric_id"], c["rubric_version"]) not in now,
-                                        -c["rubric_version"]))
-
-
 def bundles(tables: dict[str, pa.Table], current: set[tuple[str, int]] | None = None) -> Iterator[dict]:
     """Per call: its row of `calls` and its rows of every other page table, in time order; those of the tables
     with many rows a call (ROWS) as call_rows.Rows, the others as dicts. `current`: see current_rubrics()."""
@@ -80,7 +70,7 @@ def bundles(tables: dict[str, pa.Table], current: set[tuple[str, int]] | None = 
             "utterances": utterances.sorted(utterances["utt_idx"]),
             "metrics": (rows("call_metrics", call_id) or [None])[0],
             "hits": hits.sorted(list(zip(hits["start_s"], hits["signal_id"]))),
-            "scorecards": _cards_in_order(rows("scorecards", call_id), current),
+            "scorecards": cards_in_order(rows("scorecards", call_id), current),
             "items": items,
             "flags": sorted(rows("flags", call_id), key=lambda f: (SEVERITY_RANK.get(f["severity"], 9), f["flag_id"])),
         }

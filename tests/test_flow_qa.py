@@ -394,6 +394,30 @@ def test_agent_scores_per_agent_per_week_and_rubric(tmp_path, prefect_harness):
         assert most_failed == sorted(fails, key=lambda k: (-fails[k], k))[:3]
 
 
+def test_a_rubric_whose_new_version_no_longer_scores_a_call_is_not_shown_as_its_verdict(tmp_path, prefect_harness):
+    """standard v2 claims only the retention queue, and a new default rubric scores the others: their pages and
+    text scorecards show the default's card, not standard v1's old one as if it were the call's verdict (it led
+    the page, beside the current one, with another result)."""
+    tx, signals, out = setup(tmp_path)
+    run(tx, signals, out)
+    doc = yaml.safe_load((signals / "rubric.yaml").read_text())
+    kept = [c for c in doc["rubric"]["criteria"] if c["id"] in ("greeting", "recording_disclosure")]
+    doc["rubric"].update(version=2, applies_to={"queue": ["retention"]})
+    (signals / "rubric.yaml").write_text(yaml.safe_dump(doc))
+    (signals / "courtesy.yaml").write_text(yaml.safe_dump(
+        {"rubric": {"id": "courtesy", "version": 1, "pass_pct": 50, "criteria": kept}}))
+    run(tx, signals, out)
+    queues = {c: json.loads((tx / f"{c}.json").read_text())["queue"] for c in CALLS}
+    for call_id in CALLS:
+        said = subprocess.run([CALLINTEL, "scorecard", call_id, "--out", str(out)], capture_output=True, text=True)
+        page = next((out / "scorecards").rglob(f"{call_id}.html")).read_text()
+        if queues[call_id] == "retention":
+            assert "standard v2:" in said.stdout and "courtesy" not in said.stdout + page, said.stdout
+        else:
+            assert "courtesy v1:" in said.stdout, said.stdout
+            assert "standard" not in said.stdout and "standard" not in page, said.stdout
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_page_that_cannot_be_written_is_reported_and_written_the_next_night(tmp_path, prefect_harness, monkeypatch,
                                                                               workers):
