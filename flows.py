@@ -233,7 +233,7 @@ def _import_transcripts(cfg: Config, writer: Writer, known: pd.DataFrame, known_
                                                               _settled_record(writer.store, "transcripts"))
     files, found, skipped, failures = list_transcripts(cfg.transcripts, listed := ingest.StoredAt(known), settled,
                                                        cfg.out)
-    writer.heard = set(known.loc[known["asr_model"] != "transcript", "call_id"].tolist())
+    writer.stored = known  # to say where a call a transcript repeats was stored from
     here = listed.rows  # the stored calls at the paths listed, among them those of the files to read
     work, stored, unreadable, notes = transcripts.recheck(files, set(here["source_path"].tolist()), known_ids,
                                                           {rel for rel, _, _ in ingest.stored_files(here)},

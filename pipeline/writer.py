@@ -33,7 +33,7 @@ class Writer:
         self.reading = transcripts.Reading.of(cfg)  # the centre's zone and names for the sides
         self.audio_from = cfg.input if cfg.redaction.audio else None  # recordings folder, when copies are wanted
         self.topic_model = None  # the current topic model: new calls' turns are assigned to it as they are stored
-        self.heard: set[str] = set()  # calls stored from recordings, when transcripts are imported
+        self.stored = None  # stored calls (call_id, source_path, asr_model) when transcripts are imported
         self.assigned: list = []  # and their sentence vectors (embedding topics), kept for the next fit
         self.topics_assigned: list = []  # the topic_id and weight of each turn assigned, to judge the model by
         self.pages: dict[str, date] = {}  # calls (and their days) whose HTML scorecard must be (re)written
@@ -64,9 +64,7 @@ class Writer:
         admitted, known, duplicates = batch.admit(prepared, known_ids, seen)
         self.run.counts["skipped"] += prepared.skipped + len(known)
         self.run.add_failures(prepared.unreadable + duplicates)
-        self.run.notes += prepared.notes + [
-            f"{rel}: call {call_id} was stored from its recording on an earlier night; that call was kept and this "
-            "transcript not used" for call_id, rel in known if call_id in self.heard]
+        self.run.notes += prepared.notes + (not_used_notes(known, self.stored) if known else [])
         return admitted
 
     def store_batch(self, prepared: batch.Batch) -> list[dict]:
@@ -133,3 +131,19 @@ class Writer:
                           meta={"signals_hash": self.tagger.library.hash, "qa_hash": self.rules.hash,
                                 "metrics_complete": True, **pending, **(meta or {})})
         self.seq += 1
+
+
+def not_used_notes(known: list[tuple[str, str]], stored) -> list[str]:
+    """What a night says of transcripts (call_id, file) of calls stored on an earlier night from another file: the
+    recording, an earlier delivery, another file with the same call_id. A stored call is never stored twice nor
+    replaced, and a corrected transcript under a new name went unused without a word. stored: the stored calls'
+    call_id, source_path and asr_model (a DataFrame), looked up only for these."""
+    rows = stored[stored["call_id"].isin([call_id for call_id, _ in known])] if stored is not None else None
+    source = {} if rows is None else dict(zip(rows["call_id"], zip(rows["source_path"], rows["asr_model"])))
+    notes = []
+    for call_id, rel in known:
+        path, model = source.get(call_id, (None, "transcript"))
+        whence = f"its recording {path}" if model != "transcript" else path or "another file"
+        notes.append(f"{rel}: call {call_id} was stored from {whence} on an earlier night; that call was kept and "
+                     "this transcript not used")
+    return notes

@@ -172,6 +172,12 @@ def test_a_recording_arriving_after_its_call_was_stored_from_a_transcript_is_nam
     notes = json.loads(Path(second["summary_path"]).read_text())["notes"]
     assert ("day1/call1.wav: call c-1 was stored from c-1.json on an earlier night; that call was kept and this "
             "recording not used") in notes
+    # a corrected transcript delivered under a new name: not used, and said (it went unused without a word)
+    (tx / "c-1-corrected.json").write_text((tx / "c-1.json").read_text().replace("Sam", "Samir"))
+    third = flows.nightly(input=str(inp), **options)
+    assert (third["counts"]["imported"], third["failures"]) == (0, [])
+    assert ("c-1-corrected.json: call c-1 was stored from c-1.json on an earlier night; that call was kept and "
+            "this transcript not used") in third["notes"]
 
 
 def _started(out: Path) -> bool:
@@ -312,8 +318,8 @@ def test_what_arrives_a_night_after_its_recording_is_not_silently_dropped(tmp_pa
     assert Store(out).read("calls", ["call_id"]).column("call_id").to_pylist() == [stored]
     assert f"day0/call0.wav: metadata now names it c-0, but it was stored as {stored} on an earlier night, " \
            "with that night's metadata; the stored call was kept" in second["notes"]
-    assert f"late.json: call {stored} was stored from its recording on an earlier night; that call was kept " \
-           "and this transcript not used" in second["notes"]
+    assert f"late.json: call {stored} was stored from its recording day0/call0.wav on an earlier night; that call " \
+           "was kept and this transcript not used" in second["notes"]
 
 
 def test_deployment_runs_nightly_on_the_configured_cron(tmp_path):
