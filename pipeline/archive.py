@@ -177,7 +177,7 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
         return  # the usual night: nothing to re-score, and no need to read the archive to know it
     calls_a_day = calls_per_day(store)
     groups, spread = _grouped(calls_a_day, spread)
-    scored_before = _scored(store, rules)
+    scored_before, counted = _scored(store, rules), run.counts["rescored"]
     replaced = SCORED + (("call_metrics",) if new_code else ())
     stored = (_stored_rows(store, days, new_code) for days in groups)
     if spread is None:
@@ -190,7 +190,7 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
         writer.commit(tables, remove={name: store.parts_of(name, days) for name in replaced},
                       meta={"rescore_due": n < len(groups), **last})
         writer.count_scored("rescored", new, _call_days(store, days))
-    rescored = sum(calls_a_day.values())
+    rescored = run.counts["rescored"] - counted  # calls with a scorecard now, as the summary counts them
     run.notes.append(f"this release measures and scores with other code: re-scored {rescored} stored calls and "
                      "computed their metrics again" if new_code else
                      f"rubrics/flags (now {rules.hash}) or signals changed: re-scored {rescored} stored calls")

@@ -96,6 +96,21 @@ def test_scorecards_flags_and_pages_then_a_new_rubric_version_rescores(tmp_path,
     assert third["counts"]["rescored"] == 0 and store.manifest()["scorecards"] == parts["scorecards"]
 
 
+def test_the_rescore_note_counts_the_calls_the_summary_counts(tmp_path, prefect_harness):
+    """A stored call without speech has no scorecard: the note said one more call was re-scored than the
+    summary's count (and `runs.rescored`)."""
+    tx, signals, out = setup(tmp_path)
+    (tx / "silent.json").write_text(json.dumps({"call_id": "silent", "started_at": "2026-11-12T10:00:00",
+                                                "utterances": []}))
+    first = run(tx, signals, out)
+    assert (first["counts"]["imported"], first["counts"]["scored"]) == (4, 3)
+    new_rubric_version(signals)
+    second = run(tx, signals, out)
+    assert second["counts"]["rescored"] == 3
+    assert [n for n in second["notes"] if "re-scored" in n] == [
+        f"rubrics/flags (now {second['qa_hash']}) or signals changed: re-scored 3 stored calls"]
+
+
 def test_only_the_configured_rubric_versions_are_current_after_a_rollback_a_rename_or_an_edit(tmp_path,
                                                                                            prefect_harness):
     """current_scorecards follows signals/, not the highest version stored: rolled back to v1 (the v2 cards
