@@ -138,11 +138,16 @@ def side(said: str, sides: dict[str, str]) -> str:
     return sides.get(said) or SAID_FOR.get(said, said)
 
 
+def unknown_speaker(where: str, said: str) -> str:
+    """The error for a speaker label that names no side: CSV rows and JSON turns say it alike."""
+    return (f"{where}: speaker {said!r} is not agent, customer or unknown, nor a word for one (rep, caller, ...); "
+            "name it in callintel.yaml transcript_speakers")
+
+
 def _turn(row: dict, n: int, rel: str, comma_decimals: bool, sides: dict[str, str]) -> dict:
     speaker = side(row.get("speaker", ""), sides)
     if speaker not in SPEAKERS:
-        raise ValueError(f"{rel}: row {n}: speaker {row.get('speaker', '')!r} is not agent, customer or unknown, nor "
-                         "a word for one (rep, caller, ...); name it in callintel.yaml transcript_speakers")
+        raise ValueError(unknown_speaker(f"{rel}: row {n}", row.get("speaker", "")))
     start, end = (_time(row, key, f"{rel}: row {n}", comma_decimals) for key in ("start_s", "end_s"))
     if end < start:
         raise ValueError(f"{rel}: row {n}: end_s is before start_s")

@@ -23,7 +23,8 @@ from pipeline.centre_time import ISO_FORM, future_problem, parse_timestamp
 from pipeline.ingest import call_digest, call_id_problem, changed_note, failure, forgotten_note, name_failure
 from pipeline.listing import Listing, Settled, list_files
 from pipeline.redact_meta import quoted
-from pipeline.transcript_csv import CALL, milliseconds_as_seconds, side, too_long, transcript_doc
+from pipeline.transcript_csv import (CALL, SPEAKERS, milliseconds_as_seconds, side, too_long, transcript_doc,
+                                     unknown_speaker)
 
 FIELDS = CALL + ("utterances",)
 # exporters' names for a call's fields (`agent`, `queueName`, `startTime`; pipeline/column_names.py)
@@ -128,6 +129,10 @@ def _checked(data: bytes, rel: str, reading: Reading) -> _Transcript:
         # exporters' own names (start_ms/end_ms, rep, spk_0) read as ours. Here, not in a validator: the one-pass
         # parser refuses such a file (no start_s, no known speaker), so only it pays, not every turn of every file.
         raw["utterances"] = [_as_written(t, reading.sides) if isinstance(t, dict) else t for t in turns]
+        for i, (turn, was) in enumerate(zip(raw["utterances"], turns)):
+            if isinstance(turn, dict) and isinstance(said := turn.get("speaker"), str) and said not in SPEAKERS:
+                # as a CSV's row says it, once, with the label as written: not one pydantic error per turn
+                raise ValueError(unknown_speaker(f"{rel}: utterances[{i}]", was["speaker"]))
     return _validated(raw, rel, reading)
 
 

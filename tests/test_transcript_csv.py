@@ -250,5 +250,7 @@ def test_the_centres_names_for_its_speakers_are_read_as_sides_in_csv_and_json(tm
                                          r"nor a word for one \(rep, caller, ...\); name it in callintel.yaml "
                                          r"transcript_speakers$"):
         load_transcript(tmp_path / "s.csv", "s.csv")
-    with pytest.raises(ValueError, match=r"^s.json: utterances\[0\].speaker: must be one of"):
+    with pytest.raises(ValueError, match=r"^s.json: utterances\[0\]: speaker 'Speaker 1' is not agent, customer or "
+                                         r"unknown, nor a word for one \(rep, caller, ...\); name it in callintel.yaml "
+                                         r"transcript_speakers$"):
         load_transcript(tmp_path / "s.json", "s.json")

@@ -73,7 +73,9 @@ def test_bad_files_fail_alone_with_the_field_named(tmp_path):
     write(tmp_path, "b.json", '{"call_id": "c-2", "utterances": [')
     write(tmp_path, "c.json", {**GOOD, "call_id": "c-3", "utterances": [{"speaker": "agent", "end_s": 1, "text": "x"}]})
     write(tmp_path, "d.json", {**GOOD, "call_id": "c-4", "started_at": "last tuesday"})
-    write(tmp_path, "e.json", {**GOOD, "call_id": "c-5", "utterances": [{"speaker": "bot", "start_s": 0, "end_s": 1, "text": "x"}]})
+    write(tmp_path, "e.json", {**GOOD, "call_id": "c-5", "utterances": [
+        {"speaker": "agent", "start_s": 0, "end_s": 1, "text": "x"}] + [
+        {"speaker": "Speaker 1", "start_s": n, "end_s": n + 1, "text": "x"} for n in range(1, 8)]})
     write(tmp_path, "f.json", {**GOOD})
     write(tmp_path, "g.json", [1, 2])
     # milliseconds under the seconds' names: a 30-minute call would end on its 21st day
@@ -87,7 +89,9 @@ def test_bad_files_fail_alone_with_the_field_named(tmp_path):
         "c.json: utterances[0].start_s: required",
         "d.json: started_at: 'last tuesday' is not an ISO-8601 timestamp (write it as 2026-11-20T09:14:00: year "
         "first, two digits for the month, day, hour and minute)",
-        "e.json: utterances[0].speaker: must be one of 'agent', 'customer' or 'unknown' (it is 'bot')",
+        # as a CSV's row says it: the label as written, once (not once a turn), and how to name it
+        "e.json: utterances[1]: speaker 'Speaker 1' is not agent, customer or unknown, nor a word for one (rep, "
+        "caller, ...); name it in callintel.yaml transcript_speakers",
         "f.json: duplicate call_id 'c-0001' (also in a.json)",
         "g.json: must be a JSON object with call_id, started_at and utterances",
         "h.json: utterances[1]: end_s 1.8e+06 is more than a day into the call; times are in seconds "
