@@ -23,9 +23,10 @@ clause. A clause ends at , . ; : ! ? in the original text, at a conjunction
 (thanks, cheers, bye: "no I don't need anything else thanks" thanks), or at
 a new subject pronoun ("I'm not happy I want to cancel" still fires) unless it follows
 a reporting verb ("I never said I wanted to cancel" does not), or at "this is"/"that's"/
-"it's" ("a service that doesn't work this is ridiculous" still fires). "no" before a pronoun or
-"thanks"/"problem"/"worries" is an interjection, "n't" before a pronoun a question
-("why can't I cancel"), and "not a problem"/"not to worry" set phrases, not cues.
+"it's" ("a service that doesn't work this is ridiculous" still fires), or at a request to be
+handed on ("let me", "get me", "put me": "nothing works let me speak to a manager" fires). "no"
+before a pronoun or "thanks"/"problem"/"worries" is an interjection, "n't" before a pronoun a question
+("why can't I cancel"), and "not a problem"/"not to worry"/"don't worry" set phrases, not cues.
 """
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ CLAUSE_WORDS = {"but", "and", "so", "because", "cause", "though", "although", "h
                 "thanks", "thank", "cheers", "bye", "goodbye"}
 # "not" + these is a set phrase, not a negation of what follows: "not a problem enjoy your day"
 NOT_A_CUE_BEFORE = {("a", "problem"), ("to", "worry")}
+NOT_A_CUE_BEFORE_WORD = {"worry"}            # "don't worry I'll block the card now"
+# a request to be handed on opens a clause in unpunctuated speech: "nothing works let me speak to a manager"
+ASKING = {"let", "get", "give", "put", "transfer", "connect", "pass", "take"}
 SUBJECTS = {"i", "you", "we", "they", "he", "she"}
 DEMONSTRATIVES = {"this", "that", "it"}      # "... doesn't work this is ridiculous": a new clause
 COPULAS = {"is", "'s", "s", "was"}
@@ -283,6 +287,8 @@ class Tagger:
             return None  # most hits: no cue anywhere before them, so no token-by-token scope walk
         if doc[start].lower_ in CLAUSE_WORDS:  # the match itself opens a clause: "..., just cancel it"
             return None
+        if _asks(doc, start):  # and so does a request: "not happy at all get me a manager"
+            return None
         for i in range(start - 1, max(-1, start - 1 - SCOPE), -1):
             norm = doc[i].norm_
             lower = doc[i].lower_
@@ -292,11 +298,14 @@ class Tagger:
                 return None
             if lower in DEMONSTRATIVES and i + 1 < start and doc[i + 1].lower_ in COPULAS:
                 return None
+            if lower == "me" and i > 0 and _asks(doc, i - 1):
+                return None
             if lower in NEGATION_CUES or norm == "not":
                 following = doc[i + 1].lower_ if i + 1 < len(doc) else ""
                 after = doc[i + 2].lower_ if i + 2 < len(doc) else ""
-                if (lower == "no" and following in NOT_A_CUE_AFTER_NO) or (norm == "not" and following in SUBJECTS) or (
-                        norm == "not" and (following, after) in NOT_A_CUE_BEFORE):
+                if (lower == "no" and following in NOT_A_CUE_AFTER_NO) or (norm == "not" and (
+                        following in SUBJECTS or following in NOT_A_CUE_BEFORE_WORD
+                        or (following, after) in NOT_A_CUE_BEFORE)):
                     continue  # "no, I ..." is an interjection; "can't I ..." a question; "not a problem" a set phrase
                 return doc[i].text
         return None
@@ -379,3 +388,10 @@ def _in_window(window, start_s: float, duration_s: float) -> bool:
     if window.first_s is not None:
         return start_s <= window.first_s
     return start_s >= duration_s - window.last_s
+
+
+def _asks(doc, i: int) -> bool:
+    """Whether doc[i] opens a request to be handed on ("let me", "get me"), not an infinitive ("no need to get me
+    a manager", where the negation holds)."""
+    return (doc[i].lower_ in ASKING and i + 1 < len(doc) and doc[i + 1].lower_ == "me"
+            and (i == 0 or doc[i - 1].lower_ != "to"))

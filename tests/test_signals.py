@@ -33,6 +33,9 @@ signals:
   - id: retention_offer
     speaker: agent
     phrases: [offer you a discount]
+  - id: manager_ask
+    speaker: customer
+    phrases: [speak to a manager, get me a manager]
 categories:
   - id: unsaved_churn
     all: [cancel_intent]
@@ -109,9 +112,22 @@ def test_negated_mentions_do_not_fire(tagger, text):
     "why can't I cancel my subscription",
     "I don't care about the fee, just cancel",
     "a plan that doesn't work this is why I want to cancel",
+    "don't worry cancel my subscription",
 ])
 def test_negation_stays_in_its_clause(tagger, text):
     assert "cancel_intent" in fired(tagger, text)
+
+
+@pytest.mark.parametrize("text, fires", [
+    # unpunctuated, as many transcripts come: a request to be handed on opens a clause of its own
+    ("nothing works let me speak to a manager", True),
+    ("not happy at all get me a manager", True),
+    ("you won't let me speak to a manager", True),
+    ("I don't need to speak to a manager", False),
+    ("no need to get me a manager", False),
+])
+def test_a_request_to_be_handed_on_opens_a_clause(tagger, text, fires):
+    assert ("manager_ask" in fired(tagger, text)) is fires
 
 
 def test_negation_ignore_counts_negated_mentions(tagger):
