@@ -164,6 +164,21 @@ def too_long(end_s: float) -> str | None:
     return None
 
 
+def too_slow(turns: list[tuple[float, float, str]]) -> str | None:
+    """Why a call's times cannot be in seconds, or None: its turns (start_s, end_s, text) are said at under 3 words
+    a minute, as times in milliseconds written as seconds give (people say about 150; 0.15 so written). The
+    median turn's pace, so a long "[music]" or hold turn is not the call's. Worth asking only of calls over
+    SLOW_CHECK_S, as a call of more than 0.6 s in milliseconds is (too_long catches those over 86 s alone)."""
+    paces = sorted(len(text.split()) * 60 / (end - start) for start, end, text in turns if end > start)
+    if len(paces) < 3 or (median := paces[len(paces) // 2]) >= SLOWEST_WPM:
+        return None
+    return (f"its turns are said at {median:.2g} words a minute (the median turn; people say about 150), so the "
+            "times look like milliseconds: give them in seconds, or as start_ms and end_ms")
+
+
+SLOW_CHECK_S, SLOWEST_WPM = 600.0, 3.0
+
+
 def milliseconds_as_seconds(turn: dict) -> dict:
     """A turn whose times are start_ms/end_ms (and not start_s/end_s) with them in seconds; other turns as given.
     A value that is not a number is left for the seconds' check to name."""

@@ -23,8 +23,8 @@ from pipeline.centre_time import ISO_FORM, future_problem, parse_timestamp
 from pipeline.ingest import call_digest, call_id_problem, changed_note, failure, forgotten_note, name_failure
 from pipeline.listing import Listing, Settled, list_files
 from pipeline.redact_meta import quoted
-from pipeline.transcript_csv import (CALL, SPEAKERS, milliseconds_as_seconds, side, too_long, transcript_doc,
-                                     unknown_speaker)
+from pipeline.transcript_csv import (CALL, SLOW_CHECK_S, SPEAKERS, milliseconds_as_seconds, side, too_long,
+                                     too_slow, transcript_doc, unknown_speaker)
 
 FIELDS = CALL + ("utterances",)
 # exporters' names for a call's fields (`agent`, `queueName`, `startTime`; pipeline/column_names.py)
@@ -188,6 +188,9 @@ def load_transcript(path: Path, rel: str, reading: Reading = Reading()) -> Trans
     # a turn of no words (an exporter's silence) is no speech: a call of only those is no_speech, not a call whose
     # agent said none of the rubric's lines
     said = [(u, text) for u in turns if (text := " ".join(u.text.split()))]
+    duration = max((u.end_s for u in turns), default=0.0)
+    if duration > SLOW_CHECK_S and (problem := too_slow([(u.start_s, u.end_s, text) for u, text in said])):
+        raise ValueError(f"{rel}: {problem}")
     utterances = [
         {"call_id": call_id, "utt_idx": i, "speaker": u.speaker, "start_s": u.start_s, "end_s": u.end_s,
          "text": text, "words": [], "confidence": None, "call_date": day}
@@ -196,7 +199,7 @@ def load_transcript(path: Path, rel: str, reading: Reading = Reading()) -> Trans
     extra = doc.model_extra or {}
     call = {
         "call_id": call_id, "source_path": rel, "started_at": doc.started_at, "call_date": day,
-        "duration_s": max((u.end_s for u in turns), default=0.0),
+        "duration_s": duration,
         "agent_id": doc.agent_id, "queue": doc.queue, "direction": doc.direction,
         "asr_model": "transcript", "status": "ok" if utterances else "no_speech",
         "file_size": stat.st_size, "file_mtime": stat.st_mtime,

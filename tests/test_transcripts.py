@@ -99,6 +99,27 @@ def test_bad_files_fail_alone_with_the_field_named(tmp_path):
     ]
 
 
+def test_a_short_call_in_milliseconds_written_as_seconds_is_refused_and_a_long_real_one_is_not(tmp_path):
+    """A 45 s call's times in milliseconds under the seconds' names end at 45,000 "seconds", under a day, and were
+    stored: 0.2 words a minute, its greeting "at 8:20", an auto-fail. A long call with a long hold is kept."""
+    lines = ["Thank you for calling, my name is Sam, how can I help?", "Hi, my card was stolen last night.",
+             "I'm sorry to hear that, let me block it for you now.", "Thanks, that's a relief, and a new one?",
+             "Yes, a replacement is on its way, anything else today?"]
+    turns = [{"speaker": "agent" if i % 2 == 0 else "customer", "start_s": 9.0 * i, "end_s": 9.0 * i + 4.0,
+              "text": text} for i, text in enumerate(lines)]
+    in_ms = [{**t, "start_s": t["start_s"] * 1000, "end_s": t["end_s"] * 1000} for t in turns]
+    write(tmp_path, "ms.json", {**GOOD, "call_id": "ms", "utterances": in_ms})
+    hold = {"speaker": "unknown", "start_s": 45.0, "end_s": 1800.0, "text": "[music]"}
+    back = [{**t, "start_s": t["start_s"] + 1800, "end_s": t["end_s"] + 1800} for t in turns]
+    write(tmp_path, "long.json", {**GOOD, "call_id": "long", "utterances": turns + [hold] + back})
+    calls, _, _, failures = load_transcripts(tmp_path, set())
+    assert [c.call["call_id"] for c in calls] == ["long"] and calls[0].call["duration_s"] == 1840.0
+    pace = sorted(len(text.split()) for text in lines)[2] * 60 / 4000  # the median turn: its words in "4000 s"
+    assert [f["error"] for f in failures] == [
+        f"ms.json: its turns are said at {pace:.2g} words a minute (the median turn; people say about 150), so the "
+        "times look like milliseconds: give them in seconds, or as start_ms and end_ms"]
+
+
 def test_stored_files_are_not_read_again_unless_they_changed(tmp_path, monkeypatch):
     import os
 
