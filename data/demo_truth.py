@@ -19,6 +19,7 @@ RUBRIC = yaml.safe_load((HERE.parent / "signals/rubric.yaml").read_text())["rubr
 ACCOUNT_BUSINESS = {"cancel_intent", "refund_request", "billing_question", "card_details_request", "payment_taken",
                     "account_update"}
 PROBLEM = {"complaint", "dissatisfaction", "technical_issue", "delivery_problem"}
+AGENT_ACCOUNT_ACTIONS = {"card_details_request", "payment_taken", "account_update"}  # verified before these
 
 
 def call_ids() -> list[str]:
@@ -61,7 +62,10 @@ def criteria(call_id: str) -> dict[str, str]:
         "greeting": verdict(at("agent_greeting", lambda t: t <= 15)),
         "agent_name": verdict(at("agent_name", lambda t: t <= 30)),
         "recording_disclosure": verdict(at("recording_disclosure", lambda t: t <= 30)),
-        "verify_identity": verdict("identity_verification" in said, na=not said & ACCOUNT_BUSINESS),
+        # the check's line must come before the agent's first line acting on the account, if any
+        "verify_identity": verdict(at("identity_verification", lambda t: t <= min(
+            (line["start_s"] for line in ls if line["signals"] & AGENT_ACCOUNT_ACTIONS), default=duration)),
+            na=not said & ACCOUNT_BUSINESS),
         "empathy": verdict(bool(said & {"empathy", "apology"}), na=not said & PROBLEM),
         "hold_etiquette": verdict({"hold_request", "hold_return"} <= said,
                                   na=not said & {"hold_request", "hold_return"} and timing(call_id)["max_silence_s"] < 20),

@@ -50,12 +50,19 @@ class Condition(_Strict):
     gt: float | None = None
     between: tuple[float, float] | None = None
     within: Window | None = None
+    # the signal's first hit must come before the first of these (a security check before account business)
+    before: list[str] | None = None
     all: list[Condition] | None = None
     any: list[Condition] | None = None
     # the scorecard tests of a flag rule: a rubric's unknown-key error does not list them (config_yaml._keys_at)
     score_pct_lt: float | None = Field(None, gt=0, le=100, json_schema_extra=FLAGS_ONLY)
     auto_failed: bool | None = Field(None, json_schema_extra=FLAGS_ONLY)
     criterion_failed: str | None = Field(None, json_schema_extra=FLAGS_ONLY)
+
+    @field_validator("before", mode="before")
+    @classmethod
+    def _listed(cls, value):
+        return [value] if isinstance(value, str) else value  # `before: payment_taken` as a list of one
 
     @functools.cached_property
     def kind(self) -> str:  # asked for every condition of every call: looked up once
@@ -73,6 +80,8 @@ class Condition(_Strict):
             raise ValueError(f"{bounds[0]} only goes with metric")
         if self.within is not None and self.kind not in ("signal", "no_signal"):
             raise ValueError("within only goes with signal or no_signal")
+        if self.before is not None and (self.kind != "signal" or not self.before):
+            raise ValueError("before only goes with signal, and lists the signals it must come first of")
         if self.between is not None and self.between[0] > self.between[1]:
             raise ValueError("between needs [low, high]")
         if self.kind in ("all", "any") and not getattr(self, self.kind):
@@ -244,6 +253,9 @@ def _check(cond: Condition, library: SignalSet, where: str, allowed: tuple[str, 
     signals, categories = {s.id for s in library.signals}, {c.id for c in library.categories}
     if kind in ("signal", "no_signal") and value not in signals:
         raise ConfigError(f"{where}.{kind}: unknown signal {value!r}")
+    for i, signal_id in enumerate(cond.before or []):
+        if signal_id not in signals:
+            raise ConfigError(f"{where}.before[{i}]: unknown signal {signal_id!r}")
     if kind == "category" and value not in categories:
         raise ConfigError(f"{where}.category: unknown category {value!r}")
     if kind == "metric" and value not in METRICS:

@@ -60,10 +60,19 @@ class CallFacts:
         if not hits:
             return _absent(cond)
         inside = self._in_window(cond, hits)
-        if inside:
-            return Outcome(True, self.evidence(inside[0]), f"{cond.signal} at {clock(inside[0]['start_s'])}")
-        return Outcome(False, self.evidence(hits[0]),
-                       f"{cond.signal} at {clock(hits[0]['start_s'])}, outside {_window_words(cond)}")
+        if not inside:
+            return Outcome(False, self.evidence(hits[0]),
+                           f"{cond.signal} at {clock(hits[0]['start_s'])}, outside {_window_words(cond)}")
+        said = f"{cond.signal} at {clock(inside[0]['start_s'])}"
+        if cond.before and (first := self._first_of(cond.before)) and _WHEN(first) < _WHEN(inside[0]):
+            # the evidence is the moment it was due by: what was done before it
+            return Outcome(False, self.evidence(first), f"{said}, after {first['signal_id']} at "
+                                                        f"{clock(first['start_s'])}")
+        return Outcome(True, self.evidence(inside[0]), said)
+
+    def _first_of(self, signal_ids: list[str]) -> dict | None:
+        """The earliest hit of any of these signals, or None."""
+        return min((self.hits[s][0] for s in signal_ids if self.hits.get(s)), key=_WHEN, default=None)
 
     def _no_signal(self, cond: Condition) -> Outcome:
         hits = self.hits.get(cond.no_signal)

@@ -1,5 +1,6 @@
 """Rubric and flag grammar: the shipped rubric is a real QA form; every mistake is named by file and key."""
 import json
+import re
 import shutil
 
 import pytest
@@ -93,7 +94,7 @@ def test_an_unknown_key_lists_the_keys_taken_there_and_a_misplaced_one_says_wher
     """na_if written inside its pass_if: the keys listed are a rubric condition's (not a flag rule's scorecard
     tests, refused in a rubric), and the hint names the criterion it belongs to. A flag rule's condition lists
     its scorecard tests too."""
-    conditions = "signal, no_signal, category, metric, lt, gt, between, within, all, any"
+    conditions = "signal, no_signal, category, metric, lt, gt, between, within, before, all, any"
     inside = {**GOOD, "pass_if": {"all": [{"signal": "agent_greeting"}, {"na_if": {"no_signal": "complaint"}}]}}
     with pytest.raises(ConfigError) as err:
         load_qa(folder_with(tmp_path / "r", rubric(inside)), LIBRARY)
@@ -208,6 +209,34 @@ def test_windows_na_and_unmeasurable_metrics(tmp_path):
     assert (card["points"], card["max_points"], card["pct"], card["passed"]) == (10, 40, 25.0, False)
     _, items = score_call(r, facts([], {"talk_ratio": 0.5, "duration_s": 30.0}, duration=30.0))
     assert {i["criterion_id"]: i["result"] for i in items}["verify"] == "na"
+
+
+def test_a_signal_that_must_come_before_others(tmp_path):
+    """Identity verified before account business: a check after the payment fails, pointing at the payment; one
+    before it, or on a call with no such business, passes; none at all fails as before."""
+    folder = folder_with(tmp_path, rubric(
+        {"id": "verify", "points": 20, "pass_if": {"signal": "identity_verification",
+                                                   "before": ["payment_taken", "account_update"]}},
+        {**GOOD, "pass_if": {"signal": "agent_greeting", "before": "payment_taken"}}))
+    (r,) = load_qa(folder, LIBRARY).rubrics
+
+    def results(*hits):
+        return {i["criterion_id"]: (i["result"], i["detail"], (i["evidence"] or {}).get("utt_idx"))
+                for i in score_call(r, facts(list(hits)))[1]}
+
+    late = results(hit("agent_greeting", 0, 1.0), hit("account_update", 4, 12.0), hit("payment_taken", 6, 30.0),
+                   hit("identity_verification", 5, 19.0))
+    assert late["verify"] == ("fail", "identity_verification at 0:19, after account_update at 0:12", 4)
+    assert late["greet"] == ("pass", "agent_greeting at 0:01", 0)
+    first = results(hit("identity_verification", 2, 8.0), hit("payment_taken", 6, 30.0))
+    assert first["verify"] == ("pass", "identity_verification at 0:08", 2)
+    assert results(hit("identity_verification", 2, 8.0))["verify"][0] == "pass"  # no business: nothing to precede
+    assert results(hit("payment_taken", 6, 30.0))["verify"][:2] == ("fail", "no identity_verification")
+    for wrong, message in [({"no_signal": "agent_profanity", "before": ["payment_taken"]}, "before only goes with "
+                            "signal"), ({"signal": "identity_verification", "before": ["paymnet_taken"]},
+                                        "pass_if.before[0]: unknown signal 'paymnet_taken'")]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_qa(folder_with(tmp_path / wrong.get("signal", "x"), rubric({**GOOD, "pass_if": wrong})), LIBRARY)
 
 
 def test_a_rubric_stored_by_a_release_with_fewer_keys_is_not_called_edited():
