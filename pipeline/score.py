@@ -29,6 +29,19 @@ def clock(seconds: float) -> str:
 
 
 _WHEN = operator.itemgetter("start_s", "utt_idx")  # the order of a call's hits
+QUOTE_CHARS = 160  # a longer turn is quoted around the words that decided: a page shows a quote's first lines
+
+
+def excerpt(text: str, said: str, around: int = 60) -> str:
+    """The words said in text with about `around` characters either side, cut at spaces and marked "…": the
+    disclosure at the end of a 45 s turn was quoted as the turn's start, and the text scorecard printed it all."""
+    at = text.lower().find(said.lower())
+    if at < 0:
+        return text
+    start = text.rfind(" ", 0, max(0, at - around)) + 1 if at > around else 0
+    end = text.find(" ", at + len(said) + around)
+    end = len(text) if end < 0 else end
+    return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
 
 
 class CallFacts:
@@ -45,7 +58,10 @@ class CallFacts:
         return _TESTS[cond.kind](self, cond)
 
     def evidence(self, hit: dict) -> dict:
-        return {"utt_idx": hit["utt_idx"], "start_s": hit["start_s"], "text": self.texts.get(hit["utt_idx"], "")}
+        text = self.texts.get(hit["utt_idx"], "")
+        if len(text) > QUOTE_CHARS and (said := hit.get("matched_text")):
+            text = excerpt(text, said)
+        return {"utt_idx": hit["utt_idx"], "start_s": hit["start_s"], "text": text}
 
     def _in_window(self, cond: Condition, hits: list[dict]) -> list[dict]:
         window, duration = cond.within, self.call.get("duration_s") or 0.0

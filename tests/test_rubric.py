@@ -239,6 +239,24 @@ def test_a_signal_that_must_come_before_others(tmp_path):
             load_qa(folder_with(tmp_path / wrong.get("signal", "x"), rubric({**GOOD, "pass_if": wrong})), LIBRARY)
 
 
+def test_a_long_turn_is_quoted_around_the_words_that_decided():
+    """A disclosure at the end of a long opening turn: the evidence quotes the words said with some context, not
+    the turn's start (a page shows a quote's first lines, and the disclosure was cut off)."""
+    opening = ("Good morning and welcome to Skyline Bank, before we start I would like to tell you about our new "
+               "rewards programme which gives you points on every purchase, and please note this call is recorded "
+               "for training and quality purposes, how can I help?")
+    said = "this call is recorded"
+    hit = {"signal_id": "recording_disclosure", "utt_idx": 0, "start_s": 40.0, "speaker": "agent",
+           "matched_text": said}
+    call = {"call_id": "c", "call_date": None, "duration_s": 120.0}
+    facts = CallFacts(call, [hit], set(), {}, {0: opening}, LIBRARY)
+    quote = facts.evidence(hit)["text"]
+    assert said in quote and len(quote) < len(opening) and quote.startswith("…") and quote.endswith("help?")
+    assert opening.endswith(quote[1:]) and " " + quote[1:].split()[0] + " " in opening  # cut at a word
+    short = CallFacts(call, [hit], set(), {}, {0: "Hi, this call is recorded."}, LIBRARY)
+    assert short.evidence(hit)["text"] == "Hi, this call is recorded."
+
+
 def test_a_rubric_stored_by_a_release_with_fewer_keys_is_not_called_edited():
     """An older release wrote the definition without keys added since (with defaults): the rubric is the same,
     so no "changed without a new version" note, and its first run stays. A real edit is still told."""
