@@ -168,6 +168,12 @@ def call_digest(call_id: str) -> str:
     return hashlib.sha256(f"callintel-forgotten:{call_id}".encode()).hexdigest()
 
 
+def audio_digest(audio_sha256: str) -> str:
+    """How a forgotten call's recording is remembered: the same audio is refused again under any call id (its
+    metadata row arriving later, a CRM id given afterwards), as it is under its own."""
+    return hashlib.sha256(f"callintel-forgotten-audio:{audio_sha256}".encode()).hexdigest()
+
+
 def probe(path: Path) -> tuple[int, int, float]:
     """(channels, sample_rate, duration_s) from the container, or ValueError with a readable reason."""
     size = path.stat().st_size
@@ -295,7 +301,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             continue
         if job.call_id in known_ids or (since and job.call_date < since):
             skipped += 1
-        elif forgotten and call_digest(job.call_id) in forgotten:
+        elif forgotten and (call_digest(job.call_id) in forgotten or audio_digest(job.audio_sha256) in forgotten):
             skipped += 1
             notes.append(forgotten_note(rel))
         elif job.call_id in exclude_ids:

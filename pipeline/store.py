@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.ingest import call_digest
+from pipeline.ingest import audio_digest, call_digest
 from pipeline.listing import META_KEY as SETTLED, unsettled
 from pipeline.schemas import TABLES, conform
 from pipeline.store_db import DB_NAME, DatabaseMixin, StoreError
@@ -285,8 +285,10 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
             removed += pc.sum(hit).as_py()
             keep[name], remove[name] = rows.filter(pc.invert(hit)), manifest[name]
         meta = self.meta()
-        forgotten = sorted(set(meta.get("forgotten", [])) | {call_digest(c) for c in call_ids})
-        files = self.read("calls", ["call_id", "source_path"]).filter(pc.is_in(pc.field("call_id"), ids))
+        files = self.read("calls", ["call_id", "source_path", "audio_sha256"]).filter(
+            pc.is_in(pc.field("call_id"), ids))
+        forgotten = sorted(set(meta.get("forgotten", [])) | {call_digest(c) for c in call_ids}
+                           | {audio_digest(a) for a in files.column("audio_sha256").to_pylist() if a})
         settled = unsettled(meta.get(SETTLED), files.column("source_path").to_pylist())
         said = set(self.read("utterances", ["call_id", "text"]).filter(
             pc.is_in(pc.field("call_id"), ids)).column("text").to_pylist())

@@ -149,3 +149,27 @@ def test_a_forgotten_calls_file_in_a_settled_folder_is_named_the_next_night(tmp_
     assert [n for n in night["notes"] if "gone-1" in n] == [
         "2026-11-10/gone-1.json: deleted on request (callintel forget); not stored again"]
     assert Store(out).read("calls").column("call_id").to_pylist() == ["keep-1"]
+
+
+def test_a_forgotten_recording_is_not_stored_again_under_another_call_id(tmp_path, prefect_harness):
+    """Stored under its audio's hash (no metadata yet), forgotten, then its metadata row names it CRM-1001: the
+    same recording came back as a new call. The audio itself is refused now, under any id."""
+    import flows
+    from conftest import JFK, write_wav
+
+    day = tmp_path / "in" / "2026-11-20"
+    day.mkdir(parents=True)
+    write_wav(day / "rec1.wav", JFK, rate=8000, channels=2)
+    out = tmp_path / "out"
+    run = dict(input=str(tmp_path / "in"), out=str(out), signals=str(ROOT / "signals"), workers=1, progress=False)
+    assert flows.nightly(**run)["counts"]["transcribed"] == 1
+    (hashed,) = Store(out).read("calls").column("call_id").to_pylist()
+    forgot = CliRunner().invoke(cli, ["forget", "--call-id", hashed, "--yes", "--out", str(out)],
+                                catch_exceptions=False)
+    assert forgot.exit_code == 0
+    (day / "metadata.csv").write_text("file,call_id,started_at\nrec1.wav,CRM-1001,2026-11-20T09:00:00\n")
+    night = flows.nightly(**run)
+    assert (night["counts"]["transcribed"], night["failures"]) == (0, [])
+    assert "2026-11-20/rec1.wav: deleted on request (callintel forget); not stored again" in night["notes"]
+    assert Store(out).read("calls").num_rows == 0
+
