@@ -104,11 +104,15 @@ _WANTED = {**dict.fromkeys(("float_parsing", "float_type"), "must be a number"),
 
 
 def _shown(value) -> str:
-    """A value as the YAML author wrote it, shortened."""
+    """A value as the YAML author wrote it, shortened; a text without what redaction takes out: a transcript's
+    field error (a card number in a speaker or time column) is stored in `failures` and the run summary."""
     if isinstance(value, dict):
         return "keys and values"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, str):
+        from pipeline.redact import redact_text  # here: loading a configuration needs no redaction rules
+        value = redact_text(value)[0]
     said = "null (empty)" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
     return said if len(said) <= 40 else said[:37] + "..."
 

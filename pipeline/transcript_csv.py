@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import PurePosixPath
 
 from pipeline.column_names import read_names
+from pipeline.redact_meta import quoted  # a bad value is quoted in errors, which are stored: never PII
 
 TURN = ("speaker", "start_s", "end_s", "text")
 CALL = ("call_id", "started_at", "agent_id", "queue", "direction")
@@ -124,7 +125,8 @@ def _call_columns(rows: list[dict], rel: str) -> dict:
             continue
         if len(values) > 1 and name in CALL:
             first, other = sorted(values)[:2]
-            raise ValueError(f"{rel}: the rows disagree on {name} ({first!r} and {other!r}); a file is one call")
+            raise ValueError(f"{rel}: the rows disagree on {name} ({quoted(first)} and {quoted(other)}); a file is "
+                             "one call")
         on_rows = [bool(row.get(name)) for row in rows]
         if len(values) == 1 and (name in CALL or all(on_rows) or not any(on_rows[1:])):
             call[name] = values.pop()
@@ -140,7 +142,7 @@ def side(said: str, sides: dict[str, str]) -> str:
 
 def unknown_speaker(where: str, said: str) -> str:
     """The error for a speaker label that names no side: CSV rows and JSON turns say it alike."""
-    return (f"{where}: speaker {said!r} is not agent, customer or unknown, nor a word for one (rep, caller, ...); "
+    return (f"{where}: speaker {quoted(said)} is not agent, customer or unknown, nor a word for one (rep, caller, ...); "
             "name it in callintel.yaml transcript_speakers")
 
 
@@ -197,7 +199,7 @@ def _time(row: dict, key: str, where: str, comma_decimals: bool) -> float:
     if key in row or (ms := key.replace("_s", "_ms")) not in row:
         return _seconds(row.get(key, ""), f"{where}: {key}", comma_decimals)
     if (millis := _amount(row[ms].replace(",", ".") if comma_decimals else row[ms])) is None:
-        raise ValueError(f"{where}: {ms}: {row[ms]!r} is not a number of milliseconds")
+        raise ValueError(f"{where}: {ms}: {quoted(row[ms])} is not a number of milliseconds")
     return millis / 1000
 
 
@@ -219,5 +221,5 @@ def _seconds(value: str, where: str, comma_decimals: bool) -> float:
         # in decimal, so 1:10.123 is the float 70.123 is, as the same time written in seconds would be
         return float(Decimal(int(hours or 0) * 3600 + int(minutes) * 60) + Decimal(seconds.replace(",", ".")))
     if (seconds := _amount(value)) is None:
-        raise ValueError(f"{where}: {value!r} is not a time (seconds, like 12.5, or a clock time, like 1:02.5)")
+        raise ValueError(f"{where}: {quoted(value)} is not a time (seconds, like 12.5, or a clock time, like 1:02.5)")
     return seconds

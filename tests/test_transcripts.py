@@ -120,6 +120,23 @@ def test_a_short_call_in_milliseconds_written_as_seconds_is_refused_and_a_long_r
         "times look like milliseconds: give them in seconds, or as start_ms and end_ms"]
 
 
+def test_a_bad_value_is_quoted_in_its_error_without_the_card_number_it_holds(tmp_path):
+    """A card number slipped into a time or speaker column: the error is stored (failures, the run summary, the
+    database) and retried every night, so it quotes the value redacted, as metadata errors do."""
+    card = "4111 1111 1111 1111"
+    (tmp_path / "shifted.csv").write_text("call_id,started_at,speaker,start_s,end_s,text\n"
+                                          "B-1,2026-11-28T10:00:00,agent,0,2,hello\n"
+                                          f"B-1,2026-11-28T10:00:00,customer,{card},4,my card\n")
+    write(tmp_path, "speaker.json", {**GOOD, "call_id": "B-2", "utterances": [
+        {"speaker": f"card {card}", "start_s": 0, "end_s": 2, "text": "hi"}]})
+    write(tmp_path, "start.json", {**GOOD, "call_id": "B-3", "utterances": [
+        {"speaker": "agent", "start_s": card, "end_s": 2, "text": "hi"}]})
+    _, _, _, failures = load_transcripts(tmp_path, set())
+    errors = sorted(f["error"] for f in failures)
+    assert [e.split(":")[0] for e in errors] == ["shifted.csv", "speaker.json", "start.json"]
+    assert all(card not in e and "1111" not in e and "[CARD]" in e for e in errors), errors
+
+
 def test_stored_files_are_not_read_again_unless_they_changed(tmp_path, monkeypatch):
     import os
 
