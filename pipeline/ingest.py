@@ -289,6 +289,9 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                 continue
             if metadata.holds(resolved):
                 continue  # its metadata file or row was refused: already a failure that names the file and line
+            if waits := metadata.misnamed(resolved, rel):
+                failures.append(failure(rel, "ingest", waits))
+                continue
             if unnamed:  # its id is in a name that cannot be read: stored without it, it would be stored twice
                 failures.append(failure(rel, "ingest", unnamed))
                 continue

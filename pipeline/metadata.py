@@ -37,11 +37,24 @@ class Metadata:
     held: set[Path] = field(default_factory=set)       # recordings whose row was refused
     blocked: list[Path] = field(default_factory=list)  # folders whose metadata file cannot be read
     reaches_out: set[Path] = field(default_factory=set)  # folders whose metadata file describes a file outside them
+    # folders where a row names a recording that is not there: (metadata file, file named) of those rows
+    unmatched: dict[Path, list[tuple[str, str]]] = field(default_factory=dict)
     resolve: Resolver = field(default_factory=Resolver, repr=False, compare=False)  # for the recordings' paths too
 
     def holds(self, recording: Path) -> bool:
         """Whether a recording (resolved path) waits for its metadata to be fixed."""
         return recording in self.held or any(recording.is_relative_to(folder) for folder in self.blocked)
+
+    def misnamed(self, recording: Path, rel: str) -> str | None:
+        """Why a recording no row describes waits, or None: a row beside it names a file that is not there, most
+        likely this one misspelt. Taken without its row, it would be stored for good under a made-up id and time."""
+        rows = self.unmatched.get(recording.parent) if recording not in self.rows else None
+        if not rows:
+            return None
+        name, file = rows[0]
+        return (f"{rel}: no row of {name} describes it, while its row for {quoted(file)} names a file that is not "
+                "there; if that row means this recording, correct its file name (the recording waits until a row "
+                "describes it)")
 
 
 def metadata_files(folder: Path, skip: set[str] = frozenset()) -> list[Path]:
@@ -83,6 +96,8 @@ def read_metadata(folder: Path, zone: str | None = None, skip: set[str] = frozen
             if row.get("missing") and gone is not None and gone((record.get("call_id") or "").strip(),
                                                                 _shown(name, record["file"])):
                 continue
+            if row.get("missing"):
+                metadata.unmatched.setdefault(row["folder"], []).append((name, record["file"]))
             if error := error or _clash(row, record["file"], (name, line), seen_ids, seen_files):
                 metadata.failures.append(failure(_shown(name, record["file"]), "ingest", error))
                 # Not taken with a made-up id and date instead: it would be stored again under its real id once
@@ -111,6 +126,16 @@ def _clash(row: dict, file: str, here: tuple[str, int], seen_ids: dict, seen_fil
     if row["path"] in seen_files:
         return f"{where}: file {quoted(file)} already described ({_first(here[0], seen_files[row['path']])})"
     return None
+
+
+def _in_any_case(target: Path) -> Path | None:
+    """The one file beside target whose name differs from its only in case (a row written on Windows, whose
+    file names are read in any case), or None."""
+    try:
+        same = [p for p in target.parent.iterdir() if p.name.lower() == target.name.lower() and p.is_file()]
+    except OSError:
+        return None
+    return same[0] if len(same) == 1 else None
 
 
 def _shown(name: str, file: str) -> str:
@@ -144,8 +169,11 @@ def _records(path: Path, name: str) -> list[tuple[int, dict[str, str]]]:
     if "file" not in names:
         raise ValueError(f"{name}: no 'file' column; it names each recording (the columns: "
                          f"{', '.join(n for n in written if n) or 'none'})")
-    return [(line, {n: (row[i].strip() if i < len(row) else "") for i, n in enumerate(names) if n})
-            for line, row in body]
+    records = [(line, {n: (row[i].strip() if i < len(row) else "") for i, n in enumerate(names) if n})
+               for line, row in body]
+    for _, record in records:
+        record["file"] = record["file"].replace("\\", "/")  # a Windows recorder's separator
+    return records
 
 
 def _in_settled(below: str, file, settled: set[str]) -> bool:
@@ -163,7 +191,9 @@ def _row(record: dict, root: Path, base: Path, where: str, zone: str | None,
     if Path(file).is_absolute() or not target.is_relative_to(root):
         return f"{where}: file {quoted(file)} is outside the input folder", {}
     if not target.is_file():
-        return f"{where}: file {quoted(file)} not found", {"missing": True}
+        target = _in_any_case(target)
+    if target is None:
+        return f"{where}: file {quoted(file)} not found", {"missing": True, "folder": resolve(base / file).parent}
     error, row = described(record, where, zone)
     return error, {"path": target, **row}
 

@@ -135,3 +135,27 @@ def test_a_row_whose_recording_was_removed_after_its_call_was_stored_is_no_failu
     plan = plan_recordings(days, known, "left", forgotten={call_digest("c-forgot")})
     assert [f["error"] for f in plan.failures] == ["2026-11-20/metadata.csv line 4: file 'never.wav' not found"]
     assert sorted(job.call_id for job in plan.jobs if job.source_path.startswith("2026-11-20")) == ["c-a"]
+
+
+def test_a_row_written_on_windows_names_its_recording_and_a_misspelt_one_holds_back_the_unnamed(days):
+    """A Windows recorder writes `sub\\a.wav` and `A.WAV`: both name their recordings. A row whose file is
+    misspelt (`b2.wav` for `b.wav`) let the recording it meant be stored for good under its audio's hash, with the
+    file's time and no agent; it now waits beside the failure, named, until a row describes it."""
+    day = days / "2026-11-20"
+    (day / "sub").mkdir()
+    write_wav(day / "sub" / "a.wav", JFK, rate=8000, channels=1, offset_s=0.5)
+    write_wav(day / "b.wav", JFK, rate=8000, channels=1, offset_s=1.0)
+    (day / "metadata.csv").write_text("file,call_id,agent_id\r\nsub\\a.wav,c-sub,a_lee\r\nA.WAV,c-a,a_lee\r\n"
+                                      "b2.wav,c-b,a_lee\r\n")
+    plan, jobs, errors = _plan(days)
+    assert {rel: j.call_id for rel, j in jobs.items() if rel.startswith("2026-11-20")} == {
+        "2026-11-20/sub/a.wav": "c-sub", "2026-11-20/a.wav": "c-a"}
+    assert errors == [
+        "2026-11-20/metadata.csv line 4: file 'b2.wav' not found",
+        "2026-11-20/b.wav: no row of 2026-11-20/metadata.csv describes it, while its row for 'b2.wav' names a file "
+        "that is not there; if that row means this recording, correct its file name (the recording waits until a "
+        "row describes it)"]
+    (day / "metadata.csv").write_text("file,call_id,agent_id\nsub/a.wav,c-sub,a_lee\na.wav,c-a,a_lee\n"
+                                      "b.wav,c-b,a_lee\n")
+    plan, jobs, errors = _plan(days)
+    assert errors == [] and jobs["2026-11-20/b.wav"].call_id == "c-b"
