@@ -5,6 +5,7 @@ stopped on an error (what it committed is kept; its `runs` row says where and wh
 """
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -15,7 +16,7 @@ from pipeline.cli_checks import (check_embedding, check_file_names, check_inputs
 from pipeline.cli_qa import flagged, scorecard
 from pipeline.cli_topics import topics
 from pipeline.cli_trends import trends
-from pipeline.cli_common import (UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
+from pipeline.cli_common import (Busy, UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
                                  query)
 from pipeline.config import Config, ConfigError, redaction_warning
 from pipeline.store import Store
@@ -24,6 +25,16 @@ from pipeline.store_lock import StoreBusy
 SHOWN = 20  # failures and notes printed after a run; the rest are in the store
 RUN_STOPPED = 3  # exit status of a run an error stopped: not a bad call (1), not a usage mistake (2)
 INTERRUPTED = 130  # as a shell reports a command a Ctrl-C stopped (128 + SIGINT)
+TERMINATED = 143  # and one SIGTERM stopped (128 + SIGTERM): systemd, `kill`, a container's stop
+
+
+class Terminated(BaseException):
+    """SIGTERM reached the run: raised where it was, so the run ends as on a Ctrl-C (Prefect's flow engine sends
+    the signal on to this handler once it has recorded the crash)."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 SIGNALS_QUERY = "SELECT signal_id, count(DISTINCT call_id) AS calls FROM signal_hits GROUP BY 1 ORDER BY 2 DESC"
 EXAMPLE_QUERY = ("SELECT call_date, count(*) AS calls, round(sum(duration_s)/60) AS minutes "
@@ -62,7 +73,8 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
 
     Already stored calls are skipped, so running it again is cheap and safe. Exit status 0 when every
     call was stored, 1 when some failed (listed in the failures table; the rest were stored), 2 on a
-    usage or config mistake, 3 when an error stopped the run, 130 when a Ctrl-C did (what it committed is kept).
+    usage or config mistake, 3 when an error stopped the run, 130 when a Ctrl-C did and 143 a SIGTERM (what it
+    committed is kept), 75 when another callintel command is writing to the output folder.
 
     \b
     Example:
@@ -78,6 +90,7 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
 
     check_prefect_server(flows.api_url(), "or unset PREFECT_API_URL to run on a temporary one")
     check_out(cfg)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         with Store(cfg.out).reserve(wait_s):  # before Prefect starts: a second run is refused at once
 
@@ -86,11 +99,12 @@ def run(config_path, input_dir, transcripts_dir, out, signals_dir, since, worker
                                         signals=str(cfg.signals), since=since.date() if since else None,
                                         workers=cfg.workers(), progress=False if quiet else None)
     except StoreBusy as exc:
-        raise UsageProblem(str(exc)) from None
-    except KeyboardInterrupt:  # Ctrl-C, or SIGINT from a supervisor
-        click.echo("Interrupted: what the run committed is kept (the next run marks this one 'interrupted' in the "
+        raise Busy(str(exc)) from None
+    except (KeyboardInterrupt, Terminated) as exc:  # Ctrl-C or SIGINT; SIGTERM from a supervisor
+        stopped = "Stopped (SIGTERM)" if isinstance(exc, Terminated) else "Interrupted"
+        click.echo(f"{stopped}: what the run committed is kept (the next run marks this one 'interrupted' in the "
                    "runs table); run it again and it does the rest.", err=True)
-        sys.exit(INTERRUPTED)
+        sys.exit(TERMINATED if isinstance(exc, Terminated) else INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 (Prefect has logged the traceback; the scheduler needs the verdict)
         from pipeline.runs import error_line
 
@@ -333,7 +347,7 @@ def forget(call_ids, agent, since, yes, wait_s, config_path, out) -> None:
             rows = store.forget(record["deletion_id"], chosen, record)
             store.publish(VIEWS, fresh=True)
     except StoreBusy as exc:
-        raise UsageProblem(str(exc)) from None
+        raise Busy(str(exc)) from None
     click.echo(f"forgot {len(chosen)} call(s): {rows} rows removed from every table; "
                f"recorded as {record['deletion_id']}")
 

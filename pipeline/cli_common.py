@@ -19,6 +19,12 @@ class UsageProblem(click.ClickException):
     exit_code = 2
 
 
+class Busy(click.ClickException):
+    """Another callintel command holds the output folder: one line, exit 75 (sysexits' EX_TEMPFAIL, "try again
+    later"), so a scheduler can tell a busy store from a mistake in the command or its configuration (2)."""
+    exit_code = 75
+
+
 WRITABLE = "give a file in a folder that exists and this user can write"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -62,8 +63,10 @@ class LockMixin:
             return holder
 
     def busy(self, holder: str) -> StoreBusy:
-        """The error of a writer finding the output folder held by another (`holder`, as holder() says)."""
-        return StoreBusy(f"{self.out}: another callintel run is writing here ({holder}); wait for it to finish, "
+        """The error of a writer finding the output folder held by another (`holder`, the lock file's text: which
+        command, "forget: pid 123, started ...", or from an older release only "pid 123, ...")."""
+        command, _, since = holder.partition(": ") if ": pid " in holder else ("run", "", holder)
+        return StoreBusy(f"{self.out}: another callintel {command} is writing here ({since}); wait for it to finish, "
                          "use --wait SECONDS, or a different --out")
 
     def _require_lock(self) -> None:
@@ -83,7 +86,7 @@ class LockMixin:
             time.sleep(0.5)
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()}, started {datetime.now():%Y-%m-%d %H:%M:%S}")
+        fh.write(f"{_command()}: pid {os.getpid()}, started {datetime.now():%Y-%m-%d %H:%M:%S}")
         fh.flush()
         try:
             yield fh
@@ -102,3 +105,10 @@ def _try_lock(fh) -> str | None:
     except BlockingIOError:
         fh.seek(0)
         return fh.read().strip() or "another process"
+
+
+def _command() -> str:
+    """The callintel command holding the lock (forget, run), as the refused one is told; a flow served or run from
+    Python is a run."""
+    argv = sys.argv
+    return argv[1] if len(argv) > 1 and os.path.basename(argv[0]) == "callintel" and argv[1].isalpha() else "run"

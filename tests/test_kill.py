@@ -224,12 +224,15 @@ def test_a_killed_run_leaves_no_temporary_prefect_server(tmp_path, kill_when):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and this test rely on Linux")
-def test_a_ctrl_c_stops_the_run_at_once_in_one_line_and_the_next_run_finishes_it(tmp_path):
+@pytest.mark.parametrize("sent, status, said", [(signal.SIGINT, 130, "Interrupted"),
+                                                (signal.SIGTERM, 143, "Stopped (SIGTERM)")], ids=["ctrl-c", "sigterm"])
+def test_a_ctrl_c_stops_the_run_at_once_in_one_line_and_the_next_run_finishes_it(tmp_path, sent, status, said):
     """A Ctrl-C at the terminal signals every process of the run's group: the run, its transcription workers and
     Prefect's temporary server. The server died of it, so the run spent minutes retrying it and ended 'the run
     stopped: ConnectError' (exit 3). Now the server lives in its own session, the workers leave quietly, and the
     run says in one line that it was interrupted (exit 130, as a shell reports a Ctrl-C); the next run marks it
-    interrupted and stores every call."""
+    interrupted and stores every call. A SIGTERM (systemd stopping the service, `kill`) is told the same way, exit
+    143: it ended with status -15 and no word but Prefect's crash log."""
     recordings = tmp_path / "in"
     rows = (ROOT / "data/demo/metadata.csv").read_text().splitlines()[:4]  # the header and 3 calls of 2026-11-09/10
     for row in rows[1:]:
@@ -255,14 +258,14 @@ def test_a_ctrl_c_stops_the_run_at_once_in_one_line_and_the_next_run_finishes_it
         time.sleep(3)  # transcribing: the workers are busy
         servers = _temporary_servers(proc.pid) or servers
         assert proc.poll() is None and servers, "the run ended, or never started its flow"
-        os.killpg(proc.pid, signal.SIGINT)
-        said, _ = proc.communicate(timeout=120)  # it took minutes, retrying a dead server
+        os.killpg(proc.pid, sent)
+        output, _ = proc.communicate(timeout=120)  # it took minutes, retrying a dead server
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, said
-    assert said.count("Interrupted: what the run committed is kept") == 1
-    assert "Traceback" not in said and "ConnectError" not in said and "the run stopped" not in said
+    assert proc.returncode == status, output
+    assert output.count(f"{said}: what the run committed is kept") == 1
+    assert "Traceback" not in output and "ConnectError" not in output and "the run stopped" not in output
     time.sleep(1)
     assert not _alive(servers), "the temporary Prefect server outlived the run"
 

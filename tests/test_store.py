@@ -116,6 +116,21 @@ def test_second_writer_is_refused_with_a_clear_message(tmp_path):
         pass
 
 
+def test_a_writer_refused_by_forget_is_told_it_is_forget(tmp_path, monkeypatch):
+    """A run refused while `callintel forget` held the folder was told "another callintel run is writing here", with
+    forget's pid: the operator looked for a run that was not there."""
+    import re
+
+    monkeypatch.setattr(sys, "argv", ["/opt/callintel/.venv/bin/callintel", "forget", "--call-id", "c-1", "--yes"])
+    with Store(tmp_path).lock():
+        assert (tmp_path / ".lock").read_text().startswith("forget: pid ")
+        held = (tmp_path / ".lock").read_text()
+        with pytest.raises(StoreBusy, match=re.escape(
+                f"another callintel forget is writing here ({held.removeprefix('forget: ')})")):
+            with Store(tmp_path).lock():
+                pass
+
+
 def test_a_reserved_folder_is_locked_by_this_process_only_and_still_recovered(tmp_path):
     """`callintel run` reserves the folder before Prefect starts; the flow it runs then locks it through that
     reservation (and clears a killed run's debris, as any lock does), while any other process is refused."""
