@@ -3,6 +3,7 @@ next night will do differently (a rubric edited in place, redaction rules change
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import click
@@ -103,6 +104,11 @@ def check_out_room(out: Path) -> None:
     existing = next(f for f in (out, *out.parents) if f.exists())
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageProblem(f"out {out}: {CANNOT_WRITE}")
+    try:  # as run will: a file where a folder goes (/etc/hostname/out), /proc, a read-only mount pass access()
+        tempfile.TemporaryDirectory(dir=existing, prefix=".callintel-check-").cleanup()
+    except OSError as exc:
+        raise UsageProblem(f"out {out}: cannot create the output folder ({exc.strerror or exc}); give a folder "
+                           "this user can write") from None
     click.echo(f"out OK: {out}, {free_space(existing)} free on its disk")
 
 

@@ -130,6 +130,13 @@ def test_check_says_what_the_out_folders_disk_has_free_and_if_it_cannot_be_writt
     assert result.exit_code == 2
     assert result.output.splitlines()[-1] == (f"Error: out {small_disk / 'night/out'}: this user cannot write there; "
                                               "give a folder this user can write")
+    # a file where a folder goes: `run` refuses it, and check said "out OK" (root may write to the file's folder)
+    (tmp_path / "a-file").write_text("not a folder")
+    config.write_text(f"input: {ROOT / 'data/demo'}\nout: {tmp_path / 'a-file/out'}\nsignals: {ROOT / 'signals'}\n")
+    result = invoke("check", "--config", str(config))
+    assert result.exit_code == 2 and result.output.splitlines()[-1] == (
+        f"Error: out {tmp_path / 'a-file/out'}: cannot create the output folder (Not a directory); give a folder "
+        "this user can write")
 
 
 def test_check_validates_without_writing(tmp_path, monkeypatch):
