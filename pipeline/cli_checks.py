@@ -102,7 +102,7 @@ def check_out_room(out: Path) -> None:
     from pipeline.runs import free_space
 
     existing = next(f for f in (out, *out.parents) if f.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
         raise UsageProblem(f"out {out}: {CANNOT_WRITE}")
     try:  # as run will: a file where a folder goes (/etc/hostname/out), /proc, a read-only mount pass access()
         tempfile.TemporaryDirectory(dir=existing, prefix=".callintel-check-").cleanup()
