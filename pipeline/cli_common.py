@@ -10,7 +10,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from pipeline.config import Config, ConfigError, load_config, with_overrides
+from pipeline.config import Config, ConfigError, load_config, with_overrides, with_shipped_signals
 from pipeline.store import Store, StoreError
 
 
@@ -40,7 +40,7 @@ def writing(what: str, fix: str = WRITABLE):
 
 def load_cli_config(path: str | None, **overrides) -> Config:
     try:
-        cfg = with_overrides(load_config(path), **overrides)
+        cfg = with_shipped_signals(with_overrides(load_config(path), **overrides))
     except ConfigError as exc:
         raise UsageProblem(str(exc)) from None
     return cfg

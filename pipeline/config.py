@@ -238,6 +238,18 @@ def with_overrides(cfg: Config, **overrides: object) -> Config:
     return cfg.model_copy(update={**given, "overridden": cfg.overridden | given.keys()})
 
 
+SHIPPED_SIGNALS = Path(__file__).resolve().parents[1] / "signals"  # the library this release ships (the demo's)
+
+
+def with_shipped_signals(cfg: Config) -> Config:
+    """cfg, with the shipped signal library when no signals folder was chosen (neither callintel.yaml nor
+    --signals) and there is none here: `callintel run --input X` run outside the project folder refused itself
+    ("signals folder signals does not exist"). A folder chosen is never swapped: its absence is an error."""
+    if "signals" in cfg.model_fields_set or "signals" in cfg.overridden or cfg.signals.is_dir():
+        return cfg
+    return cfg.model_copy(update={"signals": SHIPPED_SIGNALS}) if SHIPPED_SIGNALS.is_dir() else cfg
+
+
 def set_at(cfg: Config, *key: str) -> str:
     """`callintel.yaml:3: ` where the file sets a setting (asr, model: asr.model) the command line did not
     override, to begin an error about its value: the line a user must edit. Empty otherwise."""

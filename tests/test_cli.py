@@ -323,11 +323,8 @@ def test_commands_run_outside_the_project_folder_say_no_callintel_yaml_was_found
     assert "from the folder with your callintel.yaml (or give --out DIR)" in sql.output
     check = CliRunner().invoke(cli, ["check"])
     assert check.exit_code == 2
-    assert "set signals: in callintel.yaml (none in this folder, so the defaults)" in check.output
-    tried = CliRunner().invoke(cli, ["signals", "test", "I want to cancel"])
-    assert (tried.exit_code, tried.output) == (2, f"Error: {tmp_path}/signals: signals folder does not exist; give "
-                                                  "--signals DIR, or run this from the folder with your "
-                                                  "callintel.yaml\n")
+    # the shipped signals are used here (see the test after), so what is missing first is the input
+    assert "input folder data/demo does not exist; give --input DIR" in check.output
 
 
 def test_a_prefect_server_that_does_not_answer_is_one_line_before_anything_is_written(tmp_path):
@@ -387,3 +384,13 @@ def test_a_dask_scheduler_that_does_not_answer_is_named_by_its_line_before_anyth
             f"Error: {config}:6: runner.address: no Dask scheduler answers at tcp://127.0.0.1:{port} (Connection "
             "refused); start it (`dask scheduler`"), said.output
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_outside_a_project_folder_the_shipped_signal_library_is_used_unless_one_is_chosen(tmp_path, monkeypatch):
+    """`callintel run --input X` from another folder refused itself: "signals folder signals does not exist". With
+    no callintel.yaml, no --signals and no signals/ here, the shipped library is used; a folder chosen is not."""
+    monkeypatch.chdir(tmp_path)
+    shipped = invoke("signals", "test", "I want to cancel my subscription", "--speaker", "customer")
+    assert shipped.exit_code == 0 and shipped.output.startswith("fires    cancel_intent"), shipped.output
+    chosen = invoke("signals", "test", "I want to cancel", "--signals", str(tmp_path / "mine"))
+    assert chosen.exit_code == 2 and f"{tmp_path / 'mine'}: signals folder does not exist" in chosen.output
