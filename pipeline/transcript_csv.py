@@ -68,7 +68,10 @@ def read_table(data: bytes, rel: str, what: str) -> tuple[list[str], list[tuple[
     try:
         text = data.decode("utf-8-sig")  # Excel writes a byte-order mark
     except UnicodeDecodeError:
-        raise ValueError(f"{rel}: not UTF-8 text; export the CSV as UTF-8") from None
+        try:  # Excel's "CSV" on Windows is Windows-1252: the file as saved, not one to export again
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            raise ValueError(f"{rel}: neither UTF-8 nor Windows-1252 text; export the CSV as UTF-8") from None
     if not text.strip():
         raise ValueError(f"{rel}: empty file ({len(data)} bytes); export the {what} again")
     header = text.lstrip().splitlines()[0]

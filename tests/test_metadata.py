@@ -159,3 +159,10 @@ def test_a_row_written_on_windows_names_its_recording_and_a_misspelt_one_holds_b
                                       "b.wav,c-b,a_lee\n")
     plan, jobs, errors = _plan(days)
     assert errors == [] and jobs["2026-11-20/b.wav"].call_id == "c-b"
+
+
+def test_a_metadata_csv_saved_by_excel_on_windows_is_read(days):
+    """Excel's "CSV" is Windows-1252: it was refused ("not UTF-8"), and every recording of its day waited."""
+    (days / "2026-11-20" / "metadata.csv").write_bytes("file,call_id,agent_id\na.wav,c-20,Jos\xe9\n".encode("cp1252"))
+    plan, jobs, errors = _plan(days)
+    assert errors == [] and (jobs["2026-11-20/a.wav"].call_id, jobs["2026-11-20/a.wav"].agent_id) == ("c-20", "Jos\xe9")

@@ -154,12 +154,15 @@ def test_a_bad_csv_fails_alone_with_one_line_naming_the_file_and_row(tmp_path, b
     assert [(f["source_path"], f["error"]) for f in failures] == [("bad.csv", error)]
 
 
-def test_not_utf8_and_a_recordings_metadata_csv(tmp_path):
-    (tmp_path / "latin.csv").write_bytes((HEAD + TURN.replace("Hello", "Caf\xe9")).encode("latin-1"))
+def test_windows_1252_is_read_other_bytes_are_refused_and_a_recordings_metadata_csv_is_not_read(tmp_path):
+    """Excel's "CSV" on Windows is Windows-1252: read as saved (it was refused, to be exported again)."""
+    (tmp_path / "windows.csv").write_bytes((HEAD + TURN.replace("Hello", "Caf\xe9 \u2013 \u20ac5")).encode("cp1252"))
+    (tmp_path / "binary.csv").write_bytes((HEAD + TURN).encode() + b"\x81\x8d")  # no character in either
     (tmp_path / "metadata.csv").write_text("file,call_id\na.wav,c-1\n")  # the transcripts folder is the recordings'
     calls, found, _, failures = load_transcripts(tmp_path, set())
-    assert (calls, found) == ([], 1)
-    assert [f["error"] for f in failures] == ["latin.csv: not UTF-8 text; export the CSV as UTF-8"]
+    assert found == 2 and [u["text"] for c in calls for u in c.utterances][0].startswith("Caf\xe9 \u2013 \u20ac5")
+    assert [f["error"] for f in failures] == [
+        "binary.csv: neither UTF-8 nor Windows-1252 text; export the CSV as UTF-8"]
 
 
 def test_a_night_of_csv_transcripts_stores_what_the_json_ones_store(tmp_path, prefect_harness):
