@@ -204,7 +204,8 @@ def _tagger(cfg: Config):
 def check(config_path, signals_dir) -> None:
     """Validate callintel.yaml and the signals folder, test every signal on its examples, list the metadata.csv
     rows the next night will refuse, and load the topic embedding model (on first use it is derived into
-    ~/.cache/callintel); write nothing else.
+    ~/.cache/callintel); write nothing else. Exit status 0 when all is well, 1 when the next night will refuse
+    some inputs (as it then exits 1), 2 on a mistake in the configuration or signals.
 
     \b
     Example:
@@ -235,11 +236,13 @@ def check(config_path, signals_dir) -> None:
     click.echo(f"flags OK: {len(rules.flags)} rules")
     check_rubric_versions(cfg, rules)
     check_rubric_scopes(cfg, rules)
-    check_metadata(cfg)
-    check_file_names(cfg)
+    refused = check_metadata(cfg) + check_file_names(cfg)
     check_redaction(cfg)
     check_rules_code(cfg)
     check_embedding(cfg)
+    if refused:  # the night runs, and ends with exit 1 for these: a pre-flight check says so the same way
+        click.echo(f"check: {refused} input problem(s) above; the next night stores the rest and fails these", err=True)
+        sys.exit(1)
 
 
 @cli.group()

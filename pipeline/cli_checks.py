@@ -135,47 +135,50 @@ def check_rubric_scopes(cfg: Config, rules) -> None:
         click.echo(f"WARNING: {warning}")
 
 
-def check_metadata(cfg: Config, shown: int = 10) -> None:
+def check_metadata(cfg: Config, shown: int = 10) -> int:
     """Say, before the night, what the recordings' metadata files describe, and which of their rows or files the
-    night will refuse: their recordings are held back until the metadata is fixed."""
+    night will refuse: their recordings are held back until the metadata is fixed. Returns how many."""
     from pipeline.metadata import metadata_files, read_metadata
 
     if not cfg.input.is_dir() or not (files := metadata_files(cfg.input)):
-        return
+        return 0
     metadata = read_metadata(cfg.input, cfg.schedule.timezone)
     described = f"{len(files)} file(s) in {cfg.input} describe {len(metadata.rows)} recording(s)"
     if not metadata.failures:
         click.echo(f"metadata OK: {described}")
-        return
+        return 0
     click.echo(f"WARNING: metadata: {described}; {len(metadata.failures)} problem(s), each a failure every night "
                "until fixed (a recording a refused row names waits for the fix):")
     for problem in metadata.failures[:shown]:
         click.echo(f"  {problem['error']}")
     if len(metadata.failures) > shown:
         click.echo(f"  ... and {len(metadata.failures) - shown} more")
+    return len(metadata.failures)
 
 
-def check_file_names(cfg: Config, shown: int = 10) -> None:
-    """Say, before the night, how many recordings' names file_names.pattern reads, and which names it cannot."""
+def check_file_names(cfg: Config, shown: int = 10) -> int:
+    """Say, before the night, how many recordings' names file_names.pattern reads, and which names it cannot;
+    returns how many it cannot."""
     from pipeline.file_names import FileNames, describe
     from pipeline.ingest import discover
     from pipeline.metadata import read_metadata
 
     if not (names := FileNames.of(cfg)) or not cfg.input.is_dir():
-        return
+        return 0
     metadata, files = read_metadata(cfg.input, cfg.schedule.timezone), discover(cfg.input, out=cfg.out).files
     problems = [why for path, rel, _ in files if (why := describe(names, rel,
                                                                   metadata.rows.get(metadata.resolve(Path(path)), {}),
                                                                   cfg.schedule.timezone)[0])]
     if not problems:
         click.echo(f"file_names OK: the names of all {len(files)} recording(s) in {cfg.input} are read")
-        return
+        return 0
     click.echo(f"WARNING: file_names: {len(problems)} of {len(files)} recording(s) in {cfg.input} cannot be read "
                "from their names, nor has a metadata.csv row; a new one waits (a failure each night) until it can:")
     for problem in problems[:shown]:
         click.echo(f"  {problem}")
     if len(problems) > shown:
         click.echo(f"  ... and {len(problems) - shown} more")
+    return len(problems)
 
 
 def check_redaction(cfg: Config) -> None:

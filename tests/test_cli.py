@@ -183,7 +183,7 @@ def test_check_says_which_metadata_rows_the_night_will_refuse(tmp_path):
     config = f"signals: {ROOT / 'signals'}\ninput: {tmp_path}\nout: {tmp_path / 'out'}\n"
     (tmp_path / "callintel.yaml").write_text(config)
     checked = invoke("check", "--config", str(tmp_path / "callintel.yaml"))
-    assert checked.exit_code == 0  # the night runs: only these rows fail
+    assert checked.exit_code == 1  # the night runs, and exits 1 for these rows: so does check
     assert (f"WARNING: metadata: 1 file(s) in {tmp_path} describe 1 recording(s); 2 problem(s), each a failure every "
             "night until fixed (a recording a refused row names waits for the fix):\n"
             "  2026-11-20/metadata.csv line 3: file 'b.wav' not found\n"

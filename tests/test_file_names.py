@@ -132,7 +132,7 @@ def test_check_names_the_recordings_whose_names_it_cannot_read(recorder):
     (recorder / "callintel.yaml").write_text(f"input: .\nsignals: {ROOT / 'signals'}\n"
                                              f"file_names:\n  pattern: '{PATTERN}'\n  started_at_format: '{FORMAT}'\n")
     checked = CliRunner().invoke(cli, ["check", "--config", str(recorder / "callintel.yaml")], catch_exceptions=False)
-    assert checked.exit_code == 0
+    assert checked.exit_code == 1  # as the night will
     assert (f"WARNING: file_names: 1 of 4 recording(s) in {recorder} cannot be read from their names, nor has a "
             "metadata.csv row; a new one waits (a failure each night) until it can:\n"
             "  2026-11-21/transfer.flac: the name does not match file_names.pattern") in checked.output
