@@ -7,7 +7,9 @@ opens the file at that line, and an index counted from 0 never needs decoding.
 from __future__ import annotations
 
 import codecs
+import difflib
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import get_args
 
@@ -150,6 +152,12 @@ def _model_in(annotation) -> type[BaseModel] | None:
         return annotation
     found = {m for arg in get_args(annotation) if (m := _model_in(arg))}
     return found.pop() if len(found) == 1 else None
+
+
+def did_you_mean(name: str, known: Collection[str]) -> str:
+    """"; did you mean 'x'?" for the one known id closest to a misspelt one (as a misspelt column is told), or ""."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def format_validation_error(source: str, exc: ValidationError, model: type[BaseModel] | None = None,

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.config_yaml import ID, ConfigError, format_validation_error, read_yaml, yaml_files
+from pipeline.config_yaml import ID, ConfigError, did_you_mean, format_validation_error, read_yaml, yaml_files
 from pipeline.metrics import METRICS
 from pipeline.signals import SignalSet, Window
 
@@ -252,12 +252,12 @@ def _check(cond: Condition, library: SignalSet, where: str, allowed: tuple[str, 
     value = getattr(cond, kind)
     signals, categories = {s.id for s in library.signals}, {c.id for c in library.categories}
     if kind in ("signal", "no_signal") and value not in signals:
-        raise ConfigError(f"{where}.{kind}: unknown signal {value!r}")
+        raise ConfigError(f"{where}.{kind}: unknown signal {value!r}{did_you_mean(value, signals)}")
     for i, signal_id in enumerate(cond.before or []):
         if signal_id not in signals:
-            raise ConfigError(f"{where}.before[{i}]: unknown signal {signal_id!r}")
+            raise ConfigError(f"{where}.before[{i}]: unknown signal {signal_id!r}{did_you_mean(signal_id, signals)}")
     if kind == "category" and value not in categories:
-        raise ConfigError(f"{where}.category: unknown category {value!r}")
+        raise ConfigError(f"{where}.category: unknown category {value!r}{did_you_mean(value, categories)}")
     if kind == "metric" and value not in METRICS:
         raise ConfigError(f"{where}.metric: unknown metric {value!r} (one of {', '.join(METRICS)})")
     for i, child in enumerate(value if kind in ("all", "any") else []):

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.config_yaml import ID, ConfigError, format_validation_error, read_yaml, yaml_files
+from pipeline.config_yaml import ID, ConfigError, did_you_mean, format_validation_error, read_yaml, yaml_files
 
 DOCS = 'README.md, "Signals and categories"'  # the signal and category grammar
 PATTERN_KEYS_ON_TEXT = {"LEMMA": "NORM", "ORTH": "LOWER", "TEXT": "LOWER"}
@@ -256,4 +256,5 @@ def _check_references(categories: list[Category], known: set[str], sources: dict
         for rule in ("all", "any", "none"):
             for j, name in enumerate(getattr(category, rule)):
                 if name not in known:
-                    raise ConfigError(f"{sources[category.id]}.{rule}[{j}]: unknown signal {name!r}")
+                    raise ConfigError(f"{sources[category.id]}.{rule}[{j}]: unknown signal {name!r}"
+                                      f"{did_you_mean(name, known)}")

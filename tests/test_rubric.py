@@ -45,7 +45,8 @@ GOOD = {"id": "greet", "question": "Greeted?", "points": 10, "pass_if": {"signal
 
 
 @pytest.mark.parametrize("criterion, message", [
-    ({**GOOD, "pass_if": {"signal": "greting"}}, "rubric.criteria[0].pass_if.signal: unknown signal 'greting'"),
+    ({**GOOD, "pass_if": {"signal": "agent_greting"}}, "rubric.criteria[0].pass_if.signal: unknown signal "
+     "'agent_greting'; did you mean 'agent_greeting'?"),
     ({**GOOD, "pass_if": {"category": "nope"}}, "rubric.criteria[0].pass_if.category: unknown category 'nope'"),
     ({**GOOD, "pass_if": {"metric": "talk_speed", "lt": 3}}, "rubric.criteria[0].pass_if.metric: unknown metric 'talk_speed'"),
     ({**GOOD, "na_if": {"all": [{"no_signal": "x_y"}]}}, "rubric.criteria[0].na_if.all[0].no_signal: unknown signal 'x_y'"),
@@ -87,7 +88,7 @@ def test_a_mistake_is_named_by_its_line_as_the_author_wrote_it(tmp_path):
         "          - {no_signal: cloisng}\n")
     with pytest.raises(ConfigError) as err:
         load_qa(folder, LIBRARY)
-    assert str(err.value) == f"{folder / 'rubric.yaml'}:12: rubric.criteria[1].pass_if.any[1].no_signal: unknown signal 'cloisng'"
+    assert str(err.value) == f"{folder / 'rubric.yaml'}:12: rubric.criteria[1].pass_if.any[1].no_signal: unknown signal 'cloisng'; did you mean 'closing'?"
 
 
 def test_an_unknown_key_lists_the_keys_taken_there_and_a_misplaced_one_says_where_it_goes(tmp_path):
