@@ -97,12 +97,13 @@ def flags(call_id: str, customer_sentiment_end: float) -> set[str]:
         "auto_fail": card["auto_failed"],
         "low_qa_score": card["pct"] < 60,
         "missing_disclosure": results["recording_disclosure"] == "fail",
-        "unverified_account_business": bool(said & ACCOUNT_BUSINESS) and "identity_verification" not in said,
+        "unverified_account_business": (bool(said & ACCOUNT_BUSINESS) and "identity_verification" not in said
+                                        or results["verify_identity"] == "fail"),
         "escalation": "supervisor_request" in said,
         "churn_not_saved": "cancel_intent" in said and "retention_offer" not in said,
         "frustrated_customer": "dissatisfaction" in said and bool(
             said & {"complaint", "customer_profanity", "repeat_caller", "supervisor_request"}),
-        "ended_negative": customer_sentiment_end < -0.3,
+        "ended_negative": customer_sentiment_end < -0.3 and lines(call_id)[-1]["end_s"] > 30,
         "long_silence": timing(call_id)["max_silence_s"] > 60,
     }
     return {flag for flag, raised in rules.items() if raised}

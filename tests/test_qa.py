@@ -270,3 +270,35 @@ def test_a_turn_without_word_times_is_one_spurt_of_evenly_spread_words():
     # 4 words over 2 s: the last starts at 1.5 s; 0.8 s later the next turn's words join the spurt
     turns = [turn("agent", 0.0, 2.0, "one two three four"), turn("agent", 2.8, 3.0, "five")]
     assert _spurts([{**t, "utt_idx": i} for i, t in enumerate(turns)]) == [(0.0, 3.0, 2.8, 0)]
+
+
+def test_the_shipped_flags_raise_late_verification_and_spare_a_wrong_number():
+    """Identity checked after the agent changed the account: the criterion fails and the compliance flag is raised
+    (it only knew 'no check at all'). A 7 s wrong number that ends on a sour word is not 'still negative at the end
+    of the call'; a 40 s call that does is."""
+    library = load_signals(ROOT / "signals")
+    rules = load_qa(ROOT / "signals", library)
+
+    def call(call_id, turns):
+        row = {"call_id": call_id, "call_date": "2026-11-20", "duration_s": turns[-1][2]}
+        return row, [{"call_id": call_id, "utt_idx": i, "speaker": who, "start_s": start, "end_s": end, "text": text,
+                      "words": [], "call_date": "2026-11-20"} for i, (who, start, end, text) in enumerate(turns)]
+
+    calls = [call("late", [("agent", 0.5, 4.0, "thank you for calling Skyline Mobile my name is Sam"),
+                           ("customer", 4.5, 8.0, "hi I moved house last month"),
+                           ("agent", 8.5, 12.0, "I've updated the address on your account"),
+                           ("agent", 12.5, 18.0, "can I take your date of birth to verify the account")]),
+             call("wrong", [("customer", 0.5, 6.7, "oh sorry wrong number this is useless")]),
+             call("sour", [("agent", 0.5, 4.0, "thank you for calling Skyline Mobile my name is Sam"),
+                           ("customer", 4.5, 40.0, "this is useless and I am really angry about it")])]
+    rows = [c for c, _ in calls]
+    utterances = qa.add_sentiment([u for _, us in calls for u in us])
+    hits, categories = tag_calls(Tagger(library), utterances, {c["call_id"]: c["duration_s"] for c in rows})
+    out = qa.assess(rules, library, rows, utterances, hits, categories, "run-1")
+    flags = {(f["call_id"], f["flag_id"]) for f in out["flags"]}
+    verify = next(i for i in out["scorecard_items"] if (i["call_id"], i["criterion_id"]) == ("late", "verify_identity"))
+    said_at = 12.5 + (18.0 - 12.5) * 4 / 11  # "date of birth": its turn's words spread evenly, 4 of 11 before it
+    assert verify["result"] == "fail" and verify["detail"] == (
+        f"identity_verification at 0:{int(said_at):02d}, after account_update at 0:08")
+    assert ("late", "unverified_account_business") in flags
+    assert ("wrong", "ended_negative") not in flags and ("sour", "ended_negative") in flags
