@@ -44,22 +44,27 @@ def _top_keys(frame: pd.DataFrame) -> list:
     return keys[:TOP]
 
 
-def _plot(frame: pd.DataFrame, keys: list, path: str, what: str) -> None:
+def _plot(frame: pd.DataFrame, keys: list, path: str, what: str, with_calls: list) -> None:
+    """Each key's share on every day: 0 on a day with calls and none of its, a gap on a day without calls (a line
+    drawn straight across such days read as a trend through them)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on a server
     import matplotlib.pyplot as plt
 
+    calendar = [d.date() for d in pd.date_range(min(with_calls), max(with_calls))]
     fig, ax = plt.subplots(figsize=(10, 5))
     for key in keys:
         rows = frame[frame["key"] == key].sort_values("day")
         label = str(rows["label"].iloc[0])
         width = 2.5 if rows["emerging"].any() else 1.2
-        line, = ax.plot(rows["day"], rows["share"], marker="o", label=label, linewidth=width)
+        share = dict(zip(rows["day"], rows["share"]))
+        shares = [share.get(day, 0.0 if day in with_calls else float("nan")) for day in calendar]
+        line, = ax.plot(calendar, shares, marker="o", label=label, linewidth=width)
         hot = rows[rows["emerging"]]
         ax.scatter(hot["day"], hot["share"], s=160, facecolors="none", edgecolors=line.get_color(), linewidths=2)
     ax.set_ylabel("share of the day's calls")
-    ax.set_title(f"{what}: share of calls per day (circled: emerging)")
+    ax.set_title(f"{what}: share of calls per day (circled: emerging; a gap: no calls that day)")
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
@@ -130,5 +135,5 @@ def trends(days, topics, signals, plot, config_path, out) -> None:
                f"  (no calls with any {what[:-1]} in these days)")
     if plot:
         plot += "" if Path(plot).suffix else ".png"  # as matplotlib names it: say the file it wrote
-        _plot(frame, keys, plot, what)
+        _plot(frame, keys, plot, what, list(table.columns) or sorted(set(frame["day"])))
         click.echo(f"\nplot: {plot}")
