@@ -110,7 +110,8 @@ class CallFacts:
 
     def _category(self, cond: Condition) -> Outcome:
         category = next(c for c in self.library.categories if c.id == cond.category)
-        firsts = sorted((self.hits[s][0] for s in category.all + category.any if self.hits.get(s)),
+        ids = [s for s in category.all + category.any if isinstance(s, str)]  # not its metric tests
+        firsts = sorted((self.hits[s][0] for s in ids if self.hits.get(s)),
                         key=lambda h: h["start_s"])
         evidence = self.evidence(firsts[0]) if firsts else None
         said = ", ".join(f"{h['signal_id']} at {clock(h['start_s'])}" for h in firsts)

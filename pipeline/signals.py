@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config_yaml import ID, ConfigError, did_you_mean, format_validation_error, read_yaml, yaml_files
+from pipeline.metrics import METRICS
 
 DOCS = 'README.md, "Signals and categories"'  # the signal and category grammar
 PATTERN_KEYS_ON_TEXT = {"LEMMA": "NORM", "ORTH": "LOWER", "TEXT": "LOWER"}
@@ -155,12 +156,55 @@ def _lower(value):
     return value
 
 
+class MetricTest(_Strict):
+    """A call metric in a category's list, beside signal ids: `{metric: duration_s, gt: 300}`."""
+    metric: str
+    lt: float | None = None
+    gt: float | None = None
+    between: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self):
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r} (one of {', '.join(METRICS)})")
+        if sum(b is not None for b in (self.lt, self.gt, self.between)) != 1:
+            raise ValueError("a metric test needs exactly one of lt, gt, between")
+        return self
+
+    def holds(self, metrics: dict) -> bool:
+        """Whether the call's metric meets the bound; one not measurable on the call (a mono call's talk_ratio)
+        is not there, as a signal not said."""
+        value = metrics.get(self.metric)
+        if value is None:
+            return False
+        if self.between is not None:
+            return self.between[0] <= value <= self.between[1]
+        return value < self.lt if self.lt is not None else value > self.gt
+
+
 class Category(_Strict):
     id: str = Field(pattern=ID)
     description: str = ""
-    all: list[str] = []
-    any: list[str] = []
-    none: list[str] = []
+    all: list[str | MetricTest] = []
+    any: list[str | MetricTest] = []
+    none: list[str | MetricTest] = []
+
+    @field_validator("all", "any", "none", mode="before")
+    @classmethod
+    def _metric_tests(cls, items):
+        """A mapping in the list is a metric test, told as one (not as "must be text" beside its own error)."""
+        if not isinstance(items, list):
+            return items
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                try:
+                    items[i] = MetricTest.model_validate(item)
+                except ValidationError as exc:
+                    error = exc.errors()[0]
+                    said = str(error.get("ctx", {}).get("error", "")) or error["msg"]
+                    key = ".".join(str(k) for k in error["loc"])
+                    raise ValueError(f"[{i}]{'.' + key if key else ''}: {said}") from None
+        return items
 
     @model_validator(mode="after")
     def _has_rule(self):
@@ -168,9 +212,16 @@ class Category(_Strict):
             raise ValueError("needs `all` or `any` (a category of only `none` would match almost every call)")
         return self
 
-    def applies(self, present: set[str]) -> bool:
-        return (all(s in present for s in self.all) and (not self.any or any(s in present for s in self.any))
-                and not any(s in present for s in self.none))
+    @property
+    def measures(self) -> bool:
+        """Whether it tests a call metric, which the tagger then measures (most categories are signals only)."""
+        return any(isinstance(item, MetricTest) for item in self.all + self.any + self.none)
+
+    def applies(self, present: set[str], metrics: dict | None = None) -> bool:
+        def has(item) -> bool:
+            return item in present if isinstance(item, str) else item.holds(metrics or {})
+        return (all(map(has, self.all)) and (not self.any or any(map(has, self.any)))
+                and not any(map(has, self.none)))
 
 
 class _File(_Strict):
@@ -255,6 +306,6 @@ def _check_references(categories: list[Category], known: set[str], sources: dict
     for category in categories:
         for rule in ("all", "any", "none"):
             for j, name in enumerate(getattr(category, rule)):
-                if name not in known:
+                if isinstance(name, str) and name not in known:
                     raise ConfigError(f"{sources[category.id]}.{rule}[{j}]: unknown signal {name!r}"
                                       f"{did_you_mean(name, known)}")

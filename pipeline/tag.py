@@ -39,6 +39,7 @@ import spacy
 from spacy.matcher import Matcher, PhraseMatcher
 
 from pipeline.config_yaml import with_line
+from pipeline.metrics import metrics_of
 from pipeline.prefilter import RegexPrefilter
 from pipeline.signals import SIDES, Category, Signal, SignalSet
 from pipeline.tag_lexicon import Lexicon, Words, normalise
@@ -310,14 +311,17 @@ class Tagger:
                 return doc[i].text
         return None
 
-    def categories(self, present: set[str]) -> list[Category]:
-        """The categories a call with these signals falls in. Memoised: calls share few sets of signals."""
+    def categories(self, present: set[str], metrics: dict | None = None) -> list[Category]:
+        """The categories a call with these signals (and metrics) falls in. Memoised for those of signals only:
+        calls share few sets of signals."""
         key = frozenset(present)
         found = self._categories.get(key)
         if found is None:
-            found = tuple(c for c in self.library.categories if c.applies(key))
+            found = tuple(c for c in self.library.categories if not c.measures and c.applies(key))
             if len(self._categories) < MEMO_SIZE:
                 self._categories[key] = found
+        if metrics is not None:
+            found += tuple(c for c in self.library.categories if c.measures and c.applies(key, metrics))
         return list(found)
 
     def check_examples(self) -> list[str]:
@@ -366,9 +370,21 @@ def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float
                          "start_s": start_s, "speaker": u["speaker"], "matched_text": hit.matched_text,
                          "category": category, "call_date": u["call_date"]})
             signals.add(hit.signal_id)
+    measured = _measured(tagger, utterances, durations, dates)
     categories = [{"call_id": call_id, "category_id": c.id, "call_date": dates[call_id]}
-                  for call_id, ids in present.items() for c in tagger.categories(ids)]
+                  for call_id, ids in present.items() for c in tagger.categories(ids, measured.get(call_id))]
     return hits, categories
+
+
+def _measured(tagger: Tagger, utterances: list[dict], durations: dict, dates: dict) -> dict[str, dict]:
+    """Each call's metrics, when a category tests one (else none: most libraries' categories are signals only)."""
+    if not any(c.measures for c in tagger.library.categories):
+        return {}
+    turns: dict[str, list[dict]] = {call_id: [] for call_id in dates}
+    for u in utterances:
+        turns[u["call_id"]].append(u)
+    return {call_id: {"duration_s": durations.get(call_id), **metrics_of(sorted(ts, key=lambda u: u["utt_idx"]))}
+            for call_id, ts in turns.items()}
 
 
 def _said_at(u: dict, hit: Hit, said: Sequence | None) -> float:

@@ -411,3 +411,41 @@ def test_check_examples_lists_every_broken_example(tmp_path):
     assert problems == [
         f"{path}:5: signals[0].examples[1]: cancel does not match (negated by \"n't\"): \"I don't want to cancel\"",
         f"{path}:6: signals[0].counter_examples[1]: cancel matches on 'cancel': 'please cancel it'"]
+
+
+def test_a_category_may_test_call_metrics_beside_signals(tmp_path):
+    """DESIGN.md: categories are call-level rules over signals and metrics. A cancellation on a call over five
+    minutes is `long_churn`; a call with a silence of over 20 s is `dead_air`; a metric a call cannot be measured
+    on is not there; an unknown metric is refused where it is written."""
+    (tmp_path / "lib.yaml").write_text(LIBRARY.split("categories:")[0] + """categories:
+  - id: long_churn
+    all: [cancel_intent, {metric: duration_s, gt: 300}]
+  - id: dead_air
+    any: [{metric: max_silence_s, gt: 20}]
+  - id: one_sided
+    all: [{metric: talk_ratio, between: [0.9, 1.0]}]
+""")
+    tagger = Tagger(load_signals(tmp_path))
+
+    def turn(call, idx, speaker, start, end, text):
+        return {"call_id": call, "utt_idx": idx, "speaker": speaker, "start_s": start, "end_s": end, "text": text,
+                "call_date": "2026-11-20"}
+
+    utterances = [turn("long", 0, "agent", 0.0, 5.0, "how can I help"),
+                  turn("long", 1, "customer", 5.5, 9.0, "I want to cancel my subscription"),
+                  turn("long", 2, "agent", 40.0, 400.0, "let me look at that for you"),
+                  turn("short", 0, "customer", 0.0, 4.0, "I want to cancel my subscription"),
+                  turn("mono", 0, "unknown", 0.0, 4.0, "hello"), turn("mono", 1, "unknown", 4.5, 8.0, "hi")]
+    _, categories = tag_calls(tagger, utterances, {"long": 400.0, "short": 4.0, "mono": 8.0})
+    got = sorted((c["call_id"], c["category_id"]) for c in categories)
+    # long: 400 s with a cancellation, 31 s of silence, the agent 363.5 of 367 s; short: 4 s, all the customer's;
+    # mono: no sides, so no talk_ratio (and no category on it)
+    assert got == [("long", "dead_air"), ("long", "long_churn"), ("long", "one_sided")]
+    (tmp_path / "lib.yaml").write_text(LIBRARY.split("categories:")[0] + """categories:
+  - id: slow
+    all: [{metric: talk_speed, gt: 1}]
+""")
+    with pytest.raises(ConfigError, match=r"lib.yaml:\d+: categories\[0\]\.all: \[0\]: unknown metric 'talk_speed' "
+                                          r"\(one of duration_s, "):
+        load_signals(tmp_path)
+
