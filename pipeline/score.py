@@ -143,6 +143,10 @@ class CallFacts:
         if kind == "metric":
             value = self.metrics.get(cond.metric)
             return value is not None and _within(cond, value)
+        if kind == "all":  # the shipped flags combine a metric with the call's length: told as quickly
+            return all(self.may_hold(c) for c in cond.all)
+        if kind == "any":
+            return any(self.may_hold(c) for c in cond.any)
         return True
 
     def _moment(self, metric: str) -> dict | None:
