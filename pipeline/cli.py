@@ -16,8 +16,8 @@ from pipeline.cli_checks import (check_embedding, check_file_names, check_inputs
 from pipeline.cli_qa import flagged, scorecard
 from pipeline.cli_topics import topics
 from pipeline.cli_trends import trends
-from pipeline.cli_common import (Busy, UsageProblem, config_option, format_option, load_cli_config, out_option, print_frame,
-                                 query)
+from pipeline.cli_common import (Busy, UsageProblem, config_option, format_option, load_cli_config, out_option,
+                                 print_frame, query)
 from pipeline.config import Config, ConfigError, redaction_warning
 from pipeline.store import Store
 from pipeline.store_lock import StoreBusy

@@ -11,8 +11,9 @@ recorders and copy tools deliver a file. What it does not show is a file rewritt
 folder that would be a stored call's file, which is never stored again anyway (only the run's "changed
 since it was stored" note is lost). Only leaf folders settle (a folder's time does not change with its
 subfolders' files), never one holding a symbolic link (its target may change) or a file that was not a
-stored call's (new, broken, skipped; a recording of a call stored from another file counts as its), and never one changed within SETTLE_NS of being listed: a file added
-in the same clock tick as the change before the listing would leave its time as it was.
+stored call's (new, broken, skipped; a recording of a call stored from another file counts as its), and
+never one changed within SETTLE_NS of being listed: a file added in the same clock tick as the change before
+the listing would leave its time as it was.
 """
 from __future__ import annotations
 

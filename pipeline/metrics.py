@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 INTERRUPT_MIN_S = 0.3
@@ -43,6 +44,15 @@ def call_metrics(calls: list[dict], utterances: list[dict]) -> list[dict]:
     by_call = {cid: list(turns) for cid, turns in itertools.groupby(utterances, key=lambda u: u["call_id"])}
     return [{"call_id": c["call_id"], "call_date": c["call_date"], "duration_s": c.get("duration_s"),
              **metrics_of(by_call.get(c["call_id"], []))} for c in calls]
+
+
+def metrics_by_call(utterances: list[dict], durations: dict[str, float]) -> dict[str, dict]:
+    """Each call's metrics by call_id, its utterances in any order (the tagger's, when a category tests one)."""
+    turns: dict[str, list[dict]] = defaultdict(list)
+    for u in utterances:
+        turns[u["call_id"]].append(u)
+    return {call_id: {"duration_s": durations.get(call_id), **metrics_of(sorted(ts, key=lambda u: u["utt_idx"]))}
+            for call_id, ts in turns.items()}
 
 
 def metrics_of(turns: list[dict]) -> dict:

@@ -39,7 +39,7 @@ import spacy
 from spacy.matcher import Matcher, PhraseMatcher
 
 from pipeline.config_yaml import with_line
-from pipeline.metrics import metrics_of
+from pipeline.metrics import metrics_by_call
 from pipeline.prefilter import RegexPrefilter
 from pipeline.signals import SIDES, Category, Signal, SignalSet
 from pipeline.tag_lexicon import Lexicon, Words, normalise
@@ -370,21 +370,10 @@ def tag_calls(tagger: Tagger, utterances: list[dict], durations: dict[str, float
                          "start_s": start_s, "speaker": u["speaker"], "matched_text": hit.matched_text,
                          "category": category, "call_date": u["call_date"]})
             signals.add(hit.signal_id)
-    measured = _measured(tagger, utterances, durations, dates)
+    measured = metrics_by_call(utterances, durations) if any(c.measures for c in tagger.library.categories) else {}
     categories = [{"call_id": call_id, "category_id": c.id, "call_date": dates[call_id]}
                   for call_id, ids in present.items() for c in tagger.categories(ids, measured.get(call_id))]
     return hits, categories
-
-
-def _measured(tagger: Tagger, utterances: list[dict], durations: dict, dates: dict) -> dict[str, dict]:
-    """Each call's metrics, when a category tests one (else none: most libraries' categories are signals only)."""
-    if not any(c.measures for c in tagger.library.categories):
-        return {}
-    turns: dict[str, list[dict]] = {call_id: [] for call_id in dates}
-    for u in utterances:
-        turns[u["call_id"]].append(u)
-    return {call_id: {"duration_s": durations.get(call_id), **metrics_of(sorted(ts, key=lambda u: u["utt_idx"]))}
-            for call_id, ts in turns.items()}
 
 
 def _said_at(u: dict, hit: Hit, said: Sequence | None) -> float:

@@ -145,8 +145,8 @@ def side(said: str, sides: dict[str, str]) -> str:
 
 def unknown_speaker(where: str, said: str) -> str:
     """The error for a speaker label that names no side: CSV rows and JSON turns say it alike."""
-    return (f"{where}: speaker {quoted(said)} is not agent, customer or unknown, nor a word for one (rep, caller, ...); "
-            "name it in callintel.yaml transcript_speakers")
+    return (f"{where}: speaker {quoted(said)} is not agent, customer or unknown, nor a word for one (rep, caller, "
+            "...); name it in callintel.yaml transcript_speakers")
 
 
 def _turn(row: dict, n: int, rel: str, comma_decimals: bool, sides: dict[str, str]) -> dict:
