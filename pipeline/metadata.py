@@ -79,6 +79,7 @@ def read_metadata(folder: Path, zone: str | None = None, skip: set[str] = frozen
     metadata, root = Metadata(), folder.resolve()
     seen_ids: dict[str, tuple[str, int]] = {}
     seen_files: dict[Path, tuple[str, int]] = {}
+    listed: dict[Path, dict[str, list[Path]]] = {}  # folders listed for rows naming a missing file (_in_any_case)
     for path in metadata_files(folder, skip):
         name = path.relative_to(folder).as_posix()
         try:
@@ -92,7 +93,7 @@ def read_metadata(folder: Path, zone: str | None = None, skip: set[str] = frozen
             if skip and _in_settled(below, record["file"], skip):
                 continue  # its call is stored and its folder unchanged: not looked at again (and ~80 us a row)
             where = f"{name} line {line}"
-            error, row = _row(record, root, base, where, zone, metadata.resolve)
+            error, row = _row(record, root, base, where, zone, metadata.resolve, listed)
             if row.get("missing") and gone is not None and gone((record.get("call_id") or "").strip(),
                                                                 _shown(name, record["file"])):
                 continue
@@ -128,13 +129,20 @@ def _clash(row: dict, file: str, here: tuple[str, int], seen_ids: dict, seen_fil
     return None
 
 
-def _in_any_case(target: Path) -> Path | None:
+def _in_any_case(target: Path, listed: dict[Path, dict[str, list[Path]]]) -> Path | None:
     """The one file beside target whose name differs from its only in case (a row written on Windows, whose
-    file names are read in any case), or None."""
-    try:
-        same = [p for p in target.parent.iterdir() if p.name.lower() == target.name.lower() and p.is_file()]
-    except OSError:
-        return None
+    file names are read in any case), or None. listed: each folder's files by lower-case name, listed once (a
+    metadata file keeps the rows of recordings purged since, each a row naming a missing file)."""
+    if target.parent not in listed:
+        files: dict[str, list[Path]] = {}
+        try:
+            for entry in os.scandir(target.parent):
+                if entry.is_file():
+                    files.setdefault(entry.name.lower(), []).append(Path(entry.path))
+        except OSError:
+            pass
+        listed[target.parent] = files
+    same = listed[target.parent].get(target.name.lower(), [])
     return same[0] if len(same) == 1 else None
 
 
@@ -181,8 +189,8 @@ def _in_settled(below: str, file, settled: set[str]) -> bool:
     return isinstance(file, str) and posixpath.dirname(posixpath.normpath(posixpath.join(below, file))) in settled
 
 
-def _row(record: dict, root: Path, base: Path, where: str, zone: str | None,
-         resolve: Resolver) -> tuple[str | None, dict]:
+def _row(record: dict, root: Path, base: Path, where: str, zone: str | None, resolve: Resolver,
+         listed: dict) -> tuple[str | None, dict]:
     """(why the row is refused, or None; the row). base: the metadata file's folder, which `file` is relative to."""
     file = record["file"]
     if not file:
@@ -190,9 +198,9 @@ def _row(record: dict, root: Path, base: Path, where: str, zone: str | None,
     target = resolve(base / file)
     if Path(file).is_absolute() or not target.is_relative_to(root):
         return f"{where}: file {quoted(file)} is outside the input folder", {}
+    if not target.is_file() and (other := _in_any_case(target, listed)) is not None:
+        target = resolve(other) if resolve(other).is_relative_to(root) else target
     if not target.is_file():
-        target = _in_any_case(target)
-    if target is None:
         return f"{where}: file {quoted(file)} not found", {"missing": True, "folder": resolve(base / file).parent}
     error, row = described(record, where, zone)
     return error, {"path": target, **row}
