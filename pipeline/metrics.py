@@ -46,6 +46,17 @@ def call_metrics(calls: list[dict], utterances: list[dict]) -> list[dict]:
              **metrics_of(by_call.get(c["call_id"], []))} for c in calls]
 
 
+def meets(bound, value: float) -> bool:
+    """Whether a metric's value meets a bound: a rubric or flag condition, or a category's metric test (each has
+    exactly one of lt, gt, between)."""
+    if bound.lt is not None:
+        return value < bound.lt
+    if bound.gt is not None:
+        return value > bound.gt
+    low, high = bound.between
+    return low <= value <= high
+
+
 def metrics_by_call(utterances: list[dict], durations: dict[str, float]) -> dict[str, dict]:
     """Each call's metrics by call_id, its utterances in any order (the tagger's, when a category tests one)."""
     turns: dict[str, list[dict]] = defaultdict(list)

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from pipeline.metrics import meets
 from pipeline.rubric import RUBRIC_KINDS, Condition, Criterion, QaConfig, Rubric
 from pipeline.signals import SIDES, SignalSet
 
@@ -123,7 +124,7 @@ class CallFacts:
         value = self.metrics.get(cond.metric)
         if value is None:
             return Outcome(None, None, f"{cond.metric} not measurable on this call")
-        ok = _within(cond, value)
+        ok = meets(cond, value)
         if cond.lt is not None:
             rule = f"< {cond.lt:g}"
         elif cond.gt is not None:
@@ -142,7 +143,7 @@ class CallFacts:
             return cond.category in self.categories
         if kind == "metric":
             value = self.metrics.get(cond.metric)
-            return value is not None and _within(cond, value)
+            return value is not None and meets(cond, value)
         if kind == "all":  # the shipped flags combine a metric with the call's length: told as quickly
             return all(self.may_hold(c) for c in cond.all)
         if kind == "any":
@@ -172,16 +173,6 @@ class CallFacts:
                 outcome = _cache(_ABSENT, cond, _combine(map(self.test, parts), need_all))
             return outcome
         return _combine(map(self.test, parts), need_all)
-
-
-def _within(cond: Condition, value: float) -> bool:
-    """Whether a metric's value meets a metric condition's bound."""
-    if cond.lt is not None:
-        return value < cond.lt
-    if cond.gt is not None:
-        return value > cond.gt
-    low, high = cond.between
-    return low <= value <= high
 
 
 _TESTS = {kind: getattr(CallFacts, "_" + kind) for kind in RUBRIC_KINDS}  # test() without a getattr per condition

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config_yaml import ID, ConfigError, did_you_mean, format_validation_error, read_yaml, yaml_files
-from pipeline.metrics import METRICS
+from pipeline.metrics import METRICS, meets
 
 DOCS = 'README.md, "Signals and categories"'  # the signal and category grammar
 PATTERN_KEYS_ON_TEXT = {"LEMMA": "NORM", "ORTH": "LOWER", "TEXT": "LOWER"}
@@ -175,11 +175,7 @@ class MetricTest(_Strict):
         """Whether the call's metric meets the bound; one not measurable on the call (a mono call's talk_ratio)
         is not there, as a signal not said."""
         value = metrics.get(self.metric)
-        if value is None:
-            return False
-        if self.between is not None:
-            return self.between[0] <= value <= self.between[1]
-        return value < self.lt if self.lt is not None else value > self.gt
+        return value is not None and meets(self, value)
 
 
 class Category(_Strict):
