@@ -46,6 +46,24 @@ def call_metrics(calls: list[dict], utterances: list[dict]) -> list[dict]:
              **metrics_of(by_call.get(c["call_id"], []))} for c in calls]
 
 
+# metrics on a fixed scale: a bound outside it is a bound on another scale (a talk_ratio "between: [30, 70]")
+METRIC_SCALES = {"talk_ratio": (0, 1, " (the agent's share: 0.5 is half the talk)"),
+                 **{m: (-1, 1, " (VADER's compound score)") for m in ("sentiment_start", "sentiment_end")},
+                 "sentiment_change": (-2, 2, " (sentiment_end - sentiment_start)")}
+
+
+def off_scale(bound) -> str | None:
+    """Why a metric bound (a rubric or flag condition, a category's metric test) is on another scale than its
+    metric's, or None."""
+    if not (scale := METRIC_SCALES.get(bound.metric)):
+        return None
+    bounds = list(bound.between) if bound.between is not None else [b for b in (bound.lt, bound.gt) if b is not None]
+    if out := [b for b in bounds if not scale[0] <= b <= scale[1]]:
+        return (f"{bound.metric} runs from {scale[0]:g} to {scale[1]:g}{scale[2]}, so {out[0]:g} is outside it "
+                "and the condition could never change")
+    return None
+
+
 def meets(bound, value: float) -> bool:
     """Whether a metric's value meets a bound: a rubric or flag condition, or a category's metric test (each has
     exactly one of lt, gt, between)."""

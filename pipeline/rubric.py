@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config_yaml import ID, ConfigError, did_you_mean, format_validation_error, read_yaml, yaml_files
-from pipeline.metrics import METRICS
+from pipeline.metrics import METRICS, off_scale
 from pipeline.signals import SignalSet, Window
 
 RUBRIC_KINDS = ("signal", "no_signal", "category", "metric", "all", "any")
@@ -34,10 +34,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-# metrics on a fixed scale: a bound outside it is a bound on another scale (a talk_ratio "between: [30, 70]")
-METRIC_SCALES = {"talk_ratio": (0, 1, " (the agent's share: 0.5 is half the talk)"),
-                 **{m: (-1, 1, " (VADER's compound score)") for m in ("sentiment_start", "sentiment_end")},
-                 "sentiment_change": (-2, 2, " (sentiment_end - sentiment_start)")}
 
 
 class Condition(_Strict):
@@ -93,14 +89,9 @@ class Condition(_Strict):
             low = self.score_pct_lt
             raise ValueError(f"score_pct_lt is a percentage ({low:g} flags only calls scoring under {low:g}%); write "
                              f"{low * 100:g} for {low * 100:g}%")
-        if (scale := METRIC_SCALES.get(self.metric)) and (out := [b for b in self._bounds() if not
-                                                               scale[0] <= b <= scale[1]]):
-            raise ValueError(f"{self.metric} runs from {scale[0]:g} to {scale[1]:g}{scale[2]}, so {out[0]:g} is "
-                             "outside it and the condition could never change")
+        if self.metric is not None and (problem := off_scale(self)):
+            raise ValueError(problem)
         return self
-
-    def _bounds(self) -> list[float]:
-        return list(self.between) if self.between is not None else [b for b in (self.lt, self.gt) if b is not None]
 
 
 class AppliesTo(_Strict):

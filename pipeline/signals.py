@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config_yaml import ID, ConfigError, did_you_mean, format_validation_error, read_yaml, yaml_files
-from pipeline.metrics import METRICS, meets
+from pipeline.metrics import METRICS, meets, off_scale
 
 DOCS = 'README.md, "Signals and categories"'  # the signal and category grammar
 PATTERN_KEYS_ON_TEXT = {"LEMMA": "NORM", "ORTH": "LOWER", "TEXT": "LOWER"}
@@ -169,6 +169,8 @@ class MetricTest(_Strict):
             raise ValueError(f"unknown metric {self.metric!r} (one of {', '.join(METRICS)})")
         if sum(b is not None for b in (self.lt, self.gt, self.between)) != 1:
             raise ValueError("a metric test needs exactly one of lt, gt, between")
+        if problem := off_scale(self):
+            raise ValueError(problem)
         return self
 
     def holds(self, metrics: dict) -> bool:

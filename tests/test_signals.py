@@ -448,4 +448,12 @@ def test_a_category_may_test_call_metrics_beside_signals(tmp_path):
     with pytest.raises(ConfigError, match=r"lib.yaml:\d+: categories\[0\]\.all: \[0\]: unknown metric 'talk_speed' "
                                           r"\(one of duration_s, "):
         load_signals(tmp_path)
+    # a bound on another scale than its metric's, refused as in a rubric (percentages for talk_ratio's 0-1)
+    (tmp_path / "lib.yaml").write_text(LIBRARY.split("categories:")[0] + """categories:
+  - id: agent_heavy
+    all: [{metric: talk_ratio, gt: 70}]
+""")
+    with pytest.raises(ConfigError, match=r"categories\[0\]\.all: \[0\]: talk_ratio runs from 0 to 1 \(the agent's "
+                                          r"share: 0.5 is half the talk\), so 70 is outside it"):
+        load_signals(tmp_path)
 
