@@ -14,8 +14,9 @@ run of up to 8 digits a cvv cue of the context beats its card cue ("the three di
 on the back of the card?"). Classes: card (card, visa, mastercard, amex, credit/debit card,
 long number; not "SIM card", "gift card"), cvv (expiry/expires, valid thru, security code,
 CVV, digits on the back, "code" where a card is named), ssn (social, SSN), phone (phone,
-mobile, cell, call me, reach you), id (order, account, reference, tracking, ticket,
-invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$",
+mobile, cell, call me, reach you), bank (sort code, routing number, IBAN, bank details; "account" where
+a bank is named in the turn, its context or the CUE_TURNS before), id (order, account, reference, tracking,
+ticket, invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$",
 "dollars") are a price, except a whole card or a written SSN (no price is either), and a card
 at a group boundary after the price, with what follows it (pipeline/redact_digits.py).
 
@@ -33,7 +34,10 @@ at a group boundary after the price, with what follows it (pipeline/redact_digit
   1111 1111").
 - expiry/CVV, redacted as card: 2-8 digits with a cvv cue nearest (with a month name
   just before: "September twenty seven"); 3-8 digits at most 3 words after a card.
-- ssn: 9 digits with an ssn cue, or written NNN-NN-NNNN.
+- ssn: 9 digits with an ssn cue, or written NNN-NN-NNNN; a UK National Insurance number written
+  ("AB 12 34 56 C"; lower case only with its cue), found before the runs like an email.
+- bank: 6-18 digits with a bank cue nearest, unless a Luhn-valid 13-19 (a card); a written IBAN whose
+  mod-97 check holds.
 - dob, with a DOB cue (birth, born, birthday, DOB) in the utterance or context, since
   a delivery date is not PII; without one, only a date whose year is an adult's birth
   year (1900-2012), because ASR often loses the question: "the fourth of March, nineteen eighty six",
@@ -74,9 +78,10 @@ from typing import Callable, Collection
 
 from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens, covered, dates,
                              emails, folded, letter_words, runs, spell)
-from pipeline.redact_cues import CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, nearest
-from pipeline.redact_spans import ENTITIES, Span, apply_spans, merge, redact_row
-from pipeline.redact_digits import classify, luhn, priced
+from pipeline.redact_cues import (BANK_HINT, CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, names_bank,
+                                  nearest)
+from pipeline.redact_spans import ENTITIES, READ_BACK_KINDS, Span, apply_spans, merge, redact_row
+from pipeline.redact_digits import classify, luhn, priced, written_ids
 from pipeline.redact_turns import (CUE_TURNS, EDGE, counts, cross_turn, digits, may_cross, read_backs,
                                    turn_blocks)
 
@@ -120,15 +125,20 @@ def _asked(context: str) -> Asked:
     return words, find_cues(words)
 
 
-def _find_pii(text: str, entities: Collection[str], context: Asked, context_dob: bool = True) -> list[Span]:
+def _find_pii(text: str, entities: Collection[str], context: Asked, context_dob: bool = True,
+              bank: bool = False) -> list[Span]:
     """find_pii(); context_dob: whether a DOB cue in the context counts (not from a question turns back: a date
-    said a few turns after "your date of birth?" may be any date)."""
+    said a few turns after "your date of birth?" may be any date); bank: the call is on a bank account (a bank
+    named in the CUE_TURNS before), so an account number is the bank's even where the context names none."""
     tok = Tokens(text)
     asked, context_cues = context
-    cues = find_cues(tok.words)
+    bank = bank or names_bank(asked)
+    cues = find_cues(tok.words, bank=bank)
+    if bank:
+        context_cues = find_cues(asked, bank=True)  # "So that's 20 00 00, and the account number?"
     dob_cue = any(kind == "dob" for kind, _ in cues + (context_cues if context_dob else []))
     year_cue = dob_cue or (context_dob and not IDENTITY_WORDS.isdisjoint(asked))
-    found = [Span("email", a, b) for a, b in emails(text)]
+    found = [Span("email", a, b) for a, b in emails(text)] + [Span(*hit) for hit in written_ids(text)]
     found += [Span("dob", a, b) for a, b in dates(tok, [(s.start, s.end) for s in found])
               if dob_cue or BIRTH_YEAR.search(text[a:b].lower())]
     kinds = [kind for kind, _ in context_cues if kind != "dob"]
@@ -183,7 +193,10 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     speakers = [u.get("speaker") for u in utterances]
     # a turn's cues are read once, however many later turns look back at it (_answered)
     asked = functools.cache(lambda k: _asked(texts[k]))
-    found = [_find_pii(t, entities, *_answered(texts, speakers, i, may, asked)) if may[i] else []
+    # "So that's 20 00 00, and the account number?": the bank was named a turn or two before
+    names_bank_at = functools.cache(lambda k: BANK_HINT.search(texts[k].lower()) is not None)
+    bank = [may[i] and any(map(names_bank_at, range(max(i - CUE_TURNS, 0), i))) for i in range(len(texts))]
+    found = [_find_pii(t, entities, *_answered(texts, speakers, i, may, asked), bank=bank[i]) if may[i] else []
              for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
     for block in turn_blocks(utterances, texts, has_card_cue, has_other_cue, may):
@@ -303,7 +316,7 @@ def _repeated(texts: list[str], found: list[list[Span]], may: list[bool]):
     you" after the caller said it. Runs of REPEATED_DIGITS or more of its digits, in the CUE_TURNS after it."""
     for i, spans in enumerate(found):
         for span in spans:
-            if span.kind in ("card", "phone", "ssn"):
+            if span.kind in READ_BACK_KINDS:
                 number = digits(texts[i][span.start:span.end])
                 later = [k for k in range(i + 1, min(i + 1 + CUE_TURNS, len(texts))) if may[k]]
                 shortest = len(number) if len(number) <= 8 else max(REPEATED_DIGITS, (len(number) + 1) // 2)

@@ -24,8 +24,14 @@ CUE_PAIRS = {("security", "code"): "cvv", ("security", "number"): "cvv", ("digit
              ("long", "number"): "card", ("contact", "number"): "phone", ("d", "o"): "dob"}
 CUE_PAIRS |= {("valid", b): "cvv" for b in ("thru", "through", "until", "till", "to")}  # an expiry
 CUE_PAIRS |= {(a, b): "phone" for a in ("call", "reach", "text", "ring") for b in ("me", "you", "him", "her", "us")}
-CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booking transaction serial routing".split()
+CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booking transaction serial".split()
               for b in ("number", "no", "id", "code")}
+# a bank's sort code (UK) or routing number (US), and an account "with the bank" rather than with us
+CUE_PAIRS |= {("sort", "code"): "bank", ("routing", "number"): "bank", ("routing", "no"): "bank",
+              ("bank", "details"): "bank", ("account", "details"): "bank"}
+CUE_WORDS |= dict.fromkeys("iban aba".split(), "bank")
+BANK_HINT = re.compile(r"\b(?:bank|banks|bank's|banking|sort code|routing|iban|direct debit|building society|"
+                       r"checking|savings|current account)\b")  # lower; where these are, "account number" is a bank's
 CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back", "code"}
 # "code" alone is a card's security code only where a card is named; these codes are something else
 NOT_CVV_CODE = set("zip post postal area promo promotional discount voucher sort country access confirmation reference "
@@ -37,14 +43,17 @@ CARD_HINT = re.compile("|".join(w for w, kind in CUE_WORDS.items() if kind == "c
 CUE_AFTER = re.compile(r"[\s,]*(?:(?:is|was|that's|its|it's|my|your|the)\s+){0,3}")
 
 
-def find_cues(ws: list[str]) -> list[tuple[str, int]]:
-    """(class, word index) of every cue word; the classes are in pipeline.redact's docstring."""
+def find_cues(ws: list[str], bank: bool = False) -> list[tuple[str, int]]:
+    """(class, word index) of every cue word; the classes are in pipeline.redact's docstring. bank: a bank is
+    named in the question answered, so "account" is a bank account even where this turn names none."""
     found = []
     for i, w in enumerate(ws):
         if w in CUE_HEADS:
             kind = CUE_PAIRS.get((w, ws[i + 1])) or CUE_WORDS.get(w)
             if w == "back" and ws[i - 2:i] == ["on", "the"] and ws[i - 3] in ("digits", "numbers", "code"):
                 kind = "cvv"  # "the three digits on the back"
+            elif w in ("account", "account's") and kind == "id" and (bank or names_bank(ws)):
+                kind = "bank"
             elif w == "code" and not kind:
                 kind = "cvv" if ws[i - 1] not in NOT_CVV_CODE and _names_card(ws) else None
             elif (w in ("card", "cards", "card's") and ws[i - 1] in NOT_PAYMENT) or (
@@ -54,6 +63,10 @@ def find_cues(ws: list[str]) -> list[tuple[str, int]]:
             if kind:
                 found.append((kind, i))
     return found
+
+
+def names_bank(ws: list[str]) -> bool:
+    return BANK_HINT.search(" ".join(ws)) is not None
 
 
 def _names_card(ws: list[str]) -> bool:

@@ -12,6 +12,12 @@ from pipeline.spoken import is_date
 
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
+# A UK National Insurance number as Whisper writes one ("QQ 12 34 56 C"): its prefix letters are never D F I Q U V
+# in first place nor D F I O Q U V second; in lower case ("qq123456c") only where it is named, as words go lower too
+NI_NUMBER = re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
+NI_CUE = re.compile(r"national insurance|\bn\.? ?i\.? (?:number|no)\b|\bnino\b", re.IGNORECASE)
+ID_SHAPE = re.compile(r"[A-Za-z]{2} ?\d{2}")  # how both begin
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE)
 
 
 def luhn(digits: str) -> bool:
@@ -22,16 +28,37 @@ def luhn(digits: str) -> bool:
     return total % 10 == 0
 
 
+def written_ids(text: str) -> list[tuple[str, int, int]]:
+    """(kind, start, end) of each National Insurance number (kind ssn) and IBAN (kind bank) written in text:
+    letters and digits together, which the runs of digits would judge only in part."""
+    if not ID_SHAPE.search(text):
+        return []  # most turns: one search, not three
+    flags = re.IGNORECASE if NI_CUE.search(text) else 0
+    found = [("ssn", m.start(), m.end()) for m in re.finditer(NI_NUMBER.pattern, text, flags)]
+    return found + [("bank", m.start(), m.end()) for m in IBAN.finditer(text) if iban_valid(m.group())]
+
+
+def iban_valid(iban: str) -> bool:
+    """ISO 13616's check: the country and check digits moved to the end, letters as 10-35, mod 97 is 1."""
+    code = iban.replace(" ", "").upper()
+    return 15 <= len(code) <= 34 and int("".join(str(int(c, 36)) for c in code[4:] + code[:4])) % 97 == 1
+
+
 def classify(ds, cue, text: str, dob_cue: bool, lead_oh: bool) -> list[tuple[str, int, int]]:
     """(kind, first digit, end digit) of what a run of digits says; see pipeline/redact.py's docstring."""
     digits = "".join(d[0] for d in ds)
     n = len(digits)
+    # no card starts with 0: an "oh" before 16 digits or more is an interjection ("Oh, four one one one ..."), and
+    # stays; before fewer it may be the number's own first digit (as ASR heard it), and goes with it
+    oh = 1 if lead_oh and n > 16 and digits[0] == "0" and digits[1] != "0" else 0
+    if cue == "bank" and 6 <= n <= 18 and not (n >= 13 and luhn(digits[oh:])):
+        return [("bank", oh, n)]  # a sort code, routing or account number; a card's number is still a card
     if n >= 13 and cue == "card":
-        cards = [(0, n)]
+        cards = [(oh, n)]
     elif _device_id(digits):
         cards = []
     elif 13 <= n <= 19:
-        cards = [(0, n)] if luhn(digits) else [(1, n)] if lead_oh and n > 13 and luhn(digits[1:]) else []
+        cards = [(oh, n)] if luhn(digits[oh:]) else []
         # a card glued to a shorter number before it ("zip 90210 4111 ..."), or a card and digits ASR repeated
         cards = cards or _card_windows(ds, digits) or ([(0, n)] if cue != "id" and _card_first(digits) else [])
     else:
@@ -110,6 +137,8 @@ def _device_id(digits: str) -> bool:
 
 def _not_card(digits: str, lo: int, cue: str | None, raw: str, dob_cue: bool) -> list[tuple[str, int, int]]:
     n = len(digits)
+    if cue == "bank" and 6 <= n <= 18:
+        return [("bank", lo, lo + n)]
     if n == 9 and (cue == "ssn" or SSN_WRITTEN.fullmatch(raw)):
         return [("ssn", lo, lo + n)]
     if dob_cue and n in (6, 8) and is_date(digits):

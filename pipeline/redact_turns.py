@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterator
 
+from pipeline.redact_spans import READ_BACK_KINDS
 from pipeline.spoken import (FILLERS, MONTHS, NUMBER_WORDS, ORDINALS, SPOKEN_AT, UNITS, Tokens, letter_words, runs,
                              spell)
 
@@ -136,7 +137,7 @@ def cross_turn(block: list[int], texts: list[str], find: Callable[[str, str], li
                 start, end = start + len(part) - len(part.lstrip()), end - len(part) + len(part.rstrip())
                 if end > start:
                     yield i, span.kind, start, end, n > 0
-            if span.kind in ("card", "phone", "ssn"):
+            if span.kind in READ_BACK_KINDS:
                 between = [k for k in range(parts[0][0] + 1, parts[-1][0]) if k not in block]
                 for i, start, end in read_backs(texts, between, digits(joined[span.start:span.end])):
                     yield i, span.kind, start, end, True

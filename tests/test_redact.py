@@ -491,3 +491,36 @@ def test_symbols_of_other_keyboards_are_read_as_ascii_and_kept_as_written():
     assert [u["text"] for u in clean] == ["And a phone number for you?", "[PHONE]，ｔｈａｎｋｓ",
                                           "or my SSN [SSN] if you need it"]
     assert counts == {"phone": 1, "ssn": 1}
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.sampled_from(["GB", "DE", "FR", "NL", "IE", "ES"]),
+       st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=4, max_size=4),
+       st.text("0123456789", min_size=10, max_size=18), st.booleans(), st.booleans())
+def test_an_iban_with_right_check_digits_is_bank_details_however_it_is_spaced_or_cased(country, bank, account,
+                                                                                      grouped, lower):
+    """ISO 13616: the check digits are 98 minus the IBAN (with 00 for them, country and checks moved to the end,
+    letters as 10..35) mod 97; computed here, not by the code under test."""
+    body = bank + account
+    number = int("".join(str(int(c, 36)) for c in body + country + "00"))
+    iban = f"{country}{98 - number % 97:02d}{body}"
+    written = " ".join(iban[i:i + 4] for i in range(0, len(iban), 4)) if grouped else iban
+    written = written.lower() if lower else written
+    assert redact_text(f"the account to pay into is {written}, thanks") == (
+        "the account to pay into is [BANK], thanks", [Span("bank", 27, 27 + len(written))])
+
+
+def test_an_account_number_is_a_bank_account_only_where_a_bank_is_named():
+    """"Account" alone is ours (kept, as an order number is); with a bank named in the call's last few turns it is
+    a bank account, whose number goes, and its read-back with it."""
+    ours = [{"speaker": "agent", "text": "Can I take your account number?"},
+            {"speaker": "customer", "text": "It's 45512345."}]
+    assert [u["text"] for u in redact_utterances(ours)[0]] == ["Can I take your account number?", "It's 45512345."]
+    theirs = [{"speaker": "agent", "text": "Which bank should the refund go to?"},
+              {"speaker": "customer", "text": "Barclays."},
+              {"speaker": "agent", "text": "And the account number?"},
+              {"speaker": "customer", "text": "It's 45512345."},
+              {"speaker": "agent", "text": "So 45512345, lovely."}]
+    clean, counts = redact_utterances(theirs)
+    assert [u["text"] for u in clean][3:] == ["It's [BANK].", "So [BANK], lovely."]
+    assert counts == {"bank": 1}
