@@ -316,6 +316,9 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
         else:
             ids[job.call_id] = rel
             jobs.append(job)
+            if job.channels < 2 and meta.get("agent_channel") in ("left", "right"):
+                notes.append(f"{rel}: one channel, though its metadata gives the agent the {meta['agent_channel']} "
+                             "one; transcribed as mono, every turn's speaker unknown (agent_channel: mono says so)")
             if job.channels > 2:  # a conference bridge's or a surround file: said, not silently cut
                 notes.append(f"{rel}: {job.channels} channels; the first two are transcribed (agent and customer, "
                              "as channels.agent says), the others are not")
@@ -373,7 +376,8 @@ def forgotten_note(rel: str) -> str:
 def _job(path: Path, rel: str, stat, meta: dict, default_agent_channel: str, zone: str | None) -> CallJob:
     channels, rate, duration = probe(path)
     digest = sha256(path)
-    channel = meta.get("agent_channel") or (default_agent_channel if channels >= 2 else "mono")
+    # a mono file has no side to be the agent's, whatever its metadata says: stored as what was transcribed
+    channel = "mono" if channels < 2 else meta.get("agent_channel") or default_agent_channel
     return CallJob(
         call_id=meta.get("call_id") or digest[:16], source_path=rel, path=path, audio_sha256=digest,
         file_size=stat.st_size, file_mtime=stat.st_mtime,

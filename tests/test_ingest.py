@@ -211,6 +211,16 @@ def test_channels_beyond_two_are_named_not_silently_dropped(folder):
                           "channels.agent says), the others are not"]
 
 
+def test_a_mono_file_whose_metadata_names_an_agent_side_is_stored_as_mono_and_said(folder):
+    """One channel holds both voices: no side is the agent's, so the call is transcribed as mono; its row must say
+    so, not the side the metadata claimed, and the night says why its speakers are unknown."""
+    (folder / "metadata.csv").write_text("file,call_id,agent_channel\nb.WAV,c-mono,right\n")
+    plan = plan_recordings(folder, NOTHING_KNOWN, "left")
+    assert next(j for j in plan.jobs if j.source_path == "b.WAV").agent_channel == "mono"
+    assert plan.notes == ["b.WAV: one channel, though its metadata gives the agent the right one; transcribed as "
+                          "mono, every turn's speaker unknown (agent_channel: mono says so)"]
+
+
 def test_the_resolver_answers_as_path_resolve_through_links_and_dots(tmp_path):
     """Resolver stands in for Path.resolve() where a night resolves every recording: it must agree on each kind."""
     rec, outside = tmp_path / "rec", tmp_path / "outside"
