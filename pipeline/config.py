@@ -42,12 +42,12 @@ class AsrConfig(_Strict):
     cpu_threads: int = Field(1, ge=0, le=64)
 
 
-PII = Literal["card", "ssn", "bank", "phone", "email", "dob"]
+PII = Literal["card", "ssn", "bank", "pin", "phone", "email", "dob"]
 
 
 class RedactionConfig(_Strict):
     # Which kinds of personal data are taken out of every stored text; card numbers should never be dropped.
-    entities: list[PII] = ["card", "ssn", "bank", "phone", "email", "dob"]
+    entities: list[PII] = ["card", "ssn", "bank", "pin", "phone", "email", "dob"]
     # Also write a copy of each recording with the redacted spans silenced (out/redacted_audio/); the
     # HTML scorecards then play that copy instead of the original.
     audio: bool = False
@@ -260,7 +260,7 @@ def set_at(cfg: Config, *key: str) -> str:
 
 
 PII_NAMES = {"card": "card numbers", "ssn": "social security and national insurance numbers",
-             "bank": "bank account numbers and sort codes", "phone": "phone numbers",
+             "bank": "bank account numbers and sort codes", "pin": "PINs and passcodes", "phone": "phone numbers",
              "email": "email addresses", "dob": "dates of birth"}  # each kind of PII, as a warning says it
 
 

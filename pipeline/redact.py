@@ -13,7 +13,7 @@ nothing and say no number, "Hang on.", the other speaker's question before them)
 run of up to 8 digits a cvv cue of the context beats its card cue ("the three digit code
 on the back of the card?"). Classes: card (card, visa, mastercard, amex, credit/debit card,
 long number; not "SIM card", "gift card"), cvv (expiry/expires, valid thru, security code,
-CVV, digits on the back, "code" where a card is named), ssn (social, SSN), phone (phone,
+CVV, digits on the back, "code" where a card is named), ssn (social, SSN), pin (PIN, passcode, password), phone (phone,
 mobile, cell, call me, reach you), bank (sort code, routing number, IBAN, bank details; "account" where
 a bank is named in the turn, its context or the CUE_TURNS before), id (order, account, reference, tracking,
 ticket, invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$",
@@ -36,6 +36,7 @@ at a group boundary after the price, with what follows it (pipeline/redact_digit
   just before: "September twenty seven"); 3-8 digits at most 3 words after a card.
 - ssn: 9 digits with an ssn cue, or written NNN-NN-NNNN; a UK National Insurance number written
   ("AB 12 34 56 C"; lower case only with its cue), found before the runs like an email.
+- pin: 4-8 digits with a pin cue nearest ("my PIN is 4821"; "What's the passcode on the account?" / "1 9 7 3").
 - bank: 6-18 digits with a bank cue nearest, unless a Luhn-valid 13-19 (a card); a written IBAN whose
   mod-97 check holds.
 - dob, with a DOB cue (birth, born, birthday, DOB) in the utterance or context, since
@@ -145,6 +146,8 @@ def _find_pii(text: str, entities: Collection[str], context: Asked, context_dob:
     context_cue = kinds[-1] if kinds else None
     # "the three digit code on the back of the card?": a short answer is the code, whichever cue came last
     short_cue = "cvv" if context_cue == "card" and "cvv" in kinds else context_cue
+    if "pin" in kinds and short_cue in ("card", "id"):
+        short_cue = "pin"  # "What's the passcode on the account?", "and the PIN for that card?": a short answer is it
     found += _numbers(tok, found, [c for c in cues if c[0] != "dob"], context_cue, short_cue, dob_cue, year_cue)
     named = "card" in kinds or any(kind == "card" for kind, _ in cues)
     if named or len(ONE_DIGIT.findall(text)) >= 13:

@@ -18,6 +18,9 @@ CUE_WORDS = {**dict.fromkeys("expiry expires expire expired expiring expiration 
              **dict.fromkeys("order account reference ref tracking ticket invoice confirmation policy zip postcode "
                              "postal".split(), "id"),
              **dict.fromkeys("birth birthday birthdate born dob".split(), "dob")}
+CUE_WORDS |= dict.fromkeys("iban aba".split(), "bank")
+# a card's PIN, an account's passcode or password said as digits: a secret that opens the account
+CUE_WORDS |= dict.fromkeys("pin pins passcode passcodes password passwords passnumber".split(), "pin")
 CUE_WORDS |= {w + "'s": kind for w, kind in CUE_WORDS.items()}  # "my card's number is", "the visa's expiry"
 CUE_PAIRS = {("security", "code"): "cvv", ("security", "number"): "cvv", ("digit", "code"): "cvv",
              ("credit", "card"): "card", ("debit", "card"): "card", ("american", "express"): "card",
@@ -29,7 +32,6 @@ CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booki
 # a bank's sort code (UK) or routing number (US), and an account "with the bank" rather than with us
 CUE_PAIRS |= {("sort", "code"): "bank", ("routing", "number"): "bank", ("routing", "no"): "bank",
               ("bank", "details"): "bank", ("account", "details"): "bank"}
-CUE_WORDS |= dict.fromkeys("iban aba".split(), "bank")
 BANK_HINT = re.compile(r"\b(?:bank|banks|bank's|banking|sort code|routing|iban|direct debit|building society|"
                        r"checking|savings|current account)\b")  # lower; where these are, "account number" is a bank's
 CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back", "code"}

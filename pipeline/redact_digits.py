@@ -1,4 +1,5 @@
-"""What a run of digits says: a card (Luhn), an SSN, a phone, a date of birth, or nothing (part of redaction).
+"""What a run of digits says: a card (Luhn), an SSN, bank details, a PIN, a phone, a date of birth, or nothing
+(part of redaction).
 
 pipeline/redact.py finds the runs and their cues; here the digits of one run are judged. `ds` is a run spelled
 out as digits, each (digit, start, end, opens a group) in the text it came from; kinds are returned as
@@ -145,6 +146,8 @@ def _not_card(digits: str, lo: int, cue: str | None, raw: str, dob_cue: bool) ->
         return [("dob", lo, lo + n)]
     if cue == "cvv" and 2 <= n <= 8:
         return [("card", lo, lo + n)]
+    if cue == "pin" and 4 <= n <= 8:
+        return [("pin", lo, lo + n)]
     if cue == "id" or AMOUNT.fullmatch(raw):  # "1,234,567,890" is a number, not a phone
         return []
     if n == 10 or (n == 11 and digits[0] in "01") or (n == 12 and digits.startswith("44")):

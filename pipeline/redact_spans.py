@@ -4,9 +4,9 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-ENTITIES = ("card", "ssn", "bank", "phone", "email", "dob")
+ENTITIES = ("card", "ssn", "bank", "pin", "phone", "email", "dob")
 # kinds whose later read-backs ("so that's 20 00 00?") go with them
-READ_BACK_KINDS = ("card", "ssn", "bank", "phone")
+READ_BACK_KINDS = ("card", "ssn", "bank", "pin", "phone")
 PRIORITY = {kind: rank for rank, kind in enumerate(ENTITIES)}  # overlapping spans keep the kind ranked first
 
 

@@ -26,7 +26,7 @@ ORDINALS = {w: 1 + i for i, w in enumerate(
 MONTHS = set("january february march april may june july august september october november december "
              "jan feb mar apr jun jul aug sep sept oct nov dec".split())
 
-TOKEN = re.compile(r"\[(?:CARD|SSN|BANK|PHONE|EMAIL|DOB)\]|\d+(?:st|nd|rd|th)?|[^\W\d_]+(?:'[^\W\d_]+)?", re.I)
+TOKEN = re.compile(r"\[(?:CARD|SSN|BANK|PIN|PHONE|EMAIL|DOB)\]|\d+(?:st|nd|rd|th)?|[^\W\d_]+(?:'[^\W\d_]+)?", re.I)
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
 # ASCII bytes with every non-letter a space: on ASCII text, LETTERS' words are what str.split() leaves
 _LETTERS_ONLY = bytes(c if chr(c).isalpha() and c < 128 else 32 for c in range(256))

@@ -266,22 +266,24 @@ def test_check_and_run_warn_of_personal_data_the_redaction_leaves_in(tmp_path, p
     shutil.copy(ROOT / "data/demo_transcripts/c-0001.json", tmp_path / "tx")
     warned = {}
     for entities in ("[]", "[ssn, email, dob]", "[card, ssn, phone, email, dob]",
-                     "[card, ssn, bank, phone, email, dob]"):
+                     "[card, ssn, bank, pin, phone, email, dob]"):
         config.write_text(f"input: .\nsignals: {ROOT / 'signals'}\nredaction:\n  entities: {entities}\n")
         checked = invoke("check", "--config", str(config))
         assert checked.exit_code == 0, checked.output
         warned[entities] = [line for line in checked.output.splitlines() if line.startswith("WARNING")]
     assert warned == {
         "[]": [f"WARNING: {config}: redaction.entities is empty, so nothing is redacted: card numbers, social security "
-               "and national insurance numbers, bank account numbers and sort codes, phone numbers, email addresses "
-               "and dates of birth will be stored as spoken; PCI-DSS forbids storing card numbers"],
-        "[ssn, email, dob]": [f"WARNING: {config}: redaction.entities leaves out card, bank, phone: card numbers, bank "
-                              "account numbers and sort codes and phone numbers will be stored as spoken; PCI-DSS "
-                              "forbids storing card numbers"],
-        # a configuration written before bank details were redacted is told of them
-        "[card, ssn, phone, email, dob]": [f"WARNING: {config}: redaction.entities leaves out bank: bank account "
-                                           "numbers and sort codes will be stored as spoken"],
-        "[card, ssn, bank, phone, email, dob]": []}
+               "and national insurance numbers, bank account numbers and sort codes, PINs and passcodes, phone "
+               "numbers, email addresses and dates of birth will be stored as spoken; PCI-DSS forbids storing card "
+               "numbers"],
+        "[ssn, email, dob]": [f"WARNING: {config}: redaction.entities leaves out card, bank, pin, phone: card "
+                              "numbers, bank account numbers and sort codes, PINs and passcodes and phone numbers "
+                              "will be stored as spoken; PCI-DSS forbids storing card numbers"],
+        # a configuration written before bank details and PINs were redacted is told of them
+        "[card, ssn, phone, email, dob]": [f"WARNING: {config}: redaction.entities leaves out bank, pin: bank "
+                                           "account numbers and sort codes and PINs and passcodes will be stored "
+                                           "as spoken"],
+        "[card, ssn, bank, pin, phone, email, dob]": []}
     config.write_text(f"input: none\ntranscripts: tx\nout: out\nsignals: {ROOT / 'signals'}\nredaction:\n  entities: []\n")
     ran = invoke("run", "--config", str(config), "--quiet")
     assert ran.exit_code == 0, ran.output

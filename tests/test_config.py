@@ -29,7 +29,7 @@ def test_shipped_config_is_valid_and_matches_defaults():
     ("topics:\n  speakers: []\n", ":2", "topics.speakers: must have at least 1 (it is empty)"),
     ('out: "a\\0b"\n', ":1", "out: holds a NUL character, which no folder name can"),  # was a traceback
     ("redaction:\n  entities: [card, phones]\n", ":2", "redaction.entities[1]: must be one of 'card', 'ssn', 'bank', "
-     "'phone', 'email' or 'dob' (it is 'phones')"),
+     "'pin', 'phone', 'email' or 'dob' (it is 'phones')"),
     ("asr:\n  pause_s: -1\n", ":2", "asr.pause_s: must be > 0"),
     ("asr:\n  beamsize: 5\n", ":2", "asr.beamsize: unknown key"),
     ("channels:\n  agent: middle\n", ":2", "channels.agent: must be one of 'left' or 'right'"),
