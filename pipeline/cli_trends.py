@@ -99,8 +99,9 @@ def trends(days, topics, signals, plot, config_path, out) -> None:
     """What is rising: emerging signals or topics, and calls per day for the busiest ones.
 
     A key is emerging on a day when at least 2 calls have it and its share of the day's calls is far
-    above its share over the 7 days before (z >= 3), or it is new in the last 3 days and mentioned
-    at least twice that day.
+    above its share over the 7 days before (z >= 3), or it was first seen in the 3 days up to that
+    day and is in at least 2 calls that day (a signal) or 2 turns (a topic: it exists only because
+    turns clustered).
 
     \b
     Example:

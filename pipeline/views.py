@@ -7,17 +7,19 @@
 # - z: pooled two-proportion z-test of the day against the baseline (defined even when the baseline
 #   never saw the key); null without a baseline, 0 without variation;
 # - emerging: rising (at least MIN_CALLS calls that day and z >= Z_THRESHOLD) or new (first seen in
-#   the last NEW_DAYS days, after the first day of data, and mentioned at least NEW_MIN_MENTIONS times
-#   that day). A new topic needs no second call: it exists only because several turns clustered, and
-#   a centre wants to hear about it the day it appears. The outlier topic (-1) is never emerging.
+#   the last NEW_DAYS days, after the first day of data, and that day in NEW_MIN_MENTIONS turns of a
+#   topic, or calls of a signal). A new topic needs no second call: it exists only because several turns
+#   clustered, and a centre wants to hear about it the day it appears. A signal is configured, not found:
+#   one caller saying "Metro Mobile" twice is no trend. The outlier topic (-1) is never emerging.
 BASELINE_DAYS, Z_THRESHOLD, MIN_CALLS, NEW_DAYS, NEW_MIN_MENTIONS = 7, 3.0, 2, 3, 2
 
 
-def trend_sql(key: str, count: str, events: str, universe: str, first_seen: str) -> str:
+def trend_sql(key: str, count: str, events: str, universe: str, first_seen: str, new_in: str = "n") -> str:
     """Per key per day with calls: events (`count`), calls, share, baseline_share, z, emerging.
 
     events: rows (key, call_id, call_date); universe: the calls of each day (call_id, call_date);
-    first_seen: rows (key, first_seen).
+    first_seen: rows (key, first_seen); new_in: what a new key needs NEW_MIN_MENTIONS of that day, events ("n")
+    or calls ("calls").
     """
     return f"""
 WITH days AS (SELECT call_date AS day, count(DISTINCT call_id) AS total_calls FROM ({universe}) GROUP BY 1),
@@ -42,7 +44,7 @@ z AS (SELECT *, CASE WHEN total0 = 0 THEN NULL WHEN pooled * (1 - pooled) <= 0 T
 SELECT k AS {key}, day, n AS {count}, calls, total_calls, share, baseline_share, z,
        coalesce(k::VARCHAR != '-1' AND (
            (calls >= {MIN_CALLS} AND z >= {Z_THRESHOLD})
-           OR (n >= {NEW_MIN_MENTIONS} AND first_seen > (SELECT min(day) FROM days)
+           OR ({new_in} >= {NEW_MIN_MENTIONS} AND first_seen > (SELECT min(day) FROM days)
                AND day - first_seen BETWEEN 0 AND {NEW_DAYS - 1})), false) AS emerging
 FROM z
 """
@@ -51,7 +53,7 @@ FROM z
 # per signal per day: calls with the signal and their share of the day's calls (zero days included)
 SIGNAL_TRENDS = trend_sql("signal_id", "hits", "SELECT signal_id, call_id, call_date FROM signal_hits",
                           "SELECT call_id, call_date FROM calls",
-                          "SELECT signal_id, min(call_date) AS first_seen FROM signal_hits GROUP BY 1")
+                          "SELECT signal_id, min(call_date) AS first_seen FROM signal_hits GROUP BY 1", new_in="calls")
 
 # per topic per day: the share of the day's calls that discovery looked at (outliers included)
 TOPIC_TRENDS = trend_sql("topic_id", "utterances", "SELECT topic_id, call_id, call_date FROM utterance_topics",

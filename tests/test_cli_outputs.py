@@ -154,3 +154,20 @@ def test_a_missing_value_is_null_in_every_column(out):
     lines = invoke("sql", said, "--out", str(out)).output.splitlines()
     assert [line.split() for line in lines] == [["call_id", "queue", "score", "extra", "call_date"],
                                                 ["c-x", "NULL", "NULL", "NULL", "NULL"]]
+
+
+def test_a_new_signal_emerges_in_two_calls_not_in_two_hits_of_one_call():
+    """One caller naming a competitor twice was listed as an emerging signal: a new signal needs 2 calls that day
+    (a new topic 2 turns, since it exists only because turns clustered). A real DuckDB runs the view's SQL."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE calls AS SELECT * FROM (VALUES ('c1', DATE '2026-11-01'), ('c2', DATE '2026-11-01'), "
+                "('c3', DATE '2026-11-02'), ('c4', DATE '2026-11-03'), ('c5', DATE '2026-11-03')) "
+                "t(call_id, call_date)")
+    con.execute("CREATE TABLE signal_hits AS SELECT * FROM (VALUES ('greeting', 'c1', DATE '2026-11-01'), "
+                "('competitor_mention', 'c3', DATE '2026-11-02'), ('competitor_mention', 'c3', DATE '2026-11-02'), "
+                "('outage', 'c4', DATE '2026-11-03'), ('outage', 'c5', DATE '2026-11-03')) "
+                "t(signal_id, call_id, call_date)")
+    rows = con.execute(f"SELECT signal_id, day, hits, calls FROM ({VIEWS['signal_trends']}) WHERE emerging").fetchall()
+    assert [(s, str(d), hits, calls) for s, d, hits, calls in rows] == [("outage", "2026-11-03", 2, 2)]
