@@ -118,6 +118,7 @@ def find_pii(text: str, entities: Collection[str] = ENTITIES, context: str = "")
     return _find_pii(text, entities, _asked(folded(context))) if text and _may_hold_pii(text) else []
 
 
+ACCOUNT = {"account", "account's"}
 Asked = tuple[list[str], list[tuple[str, int]]]  # the context's cue words, and the cues among them
 
 
@@ -133,7 +134,8 @@ def _find_pii(text: str, entities: Collection[str], context: Asked, context_dob:
     named in the CUE_TURNS before), so an account number is the bank's even where the context names none."""
     tok = Tokens(text)
     asked, context_cues = context
-    bank = bank or names_bank(asked)
+    # only an "account" is told apart by a bank named; most turns have none, and skip the search for one
+    bank = not ACCOUNT.isdisjoint(asked + tok.words) and (bank or names_bank(asked))
     cues = find_cues(tok.words, bank=bank)
     if bank:
         context_cues = find_cues(asked, bank=True)  # "So that's 20 00 00, and the account number?"
@@ -197,8 +199,9 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     # a turn's cues are read once, however many later turns look back at it (_answered)
     asked = functools.cache(lambda k: _asked(texts[k]))
     # "So that's 20 00 00, and the account number?": the bank was named a turn or two before
-    names_bank_at = functools.cache(lambda k: BANK_HINT.search(texts[k].lower()) is not None)
-    bank = [may[i] and any(map(names_bank_at, range(max(i - CUE_TURNS, 0), i))) for i in range(len(texts))]
+    # "ccount": only a turn near an "account" needs to know (a substring test, where most turns end)
+    account = ["ccount" in t for t in texts]
+    bank = _bank_talk(texts, may, account) if any(account) else account
     found = [_find_pii(t, entities, *_answered(texts, speakers, i, may, asked), bank=bank[i]) if may[i] else []
              for i, t in enumerate(texts)]
     continued: list[list[int]] = [[] for _ in texts]
@@ -219,6 +222,13 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
         if spans:
             counts.update(s.kind for s in spans if not any(s.start <= c < s.end for c in continued[i]))
     return rows, counts
+
+
+def _bank_talk(texts: list[str], may: list[bool], account: list[bool]) -> list[bool]:
+    """Per turn: it may hold PII, says or answers an "account", and a bank was named in the CUE_TURNS before."""
+    names_bank_at = functools.cache(lambda k: BANK_HINT.search(texts[k].lower()) is not None)
+    return [may[i] and any(account[max(i - CUE_TURNS, 0):i + 1])
+            and any(map(names_bank_at, range(max(i - CUE_TURNS, 0), i))) for i in range(len(texts))]
 
 
 # --- numbers -------------------------------------------------------------------------------

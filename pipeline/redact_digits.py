@@ -16,8 +16,10 @@ SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
 # A UK National Insurance number as Whisper writes one ("QQ 12 34 56 C"): its prefix letters are never D F I Q U V
 # in first place nor D F I O Q U V second; in lower case ("qq123456c") only where it is named, as words go lower too
 NI_NUMBER = re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
-NI_CUE = re.compile(r"national insurance|\bn\.? ?i\.? (?:number|no)\b|\bnino\b", re.IGNORECASE)
-ID_SHAPE = re.compile(r"[A-Za-z]{2} ?\d{2}")  # how both begin
+NI_ANY_CASE = re.compile(NI_NUMBER.pattern, re.IGNORECASE)
+NI_CUE = r"national insurance|\bn\.? ?i\.? (?:number|no)\b|\bnino\b"
+# what each begins with (letters glued to digits, upper-case letters, or the NI number's name): one search for a turn
+ID_SHAPE = re.compile(rf"[A-Za-z]{{2}}\d{{2}}|[A-Z]{{2}} \d{{2}}|(?i:{NI_CUE})")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE)
 
 
@@ -32,10 +34,10 @@ def luhn(digits: str) -> bool:
 def written_ids(text: str) -> list[tuple[str, int, int]]:
     """(kind, start, end) of each National Insurance number (kind ssn) and IBAN (kind bank) written in text:
     letters and digits together, which the runs of digits would judge only in part."""
-    if not ID_SHAPE.search(text):
+    if not (shape := ID_SHAPE.search(text)):
         return []  # most turns: one search, not three
-    flags = re.IGNORECASE if NI_CUE.search(text) else 0
-    found = [("ssn", m.start(), m.end()) for m in re.finditer(NI_NUMBER.pattern, text, flags)]
+    ni = NI_ANY_CASE if re.search(NI_CUE, text[shape.start():], re.IGNORECASE) else NI_NUMBER
+    found = [("ssn", m.start(), m.end()) for m in ni.finditer(text)]
     return found + [("bank", m.start(), m.end()) for m in IBAN.finditer(text) if iban_valid(m.group())]
 
 
