@@ -13,8 +13,8 @@ nothing and say no number, "Hang on.", the other speaker's question before them)
 run of up to 8 digits a cvv cue of the context beats its card cue ("the three digit code
 on the back of the card?"). Classes: card (card, visa, mastercard, amex, credit/debit card,
 long number; not "SIM card", "gift card"), cvv (expiry/expires, valid thru, security code,
-CVV, digits on the back, "code" where a card is named), ssn (social, SSN), pin (PIN, passcode, password), phone (phone,
-mobile, cell, call me, reach you), bank (sort code, routing number, IBAN, bank details; "account" where
+CVV, digits on the back, "code" where a card is named), ssn (social, SSN), pin (PIN, passcode,
+password), phone (phone, mobile, cell, call me, reach you), bank (sort code, routing number, IBAN, bank details; "account" where
 a bank is named in the turn, its context or the CUE_TURNS before), id (order, account, reference, tracking,
 ticket, invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$",
 "dollars") are a price, except a whole card or a written SSN (no price is either), and a card
@@ -198,8 +198,8 @@ def redact_utterances(utterances: list[dict], entities: Collection[str] = ENTITI
     speakers = [u.get("speaker") for u in utterances]
     # a turn's cues are read once, however many later turns look back at it (_answered)
     asked = functools.cache(lambda k: _asked(texts[k]))
-    # "So that's 20 00 00, and the account number?": the bank was named a turn or two before
-    # "ccount": only a turn near an "account" needs to know (a substring test, where most turns end)
+    # "So that's 20 00 00, and the account number?": the bank was named a turn or two before. Only a turn near an
+    # "Account"/"account" needs to know, and a substring test rules most calls out
     account = ["ccount" in t for t in texts]
     bank = _bank_talk(texts, may, account) if any(account) else account
     found = [_find_pii(t, entities, *_answered(texts, speakers, i, may, asked), bank=bank[i]) if may[i] else []

@@ -13,8 +13,8 @@ from pipeline.spoken import is_date
 
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
-# A UK National Insurance number as Whisper writes one ("QQ 12 34 56 C"): its prefix letters are never D F I Q U V
-# in first place nor D F I O Q U V second; in lower case ("qq123456c") only where it is named, as words go lower too
+# A UK National Insurance number as Whisper writes one ("AB 12 34 56 C"): its prefix letters are never D F I Q U V
+# in first place nor D F I O Q U V second; in lower case ("ab123456c") only where it is named, as words go lower too
 NI_NUMBER = re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
 NI_ANY_CASE = re.compile(NI_NUMBER.pattern, re.IGNORECASE)
 NI_CUE = r"national insurance|\bn\.? ?i\.? (?:number|no)\b|\bnino\b"
