@@ -8,6 +8,7 @@ against the demo scripts, so we know the pipeline loses nothing.
 Example:
     python bench/asr.py                 # baseline vs pipeline (1 and 2 workers)
     python bench/asr.py --sweep         # + beam size / VAD / condition-on-previous-text grid
+    python bench/asr.py --hotwords "Skyline Mobile, birth date"   # + WER with this custom vocabulary
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def direct(jobs: list, opts: AsrOptions) -> tuple[float, dict]:
             segments, _ = model.transcribe(
                 decode(job.path, channel), beam_size=opts.beam_size, vad_filter=opts.vad_filter,
                 word_timestamps=True, condition_on_previous_text=opts.condition_on_previous_text,
-                language=opts.language)
+                language=opts.language, hotwords=opts.hotwords)
             heard[(job.call_id, speaker)] = normalise(" ".join(s.text for s in segments))
     return time.perf_counter() - start, heard
 
@@ -91,6 +92,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N calls")
     parser.add_argument("--sweep", action="store_true", help="also measure a grid of decoding settings")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved repeats; the fastest of each counts")
+    parser.add_argument("--hotwords", default=None, help="a custom vocabulary (asr.hotwords, comma-separated) to "
+                        "measure against none: WER and time of the pipeline on 2 workers")
     args = parser.parse_args()
 
     import pandas as pd
@@ -117,6 +120,9 @@ def main() -> None:
         print(row(f"callintel pipeline, {workers} worker(s)", seconds, audio_s, wer(truth, heard), base_s))
     if args.sweep:
         sweep(jobs, opts, truth, audio_s, base_s)
+    if args.hotwords:
+        seconds, heard = pipeline(jobs, replace(opts, hotwords=args.hotwords), 2)
+        print(row(f"hotwords: {args.hotwords}"[:44], seconds, audio_s, wer(truth, heard), base_s))
 
 
 def sweep(jobs: list, opts: AsrOptions, truth: dict, audio_s: float, base_s: float) -> None:

@@ -40,6 +40,17 @@ class AsrConfig(_Strict):
     # Whisper segments straddle the other speaker's reply; we cut turns at word gaps instead.
     pause_s: float = Field(0.8, gt=0, le=10)
     cpu_threads: int = Field(1, ge=0, le=64)
+    # A custom vocabulary: names and phrases the calls say that Whisper may not know ("Skyline Mobile", "birth
+    # date"), given to it as hotwords. Measure on your own calls (bench/asr.py --hotwords): it can hurt as well.
+    hotwords: list[str] = []
+
+    @field_validator("hotwords")
+    @classmethod
+    def _hotwords(cls, value: list[str]) -> list[str]:
+        words = [w.strip() for w in value]
+        if not all(words):
+            raise ValueError("holds an empty entry; give names or phrases, e.g. [Skyline Mobile, birth date]")
+        return words
 
 
 PII = Literal["card", "ssn", "bank", "pin", "phone", "email", "dob"]

@@ -50,10 +50,12 @@ class AsrOptions:
     language: str | None = "en"
     pause_s: float = 0.8
     cpu_threads: int = 1
+    hotwords: str | None = None  # faster-whisper's own form: the vocabulary as one comma-separated string
 
     @classmethod
     def from_config(cls, cfg) -> AsrOptions:
-        return cls(**cfg.model_dump())
+        settings = cfg.model_dump()
+        return cls(**settings | {"hotwords": ", ".join(settings["hotwords"]) or None})
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ def transcribe_words(model, audio: np.ndarray, opts: AsrOptions, speaker: str) -
         segments, _ = model.transcribe(
             audio, beam_size=opts.beam_size, vad_filter=opts.vad_filter, word_timestamps=True,
             condition_on_previous_text=opts.condition_on_previous_text, language=opts.language,
+            hotwords=opts.hotwords,
         )
         return [
             Word(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3), float(w.probability), speaker)

@@ -31,6 +31,8 @@ def test_shipped_config_is_valid_and_matches_defaults():
     ("redaction:\n  entities: [card, phones]\n", ":2", "redaction.entities[1]: must be one of 'card', 'ssn', 'bank', "
      "'pin', 'phone', 'email' or 'dob' (it is 'phones')"),
     ("asr:\n  pause_s: -1\n", ":2", "asr.pause_s: must be > 0"),
+    ("asr:\n  hotwords: [Skyline Mobile, ' ']\n", ":2", "asr.hotwords: holds an empty entry; give names or phrases, "
+     "e.g. [Skyline Mobile, birth date]"),
     ("asr:\n  beamsize: 5\n", ":2", "asr.beamsize: unknown key"),
     ("channels:\n  agent: middle\n", ":2", "channels.agent: must be one of 'left' or 'right'"),
     ("schedule:\n  cron: every night\n", ":2", "schedule.cron: not a valid cron expression"),
