@@ -41,7 +41,7 @@ class AsrConfig(_Strict):
     pause_s: float = Field(0.8, gt=0, le=10)
     cpu_threads: int = Field(1, ge=0, le=64)
     # A custom vocabulary: names and phrases the calls say that Whisper may not know ("Skyline Mobile", "birth
-    # date"), given to it as hotwords. Measure on your own calls (bench/asr.py --hotwords): it can hurt as well.
+    # date"), given to it as hotwords. Measure on your own calls (bench/asr.py --hotwords): on the demo it hurt WER.
     hotwords: list[str] = []
 
     @field_validator("hotwords")
