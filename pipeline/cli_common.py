@@ -26,6 +26,7 @@ class Busy(click.ClickException):
 
 
 WRITABLE = "give a file in a folder that exists and this user can write"
+DUCKDB_HINTS = ("Candidate bindings", "Did you mean")  # the lines after an error that say what was meant
 
 
 @contextlib.contextmanager
@@ -55,7 +56,8 @@ format_option = click.option("--format", "fmt", type=click.Choice(["table", "csv
 
 
 def query(cfg: Config, sql: str, params: dict | None = None) -> pd.DataFrame | None:
-    """Rows of a read-only query on the published DuckDB file; DuckDB's own first line on error."""
+    """Rows of a read-only query on the published DuckDB file; DuckDB's own first line (and its hint for a
+    misspelt name) on error."""
     try:
         with Store(cfg.out).connect_read_only() as con:
             relation = con.sql(sql, params=params)
@@ -63,7 +65,9 @@ def query(cfg: Config, sql: str, params: dict | None = None) -> pd.DataFrame | N
     except StoreError as exc:
         raise UsageProblem(str(exc)) from None
     except Exception as exc:  # duckdb.Error and its many subclasses
-        first = str(exc).splitlines()[0]
+        lines = str(exc).splitlines()
+        # DuckDB's hint for a misspelt name is the analyst's fix: 'Candidate bindings: "duration_s", ...'
+        first = "; ".join(lines[:1] + [line for line in lines[1:] if line.startswith(DUCKDB_HINTS)])
         if "disabled by configuration" in first:  # COPY ... TO, read_csv('/etc/...'), ATTACH
             first += ("; queries read only the tables and views of callintel.duckdb (to save rows in a file: "
                       "--format csv > rows.csv)")

@@ -204,6 +204,12 @@ def test_sql_is_read_only_and_reports_errors_in_one_line(tmp_path):
     assert write.exit_code == 2 and "read-only" in write.output and len(write.output.strip().splitlines()) == 1
     typo = invoke("sql", "SELEC 1", "--out", str(tmp_path))
     assert typo.exit_code == 2 and typo.output.startswith("Error: query failed:")
+    # a misspelt name: DuckDB's own hint says what was meant, on the one line
+    column = invoke("sql", "SELECT call_id, duraton_s FROM calls", "--out", str(tmp_path))
+    assert column.exit_code == 2 and len(column.output.strip().splitlines()) == 1
+    assert 'not found in FROM clause!; Candidate bindings: "duration_s"' in column.output
+    table = invoke("sql", "SELECT * FROM call", "--out", str(tmp_path))
+    assert table.exit_code == 2 and table.output.strip().endswith('Did you mean "calls"?')
     # nor writes or reads files outside it: the calls' paths and metadata copied anywhere on disk, /etc read
     leak, secret = tmp_path / "leak.csv", tmp_path / "secret.csv"
     secret.write_text("a\n1\n")
