@@ -14,9 +14,9 @@ run of up to 8 digits a cvv cue of the context beats its card cue ("the three di
 on the back of the card?"). Classes: card (card, visa, mastercard, amex, credit/debit card,
 long number; not "SIM card", "gift card"), cvv (expiry/expires, valid thru, security code,
 CVV, digits on the back, "code" where a card is named), ssn (social, SSN), pin (PIN, passcode,
-password), phone (phone, mobile, cell, call me, reach you), bank (sort code, routing number, IBAN, bank details; "account" where
-a bank is named in the turn, its context or the CUE_TURNS before), id (order, account, reference, tracking,
-ticket, invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$",
+password), phone (phone, mobile, cell, call me, reach you), bank (sort code, routing number, IBAN,
+bank details; "account" where a bank is named in the turn, its context or the CUE_TURNS before), id (order,
+account, reference, tracking, ticket, invoice, confirmation, policy, zip, case/member/claim... number). Money runs ("$",
 "dollars") are a price, except a whole card or a written SSN (no price is either), and a card
 at a group boundary after the price, with what follows it (pipeline/redact_digits.py).
 
@@ -34,8 +34,9 @@ at a group boundary after the price, with what follows it (pipeline/redact_digit
   1111 1111").
 - expiry/CVV, redacted as card: 2-8 digits with a cvv cue nearest (with a month name
   just before: "September twenty seven"); 3-8 digits at most 3 words after a card.
-- ssn: 9 digits with an ssn cue, or written NNN-NN-NNNN; a UK National Insurance number written
-  ("AB 12 34 56 C"; lower case only with its cue), found before the runs like an email.
+- ssn: 9 digits with an ssn cue, or written NNN-NN-NNNN; a UK National Insurance number, written
+  ("AB 12 34 56 C") or said ("J K one two three four five six C"), in capitals or where the turn or
+  the question it answers names one (pipeline/redact_ids.py), found before the runs like an email.
 - pin: 4-8 digits with a pin cue nearest ("my PIN is 4821"; "What's the passcode on the account?" / "1 9 7 3").
 - bank: 6-18 digits with a bank cue nearest, unless a Luhn-valid 13-19 (a card); a written IBAN whose
   mod-97 check holds.
@@ -82,7 +83,8 @@ from pipeline.spoken import (MONTHS, NUMBER_WORDS, ORDINALS, TEENS, TENS, Tokens
 from pipeline.redact_cues import (BANK_HINT, CUE_HEADS, cue_words, find_cues, has_card_cue, has_other_cue, names_bank,
                                   nearest)
 from pipeline.redact_spans import ENTITIES, READ_BACK_KINDS, Span, apply_spans, merge, redact_row
-from pipeline.redact_digits import classify, luhn, priced, written_ids
+from pipeline.redact_digits import classify, luhn, priced
+from pipeline.redact_ids import ni_named, spoken_ni, written_ids
 from pipeline.redact_turns import (CUE_TURNS, EDGE, counts, cross_turn, digits, may_cross, read_backs,
                                    turn_blocks)
 
@@ -141,7 +143,9 @@ def _find_pii(text: str, entities: Collection[str], context: Asked, context_dob:
         context_cues = find_cues(asked, bank=True)  # "So that's 20 00 00, and the account number?"
     dob_cue = any(kind == "dob" for kind, _ in cues + (context_cues if context_dob else []))
     year_cue = dob_cue or (context_dob and not IDENTITY_WORDS.isdisjoint(asked))
-    found = [Span("email", a, b) for a, b in emails(text)] + [Span(*hit) for hit in written_ids(text)]
+    named = ni_named(asked) or ni_named(tok.words)  # "What's your national insurance number?" / "ab 12 34 56 d"
+    found = [Span("email", a, b) for a, b in emails(text)]
+    found += [Span(*hit) for hit in written_ids(text, named) + spoken_ni(tok, named)]
     found += [Span("dob", a, b) for a, b in dates(tok, [(s.start, s.end) for s in found])
               if dob_cue or BIRTH_YEAR.search(text[a:b].lower())]
     kinds = [kind for kind, _ in context_cues if kind != "dob"]

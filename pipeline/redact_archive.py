@@ -31,8 +31,8 @@ from pipeline.store import day_groups
 from pipeline.topic_text import lemmatise
 
 # every module whose code decides what is redacted (tests/test_redact_archive.py keeps this list whole)
-REDACTION_CODE = ("redact.py", "redact_cues.py", "redact_digits.py", "redact_turns.py", "redact_spans.py",
-                  "redact_meta.py", "spoken.py")
+REDACTION_CODE = ("redact.py", "redact_cues.py", "redact_digits.py", "redact_ids.py", "redact_turns.py",
+                  "redact_spans.py", "redact_meta.py", "spoken.py")
 
 
 def redaction_hash(entities: Collection[str]) -> str:

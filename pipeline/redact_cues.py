@@ -32,6 +32,7 @@ CUE_PAIRS |= {(a, b): "id" for a in "case member membership customer claim booki
 # a bank's sort code (UK) or routing number (US), and an account "with the bank" rather than with us
 CUE_PAIRS |= {("sort", "code"): "bank", ("routing", "number"): "bank", ("routing", "no"): "bank",
               ("bank", "details"): "bank", ("account", "details"): "bank"}
+CUE_PAIRS |= {(a, b + "'s"): kind for (a, b), kind in CUE_PAIRS.items()}  # "my sort code's 20 45 77"
 BANK_HINT = re.compile(r"\b(?:bank|banks|bank's|banking|sort code|routing|iban|direct debit|building society|"
                        r"checking|savings|current account)\b")  # lower; where these are, "account number" is a bank's
 CUE_HEADS = set(CUE_WORDS) | {a for a, _ in CUE_PAIRS} | {"back", "code"}

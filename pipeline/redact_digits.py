@@ -13,15 +13,6 @@ from pipeline.spoken import is_date
 
 AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 SSN_WRITTEN = re.compile(r"\d{3}-\d{2}-\d{4}")
-# A UK National Insurance number as Whisper writes one ("AB 12 34 56 C"): its prefix letters are never D F I Q U V
-# in first place nor D F I O Q U V second; in lower case ("ab123456c") only where it is named, as words go lower too
-NI_NUMBER = re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
-NI_ANY_CASE = re.compile(NI_NUMBER.pattern, re.IGNORECASE)
-NI_CUE = r"national insurance|\bn\.? ?i\.? (?:number|no)\b|\bnino\b"
-# what each begins with (letters glued to digits, upper-case letters, or the NI number's name): one search for a turn
-ID_SHAPE = re.compile(rf"[A-Za-z]{{2}}\d{{2}}|[A-Z]{{2}} \d{{2}}|(?i:{NI_CUE})")
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE)
-
 
 def luhn(digits: str) -> bool:
     total = 0
@@ -29,22 +20,6 @@ def luhn(digits: str) -> bool:
         d = int(c) * (1 + i % 2)  # int(), not ord(): a full-width "４" is a digit too
         total += d - 9 if d > 9 else d
     return total % 10 == 0
-
-
-def written_ids(text: str) -> list[tuple[str, int, int]]:
-    """(kind, start, end) of each National Insurance number (kind ssn) and IBAN (kind bank) written in text:
-    letters and digits together, which the runs of digits would judge only in part."""
-    if not (shape := ID_SHAPE.search(text)):
-        return []  # most turns: one search, not three
-    ni = NI_ANY_CASE if re.search(NI_CUE, text[shape.start():], re.IGNORECASE) else NI_NUMBER
-    found = [("ssn", m.start(), m.end()) for m in ni.finditer(text)]
-    return found + [("bank", m.start(), m.end()) for m in IBAN.finditer(text) if iban_valid(m.group())]
-
-
-def iban_valid(iban: str) -> bool:
-    """ISO 13616's check: the country and check digits moved to the end, letters as 10-35, mod 97 is 1."""
-    code = iban.replace(" ", "").upper()
-    return 15 <= len(code) <= 34 and int("".join(str(int(c, 36)) for c in code[4:] + code[:4])) % 97 == 1
 
 
 def classify(ds, cue, text: str, dob_cue: bool, lead_oh: bool) -> list[tuple[str, int, int]]:
