@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline.centre_time import local_time
 from pipeline.listing import Listing, Settled, list_files
-from pipeline.wav_header import wav_shortfall, wav_size_unknown
+from pipeline.audio_header import ogg_unended, wav_shortfall, wav_size_unknown
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr"}
 # A file modified in the last SETTLE_S seconds is looked at again RECHECK_S later: one that changed meanwhile is
@@ -192,6 +192,9 @@ def probe(path: Path) -> tuple[int, int, float]:
             if not container.streams.audio:
                 raise ValueError("no audio stream in the file")
             stream = container.streams.audio[0]
+            if container.format.name == "ogg" and ogg_unended(path, size):
+                raise ValueError("truncated Ogg: the file ends without its stream's last page (cut short, or still "
+                                 "being written); not stored until it is complete")
             duration = (float(stream.duration * stream.time_base) if stream.duration
                         else (container.duration or 0) / 1e6)
             return stream.codec_context.channels, stream.codec_context.sample_rate or stream.rate, duration

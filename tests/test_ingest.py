@@ -46,6 +46,38 @@ def test_bad_audio_gets_a_readable_reason(tmp_path, name, content, reason):
     assert "\n" not in str(err.value)
 
 
+def write_ogg(path, seconds_of_jfk: float = 11.0):
+    """JFK's 11 s as Ogg Vorbis, 16 kHz stereo (FFmpeg's own Vorbis encoder, in PyAV's wheels)."""
+    import av
+    import numpy as np
+
+    from pipeline.transcribe import decode
+
+    pcm = decode(JFK, None)[: int(16000 * seconds_of_jfk)]
+    with av.open(str(path), "w", format="ogg") as out:
+        stream = out.add_stream("vorbis", rate=16000)
+        stream.codec_context.options = {"strict": "experimental"}
+        stream.layout = "stereo"
+        for i in range(0, len(pcm), 1024):
+            frame = av.AudioFrame.from_ndarray(np.stack([pcm[i:i + 1024]] * 2), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 16000, i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_an_ogg_cut_short_is_refused_until_it_is_whole_not_stored_as_a_shorter_call(tmp_path):
+    """FFmpeg reads a cut Ogg file happily, and gives the length of what is there: a copy that failed halfway was
+    stored as a 4 s call, scored and flagged. A cut file lacks the stream's last page, which says it ended."""
+    whole = write_ogg(tmp_path / "whole.ogg")
+    assert probe(whole) == (2, 16000, 11.0)
+    cut = tmp_path / "cut.ogg"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
+    with pytest.raises(ValueError, match=r"^truncated Ogg: the file ends without its stream's last page \(cut "
+                                         r"short, or still being written\); not stored until it is complete$"):
+        probe(cut)
+
+
 def test_call_id_comes_from_metadata_else_the_audio_hash(folder):
     (folder / "metadata.csv").write_text(
         "file,call_id,started_at,agent_id,queue,agent_channel,campaign\n"

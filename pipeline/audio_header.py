@@ -1,7 +1,8 @@
-"""What a RIFF/WAVE header says about its file: cut short, or still being written by a streaming recorder.
+"""What a recording's container says about its file: cut short, or still being written by a streaming recorder.
 
-FFmpeg decodes whatever audio bytes a WAV holds, so neither shows when it is read: both would be stored as a
-shorter call, and a stored call's recording is never taken again. Ingest asks here first.
+FFmpeg decodes whatever audio bytes a WAV or an Ogg file holds, so neither shows when it is read: both would be
+stored as a shorter call, and a stored call's recording is never taken again. Ingest asks here first: a WAV's
+header declares its size; an Ogg stream marks its last page (end of stream), which a cut file lacks.
 """
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ from pathlib import Path
 
 # How streaming writers say "size unknown" in the RIFF and data sizes until they finish and seek back.
 UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+OGG_PAGE_MAX = 65_307  # header (27) + 255 segment sizes + 255 x 255 bytes: the last page starts within this
+OGG_END_OF_STREAM = 0x04  # header_type flag of a stream's last page
+
+
+def ogg_unended(path: Path, size: int) -> bool:
+    """Whether an Ogg file (Vorbis, Opus) ends without its stream's last page: cut short, or still written."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - OGG_PAGE_MAX))
+        tail = fh.read()
+    last = tail.rfind(b"OggS")
+    return last < 0 or len(tail) < last + 6 or not tail[last + 5] & OGG_END_OF_STREAM
 
 
 def _sizes(path: Path) -> tuple[int, int, int, int] | None:
