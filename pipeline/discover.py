@@ -47,7 +47,10 @@ def refit_due(meta: dict, newest_day: date | None, signals_hash: str, cfg: Topic
     if newest_day is None:
         return None
     if not meta.get("topic_model"):
-        return "no topic model yet"
+        # a model `forget` dropped held the forgotten calls' turns: say so, not "no model", which reads as lost
+        dropped = meta.get("topic_model_dropped")
+        return f"the topic model was dropped by {dropped} (it held the forgotten calls' turns)" if dropped else (
+            "no topic model yet")
     if meta.get("topic_signals_hash") != signals_hash:
         return "signals changed, so did the untagged turns"
     if meta.get("topic_refit_due"):  # pipeline.redact_archive: the model file must not keep the old text
@@ -109,7 +112,8 @@ def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
     """
     store, run, library = writer.store, writer.run, writer.tagger.library
     newest = _newest_day(store)
-    meta = store.meta() if writer.topic_model is not None else {}
+    meta = store.meta()
+    meta = meta if writer.topic_model is not None else {"topic_model_dropped": meta.get("topic_model_dropped")}
     why = refit_due(meta, newest, library.hash, cfg)
     since = None
     if why is None and meta.get("topic_poorly_at_fit"):
@@ -136,7 +140,8 @@ def update(writer, cfg: TopicsConfig, fit_task=fit) -> None:
                    "utterance_topics": _arrow(rows)},
                   remove={"utterance_topics": store.parts_since("utterance_topics", start),
                           "topics": store.manifest()["topics"]},
-                  meta={"topic_model": filename, "topic_vectors": vectors.saved, "topic_vectors_assigned": [],
+                  meta={"topic_model": filename, "topic_model_dropped": None, "topic_vectors": vectors.saved,
+                        "topic_vectors_assigned": [],
                         "topic_fit_day": newest.isoformat(), "topic_signals_hash": library.hash,
                         "topic_refit_due": None, "topic_options": options_hash(cfg),
                         "topic_embedding": EMBEDDING_MODEL, **_fit_edge(rows)})

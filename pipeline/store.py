@@ -296,7 +296,8 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
             keep["topics"], remove["topics"] = self._scrub_examples(said), manifest["topics"]
         # The topic model holds example turns and centroids of these calls: drop it, the next run refits.
         self.commit(run_id, 1, {**keep, "deletions": [{**record, "rows": removed}]}, remove,
-                    meta={"forgotten": forgotten, "topic_model": None, "topic_vectors": None,
+                    meta={"forgotten": forgotten, "topic_model": None, "topic_model_dropped": "callintel forget",
+                          "topic_vectors": None,
                           "topic_vectors_assigned": [], SETTLED: settled})
         self.drop_stale_models()
         for folder, pattern in (("scorecards", "*/*.html"), ("redacted_audio", "*/*.flac")):

@@ -69,6 +69,9 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
         "stored call was kept; to store this version instead, `callintel forget --call-id keep-1 --yes` and give "
         "the file a new call_id (a forgotten call_id is never stored again)",
         "gone-1.json: deleted on request (callintel forget); not stored again"]
+    # the refit says why it came, not "no topic model yet" (a model was fitted the first night)
+    assert [n for n in again["notes"] if n.startswith("topic model refit")][0].startswith(
+        "topic model refit (the topic model was dropped by callintel forget (it held the forgotten calls' turns))")
 
 
 def test_forget_by_agent_and_since_needs_a_match_and_a_selection(tmp_path):
