@@ -13,13 +13,12 @@ from pipeline.spoken import Tokens, runs, spell
 # in first place nor D F I O Q U V second; in lower case ("ab123456c") only where it is named, as words go lower too
 NI_NUMBER = re.compile(r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
 NI_ANY_CASE = re.compile(NI_NUMBER.pattern, re.IGNORECASE)
-NI_CUE = r"national insurance|\bn\.? ?i\.? (?:number|no)\b|\bnino\b"
-NI_WORDS = {"insurance", "ni", "nino"}  # a question naming one: "What's your national insurance number?"
+NI_WORDS = {"insurance", "ni", "nino"}  # naming one: "What's your national insurance number?", "my NI number"
 NI_FIRST, NI_SECOND, NI_LAST = set("abceghjklmnoprstwxyz"), set("abceghjklmnprstwxyz"), set("abcd")
 # two capitals said apart ("J K one two ..."), or two together: where a spoken NI number may begin
 SPOKEN_NI_SHAPE = re.compile(r"\b[A-Z]\b[ .,]*\b[A-Z]\b|\b[A-Z]{2}\b")
-# what each begins with (letters glued to digits, upper-case letters, or the NI number's name): one search for a turn
-ID_SHAPE = re.compile(rf"[A-Za-z]{{2}}\d{{2}}|[A-Z]{{2}} \d{{2}}|(?i:{NI_CUE})")
+# how each begins where no NI number is named (letters glued to digits, or capitals): one search for a turn
+ID_SHAPE = re.compile(r"[A-Za-z]{2}\d{2}|[A-Z]{2} \d{2}")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE)
 
 
@@ -30,10 +29,11 @@ def ni_named(words: list[str]) -> bool:
 
 def written_ids(text: str, named: bool = False) -> list[tuple[str, int, int]]:
     """(kind, start, end) of each National Insurance number (kind ssn) and IBAN (kind bank) written in text:
-    letters and digits together. named: the question answered names an NI number, so lower case counts."""
-    if not named and not (shape := ID_SHAPE.search(text)):
-        return []  # most turns: one search, not three
-    ni = NI_ANY_CASE if named or re.search(NI_CUE, text[shape.start():], re.IGNORECASE) else NI_NUMBER
+    letters and digits together. named: the turn or the question it answers names an NI number (ni_named), so
+    lower case counts."""
+    if not named and not ID_SHAPE.search(text):
+        return []  # most turns: this one search, not both finders
+    ni = NI_ANY_CASE if named else NI_NUMBER
     found = [("ssn", m.start(), m.end()) for m in ni.finditer(text)]
     return found + [("bank", m.start(), m.end()) for m in IBAN.finditer(text) if iban_valid(m.group())]
 
