@@ -11,6 +11,8 @@ import re
 from bisect import bisect_left, bisect_right
 from typing import Iterable
 
+from pipeline.redact_spans import ENTITIES
+
 UNITS = dict(zip("zero one two three four five six seven eight nine".split(), "0123456789"), oh="0", o="0",
              nought="0", naught="0")  # British callers read a zero as "nought"
 TEENS = {w: str(10 + i) for i, w in enumerate(
@@ -26,7 +28,9 @@ ORDINALS = {w: 1 + i for i, w in enumerate(
 MONTHS = set("january february march april may june july august september october november december "
              "jan feb mar apr jun jul aug sep sept oct nov dec".split())
 
-TOKEN = re.compile(r"\[(?:CARD|SSN|BANK|PIN|PHONE|EMAIL|DOB)\]|\d+(?:st|nd|rd|th)?|[^\W\d_]+(?:'[^\W\d_]+)?", re.I)
+# a placeholder redaction left ("[CARD]") is one opaque word, whatever kinds redaction knows
+PLACEHOLDERS = "|".join(kind.upper() for kind in ENTITIES)
+TOKEN = re.compile(rf"\[(?:{PLACEHOLDERS})\]|\d+(?:st|nd|rd|th)?|[^\W\d_]+(?:'[^\W\d_]+)?", re.I)
 LETTERS = re.compile(r"[^\W\d_]+")  # every word TOKEN reads is made of such pieces
 # ASCII bytes with every non-letter a space: on ASCII text, LETTERS' words are what str.split() leaves
 _LETTERS_ONLY = bytes(c if chr(c).isalpha() and c < 128 else 32 for c in range(256))
