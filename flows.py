@@ -26,7 +26,7 @@ from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, 
 from prefect.utilities.annotations import quote  # noqa: E402
 
 from pipeline import archive, audio_redact, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
-from pipeline import listing, prefect_server, transcribe, transcripts  # noqa: E402
+from pipeline import ingest_notes, listing, prefect_server, transcribe, transcripts  # noqa: E402
 from pipeline.config import Config, input_problem, load_config, with_overrides  # noqa: E402
 from pipeline.discover import load_topic_model  # noqa: E402
 from pipeline.file_names import FileNames  # noqa: E402
@@ -127,10 +127,10 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
         plan = plan_recordings(cfg.input, known, cfg.channels.agent, since, exclude_ids=_transcript_ids(cfg, known) | imported,
                                forgotten=store.forgotten(), unsized_settle_s=cfg.unsized_wav_settle_minutes * 60,
                                zone=cfg.schedule.timezone, names=FileNames.of(cfg), settled=settled,
-                               known_ids=known_ids, out=cfg.out)
+                               known_ids=known_ids, out=cfg.out, stored_audio=store.calls_with_audio)
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
-        run.notes += plan.notes + ingest.unread_notes(cfg.input, cfg.transcripts, run.counts["found"])
+        run.notes += plan.notes + ingest_notes.unread_notes(cfg.input, cfg.transcripts, run.counts["found"])
         run.add_failures(plan.failures)
         _transcribe(cfg, writer, plan.jobs, progress)
     if run.counts["transcribed"] + run.counts["imported"]:  # said where a served night's owner reads

@@ -22,6 +22,7 @@ import pandas as pd
 from pipeline.centre_time import local_time
 from pipeline.listing import Listing, Settled, list_files
 from pipeline.audio_header import ogg_unended, wav_shortfall, wav_size_unknown
+from pipeline.ingest_notes import forgotten_note, same_audio_stored, stored_elsewhere_note, stored_note
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr"}
 # A file modified in the last SETTLE_S seconds is looked at again RECHECK_S later: one that changed meanwhile is
@@ -235,13 +236,15 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                     since: date | None = None, exclude_ids: set[str] = frozenset(),
                     forgotten: set[str] = frozenset(), unsized_settle_s: float = UNSIZED_SETTLE_S,
                     zone: str | None = None, names=None, settled: Settled | None = None,
-                    known_ids: set[str] | None = None, out: Path | None = None) -> Plan:
+                    known_ids: set[str] | None = None, out: Path | None = None,
+                    stored_audio: Callable[[list[str]], dict[str, str]] | None = None) -> Plan:
     """Which recordings are new. `known` has call_id, source_path, file_size, file_mtime of stored calls;
     `forgotten` holds digests of calls deleted on request, which are never stored again; a WAV whose header
     gives no size is left until it has not changed for unsized_settle_s (see still_written); zone: the centre's,
     in which a call's start is read (see centre_time); names: what recordings' names say (file_names.FileNames);
     settled: the folders found settled last night, not listed again (pipeline/listing.py), updated; known_ids:
-    every stored call_id, if the caller has them already; out: the output folder, never read as input."""
+    every stored call_id, if the caller has them already; out: the output folder, never read as input;
+    stored_audio: audio_sha256 -> call_id of the stored calls with any of the given digests (see same_audio_stored)."""
     from pipeline.file_names import describe  # here: both build on this module's failure rows
     from pipeline.metadata import read_metadata
     listing = discover(folder, settled, out)
@@ -257,7 +260,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
     here = stored_at(known, [rel for _, rel, _ in listing.files])  # the stored calls at the files listed
     known_files = stored_files(here)
     stored_as = dict(zip(here["source_path"].tolist(), here["call_id"].tolist()))
-    jobs, skipped, notes, ids, stored = [], 0, [], {}, set()
+    jobs, skipped, notes, ids, heard, stored = [], 0, [], {}, {}, set()
     root, resolve = folder.resolve(), metadata.resolve
     files = [Path(path) for path, _, _ in listing.files]
     writing = still_written(files, unsized_settle_s, lambda path, stat: (
@@ -287,8 +290,8 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                     stored.add(rel)
                 elif rel not in stored_as:  # its call came earlier from another file: said once, then settled
                     stored.add(rel)
-                    notes.append(_stored_elsewhere_note(rel, meta["call_id"], known))
-                notes += _stored_note(rel, meta, stored_as, unchanged)
+                    notes.append(stored_elsewhere_note(rel, meta["call_id"], known))
+                notes += stored_note(rel, meta, stored_as, unchanged)
                 continue
             if metadata.holds(resolved):
                 continue  # its metadata file or row was refused: already a failure that names the file and line
@@ -316,8 +319,11 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
         elif job.call_id in ids:
             failures.append(failure(rel, "ingest",
                                     f"{rel}: same call_id {job.call_id} as {ids[job.call_id]}; not stored twice"))
+        elif job.audio_sha256 in heard:  # a copy under another id: one call, whatever the metadata says
+            failures.append(failure(rel, "ingest", f"{rel}: the same recording (byte for byte) as "
+                                                   f"{heard[job.audio_sha256]}; not stored twice"))
         else:
-            ids[job.call_id] = rel
+            ids[job.call_id], heard[job.audio_sha256] = rel, rel
             jobs.append(job)
             if job.channels < 2 and meta.get("agent_channel") in ("left", "right"):
                 notes.append(f"{rel}: one channel, though its metadata gives the agent the {meta['agent_channel']} "
@@ -325,55 +331,14 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             if job.channels > 2:  # a conference bridge's or a surround file: said, not silently cut
                 notes.append(f"{rel}: {job.channels} channels; the first two are transcribed (agent and customer, "
                              "as channels.agent says), the others are not")
+    if stored_audio is not None:
+        jobs, copies, said = same_audio_stored(jobs, stored_audio)
+        skipped, notes = skipped + len(copies), notes + said
+        stored |= {job.source_path for job in copies}  # said once, then settled like any stored file
     if settled is not None:  # a folder whose metadata describes files elsewhere must be read while they may come
         settled.settle({rel: leaf for rel, leaf in listing.leaves.items() if root / rel not in metadata.reaches_out},
                        stored)
     return Plan(jobs, len(files) + listing.unchanged, skipped + listing.unchanged, failures, notes)
-
-
-def _stored_note(rel: str, meta: dict, stored_as: dict[str, str], unchanged: bool) -> list[str]:
-    """What a run should say of a file it skips as stored: nothing, unless it no longer matches the stored call."""
-    if meta.get("call_id") and stored_as.get(rel, meta["call_id"]) != meta["call_id"]:
-        return [f"{rel}: metadata now names it {meta['call_id']}, but it was stored as {stored_as[rel]} on an "
-                "earlier night, with that night's metadata; the stored call was kept"]
-    if unchanged or rel not in stored_as:
-        return []
-    redo = "" if meta.get("call_id") else (f"; if that one is incomplete, `callintel forget --call-id "
-                                           f"{stored_as[rel]} --yes` and the next run stores this file")
-    return [changed_note(rel, stored_as[rel], redo)]
-
-
-def _stored_elsewhere_note(rel: str, call_id: str, known: pd.DataFrame) -> str:
-    """A recording whose metadata names a call stored on an earlier night from another file (its transcript,
-    most often, which a vendor delivered first): a stored call is never replaced, nor stored twice."""
-    source = known.loc[known["call_id"] == call_id, "source_path"]
-    where = f" from {source.iloc[0]}" if len(source) else ""
-    return (f"{rel}: call {call_id} was stored{where} on an earlier night; that call was kept and this recording "
-            "not used")
-
-
-def changed_note(rel: str, call_id: str, redo: str = "") -> str:
-    """The note on an input file at a stored call's path that changed since: a stored call is never replaced.
-    redo says how to store the file anyway (recordings and transcripts differ)."""
-    return (f"{rel}: changed since it was stored as call {call_id} on an earlier night (its size or time differ); "
-            f"the stored call was kept{redo}")
-
-
-def unread_notes(folder: Path, transcripts: Path | None, found: int) -> list[str]:
-    """What a night that found nothing to read says: an unmounted share looks like an empty folder, and a centre
-    that records thousands of calls a night did not record none."""
-    if not folder.is_dir():  # a transcripts-only night
-        return [f"input folder {folder} does not exist: no recordings were looked for"]
-    if found:
-        return []
-    where = f"{folder} or {transcripts}" if transcripts else str(folder)
-    return [f"no recordings{' or transcripts' if transcripts else ''} at all in {where}: if calls were expected, "
-            "check that the folder is there and mounted"]
-
-
-def forgotten_note(rel: str) -> str:
-    """The note on an input file whose call was deleted on request: said every night it is still there."""
-    return f"{rel}: deleted on request (callintel forget); not stored again"
 
 
 def _job(path: Path, rel: str, stat, meta: dict, default_agent_channel: str, zone: str | None) -> CallJob:

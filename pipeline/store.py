@@ -306,6 +306,15 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
                     path.unlink()
         return removed
 
+    def calls_with_audio(self, digests: list[str]) -> dict[str, str]:
+        """audio_sha256 -> call_id of the stored calls whose recording has one of these digests. Reads one column
+        of every stored call, only on a night with new recordings (a million stored calls: about 0.15 s)."""
+        if not digests:
+            return {}
+        rows = self.read("calls", ["call_id", "audio_sha256"])
+        rows = rows.filter(pc.is_in(rows.column("audio_sha256"), pa.array(digests, pa.string())))
+        return dict(zip(rows.column("audio_sha256").to_pylist(), rows.column("call_id").to_pylist()))
+
     def read_calls(self, tables: tuple[str, ...], calls: dict[str, date]) -> dict[str, pa.Table]:
         """Committed rows of these calls (call_id -> call_date) in each table, reading only their days."""
         ids, days = pa.array(sorted(calls), pa.string()), set(calls.values())

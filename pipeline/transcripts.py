@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pipeline.column_names import read_as
 from pipeline.config_yaml import format_validation_error
 from pipeline.centre_time import ISO_FORM, future_problem, parse_timestamp
-from pipeline.ingest import call_digest, call_id_problem, changed_note, failure, forgotten_note, name_failure
+from pipeline.ingest import call_digest, call_id_problem, failure, name_failure
+from pipeline.ingest_notes import changed_note, forgotten_note
 from pipeline.listing import Listing, Settled, list_files
 from pipeline.redact_meta import quoted
 from pipeline.transcript_csv import (CALL, SLOW_CHECK_S, SPEAKERS, milliseconds_as_seconds, side, too_long,

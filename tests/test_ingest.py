@@ -106,6 +106,16 @@ def test_the_same_audio_twice_is_stored_once(folder):
     assert "same call_id" in plan.failures[0]["error"]
 
 
+def test_one_recording_under_two_call_ids_is_stored_once_and_the_copy_named(folder):
+    """Metadata gives the copy an id of its own, so ids alone do not tell: the audio's digest does."""
+    shutil.copy(JFK, folder / "copy.flac")
+    (folder / "metadata.csv").write_text("file,call_id\n2026-11-09/a.flac,c-1\ncopy.flac,c-2\n")
+    plan = plan_recordings(folder, NOTHING_KNOWN, "left")
+    assert [job.call_id for job in plan.jobs] == ["c-1", sha256(folder / "b.WAV")[:16]]
+    assert plan.failures == [{"source_path": "copy.flac", "stage": "ingest", "error": (
+        "copy.flac: the same recording (byte for byte) as 2026-11-09/a.flac; not stored twice")}]
+
+
 def test_since_leaves_older_calls_for_later(folder):
     (folder / "metadata.csv").write_text("file,started_at\n2026-11-09/a.flac,2026-11-09T09:00:00\n"
                                          "b.WAV,2026-11-20T09:00:00\n")

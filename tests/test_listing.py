@@ -2,7 +2,6 @@
 so a night's listing costs its new folders, not the whole archive's files (pipeline/listing.py)."""
 import json
 import os
-import shutil
 import time
 
 from pipeline.listing import SETTLE_NS, Settled
@@ -89,15 +88,20 @@ def test_a_record_of_another_folder_is_not_used(tmp_path):
     assert [rel for _, rel in files] == ["2026-11-20/c-1.json"] and (found, skipped) == (1, 0)
 
 
-def recordings(root, days: dict[str, dict[str, str]]) -> None:
-    """Day folders of recordings (copies of one speech file), each with a metadata.csv giving their call_ids."""
-    from conftest import JFK
+def speech(path):
+    from conftest import JFK, write_wav
 
+    return write_wav(path, JFK, rate=8000, channels=1, offset_s=0.1 * (ord(path.name[0]) - ord("a")))
+
+
+def recordings(root, days: dict[str, dict[str, str]]) -> None:
+    """Day folders of recordings (one speech file, a recording's name setting its offset: distinct calls), each
+    with a metadata.csv giving their call_ids."""
     for day, rows in days.items():
         (root / day).mkdir(exist_ok=True)
         for name in rows:
             if "/" not in name:
-                shutil.copy(JFK, root / day / name)
+                speech(root / day / name)
         (root / day / "metadata.csv").write_text("file,call_id\n" + "".join(f"{f},{c}\n" for f, c in rows.items()))
 
 
@@ -107,9 +111,9 @@ def test_a_settled_recordings_folder_is_skipped_with_its_metadata(tmp_path, monk
     from pipeline import metadata
     from pipeline.ingest import plan_recordings
 
-    recordings(tmp_path, {"2026-11-09": {"a.flac": "c-1"},
-                          "2026-11-10": {"b.flac": "c-2", "../2026-11-11/c.flac": "c-3"}, "2026-11-11": {}})
-    shutil.copy(tmp_path / "2026-11-09" / "a.flac", tmp_path / "2026-11-11" / "c.flac")
+    recordings(tmp_path, {"2026-11-09": {"a.wav": "c-1"},
+                          "2026-11-10": {"b.wav": "c-2", "../2026-11-11/c.wav": "c-3"}, "2026-11-11": {}})
+    speech(tmp_path / "2026-11-11" / "c.wav")
     first = plan_recordings(tmp_path, pd.DataFrame(columns=["call_id", "source_path", "file_size", "file_mtime"]),
                             "left")
     assert sorted(j.call_id for j in first.jobs) == ["c-1", "c-2", "c-3"]
@@ -133,6 +137,6 @@ def test_a_settled_recordings_folder_is_skipped_with_its_metadata(tmp_path, monk
     assert rows == ["2026-11-10/metadata.csv line 2"]  # not line 3, of a recording in a settled folder
     monkeypatch.undo()
 
-    recordings(tmp_path, {"2026-11-09": {"a.flac": "c-1", "d.flac": "c-4"}})  # a late call, and its row
+    recordings(tmp_path, {"2026-11-09": {"a.wav": "c-1", "d.wav": "c-4"}})  # a late call, and its row
     plan = plan_recordings(tmp_path, known, "left", settled=Settled(tmp_path, again.record()))
     assert [j.call_id for j in plan.jobs] == ["c-4"] and (plan.found, plan.skipped, plan.failures) == (4, 3, [])
