@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline.centre_time import local_time
 from pipeline.listing import Listing, Settled, list_files
-from pipeline.audio_header import ogg_unended, wav_shortfall, wav_size_unknown
+from pipeline.audio_header import mp3_cut, mp4_shortfall, ogg_unended, wav_shortfall, wav_size_unknown
 from pipeline.ingest_notes import forgotten_note, same_audio_stored, stored_elsewhere_note, stored_note
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".amr"}
@@ -193,15 +193,27 @@ def probe(path: Path) -> tuple[int, int, float]:
             if not container.streams.audio:
                 raise ValueError("no audio stream in the file")
             stream = container.streams.audio[0]
-            if container.format.name == "ogg" and ogg_unended(path, size):
-                raise ValueError("truncated Ogg: the file ends without its stream's last page (cut short, or still "
-                                 "being written); not stored until it is complete")
+            _refuse_cut(container.format.name, path, size)
             duration = (float(stream.duration * stream.time_base) if stream.duration
                         else (container.duration or 0) / 1e6)
             return stream.codec_context.channels, stream.codec_context.sample_rate or stream.rate, duration
     except av.FFmpegError as exc:
+        _refuse_cut("mp4", path, size)  # an M4A cut before its index (written last) does not open at all
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ValueError(f"cannot decode audio: {reason}; not a recording, or a damaged one") from None
+
+
+def _refuse_cut(formats: str, path: Path, size: int) -> None:
+    """ValueError if a file of these FFmpeg formats ("mov,mp4,m4a,...") says it was cut short."""
+    formats, problem = set(formats.split(",")), None
+    if "ogg" in formats and ogg_unended(path, size):
+        problem = "Ogg: the file ends without its stream's last page"
+    elif "mp3" in formats and (frame := mp3_cut(path, size)) is not None:
+        problem = f"MP3: the file ends inside a frame that starts at byte {frame}"
+    elif "mp4" in formats and (box := mp4_shortfall(path, size)):
+        problem = f"MP4/M4A: its '{box[0]}' box runs {box[1]} bytes past the end of the file"
+    if problem:
+        raise ValueError(f"truncated {problem} (cut short, or still being written); not stored until it is complete")
 
 
 def stored_at(known: pd.DataFrame, rels: list[str]) -> pd.DataFrame:

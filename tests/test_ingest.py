@@ -46,36 +46,59 @@ def test_bad_audio_gets_a_readable_reason(tmp_path, name, content, reason):
     assert "\n" not in str(err.value)
 
 
-def write_ogg(path, seconds_of_jfk: float = 11.0):
-    """JFK's 11 s as Ogg Vorbis, 16 kHz stereo (FFmpeg's own Vorbis encoder, in PyAV's wheels)."""
+def encode(path, fmt: str = "ogg", codec: str = "vorbis", rate: int = 16000, layout: str = "stereo",
+           options: dict | None = None, seconds_of_jfk: float = 11.0):
+    """JFK's speech (16 kHz samples, played at `rate`) encoded by FFmpeg's own encoders in PyAV's wheels."""
     import av
     import numpy as np
 
     from pipeline.transcribe import decode
 
     pcm = decode(JFK, None)[: int(16000 * seconds_of_jfk)]
-    with av.open(str(path), "w", format="ogg") as out:
-        stream = out.add_stream("vorbis", rate=16000)
+    channels = 2 if layout == "stereo" else 1
+    with av.open(str(path), "w", format=fmt, options=options or {}) as out:
+        stream = out.add_stream(codec, rate=rate)
         stream.codec_context.options = {"strict": "experimental"}
-        stream.layout = "stereo"
-        for i in range(0, len(pcm), 1024):
-            frame = av.AudioFrame.from_ndarray(np.stack([pcm[i:i + 1024]] * 2), format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts = 16000, i
+        stream.layout = layout
+        step = stream.codec_context.frame_size or 1024
+        for i in range(0, len(pcm), step):
+            frame = av.AudioFrame.from_ndarray(np.stack([pcm[i:i + step]] * channels), format="fltp", layout=layout)
+            frame.sample_rate, frame.pts = rate, i
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
 
 
-def test_an_ogg_cut_short_is_refused_until_it_is_whole_not_stored_as_a_shorter_call(tmp_path):
-    """FFmpeg reads a cut Ogg file happily, and gives the length of what is there: a copy that failed halfway was
-    stored as a 4 s call, scored and flagged. A cut file lacks the stream's last page, which says it ended."""
-    whole = write_ogg(tmp_path / "whole.ogg")
-    assert probe(whole) == (2, 16000, 11.0)
-    cut = tmp_path / "cut.ogg"
-    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 3])
-    with pytest.raises(ValueError, match=r"^truncated Ogg: the file ends without its stream's last page \(cut "
-                                         r"short, or still being written\); not stored until it is complete$"):
-        probe(cut)
+CUT_FORMATS = {  # what call recorders and phone systems write
+    "ogg-vorbis": ("call.ogg", dict(), "Ogg: the file ends without its stream's last page"),
+    "mp3-8k-mono": ("call.mp3", dict(fmt="mp3", codec="libmp3lame", rate=8000, layout="mono"), "MP3: the file ends"),
+    "mp3-44k-tags-no-xing": ("call.mp3", dict(fmt="mp3", codec="libmp3lame", rate=44100, options={
+        "write_id3v1": "1", "write_xing": "0"}), "MP3: the file ends"),
+    "m4a-aac": ("call.m4a", dict(fmt="ipod", codec="aac", layout="mono"), "MP4/M4A: its 'mdat' box runs"),
+    "m4a-aac-faststart": ("call.m4a", dict(fmt="ipod", codec="aac", layout="mono", options={"movflags": "faststart"}),
+                          "MP4/M4A: its 'mdat' box runs"),
+}
+
+
+@pytest.mark.parametrize("kind", CUT_FORMATS)
+def test_a_recording_cut_short_is_refused_until_it_is_whole_not_stored_as_a_shorter_call(tmp_path, kind):
+    """FFmpeg reads a cut file happily and gives the length of what is there (an M4A whose index is written last
+    does not open at all): a copy that failed halfway was stored as a shorter call, scored and flagged, and the
+    whole file, delivered later, never taken. Each format says it was cut its own way."""
+    name, how, says = CUT_FORMATS[kind]
+    whole = encode(tmp_path / name, **how)
+    channels, rate, seconds = probe(whole)
+    played = 11.0 * 16000 / how.get("rate", 16000)  # JFK's 11 s of samples, at the file's rate
+    assert (channels, rate) == (2 if how.get("layout", "stereo") == "stereo" else 1, how.get("rate", 16000))
+    assert abs(seconds - played) < 0.15
+    data = whole.read_bytes()
+    for keep in (len(data) // 3, len(data) // 2 + 1):
+        cut = tmp_path / f"cut{keep}{whole.suffix}"
+        cut.write_bytes(data[:keep])
+        with pytest.raises(ValueError) as err:
+            probe(cut)
+        assert str(err.value).startswith(f"truncated {says}")
+        assert str(err.value).endswith("(cut short, or still being written); not stored until it is complete")
 
 
 def test_call_id_comes_from_metadata_else_the_audio_hash(folder):
