@@ -293,7 +293,9 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
         said = set(self.read("utterances", ["call_id", "text"]).filter(
             pc.is_in(pc.field("call_id"), ids)).column("text").to_pylist())
         if said and manifest["topics"]:
-            keep["topics"], remove["topics"] = self._scrub_examples(said), manifest["topics"]
+            # the utterances left: those rewritten without the calls' turns above (every call's turns, if none)
+            remaining = keep["utterances"] if "utterances" in keep else self.read("utterances", ["call_id", "text"])
+            keep["topics"], remove["topics"] = self._scrub_topics(said, remaining), manifest["topics"]
         # The topic model holds example turns and centroids of these calls: drop it, the next run refits.
         self.commit(run_id, 1, {**keep, "deletions": [{**record, "rows": removed}]}, remove,
                     meta={"forgotten": forgotten, "topic_model": None, "topic_model_dropped": "callintel forget",
@@ -335,12 +337,13 @@ class Store(DatabaseMixin, PagesMixin, LockMixin):
         os.replace(tmp, path)
         return path
 
-    def _scrub_examples(self, said: set[str]) -> pa.Table:
-        """`topics` without the forgotten calls' turns among their representative examples."""
-        topics = self.read("topics").to_pylist()
-        for topic in topics:
-            topic["examples"] = [e for e in topic["examples"] or [] if e not in said]
-        return pa.Table.from_pylist(topics, schema=TABLES["topics"].schema)
+    def _scrub_topics(self, said: set[str], remaining: pa.Table) -> pa.Table:
+        """`topics` without the forgotten calls' turns among their examples, nor terms of their callers' own words
+        (pipeline/topic_scrub.py)."""
+        from pipeline.topic_scrub import scrub
+
+        return pa.Table.from_pylist(scrub(self.read("topics").to_pylist(), said, remaining),
+                                    schema=TABLES["topics"].schema)
 
     def forgotten(self) -> set[str]:
         """Digests of forgotten call ids (see ingest.call_digest)."""

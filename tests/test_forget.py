@@ -74,6 +74,36 @@ def test_forget_removes_a_call_everywhere_and_it_is_not_stored_again(tmp_path, p
         "topic model refit (the topic model was dropped by callintel forget (it held the forgotten calls' turns))")
 
 
+def test_forget_takes_a_callers_words_out_of_topic_labels_and_keeps_everyone_elses(
+        tmp_path, prefect_harness):
+    """Four calls of one caller, who gives their name, and three of others about the same fault made one topic
+    labelled with the name ("zebulon quackenbush"): after forget the name is in no stored file, while the words
+    the other callers said ("router", "orange") still name the topic."""
+    import flows
+
+    tx, out = tmp_path / "tx", tmp_path / "out"
+    tx.mkdir()
+    for i in range(4):
+        transcript(tx, f"q-{i}", "a_chen", "20", "this is Zebulon Quackenbush, the router blinks orange")
+    for i, text in enumerate(["my router light blinks orange all night", "the router keeps blinking orange at me",
+                              "orange light blinking on the router again"]):
+        transcript(tx, f"r-{i}", "a_ruiz", "20", text)
+    flows.nightly(input=str(tmp_path / "none"), transcripts_dir=str(tx), out=str(out), signals=str(ROOT / "signals"))
+    (topic,) = Store(out).read("topics").to_pylist()
+    assert {"zebulon quackenbush", "router", "orange"} <= set(topic["top_terms"])  # what the case is about
+
+    ids = [arg for i in range(4) for arg in ("--call-id", f"q-{i}")]
+    result = CliRunner().invoke(cli, ["forget", *ids, "--yes", "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0 and "forgot 4 call(s)" in result.output
+    (topic,) = Store(out).read("topics").to_pylist()
+    assert {"router", "orange", "blink orange"} <= set(topic["top_terms"]) and "router" in topic["label"]
+    assert not [t for t in topic["top_terms"] if "zebulon" in t or "quackenbush" in t]
+    assert topic["examples"] and "Zebulon" not in " ".join(topic["examples"])
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert b"quackenbush" not in path.read_bytes().lower(), path
+
+
 def test_forget_by_agent_and_since_needs_a_match_and_a_selection(tmp_path):
     runner = CliRunner()
     empty = runner.invoke(cli, ["forget", "--out", str(tmp_path)])
