@@ -227,12 +227,15 @@ def load_config(path: str | Path | None = None) -> Config:
     except ValidationError as exc:
         raise ConfigError(format_validation_error(str(path), exc, Config, DOCS)) from None
     base = path.resolve().parent
+    signals = (base / cfg.signals.expanduser()).resolve()
+    # a file that names no signals folder, with none beside it, is left unset: the shipped library, as with no file
+    chosen = {"signals": signals} if "signals" in cfg.model_fields_set or signals.is_dir() else {}
     return cfg.model_copy(update={
         # ~ as a shell reads it: `input: ~/recordings` is a home folder, not a folder named ~ beside the file
         "input": (base / cfg.input.expanduser()).resolve(),
         "transcripts": (base / cfg.transcripts.expanduser()).resolve() if cfg.transcripts else None,
         "out": (base / cfg.out.expanduser()).resolve(),
-        "signals": (base / cfg.signals.expanduser()).resolve(),
+        **chosen,
         "source": str(path),
     })
 
@@ -254,9 +257,11 @@ SHIPPED_SIGNALS = Path(__file__).resolve().parents[1] / "signals"  # the library
 
 def with_shipped_signals(cfg: Config) -> Config:
     """cfg, with the shipped signal library when no signals folder was chosen (neither callintel.yaml nor
-    --signals) and there is none here: `callintel run --input X` run outside the project folder refused itself
+    --signals) and there is none here (beside the callintel.yaml, or in the current folder without one):
+    `callintel run --input X` run outside the project folder, or a callintel.yaml of two lines, refused itself
     ("signals folder signals does not exist"). A folder chosen is never swapped: its absence is an error."""
-    if "signals" in cfg.model_fields_set or "signals" in cfg.overridden or cfg.signals.is_dir():
+    from_file = "source" in cfg.model_fields_set
+    if "signals" in cfg.model_fields_set or "signals" in cfg.overridden or (not from_file and cfg.signals.is_dir()):
         return cfg
     return cfg.model_copy(update={"signals": SHIPPED_SIGNALS}) if SHIPPED_SIGNALS.is_dir() else cfg
 

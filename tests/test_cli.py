@@ -340,6 +340,22 @@ def test_commands_run_outside_the_project_folder_say_no_callintel_yaml_was_found
     assert "input folder data/demo does not exist; give --input DIR" in check.output
 
 
+def test_a_callintel_yaml_that_names_no_signals_folder_uses_the_shipped_library(tmp_path, monkeypatch):
+    """README: every key of callintel.yaml is optional. A file of two lines stopped every command with "signals
+    folder .../signals does not exist", while no file at all used the shipped library."""
+    (tmp_path / "tx").mkdir()
+    shutil.copy(ROOT / "data/demo_transcripts/c-0001.json", tmp_path / "tx")
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg/callintel.yaml").write_text("transcripts: ../tx\nout: ../out\n")
+    monkeypatch.chdir(tmp_path / "cfg")
+    checked = CliRunner().invoke(cli, ["check"])
+    assert checked.exit_code == 0, checked.output
+    assert f"signals OK ({ROOT / 'signals'}, hash" in checked.output
+    (tmp_path / "cfg/callintel.yaml").write_text("transcripts: ../tx\nout: ../out\nsignals: ours\n")  # named: kept
+    refused = CliRunner().invoke(cli, ["check"])
+    assert refused.exit_code == 2 and f"signals folder {tmp_path / 'cfg/ours'} does not exist" in refused.output
+
+
 def test_a_prefect_server_that_does_not_answer_is_one_line_before_anything_is_written(tmp_path):
     """The README's first step (`prefect server start`) forgotten, or still starting: serve printed a 114-line
     httpx traceback, and run blamed a run it had not started."""
