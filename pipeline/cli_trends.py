@@ -1,7 +1,7 @@
 """`callintel trends`: what is rising, from the signal_trends / topic_trends views. Read-only on DuckDB."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
@@ -13,7 +13,24 @@ from pipeline.views import BASELINE_DAYS
 TOP = 8
 
 
-def _trends(cfg, topics: bool, days: int) -> pd.DataFrame:
+def _last_call_day(cfg) -> date | None:
+    """The window ends on the last day with stored calls, for signals and topics alike (topic_trends has only
+    days whose calls had untagged turns)."""
+    found = query(cfg, "SELECT max(call_date) AS day FROM calls")["day"]
+    return None if found.empty or pd.isna(found.iloc[0]) else pd.Timestamp(found.iloc[0]).date()
+
+
+def _window(days: int, last: date) -> str:
+    """What the header says the window is, and how old its last day is when calls stopped coming."""
+    first = last - timedelta(days=days - 1)
+    span = f"on {last}" if days == 1 else f"in the {days} days {first} to {last}"
+    old = (date.today() - last).days
+    return span + (f" (the last day with calls, {old} days ago)" if old > 1 else "")
+
+
+def _trends(cfg, topics: bool, days: int) -> pd.DataFrame | None:
+    """The trend rows of the window (empty: none stored at all), or None when it has none though earlier days do
+    (said here)."""
     if topics:
         sql = ("SELECT t.topic_id AS key, coalesce(l.label, 'outlier') AS label, t.day, t.calls, t.share, "
                "t.baseline_share, t.z, t.emerging FROM topic_trends t LEFT JOIN (SELECT topic_id, arg_max(label, "
@@ -25,12 +42,16 @@ def _trends(cfg, topics: bool, days: int) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
-    return frame[frame["day"] > frame["day"].max() - timedelta(days=days)]
+    last = _last_call_day(cfg) or frame["day"].max()
+    shown = frame[(frame["day"] > last - timedelta(days=days)) & (frame["day"] <= last)]
+    if shown.empty:  # none in the window, though some before it: said as such, not as "none stored yet"
+        click.echo(f"No {'topics' if topics else 'signals'} {_window(days, last)}; the last on {frame['day'].max()}.")
+        return None
+    return shown
 
 
-def _call_days(cfg, frame: pd.DataFrame, days: int) -> set:
+def _call_days(cfg, days: int, last: date) -> set:
     """The days in the shown window that have stored calls."""
-    last = frame["day"].max()
     found = query(cfg, "SELECT DISTINCT call_date AS day FROM calls WHERE call_date > $first AND call_date <= $last",
                   {"first": last - timedelta(days=days), "last": last})
     return set(pd.to_datetime(found["day"]).dt.date)
@@ -113,12 +134,15 @@ def trends(days, topics, signals, plot, config_path, out) -> None:
     what = "topics" if topics else "signals"
     cfg = load_cli_config(config_path, out=out)
     frame = _trends(cfg, topics, days)
+    if frame is None:
+        return
     if frame.empty:
         _nothing_yet(cfg, what)
         return
     hot = frame[frame["emerging"]].sort_values(["day", "z"], ascending=[False, False])
-    span = "day" if days == 1 else f"{days} days"
-    click.echo(f"Emerging {what} in the last {span}:" if len(hot) else f"No emerging {what} in the last {span}.")
+    last = _last_call_day(cfg) or frame["day"].max()
+    window = _window(days, last)
+    click.echo(f"Emerging {what} {window}:" if len(hot) else f"No emerging {what} {window}.")
     for row in hot.itertuples():
         base = (f"none in the {BASELINE_DAYS} days before" if pd.isna(row.baseline_share) or row.baseline_share == 0
                 else f"baseline {row.baseline_share:.0%}")
@@ -130,7 +154,7 @@ def trends(days, topics, signals, plot, config_path, out) -> None:
                                                        aggfunc="sum").astype(int)
     # every day with calls: topic_trends has only the days whose calls had turns no signal tagged, and a day left
     # out reads as a day without calls
-    table = table.reindex(columns=sorted(set(table.columns) | _call_days(cfg, frame, days)), fill_value=0)
+    table = table.reindex(columns=sorted(set(table.columns) | _call_days(cfg, days, last)), fill_value=0)
     click.echo(f"\nCalls per day ({what}):")
     click.echo(table.rename(columns=lambda d: d.strftime("%m-%d")).to_string() if len(table) else
                f"  (no calls with any {what[:-1]} in these days)")

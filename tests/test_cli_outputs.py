@@ -48,9 +48,16 @@ def test_a_plot_that_cannot_be_written_is_one_line(out, tmp_path):
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG" and list(tmp_path.iterdir()) == [tmp_path / "t.png"]
 
 
-def test_trends_of_one_day_say_the_last_day(out):
-    assert invoke("trends", "--days", "1", "--out", str(out)).output.splitlines()[0] == "No emerging signals in the last day."
-    assert invoke("trends", "--days", "2", "--out", str(out)).output.splitlines()[0] == "No emerging signals in the last 2 days."
+def test_trends_say_the_dates_of_their_window_and_how_old_its_last_day_is(out):
+    """The window ends on the last day with calls (c-0009's, 2026-11-18), not today: said, with its dates, so a
+    night whose recordings stopped coming does not look current."""
+    from datetime import date
+
+    old = (date.today() - date(2026, 11, 18)).days
+    assert invoke("trends", "--days", "1", "--out", str(out)).output.splitlines()[0] == (
+        f"No emerging signals on 2026-11-18 (the last day with calls, {old} days ago).")
+    assert invoke("trends", "--days", "2", "--out", str(out)).output.splitlines()[0] == (
+        f"No emerging signals in the 2 days 2026-11-17 to 2026-11-18 (the last day with calls, {old} days ago).")
 
 
 def test_trends_with_nothing_to_show_say_why(tmp_path, prefect_harness):
