@@ -27,13 +27,14 @@ from pipeline.ingest import failure
 
 PLACEHOLDER = re.compile(r"^\[[A-Z]+\]$")
 CHANNEL_MAPS = ("left", "right", "mono")
+EDGE_S = 1.0  # how far past the end (or before the start) of its turn a placeholder's silence may reach
 
 
 def redaction_spans(utterances: list[dict], margin_s: float = 0.15) -> list[tuple[float, float]]:
-    """(start_s, end_s) to silence, widened by margin_s, overlapping ones merged, in time order."""
-    spans = sorted((max(0.0, w["start_s"] - margin_s), w["end_s"] + margin_s)
-                   for u in utterances for w in (u.get("words") or [])
-                   if PLACEHOLDER.match(str(w.get("word", ""))))
+    """(start_s, end_s) to silence, overlapping ones merged, in time order: each placeholder word widened by margin_s,
+    and over the quiet beside it (see _widened)."""
+    turns = sorted((u["start_s"], u["end_s"]) for u in utterances if u.get("start_s") is not None)
+    spans = sorted(span for u in utterances for span in _widened(u.get("words") or [], turns, margin_s))
     merged: list[tuple[float, float]] = []
     for start, end in spans:
         if merged and start <= merged[-1][1]:
@@ -41,6 +42,24 @@ def redaction_spans(utterances: list[dict], margin_s: float = 0.15) -> list[tupl
         else:
             merged.append((start, end))
     return merged
+
+
+def _widened(words: list[dict], turns: list[tuple[float, float]], margin_s: float) -> list[tuple[float, float]]:
+    """The spans of one turn's placeholders. Whisper times a segment's last word early: a card read to the end of a
+    turn went on 1 s past its "[CARD]", and a copy silenced only there still said its last digits. So a span
+    reaches the next word of its turn (what lies between is the number's own speech or quiet), or, at the turn's
+    end, up to EDGE_S on, and the same way back; never into another turn that starts or ends beside it."""
+    spans = []
+    for i, w in enumerate(words):
+        if not PLACEHOLDER.match(str(w.get("word", ""))):
+            continue
+        start, end = w["start_s"] - margin_s, w["end_s"] + margin_s
+        before = words[i - 1]["end_s"] if i else max(
+            [b for _, b in turns if b <= w["start_s"]] + [w["start_s"] - EDGE_S])
+        after = words[i + 1]["start_s"] if i + 1 < len(words) else min(
+            [a for a, _ in turns if a >= w["end_s"]] + [w["end_s"] + EDGE_S])
+        spans.append((max(0.0, min(start, before)), max(end, after)))
+    return spans
 
 
 def redact_audio(source: Path, target: Path, utterances: list[dict], agent_channel: str,

@@ -98,3 +98,21 @@ def test_without_placeholders_the_copy_is_exact_and_a_bad_source_leaves_nothing(
     assert not (tmp_path / "out.flac").exists()
     with pytest.raises(ValueError, match="agent_channel 'centre' must be one of left, right, mono"):
         redact_audio(JFK, tmp_path / "out.flac", said, "centre")
+
+
+def test_a_placeholder_ending_its_turn_is_silenced_past_whisper_s_early_end_but_not_into_the_next_turn():
+    """Whisper timed the last "four two four two" of c-0001's card 1 s before the customer stopped saying it; the
+    copy silenced to the word's end still said "242". A span reaches the quiet beside it: back to the previous
+    word, on to the end of the turn and up to EDGE_S past it, never into the next turn."""
+    card = {"speaker": "customer", "start_s": 3.0, "end_s": 7.0, "words": [
+        {"word": "number", "start_s": 3.0, "end_s": 4.2}, {"word": "[CARD]", "start_s": 5.0, "end_s": 7.0}]}
+    reply = {"speaker": "agent", "start_s": 7.6, "end_s": 9.0,
+             "words": [{"word": "Thanks", "start_s": 7.6, "end_s": 9.0}]}
+    assert redaction_spans([card, reply]) == [(4.2, 7.6)]  # the next turn starts 0.6 s after the card's end
+    reply.update(start_s=9.5, words=[{"word": "Thanks", "start_s": 9.5, "end_s": 10.0}])
+    assert redaction_spans([card, reply]) == [(4.2, 8.0)]  # EDGE_S (1 s) past the card's end
+    first = {"speaker": "customer", "start_s": 2.0, "end_s": 4.0,
+             "words": [{"word": "[SSN]", "start_s": 2.0, "end_s": 4.0}]}
+    question = {"speaker": "agent", "start_s": 0.5, "end_s": 1.4,
+                "words": [{"word": "SSN?", "start_s": 0.5, "end_s": 1.4}]}
+    assert redaction_spans([question, first]) == [(1.4, 5.0)]  # back to the question's end, on 1 s past its own
