@@ -70,10 +70,13 @@ def criteria(call_id: str) -> dict[str, str]:
         "hold_etiquette": verdict({"hold_request", "hold_return"} <= said,
                                   na=not said & {"hold_request", "hold_return"} and timing(call_id)["max_silence_s"] < 20),
         "no_interruptions": verdict(timing(call_id)["agent_interruptions"] == 0),
-        "resolution_confirmed": verdict("agent_confirms_resolution" in said),
-        "further_help": verdict("further_help" in said),
+        # a transferred call ends with the next person: these are theirs, unless the agent did them anyway
+        "resolution_confirmed": verdict("agent_confirms_resolution" in said,
+                                        na="transfer" in said and "agent_confirms_resolution" not in said),
+        "further_help": verdict("further_help" in said, na="transfer" in said and "further_help" not in said),
         # the last line that is the closing must start in the last 30 s of speech
-        "closing": verdict(at("closing", lambda t: t >= duration - 30)),
+        "closing": verdict(at("closing", lambda t: t >= duration - 30),
+                           na="transfer" in said and "closing" not in said),
         "no_profanity": verdict("agent_profanity" not in said),
     }
 
@@ -89,8 +92,13 @@ def scorecard(call_id: str) -> dict:
     return {"pct": pct, "passed": not auto_failed and pct >= RUBRIC["pass_pct"], "auto_failed": auto_failed}
 
 
-def flags(call_id: str, customer_sentiment_end: float) -> set[str]:
-    """Flag ids the default rules must raise; the sentiment at the end is given (VADER on the script's words)."""
+def ends_negative(call_id: str) -> bool:
+    """The customer ends the call unhappy, as the script's author judged it (customer_ends)."""
+    return next(c for c in SCRIPT["calls"] if c["call_id"] == call_id).get("customer_ends") == "negative"
+
+
+def flags(call_id: str) -> set[str]:
+    """Flag ids the default rules must raise."""
     said = set().union(*(line["signals"] for line in lines(call_id)))
     card, results = scorecard(call_id), criteria(call_id)
     rules = {
@@ -103,7 +111,7 @@ def flags(call_id: str, customer_sentiment_end: float) -> set[str]:
         "churn_not_saved": "cancel_intent" in said and "retention_offer" not in said,
         "frustrated_customer": "dissatisfaction" in said and bool(
             said & {"complaint", "customer_profanity", "repeat_caller", "supervisor_request"}),
-        "ended_negative": customer_sentiment_end < -0.3 and lines(call_id)[-1]["end_s"] > 30,
+        "ended_negative": ends_negative(call_id) and lines(call_id)[-1]["end_s"] > 30,
         "long_silence": timing(call_id)["max_silence_s"] > 60,
     }
     return {flag for flag, raised in rules.items() if raised}

@@ -47,14 +47,15 @@ SCORED = ("scorecards", "scorecard_items", "flags")  # what a re-score replaces,
 # before it by the old code for ever, beside new calls judged by the new, and trends would step at the upgrade.
 RULES_CODE = ("signals.py", "tag.py", "tag_lexicon.py", "prefilter.py", "metrics.py", "rubric.py", "score.py",
               "flags.py", "qa.py")
+MODEL_CODE = ("sentiment.py",)  # in models/: the stored utterances' sentiment, which metrics and flags read
 
 
 @functools.cache  # the code does not change under a running process; a night asks up to five times
 def rules_code_hash() -> str:
     """The code that tagged and scored the stored calls, as recorded in meta (`rules_code`)."""
     digest, here = hashlib.sha256(), Path(__file__).parent
-    for name in RULES_CODE:
-        digest.update((here / name).read_bytes())
+    for path in [here / name for name in RULES_CODE] + [here.parent / "models" / name for name in MODEL_CODE]:
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -178,7 +179,7 @@ def rescore(writer, retagged: bool, score_calls=qa.assess, spread: Spread | None
     calls_a_day = calls_per_day(store)
     groups, spread = _grouped(calls_a_day, spread)
     scored_before, counted = _scored(store, rules), run.counts["rescored"]
-    replaced = SCORED + (("call_metrics",) if new_code else ())
+    replaced = SCORED + (("call_metrics", "utterances") if new_code else ())
     stored = (_stored_rows(store, days, new_code) for days in groups)
     if spread is None:
         done = (rescore_rows(rules, writer.tagger.library, run.run_id, rows, score_calls) for rows in stored)
@@ -246,14 +247,17 @@ def _stored_rows(store, days: set[date], new_metrics: bool = False) -> dict:
     """What re-scoring the calls of these days reads, as Arrow tables (cheap to read, and to send).
 
     new_metrics: the stored metrics are not read, so every call's are computed again; nor is the stored
-    sentiment, which is float32: VADER's own scores of the text give the metrics a new call of this text gets
-    (from the stored ones, sentiment_start and _end could differ by 0.001 where they round)."""
+    sentiment: it is scored again (this release's model may score otherwise) and the utterances are written back
+    with it, every column read for that. VADER's own scores of the text also give the metrics a new call of this
+    text gets (from the stored float32 ones, sentiment_start and _end could differ by 0.001 where they round)."""
     rows = {"calls": store.read("calls", CALL_COLUMNS, days=days),
             "call_metrics": store.read("call_metrics", days=set() if new_metrics else days)}
     missing = set(rows["calls"].column("call_id").to_pylist()) - set(rows["call_metrics"].column("call_id").to_pylist())
     words = ["words"] if missing else []  # word times only matter for metrics not stored yet
-    sentiment = [] if new_metrics else ["sentiment"]
-    rows["utterances"] = store.read("utterances", UTTERANCE_COLUMNS + ["end_s"] + sentiment + words, days=days)
+    if new_metrics:
+        rows["utterances"] = store.read("utterances", days=days).drop_columns(["sentiment"])
+    else:
+        rows["utterances"] = store.read("utterances", UTTERANCE_COLUMNS + ["end_s", "sentiment"] + words, days=days)
     for name in ("signal_hits", "call_categories", *SCORED):
         rows[name] = store.read(name, days=days)
     return rows
@@ -264,14 +268,17 @@ def rescore_rows(rules, library, run_id: str, rows: dict, score_calls=qa.assess)
     calls, metrics = rows["calls"].to_pylist(), rows["call_metrics"].to_pylist()
     missing = {c["call_id"] for c in calls} - {m["call_id"] for m in metrics}
     utterances = sorted(rows["utterances"].to_pylist(), key=lambda u: (u["call_id"], u["utt_idx"]))
-    utterances = qa.add_sentiment(utterances)  # only for calls stored before sentiment existed; not written back
+    # scored again when the stored sentiment was not read (see _stored_rows), and then written back
+    scored_again = "sentiment" not in rows["utterances"].column_names
+    utterances = qa.add_sentiment(utterances)
     added = qa.call_metrics([c for c in calls if c["call_id"] in missing],
                             [u for u in utterances if u["call_id"] in missing])
     new = score_calls(rules, library, calls, utterances, rows["signal_hits"].to_pylist(),
                       rows["call_categories"].to_pylist(), run_id, metrics=metrics + added)
     old = {name: rows[name].to_pylist() for name in SCORED}
     tables = qa.rescored(rules, old["scorecards"], old["scorecard_items"], old["flags"], new)
-    return {**tables, "call_metrics": added}, new
+    again = {"utterances": conform("utterances", utterances)} if scored_again else {}
+    return {**tables, "call_metrics": added, **again}, new
 
 
 @dataclass

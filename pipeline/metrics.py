@@ -13,8 +13,10 @@ Definitions (they are what `call_metrics` means, and what rubric `metric:` condi
   `customer_interruptions` the reverse.
 - wpm: words spoken per minute of the speaker's talk time.
 - turns: speaker changes + 1 (consecutive turns of one speaker split at a pause are one turn).
-- sentiment_start / sentiment_end: mean VADER score of the customer's first / last turns (a third
-  of them, 1 to 3 turns); sentiment_change = end - start ("did the call end better than it began").
+- sentiment_start / sentiment_end: mean sentiment (models/sentiment.py) of the customer's first / last
+  turns that carry any (a third of them, 1 to 3 turns), 0.0 when none does; sentiment_change = end - start
+  ("did the call end better than it began"). Turns of no feeling ("No, that's all.", "Bye.") are left
+  out, not averaged in: a customer who said "this is ridiculous" and then "Bye." ended the call angry.
   Mono calls have no customer label: all turns are used.
 - A mono call (every turn `unknown`): talk times, overlap and interruptions are null, since whose
   turn is whose cannot be told; a rubric criterion on them is then n.a., not a pass or a fail.
@@ -284,9 +286,11 @@ def _sentiment(turns: list[dict]) -> dict:
     side = customer or [u for u in scored if u["speaker"] == "unknown"]
     if not side:
         return {"sentiment_start": None, "sentiment_end": None, "sentiment_change": None}
-    n = min(SENTIMENT_TURNS, max(1, len(side) // 3))
+    felt = [u["sentiment"] for u in side if u["sentiment"]]
+    if not felt:
+        return {"sentiment_start": 0.0, "sentiment_end": 0.0, "sentiment_change": 0.0}
+    n = min(SENTIMENT_TURNS, max(1, len(felt) // 3))
     # sum/len, not np.mean: the same value for these 1-3 turns (summed in order), without an array per call
-    start = sum(u["sentiment"] for u in side[:n]) / n
-    end = sum(u["sentiment"] for u in side[-n:]) / n
+    start, end = sum(felt[:n]) / n, sum(felt[-n:]) / n
     return {"sentiment_start": round(start, 3), "sentiment_end": round(end, 3),
             "sentiment_change": round(end - start, 3)}

@@ -94,10 +94,12 @@ WITH cards AS (SELECT s.*, coalesce(c.agent_id, '(unknown)') AS agent_id,
 weekly AS (SELECT agent_id, week, rubric_id, count(*) AS calls, round(avg(pct), 1) AS mean_score,
                   round(avg(passed::INT), 3) AS pass_rate, sum(auto_failed::INT)::BIGINT AS auto_fails
            FROM cards GROUP BY 1, 2, 3),
-fails AS (SELECT k.agent_id, k.week, k.rubric_id, i.criterion_id, count(*) AS n
+fails AS (SELECT k.agent_id, k.week, k.rubric_id, i.criterion_id, count(*) AS n, sum(i.max_points) AS lost
           FROM scorecard_items i JOIN cards k USING (call_id, rubric_id, rubric_version)
           WHERE i.result = 'fail' GROUP BY 1, 2, 3, 4),
-top AS (SELECT agent_id, week, rubric_id, list(criterion_id ORDER BY n DESC, criterion_id)[1:3] AS most_failed
+-- of criteria failed as often, the points they cost first: a missed disclosure (15) before a missed name (5)
+top AS (SELECT agent_id, week, rubric_id,
+               list(criterion_id ORDER BY n DESC, lost DESC, criterion_id)[1:3] AS most_failed
         FROM fails GROUP BY 1, 2, 3)
 SELECT w.agent_id, w.week, w.rubric_id, w.calls, w.mean_score, w.pass_rate, w.auto_fails,
        coalesce(t.most_failed, []::VARCHAR[]) AS most_failed

@@ -349,13 +349,13 @@ def test_scorecard_and_flagged_commands(tmp_path, prefect_harness):
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     high = {"auto_fail", "low_qa_score", "missing_disclosure", "unverified_account_business"}
-    truth = [c for c in CALLS if demo_truth.flags(c, 0.0) & high]
+    truth = [c for c in CALLS if demo_truth.flags(c) & high]
     assert sorted(r["call_id"] for r in rows) == sorted(truth)
     assert [r["call_id"] for r in rows] == sorted(truth, reverse=True)  # newest day first
     assert next(r for r in rows if r["call_id"] == "c-0009")["auto_failed"] is True
     for r in rows:  # a date as a date, the flags as a list (not a numpy repr), as the script says
         assert r["call_date"] == json.loads((tx / f"{r['call_id']}.json").read_text())["started_at"][:10]
-        assert set(r["flags"]) & high == demo_truth.flags(r["call_id"], 0.0) & high
+        assert set(r["flags"]) & high == demo_truth.flags(r["call_id"]) & high
     as_csv = subprocess.run([CALLINTEL, "flagged", "--severity", "high", "--format", "csv", "--out", str(out)],
                             capture_output=True, text=True)
     cells = list(csv.DictReader(io.StringIO(as_csv.stdout)))
@@ -385,6 +385,7 @@ def test_agent_scores_per_agent_per_week_and_rubric(tmp_path, prefect_harness):
         day = date.fromisoformat(doc["started_at"][:10])
         weeks.setdefault((doc["agent_id"], day - timedelta(days=day.weekday())), []).append(call_id)
     points = {c["id"]: c["points"] for c in kept}
+    worth = {c["id"]: c["points"] for c in standard["criteria"]}
 
     def courtesy(call_id):  # the script's truth under the two-criterion rubric
         results = demo_truth.criteria(call_id)
@@ -402,11 +403,12 @@ def test_agent_scores_per_agent_per_week_and_rubric(tmp_path, prefect_harness):
     for agent, week, rubric_id, n, mean, pass_rate, auto_fails, most_failed in rows:
         cards, failed = zip(*(truth[rubric_id](c) for c in weeks[(agent, week)]))
         assert n == len(cards)
-        assert mean == round(sum(c["pct"] for c in cards) / n, 1)
+        assert abs(mean - sum(c["pct"] for c in cards) / n) <= 0.05 + 1e-9  # rounded to 1 place, as DuckDB rounds
         assert pass_rate == round(sum(c["passed"] for c in cards) / n, 3)
         assert auto_fails == sum(c["auto_failed"] for c in cards)
         fails = Counter(k for f in failed for k in f)
-        assert most_failed == sorted(fails, key=lambda k: (-fails[k], k))[:3]
+        # as often failed: the criterion worth more points first (a missed disclosure before a missed name)
+        assert most_failed == sorted(fails, key=lambda k: (-fails[k], -worth[k], k))[:3]
 
 
 def test_a_rubric_whose_new_version_no_longer_scores_a_call_is_not_shown_as_its_verdict(tmp_path, prefect_harness):

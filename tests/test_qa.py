@@ -4,7 +4,6 @@ import sys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from conftest import ROOT
 from pipeline import qa
@@ -86,20 +85,18 @@ def test_a_mono_call_is_scored_on_its_words_and_never_failed_on_who_said_them():
         assert items[(call_id, "no_profanity")] == ("na" if swore else "pass"), call_id
         flagged = {f["flag_id"] for f in out["flags"] if f["call_id"] == call_id}
         assert "auto_fail" not in flagged  # no must-pass criterion fails on words nobody can attribute
-        assert ("missing_disclosure" in flagged) == ("missing_disclosure" in demo_truth.flags(call_id, 0.0)), call_id
+        assert ("missing_disclosure" in flagged) == ("missing_disclosure" in demo_truth.flags(call_id)), call_id
     metrics = {m["call_id"]: m for m in out["call_metrics"]}
     assert all(m["agent_interruptions"] is None and m["talk_ratio"] is None for m in metrics.values())
 
 
 def test_flags_are_what_the_scripts_imply(demo):
+    """ended_negative included: the script's author marked the calls whose customer ends unhappy (customer_ends);
+    scored with VADER's published lexicon, the escalated call (c-0006) ended at +0.45 and none was flagged."""
     out, utterances = demo
-    vader = SentimentIntensityAnalyzer()
     for call_id in demo_truth.call_ids():
-        customer = [line["text"] for line in demo_truth.lines(call_id) if line["speaker"] == "customer"]
-        n = min(3, max(1, len(customer) // 3))
-        end = sum(vader.polarity_scores(t)["compound"] for t in customer[-n:]) / n
         got = {f["flag_id"] for f in out["flags"] if f["call_id"] == call_id}
-        assert got == demo_truth.flags(call_id, end), call_id
+        assert got == demo_truth.flags(call_id), call_id
 
 
 def test_evidence_is_the_utterance_that_decided(demo):

@@ -107,18 +107,20 @@ def test_metrics_computed_again_are_those_a_new_call_gets(folder, tmp_path_facto
 
 
 def test_the_rules_code_covers_every_module_that_tags_or_scores():
-    """Every pipeline module that tag.py or qa.py reach, except the YAML readers (config.py, config_yaml.py),
-    whose reading is already in the signals and rules hashes."""
-    from pipeline.archive import RULES_CODE
+    """Every module of pipeline/ and models/ that tag.py or qa.py reach (the sentiment model: metrics and flags
+    read it), except the YAML readers (config.py, config_yaml.py), whose reading is in the signals and rules
+    hashes."""
+    from pipeline.archive import MODEL_CODE, RULES_CODE
 
-    reached, todo = set(), ["tag.py", "qa.py"]
+    reached, todo = set(), ["pipeline/tag.py", "pipeline/qa.py"]
     while todo:
         name = todo.pop()
         reached.add(name)
-        source = (ROOT / "pipeline" / name).read_text()
-        todo += [f"{m}.py" for m in re.findall(r"^from pipeline\.(\w+) import", source, re.M)
-                 if f"{m}.py" not in reached]
-    assert reached - {"config.py", "config_yaml.py"} == set(RULES_CODE)
+        source = (ROOT / name).read_text()
+        imported = re.findall(r"^from (pipeline|models)\.(\w+) import", source, re.M)
+        todo += [f"{package}/{m}.py" for package, m in imported if f"{package}/{m}.py" not in reached]
+    assert reached - {"pipeline/config.py", "pipeline/config_yaml.py"} == {
+        *(f"pipeline/{name}" for name in RULES_CODE), *(f"models/{name}" for name in MODEL_CODE)}
 
 
 def as_an_older_release_committed_last(store: Store) -> None:
