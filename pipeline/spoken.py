@@ -219,7 +219,21 @@ def _small(ws: list[str], i: int) -> int:
 
 def emails(text: str) -> list[tuple[int, int]]:
     """(start, end) of written and spoken e-mail addresses."""
-    found = list(WRITTEN_EMAIL.finditer(text)) if "@" in text else []
+    found = [(m.start(), m.end()) for m in WRITTEN_EMAIL.finditer(text)] if "@" in text else []
     if "@" in text or SPOKEN_AT.search(text):
-        found += SPOKEN_EMAIL.finditer(text)
-    return [(m.start(), m.end()) for m in found]
+        found += [(_local_part(text, m.start()), m.end()) for m in SPOKEN_EMAIL.finditer(text)]
+    return found
+
+
+# A spoken address's local part may be several words ("jane doe at example dot org" is janedoe@), which the
+# pattern, joining words only by dot/underscore/dash, starts at the last of: "jane" was kept. Back to the cue:
+EMAIL_CUE = re.compile(r"\b(?:e-?mail|address)(?:\s+address)?(?:\s+is|'s|:)?\s+((?:[a-z0-9]+[\s._-]+){0,4})$", re.I)
+# or, without one, over words joined by a spoken dot/underscore/dash just before it ("jane dot doe test at ...")
+JOINED_BEFORE = re.compile(r"(?<![\w'])(?:[a-z0-9]+\s+(?:dot|underscore|dash|hyphen)\s+)+[a-z0-9]+\s+$", re.I)
+
+
+def _local_part(text: str, start: int) -> int:
+    before = text[max(0, start - 80):start]
+    if m := EMAIL_CUE.search(before) or JOINED_BEFORE.search(before):
+        return start - len(before) + m.start(m.lastindex or 0)
+    return start
