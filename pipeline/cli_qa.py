@@ -10,6 +10,9 @@ from pipeline.store import Store, StoreError
 
 SEVERITIES = ["high", "medium", "low"]
 FLAGGED_COLUMNS = "call_date, call_id, agent_id, queue, severity, score_pct, auto_failed, flags, reasons"
+# an export plans the listening: when each call was, how long it takes to hear, and which way it went
+EXPORTED_COLUMNS = ("call_date, started_at, call_id, agent_id, queue, direction, duration_s, severity, n_flags, "
+                    "score_pct, auto_failed, flags, reasons")
 
 
 def _bundle(cfg, call_id: str) -> dict:
@@ -55,10 +58,10 @@ def scorecard(call_id, html, config_path, out) -> None:
 
 def _unknown_agent(cfg, agent: str) -> str:
     """A hint when no call at all is the agent's: a mistyped id reads like an agent with nothing to coach."""
-    if query(cfg, "SELECT count(*) AS n FROM calls WHERE agent_id = $a", {"a": agent})["n"].iloc[0]:
+    if query(cfg, "SELECT count(*) AS n FROM calls WHERE lower(agent_id) = lower($a)", {"a": agent})["n"].iloc[0]:
         return ""
     near = query(cfg, "SELECT DISTINCT agent_id FROM calls WHERE agent_id IS NOT NULL ORDER BY "
-                      "levenshtein(agent_id, $a), agent_id LIMIT 3", {"a": agent})["agent_id"].tolist()
+                      "levenshtein(lower(agent_id), lower($a)), agent_id LIMIT 3", {"a": agent})["agent_id"].tolist()
     return f" (no stored call has agent_id {agent!r}{'; the nearest: ' + ', '.join(near) if near else ''})"
 
 
@@ -73,6 +76,9 @@ def _unknown_agent(cfg, agent: str) -> str:
 def flagged(since, agent, severity, fmt, limit, config_path, out) -> None:
     """List flagged calls worth a coach's time: newest day first, most severe first (the coaching_queue view).
 
+    --format csv or json also gives each call's start time, direction, length and number of flags; in CSV the
+    flags are one cell, "auto_fail; low_qa_score". --agent matches ids in any case.
+
     \b
     Example:
       callintel flagged --since 2026-11-16 --severity high
@@ -80,10 +86,16 @@ def flagged(since, agent, severity, fmt, limit, config_path, out) -> None:
     """
     cfg = load_cli_config(config_path, out=out)
     ranks = SEVERITIES[: SEVERITIES.index(severity) + 1] if severity else SEVERITIES
-    frame = query(cfg, f"SELECT {FLAGGED_COLUMNS} FROM coaching_queue WHERE severity IN $ranks "
-                       "AND ($since IS NULL OR call_date >= $since) AND ($agent IS NULL OR agent_id = $agent)",
+    columns = FLAGGED_COLUMNS if fmt == "table" else EXPORTED_COLUMNS
+    frame = query(cfg, f"SELECT {columns} FROM coaching_queue WHERE severity IN $ranks AND ($since IS NULL OR "
+                       "call_date >= $since) AND ($agent IS NULL OR lower(agent_id) = lower($agent))",  # any case
                   {"ranks": ranks, "since": since.date() if since else None, "agent": agent})
-    if frame.empty and fmt == "table":
-        click.echo("no flagged calls match" + (_unknown_agent(cfg, agent) if agent else ""))
-        return
+    if frame.empty:
+        said = "no flagged calls match" + (_unknown_agent(cfg, agent) if agent else "")
+        if fmt == "table":
+            click.echo(said)
+            return
+        click.echo(said, err=True)  # beside an empty export, which a script still reads
+    if fmt == "csv":  # a spreadsheet's cell: "auto_fail; low_qa_score", as the table shows them
+        frame["flags"] = frame["flags"].map(lambda flags: "; ".join(flags))
     print_frame(frame, fmt, limit, colwidth=120)

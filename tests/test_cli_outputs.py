@@ -13,6 +13,8 @@ from pipeline.views import VIEWS
 
 CALLS = ["c-0001", "c-0004", "c-0009"]
 WRITABLE = "give a file in a folder that exists and this user can write"
+EXPORTED = ("call_date,started_at,call_id,agent_id,queue,direction,duration_s,severity,n_flags,score_pct,auto_failed,"
+            "flags,reasons")
 
 
 def invoke(*args):
@@ -116,6 +118,11 @@ def test_flagged_for_an_agent_no_call_has_says_so_and_names_the_nearest(out):
         "no flagged calls match (no stored call has agent_id 'a_ruis'; the nearest: a_ruiz, a_okafor)\n")
     assert invoke("flagged", "--agent", "a_ruiz", "--severity", "high", "--since", "2099-01-01", "--out",
                   str(out)).output == "no flagged calls match\n"  # a_ruiz's calls are stored: nothing to add
+    assert invoke("flagged", "--agent", "A_RUIS", "--out", str(out)).output == (  # nearest in any case
+        "no flagged calls match (no stored call has agent_id 'A_RUIS'; the nearest: a_ruiz, a_okafor)\n")
+    exported = CliRunner().invoke(cli, ["flagged", "--agent", "a_ruis", "--format", "csv", "--out",
+                                         str(out)])
+    assert exported.stdout.splitlines() == [EXPORTED] and "the nearest: a_ruiz" in exported.stderr  # a script reads
 
 
 def test_trends_of_signals_and_topics_at_once_is_refused(out):

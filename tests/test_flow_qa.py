@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -359,10 +360,18 @@ def test_scorecard_and_flagged_commands(tmp_path, prefect_harness):
     as_csv = subprocess.run([CALLINTEL, "flagged", "--severity", "high", "--format", "csv", "--out", str(out)],
                             capture_output=True, text=True)
     cells = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert [(c["call_id"], c["call_date"], json.loads(c["flags"])) for c in cells] == [
+    assert [(c["call_id"], c["call_date"], c["flags"].split("; ")) for c in cells] == [
         (r["call_id"], r["call_date"], r["flags"]) for r in rows]
+    for c in cells:  # what a coach plans listening with, from the transcript the call came as
+        doc = json.loads((tx / f"{c['call_id']}.json").read_text())
+        assert (datetime.fromisoformat(c["started_at"]), c["direction"], int(c["n_flags"])) == (
+            datetime.fromisoformat(doc["started_at"]), doc["direction"], len(c["flags"].split("; ")))
+        assert abs(float(c["duration_s"]) - doc["utterances"][-1]["end_s"]) < 0.01
     agent = subprocess.run([CALLINTEL, "flagged", "--agent", "nobody", "--out", str(out)], capture_output=True, text=True)
     assert agent.returncode == 0 and "no flagged calls" in agent.stdout
+    shouted = subprocess.run([CALLINTEL, "flagged", "--agent", "A_RUIZ", "--format", "csv", "--out", str(out)],
+                             capture_output=True, text=True)  # ids in any case
+    assert {c["agent_id"] for c in csv.DictReader(io.StringIO(shouted.stdout))} == {"a_ruiz"}
     page = subprocess.run([CALLINTEL, "scorecard", "c-0001", "--html", "--out", str(out)], capture_output=True, text=True)
     assert page.returncode == 0 and Path(page.stdout.strip()).exists()
 
