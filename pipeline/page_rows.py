@@ -320,3 +320,31 @@ def sentiment_label(m: dict) -> str:
     """Whose sentiment the metrics give: the customer's, or on a mono call (no side known) every turn's."""
     mono = m.get("agent_talk_s") is None and m.get("customer_talk_s") is None
     return "Sentiment (every turn: mono call)" if mono else "Customer sentiment"
+
+
+# Whisper's mean word probability below which a turn was probably misheard (tiny.en on the demo calls: a fifth of
+# turns; "And your birth date?" heard as "And your date?" at 0.63, a closing as "TEMA Lumbly Link" at 0.60)
+LOW_CONFIDENCE = 0.65
+SHOWN_UNSURE = 2  # of them, quoted
+
+
+def listen_first(turns, failed: bool) -> str | None:
+    """What to tell a QA manager before they coach on a fail that may be ASR's, or None: the call failed something
+    (a criterion or a flag) and some of the agent's turns (every turn, on a mono call) were heard with low
+    confidence. turns: the call's utterances in order (speaker, start_s, text, confidence; a transcript has no
+    confidence)."""
+    if not failed:
+        return None
+    said = [t for t in turns if t.get("speaker") == "agent"] or [t for t in turns if t.get("speaker") == "unknown"]
+    unsure = [t for t in said if t.get("confidence") is not None and t["confidence"] < LOW_CONFIDENCE]
+    if not unsure:
+        return None
+    whose = "the agent's" if said[0].get("speaker") == "agent" else "the"
+    quoted = "; ".join(f'{clock(t["start_s"])} "{_short(t["text"])}" ({t["confidence"]:.2f})'
+                       for t in unsure[:SHOWN_UNSURE])
+    return (f"Listen before coaching on a fail: {len(unsure)} of {whose} {len(said)} turns were heard with low "
+            f"confidence (below {LOW_CONFIDENCE}), e.g. {quoted}")
+
+
+def _short(text: str, most: int = 60) -> str:
+    return text if len(text) <= most else text[:most - 1].rstrip() + "…"

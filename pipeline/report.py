@@ -36,7 +36,7 @@ from pathlib import Path
 from pipeline.call_rows import Rows
 from pipeline.flags import SEVERITY_RANK
 from pipeline.page_rows import (_e, axis, clock, criteria_sections, criterion_rows, flag_list, fmt, hit_rows,
-                                metric_tiles, score_cards, sentiment_label, times, turn_rows)
+                                listen_first, metric_tiles, score_cards, sentiment_label, times, turn_rows)
 
 # The page's only script. Clicking a time seeks the recording (the link itself scrolls to the
 # utterance, with or without a recording); while it plays, the utterance being heard is outlined.
@@ -63,7 +63,7 @@ SCRIPT = """
 })();
 """
 # The columns a page reads of the tables with many rows a call: given as row dicts, they are turned into these.
-TURN_COLUMNS = ("utt_idx", "speaker", "start_s", "end_s", "text", "sentiment")
+TURN_COLUMNS = ("utt_idx", "speaker", "start_s", "end_s", "text", "sentiment", "confidence")
 HIT_COLUMNS = ("signal_id", "utt_idx", "start_s", "speaker", "matched_text", "category")
 ITEM_COLUMNS = ("rubric_id", "rubric_version", "criterion_id", "question", "result", "points", "max_points",
                 "evidence", "detail")
@@ -202,7 +202,8 @@ def render_scorecard(call: dict, utterances: list[dict], scorecards: list[dict],
     rows, cells = turn_rows(turns, end, when, cited, signals_at)
     flags = sorted(flags, key=lambda f: (SEVERITY_RANK.get(f.get("severity"), 9), f["flag_id"]))
     parts = _head(call, fingerprint) + [
-        _header(call, clock(duration), audio_href), _banner(cards), SUMMARY, score_cards(cards),
+        _header(call, clock(duration), audio_href), _banner(cards), _unsure(turns, cards, flags), SUMMARY,
+        score_cards(cards),
         f'  <div class="flags-card">\n    <h2>Flags <small>{len(flags)} for coaching</small></h2>\n', flag_list(flags),
         STRIP_OPEN]
     parts += [STRIP_CELLS, cells, STRIP_AXIS, axis(end), STRIP_CLOSE] if cells else [NO_STRIP]
@@ -291,6 +292,13 @@ def _banner(cards: list[dict]) -> str:
     return ('  <div class="banner autofail" role="alert" id="auto-fail">\n    <strong>AUTO-FAIL</strong>\n'
             f'    <span>A must-pass criterion failed on\n{failed}:\n    the call scores 0% whatever else was done '
             'well.</span>\n  </div>\n')
+
+
+def _unsure(turns: Rows, cards: list[dict], flags: list[dict]) -> str:
+    """The notice to listen before coaching on a fail heard with low confidence (page_rows.listen_first)."""
+    failed = bool(flags) or any(card["counts"]["fail"] for card in cards)
+    notice = listen_first(turns, failed)
+    return f'  <div class="banner unsure" role="note">\n    <span>{_e(notice)}</span>\n  </div>\n' if notice else ""
 
 
 def _ratio(talk_ratio: float | None) -> str:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from pipeline.call_rows import ROWS, Rows, by_call, cut, plain
 from pipeline.flags import SEVERITY_RANK
-from pipeline.page_rows import sentiment_label
+from pipeline.page_rows import listen_first, sentiment_label
 from pipeline.progress import tracked
 from pipeline.report import cards_in_order
 from pipeline.score import clock
@@ -32,7 +32,7 @@ MARK = {"pass": "✓", "fail": "✗", "na": "–"}
 # What a scorecard reads of the tables with many rows a call; `calls`, `call_metrics` and `scorecards` are taken
 # whole. Turning the rest (words, dates) into Python objects was a quarter of the cost of a page.
 PAGE_COLUMNS = {
-    "utterances": ["call_id", "utt_idx", "speaker", "start_s", "end_s", "text", "sentiment"],
+    "utterances": ["call_id", "utt_idx", "speaker", "start_s", "end_s", "text", "sentiment", "confidence"],
     "signal_hits": ["call_id", "signal_id", "utt_idx", "start_s", "speaker", "matched_text", "category"],
     "scorecard_items": ["call_id", "rubric_id", "rubric_version", "criterion_id", "question", "result", "points",
                         "max_points", "evidence", "detail"],
@@ -343,6 +343,9 @@ def text(bundle: dict) -> str:
         lines.append("Not scored (no speech, or no rubric applies to this call).")
     for card in shown.values():
         lines += _card_lines(card, bundle["items"])
+    failed = bool(bundle["flags"]) or any(item["result"] == "fail" for item in bundle["items"])
+    if notice := listen_first(bundle.get("utterances") or [], failed):
+        lines.append(notice)
     lines += _metric_lines(bundle["metrics"])
     for flag in bundle["flags"]:
         lines.append(f"Flag [{flag['severity']}] {flag['flag_id']}: {flag['reason']}")

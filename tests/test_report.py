@@ -449,3 +449,30 @@ def test_a_mono_calls_talk_times_are_unknown_and_its_sentiment_is_every_turns():
     assert "Sentiment (every turn: mono call)" in tiles and "Customer sentiment" not in tiles
     stereo = text({"call": r["call"], "scorecards": [], "items": [], "flags": [], "metrics": r["metrics"]})
     assert "Talk: agent 0:46, customer 0:33," in stereo and "\nCustomer sentiment: +0.10 at the start" in stereo
+
+
+def test_a_fail_heard_with_low_confidence_says_to_listen_first(chromium, dom, tmp_path):
+    """c-0004's verification question was heard as "And your date?" (confidence 0.63) and the call flagged high
+    for unverified account business; the page gave no hint that the fail might be the ASR's. A transcript (no
+    confidence) and a call with nothing failed say nothing."""
+    assert not dom.find_all(cls="unsure")  # c-0001's rows are a transcript's: no confidence
+    r = rows()
+    agent = [u for u in r["utterances"] if u["speaker"] == "agent"]
+    for u in agent:
+        u["confidence"] = 0.9
+    agent[1].update(confidence=0.63, text="And your date?")
+    page = open_page(chromium, tmp_path, render_scorecard(r["call"], r["utterances"], r["scorecards"], r["items"],
+                                                          r["metrics"], r["hits"], r["flags"]))
+    said = page.find(cls="unsure").text().strip()
+    assert said.startswith(f"Listen before coaching on a fail: 1 of the agent's {len(agent)} turns were heard")
+    at = int(agent[1]["start_s"])
+    assert f'{at // 60}:{at % 60:02d} "And your date?" (0.63)' in said
+    from pipeline.scorecard import text
+
+    printed = text({"call": r["call"], "utterances": r["utterances"], "scorecards": r["scorecards"],
+                    "items": r["items"], "flags": r["flags"], "metrics": r["metrics"]})
+    assert said in printed.splitlines()  # the terminal's scorecard says it too
+    passed = [{**i, "result": "pass"} if i["result"] == "fail" else i for i in r["items"]]
+    calm = open_page(chromium, tmp_path, render_scorecard(r["call"], r["utterances"], r["scorecards"], passed,
+                                                          r["metrics"], r["hits"], []), "calm.html")
+    assert not calm.find_all(cls="unsure")
