@@ -28,7 +28,7 @@ def _window(days: int, last: date) -> str:
     return span + (f" (the last day with calls, {old} days ago)" if old > 1 else "")
 
 
-def _trends(cfg, topics: bool, days: int) -> pd.DataFrame | None:
+def _trends(cfg, topics: bool, days: int, last: date | None) -> pd.DataFrame | None:
     """The trend rows of the window (empty: none stored at all), or None when it has none though earlier days do
     (said here)."""
     if topics:
@@ -42,7 +42,7 @@ def _trends(cfg, topics: bool, days: int) -> pd.DataFrame | None:
     if frame.empty:
         return frame
     frame["day"] = pd.to_datetime(frame["day"]).dt.date
-    last = _last_call_day(cfg) or frame["day"].max()
+    last = last or frame["day"].max()
     shown = frame[(frame["day"] > last - timedelta(days=days)) & (frame["day"] <= last)]
     if shown.empty:  # none in the window, though some before it: said as such, not as "none stored yet"
         click.echo(f"No {'topics' if topics else 'signals'} {_window(days, last)}; the last on {frame['day'].max()}.")
@@ -133,14 +133,15 @@ def trends(days, topics, signals, plot, config_path, out) -> None:
         raise UsageProblem("--topics and --signals: give one of them (signals when neither)")
     what = "topics" if topics else "signals"
     cfg = load_cli_config(config_path, out=out)
-    frame = _trends(cfg, topics, days)
+    last_call = _last_call_day(cfg)
+    frame = _trends(cfg, topics, days, last_call)
     if frame is None:
         return
     if frame.empty:
         _nothing_yet(cfg, what)
         return
     hot = frame[frame["emerging"]].sort_values(["day", "z"], ascending=[False, False])
-    last = _last_call_day(cfg) or frame["day"].max()
+    last = last_call or frame["day"].max()
     window = _window(days, last)
     click.echo(f"Emerging {what} {window}:" if len(hot) else f"No emerging {what} {window}.")
     for row in hot.itertuples():
