@@ -328,21 +328,26 @@ LOW_CONFIDENCE = 0.65
 SHOWN_UNSURE = 2  # of them, quoted
 
 
-def listen_first(turns, failed: bool) -> str | None:
+def listen_first(turns: Rows | list[dict], failed: bool) -> str | None:
     """What to tell a QA manager before they coach on a fail that may be ASR's, or None: the call failed something
     (a criterion or a flag) and some of the agent's turns (every turn, on a mono call) were heard with low
     confidence. turns: the call's utterances in order (speaker, start_s, text, confidence; a transcript has no
-    confidence)."""
+    confidence). Read by column: every page asks, and most calls have no such turn."""
     if not failed:
         return None
-    said = [t for t in turns if t.get("speaker") == "agent"] or [t for t in turns if t.get("speaker") == "unknown"]
-    unsure = [t for t in said if t.get("confidence") is not None and t["confidence"] < LOW_CONFIDENCE]
+    turns = Rows.of(turns, ("speaker", "start_s", "text", "confidence"))
+    speakers, confidence = turns["speaker"], turns["confidence"]
+    if not any(c is not None and c < LOW_CONFIDENCE for c in confidence):
+        return None
+    whose = "agent" if "agent" in speakers else "unknown"
+    said = [i for i, speaker in enumerate(speakers) if speaker == whose]
+    unsure = [i for i in said if confidence[i] is not None and confidence[i] < LOW_CONFIDENCE]
     if not unsure:
         return None
-    whose = "the agent's" if said[0].get("speaker") == "agent" else "the"
-    quoted = "; ".join(f'{clock(t["start_s"])} "{_short(t["text"])}" ({t["confidence"]:.2f})'
-                       for t in unsure[:SHOWN_UNSURE])
-    return (f"Listen before coaching on a fail: {len(unsure)} of {whose} {len(said)} turns were heard with low "
+    quoted = "; ".join(f'{clock(turns["start_s"][i])} "{_short(turns["text"][i])}" ({confidence[i]:.2f})'
+                       for i in unsure[:SHOWN_UNSURE])
+    owner = "the agent's" if whose == "agent" else "the"
+    return (f"Listen before coaching on a fail: {len(unsure)} of {owner} {len(said)} turns were heard with low "
             f"confidence (below {LOW_CONFIDENCE}), e.g. {quoted}")
 
 

@@ -343,7 +343,10 @@ def text(bundle: dict) -> str:
         lines.append("Not scored (no speech, or no rubric applies to this call).")
     for card in shown.values():
         lines += _card_lines(card, bundle["items"])
-    failed = bool(bundle["flags"]) or any(item["result"] == "fail" for item in bundle["items"])
+    # the cards shown, as the page judges it: a fail of a rubric version no longer configured does not count
+    current = {(card["rubric_id"], card["rubric_version"]) for card in shown.values()}
+    failed = bool(bundle["flags"]) or any(item["result"] == "fail" and (item["rubric_id"], item["rubric_version"])
+                                          in current for item in bundle["items"])
     if notice := listen_first(bundle.get("utterances") or [], failed):
         lines.append(notice)
     lines += _metric_lines(bundle["metrics"])
