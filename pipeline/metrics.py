@@ -26,10 +26,13 @@ Definitions (they are what `call_metrics` means, and what rubric `metric:` condi
 """
 from __future__ import annotations
 
-import bisect
 import itertools
 from collections import defaultdict
-from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from pipeline import intervals
 
 INTERRUPT_MIN_S = 0.3
 SPURT_GAP_S = 0.8       # the pause that ends a turn (asr.pause_s)
@@ -44,8 +47,9 @@ METRICS = ("duration_s", "agent_talk_s", "customer_talk_s", "talk_ratio", "silen
 def call_metrics(calls: list[dict], utterances: list[dict]) -> list[dict]:
     """One `call_metrics` row per call; utterances must be grouped by call and in utt_idx order."""
     by_call = {cid: list(turns) for cid, turns in itertools.groupby(utterances, key=lambda u: u["call_id"])}
-    return [{"call_id": c["call_id"], "call_date": c["call_date"], "duration_s": c.get("duration_s"),
-             **metrics_of(by_call.get(c["call_id"], []))} for c in calls]
+    measured = measure([by_call.get(c["call_id"], []) for c in calls])
+    return [{"call_id": c["call_id"], "call_date": c["call_date"], "duration_s": c.get("duration_s"), **m}
+            for c, m in zip(calls, measured)]
 
 
 # metrics on a fixed scale: a bound outside it is a bound on another scale (a talk_ratio "between: [30, 70]")
@@ -82,215 +86,201 @@ def metrics_by_call(utterances: list[dict], durations: dict[str, float]) -> dict
     turns: dict[str, list[dict]] = defaultdict(list)
     for u in utterances:
         turns[u["call_id"]].append(u)
-    return {call_id: {"duration_s": durations.get(call_id), **metrics_of(sorted(ts, key=lambda u: u["utt_idx"]))}
-            for call_id, ts in turns.items()}
+    measured = measure([sorted(ts, key=lambda u: u["utt_idx"]) for ts in turns.values()])
+    return {call_id: {"duration_s": durations.get(call_id), **m} for call_id, m in zip(turns, measured)}
 
 
 def metrics_of(turns: list[dict]) -> dict:
-    sides = {"agent": _Side(), "customer": _Side()}
-    changes, speaker = 0, _NOBODY
-    for u in turns:  # one pass: each turn's words are counted once, for its spurts and for the pace
-        if u["speaker"] != speaker:
-            changes, speaker = changes + 1, u["speaker"]
-        side = sides.get(speaker)
-        if side is not None:
-            side.add(u)
-    agent, customer = _merge(sides["agent"].intervals), _merge(sides["customer"].intervals)
-    speech = _merge([(u["start_s"], u["end_s"]) for u in turns])
-    gaps = [b[0] - a[1] for a, b in itertools.pairwise(speech)]
-    agent_s, customer_s = _length(agent), _length(customer)
-    by_agent, by_customer = _interruptions(_talk_spurts(sides["agent"].spurts), _talk_spurts(sides["customer"].spurts))
+    """The metrics of one call's turns, in utt_idx order."""
+    return measure([turns])[0]
+
+
+def measure(calls: list[list[dict]]) -> list[dict]:
+    """The metrics of many calls (each its turns in utt_idx order) at once. Once their columns are read out of the
+    rows, every step is an array operation over all their turns, with no Python loop per turn or per call."""
+    t = _Turns.of(calls)
+    n = len(calls)
+    speech = intervals.islands(t.call, t.start, t.end, tie_break=np.arange(len(t.start)))
+    gap_call, gap, after = intervals.gaps(speech)
+    longest = intervals.first_of_max(gap_call, gap, intervals.group_max(n, gap_call, gap))
+    talk = {side: intervals.islands(t.call[t.side == code], t.start[t.side == code], t.end[t.side == code])
+            for side, code in SIDE_CODES.items()}
+    spurts = {side: _spurts_of(t, code) for side, code in SIDE_CODES.items()}
+    cut_ins = {side: _cut_ins(spurts[side], spurts[other]) for side, other in (("agent", "customer"),
+                                                                                ("customer", "agent"))}
+    columns = {
+        "talk": {side: intervals.per_call(n, isl.call, isl.until - isl.at).tolist() for side, isl in talk.items()},
+        "words": {side: intervals.per_call(n, t.call[t.side == code], t.words[t.side == code]).tolist()
+                  for side, code in SIDE_CODES.items()},
+        "sided": ((intervals.per_call(n, t.call[t.side >= 0]) > 0) | (intervals.per_call(n, t.call) == 0)).tolist(),
+        "overlap": intervals.overlap(n, talk["agent"], talk["customer"]).tolist(),
+        "silence": intervals.per_call(n, gap_call, gap).tolist(),
+        "max_silence": intervals.group_max(n, gap_call, gap).tolist(),
+        "turns": intervals.per_call(n, t.call, t.new_run.astype(float)).astype(int).tolist(),
+    }
+    moments = _moments(n, cut_ins, t, speech, gap_call[longest], after[longest])
+    return [_row(k, columns, moments[k], sentiment) for k, sentiment in enumerate(_sentiment(n, t))]
+
+
+SIDE_CODES = {"agent": 0, "customer": 1}  # _Turns.side: -1 for any other speaker (unknown)
+
+
+class _Turns(NamedTuple):
+    """The columns of many calls' turns that metrics read, as arrays in turn order."""
+    call: np.ndarray       # which call (0..n-1)
+    start: np.ndarray
+    end: np.ndarray        # never before start: a turn timed to end before it starts is taken as a moment
+    utt_idx: np.ndarray
+    side: np.ndarray       # SIDE_CODES, or -1
+    words: np.ndarray      # words in the text
+    new_run: np.ndarray    # the first turn of a run of one speaker
+    speaker: list[str]
+    sentiment: np.ndarray  # NaN where not scored
+    timed: list[tuple[int, list[dict]]]  # (turn, its word times) of turns that have them
+
+    @classmethod
+    def of(cls, calls: list[list[dict]]) -> _Turns:
+        rows = [u for turns in calls for u in turns]
+        size = len(rows)
+        call = np.repeat(np.arange(len(calls)), [len(turns) for turns in calls])
+        start = np.fromiter((u["start_s"] for u in rows), float, size)
+        speaker = [u["speaker"] for u in rows]
+        codes: dict[str, int] = {}
+        said = np.fromiter((codes.setdefault(s, len(codes)) for s in speaker), np.int64, size)
+        new_run = np.ones(size, dtype=bool)
+        new_run[1:] = (call[1:] != call[:-1]) | (said[1:] != said[:-1])
+        sentiment = np.fromiter((np.nan if (v := u.get("sentiment")) is None else v for u in rows), float, size)
+        return cls(call, start, np.maximum(np.fromiter((u["end_s"] for u in rows), float, size), start),
+                   np.fromiter((u["utt_idx"] for u in rows), np.int64, size),
+                   np.fromiter((SIDE_CODES.get(s, -1) for s in speaker), np.int64, size),
+                   np.fromiter((len((u.get("text") or "").split()) for u in rows), np.int64, size), new_run, speaker,
+                   sentiment, [(i, u["words"]) for i, u in enumerate(rows) if u.get("words")])
+
+
+class _Spurts(NamedTuple):
+    call: np.ndarray
+    at: np.ndarray
+    until: np.ndarray
+    latest: np.ndarray   # when its last word starts
+    utt_idx: np.ndarray  # the turn it starts in: of turns whose words start it at one instant, the first
+
+
+def _spurts_of(t: _Turns, side: int) -> _Spurts:
+    """A side's talk spurts in each call: its words closer than SPURT_GAP_S joined.
+
+    Turns with word times bring their words; a turn without them (an imported transcript) is its words back to
+    back over the turn, one spurt whose last word starts one word's length before its end.
+    """
+    mine = t.side == side
+    even = np.flatnonzero(mine & ~np.isin(np.arange(len(t.start)), [i for i, _ in t.timed]))
+    n = np.maximum(1, t.words[even])
+    s, e = t.start[even], t.end[even]
+    timed = [(i, w["start_s"], w["end_s"]) for i, words in t.timed if t.side[i] == side for w in words]
+    rows = np.array([i for i, _, _ in timed], dtype=np.int64)
+    w_start = np.array([a for _, a, _ in timed], dtype=float)
+    w_end = np.maximum(np.array([b for _, _, b in timed], dtype=float), w_start)
+    call, idx = np.concatenate([t.call[even], t.call[rows]]), np.concatenate([t.utt_idx[even], t.utt_idx[rows]])
+    start, end = np.concatenate([s, w_start]), np.concatenate([e, w_end])
+    last = np.concatenate([s + (n - 1) * (e - s) / n, w_start])
+    runs = intervals.islands(call, start, end, SPURT_GAP_S, tie_break=idx)
+    latest = np.maximum.reduceat(last[runs.order], runs.bounds) if len(runs.bounds) else np.empty(0)
+    return _Spurts(runs.call, runs.at, runs.until, latest, idx[runs.first])
+
+
+def _cut_ins(mine: _Spurts, theirs: _Spurts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(call, when, utt_idx) of each time a side cut in on the other, from their spurts.
+
+    Whisper stretches the last word of a segment to the segment's end, so turn end times overlap the
+    next speaker's start on most hand-overs. What marks talking over someone is that *they keep starting
+    words*: X starts talking while Y is mid-spurt and Y starts a word INTERRUPT_MIN_S or more later. Y's spurts
+    are disjoint and in order: only the last one starting before X's can be the one X cuts into.
+    """
+    k = intervals.last_before(mine.call, mine.at, theirs.call, theirs.at)
+    into = np.maximum(k, 0)
+    cut = (k >= 0)
+    if len(theirs.at):
+        cut &= (mine.at < theirs.until[into]) & (theirs.latest[into] >= mine.at + INTERRUPT_MIN_S)
+    return mine.call[cut], mine.at[cut], mine.utt_idx[cut]
+
+
+def _moments(n: int, cut_ins: dict, t: _Turns, speech: intervals.Islands, quiet_call: np.ndarray,
+             resumed: np.ndarray) -> list[list[dict]]:
+    """Each call's moments: its interruptions in time order (of one instant, the agent's first), then the turn
+    that ended its longest silence (the first of equal silences)."""
+    out: list[list[dict]] = [[] for _ in range(n)]
+    for side in ("agent", "customer"):
+        for k, at, idx in zip(*(a.tolist() for a in cut_ins[side])):
+            out[k].append({"metric": f"{side}_interruptions", "utt_idx": idx, "start_s": round(at, 3)})
+    for moments in out:
+        if len(moments) > 1:
+            moments.sort(key=lambda m: m["start_s"])
+    rows = speech.first[resumed]
+    for k, idx, at in zip(quiet_call.tolist(), t.utt_idx[rows].tolist(), t.start[rows].tolist()):
+        out[k].append({"metric": "max_silence_s", "utt_idx": idx, "start_s": at})
+    return out
+
+
+def _row(k: int, col: dict, moments: list[dict], sentiment: dict) -> dict:
+    agent_s, customer_s = col["talk"]["agent"][k], col["talk"]["customer"][k]
     # A mono call's turns are nobody's: who talked, overlapped or cut in cannot be told (null), not zero
-    sided = bool(sides["agent"].intervals or sides["customer"].intervals) or not turns
-    cut_ins = sorted(({"metric": f"{side}_interruptions", "utt_idx": idx, "start_s": round(at, 3)}
-                      for side, found in (("agent", by_agent), ("customer", by_customer)) for at, idx in found),
-                     key=lambda m: m["start_s"]) if sided and (by_agent or by_customer) else []
+    sided = col["sided"][k]
+    by_agent = sum(m["metric"] == "agent_interruptions" for m in moments)
+    by_customer = sum(m["metric"] == "customer_interruptions" for m in moments)
     return {
         "agent_talk_s": round(agent_s, 3) if sided else None,
         "customer_talk_s": round(customer_s, 3) if sided else None,
         "talk_ratio": round(agent_s / (agent_s + customer_s), 4) if sided and agent_s + customer_s else None,
-        "silence_s": round(sum(gaps), 3),
-        "max_silence_s": round(max(gaps, default=0.0), 3),
-        "overlap_s": round(_intersection(agent, customer), 3) if sided else None,
-        "interruptions": len(by_agent) + len(by_customer) if sided else None,
-        "agent_interruptions": len(by_agent) if sided else None,
-        "customer_interruptions": len(by_customer) if sided else None,
-        "agent_wpm": _wpm(sides["agent"].words, agent_s),
-        "customer_wpm": _wpm(sides["customer"].words, customer_s),
-        "turns": changes,  # speaker changes + 1: the number of runs of one speaker
-        **_sentiment(turns),
-        "moments": cut_ins + _longest_silence(turns, speech, gaps),
+        "silence_s": round(col["silence"][k], 3),
+        "max_silence_s": round(col["max_silence"][k], 3),
+        "overlap_s": round(col["overlap"][k], 3) if sided else None,
+        "interruptions": by_agent + by_customer if sided else None,
+        "agent_interruptions": by_agent if sided else None,
+        "customer_interruptions": by_customer if sided else None,
+        "agent_wpm": _wpm(col["words"]["agent"][k], agent_s),
+        "customer_wpm": _wpm(col["words"]["customer"][k], customer_s),
+        "turns": col["turns"][k],  # speaker changes + 1: the number of runs of one speaker
+        **sentiment,
+        "moments": moments,
     }
 
 
-def _longest_silence(turns: list[dict], speech: list[tuple[float, float]], gaps: list[float]) -> list[dict]:
-    """The turn that ended the longest silence (gaps[k] lies between speech[k] and speech[k + 1])."""
-    if not gaps:
-        return []
-    resumed = speech[gaps.index(max(gaps)) + 1][0]  # the first of equal silences
-    turn = next(u for u in turns if u["start_s"] == resumed)
-    return [{"metric": "max_silence_s", "utt_idx": turn["utt_idx"], "start_s": turn["start_s"]}]
+def _wpm(words: float, talk_s: float) -> float | None:
+    if talk_s <= 0:
+        return None
+    return round(int(words) / (talk_s / 60.0), 1)
 
 
-_NOBODY = object()  # the speaker before the first turn: unlike any
-
-
-@dataclass(slots=True)
-class _Side:
-    """What one speaker's turns add up to: their (start, end), words, and each turn's spurts."""
-    intervals: list[tuple[float, float]] = field(default_factory=list)
-    words: int = 0
-    spurts: list[tuple[float, float, float, int]] = field(default_factory=list)
-
-    def add(self, turn: dict) -> None:
-        words = _word_count(turn)
-        start, end = turn["start_s"], turn["end_s"]
-        self.intervals.append((start, end))
-        self.words += words
-        if turn.get("words") or end < start:
-            self.spurts += _turn_spurts(turn, words)
-        else:  # most turns (no word times): their one spurt, without a list made for it
-            self.spurts.append(_even_spurt(start, end, words, turn["utt_idx"]))
-
-
-def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    # The interval being merged is kept in two locals, not a list indexed per step; `b if b > a else a` is
-    # max(a, b) as the builtin picks it (the first of equals), without a call each
-    ordered = sorted(intervals)
-    if not ordered:
-        return []
-    merged = []
-    at, until = ordered[0]
-    for start, end in ordered[1:]:
-        if start <= until:
-            until = end if end > until else until
+def _sentiment(n: int, t: _Turns) -> list[dict]:
+    """Each call's customer sentiment at its start and end (mono calls: every turn's), from the turns that carry
+    feeling: the mean of the first and of the last third of them, 1 to SENTIMENT_TURNS turns."""
+    scored = ~np.isnan(t.sentiment)
+    customer = scored & np.array([s == "customer" for s in t.speaker], dtype=bool)
+    unknown = scored & np.array([s == "unknown" for s in t.speaker], dtype=bool)
+    has_customer = intervals.per_call(n, t.call[customer]) > 0
+    side = customer | (unknown & ~has_customer[t.call])
+    has_side = intervals.per_call(n, t.call[side]) > 0
+    felt = side & (t.sentiment != 0)
+    call, value = t.call[felt], t.sentiment[felt]
+    count = intervals.per_call(n, call).astype(int)
+    take = np.minimum(SENTIMENT_TURNS, np.maximum(1, count // 3))
+    # a turn's place among its call's felt turns: its rank in the whole array less its call's first rank
+    place = np.arange(len(call)) - np.concatenate([[0], np.cumsum(count)[:-1]])[call] if len(call) else call
+    first = intervals.per_call(n, call[place < take[call]], value[place < take[call]]) / take
+    last = intervals.per_call(n, call[place >= (count - take)[call]], value[place >= (count - take)[call]]) / take
+    out = []
+    for has, felt_turns, start, end in zip(has_side.tolist(), count.tolist(), first.tolist(), last.tolist()):
+        if not has:
+            out.append({"sentiment_start": None, "sentiment_end": None, "sentiment_change": None})
+        elif not felt_turns:
+            out.append({"sentiment_start": 0.0, "sentiment_end": 0.0, "sentiment_change": 0.0})
         else:
-            merged.append((at, until))
-            at, until = start, end
-    merged.append((at, until))
-    return merged
-
-
-def _length(intervals: list[tuple[float, float]]) -> float:
-    return float(sum(b - a for a, b in intervals))
-
-
-def _intersection(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
-    total, i, j, n, m = 0.0, 0, 0, len(a), len(b)
-    while i < n and j < m:
-        (a_start, a_end), (b_start, b_end) = a[i], b[j]
-        # max(0.0, min(ends) - max(starts)); adding 0.0 changes nothing, so only overlaps are added
-        both = (b_end if b_end < a_end else a_end) - (b_start if b_start > a_start else a_start)
-        if both > 0.0:
-            total += both
-        if a_end < b_end:
-            i += 1
-        else:
-            j += 1
-    return total
-
-
-CutIns = list[tuple[float, int]]  # (when a side cut in, the utt_idx of its turn)
-
-
-def _interruptions(agent: list[tuple], customer: list[tuple]) -> tuple[CutIns, CutIns]:
-    """(agent interrupting the customer, customer interrupting the agent), from word times: each as (when it
-    cut in, the interrupting turn's utt_idx).
-
-    Whisper stretches the last word of a segment to the segment's end, so turn end times overlap the
-    next speaker's start on most hand-overs. What marks talking over someone is that *they keep starting
-    words*: X starts talking while Y is mid-spurt and Y starts a word INTERRUPT_MIN_S or more later.
-    """
-    spurts = {"agent": agent, "customer": customer}
-    counts = {}
-    for side, other in (("agent", "customer"), ("customer", "agent")):
-        # the other side's spurts are disjoint and in order: only the last one starting before `start`
-        # can be the one it cuts into
-        theirs = spurts[other]
-        starts = [spurt[0] for spurt in theirs]
-        counts[side] = []
-        for start, _, _, idx in spurts[side]:
-            k = bisect.bisect_left(starts, start) - 1
-            if k >= 0 and start < theirs[k][1] and theirs[k][2] >= start + INTERRUPT_MIN_S:
-                counts[side].append((start, idx))
-    return counts["agent"], counts["customer"]
-
-
-def _spurts(turns: list[dict]) -> list[tuple[float, float, float, int]]:
-    """One speaker's talk spurts from their turns."""
-    return _talk_spurts([spurt for u in turns for spurt in _turn_spurts(u, _word_count(u))])
-
-
-def _talk_spurts(turn_spurts: list[tuple]) -> list[tuple[float, float, float, int]]:
-    """A speaker's talk spurts, (start, end, start of its last word, utt_idx of the turn it starts in), words
-    closer than SPURT_GAP_S joined (of turns whose words start it at the same instant, the first turn).
-
-    Each turn's words are joined first (its spurts), then the turns' spurts across turns: joining is transitive,
-    so this is the same as sorting every word of the call, at the cost of a turn's spurts rather than its words.
-    """
-    return _join(sorted(turn_spurts))
-
-
-def _word_count(turn: dict) -> int:
-    return len((turn.get("text") or "").split())
-
-
-def _join(spurts) -> list[tuple[float, float, float, int]]:
-    # as _merge: the spurt being joined in locals, and max/min as the builtins pick them, without a call each
-    out: list[tuple] = []
-    at = None
-    for start, end, last, idx in spurts:
-        if at is not None and start - until <= SPURT_GAP_S:
-            until = end if end > until else until
-            latest = last if last > latest else latest
-            if start == at and idx < first:
-                first = idx
-        else:
-            if at is not None:
-                out.append((at, until, latest, first))
-            at, until, latest, first = start, end, last, idx
-    if at is not None:
-        out.append((at, until, latest, first))
+            out.append({"sentiment_start": round(start, 3), "sentiment_end": round(end, 3),
+                        "sentiment_change": round(end - start, 3)})
     return out
 
 
-def _turn_spurts(turn: dict, words_in_text: int) -> list[tuple[float, float, float, int]]:
-    """A turn's spurts. Imported transcripts have no word times: their words are spread evenly over the
-    turn, back to back, so they make one spurt whose last word starts one word's length before its end."""
-    words, idx = turn.get("words"), turn["utt_idx"]
-    if words:
-        return _join(sorted((w["start_s"], w["end_s"], w["start_s"], idx) for w in words))
-    start, end = turn["start_s"], turn["end_s"]
-    n = max(1, words_in_text)
-    if end < start:  # malformed times: word by word, as if spread over them
-        step = (end - start) / n
-        return _join(sorted((start + i * step, start + (i + 1) * step, start + i * step, idx) for i in range(n)))
-    return [_even_spurt(start, end, words_in_text, idx)]
-
-
-def _even_spurt(start: float, end: float, words_in_text: int, idx: int) -> tuple[float, float, float, int]:
-    """The one spurt of a turn without word times (end >= start): its words back to back over the turn."""
-    n = max(1, words_in_text)
-    return start, end, start + (n - 1) * (end - start) / n, idx
-
-
-def _wpm(words: int, talk_s: float) -> float | None:
-    if talk_s <= 0:
-        return None
-    return round(words / (talk_s / 60.0), 1)
-
-
-def _sentiment(turns: list[dict]) -> dict:
-    scored = [u for u in turns if u.get("sentiment") is not None]
-    customer = [u for u in scored if u["speaker"] == "customer"]
-    side = customer or [u for u in scored if u["speaker"] == "unknown"]
-    if not side:
-        return {"sentiment_start": None, "sentiment_end": None, "sentiment_change": None}
-    felt = [u["sentiment"] for u in side if u["sentiment"]]
-    if not felt:
-        return {"sentiment_start": 0.0, "sentiment_end": 0.0, "sentiment_change": 0.0}
-    n = min(SENTIMENT_TURNS, max(1, len(felt) // 3))
-    # sum/len, not np.mean: the same value for these 1-3 turns (summed in order), without an array per call
-    start, end = sum(felt[:n]) / n, sum(felt[-n:]) / n
-    return {"sentiment_start": round(start, 3), "sentiment_end": round(end, 3),
-            "sentiment_change": round(end - start, 3)}
+def _spurts(turns: list[dict]) -> list[tuple[float, float, float, int]]:
+    """One speaker's talk spurts on one call, as (start, end, start of its last word, utt_idx of its first turn)."""
+    found = _spurts_of(_Turns.of([[{"speaker": "agent", "start_s": 0.0, "end_s": 0.0, "text": "", **u}
+                                   for u in turns]]), SIDE_CODES["agent"])
+    return list(zip(found.at.tolist(), found.until.tolist(), found.latest.tolist(), found.utt_idx.tolist()))
