@@ -273,6 +273,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
     known_files = stored_files(here)
     stored_as = dict(zip(here["source_path"].tolist(), here["call_id"].tolist()))
     jobs, skipped, notes, ids, heard, stored = [], 0, [], {}, {}, set()
+    copies: list[tuple[CallJob, str]] = []  # (a job, the file listed before it with the same audio)
     root, resolve = folder.resolve(), metadata.resolve
     files = [Path(path) for path, _, _ in listing.files]
     writing = still_written(files, unsized_settle_s, lambda path, stat: (
@@ -332,8 +333,7 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             failures.append(failure(rel, "ingest",
                                     f"{rel}: same call_id {job.call_id} as {ids[job.call_id]}; not stored twice"))
         elif job.audio_sha256 in heard:  # a copy under another id: one call, whatever the metadata says
-            failures.append(failure(rel, "ingest", f"{rel}: the same recording (byte for byte) as "
-                                                   f"{heard[job.audio_sha256]}; not stored twice"))
+            copies.append((job, heard[job.audio_sha256]))
         else:
             ids[job.call_id], heard[job.audio_sha256] = rel, rel
             jobs.append(job)
@@ -344,9 +344,15 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
                 notes.append(f"{rel}: {job.channels} channels; the first two are transcribed (agent and customer, "
                              "as channels.agent says), the others are not")
     if stored_audio is not None:
-        jobs, copies, said = same_audio_stored(jobs, stored_audio)
-        skipped, notes = skipped + len(copies), notes + said
-        stored |= {job.source_path for job in copies}  # said once, then settled like any stored file
+        # copies of a call stored on an earlier night are that call, however many came in this one: not failures
+        new_audio, earlier, said = same_audio_stored(jobs + [job for job, _ in copies], stored_audio)
+        skipped, notes = skipped + len(earlier), notes + said
+        stored |= {job.source_path for job in earlier}  # said once, then settled like any stored file
+        unheard = {job.audio_sha256 for job in new_audio}
+        jobs = [job for job in jobs if job.audio_sha256 in unheard]
+        copies = [(job, first) for job, first in copies if job.audio_sha256 in unheard]
+    failures += [failure(job.source_path, "ingest", f"{job.source_path}: the same recording (byte for byte) as "
+                                                    f"{first}; not stored twice") for job, first in copies]
     if settled is not None:  # a folder whose metadata describes files elsewhere must be read while they may come
         settled.settle({rel: leaf for rel, leaf in listing.leaves.items() if root / rel not in metadata.reaches_out},
                        stored)

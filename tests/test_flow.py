@@ -185,23 +185,27 @@ def test_a_recording_arriving_after_its_call_was_stored_from_a_transcript_is_nam
 
 def test_a_stored_recording_copied_under_another_call_id_is_not_stored_twice(tmp_path, prefect_harness):
     """A recorder or a copy job delivers c-0's file again under a new name, its metadata row giving it another id:
-    stored, the call would count twice in every trend and be scored twice. Said once, then left."""
+    stored, the call would count twice in every trend and be scored twice. Said once, then left; two such copies
+    in one night are both that stored call, not one new call and its copy."""
     import flows
 
     inp = recordings(tmp_path / "rec", n=1)
     options = dict(input=str(inp), out=str(tmp_path / "out"), workers=1, progress=False, signals=str(ROOT / "signals"))
     assert flows.nightly(**options)["counts"]["transcribed"] == 1
     (inp / "day1").mkdir()
-    shutil.copy(inp / "day0" / "call0.wav", inp / "day1" / "resent.wav")
-    with (inp / "metadata.csv").open("a") as rows:
-        rows.write("day1/resent.wav,c-77,2026-11-10T10:00:00,a_1,billing,,\n")
+    for name, call_id in (("resent.wav", "c-77"), ("resent-again.wav", "c-78")):
+        shutil.copy(inp / "day0" / "call0.wav", inp / "day1" / name)
+        with (inp / "metadata.csv").open("a") as rows:
+            rows.write(f"day1/{name},{call_id},2026-11-10T10:00:00,a_1,billing,,\n")
     an_hour_ago = time.time() - 3600  # delivered last night, not being written now
-    for path in (inp / "day1" / "resent.wav", inp / "day1"):
+    for path in (inp / "day1" / "resent.wav", inp / "day1" / "resent-again.wav", inp / "day1"):
         os.utime(path, (an_hour_ago, an_hour_ago))
     second = flows.nightly(**options)
     assert (second["counts"]["transcribed"], second["failures"]) == (0, [])
     assert ("day1/resent.wav: the same recording (byte for byte) as call c-0, stored on an earlier night; not "
             "stored again as call c-77") in second["notes"]
+    assert ("day1/resent-again.wav: the same recording (byte for byte) as call c-0, stored on an earlier night; "
+            "not stored again as call c-78") in second["notes"]
     assert Store(tmp_path / "out").read("calls").column("call_id").to_pylist() == ["c-0"]
     third = flows.nightly(**options)
     assert not [note for note in third["notes"] if "resent.wav" in note]
