@@ -45,13 +45,16 @@ from pipeline.transcribe import CallTranscript
 STEPS = ["load_config", "load_signals", "Tagger", "load_qa", "close_interrupted", "load_topic_model",
          "_retag_archive", "_rescore_archive", "_import_transcripts", "list_transcripts", "_transcript_ids",
          "plan_recordings", "_transcribe", "_discover_topics", "_write_pages", "store_summary"]
+BUILD = 2  # since each recording differs from the others (build 1's were one file's copies)
 STORE_METHODS = ["_recover", "manifest", "meta", "read", "read_calls", "calls_without_page", "commit",
                  "publish", "write_summary", "stale_summaries", "forgotten", "model_path"]
 
 
-def tiny_wav(seconds: float = 0.1, rate: int = 8000) -> bytes:
-    """A valid 16-bit stereo PCM WAV of silence (ingest probes it; the bench never decodes it)."""
-    data = b"\0" * (int(seconds * rate) * 4)
+def tiny_wav(number: int, seconds: float = 0.1, rate: int = 8000) -> bytes:
+    """A valid 16-bit stereo PCM WAV, silent but for its first frame, which holds `number`: every call's file is
+    its own recording (copies of one file are one call, and the rest would be set aside). Ingest probes it; the
+    bench never decodes it."""
+    data = struct.pack("<I", number) + b"\0" * (int(seconds * rate) * 4 - 4)
     return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " +
             struct.pack("<IHHIIHH", 16, 1, 2, rate, rate * 4, 4, 16) + b"data" + struct.pack("<I", len(data)) + data)
 
@@ -116,14 +119,14 @@ def build(args, work: Path, config: Path) -> None:
     nights: dict = defaultdict(list)
     for call, utterances in generate(10**12, seed=5, days=args.days, calls=args.calls):
         nights[call["call_date"]].append((call, utterances))
-    wav, meta_rows = tiny_wav(), []
+    meta_rows = []
     start = time.perf_counter()
     for night, (day, calls) in enumerate(sorted(nights.items())):
         for call, utterances in calls:
             rel = f"{day}/{call['call_id']}"
             if args.source == "recordings":
                 (recordings / day.isoformat()).mkdir(exist_ok=True)
-                (recordings / f"{rel}.wav").write_bytes(wav)
+                (recordings / f"{rel}.wav").write_bytes(tiny_wav(len(meta_rows)))
                 meta_rows.append({"file": f"{rel}.wav", "call_id": call["call_id"],
                                   "started_at": call["started_at"].isoformat(), "agent_id": call["agent_id"],
                                   "queue": call["queue"], "direction": call["direction"]})
@@ -143,7 +146,12 @@ def build(args, work: Path, config: Path) -> None:
         print(f"  night {night + 1}/{len(nights)} {day}: {summary['status']}, "
               f"{summary['counts']['transcribed'] + summary['counts']['imported']} new calls, "
               f"{time.perf_counter() - start:.0f} s so far", flush=True)
-    (work / "built.json").write_text(json.dumps({"calls": args.calls, "source": args.source, "days": args.days}))
+    (work / "built.json").write_text(json.dumps(built(args)))
+
+
+def built(args) -> dict:
+    """What a build folder holds; one of another build (an older bench's files) is built again."""
+    return {"calls": args.calls, "source": args.source, "days": args.days, "build": BUILD}
 
 
 def list_folder(folder: Path) -> float:
@@ -244,8 +252,7 @@ def main() -> None:
     originals = flow_tasks()
     plain_tasks()
     marker = work / "built.json"
-    if args.rebuild or not marker.exists() or json.loads(marker.read_text()) != {
-            "calls": args.calls, "source": args.source, "days": args.days}:
+    if args.rebuild or not marker.exists() or json.loads(marker.read_text()) != built(args):
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
@@ -259,8 +266,12 @@ def main() -> None:
     parts = sum(map(len, store.manifest().values()))
     pages = sum(1 for _ in (work / "out" / "scorecards").rglob("*.html"))
     size = (work / "out" / "callintel.duckdb").stat().st_size / 2**20
-    print(f"store: {work / 'out'}: {files:,} {args.source} files, {parts:,} committed part files, "
-          f"{pages:,} HTML scorecards, DuckDB {size:,.0f} MB")
+    stored = store.read("calls", ["call_id"]).num_rows
+    print(f"store: {work / 'out'}: {files:,} {args.source} files, {stored:,} stored calls, {parts:,} committed part "
+          f"files, {pages:,} HTML scorecards, DuckDB {size:,.0f} MB")
+    if stored != args.calls:
+        sys.exit(f"the build stored {stored:,} calls, not {args.calls:,}: see the failures table in {work / 'out'}; "
+                 "--rebuild builds it again")
 
     listing = min(list_folder(work / args.source) for _ in range(args.repeat))
     runs = [timed_rerun(config) for _ in range(args.repeat)]
@@ -280,6 +291,9 @@ def main() -> None:
     print(f"{'baseline: os.walk + stat of the ' + args.source + ' folder':<62}{listing:9.3f}   ratio "
           f"{total / listing:.1f}x (listing every file; a night lists only folders that changed since their calls "
           "were stored, see pipeline/listing.py)")
+    if counts["transcribed"] + counts["imported"] or summary["failures"]:
+        sys.exit(f"not a no-op night: {counts['transcribed'] + counts['imported']} new calls, "
+                 f"{len(summary['failures'])} failures (first: {(summary['failures'] or [{}])[0].get('error')})")
     if args.prefect:
         with_prefect(config, originals)
 
