@@ -87,12 +87,13 @@ def _plot(frame: pd.DataFrame, keys: list, path: str, what: str, with_calls: lis
     ax.set_ylabel("share of the day's calls")
     ax.set_title(f"{what}: share of calls per day (circled: emerging; a gap: no calls that day)")
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.legend(loc="upper left", fontsize=8)
+    # beside the chart, not on it: inside, it hid the first days' points of the busiest lines
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
     try:
         with writing(f"--plot {path}"):
-            fig.savefig(path, dpi=120)
+            fig.savefig(path, dpi=120, bbox_inches="tight")  # the legend outside the axes is kept
     except ValueError as exc:  # a name matplotlib cannot tell a format from: x.txt
         raise UsageProblem(f"--plot {path}: {exc}; end the name in .png") from None
     finally:
