@@ -38,8 +38,12 @@ GAP = re.compile(r"[\s,.;:/()+?!\"'_#\u2026\u2013\u2014-]*")  # what may sit bet
 TIGHT = re.compile(r"[ \t-]*")                          # "forty two" / "forty-two" is 42; "forty, two" is 40 2
 DAY_DIGITS = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?")
 DATE_WRITTEN = re.compile(r"\b(?:\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})|(?:19|20)\d\d-\d{1,2}-\d{1,2})\b")
+# Words that end a phrase before a website's "at" ("sign up at", "log in at", "find us online at"), not an
+# address's local part: "sign up at skyline dot com" is a web address, not up@skyline.com
+NOT_LOCAL = "in|on|up|us|me|him|her|them|online|back|out"
 SPOKEN_EMAIL = re.compile(
-    r"(?<![\w'.-])(?:[a-z0-9]\s){0,3}[a-z0-9]+(?:(?:\s*[._-]\s*|\s+(?:dot|underscore|dash|hyphen)\s+)[a-z0-9]+)*"
+    r"(?<![\w'.-])(?!(?:" + NOT_LOCAL + r")\s+(?:at|@)\s)"
+    r"(?:[a-z0-9]\s){0,3}[a-z0-9]+(?:(?:\s*[._-]\s*|\s+(?:dot|underscore|dash|hyphen)\s+)[a-z0-9]+)*"
     r"(?:\s+(?:" + "|".join(sorted(NUMBER_WORDS - SCALE - set(MULT))) + r"))*"  # "jsmith eighty four at ..."
     r"\s+(?:at|@)\s+[a-z0-9]+(?:(?:\s*\.\s*|\s+dot\s+)[a-z0-9]+)*(?:\s*\.\s*|\s+dot\s+)"
     r"(?:com|net|org|edu|gov|io|co|uk|us|ca|au|de|fr|ie|nz|info|biz|me)\b", re.I)
@@ -227,7 +231,9 @@ def emails(text: str) -> list[tuple[int, int]]:
 
 # A spoken address's local part may be several words ("jane doe at example dot org" is janedoe@), which the
 # pattern, joining words only by dot/underscore/dash, starts at the last of: "jane" was kept. Back to the cue:
-EMAIL_CUE = re.compile(r"\b(?:e-?mail|address)(?:\s+address)?(?:\s+is|'s|:)?\s+((?:[a-z0-9]+[\s._-]+){0,4})$", re.I)
+# (not over "me at" / "us at": "email us at help at ..." keeps the words before the address)
+EMAIL_CUE = re.compile(r"\b(?:e-?mail|address)(?:\s+address)?(?:\s+is|'s|:)?\s+((?:(?!(?:at|to|"
+                       + NOT_LOCAL + r")\b)[a-z0-9]+[\s._-]+){0,4})$", re.I)
 # or, without one, over words joined by a spoken dot/underscore/dash just before it ("jane dot doe test at ...")
 JOINED_BEFORE = re.compile(r"(?<![\w'])(?:[a-z0-9]+\s+(?:dot|underscore|dash|hyphen)\s+)+[a-z0-9]+\s+$", re.I)
 
