@@ -123,7 +123,9 @@ def _print_summary(summary: dict) -> None:
     echo = lambda s="": click.echo(s, err=False)  # noqa: E731
     echo()
     echo(f"callintel run {summary['run_id']}: {summary['status']}")
-    echo(f"  found       {c['found']} recordings/transcripts ({c['skipped']} already stored or before --since)")
+    # skipped counts copies of stored calls and files deleted on request too: each has its note
+    echo(f"  found       {c['found']} recordings/transcripts ({c['skipped']} not new: stored already, before --since "
+         "or set aside as a note says)")
     echo(f"  new calls   {c['transcribed'] + c['imported']} ({c['transcribed']} transcribed, {c['imported']} imported)")
     echo(f"  utterances  {c['utterances']} ({c['redacted']} pieces of personal data redacted)")
     retag = f", {c['retagged']} stored calls re-tagged" if c["retagged"] else ""

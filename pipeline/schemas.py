@@ -184,7 +184,7 @@ _TABLES = [
         ("status", pa.string()),           # ok | partial (some calls failed)
         ("config_hash", pa.string()),
         ("found", pa.int64()),             # recordings and transcripts discovered
-        ("skipped", pa.int64()),           # already stored
+        ("skipped", pa.int64()),           # not new: stored already, before --since, or set aside (a note says why)
         ("transcribed", pa.int64()),
         ("imported", pa.int64()),          # from the transcripts folder
         ("utterances", pa.int64()),
