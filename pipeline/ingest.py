@@ -289,7 +289,8 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
             failures.append(failure(rel, "ingest", f"{rel}: a symbolic link to a file outside the input folder; "
                                                    "not read"))
             continue
-        if path in writing:
+        if path in writing:  # set aside until it is whole: counted with the files not new tonight
+            skipped += 1
             notes.append(f"{rel}: {writing[path]}")
             continue
         unnamed, meta = describe(names, rel, metadata.rows.get(resolved, {}), zone)
@@ -329,11 +330,11 @@ def plan_recordings(folder: Path, known: pd.DataFrame, default_agent_channel: st
         elif job.call_id in exclude_ids:
             skipped += 1
             notes.append(f"{rel}: call {job.call_id} also came as a transcript; the transcript was used")
+        elif job.audio_sha256 in heard:  # a copy, under any id: one call, whatever the metadata says
+            copies.append((job, heard[job.audio_sha256]))
         elif job.call_id in ids:
             failures.append(failure(rel, "ingest",
                                     f"{rel}: same call_id {job.call_id} as {ids[job.call_id]}; not stored twice"))
-        elif job.audio_sha256 in heard:  # a copy under another id: one call, whatever the metadata says
-            copies.append((job, heard[job.audio_sha256]))
         else:
             ids[job.call_id], heard[job.audio_sha256] = rel, rel
             jobs.append(job)

@@ -125,8 +125,23 @@ def test_the_same_audio_twice_is_stored_once(folder):
     shutil.copy(JFK, folder / "copy.flac")
     plan = plan_recordings(folder, NOTHING_KNOWN, "left")
     assert len(plan.jobs) == 2
-    assert [f["source_path"] for f in plan.failures] == ["copy.flac"]
-    assert "same call_id" in plan.failures[0]["error"]
+    assert plan.failures == [{"source_path": "copy.flac", "stage": "ingest", "error": (
+        "copy.flac: the same recording (byte for byte) as 2026-11-09/a.flac; not stored twice")}]
+
+
+def test_copies_of_a_stored_call_arriving_together_are_that_call_not_failures(folder):
+    """Two copies of a stored call's file, without metadata ids, so both get the one id their audio gives: they
+    failed as each other's 'same call_id' before the stored call was looked up, every night."""
+    stored = {sha256(JFK): "c-1"}
+    (folder / "later").mkdir()
+    for name in ("x.flac", "y.flac"):
+        shutil.copy(JFK, folder / "later" / name)
+    plan = plan_recordings(folder, NOTHING_KNOWN, "left",
+                           stored_audio=lambda digests: {d: stored[d] for d in digests if d in stored})
+    assert [j.source_path for j in plan.jobs] == ["b.WAV"] and plan.failures == []
+    assert plan.skipped == 3 and [n for n in plan.notes if "c-1" in n] == [
+        f"{rel}: the same recording (byte for byte) as call c-1, stored on an earlier night; not stored again as "
+        f"call {sha256(JFK)[:16]}" for rel in ("2026-11-09/a.flac", "later/x.flac", "later/y.flac")]
 
 
 def test_one_recording_under_two_call_ids_is_stored_once_and_the_copy_named(folder):
@@ -233,7 +248,7 @@ def test_a_wav_still_being_recorded_is_stored_whole_once_it_has_not_changed_for_
     plan = plan_recordings(tmp_path, NOTHING_KNOWN, "left")
     note = ("live.wav: still being written (its WAV header gives no length yet and it changed in the last 10 min); "
             "retried next run, and taken once it has not changed for 10 min")
-    assert (plan.jobs, plan.notes, plan.failures, plan.found, plan.skipped) == ([], [note], [], 1, 0)
+    assert (plan.jobs, plan.notes, plan.failures, plan.found, plan.skipped) == ([], [note], [], 1, 1)  # found adds up
     recording(path, riff_size, data_size, halves=2, age_s=9 * 60)  # the call ended; a recorder that never fixes
     assert plan_recordings(tmp_path, NOTHING_KNOWN, "left").notes == [note]  # the header: quiet for 9 min only
     os.utime(path, (time.time() - 11 * 60, time.time() - 11 * 60))
