@@ -41,13 +41,16 @@ def changed_note(rel: str, call_id: str, redo: str = "") -> str:
 def unread_notes(folder: Path, transcripts: Path | None, found: int) -> list[str]:
     """What a night that found nothing to read says: an unmounted share looks like an empty folder, and a centre
     that records thousands of calls a night did not record none."""
-    if not folder.is_dir():  # a transcripts-only night
-        return [f"input folder {folder} does not exist: no recordings were looked for"]
+    notes = [] if folder.is_dir() else [f"input folder {folder} does not exist: no recordings were looked for"]
     if found:
-        return []
-    where = f"{folder} or {transcripts}" if transcripts else str(folder)
-    return [f"no recordings{' or transcripts' if transcripts else ''} at all in {where}: if calls were expected, "
-            "check that the folder is there and mounted"]
+        return notes
+    # an empty transcripts share beside a missing recordings folder is as empty a night as any
+    read = [(kind, where) for kind, where in (("recordings", folder if folder.is_dir() else None),
+                                              ("transcripts", transcripts)) if where is not None]
+    if not read:
+        return notes
+    return notes + [f"no {' or '.join(kind for kind, _ in read)} at all in {' or '.join(str(w) for _, w in read)}: "
+                    "if calls were expected, check that the folder is there and mounted"]
 
 
 def forgotten_note(rel: str) -> str:

@@ -315,7 +315,9 @@ def test_a_served_night_whose_folders_are_gone_fails_instead_of_reading_nothing(
     night = flows.nightly(input=str(tmp_path / "unmounted"), transcripts_dir=str(tmp_path / "tx"),
                           out=str(tmp_path / "out"), signals=str(ROOT / "signals"))
     assert night["status"] == "ok"
-    assert f"input folder {tmp_path / 'unmounted'} does not exist: no recordings were looked for" in night["notes"]
+    assert night["notes"] == [f"input folder {tmp_path / 'unmounted'} does not exist: no recordings were looked for",
+                              f"no transcripts at all in {tmp_path / 'tx'}: if calls were expected, check that the "
+                              "folder is there and mounted"]  # an empty transcripts share is said too
 
     (tmp_path / "mount").mkdir()  # a mount point with the share not mounted on it: an empty folder
     empty = flows.nightly(input=str(tmp_path / "mount"), out=str(tmp_path / "out"), signals=str(ROOT / "signals"))
