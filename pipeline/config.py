@@ -301,6 +301,8 @@ def input_problem(cfg: Config) -> str | None:
     if cfg.transcripts and not cfg.transcripts.is_dir():
         return f"{set_at(cfg, 'transcripts')}transcripts folder {cfg.transcripts} does not exist"
     if not cfg.input.is_dir() and not cfg.transcripts:
-        return (f"{set_at(cfg, 'input')}input folder {cfg.input} does not exist; give --input DIR (recordings) or "
-                "--transcripts DIR")
+        # said by `callintel check` too, which takes no folders: where each way of naming them goes
+        where = cfg.source if Path(cfg.source).is_file() else "a callintel.yaml"
+        return (f"{set_at(cfg, 'input')}input folder {cfg.input} does not exist; give `callintel run` --input DIR "
+                f"(recordings) or --transcripts DIR, or set input: or transcripts: in {where}")
     return None

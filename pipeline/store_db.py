@@ -132,7 +132,7 @@ class DatabaseMixin:
         """What analyst commands use: the published file, opened read-only."""
         if not self.db_path.exists():
             raise StoreError(f"{self.db_path.absolute()}: no database yet; run `callintel run` first, or run this "
-                             "from the folder with your callintel.yaml (or give --out DIR)")
+                             "from the folder with your callintel.yaml, or give --out the folder your runs write to")
         try:
             # read-only is the file; without external access a query cannot write files either (`COPY calls TO
             # '/tmp/x.csv'`, unredacted paths and metadata anywhere on disk) nor read or attach others

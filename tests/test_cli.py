@@ -50,12 +50,12 @@ def test_bad_config_exits_2_with_one_line_and_writes_nothing(tmp_path):
 
 def test_missing_input_folder_is_a_usage_error(tmp_path):
     result = invoke("run", "--input", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
-    assert result.output == (f"Error: input folder {tmp_path / 'nope'} does not exist; give --input DIR (recordings) "
-                             "or --transcripts DIR\n")
+    assert result.output == (f"Error: input folder {tmp_path / 'nope'} does not exist; give `callintel run` --input "
+                             "DIR (recordings) or --transcripts DIR, or set input: or transcripts: in callintel.yaml\n")
     assert result.exit_code == 2 and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("setting, said", [("input", "input folder {} does not exist; give --input DIR"),
+@pytest.mark.parametrize("setting, said", [("input", "input folder {} does not exist; give `callintel run` --input DIR"),
                                            ("transcripts", "transcripts folder {} does not exist"),
                                            ("signals", "signals folder {} does not exist (an empty folder is valid)")])
 def test_a_missing_folder_set_in_callintel_yaml_is_named_by_its_line(tmp_path, setting, said):
@@ -333,11 +333,12 @@ def test_commands_run_outside_the_project_folder_say_no_callintel_yaml_was_found
     sql = CliRunner().invoke(cli, ["sql", "SELECT 1"])
     assert sql.exit_code != 0
     assert f"{tmp_path}/data/out/callintel.duckdb: no database yet" in sql.output
-    assert "from the folder with your callintel.yaml (or give --out DIR)" in sql.output
+    assert "from the folder with your callintel.yaml, or give --out the folder your runs write to" in sql.output
     check = CliRunner().invoke(cli, ["check"])
     assert check.exit_code == 2
     # the shipped signals are used here (see the test after), so what is missing first is the input
-    assert "input folder data/demo does not exist; give --input DIR" in check.output
+    assert ("input folder data/demo does not exist; give `callintel run` --input DIR (recordings) or --transcripts "
+            "DIR, or set input: or transcripts: in a callintel.yaml") in check.output  # check takes no folders itself
 
 
 def test_a_callintel_yaml_that_names_no_signals_folder_uses_the_shipped_library(tmp_path, monkeypatch):
