@@ -27,7 +27,7 @@ from prefect.utilities.annotations import quote  # noqa: E402
 
 from pipeline import archive, audio_redact, batch, discover, ingest, parallel, qa, scorecard, tag  # noqa: E402
 from pipeline import ingest_notes, listing, prefect_server, transcribe, transcripts  # noqa: E402
-from pipeline.config import Config, input_problem, load_config, with_overrides  # noqa: E402
+from pipeline.config import Config, input_problem, load_config, set_at, with_overrides  # noqa: E402
 from pipeline.discover import load_topic_model  # noqa: E402
 from pipeline.file_names import FileNames  # noqa: E402
 from pipeline.progress import bar  # noqa: E402
@@ -130,7 +130,8 @@ def _night(cfg: Config, store: Store, run: Run, writer: Writer, since, progress:
                                known_ids=known_ids, out=cfg.out, stored_audio=store.calls_with_audio)
         run.counts["found"] += plan.found
         run.counts["skipped"] += plan.skipped
-        run.notes += plan.notes + ingest_notes.unread_notes(cfg.input, cfg.transcripts, run.counts["found"])
+        run.notes += plan.notes + ingest_notes.unread_notes(cfg.input, cfg.transcripts, run.counts["found"],
+                                                            "input" in cfg.overridden or bool(set_at(cfg, "input")))
         run.add_failures(plan.failures)
         _transcribe(cfg, writer, plan.jobs, progress)
     if run.counts["transcribed"] + run.counts["imported"]:  # said where a served night's owner reads

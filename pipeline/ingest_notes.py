@@ -38,10 +38,12 @@ def changed_note(rel: str, call_id: str, redo: str = "") -> str:
             f"the stored call was kept{redo}")
 
 
-def unread_notes(folder: Path, transcripts: Path | None, found: int) -> list[str]:
+def unread_notes(folder: Path, transcripts: Path | None, found: int, folder_named: bool = True) -> list[str]:
     """What a night that found nothing to read says: an unmounted share looks like an empty folder, and a centre
-    that records thousands of calls a night did not record none."""
-    notes = [] if folder.is_dir() else [f"input folder {folder} does not exist: no recordings were looked for"]
+    that records thousands of calls a night did not record none. folder_named: the recordings folder was set (in
+    callintel.yaml or an option), not the default a transcripts-only centre leaves alone."""
+    missing = not folder.is_dir() and folder_named  # a default folder that is not there is no news every night
+    notes = [f"input folder {folder} does not exist: no recordings were looked for"] if missing else []
     if found:
         return notes
     # an empty transcripts share beside a missing recordings folder is as empty a night as any

@@ -318,6 +318,11 @@ def test_a_served_night_whose_folders_are_gone_fails_instead_of_reading_nothing(
     assert night["notes"] == [f"input folder {tmp_path / 'unmounted'} does not exist: no recordings were looked for",
                               f"no transcripts at all in {tmp_path / 'tx'}: if calls were expected, check that the "
                               "folder is there and mounted"]  # an empty transcripts share is said too
+    # a transcripts-only centre's callintel.yaml names no recordings folder: the default one missing is no news
+    (tmp_path / "tx-only.yaml").write_text(f"transcripts: tx\nout: out\nsignals: {ROOT / 'signals'}\n")
+    quiet = flows.nightly(config=str(tmp_path / "tx-only.yaml"))
+    assert quiet["notes"] == [f"no transcripts at all in {tmp_path / 'tx'}: if calls were expected, check that the "
+                              "folder is there and mounted"]
 
     (tmp_path / "mount").mkdir()  # a mount point with the share not mounted on it: an empty folder
     empty = flows.nightly(input=str(tmp_path / "mount"), out=str(tmp_path / "out"), signals=str(ROOT / "signals"))
