@@ -102,20 +102,20 @@ def measure(calls: list[list[dict]]) -> list[dict]:
     n = len(calls)
     speech = intervals.islands(t.call, t.start, t.end, tie_break=np.arange(len(t.start)))
     gap_call, gap, after = intervals.gaps(speech)
-    longest = intervals.first_of_max(gap_call, gap, intervals.group_max(n, gap_call, gap))
-    talk = {side: intervals.islands(t.call[t.side == code], t.start[t.side == code], t.end[t.side == code])
-            for side, code in SIDE_CODES.items()}
+    max_silence = intervals.group_max(n, gap_call, gap)
+    longest = intervals.first_of_max(gap_call, gap, max_silence)
+    said_by = {side: t.side == code for side, code in SIDE_CODES.items()}
+    talk = {side: intervals.islands(t.call[mine], t.start[mine], t.end[mine]) for side, mine in said_by.items()}
     spurts = {side: _spurts_of(t, code) for side, code in SIDE_CODES.items()}
     cut_ins = {side: _cut_ins(spurts[side], spurts[other]) for side, other in (("agent", "customer"),
                                                                                 ("customer", "agent"))}
     columns = {
         "talk": {side: intervals.per_call(n, isl.call, isl.until - isl.at).tolist() for side, isl in talk.items()},
-        "words": {side: intervals.per_call(n, t.call[t.side == code], t.words[t.side == code]).tolist()
-                  for side, code in SIDE_CODES.items()},
+        "words": {side: intervals.per_call(n, t.call[mine], t.words[mine]).tolist() for side, mine in said_by.items()},
         "sided": ((intervals.per_call(n, t.call[t.side >= 0]) > 0) | (intervals.per_call(n, t.call) == 0)).tolist(),
         "overlap": intervals.overlap(n, talk["agent"], talk["customer"]).tolist(),
         "silence": intervals.per_call(n, gap_call, gap).tolist(),
-        "max_silence": intervals.group_max(n, gap_call, gap).tolist(),
+        "max_silence": max_silence.tolist(),
         "turns": intervals.per_call(n, t.call, t.new_run.astype(float)).astype(int).tolist(),
     }
     moments = _moments(n, cut_ins, t, speech, gap_call[longest], after[longest])
