@@ -55,9 +55,10 @@ def test_missing_input_folder_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("setting, said", [("input", "input folder {} does not exist; give `callintel run` --input DIR"),
-                                           ("transcripts", "transcripts folder {} does not exist"),
-                                           ("signals", "signals folder {} does not exist (an empty folder is valid)")])
+@pytest.mark.parametrize("setting, said", [
+    ("input", "input folder {} does not exist; give `callintel run` --input DIR"),
+    ("transcripts", "transcripts folder {} does not exist"),
+    ("signals", "signals folder {} does not exist (an empty folder is valid)")])
 def test_a_missing_folder_set_in_callintel_yaml_is_named_by_its_line(tmp_path, setting, said):
     """The line to edit (a typo, a share not mounted), not only the folder it resolved to."""
     config = tmp_path / "callintel.yaml"
