@@ -122,7 +122,8 @@ def measure(calls: list[list[dict]]) -> list[dict]:
     return [_row(k, columns, moments[k], sentiment) for k, sentiment in enumerate(_sentiment(n, t))]
 
 
-SIDE_CODES = {"agent": 0, "customer": 1}  # _Turns.side: -1 for any other speaker (unknown)
+SIDE_CODES = {"agent": 0, "customer": 1}  # _Turns.side: MONO for `unknown`, -1 for any other speaker
+MONO = -2
 
 
 class _Turns(NamedTuple):
@@ -131,10 +132,9 @@ class _Turns(NamedTuple):
     start: np.ndarray
     end: np.ndarray        # never before start: a turn timed to end before it starts is taken as a moment
     utt_idx: np.ndarray
-    side: np.ndarray       # SIDE_CODES, or -1
+    side: np.ndarray       # SIDE_CODES, MONO or -1
     words: np.ndarray      # words in the text
     new_run: np.ndarray    # the first turn of a run of one speaker
-    speaker: list[str]
     sentiment: np.ndarray  # NaN where not scored
     timed: list[tuple[int, list[dict]]]  # (turn, its word times) of turns that have them
 
@@ -152,8 +152,8 @@ class _Turns(NamedTuple):
         sentiment = np.fromiter((np.nan if (v := u.get("sentiment")) is None else v for u in rows), float, size)
         return cls(call, start, np.maximum(np.fromiter((u["end_s"] for u in rows), float, size), start),
                    np.fromiter((u["utt_idx"] for u in rows), np.int64, size),
-                   np.fromiter((SIDE_CODES.get(s, -1) for s in speaker), np.int64, size),
-                   np.fromiter((len((u.get("text") or "").split()) for u in rows), np.int64, size), new_run, speaker,
+                   np.fromiter((SIDE_CODES.get(s, MONO if s == "unknown" else -1) for s in speaker), np.int64, size),
+                   np.fromiter((len((u.get("text") or "").split()) for u in rows), np.int64, size), new_run,
                    sentiment, [(i, u["words"]) for i, u in enumerate(rows) if u.get("words")])
 
 
@@ -254,8 +254,8 @@ def _sentiment(n: int, t: _Turns) -> list[dict]:
     """Each call's customer sentiment at its start and end (mono calls: every turn's), from the turns that carry
     feeling: the mean of the first and of the last third of them, 1 to SENTIMENT_TURNS turns."""
     scored = ~np.isnan(t.sentiment)
-    customer = scored & np.array([s == "customer" for s in t.speaker], dtype=bool)
-    unknown = scored & np.array([s == "unknown" for s in t.speaker], dtype=bool)
+    customer = scored & (t.side == SIDE_CODES["customer"])
+    unknown = scored & (t.side == MONO)
     has_customer = intervals.per_call(n, t.call[customer]) > 0
     side = customer | (unknown & ~has_customer[t.call])
     has_side = intervals.per_call(n, t.call[side]) > 0
